@@ -1,0 +1,86 @@
+// Command patchbay binds the requirements of services to live providers and
+// keeps every host's files in step with them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/patchbay/patchbay/manifest"
+)
+
+// Exit codes: the CLI contract.
+const (
+	exitOK       = 0
+	exitUser     = 1 // bad input: fix the command line, a manifest, a config file
+	exitInternal = 2 // a backend is unreachable or something broke inside
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns its exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var reported alreadyReported
+	if !errors.As(err, &reported) {
+		fmt.Fprintln(stderr, "patchbay: "+err.Error())
+	}
+	return exitCode(err)
+}
+
+// exitCode is the one place where errors become exit codes.
+func exitCode(err error) int {
+	var ran commandError
+	switch {
+	case err == nil:
+		return exitOK
+	case !errors.As(err, &ran):
+		return exitUser // cobra refused the command line before anything ran
+	case errors.Is(err, manifest.ErrInvalid), errors.Is(err, errUsage):
+		return exitUser
+	default:
+		return exitInternal
+	}
+}
+
+// errUsage marks a command's error as the user's to fix.
+var errUsage = errors.New("usage")
+
+// usageErrorf returns an error that exits with exitUser.
+func usageErrorf(format string, args ...any) error {
+	return usage{msg: fmt.Sprintf(format, args...)}
+}
+
+type usage struct{ msg string }
+
+func (u usage) Error() string        { return u.msg }
+func (u usage) Is(target error) bool { return target == errUsage }
+
+// commandError marks an error returned by a command's own code, as opposed
+// to cobra's parsing of the command line.
+type commandError struct{ err error }
+
+func (e commandError) Error() string { return e.err.Error() }
+func (e commandError) Unwrap() error { return e.err }
+
+// alreadyReported is an error whose details the command printed itself
+// (every problem of a manifest, say); main adds nothing.
+type alreadyReported struct{ err error }
+
+func (e alreadyReported) Error() string { return e.err.Error() }
+func (e alreadyReported) Unwrap() error { return e.err }

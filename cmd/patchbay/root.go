@@ -1,0 +1,178 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+
+	"github.com/patchbay/patchbay/internal/suggest"
+	"github.com/patchbay/patchbay/manifest"
+)
+
+// globals are the settings every command shares, resolved with the
+// precedence defaults < config file < environment < flags.
+type globals struct {
+	ConsulAddr  string
+	ConsulToken string
+	NATSURL     string
+	Prefix      string
+	Federation  string
+	ConfigFile  string
+}
+
+// setting is one global: its flag, default, environment variables (first
+// set wins) and help.
+type setting struct {
+	name, def, help string
+	env             []string
+	dst             func(*globals) *string
+}
+
+var settings = []setting{
+	{"consul-addr", "127.0.0.1:8500", "Consul HTTP address", []string{"PATCHBAY_CONSUL_ADDR", "CONSUL_HTTP_ADDR"}, func(g *globals) *string { return &g.ConsulAddr }},
+	{"consul-token", "", "Consul ACL token", []string{"PATCHBAY_CONSUL_TOKEN", "CONSUL_HTTP_TOKEN"}, func(g *globals) *string { return &g.ConsulToken }},
+	{"nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated", []string{"PATCHBAY_NATS_URL", "NATS_URL"}, func(g *globals) *string { return &g.NATSURL }},
+	{"prefix", "patchbay/", "Consul KV prefix that holds patchbay's data", []string{"PATCHBAY_PREFIX"}, func(g *globals) *string { return &g.Prefix }},
+	{"federation", manifest.DefaultFederation, "federation of the services a command names", []string{"PATCHBAY_FEDERATION"}, func(g *globals) *string { return &g.Federation }},
+}
+
+// app is what the commands share: output streams and the resolved globals.
+type app struct {
+	stdout, stderr io.Writer
+	viper          *viper.Viper
+	g              globals
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	return newApp(stdout, stderr).rootCmd()
+}
+
+func newApp(stdout, stderr io.Writer) *app {
+	return &app{stdout: stdout, stderr: stderr, viper: viper.New()}
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "patchbay",
+		Short: "Bind service requirements to live providers and keep every host's files in step",
+		Long: `patchbay is a service registry and dependency resolver for clusters.
+
+Services declare in a manifest what they provide (API_URL = http://{HOST}:{PORT})
+and what they require (DATABASE_URL). The resolver binds requirements to live
+providers through Consul KV; a listener on every host turns NATS notifications
+into one queued, throttled provision run that re-renders env files and
+load-balancer configs and runs reload and provision commands.
+
+Settings come from flags, then PATCHBAY_* environment variables (and Consul's
+and NATS's own: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, NATS_URL), then the
+--config file, then defaults.`,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.loadGlobals(cmd) },
+	}
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())
+	})
+	flags := root.PersistentFlags()
+	flags.StringVar(&a.g.ConfigFile, "config", "", "config file (YAML, JSON or TOML) with the same keys as these flags [$PATCHBAY_CONFIG]")
+	for _, s := range settings {
+		flags.String(s.name, s.def, fmt.Sprintf("%s [$%s]", s.help, strings.Join(s.env, ", $")))
+	}
+	root.AddCommand(newVersionCmd(a), newValidateCmd(a))
+	markCommandErrors(root)
+	return root
+}
+
+// loadGlobals resolves the shared settings once flags are parsed.
+func (a *app) loadGlobals(cmd *cobra.Command) error {
+	v := a.viper
+	flags := cmd.Root().PersistentFlags()
+	for _, s := range settings {
+		if err := v.BindPFlag(s.name, flags.Lookup(s.name)); err != nil {
+			return fmt.Errorf("bind flag %s: %w", s.name, err)
+		}
+		if err := v.BindEnv(append([]string{s.name}, s.env...)...); err != nil {
+			return fmt.Errorf("bind environment for %s: %w", s.name, err)
+		}
+	}
+	if a.g.ConfigFile == "" {
+		a.g.ConfigFile = os.Getenv("PATCHBAY_CONFIG")
+	}
+	if a.g.ConfigFile != "" {
+		if err := readConfigFile(v, a.g.ConfigFile); err != nil {
+			return err
+		}
+	}
+	for _, s := range settings {
+		*s.dst(&a.g) = v.GetString(s.name)
+	}
+	if !manifest.IsDNSLabel(a.g.Federation) {
+		return usageErrorf("--federation %q is not a DNS label; use lower-case letters, digits and \"-\"", a.g.Federation)
+	}
+	return nil
+}
+
+// readConfigFile merges the config file into v, rejecting keys that are no
+// setting so that a typo does not silently fall back to a default.
+func readConfigFile(v *viper.Viper, path string) error {
+	file := viper.New()
+	file.SetConfigFile(path)
+	if err := file.ReadInConfig(); err != nil {
+		return usageErrorf("config file %s: %s; fix it or leave out --config", path, configErrorText(err))
+	}
+	for _, k := range file.AllKeys() {
+		if !slices.ContainsFunc(settings, func(s setting) bool { return s.name == k }) {
+			return usageErrorf("config file %s: unknown key %q%s; the keys are the global flags without dashes", path, k, didYouMean(k))
+		}
+	}
+	if err := v.MergeConfigMap(file.AllSettings()); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// didYouMean names the closest setting to a mistyped key.
+func didYouMean(k string) string {
+	names := make([]string, len(settings))
+	for i, s := range settings {
+		names[i] = s.name
+	}
+	if s, ok := suggest.Closest(k, names); ok {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
+}
+
+func configErrorText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// markCommandErrors wraps every command's RunE so that main can tell an
+// error of the command itself from cobra refusing the command line.
+func markCommandErrors(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		markCommandErrors(sub)
+	}
+	for _, hook := range []*func(*cobra.Command, []string) error{&c.RunE, &c.PersistentPreRunE} {
+		if fn := *hook; fn != nil {
+			*hook = func(cmd *cobra.Command, args []string) error {
+				if err := fn(cmd, args); err != nil {
+					return commandError{err}
+				}
+				return nil
+			}
+		}
+	}
+}

@@ -1,0 +1,162 @@
+// Package testcluster starts the real servers patchbay's integration tests
+// run against: a Consul agent (the binary built from tools/consul) and an
+// embedded NATS server, each on free loopback ports and stopped when the
+// test ends.
+//
+// With CI=true a missing Consul binary fails the test; elsewhere the test is
+// skipped with a message saying how to build it. PATCHBAY_TEST_CONSUL_LOGS=1
+// shows the agent's own log.
+package testcluster
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/hashicorp/consul/sdk/testutil"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+)
+
+// Consul is a running Consul agent in dev-server mode.
+type Consul struct {
+	Server *testutil.TestServer
+	Client *api.Client
+	Addr   string // host:port of the HTTP API
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Stop stops the agent and removes its data; safe to call more than once.
+// A dev agent interrupted exits with status 1 (it shuts down without
+// leaving its one-node cluster): that is a clean stop here.
+func (c *Consul) Stop() error {
+	c.stopOnce.Do(func() {
+		var exit *exec.ExitError
+		if err := c.Server.Stop(); err != nil && !errors.As(err, &exit) {
+			c.stopErr = err
+		}
+	})
+	return c.stopErr
+}
+
+// StartConsul starts a Consul agent, waits for it to elect itself leader and
+// stops it when the test ends.
+func StartConsul(t testing.TB) *Consul {
+	t.Helper()
+	RequireConsulBinary(t)
+	srv, err := testutil.NewTestServerConfigT(t, func(c *testutil.TestServerConfig) {
+		c.LogLevel = "warn"
+		if os.Getenv("PATCHBAY_TEST_CONSUL_LOGS") == "" {
+			c.Stdout, c.Stderr = io.Discard, io.Discard
+		}
+	})
+	if err != nil {
+		t.Fatalf("start consul: %v", err)
+	}
+	c := &Consul{Server: srv, Addr: srv.HTTPAddr}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Logf("stop consul: %v", err)
+		}
+	})
+	srv.WaitForLeader(t)
+	c.Client, err = api.NewClient(&api.Config{Address: srv.HTTPAddr})
+	if err != nil {
+		t.Fatalf("consul client: %v", err)
+	}
+	return c
+}
+
+var (
+	binaryOnce sync.Once
+	binaryErr  error
+)
+
+// RequireConsulBinary makes sure a consul binary is on PATH, adding the
+// repository's bin/ (where `make consul` builds it) when needed.
+func RequireConsulBinary(t testing.TB) {
+	t.Helper()
+	binaryOnce.Do(func() { binaryErr = findConsulBinary() })
+	if binaryErr == nil {
+		return
+	}
+	msg := fmt.Sprintf("%v; build it with `make consul` (or run the tests with `make test`)", binaryErr)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+func findConsulBinary() error {
+	if _, err := exec.LookPath("consul"); err == nil {
+		return nil
+	}
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		return fmt.Errorf("consul binary not on PATH")
+	}
+	bin := filepath.Join(filepath.Dir(self), "..", "..", "bin")
+	if _, err := os.Stat(filepath.Join(bin, "consul")); err != nil {
+		return fmt.Errorf("consul binary neither on PATH nor at %s", filepath.Clean(bin))
+	}
+	return os.Setenv("PATH", filepath.Clean(bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// NATS is a running embedded NATS server.
+type NATS struct {
+	Server *natsserver.Server
+	URL    string
+}
+
+// Stop shuts the server down and waits until it is gone; safe to call more
+// than once.
+func (n *NATS) Stop() {
+	n.Server.Shutdown()
+	n.Server.WaitForShutdown()
+}
+
+// StartNATS starts an embedded NATS server on a free loopback port and
+// stops it when the test ends.
+func StartNATS(t testing.TB) *NATS {
+	t.Helper()
+	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	go srv.Start() // returns at once; the server runs its own goroutines, ended by Shutdown
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		t.Fatal("nats server not ready within 10s")
+	}
+	n := &NATS{Server: srv, URL: srv.ClientURL()}
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// WaitClosed polls until nothing accepts connections at addr, or fails the
+// test after the deadline.
+func WaitClosed(t testing.TB, addr string, deadline time.Duration) {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			return
+		}
+		conn.Close()
+		if time.Now().After(end) {
+			t.Fatalf("%s still accepts connections %s after stop", addr, deadline)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
