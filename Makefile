@@ -1,7 +1,7 @@
 # patchbay's build and test entry points. `make test` is the one command CI
 # runs: it builds what the tests need, then vets and tests everything.
 
-CONSUL_VERSION := $(shell sed -n 's/^require github.com\/hashicorp\/consul //p' tools/consul/go.mod)
+CONSUL_VERSION := $(shell awk '$$1 == "github.com/hashicorp/consul" {print $$2; exit}' tools/consul/go.mod)
 
 .PHONY: test build consul fuzz clean
 

@@ -80,6 +80,10 @@ provides:
 			`svc.yaml:4:12: provides.WWW_URL: unknown placeholder {HOTS}; known are HOST, PORT, NODE, REGION, INDEX and the environment keys; did you mean "HOST"?`,
 		},
 	}, {
+		name:  "index without indexed",
+		files: map[string]string{"svc.yaml": "id: svc\nprovides: {A_URL: \"http://{HOST}/{INDEX}\"}\n"},
+		want:  []string{`svc.yaml:2:19: provides.A_URL: {INDEX} numbers the instances of indexed services only; add indexed: true`},
+	}, {
 		name:  "missing id",
 		files: map[string]string{"svc.yaml": "public: true\n"},
 		want:  []string{`svc.yaml:1:1: id: missing; give a DNS label such as "app-www"`},

@@ -62,6 +62,10 @@ func (v *validator) manifest(m *Manifest) {
 		v.keyName(k, []string{"environment", k}, "environment variable")
 	}
 	known := append(slices.Clone(InstancePlaceholders), mapKeys(m.Environment)...)
+	if !m.Indexed {
+		// only indexed services number their instances
+		known = slices.DeleteFunc(known, func(k string) bool { return k == PlaceholderIndex && m.Environment[k] == "" })
+	}
 	for _, k := range mapKeys(m.Provides) {
 		v.keyName(k, []string{"provides", k}, "provided key")
 		v.template(m.Provides[k], known, []string{"provides", k})
@@ -97,7 +101,9 @@ func (v *validator) template(s string, known []string, at []string) {
 		return
 	}
 	for _, name := range t.Names() {
-		if !slices.Contains(known, name) {
+		if name == PlaceholderIndex && !slices.Contains(known, name) {
+			v.report(at, "%s: {INDEX} numbers the instances of indexed services only; add indexed: true", strings.Join(at, "."))
+		} else if !slices.Contains(known, name) {
 			v.report(at, "%s: unknown placeholder {%s}; known are %s and the environment keys%s", strings.Join(at, "."), name, strings.Join(InstancePlaceholders, ", "), suggest(name, known))
 		}
 	}

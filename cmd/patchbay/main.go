@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/registry"
 )
 
 // Exit codes: the CLI contract.
@@ -51,7 +52,8 @@ func exitCode(err error) int {
 		return exitOK
 	case !errors.As(err, &ran):
 		return exitUser // cobra refused the command line before anything ran
-	case errors.Is(err, manifest.ErrInvalid), errors.Is(err, errUsage):
+	case errors.Is(err, manifest.ErrInvalid), errors.Is(err, errUsage),
+		errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrConflict), errors.Is(err, registry.ErrNotFound):
 		return exitUser
 	default:
 		return exitInternal

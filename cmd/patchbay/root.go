@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -24,6 +26,7 @@ type globals struct {
 	Prefix      string
 	Federation  string
 	ConfigFile  string
+	Timeout     time.Duration
 }
 
 // setting is one global: its flag, default, environment variables (first
@@ -47,6 +50,7 @@ type app struct {
 	stdout, stderr io.Writer
 	viper          *viper.Viper
 	g              globals
+	logLevel       slog.LevelVar
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -86,7 +90,9 @@ and NATS's own: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, NATS_URL), then the
 	for _, s := range settings {
 		flags.String(s.name, s.def, fmt.Sprintf("%s [$%s]", s.help, strings.Join(s.env, ", $")))
 	}
-	root.AddCommand(newVersionCmd(a), newValidateCmd(a))
+	flags.DurationVar(&a.g.Timeout, "timeout", 10*time.Second, "bound on each Consul request that is not a long-running watch")
+	flags.Var(&levelFlag{&a.logLevel}, "log-level", "log level: debug, info, warn, error")
+	root.AddCommand(newVersionCmd(a), newValidateCmd(a), newPublishCmd(a), newUnpublishCmd(a), newRegisterCmd(a), newDatastoreCmd(a))
 	markCommandErrors(root)
 	return root
 }
@@ -176,3 +182,15 @@ func markCommandErrors(c *cobra.Command) {
 		}
 	}
 }
+
+// levelFlag is a --log-level value.
+type levelFlag struct{ v *slog.LevelVar }
+
+func (f *levelFlag) String() string {
+	if f.v == nil {
+		return "info"
+	}
+	return strings.ToLower(f.v.Level().String())
+}
+func (f *levelFlag) Set(s string) error { return f.v.UnmarshalText([]byte(s)) }
+func (f *levelFlag) Type() string       { return "level" }

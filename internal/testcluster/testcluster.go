@@ -49,15 +49,32 @@ func (c *Consul) Stop() error {
 	return c.stopErr
 }
 
+// ConsulOption changes the test agent's configuration.
+type ConsulOption func(*testutil.TestServerConfig)
+
+// WithACLs enables ACLs with a default-deny policy; rootToken is the
+// initial management token (and the agent's own).
+func WithACLs(rootToken string) ConsulOption {
+	return func(c *testutil.TestServerConfig) {
+		c.ACL.Enabled = true
+		c.ACL.DefaultPolicy = "deny"
+		c.ACL.Tokens.InitialManagement = rootToken
+		c.ACL.Tokens.Agent = rootToken
+	}
+}
+
 // StartConsul starts a Consul agent, waits for it to elect itself leader and
 // stops it when the test ends.
-func StartConsul(t testing.TB) *Consul {
+func StartConsul(t testing.TB, opts ...ConsulOption) *Consul {
 	t.Helper()
 	RequireConsulBinary(t)
 	srv, err := testutil.NewTestServerConfigT(t, func(c *testutil.TestServerConfig) {
 		c.LogLevel = "warn"
 		if os.Getenv("PATCHBAY_TEST_CONSUL_LOGS") == "" {
 			c.Stdout, c.Stderr = io.Discard, io.Discard
+		}
+		for _, opt := range opts {
+			opt(c)
 		}
 	})
 	if err != nil {
@@ -70,11 +87,27 @@ func StartConsul(t testing.TB) *Consul {
 		}
 	})
 	srv.WaitForLeader(t)
-	c.Client, err = api.NewClient(&api.Config{Address: srv.HTTPAddr})
+	c.Client, err = api.NewClient(&api.Config{Address: srv.HTTPAddr, Token: srv.Config.ACL.Tokens.InitialManagement})
 	if err != nil {
 		t.Fatalf("consul client: %v", err)
 	}
 	return c
+}
+
+// CreateToken makes an ACL token with a policy of the given rules and
+// returns its secret.
+func CreateToken(t testing.TB, c *Consul, rootToken, rules string) string {
+	t.Helper()
+	w := &api.WriteOptions{Token: rootToken}
+	policy, _, err := c.Client.ACL().PolicyCreate(&api.ACLPolicy{Name: fmt.Sprintf("test-%d", time.Now().UnixNano()), Rules: rules}, w)
+	if err != nil {
+		t.Fatalf("create policy: %v", err)
+	}
+	token, _, err := c.Client.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: policy.ID}}}, w)
+	if err != nil {
+		t.Fatalf("create token: %v", err)
+	}
+	return token.SecretID
 }
 
 var (

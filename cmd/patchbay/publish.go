@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/manifest"
+)
+
+type publishResult struct {
+	Kind       string   `json:"kind"` // "service" or "datastores"
+	Name       string   `json:"name"`
+	Federation string   `json:"federation"`
+	Changed    bool     `json:"changed"`
+	Keys       []string `json:"changed_keys,omitempty"`
+}
+
+func newPublishCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "publish PATH...",
+		Short: "Validate manifests and datastores files and store them in Consul",
+		Long: `Publish validates like 'patchbay validate' and, only when everything is
+valid, stores each normalized manifest and datastore value in Consul.
+
+Writes use check-and-set: if two people publish the same service at the same
+moment, one of them gets a conflict (exit 1) instead of silently losing the
+other's change. Publishing identical content writes nothing. Datastore keys a
+file does not name are left alone; remove one with 'patchbay datastore rm'.`,
+		Example: `  patchbay publish examples/services
+  patchbay publish services/app-www --json`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errors.New("publish needs at least one PATH (a manifest file or a directory)")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was published as JSON")
+	cmd.RunE = func(cmd *cobra.Command, paths []string) error {
+		set, err := manifest.Load(paths...)
+		if err != nil {
+			var probs manifest.Problems
+			if errors.As(err, &probs) {
+				a.printValidation(validateReport{Problems: probs})
+				return alreadyReported{fmt.Errorf("nothing published: %w", err)}
+			}
+			return err
+		}
+		reg, err := a.registry()
+		if err != nil {
+			return err
+		}
+		var results []publishResult
+		for _, s := range set.Services {
+			changed, err := reg.Publish(cmd.Context(), &s.Manifest)
+			if err != nil {
+				return err
+			}
+			results = append(results, publishResult{Kind: "service", Name: s.Manifest.ID, Federation: s.Manifest.Federation, Changed: changed})
+		}
+		for _, d := range set.Datastores {
+			keys, err := reg.PublishDatastores(cmd.Context(), &d.Datastores)
+			if err != nil {
+				return err
+			}
+			results = append(results, publishResult{Kind: "datastores", Name: d.File, Federation: d.Datastores.Federation, Changed: len(keys) > 0, Keys: keys})
+		}
+		if asJSON {
+			return a.printJSON(results)
+		}
+		for _, r := range results {
+			verb := "unchanged"
+			if r.Changed {
+				verb = "published"
+			}
+			fmt.Fprintf(a.stdout, "%-9s %s %s (federation %s)\n", verb, r.Kind, r.Name, r.Federation)
+		}
+		return nil
+	}
+	return cmd
+}
+
+func newUnpublishCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unpublish SERVICE",
+		Short: "Remove a service's manifest from Consul",
+		Long: `Unpublish deletes the manifest of SERVICE in the --federation. Running
+instances keep running, but the resolver stops binding anything to them.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			reg, err := a.registry()
+			if err != nil {
+				return err
+			}
+			if err := reg.Unpublish(cmd.Context(), a.g.Federation, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "unpublished service %s (federation %s)\n", args[0], a.g.Federation)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/registry"
+)
+
+func newRegisterCmd(a *app) *cobra.Command {
+	var (
+		spec     registry.InstanceSpec
+		ownerTTL time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "register SERVICE --address A --port P [--node N] [--region R]",
+		Short: "Register one instance of a service and keep it alive while this runs",
+		Long: `Register makes this process the owner of one instance of SERVICE (in the
+--federation): it registers the instance in the Consul catalog with the
+manifest's health check and in patchbay's registry, and keeps it there until
+it is stopped (Ctrl-C or SIGTERM deregisters at once). If this process dies,
+the instance vanishes within about --owner-ttl; if the health check fails or
+the node fails, it vanishes at once, and comes back when they recover.
+
+It is for services without a listener, scripts and tests: a listener
+registers the instances of its node itself.`,
+		Example: "  patchbay register api --node api-1 --address 10.0.0.7 --port 8080 --region eu-1",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec.Service, spec.Federation = args[0], a.g.Federation
+			reg, err := a.registry()
+			if err != nil {
+				return err
+			}
+			owner, err := reg.Register(cmd.Context(), spec, registry.WithOwnerTTL(ownerTTL))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "registering %s (federation %s); waiting for its health check\n", owner.ID(), spec.Federation)
+			if err := owner.WaitRegistered(cmd.Context()); err == nil {
+				in, _ := owner.Current()
+				fmt.Fprintf(a.stdout, "registered %s at %s:%d%s; Ctrl-C deregisters\n", in.ID, in.Address, in.Port, indexNote(in.Index))
+			}
+			<-cmd.Context().Done()
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), a.g.Timeout)
+			defer cancel()
+			if err := owner.Close(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "deregistered %s\n", owner.ID())
+			return nil
+		},
+	}
+	hostname, _ := os.Hostname()
+	f := cmd.Flags()
+	f.StringVar(&spec.Node, "node", hostname, "node name the instance runs on")
+	f.StringVar(&spec.Address, "address", "", "address other services reach the instance at (required)")
+	f.IntVar(&spec.Port, "port", 0, "port the instance listens on (required)")
+	f.StringVar(&spec.Region, "region", "", "region label of the node")
+	f.DurationVar(&ownerTTL, "owner-ttl", registry.DefaultOwnerTTL, "how long the instance outlives this process if it dies")
+	_ = cmd.MarkFlagRequired("address")
+	_ = cmd.MarkFlagRequired("port")
+	return cmd
+}
+
+func indexNote(index int) string {
+	if index < 0 {
+		return ""
+	}
+	return fmt.Sprintf(" with index %d", index)
+}

@@ -1,0 +1,132 @@
+package registry
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/manifest"
+)
+
+// newClient returns a client on its own prefix, so subtests sharing one
+// Consul do not see each other's data.
+func newClient(t *testing.T, consul *testcluster.Consul, opts ...Option) *Client {
+	t.Helper()
+	prefix := "t/" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "/"
+	c, err := New(append([]Option{WithAddress(consul.Addr), WithPrefix(prefix), WithLogger(testLogger(t))}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func loadExamples(t *testing.T) *manifest.Set {
+	t.Helper()
+	set, err := manifest.Load("../examples/services")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func parseManifest(t *testing.T, doc string) *manifest.Manifest {
+	t.Helper()
+	m, err := manifest.Parse("test.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func publish(t *testing.T, c *Client, m *manifest.Manifest) {
+	t.Helper()
+	if _, err := c.Publish(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, deadline time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > deadline {
+			t.Fatalf("%s: not within %s", what, deadline)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// instances returns the live instances of service in the snapshot.
+func instances(t *testing.T, c *Client, service string) []Instance {
+	t.Helper()
+	snap, err := c.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Instance
+	for _, in := range snap.Instances {
+		if in.Service == service {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+func register(t *testing.T, c *Client, spec InstanceSpec, opts ...OwnerOption) *Owner {
+	t.Helper()
+	ctx := context.Background()
+	o, err := c.Register(ctx, spec, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = o.Close(ctx) })
+	return o
+}
+
+func waitRegistered(t *testing.T, o *Owner) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := o.WaitRegistered(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testLogger sends logs to the test's log, shown with -v or on failure.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// listen accepts TCP connections on a free loopback port until the test
+// ends, standing in for a service a health check probes; it returns the port.
+func listen(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,479 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/hashicorp/consul/api"
+
+	"github.com/patchbay/patchbay/manifest"
+)
+
+// Owner defaults. A dead owner's instance vanishes about OwnerTTL after its
+// last heartbeat: the owner check goes critical and Consul invalidates the
+// session at once, unlike a session TTL, which Consul stretches to 2× with a
+// 10 s minimum.
+const (
+	DefaultOwnerTTL   = 3 * time.Second
+	DefaultLockDelay  = time.Second
+	DefaultMaxBackoff = 5 * time.Second
+	// maxIndex bounds the search for a free {INDEX}.
+	maxIndex = 10000
+)
+
+// InstanceSpec names the instance an Owner registers.
+type InstanceSpec struct {
+	Federation string
+	Service    string
+	Node       string
+	Address    string
+	Port       int
+	Region     string
+}
+
+// ID is the instance's ID.
+func (s InstanceSpec) ID() string { return InstanceID(s.Service, s.Node, s.Port) }
+
+func (s InstanceSpec) validate() error {
+	switch {
+	case !manifest.IsDNSLabel(s.Federation):
+		return fmt.Errorf("%w: federation %q is not a DNS label", ErrInvalid, s.Federation)
+	case !manifest.IsDNSLabel(s.Service):
+		return fmt.Errorf("%w: service %q is not a DNS label", ErrInvalid, s.Service)
+	case s.Node == "":
+		return fmt.Errorf("%w: node name missing", ErrInvalid)
+	case s.Address == "":
+		return fmt.Errorf("%w: address missing", ErrInvalid)
+	case s.Port < 1 || s.Port > 65535:
+		return fmt.Errorf("%w: port %d is not 1 to 65535", ErrInvalid, s.Port)
+	}
+	return nil
+}
+
+// OwnerOption configures an Owner.
+type OwnerOption func(*ownerConfig)
+
+type ownerConfig struct {
+	ttl, lockDelay, maxBackoff time.Duration
+}
+
+// WithOwnerTTL sets how long the instance outlives its owner's last
+// heartbeat (default 3s; heartbeats go out three times per TTL).
+func WithOwnerTTL(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.ttl = d } }
+
+// WithLockDelay sets how long a unique service's lock or a freed index stays
+// unclaimable after its holder dies (default 1s).
+func WithLockDelay(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.lockDelay = d } }
+
+// WithMaxBackoff caps the wait between re-registration attempts (default 5s).
+func WithMaxBackoff(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.maxBackoff = d } }
+
+// Owner keeps one instance registered while it runs: in the Consul catalog
+// with the manifest's health check, and in KV under a session that Consul
+// invalidates when the node fails, the owner stops heartbeating or the
+// health check goes critical. Whenever the instance is lost and the owner
+// is alive, it registers again with exponential backoff.
+type Owner struct {
+	c        *Client
+	spec     InstanceSpec
+	cfg      ownerConfig
+	log      *slog.Logger
+	checkIDs checkIDs
+
+	current    atomic.Pointer[Instance] // set while registered; written by run only
+	registered chan struct{}            // closed at the first registration
+	once       sync.Once
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type checkIDs struct{ owner, health string }
+
+// Register starts an Owner for spec. It fails at once, touching nothing,
+// when the spec is invalid or the service is not published; after that,
+// failures are retried until Close.
+func (c *Client) Register(ctx context.Context, spec InstanceSpec, opts ...OwnerOption) (*Owner, error) {
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	if _, err := c.Manifest(ctx, spec.Federation, spec.Service); err != nil {
+		return nil, err
+	}
+	cfg := ownerConfig{ttl: DefaultOwnerTTL, lockDelay: DefaultLockDelay, maxBackoff: DefaultMaxBackoff}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	// A fresh owner check ID per owner: re-registering the catalog service
+	// drops a previous owner's check, which invalidates that owner's session
+	// at once, so a restarted owner takes over without waiting for a TTL.
+	nonce := make([]byte, 4)
+	_, _ = rand.Read(nonce)
+	id := spec.ID()
+	o := &Owner{
+		c: c, spec: spec, cfg: cfg,
+		log:        c.log.With("instance", id, "federation", spec.Federation),
+		checkIDs:   checkIDs{owner: id + ":owner:" + hex.EncodeToString(nonce), health: id + ":health"},
+		registered: make(chan struct{}),
+	}
+	ctx, o.cancel = context.WithCancel(ctx)
+	o.wg.Add(2)
+	go func() { defer o.wg.Done(); o.heartbeat(ctx) }()
+	go func() { defer o.wg.Done(); o.run(ctx) }()
+	return o, nil
+}
+
+// ID is the instance's ID.
+func (o *Owner) ID() string { return o.spec.ID() }
+
+// Current returns the instance as registered now, if it is.
+func (o *Owner) Current() (Instance, bool) {
+	if in := o.current.Load(); in != nil {
+		return *in, true
+	}
+	return Instance{}, false
+}
+
+// WaitRegistered blocks until the instance has been registered once.
+func (o *Owner) WaitRegistered(ctx context.Context) error {
+	select {
+	case <-o.registered:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("registry: waiting for %s to register: %w", o.ID(), ctx.Err())
+	}
+}
+
+// Close deregisters the instance at once and stops the owner.
+func (o *Owner) Close(ctx context.Context) error {
+	o.cancel()
+	o.wg.Wait()
+	q, cancel := o.c.query(ctx)
+	defer cancel()
+	// run has destroyed the session, removing the instance, index and lock
+	// keys; this removes the catalog entry and its checks.
+	if err := o.c.consul.Agent().ServiceDeregisterOpts(o.ID(), q); err != nil {
+		return o.c.fail(ctx, err, "deregister %s", o.ID())
+	}
+	return nil
+}
+
+// heartbeat keeps the owner check passing. A failure is only logged: if
+// the check lapses, the session ends and run registers again.
+func (o *Owner) heartbeat(ctx context.Context) {
+	tick := time.NewTicker(o.cfg.ttl / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := o.passOwnerCheck(ctx); err != nil {
+				o.log.Debug("owner heartbeat failed", "err", err)
+			}
+		}
+	}
+}
+
+func (o *Owner) passOwnerCheck(ctx context.Context) error {
+	q, cancel := o.c.query(ctx)
+	defer cancel()
+	return o.c.consul.Agent().UpdateTTLOpts(o.checkIDs.owner, "owner alive", api.HealthPassing, q)
+}
+
+// run registers the instance and registers it again whenever it is lost,
+// until ctx ends.
+func (o *Owner) run(ctx context.Context) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, o.cfg.maxBackoff, 0
+	for ctx.Err() == nil {
+		err := o.registerAndHold(ctx, b.Reset)
+		o.current.Store(nil)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := b.NextBackOff()
+		o.log.Info("instance not registered; retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// registerAndHold registers the instance and returns when it is lost. It
+// calls registered once the instance is in KV.
+func (o *Owner) registerAndHold(ctx context.Context, registered func()) error {
+	m, err := o.c.Manifest(ctx, o.spec.Federation, o.spec.Service)
+	if err != nil {
+		return err
+	}
+	if err := o.registerService(ctx, m); err != nil {
+		return err
+	}
+	sid, err := o.createSession(ctx)
+	if err != nil {
+		return err
+	}
+	defer o.destroySession(sid)
+	lost := make(<-chan struct{})
+	if m.Unique {
+		var unlock func()
+		if lost, unlock, err = o.lockUnique(ctx, sid); err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	in, err := o.instance(ctx, m, sid)
+	if err != nil {
+		return err
+	}
+	if err := o.acquire(ctx, o.c.keys.instance(in.Federation, in.Service, in.ID), sid, in); err != nil {
+		return err
+	}
+	o.current.Store(&in)
+	o.once.Do(func() { close(o.registered) })
+	registered()
+	o.log.Info("instance registered", "address", in.Address, "port", in.Port, "index", in.Index)
+	return o.hold(ctx, in, lost)
+}
+
+// registerService puts the instance in the Consul catalog with an owner
+// TTL check (passing from the start) and the manifest's health check.
+func (o *Owner) registerService(ctx context.Context, m *manifest.Manifest) error {
+	s := o.spec
+	tags := []string{"patchbay", "federation=" + s.Federation}
+	if m.Public {
+		tags = append(tags, "public")
+	}
+	reg := &api.AgentServiceRegistration{
+		ID: o.ID(), Name: s.Service, Address: s.Address, Port: s.Port, Tags: tags,
+		Meta: map[string]string{"patchbay_federation": s.Federation, "patchbay_node": s.Node, "patchbay_region": s.Region},
+		Checks: api.AgentServiceChecks{{
+			CheckID: o.checkIDs.owner, Name: "patchbay owner of " + o.ID(), TTL: o.cfg.ttl.String(),
+			Status: api.HealthPassing, DeregisterCriticalServiceAfter: "1m",
+		}},
+	}
+	if hc, err := o.healthCheck(m); err != nil {
+		return err
+	} else if hc != nil {
+		reg.Checks = append(reg.Checks, hc)
+	}
+	w, cancel := o.c.write(ctx)
+	defer cancel()
+	if err := o.c.consul.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(w.Context())); err != nil {
+		return o.c.fail(ctx, err, "register service %s in the catalog", o.ID())
+	}
+	return nil
+}
+
+// healthCheck turns the manifest's health section into a Consul check.
+func (o *Owner) healthCheck(m *manifest.Manifest) (*api.AgentServiceCheck, error) {
+	h := m.Health
+	if h == nil {
+		return nil, nil
+	}
+	vars := o.vars(m, -1)
+	check := &api.AgentServiceCheck{CheckID: o.checkIDs.health, Name: m.ID + " health"}
+	var err error
+	switch {
+	case h.HTTP != "":
+		check.HTTP, err = manifest.Expand(h.HTTP, vars)
+	case h.TCP != "":
+		check.TCP, err = manifest.Expand(h.TCP, vars)
+	default:
+		check.TTL = h.TTL.String()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry: health check of %s: %w", m.ID, err)
+	}
+	if h.TTL == 0 {
+		check.Interval, check.Timeout = h.Interval.String(), h.Timeout.String()
+	}
+	return check, nil
+}
+
+// createSession makes the session that holds the instance's keys. It fails
+// while the health check is not passing yet, and run retries.
+func (o *Owner) createSession(ctx context.Context) (string, error) {
+	if err := o.passOwnerCheck(ctx); err != nil {
+		return "", o.c.fail(ctx, err, "pass owner check of %s", o.ID())
+	}
+	entry := &api.SessionEntry{
+		Name:          "patchbay instance " + o.ID(),
+		Behavior:      api.SessionBehaviorDelete,
+		LockDelay:     o.cfg.lockDelay,
+		NodeChecks:    []string{"serfHealth"},
+		ServiceChecks: []api.ServiceCheck{{ID: o.checkIDs.owner}},
+	}
+	if _, err := o.checkExists(ctx, o.checkIDs.health); err == nil {
+		entry.ServiceChecks = append(entry.ServiceChecks, api.ServiceCheck{ID: o.checkIDs.health})
+	}
+	w, cancel := o.c.write(ctx)
+	defer cancel()
+	sid, _, err := o.c.consul.Session().Create(entry, w)
+	if err != nil {
+		return "", o.c.fail(ctx, err, "create session for %s (it needs its health check passing)", o.ID())
+	}
+	return sid, nil
+}
+
+func (o *Owner) checkExists(ctx context.Context, id string) (bool, error) {
+	q, cancel := o.c.query(ctx)
+	defer cancel()
+	checks, err := o.c.consul.Agent().ChecksWithFilterOpts(fmt.Sprintf("CheckID == %q", id), q)
+	if err != nil {
+		return false, err
+	}
+	if len(checks) == 0 {
+		return false, ErrNotFound
+	}
+	return true, nil
+}
+
+// destroySession releases every key the session holds. It runs on the way
+// out of registerAndHold, so it gets its own bounded context.
+func (o *Owner) destroySession(sid string) {
+	ctx, cancel := context.WithTimeout(context.Background(), o.c.timeout)
+	defer cancel()
+	if _, err := o.c.consul.Session().Destroy(sid, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+		o.log.Debug("destroy session", "session", sid, "err", err)
+	}
+}
+
+// lockUnique blocks until this instance holds its unique service, standing
+// by while another does. The returned channel closes if the lock is lost;
+// unlock stops consul/api's monitor of the lock.
+func (o *Owner) lockUnique(ctx context.Context, sid string) (lost <-chan struct{}, unlock func(), err error) {
+	key := o.c.keys.uniqueLock(o.spec.Federation, o.spec.Service)
+	lock, err := o.c.consul.LockOpts(&api.LockOptions{Key: key, Session: sid, Value: []byte(o.ID())})
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry: lock %s: %w", key, err)
+	}
+	o.log.Info("unique service: standing by until the lock is free", "key", key)
+	lost, err = lock.Lock(ctx.Done())
+	if err != nil {
+		return nil, nil, o.c.fail(ctx, err, "acquire %s", key)
+	}
+	if lost == nil {
+		return nil, nil, fmt.Errorf("registry: lock %s: %w", key, ctx.Err())
+	}
+	return lost, func() { _ = lock.Unlock() }, nil
+}
+
+// instance builds the instance record, allocating its index if the service
+// is indexed.
+func (o *Owner) instance(ctx context.Context, m *manifest.Manifest, sid string) (Instance, error) {
+	s := o.spec
+	in := Instance{ID: o.ID(), Service: s.Service, Federation: s.Federation, Node: s.Node, Address: s.Address, Port: s.Port, Region: s.Region, Index: -1, Public: m.Public, Provides: map[string]string{}}
+	if m.Indexed {
+		n, err := o.allocateIndex(ctx, sid)
+		if err != nil {
+			return in, err
+		}
+		in.Index = n
+	}
+	vars := o.vars(m, in.Index)
+	for k, tpl := range m.Provides {
+		v, err := manifest.Expand(tpl, vars)
+		if err != nil {
+			return in, fmt.Errorf("registry: provides %s of %s: %w", k, m.ID, err)
+		}
+		in.Provides[k] = v
+	}
+	return in, nil
+}
+
+// vars are the placeholder values of this instance: environment keys,
+// overridden by the instance's own.
+func (o *Owner) vars(m *manifest.Manifest, index int) map[string]string {
+	vars := map[string]string{}
+	for k, v := range m.Environment {
+		vars[k] = v
+	}
+	vars[manifest.PlaceholderHost] = o.spec.Address
+	vars[manifest.PlaceholderPort] = strconv.Itoa(o.spec.Port)
+	vars[manifest.PlaceholderNode] = o.spec.Node
+	vars[manifest.PlaceholderRegion] = o.spec.Region
+	if index >= 0 {
+		vars[manifest.PlaceholderIndex] = strconv.Itoa(index)
+	}
+	return vars
+}
+
+// allocateIndex claims the smallest index no live instance holds. Each
+// index is a key acquired by the session, which is atomic, so two live
+// instances never share one; the key goes with the session.
+func (o *Owner) allocateIndex(ctx context.Context, sid string) (int, error) {
+	base := o.c.keys.indexes(o.spec.Federation, o.spec.Service)
+	for n := range maxIndex {
+		w, cancel := o.c.write(ctx)
+		ok, _, err := o.c.consul.KV().Acquire(&api.KVPair{Key: base + strconv.Itoa(n), Value: []byte(o.ID()), Session: sid}, w)
+		cancel()
+		if err != nil {
+			return -1, o.c.fail(ctx, err, "claim index %d of %s", n, o.spec.Service)
+		}
+		if ok {
+			return n, nil
+		}
+	}
+	return -1, fmt.Errorf("registry: %s has no free index below %d", o.spec.Service, maxIndex)
+}
+
+// acquire writes the instance record held by the session.
+func (o *Owner) acquire(ctx context.Context, key, sid string, in Instance) error {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("registry: encode instance %s: %w", in.ID, err)
+	}
+	w, cancel := o.c.write(ctx)
+	defer cancel()
+	ok, _, err := o.c.consul.KV().Acquire(&api.KVPair{Key: key, Value: data, Session: sid}, w)
+	if err != nil {
+		return o.c.fail(ctx, err, "write %s", key)
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s is held by another session (a previous owner not yet expired?)", ErrConflict, key)
+	}
+	return nil
+}
+
+// errLost reports that Consul removed the instance.
+var errLost = errors.New("registry: instance removed (session invalidated: owner check, health check or node failed)")
+
+// hold watches the instance's own key with blocking queries (one key, so
+// no other change wakes it) and returns when the key is gone or the unique
+// lock is lost.
+func (o *Owner) hold(ctx context.Context, in Instance, lost <-chan struct{}) error {
+	key := o.c.keys.instance(in.Federation, in.Service, in.ID)
+	var index uint64
+	for {
+		select {
+		case <-lost:
+			return fmt.Errorf("registry: unique lock of %s lost", in.Service)
+		default:
+		}
+		q := (&api.QueryOptions{WaitIndex: index, WaitTime: time.Minute}).WithContext(ctx)
+		pair, meta, err := o.c.consul.KV().Get(key, q)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			return o.c.fail(ctx, err, "watch %s", key)
+		case pair == nil:
+			return errLost
+		}
+		index = meta.LastIndex
+	}
+}

@@ -1,0 +1,52 @@
+package registry
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// keys is patchbay's KV layout under its prefix. The resolver's inputs live
+// under one subtree (registry/) so that a single blocking query watches them
+// all, and writes elsewhere (bindings, status) do not wake it:
+//
+//	registry/manifests/<fed>/<service>             normalized manifest JSON
+//	registry/instances/<fed>/<service>/<instance>  instance JSON, held by its owner's session
+//	registry/datastores/<fed>/<KEY>                static provider value
+//	indexes/<fed>/<service>/<n>                    held by the session of the instance numbered n
+//	locks/unique/<fed>/<service>                   held by the live instance of a unique service
+//	bindings/<fed>/<service>/<region>              the resolver's output
+//	status/<node>                                  a node's last provision
+//	rollout/<fed>/<group>/halt                     halt flag; rollout/<fed>/<group>/slots/ the semaphore
+type keys struct{ prefix string }
+
+func (k keys) inputs() string                 { return k.prefix + "registry/" }
+func (k keys) manifests() string              { return k.prefix + "registry/manifests/" }
+func (k keys) manifest(fed, id string) string { return k.manifests() + fed + "/" + id }
+func (k keys) instances() string              { return k.prefix + "registry/instances/" }
+func (k keys) instance(fed, service, id string) string {
+	return k.instances() + fed + "/" + service + "/" + id
+}
+func (k keys) datastores() string               { return k.prefix + "registry/datastores/" }
+func (k keys) datastore(fed, key string) string { return k.datastores() + fed + "/" + key }
+func (k keys) indexes(fed, service string) string {
+	return k.prefix + "indexes/" + fed + "/" + service + "/"
+}
+func (k keys) uniqueLock(fed, service string) string {
+	return k.prefix + "locks/unique/" + fed + "/" + service
+}
+func (k keys) status() string                { return k.prefix + "status/" }
+func (k keys) nodeStatus(node string) string { return k.status() + node }
+func (k keys) rollout(fed, group string) string {
+	return k.prefix + "rollout/" + fed + "/" + group + "/"
+}
+
+// parts splits key below base into its path segments, checking the count.
+func parts(key, base string, n int) ([]string, error) {
+	rest, ok := strings.CutPrefix(key, base)
+	p := strings.Split(rest, "/")
+	if !ok || len(p) != n || slices.Contains(p, "") {
+		return nil, fmt.Errorf("unexpected key layout, want %s followed by %d segments", base, n)
+	}
+	return p, nil
+}

@@ -1,0 +1,111 @@
+package registry
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/patchbay/patchbay/manifest"
+)
+
+// Snapshot reads manifests, live instances and datastores in one
+// consistent request, at one Consul index. Entries that cannot be read are
+// listed in Skipped and logged, never fatal: one bad key written by hand
+// must not stop the resolver.
+func (c *Client) Snapshot(ctx context.Context) (*Snapshot, error) {
+	q, cancel := c.query(ctx)
+	defer cancel()
+	pairs, meta, err := c.consul.KV().List(c.keys.inputs(), q)
+	if err != nil {
+		return nil, c.fail(ctx, err, "read %s", c.keys.inputs())
+	}
+	snap := &Snapshot{Index: meta.LastIndex}
+	for _, p := range pairs {
+		if err := c.addToSnapshot(snap, p); err != nil {
+			snap.Skipped = append(snap.Skipped, SkippedKey{Key: p.Key, Reason: err.Error()})
+			c.log.Warn("skipping unreadable registry entry", "key", p.Key, "reason", err)
+		}
+	}
+	slices.SortFunc(snap.Manifests, func(a, b manifest.Manifest) int {
+		return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.ID, b.ID))
+	})
+	slices.SortFunc(snap.Instances, func(a, b Instance) int {
+		return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.Service, b.Service), cmp.Compare(a.ID, b.ID))
+	})
+	slices.SortFunc(snap.Datastores, func(a, b Datastore) int {
+		return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.Key, b.Key))
+	})
+	return snap, nil
+}
+
+func (c *Client) addToSnapshot(snap *Snapshot, p *api.KVPair) error {
+	k := c.keys
+	switch {
+	case strings.HasPrefix(p.Key, k.manifests()):
+		seg, err := parts(p.Key, k.manifests(), 2)
+		if err != nil {
+			return err
+		}
+		var m manifest.Manifest
+		if err := json.Unmarshal(p.Value, &m); err != nil {
+			return fmt.Errorf("malformed manifest JSON: %w", err)
+		}
+		if m.Federation != seg[0] || m.ID != seg[1] {
+			return fmt.Errorf("manifest %s/%s stored under the key of %s/%s", m.Federation, m.ID, seg[0], seg[1])
+		}
+		snap.Manifests = append(snap.Manifests, m)
+	case strings.HasPrefix(p.Key, k.instances()):
+		seg, err := parts(p.Key, k.instances(), 3)
+		if err != nil {
+			return err
+		}
+		var in Instance
+		if err := json.Unmarshal(p.Value, &in); err != nil {
+			return fmt.Errorf("malformed instance JSON: %w", err)
+		}
+		if in.Federation != seg[0] || in.Service != seg[1] || in.ID != seg[2] {
+			return fmt.Errorf("instance %s of %s/%s stored under the key of %s", in.ID, in.Federation, in.Service, p.Key)
+		}
+		snap.Instances = append(snap.Instances, in)
+	case strings.HasPrefix(p.Key, k.datastores()):
+		seg, err := parts(p.Key, k.datastores(), 2)
+		if err != nil {
+			return err
+		}
+		snap.Datastores = append(snap.Datastores, Datastore{Federation: seg[0], Key: seg[1], Value: string(p.Value)})
+	default:
+		return fmt.Errorf("not part of patchbay's layout")
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// DefaultWatchWait is how long one blocking query waits before Consul
+// answers with no change.
+const DefaultWatchWait = 5 * time.Minute
+
+// Watch blocks until something under the registry's inputs changes after
+// index, and returns the new index. It returns early, with index unchanged,
+// when Consul's wait time passes with no change. An index of 0 returns at
+// once.
+func (c *Client) Watch(ctx context.Context, index uint64) (uint64, error) {
+	q := (&api.QueryOptions{WaitIndex: index, WaitTime: DefaultWatchWait}).WithContext(ctx)
+	_, meta, err := c.consul.KV().Keys(c.keys.inputs(), "", q)
+	if err != nil {
+		return index, c.fail(ctx, err, "watch %s", c.keys.inputs())
+	}
+	if meta.LastIndex < index {
+		// Consul's index went backwards (a snapshot restore, say): start over,
+		// as its documentation on blocking queries says to.
+		return 0, nil
+	}
+	return meta.LastIndex, nil
+}

@@ -1,0 +1,65 @@
+// Package registry is the only package that talks to Consul. It stores
+// manifests, datastores and live instances in Consul KV, registers instances
+// in the Consul catalog, and offers the locks, semaphores and status records
+// the resolver and listeners coordinate with.
+package registry
+
+import (
+	"fmt"
+
+	"github.com/patchbay/patchbay/manifest"
+)
+
+// Instance is one running copy of a service on one node, as stored in KV
+// while its owner's session lives: presence means live and healthy.
+type Instance struct {
+	ID         string `json:"id"` // "<service>@<node>:<port>", unique in its federation
+	Service    string `json:"service"`
+	Federation string `json:"federation"`
+	Node       string `json:"node"`
+	Address    string `json:"address"`
+	Port       int    `json:"port"`
+	Region     string `json:"region,omitempty"`
+	// Index is the instance's number within an indexed service; -1 otherwise.
+	Index int `json:"index"`
+	// Public copies the manifest's flag at registration, so that readers
+	// filtering public routes need not join with manifests.
+	Public bool `json:"public"`
+	// Provides holds the manifest's provides with this instance's HOST,
+	// PORT, NODE, REGION and INDEX filled in.
+	Provides map[string]string `json:"provides"`
+}
+
+// InstanceID names the instance of service on node at port.
+func InstanceID(service, node string, port int) string {
+	return fmt.Sprintf("%s@%s:%d", service, node, port)
+}
+
+// Datastore is one static provider value.
+type Datastore struct {
+	Federation string `json:"federation"`
+	Key        string `json:"key"`
+	Value      string `json:"value"`
+}
+
+// Snapshot is everything the resolver needs, read at one Consul index.
+// Every slice is sorted (manifests by federation and id, instances by
+// federation, service and id, datastores by federation and key), so equal
+// cluster states give equal snapshots.
+type Snapshot struct {
+	// Index is the Consul KV index the snapshot was read at; a watch
+	// started from it returns on the next change.
+	Index      uint64              `json:"index"`
+	Manifests  []manifest.Manifest `json:"manifests"`
+	Instances  []Instance          `json:"instances"`
+	Datastores []Datastore         `json:"datastores"`
+	// Skipped lists entries under the prefix that could not be read
+	// (malformed JSON written by hand, say); they are left out, not fatal.
+	Skipped []SkippedKey `json:"skipped,omitempty"`
+}
+
+// SkippedKey is a KV entry a reader left out, and why.
+type SkippedKey struct {
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
+}

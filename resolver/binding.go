@@ -1,0 +1,104 @@
+// Package resolver binds the requirements of services to live providers.
+//
+// Everything here is pure: Resolve, Explain and BuildGraph read a snapshot
+// or manifests and return values, with no I/O, clock or goroutines, so the
+// same input always gives byte-identical output. The leader-elected loop
+// that feeds snapshots in and writes bindings out lives elsewhere.
+package resolver
+
+import (
+	"cmp"
+	"slices"
+)
+
+// Binding is the resolver's answer for one service in one region.
+type Binding struct {
+	Federation string `json:"federation"`
+	Service    string `json:"service"`
+	// Region is "" for the binding of consumers in no or an unknown region.
+	Region string `json:"region"`
+	// Revision is set by the resolver loop, not by Resolve, which leaves 0.
+	Revision uint64 `json:"revision"`
+	// Vars holds every requirement, resolved or not.
+	Vars map[string]Var `json:"vars"`
+	// Unresolved lists the non-optional vars that did not resolve, by Var.
+	Unresolved []Unresolved `json:"unresolved,omitempty"`
+}
+
+// Var is the value of one requirement.
+type Var struct {
+	Select string `json:"select"` // "one" | "all"
+	// Value is, for select one, the bound value (template expanded); for
+	// select all, the values joined with ","; "" when unresolved.
+	Value string `json:"value"`
+	// Providers is, for select one, the one chosen (one entry per key of a
+	// template); for select all, every provider sorted by (Instance, Key).
+	Providers []Provider `json:"providers,omitempty"`
+	Optional  bool       `json:"optional,omitempty"`
+	Resolved  bool       `json:"resolved"`
+}
+
+// Provider is where one value of a Var came from.
+type Provider struct {
+	Key       string `json:"key"` // the provided key this value came from
+	Value     string `json:"value"`
+	Service   string `json:"service,omitempty"`  // "" for a datastore
+	Instance  string `json:"instance,omitempty"` // instance ID; "" for a datastore
+	Node      string `json:"node,omitempty"`
+	Address   string `json:"address,omitempty"`
+	Port      int    `json:"port,omitempty"`
+	Region    string `json:"region,omitempty"`
+	Public    bool   `json:"public,omitempty"`
+	Datastore bool   `json:"datastore,omitempty"`
+}
+
+// Unresolved is a requirement that could not be bound, and why.
+type Unresolved struct {
+	Var    string `json:"var"`
+	Key    string `json:"key"`    // key, glob or template it needed
+	Reason string `json:"reason"` // a sentence a person can act on
+}
+
+// Result is the bindings of a whole snapshot.
+//
+// A Result is read-only: bindings whose select-all requirements resolve
+// alike share one Providers slice rather than copying thousands of
+// load-balancer upstreams per region.
+type Result struct {
+	Bindings []Binding // sorted by (Federation, Service, Region)
+}
+
+// Lookup returns the binding of service in fed for region exactly; a
+// consumer without a binding for its region reads the one for region "".
+func (r *Result) Lookup(fed, service, region string) (*Binding, bool) {
+	i, ok := slices.BinarySearchFunc(r.Bindings, Binding{Federation: fed, Service: service, Region: region}, compareBindings)
+	if !ok {
+		return nil, false
+	}
+	return &r.Bindings[i], true
+}
+
+// Ready reports whether every non-optional var resolved, that is whether
+// templates needing this binding may be rendered.
+func (b *Binding) Ready() bool {
+	for _, v := range b.Vars {
+		if !v.Resolved && !v.Optional {
+			return false
+		}
+	}
+	return true
+}
+
+func compareBindings(a, b Binding) int {
+	return cmp.Or(
+		cmp.Compare(a.Federation, b.Federation),
+		cmp.Compare(a.Service, b.Service),
+		cmp.Compare(a.Region, b.Region),
+	)
+}
+
+// compareProviders orders select-all providers; datastores (no instance)
+// sort first, which only matters when a datastore is the sole provider.
+func compareProviders(a, b Provider) int {
+	return cmp.Or(cmp.Compare(a.Instance, b.Instance), cmp.Compare(a.Key, b.Key))
+}

@@ -1,0 +1,596 @@
+package resolver
+
+import (
+	"cmp"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/registry"
+)
+
+// Resolve binds every requirement of every manifest in snap, for region ""
+// and for each region the service's own instances run in. Only live
+// instances and datastores of the consumer's own federation are ever
+// candidates. Revision is left 0: numbering is the resolver loop's job.
+func Resolve(snap *registry.Snapshot) *Result {
+	e := newEngine(snap)
+	res := &Result{}
+	for _, m := range e.manifests {
+		fed := fedOf(m.Federation)
+		plans := newPlans(m, e.templates)
+		for _, region := range e.regionsOf(fed, m.ID) {
+			res.Bindings = append(res.Bindings, e.bind(fed, m.ID, region, plans))
+		}
+	}
+	// Manifests are sorted by (federation, id) and regions with "" first,
+	// so the bindings already are; sorting again would only cost time.
+	return res
+}
+
+func (e *engine) bind(fed, service, region string, plans []plan) Binding {
+	b := Binding{Federation: fed, Service: service, Region: region, Vars: make(map[string]Var, len(plans))}
+	for i := range plans {
+		q := newQuery(&plans[i], fed, service, region)
+		v, reason := e.resolveVar(&q)
+		b.Vars[q.name] = v
+		if reason != "" && !q.req.Optional {
+			b.Unresolved = append(b.Unresolved, Unresolved{Var: q.name, Key: q.display(), Reason: reason})
+		}
+	}
+	return b
+}
+
+// fedOf treats an empty federation as the default one, as manifests do.
+func fedOf(fed string) string {
+	if fed == "" {
+		return manifest.DefaultFederation
+	}
+	return fed
+}
+
+// engine is the state of one Resolve or Explain call: indexes built once
+// and caches that make repeated requirements cheap. It is never shared.
+type engine struct {
+	manifests []*manifest.Manifest // sorted by (federation, id), unique
+	feds      map[string]*fedIndex
+	fedNames  []string                // sorted
+	regions   map[serviceKey][]string // "" first, then the instances' regions
+	templates map[string]parsedTemplate
+	memo      map[memoKey]memoEntry // select-all answers, shared across bindings
+}
+
+type serviceKey struct{ fed, service string }
+
+// fedIndex is who provides what within one federation.
+type fedIndex struct {
+	byKey      map[string][]*registry.Instance // providers of each key, by instance ID
+	keys       []string                        // every key instances provide, sorted
+	globs      map[string][]group              // pattern → groups of matching keys
+	datastores map[string]string
+	dsKeys     []string // sorted
+}
+
+// group is the instances offering one key, sorted by instance ID. A
+// template's group has key "" since each instance offers several keys.
+type group struct {
+	key   string
+	insts []*registry.Instance
+}
+
+func newEngine(snap *registry.Snapshot) *engine {
+	e := &engine{
+		feds:      map[string]*fedIndex{},
+		regions:   map[serviceKey][]string{},
+		templates: map[string]parsedTemplate{},
+		memo:      map[memoKey]memoEntry{},
+	}
+	e.addManifests(snap.Manifests)
+	e.addInstances(snap.Instances)
+	for _, d := range snap.Datastores {
+		ds := e.fed(fedOf(d.Federation)).datastores
+		// Keys are unique in the registry; should one repeat, the smaller
+		// value wins so that input order never matters.
+		if old, ok := ds[d.Key]; !ok || d.Value < old {
+			ds[d.Key] = d.Value
+		}
+	}
+	for name, fi := range e.feds {
+		e.fedNames = append(e.fedNames, name)
+		fi.keys = sortedKeys(fi.byKey)
+		fi.dsKeys = sortedKeys(fi.datastores)
+	}
+	slices.Sort(e.fedNames)
+	for k, rs := range e.regions {
+		slices.Sort(rs[1:])
+		e.regions[k] = slices.Compact(rs)
+	}
+	return e
+}
+
+func (e *engine) addManifests(ms []manifest.Manifest) {
+	for i := range ms {
+		e.manifests = append(e.manifests, &ms[i])
+		e.fed(fedOf(ms[i].Federation))
+	}
+	slices.SortStableFunc(e.manifests, func(a, b *manifest.Manifest) int {
+		return cmp.Or(cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)), cmp.Compare(a.ID, b.ID))
+	})
+	// The registry stores one manifest per (federation, id); a repeat here
+	// would make two bindings with one name, so keep the first.
+	e.manifests = slices.CompactFunc(e.manifests, func(a, b *manifest.Manifest) bool {
+		return fedOf(a.Federation) == fedOf(b.Federation) && a.ID == b.ID
+	})
+}
+
+func (e *engine) addInstances(list []registry.Instance) {
+	insts := make([]*registry.Instance, len(list))
+	for i := range list {
+		insts[i] = &list[i]
+	}
+	// Sorting here rather than trusting the snapshot's order makes every
+	// answer independent of how the snapshot was assembled.
+	slices.SortFunc(insts, compareInstances)
+	for _, in := range insts {
+		fed := fedOf(in.Federation)
+		fi := e.fed(fed)
+		for k := range in.Provides {
+			fi.byKey[k] = append(fi.byKey[k], in)
+		}
+		sk := serviceKey{fed, in.Service}
+		rs, ok := e.regions[sk]
+		if !ok {
+			rs = []string{""}
+		}
+		if in.Region != "" {
+			rs = append(rs, in.Region)
+		}
+		e.regions[sk] = rs
+	}
+}
+
+func compareInstances(a, b *registry.Instance) int {
+	return cmp.Or(
+		cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)),
+		cmp.Compare(a.ID, b.ID),
+		cmp.Compare(a.Service, b.Service),
+		cmp.Compare(a.Node, b.Node),
+		cmp.Compare(a.Address, b.Address),
+		cmp.Compare(a.Port, b.Port),
+		cmp.Compare(a.Region, b.Region),
+	)
+}
+
+func (e *engine) fed(name string) *fedIndex {
+	fi, ok := e.feds[name]
+	if !ok {
+		fi = &fedIndex{byKey: map[string][]*registry.Instance{}, globs: map[string][]group{}, datastores: map[string]string{}}
+		e.feds[name] = fi
+	}
+	return fi
+}
+
+func (e *engine) regionsOf(fed, service string) []string {
+	if rs, ok := e.regions[serviceKey{fed, service}]; ok {
+		return rs
+	}
+	return []string{""}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// match returns the groups of the keys pattern matches, cached because a
+// few load balancers ask for the same glob from every region.
+func (fi *fedIndex) match(pattern string) []group {
+	if gs, ok := fi.globs[pattern]; ok {
+		return gs
+	}
+	var gs []group
+	for _, k := range fi.keys {
+		if ok, _ := path.Match(pattern, k); ok {
+			gs = append(gs, group{k, fi.byKey[k]})
+		}
+	}
+	fi.globs[pattern] = gs
+	return gs
+}
+
+// missing returns the keys the federation's datastores lack.
+func (fi *fedIndex) missing(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		if _, ok := fi.datastores[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// plan is one requirement prepared once per manifest, then asked from
+// each of the service's regions.
+type plan struct {
+	name    string
+	req     manifest.Requirement // Select and Region defaulted
+	keys    []string             // the key (or glob), or the template's names
+	tmpl    *manifest.Template   // set for a template requirement
+	invalid string               // why it cannot resolve whatever runs
+}
+
+type parsedTemplate struct {
+	t    manifest.Template
+	keys []string
+	err  error
+}
+
+func newPlans(m *manifest.Manifest, cache map[string]parsedTemplate) []plan {
+	plans := make([]plan, 0, len(m.Requires))
+	for _, name := range sortedKeys(m.Requires) {
+		plans = append(plans, newPlan(name, m.Requires[name], cache))
+	}
+	return plans
+}
+
+func newPlan(name string, req manifest.Requirement, cache map[string]parsedTemplate) plan {
+	req.Select = cmp.Or(req.Select, manifest.SelectOne)
+	req.Region = cmp.Or(req.Region, manifest.RegionPreferLocal)
+	p := plan{name: name, req: req, keys: []string{req.Key}}
+	if req.Template != "" && req.Key == "" {
+		pt, ok := cache[req.Template]
+		if !ok {
+			pt.t, pt.err = manifest.ParseTemplate(req.Template)
+			pt.keys = pt.t.Names()
+			cache[req.Template] = pt
+		}
+		p.tmpl, p.keys = &pt.t, pt.keys
+		if pt.err != nil {
+			p.invalid = pt.err.Error()
+		}
+	}
+	p.invalid = cmp.Or(p.invalid, checkRequirement(req, p.keys))
+	return p
+}
+
+// checkRequirement catches what validation rejects, so that a manifest
+// written past the validator yields a reason instead of a guess.
+func checkRequirement(r manifest.Requirement, keys []string) string {
+	modes := []string{manifest.RegionPreferLocal, manifest.RegionLocalOnly, manifest.RegionAny}
+	switch {
+	case r.Select != manifest.SelectOne && r.Select != manifest.SelectAll:
+		return fmt.Sprintf("select %q is not one or all", r.Select)
+	case !slices.Contains(modes, r.Region):
+		return fmt.Sprintf("region %q is not one of %s", r.Region, strings.Join(modes, ", "))
+	case r.Key != "" && r.Template != "":
+		return "it gives both key and template"
+	case len(keys) == 0 || keys[0] == "":
+		return "it names no provided key"
+	case r.Select == manifest.SelectOne && manifest.IsGlob(r.Key):
+		return fmt.Sprintf("key %q is a glob, which needs select: all", r.Key)
+	case r.Select == manifest.SelectAll && r.Template != "":
+		return "a template binds one provider; use select: one"
+	}
+	return ""
+}
+
+// display is what Unresolved.Key shows: the key, glob or template.
+func (p *plan) display() string { return cmp.Or(p.req.Key, p.req.Template) }
+
+// what names the provided key(s) in reasons.
+func (p *plan) what() string { return strings.Join(p.keys, "+") }
+
+func (p *plan) min() int {
+	if p.req.Min == nil {
+		return manifest.DefaultSelectAllMin
+	}
+	return max(*p.req.Min, 0)
+}
+
+// query is one requirement as seen by one consumer binding.
+type query struct {
+	*plan
+	fed, service, region string
+	seed                 uint64 // rendezvous hash state after consumer and region
+}
+
+func newQuery(p *plan, fed, service, region string) query {
+	h := fnvString(fnvOffset, service)
+	h = fnvString(fnvByte(h, 0), region)
+	return query{plan: p, fed: fed, service: service, region: region, seed: fnvByte(h, 0)}
+}
+
+func (q *query) emptyVar() Var { return Var{Select: q.req.Select, Optional: q.req.Optional} }
+
+func (e *engine) resolveVar(q *query) (Var, string) {
+	if q.invalid != "" {
+		return q.emptyVar(), "invalid requirement: " + q.invalid + "; fix the manifest (patchbay validate)"
+	}
+	fi := e.feds[q.fed]
+	gs := fi.groups(q)
+	if q.req.Select == manifest.SelectAll {
+		return e.selectAll(q, fi, gs)
+	}
+	return e.selectOne(q, fi, gs)
+}
+
+// groups returns the instances that may offer what q needs. A template's
+// candidates are the providers of its rarest key, since an instance
+// offering the whole template is in every key's list.
+func (fi *fedIndex) groups(q *query) []group {
+	switch {
+	case q.tmpl != nil:
+		shortest := fi.byKey[q.keys[0]]
+		for _, k := range q.keys[1:] {
+			if l := fi.byKey[k]; len(l) < len(shortest) {
+				shortest = l
+			}
+		}
+		return []group{{"", shortest}}
+	case manifest.IsGlob(q.req.Key):
+		return fi.match(q.req.Key)
+	}
+	return []group{{q.req.Key, fi.byKey[q.req.Key]}}
+}
+
+func (e *engine) selectOne(q *query, fi *fedIndex, gs []group) (Var, string) {
+	narrowed := q.narrows(gs)
+	if in := q.pick(gs, narrowed); in != nil {
+		return q.bindInstance(in)
+	}
+	if q.datastoreVerdict(fi, false) == kept {
+		return q.bindDatastore(fi)
+	}
+	return q.emptyVar(), e.whyNone(q, narrowed)
+}
+
+// pick returns the admitted instance with the highest rendezvous score.
+func (q *query) pick(gs []group, narrowed bool) *registry.Instance {
+	var best *registry.Instance
+	var bestScore uint64
+	for _, g := range gs {
+		for _, in := range g.insts {
+			if q.judge(in, narrowed) != kept {
+				continue
+			}
+			if s := q.score(in); best == nil || beats(s, in, bestScore, best) {
+				best, bestScore = in, s
+			}
+		}
+	}
+	return best
+}
+
+func (q *query) bindInstance(in *registry.Instance) (Var, string) {
+	v := q.emptyVar()
+	if q.tmpl == nil {
+		v.Value, v.Providers, v.Resolved = in.Provides[q.req.Key], []Provider{instanceProvider(in, q.req.Key)}, true
+		return v, ""
+	}
+	val, err := q.tmpl.Expand(in.Provides)
+	if err != nil { // judge admitted only complete instances; kept for safety
+		return q.emptyVar(), fmt.Sprintf("cannot expand %q from %s: %v", q.req.Template, in.ID, err)
+	}
+	v.Value, v.Resolved = val, true
+	for _, k := range sortedCopy(q.keys) {
+		v.Providers = append(v.Providers, instanceProvider(in, k))
+	}
+	return v, ""
+}
+
+func (q *query) bindDatastore(fi *fedIndex) (Var, string) {
+	v := q.emptyVar()
+	v.Providers = datastoreProviders(fi, q.keys)
+	if q.tmpl == nil {
+		v.Value = fi.datastores[q.req.Key]
+	} else if val, err := q.tmpl.Expand(fi.datastores); err == nil {
+		v.Value = val
+	}
+	v.Resolved = true
+	return v, ""
+}
+
+func datastoreProviders(fi *fedIndex, keys []string) []Provider {
+	ps := make([]Provider, 0, len(keys))
+	for _, k := range sortedCopy(keys) {
+		ps = append(ps, Provider{Key: k, Value: fi.datastores[k], Datastore: true})
+	}
+	return ps
+}
+
+func instanceProvider(in *registry.Instance, key string) Provider {
+	return Provider{
+		Key: key, Value: in.Provides[key],
+		Service: in.Service, Instance: in.ID, Node: in.Node, Address: in.Address,
+		Port: in.Port, Region: in.Region, Public: in.Public,
+	}
+}
+
+func sortedCopy(s []string) []string {
+	if slices.IsSorted(s) {
+		return s
+	}
+	return slices.Sorted(slices.Values(s))
+}
+
+// memoKey is everything a select-all answer depends on: it ignores the
+// consumer, so every binding asking the same thing shares one answer.
+type memoKey struct {
+	fed, key, mode, scope string // scope: the region when narrowed
+	public, narrowed, opt bool
+	min                   int
+}
+
+type memoEntry struct {
+	v      Var
+	reason string
+}
+
+func (e *engine) selectAll(q *query, fi *fedIndex, gs []group) (Var, string) {
+	narrowed := q.narrows(gs)
+	mk := memoKey{fed: q.fed, key: q.req.Key, mode: q.req.Region, public: q.req.Public, narrowed: narrowed, opt: q.req.Optional, min: q.min()}
+	if narrowed {
+		mk.scope = q.region
+	}
+	if m, ok := e.memo[mk]; ok {
+		return m.v, m.reason
+	}
+	v, reason := q.emptyVar(), ""
+	v.Providers = q.listed(gs, narrowed)
+	if len(v.Providers) == 0 && q.datastoreVerdict(fi, false) == kept {
+		v.Providers = datastoreProviders(fi, q.keys)
+	}
+	if len(v.Providers) < q.min() {
+		reason = e.whyFewer(q, v.Providers, narrowed)
+	} else {
+		v.Value, v.Resolved = joinValues(v.Providers), true
+	}
+	e.memo[mk] = memoEntry{v, reason}
+	return v, reason
+}
+
+// listed returns every admitted (instance, key) pair, sorted.
+func (q *query) listed(gs []group, narrowed bool) []Provider {
+	var ps []Provider
+	for _, g := range gs {
+		for _, in := range g.insts {
+			if q.judge(in, narrowed) == kept {
+				ps = append(ps, instanceProvider(in, g.key))
+			}
+		}
+	}
+	if len(gs) > 1 { // one group is in instance order already
+		slices.SortFunc(ps, compareProviders)
+	}
+	return ps
+}
+
+func joinValues(ps []Provider) string {
+	n := max(len(ps)-1, 0)
+	for _, p := range ps {
+		n += len(p.Value)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p.Value)
+	}
+	return b.String()
+}
+
+// verdict is what the rules decided about one candidate. Resolve only
+// compares it with kept; Explain words it.
+type verdict uint8
+
+const (
+	kept verdict = iota
+	otherFederation
+	incomplete // lacks some key of the template
+	notPublic
+	notLocal
+	lowerScore
+	liveBeatsDatastore
+	datastoreNotPublic
+	datastoreGlob
+	datastoreIncomplete
+	numVerdicts
+)
+
+// judge applies the rules that concern one instance alone; narrowed says
+// whether the region filter keeps only the consumer's region.
+func (q *query) judge(in *registry.Instance, narrowed bool) verdict {
+	switch {
+	case fedOf(in.Federation) != q.fed:
+		return otherFederation
+	case q.tmpl != nil && !providesAll(in, q.keys):
+		return incomplete
+	case q.req.Public && !in.Public:
+		return notPublic
+	case narrowed && in.Region != q.region:
+		return notLocal
+	}
+	return kept
+}
+
+func providesAll(in *registry.Instance, keys []string) bool {
+	for _, k := range keys {
+		if _, ok := in.Provides[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// narrows reports whether only providers in the consumer's region count:
+// always for local-only, never for any, and for prefer-local when the
+// region has an otherwise admissible provider. A consumer in no region
+// prefers nothing.
+func (q *query) narrows(gs []group) bool {
+	switch q.req.Region {
+	case manifest.RegionLocalOnly:
+		return true
+	case manifest.RegionAny:
+		return false
+	}
+	if q.region == "" {
+		return false
+	}
+	for _, g := range gs {
+		for _, in := range g.insts {
+			if in.Region == q.region && q.judge(in, false) == kept {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// datastoreVerdict decides whether the federation's datastores may serve
+// q; liveKept says whether a live instance was admitted.
+func (q *query) datastoreVerdict(fi *fedIndex, liveKept bool) verdict {
+	switch {
+	case q.req.Public:
+		return datastoreNotPublic
+	case manifest.IsGlob(q.req.Key):
+		return datastoreGlob
+	case liveKept:
+		return liveBeatsDatastore
+	case len(fi.missing(q.keys)) > 0:
+		return datastoreIncomplete
+	}
+	return kept
+}
+
+// Rendezvous hashing: every node of a consumer in a region computes the
+// same scores, and removing a provider moves only the consumers it won.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvByte(h uint64, c byte) uint64 { return (h ^ uint64(c)) * fnvPrime }
+
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h = fnvByte(h, s[i])
+	}
+	return h
+}
+
+// score is fnv-1a 64 of service "\x00" region "\x00" instance ID.
+func (q *query) score(in *registry.Instance) uint64 { return fnvString(q.seed, in.ID) }
+
+// beats orders candidates by score, then by ID so that even a hash tie
+// has one answer.
+func beats(s uint64, a *registry.Instance, t uint64, b *registry.Instance) bool {
+	return s > t || (s == t && a.ID < b.ID)
+}
