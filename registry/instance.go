@@ -23,9 +23,15 @@ import (
 // last heartbeat: the owner check goes critical and Consul invalidates the
 // session at once, unlike a session TTL, which Consul stretches to 2× with a
 // 10 s minimum.
+//
+// The lock delay is as good as none. A dead owner has been silent for the
+// whole owner TTL already, and patchbay cannot fence an owner that is alive
+// but cut off (its service keeps running), so a delay would only slow down a
+// unique service's takeover: consul/api's Lock waits 5 s after an acquire
+// the delay refuses.
 const (
 	DefaultOwnerTTL   = 3 * time.Second
-	DefaultLockDelay  = time.Second
+	DefaultLockDelay  = 0
 	DefaultMaxBackoff = 5 * time.Second
 	// maxIndex bounds the search for a free {INDEX}.
 	maxIndex = 10000
@@ -72,7 +78,7 @@ type ownerConfig struct {
 func WithOwnerTTL(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.ttl = d } }
 
 // WithLockDelay sets how long a unique service's lock or a freed index stays
-// unclaimable after its holder dies (default 1s).
+// unclaimable after its holder dies (default none).
 func WithLockDelay(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.lockDelay = d } }
 
 // WithMaxBackoff caps the wait between re-registration attempts (default 5s).
@@ -236,12 +242,17 @@ func (o *Owner) registerAndHold(ctx context.Context, registered func()) error {
 		defer unlock()
 	}
 	in, err := o.instance(ctx, m, sid)
+	if in.Index >= 0 {
+		defer o.deleteKey(o.c.keys.indexes(in.Federation, in.Service)+strconv.Itoa(in.Index), sid)
+	}
 	if err != nil {
 		return err
 	}
-	if err := o.acquire(ctx, o.c.keys.instance(in.Federation, in.Service, in.ID), sid, in); err != nil {
+	instanceKey := o.c.keys.instance(in.Federation, in.Service, in.ID)
+	if err := o.acquire(ctx, instanceKey, sid, in); err != nil {
 		return err
 	}
+	defer o.deleteKey(instanceKey, sid)
 	o.current.Store(&in)
 	o.once.Do(func() { close(o.registered) })
 	registered()
@@ -310,23 +321,25 @@ func (o *Owner) createSession(ctx context.Context) (string, error) {
 	if err := o.passOwnerCheck(ctx); err != nil {
 		return "", o.c.fail(ctx, err, "pass owner check of %s", o.ID())
 	}
-	entry := &api.SessionEntry{
-		Name:          "patchbay instance " + o.ID(),
-		Behavior:      api.SessionBehaviorDelete,
-		LockDelay:     o.cfg.lockDelay,
-		NodeChecks:    []string{"serfHealth"},
-		ServiceChecks: []api.ServiceCheck{{ID: o.checkIDs.owner}},
+	// Written through consul/api's raw client because its SessionEntry
+	// drops a zero LockDelay, which Consul then reads as its 15 s default.
+	entry := map[string]any{
+		"Name":          "patchbay instance " + o.ID(),
+		"Behavior":      api.SessionBehaviorDelete,
+		"LockDelay":     o.cfg.lockDelay.String(),
+		"NodeChecks":    []string{"serfHealth"},
+		"ServiceChecks": []api.ServiceCheck{{ID: o.checkIDs.owner}},
 	}
 	if _, err := o.checkExists(ctx, o.checkIDs.health); err == nil {
-		entry.ServiceChecks = append(entry.ServiceChecks, api.ServiceCheck{ID: o.checkIDs.health})
+		entry["ServiceChecks"] = []api.ServiceCheck{{ID: o.checkIDs.owner}, {ID: o.checkIDs.health}}
 	}
 	w, cancel := o.c.write(ctx)
 	defer cancel()
-	sid, _, err := o.c.consul.Session().Create(entry, w)
-	if err != nil {
+	var out struct{ ID string }
+	if _, err := o.c.consul.Raw().Write("/v1/session/create", entry, &out, w); err != nil {
 		return "", o.c.fail(ctx, err, "create session for %s (it needs its health check passing)", o.ID())
 	}
-	return sid, nil
+	return out.ID, nil
 }
 
 func (o *Owner) checkExists(ctx context.Context, id string) (bool, error) {
@@ -340,6 +353,23 @@ func (o *Owner) checkExists(ctx context.Context, id string) (bool, error) {
 		return false, ErrNotFound
 	}
 	return true, nil
+}
+
+// deleteKey removes a key while session sid still holds it. Destroying a
+// session applies the lock delay to the keys it holds; deleting them first
+// lets a stopped instance's index pass on at once, while an owner that dies
+// keeps the delay's protection. The check-and-set makes sure a key someone
+// else has claimed since is left alone.
+func (o *Owner) deleteKey(key, sid string) {
+	ctx, cancel := context.WithTimeout(context.Background(), o.c.timeout)
+	defer cancel()
+	pair, _, err := o.c.consul.KV().Get(key, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil || pair == nil || pair.Session != sid {
+		return
+	}
+	if _, _, err := o.c.consul.KV().DeleteCAS(pair, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+		o.log.Debug("delete key", "key", key, "err", err)
+	}
 }
 
 // destroySession releases every key the session holds. It runs on the way

@@ -44,7 +44,7 @@ file does not name are left alone; remove one with 'patchbay datastore rm'.`,
 		if err != nil {
 			var probs manifest.Problems
 			if errors.As(err, &probs) {
-				a.printValidation(validateReport{Problems: probs})
+				a.printValidation(validateReport{Problems: probs}, "; nothing was published")
 				return alreadyReported{fmt.Errorf("nothing published: %w", err)}
 			}
 			return err

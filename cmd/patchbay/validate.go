@@ -61,7 +61,7 @@ Exit status: 0 when everything is valid, 1 when anything is not.`,
 				return err
 			}
 		} else {
-			a.printValidation(report)
+			a.printValidation(report, "")
 		}
 		if len(probs) > 0 {
 			return alreadyReported{probs}
@@ -72,7 +72,9 @@ Exit status: 0 when everything is valid, 1 when anything is not.`,
 	return cmd
 }
 
-func (a *app) printValidation(r validateReport) {
+// printValidation prints what was valid and every problem; note follows
+// the problem count.
+func (a *app) printValidation(r validateReport, note string) {
 	for _, s := range r.Services {
 		fmt.Fprintf(a.stdout, "ok   service %s (federation %s): %s\n", s.ID, s.Federation, strings.Join(s.Files, ", "))
 	}
@@ -83,7 +85,7 @@ func (a *app) printValidation(r validateReport) {
 		fmt.Fprintln(a.stderr, p.Error())
 	}
 	if n := len(r.Problems); n > 0 {
-		fmt.Fprintf(a.stderr, "%d %s found\n", n, plural(n, "problem", "problems"))
+		fmt.Fprintf(a.stderr, "%d %s found%s\n", n, plural(n, "problem", "problems"), note)
 	}
 }
 
