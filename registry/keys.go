@@ -15,7 +15,8 @@ import (
 //	registry/datastores/<fed>/<KEY>                static provider value
 //	indexes/<fed>/<service>/<n>                    held by the session of the instance numbered n
 //	locks/unique/<fed>/<service>                   held by the live instance of a unique service
-//	bindings/<fed>/<service>/<region>              the resolver's output
+//	locks/leader/<name>                            held by the active resolver
+//	bindings/<fed>/<service>/<region>              the resolver's output; region "" is "_"
 //	status/<node>                                  a node's last provision
 //	rollout/<fed>/<group>/halt                     halt flag; rollout/<fed>/<group>/slots/ the semaphore
 type keys struct{ prefix string }
@@ -35,6 +36,28 @@ func (k keys) indexes(fed, service string) string {
 func (k keys) uniqueLock(fed, service string) string {
 	return k.prefix + "locks/unique/" + fed + "/" + service
 }
+func (k keys) bindings() string { return k.prefix + "bindings/" }
+
+// binding keeps the region "" (consumers with no region) at "_", since a
+// KV path segment cannot be empty.
+func (k keys) binding(fed, service, region string) string {
+	if region == "" {
+		region = noRegion
+	}
+	return k.bindings() + fed + "/" + service + "/" + region
+}
+
+const noRegion = "_"
+
+func regionFromKey(seg string) string {
+	if seg == noRegion {
+		return ""
+	}
+	return seg
+}
+
+func (k keys) leader(name string) string { return k.prefix + "locks/leader/" + name }
+
 func (k keys) status() string                { return k.prefix + "status/" }
 func (k keys) nodeStatus(node string) string { return k.status() + node }
 func (k keys) rollout(fed, group string) string {

@@ -66,9 +66,9 @@ type serviceKey struct{ fed, service string }
 
 // fedIndex is who provides what within one federation.
 type fedIndex struct {
-	byKey      map[string][]*registry.Instance // providers of each key, by instance ID
-	keys       []string                        // every key instances provide, sorted
-	globs      map[string][]group              // pattern → groups of matching keys
+	byKey      map[string][]offer // providers of each key, by instance ID
+	keys       []string           // every key instances provide, sorted
+	globs      map[string][]group // pattern → groups of matching keys
 	datastores map[string]string
 	dsKeys     []string // sorted
 }
@@ -76,8 +76,16 @@ type fedIndex struct {
 // group is the instances offering one key, sorted by instance ID. A
 // template's group has key "" since each instance offers several keys.
 type group struct {
-	key   string
-	insts []*registry.Instance
+	key    string
+	offers []offer
+}
+
+// offer is one instance's value of one key, kept beside the instance so
+// that listing thousands of upstreams needs no map lookups.
+type offer struct {
+	in    *registry.Instance
+	value string
+	rank  int // the instance's place in ID order: sorting by it is cheap
 }
 
 func newEngine(snap *registry.Snapshot) *engine {
@@ -125,19 +133,33 @@ func (e *engine) addManifests(ms []manifest.Manifest) {
 	})
 }
 
+// addInstances indexes the instances of published services. The manifest
+// is the truth about a service: an instance whose service is unpublished
+// binds to nothing, and an instance is public when its manifest says so now,
+// whatever the flag it was registered with.
 func (e *engine) addInstances(list []registry.Instance) {
-	insts := make([]*registry.Instance, len(list))
+	public := make(map[serviceKey]bool, len(e.manifests))
+	for _, m := range e.manifests {
+		public[serviceKey{fedOf(m.Federation), m.ID}] = m.Public
+	}
+	insts := make([]*registry.Instance, 0, len(list))
 	for i := range list {
-		insts[i] = &list[i]
+		pub, published := public[serviceKey{fedOf(list[i].Federation), list[i].Service}]
+		if !published {
+			continue
+		}
+		in := list[i]
+		in.Public = pub
+		insts = append(insts, &in)
 	}
 	// Sorting here rather than trusting the snapshot's order makes every
 	// answer independent of how the snapshot was assembled.
 	slices.SortFunc(insts, compareInstances)
-	for _, in := range insts {
+	for rank, in := range insts {
 		fed := fedOf(in.Federation)
 		fi := e.fed(fed)
-		for k := range in.Provides {
-			fi.byKey[k] = append(fi.byKey[k], in)
+		for k, v := range in.Provides {
+			fi.byKey[k] = append(fi.byKey[k], offer{in, v, rank})
 		}
 		sk := serviceKey{fed, in.Service}
 		rs, ok := e.regions[sk]
@@ -166,7 +188,7 @@ func compareInstances(a, b *registry.Instance) int {
 func (e *engine) fed(name string) *fedIndex {
 	fi, ok := e.feds[name]
 	if !ok {
-		fi = &fedIndex{byKey: map[string][]*registry.Instance{}, globs: map[string][]group{}, datastores: map[string]string{}}
+		fi = &fedIndex{byKey: map[string][]offer{}, globs: map[string][]group{}, datastores: map[string]string{}}
 		e.feds[name] = fi
 	}
 	return fi
@@ -222,6 +244,7 @@ type plan struct {
 	req     manifest.Requirement // Select and Region defaulted
 	keys    []string             // the key (or glob), or the template's names
 	tmpl    *manifest.Template   // set for a template requirement
+	glob    bool                 // Key has wildcards
 	invalid string               // why it cannot resolve whatever runs
 }
 
@@ -242,7 +265,7 @@ func newPlans(m *manifest.Manifest, cache map[string]parsedTemplate) []plan {
 func newPlan(name string, req manifest.Requirement, cache map[string]parsedTemplate) plan {
 	req.Select = cmp.Or(req.Select, manifest.SelectOne)
 	req.Region = cmp.Or(req.Region, manifest.RegionPreferLocal)
-	p := plan{name: name, req: req, keys: []string{req.Key}}
+	p := plan{name: name, req: req, keys: []string{req.Key}, glob: manifest.IsGlob(req.Key)}
 	if req.Template != "" && req.Key == "" {
 		pt, ok := cache[req.Template]
 		if !ok {
@@ -298,6 +321,9 @@ type query struct {
 	*plan
 	fed, service, region string
 	seed                 uint64 // rendezvous hash state after consumer and region
+	// explain asks for reasons even where Resolve drops them: an optional
+	// var is never listed as unresolved, and its reason costs a survey.
+	explain bool
 }
 
 func newQuery(p *plan, fed, service, region string) query {
@@ -333,7 +359,7 @@ func (fi *fedIndex) groups(q *query) []group {
 			}
 		}
 		return []group{{"", shortest}}
-	case manifest.IsGlob(q.req.Key):
+	case q.glob:
 		return fi.match(q.req.Key)
 	}
 	return []group{{q.req.Key, fi.byKey[q.req.Key]}}
@@ -347,7 +373,7 @@ func (e *engine) selectOne(q *query, fi *fedIndex, gs []group) (Var, string) {
 	if q.datastoreVerdict(fi, false) == kept {
 		return q.bindDatastore(fi)
 	}
-	return q.emptyVar(), e.whyNone(q, narrowed)
+	return q.emptyVar(), e.why(q, nil, narrowed)
 }
 
 // pick returns the admitted instance with the highest rendezvous score.
@@ -355,7 +381,8 @@ func (q *query) pick(gs []group, narrowed bool) *registry.Instance {
 	var best *registry.Instance
 	var bestScore uint64
 	for _, g := range gs {
-		for _, in := range g.insts {
+		for _, o := range g.offers {
+			in := o.in
 			if q.judge(in, narrowed) != kept {
 				continue
 			}
@@ -370,7 +397,8 @@ func (q *query) pick(gs []group, narrowed bool) *registry.Instance {
 func (q *query) bindInstance(in *registry.Instance) (Var, string) {
 	v := q.emptyVar()
 	if q.tmpl == nil {
-		v.Value, v.Providers, v.Resolved = in.Provides[q.req.Key], []Provider{instanceProvider(in, q.req.Key)}, true
+		val := in.Provides[q.req.Key]
+		v.Value, v.Providers, v.Resolved = val, []Provider{instanceProvider(in, q.req.Key, val)}, true
 		return v, ""
 	}
 	val, err := q.tmpl.Expand(in.Provides)
@@ -379,7 +407,7 @@ func (q *query) bindInstance(in *registry.Instance) (Var, string) {
 	}
 	v.Value, v.Resolved = val, true
 	for _, k := range sortedCopy(q.keys) {
-		v.Providers = append(v.Providers, instanceProvider(in, k))
+		v.Providers = append(v.Providers, instanceProvider(in, k, in.Provides[k]))
 	}
 	return v, ""
 }
@@ -404,9 +432,9 @@ func datastoreProviders(fi *fedIndex, keys []string) []Provider {
 	return ps
 }
 
-func instanceProvider(in *registry.Instance, key string) Provider {
+func instanceProvider(in *registry.Instance, key, value string) Provider {
 	return Provider{
-		Key: key, Value: in.Provides[key],
+		Key: key, Value: value,
 		Service: in.Service, Instance: in.ID, Node: in.Node, Address: in.Address,
 		Port: in.Port, Region: in.Region, Public: in.Public,
 	}
@@ -447,7 +475,7 @@ func (e *engine) selectAll(q *query, fi *fedIndex, gs []group) (Var, string) {
 		v.Providers = datastoreProviders(fi, q.keys)
 	}
 	if len(v.Providers) < q.min() {
-		reason = e.whyFewer(q, v.Providers, narrowed)
+		reason = e.why(q, v.Providers, narrowed)
 	} else {
 		v.Value, v.Resolved = joinValues(v.Providers), true
 	}
@@ -455,18 +483,51 @@ func (e *engine) selectAll(q *query, fi *fedIndex, gs []group) (Var, string) {
 	return v, reason
 }
 
-// listed returns every admitted (instance, key) pair, sorted.
+// listed returns every admitted (instance, key) pair, sorted, in a slice
+// of exact size: providers are large and a load balancer lists tens of
+// thousands.
 func (q *query) listed(gs []group, narrowed bool) []Provider {
-	var ps []Provider
-	for _, g := range gs {
-		for _, in := range g.insts {
-			if q.judge(in, narrowed) == kept {
-				ps = append(ps, instanceProvider(in, g.key))
+	if len(gs) == 1 { // one group is in instance order already
+		return q.listedGroup(gs[0], narrowed)
+	}
+	// Sorting packed integers rather than structs: the rank gives instance
+	// order and the group index key order, as match returns keys sorted.
+	var order []uint64
+	for gi, g := range gs {
+		for _, o := range g.offers {
+			if q.judge(o.in, narrowed) == kept {
+				order = append(order, uint64(o.rank)<<32|uint64(gi))
 			}
 		}
 	}
-	if len(gs) > 1 { // one group is in instance order already
-		slices.SortFunc(ps, compareProviders)
+	if len(order) == 0 {
+		return nil
+	}
+	slices.Sort(order)
+	ps := make([]Provider, len(order))
+	for i, x := range order {
+		g := gs[x&(1<<32-1)]
+		j, _ := slices.BinarySearchFunc(g.offers, int(x>>32), func(o offer, rank int) int { return cmp.Compare(o.rank, rank) })
+		ps[i] = instanceProvider(g.offers[j].in, g.key, g.offers[j].value)
+	}
+	return ps
+}
+
+func (q *query) listedGroup(g group, narrowed bool) []Provider {
+	n := 0
+	for _, o := range g.offers {
+		if q.judge(o.in, narrowed) == kept {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	ps := make([]Provider, 0, n)
+	for _, o := range g.offers {
+		if q.judge(o.in, narrowed) == kept {
+			ps = append(ps, instanceProvider(o.in, g.key, o.value))
+		}
 	}
 	return ps
 }
@@ -485,6 +546,17 @@ func joinValues(ps []Provider) string {
 		b.WriteString(p.Value)
 	}
 	return b.String()
+}
+
+// unread stands in for the reason of an optional var outside Explain.
+const unread = "unresolved"
+
+// why returns the reason q did not resolve, given what was listed.
+func (e *engine) why(q *query, listed []Provider, narrowed bool) string {
+	if q.req.Optional && !q.explain {
+		return unread
+	}
+	return e.whyFewer(q, listed, narrowed)
 }
 
 // verdict is what the rules decided about one candidate. Resolve only
@@ -545,8 +617,8 @@ func (q *query) narrows(gs []group) bool {
 		return false
 	}
 	for _, g := range gs {
-		for _, in := range g.insts {
-			if in.Region == q.region && q.judge(in, false) == kept {
+		for _, o := range g.offers {
+			if o.in.Region == q.region && q.judge(o.in, false) == kept {
 				return true
 			}
 		}
@@ -560,7 +632,7 @@ func (q *query) datastoreVerdict(fi *fedIndex, liveKept bool) verdict {
 	switch {
 	case q.req.Public:
 		return datastoreNotPublic
-	case manifest.IsGlob(q.req.Key):
+	case q.glob:
 		return datastoreGlob
 	case liveKept:
 		return liveBeatsDatastore

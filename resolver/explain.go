@@ -64,6 +64,7 @@ func Explain(snap *registry.Snapshot, fed, service, region, varName string) (*Ex
 	}
 	p := newPlan(varName, req, e.templates)
 	q := newQuery(&p, fed, service, region)
+	q.explain = true
 	x := &Explanation{Federation: fed, Service: service, Region: region, Var: varName, Requirement: p.req}
 	x.Result, x.Reason = e.resolveVar(&q)
 	x.Winners = x.Result.Providers
@@ -71,7 +72,7 @@ func Explain(snap *registry.Snapshot, fed, service, region, varName string) (*Ex
 		return x, nil
 	}
 	x.LocalOnly = q.narrows(e.feds[fed].groups(&q))
-	x.Candidates = q.candidates(e.survey(&q, x.LocalOnly), x.LocalOnly)
+	x.Candidates = q.candidates(e.survey(&q, x.LocalOnly))
 	return x, nil
 }
 
@@ -147,8 +148,8 @@ func (q *query) instanceRows(rows []row, fed string, fi *fedIndex, narrowed bool
 	if q.tmpl == nil {
 		start := len(rows)
 		for _, g := range fi.groups(q) {
-			for _, in := range g.insts {
-				rows = append(rows, row{fed: fed, inst: in, key: g.key, value: in.Provides[g.key], verdict: q.judge(in, narrowed)})
+			for _, o := range g.offers {
+				rows = append(rows, row{fed: fed, inst: o.in, key: g.key, value: o.value, verdict: q.judge(o.in, narrowed)})
 			}
 		}
 		slices.SortFunc(rows[start:], func(a, b row) int {
@@ -175,7 +176,9 @@ func (q *query) instanceRows(rows []row, fed string, fi *fedIndex, narrowed bool
 func templateOffers(fi *fedIndex, keys []string) []*registry.Instance {
 	var out []*registry.Instance
 	for _, k := range keys {
-		out = append(out, fi.byKey[k]...)
+		for _, o := range fi.byKey[k] {
+			out = append(out, o.in)
+		}
 	}
 	slices.SortFunc(out, compareInstances)
 	return slices.Compact(out)
@@ -186,26 +189,34 @@ func (q *query) datastoreRows(rows []row, fed string, fi *fedIndex, liveKept boo
 	if fed == q.fed {
 		v = q.datastoreVerdict(fi, liveKept)
 	}
-	for _, k := range fi.dsKeys {
-		if q.offers(k) {
-			rows = append(rows, row{fed: fed, key: k, value: fi.datastores[k], verdict: v, missing: missing})
-		}
+	for _, k := range q.datastoreKeys(fi) {
+		rows = append(rows, row{fed: fed, key: k, value: fi.datastores[k], verdict: v, missing: missing})
 	}
 	return rows
 }
 
-// offers reports whether a provider of key can serve q at all.
-func (q *query) offers(key string) bool {
-	if manifest.IsGlob(q.req.Key) {
-		ok, _ := path.Match(q.req.Key, key)
-		return ok
+// datastoreKeys returns the keys of fi's datastores that q draws on.
+func (q *query) datastoreKeys(fi *fedIndex) []string {
+	var out []string
+	if !q.glob {
+		for _, k := range sortedCopy(q.keys) {
+			if _, ok := fi.datastores[k]; ok {
+				out = append(out, k)
+			}
+		}
+		return out
 	}
-	return slices.Contains(q.keys, key)
+	for _, k := range fi.dsKeys {
+		if ok, _ := path.Match(q.req.Key, k); ok {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // candidates words the verdicts of rows; for select one, the admitted
 // instance that beats every other is the one chosen.
-func (q *query) candidates(rows []row, narrowed bool) []Candidate {
+func (q *query) candidates(rows []row) []Candidate {
 	var winner *registry.Instance
 	var best uint64
 	for _, r := range rows {
@@ -220,7 +231,7 @@ func (q *query) candidates(rows []row, narrowed bool) []Candidate {
 		c := Candidate{Federation: r.fed, Provider: Provider{Key: r.key, Value: r.value, Datastore: true}}
 		v := r.verdict
 		if r.inst != nil {
-			c.Provider = instanceProvider(r.inst, r.key)
+			c.Provider = instanceProvider(r.inst, r.key, r.value)
 			if winner != nil && v == kept {
 				c.Score = q.score(r.inst)
 				if r.inst != winner {
@@ -228,14 +239,14 @@ func (q *query) candidates(rows []row, narrowed bool) []Candidate {
 				}
 			}
 		}
-		c.Kept, c.Reason = v == kept, q.word(v, r, narrowed)
+		c.Kept, c.Reason = v == kept, q.word(v, r)
 		out = append(out, c)
 	}
 	return out
 }
 
 // word is the sentence Explain gives for a verdict.
-func (q *query) word(v verdict, r row, narrowed bool) string {
+func (q *query) word(v verdict, r row) string {
 	switch v {
 	case kept:
 		return q.wordKept(r)
@@ -378,7 +389,7 @@ func (q *query) noneLocal(public int, t *tally) string {
 // datastoreNote says why the datastores did not serve either.
 func (q *query) datastoreNote(t *tally) string {
 	switch {
-	case manifest.IsGlob(q.req.Key):
+	case q.glob:
 		return "" // globs take live providers only: nothing to add
 	case q.req.Public && len(t.dsMissing) == 0:
 		return "; the datastore cannot serve it, datastores are never public"
@@ -409,6 +420,8 @@ func othersNote(others map[string]int) string {
 // whyFewer explains a select-all list shorter than its min.
 func (e *engine) whyFewer(q *query, ps []Provider, narrowed bool) string {
 	switch {
+	case len(ps) == 0 && q.req.Select == manifest.SelectAll && q.min() > 1:
+		return fmt.Sprintf("%s (select all needs at least %d)", e.whyNone(q, narrowed), q.min())
 	case len(ps) == 0:
 		return e.whyNone(q, narrowed)
 	case ps[0].Datastore:

@@ -1,0 +1,453 @@
+package resolver
+
+import (
+	"cmp"
+	"container/heap"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/patchbay/patchbay/manifest"
+)
+
+// ErrCycle is matched by the error of Order when services depend on each
+// other in a cycle.
+var ErrCycle = errors.New("resolver: dependency cycle")
+
+// Graph is who depends on whom, from manifests alone, so it works before
+// anything runs. An edge goes from consumer to provider when a requirement's
+// key, glob or any key of its template matches a key the provider's
+// manifest provides, within one federation; a public-only requirement gets
+// edges to public services only. Datastores are not nodes.
+//
+// Nodes are named by service id when every manifest is in one federation,
+// and "federation/service" otherwise, so that names stay short in the
+// common case and unambiguous in the other.
+type Graph struct {
+	nodes  []Node // sorted by Name
+	edges  []Edge // sorted by (From, To, Var, Key)
+	adj    [][]int
+	comp   []int // strongly connected component of each node
+	cycles [][]string
+}
+
+// Node is one service.
+type Node struct {
+	Name       string `json:"name"`
+	Federation string `json:"federation"`
+	Service    string `json:"service"`
+	Public     bool   `json:"public,omitempty"`
+	OnCycle    bool   `json:"on_cycle,omitempty"`
+}
+
+// Edge says From requires Var, which Key of To's provides can serve.
+type Edge struct {
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Var     string `json:"var"`
+	Key     string `json:"key"`
+	OnCycle bool   `json:"on_cycle,omitempty"`
+}
+
+// BuildGraph builds the graph of ms. Repeated (federation, id) pairs keep
+// the first.
+func BuildGraph(ms []manifest.Manifest) *Graph {
+	sorted := graphManifests(ms)
+	g := &Graph{}
+	qualify := len(sorted) > 0 && fedOf(sorted[0].Federation) != fedOf(sorted[len(sorted)-1].Federation)
+	byName := map[serviceKey]string{}
+	for _, m := range sorted {
+		n := Node{Name: m.ID, Federation: fedOf(m.Federation), Service: m.ID, Public: m.Public}
+		if qualify {
+			n.Name = n.Federation + "/" + n.Service
+		}
+		byName[serviceKey{n.Federation, n.Service}] = n.Name
+		g.nodes = append(g.nodes, n)
+	}
+	slices.SortFunc(g.nodes, func(a, b Node) int { return cmp.Compare(a.Name, b.Name) })
+	idx := newProvidesIndex(sorted)
+	for _, m := range sorted {
+		g.edges = append(g.edges, idx.edges(m, byName)...)
+	}
+	slices.SortFunc(g.edges, compareEdges)
+	g.link()
+	g.findCycles()
+	return g
+}
+
+func graphManifests(ms []manifest.Manifest) []*manifest.Manifest {
+	out := make([]*manifest.Manifest, 0, len(ms))
+	for i := range ms {
+		out = append(out, &ms[i])
+	}
+	slices.SortStableFunc(out, func(a, b *manifest.Manifest) int {
+		return cmp.Or(cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)), cmp.Compare(a.ID, b.ID))
+	})
+	return slices.CompactFunc(out, func(a, b *manifest.Manifest) bool {
+		return fedOf(a.Federation) == fedOf(b.Federation) && a.ID == b.ID
+	})
+}
+
+func compareEdges(a, b Edge) int {
+	return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.To, b.To), cmp.Compare(a.Var, b.Var), cmp.Compare(a.Key, b.Key))
+}
+
+// providesIndex maps, per federation, each provided key to its services.
+type providesIndex struct {
+	byKey map[string]map[string][]*manifest.Manifest // fed → key → providers
+	keys  map[string][]string                        // fed → sorted keys
+}
+
+func newProvidesIndex(ms []*manifest.Manifest) *providesIndex {
+	idx := &providesIndex{byKey: map[string]map[string][]*manifest.Manifest{}, keys: map[string][]string{}}
+	for _, m := range ms {
+		fed := fedOf(m.Federation)
+		if idx.byKey[fed] == nil {
+			idx.byKey[fed] = map[string][]*manifest.Manifest{}
+		}
+		for k := range m.Provides {
+			idx.byKey[fed][k] = append(idx.byKey[fed][k], m)
+		}
+	}
+	for fed, byKey := range idx.byKey {
+		idx.keys[fed] = sortedKeys(byKey)
+	}
+	return idx
+}
+
+// edges returns the edges of consumer m.
+func (idx *providesIndex) edges(m *manifest.Manifest, names map[serviceKey]string) []Edge {
+	fed := fedOf(m.Federation)
+	var out []Edge
+	for _, v := range sortedKeys(m.Requires) {
+		req := m.Requires[v]
+		for _, key := range idx.matching(fed, req) {
+			for _, p := range idx.byKey[fed][key] {
+				if req.Public && !p.Public {
+					continue
+				}
+				out = append(out, Edge{From: names[serviceKey{fed, m.ID}], To: names[serviceKey{fed, p.ID}], Var: v, Key: key})
+			}
+		}
+	}
+	return out
+}
+
+// matching returns the provided keys of fed that req draws on.
+func (idx *providesIndex) matching(fed string, req manifest.Requirement) []string {
+	var out []string
+	for _, k := range req.Keys() {
+		if !manifest.IsGlob(k) {
+			out = append(out, k)
+			continue
+		}
+		for _, pk := range idx.keys[fed] {
+			if ok, _ := path.Match(k, pk); ok {
+				out = append(out, pk)
+			}
+		}
+	}
+	return out
+}
+
+func (g *Graph) index(name string) int {
+	i, _ := slices.BinarySearchFunc(g.nodes, name, func(n Node, s string) int { return cmp.Compare(n.Name, s) })
+	return i
+}
+
+// link fills the adjacency lists, each sorted and without repeats.
+func (g *Graph) link() {
+	g.adj = make([][]int, len(g.nodes))
+	for _, e := range g.edges {
+		from, to := g.index(e.From), g.index(e.To)
+		if n := len(g.adj[from]); n == 0 || g.adj[from][n-1] != to {
+			g.adj[from] = append(g.adj[from], to) // edges are sorted by (From, To)
+		}
+	}
+}
+
+// findCycles runs Tarjan's algorithm, then reports one shortest cycle
+// through the first node of every component of more than one node, and
+// every self-loop.
+func (g *Graph) findCycles() {
+	g.comp = tarjan(g.adj)
+	size := map[int]int{}
+	for _, c := range g.comp {
+		size[c]++
+	}
+	seen := map[int]bool{}
+	for i, c := range g.comp {
+		if size[c] > 1 && !seen[c] {
+			seen[c] = true
+			g.cycles = append(g.cycles, g.cycleThrough(i))
+		}
+		if slices.Contains(g.adj[i], i) {
+			g.cycles = append(g.cycles, []string{g.nodes[i].Name, g.nodes[i].Name})
+		}
+		g.nodes[i].OnCycle = size[c] > 1 || slices.Contains(g.adj[i], i)
+	}
+	slices.SortFunc(g.cycles, slices.Compare)
+	for i := range g.edges {
+		e := &g.edges[i]
+		from, to := g.index(e.From), g.index(e.To)
+		e.OnCycle = g.comp[from] == g.comp[to] && (from == to || size[g.comp[from]] > 1)
+	}
+}
+
+// cycleThrough finds, by breadth-first search inside start's component,
+// the shortest path from start back to itself.
+func (g *Graph) cycleThrough(start int) []string {
+	prev := map[int]int{}
+	queue := []int{start}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		for _, m := range g.adj[n] {
+			if g.comp[m] != g.comp[start] {
+				continue
+			}
+			if m == start && n != start {
+				return g.path(prev, start, n)
+			}
+			if _, ok := prev[m]; !ok && m != start {
+				prev[m] = n
+				queue = append(queue, m)
+			}
+		}
+	}
+	return nil // unreachable: a component of two or more nodes has a cycle
+}
+
+func (g *Graph) path(prev map[int]int, start, last int) []string {
+	out := []string{g.nodes[start].Name}
+	for n := last; n != start; n = prev[n] {
+		out = append(out, g.nodes[n].Name)
+	}
+	slices.Reverse(out[1:])
+	return append(out, g.nodes[start].Name)
+}
+
+// tarjan returns the strongly connected component of every node.
+func tarjan(adj [][]int) []int {
+	n := len(adj)
+	t := &tarjanState{adj: adj, index: make([]int, n), low: make([]int, n), comp: make([]int, n), onStack: make([]bool, n)}
+	for i := range t.index {
+		t.index[i] = -1
+	}
+	for i := range adj {
+		if t.index[i] < 0 {
+			t.visit(i)
+		}
+	}
+	return t.comp
+}
+
+type tarjanState struct {
+	adj              [][]int
+	index, low, comp []int
+	stack            []int
+	onStack          []bool
+	next, comps      int
+}
+
+func (t *tarjanState) visit(v int) {
+	t.index[v], t.low[v] = t.next, t.next
+	t.next++
+	t.stack = append(t.stack, v)
+	t.onStack[v] = true
+	for _, w := range t.adj[v] {
+		if t.index[w] < 0 {
+			t.visit(w)
+			t.low[v] = min(t.low[v], t.low[w])
+		} else if t.onStack[w] {
+			t.low[v] = min(t.low[v], t.index[w])
+		}
+	}
+	if t.low[v] != t.index[v] {
+		return
+	}
+	for {
+		w := t.stack[len(t.stack)-1]
+		t.stack = t.stack[:len(t.stack)-1]
+		t.onStack[w] = false
+		t.comp[w] = t.comps
+		if w == v {
+			break
+		}
+	}
+	t.comps++
+}
+
+// Nodes returns the services, sorted by name.
+func (g *Graph) Nodes() []Node { return slices.Clone(g.nodes) }
+
+// Edges returns the edges sorted by (From, To, Var, Key): one per
+// provided key a requirement matches.
+func (g *Graph) Edges() []Edge { return slices.Clone(g.edges) }
+
+// Cycles returns one cycle per group of services that depend on each
+// other, and every service that depends on itself, each as a path that
+// starts and ends at the same service, in lexical order.
+func (g *Graph) Cycles() [][]string {
+	out := make([][]string, len(g.cycles))
+	for i, c := range g.cycles {
+		out[i] = slices.Clone(c)
+	}
+	return out
+}
+
+// Order returns the services in bring-up order: every provider before its
+// consumers, ties broken by name. With a cycle there is no such order; the
+// error wraps ErrCycle and prints a cycle's path.
+func (g *Graph) Order() ([]string, error) {
+	if len(g.cycles) > 0 {
+		more := ""
+		if n := len(g.cycles) - 1; n > 0 {
+			more = fmt.Sprintf(" (and %d more %s)", n, verb(n, "cycle", "cycles"))
+		}
+		return nil, fmt.Errorf("%w: %s%s; break it by making one requirement optional or removing it", ErrCycle, strings.Join(g.cycles[0], " → "), more)
+	}
+	pending := make([]int, len(g.nodes))
+	consumers := make([][]int, len(g.nodes))
+	for from, tos := range g.adj {
+		pending[from] = len(tos)
+		for _, to := range tos {
+			consumers[to] = append(consumers[to], from)
+		}
+	}
+	ready := &intHeap{}
+	for i, n := range pending {
+		if n == 0 {
+			heap.Push(ready, i)
+		}
+	}
+	order := make([]string, 0, len(g.nodes))
+	for ready.Len() > 0 {
+		n := heap.Pop(ready).(int)
+		order = append(order, g.nodes[n].Name)
+		for _, c := range consumers[n] {
+			if pending[c]--; pending[c] == 0 {
+				heap.Push(ready, c)
+			}
+		}
+	}
+	return order, nil
+}
+
+// intHeap pops the smallest node index, which is the smallest name since
+// nodes are sorted by name.
+type intHeap []int
+
+func (h intHeap) Len() int           { return len(h) }
+func (h intHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h intHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *intHeap) Push(x any)        { *h = append(*h, x.(int)) }
+func (h *intHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// WriteDOT writes the graph for graphviz: one edge per (consumer,
+// provider, var) labelled with the var, public services drawn with a
+// double border, nodes and edges on cycles in red, and one cluster per
+// federation when there are several.
+func (g *Graph) WriteDOT(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("digraph patchbay {\n\trankdir=LR;\n\tnode [shape=box];\n")
+	feds := g.federations()
+	for _, fed := range feds {
+		indent := "\t"
+		if len(feds) > 1 {
+			fmt.Fprintf(&b, "\tsubgraph %s {\n\t\tlabel=%s;\n", dotQuote("cluster_"+fed), dotQuote(fed))
+			indent = "\t\t"
+		}
+		for _, n := range g.nodes {
+			if n.Federation == fed {
+				b.WriteString(indent + dotNode(n) + "\n")
+			}
+		}
+		if len(feds) > 1 {
+			b.WriteString("\t}\n")
+		}
+	}
+	for i, e := range g.edges {
+		if i > 0 && e.From == g.edges[i-1].From && e.To == g.edges[i-1].To && e.Var == g.edges[i-1].Var {
+			continue // one arrow per var, whatever number of keys it matched
+		}
+		b.WriteString("\t" + dotEdge(e) + "\n")
+	}
+	b.WriteString("}\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("resolver: write dot: %w", err)
+	}
+	return nil
+}
+
+func (g *Graph) federations() []string {
+	var feds []string
+	for _, n := range g.nodes {
+		feds = append(feds, n.Federation)
+	}
+	slices.Sort(feds)
+	return slices.Compact(feds)
+}
+
+func dotNode(n Node) string {
+	var attrs []string
+	if n.Public {
+		attrs = append(attrs, "peripheries=2", "label="+dotQuote(n.Name+"\n(public)"))
+	}
+	if n.OnCycle {
+		attrs = append(attrs, "color=red", "fontcolor=red")
+	}
+	return dotQuote(n.Name) + dotAttrs(attrs) + ";"
+}
+
+func dotEdge(e Edge) string {
+	attrs := []string{"label=" + dotQuote(e.Var)}
+	if e.OnCycle {
+		attrs = append(attrs, "color=red", "fontcolor=red")
+	}
+	return dotQuote(e.From) + " -> " + dotQuote(e.To) + dotAttrs(attrs) + ";"
+}
+
+func dotAttrs(attrs []string) string {
+	if len(attrs) == 0 {
+		return ""
+	}
+	return " [" + strings.Join(attrs, ", ") + "]"
+}
+
+// dotQuote quotes s as a DOT string; "\n" becomes DOT's line break.
+func dotQuote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}
+
+// graphJSON is the JSON form of a Graph.
+type graphJSON struct {
+	Nodes  []Node     `json:"nodes"`
+	Edges  []Edge     `json:"edges"`
+	Cycles [][]string `json:"cycles"`
+}
+
+// MarshalJSON writes {"nodes": [...], "edges": [...], "cycles": [...]},
+// with empty lists rather than null.
+func (g *Graph) MarshalJSON() ([]byte, error) {
+	j := graphJSON{Nodes: g.nodes, Edges: g.edges, Cycles: g.cycles}
+	if j.Nodes == nil {
+		j.Nodes = []Node{}
+	}
+	if j.Edges == nil {
+		j.Edges = []Edge{}
+	}
+	if j.Cycles == nil {
+		j.Cycles = [][]string{}
+	}
+	return json.Marshal(j)
+}

@@ -1,0 +1,222 @@
+package resolver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/patchbay/patchbay/manifest"
+)
+
+func edgeList(g *Graph) []string {
+	var out []string
+	for _, e := range g.Edges() {
+		out = append(out, e.From+" -"+e.Var+"/"+e.Key+"-> "+e.To)
+	}
+	return out
+}
+
+func TestGraphExamples(t *testing.T) {
+	g := BuildGraph(loadExamples(t).Manifests)
+	want := []string{
+		"app-www -API_URL/READONLY_API_URL-> api",
+		"lb-internal -ROUTES/API_URL-> api",
+		"lb-internal -ROUTES/READONLY_API_URL-> api",
+		"lb-internal -ROUTES/WWW_URL-> app-www",
+		"lb-public -ROUTES/WWW_URL-> app-www", // api is private
+	}
+	if got := edgeList(g); !slices.Equal(got, want) {
+		t.Fatalf("edges\n got %q\nwant %q", got, want)
+	}
+	if c := g.Cycles(); len(c) != 0 {
+		t.Fatalf("cycles %v, want none", c)
+	}
+	order, err := g.Order()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"api", "app-www", "lb-internal", "lb-public"}; !slices.Equal(order, want) {
+		t.Fatalf("order %v, want %v", order, want)
+	}
+}
+
+func cycleManifests() []manifest.Manifest {
+	return []manifest.Manifest{
+		svc("default", "a", false, map[string]manifest.Requirement{"B": one("B_URL")}, "A_URL"),
+		svc("default", "b", false, map[string]manifest.Requirement{"C": one("{C_HOST}:{C_PORT}")}, "B_URL"),
+		svc("default", "c", true, map[string]manifest.Requirement{"A": one("A_URL")}, "C_HOST", "C_PORT"),
+		svc("default", "d", false, map[string]manifest.Requirement{"A": one("A_URL")}),
+		svc("default", "lb", false, map[string]manifest.Requirement{"ROUTES": all("*_URL")}, "LB_URL"),
+	}
+}
+
+func TestGraphCycles(t *testing.T) {
+	tests := []struct {
+		name   string
+		ms     []manifest.Manifest
+		cycles [][]string
+		err    string
+	}{
+		{name: "three-cycle and self-loop", ms: cycleManifests(),
+			cycles: [][]string{{"a", "b", "c", "a"}, {"lb", "lb"}},
+			err:    "resolver: dependency cycle: a → b → c → a (and 1 more cycle); break it by making one requirement optional or removing it"},
+		{name: "two-cycle", ms: []manifest.Manifest{
+			svc("default", "y", false, map[string]manifest.Requirement{"X": one("X_URL")}, "Y_URL"),
+			svc("default", "x", false, map[string]manifest.Requirement{"Y": one("Y_URL")}, "X_URL"),
+		}, cycles: [][]string{{"x", "y", "x"}}, err: "resolver: dependency cycle: x → y → x; break it by making one requirement optional or removing it"},
+		{name: "federations do not link", ms: []manifest.Manifest{
+			svc("one", "x", false, map[string]manifest.Requirement{"Y": one("Y_URL")}, "X_URL"),
+			svc("two", "y", false, map[string]manifest.Requirement{"X": one("X_URL")}, "Y_URL"),
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := BuildGraph(tc.ms)
+			if got := g.Cycles(); !slices.EqualFunc(got, tc.cycles, slices.Equal) {
+				t.Fatalf("cycles %v, want %v", got, tc.cycles)
+			}
+			_, err := g.Order()
+			if tc.err == "" {
+				if err != nil {
+					t.Fatalf("order: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrCycle) || err.Error() != tc.err {
+				t.Fatalf("order error %v, want %q wrapping ErrCycle", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestGraphCycleIsShortestThroughFirstNode(t *testing.T) {
+	// a → b → c → d → a, plus a shortcut c → a: the reported cycle is
+	// a → b → c → a, a real path of the graph.
+	ms := []manifest.Manifest{
+		svc("default", "a", false, map[string]manifest.Requirement{"B": one("B_URL")}, "A_URL"),
+		svc("default", "b", false, map[string]manifest.Requirement{"C": one("C_URL")}, "B_URL"),
+		svc("default", "c", false, map[string]manifest.Requirement{"D": one("D_URL"), "A": one("A_URL")}, "C_URL"),
+		svc("default", "d", false, map[string]manifest.Requirement{"A": one("A_URL")}, "D_URL"),
+	}
+	g := BuildGraph(ms)
+	want := [][]string{{"a", "b", "c", "a"}}
+	if got := g.Cycles(); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("cycles %v, want %v", got, want)
+	}
+	for _, n := range g.Nodes() {
+		if !n.OnCycle {
+			t.Errorf("%s not marked on a cycle", n.Name)
+		}
+	}
+}
+
+func TestGraphNamesAndPublic(t *testing.T) {
+	ms := []manifest.Manifest{
+		svc("b", "lb", false, map[string]manifest.Requirement{"R": all("*_URL", public)}),
+		svc("b", "web", true, nil, "WEB_URL"),
+		svc("b", "api", false, nil, "API_URL"),
+		svc("a", "web", true, nil, "WEB_URL"),
+		svc("", "web", true, map[string]manifest.Requirement{"W": one("WEB_URL")}, "WEB_URL"),
+	}
+	g := BuildGraph(ms)
+	var names []string
+	for _, n := range g.Nodes() {
+		names = append(names, n.Name)
+	}
+	if want := []string{"a/web", "b/api", "b/lb", "b/web", "default/web"}; !slices.Equal(names, want) {
+		t.Fatalf("nodes %v, want %v", names, want)
+	}
+	want := []string{"b/lb -R/WEB_URL-> b/web", "default/web -W/WEB_URL-> default/web"}
+	if got := edgeList(g); !slices.Equal(got, want) {
+		t.Fatalf("edges %q, want %q", got, want)
+	}
+}
+
+func TestGraphOrderTies(t *testing.T) {
+	ms := []manifest.Manifest{
+		svc("default", "z-app", false, map[string]manifest.Requirement{"DB": one("DB_URL"), "Q": one("Q_URL")}),
+		svc("default", "queue", false, map[string]manifest.Requirement{"DB": one("DB_URL")}, "Q_URL"),
+		svc("default", "db", false, nil, "DB_URL"),
+		svc("default", "a-tool", false, nil),
+		svc("default", "m-cache", false, nil, "CACHE_URL"),
+	}
+	order, err := BuildGraph(ms).Order()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a-tool", "db", "m-cache", "queue", "z-app"}; !slices.Equal(order, want) {
+		t.Fatalf("order %v, want %v", order, want)
+	}
+}
+
+func TestGraphDOTGolden(t *testing.T) {
+	multi := append(cycleManifests(), svc("pci", "vault", true, nil, "VAULT_URL"))
+	tests := []struct {
+		file string
+		ms   []manifest.Manifest
+	}{
+		{"examples.dot", loadExamples(t).Manifests},
+		{"cycles.dot", multi},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := BuildGraph(tt.ms).WriteDOT(&buf); err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", tt.file)
+			if *update {
+				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if !bytes.Equal(buf.Bytes(), want) {
+				t.Fatalf("DOT differs from %s (run go test -update after checking):\n%s", golden, buf.String())
+			}
+		})
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestGraphDOTWriteError(t *testing.T) {
+	err := BuildGraph(cycleManifests()).WriteDOT(failWriter{})
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("err %v, want the writer's error wrapped", err)
+	}
+}
+
+func TestGraphJSON(t *testing.T) {
+	tests := []struct {
+		name string
+		ms   []manifest.Manifest
+		want string
+	}{
+		{"empty", nil, `{"nodes":[],"edges":[],"cycles":[]}`},
+		{"self-loop", []manifest.Manifest{svc("default", "a", true, map[string]manifest.Requirement{"X": one("A_URL")}, "A_URL")},
+			`{"nodes":[{"name":"a","federation":"default","service":"a","public":true,"on_cycle":true}],` +
+				`"edges":[{"from":"a","to":"a","var":"X","key":"A_URL","on_cycle":true}],"cycles":[["a","a"]]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(BuildGraph(tt.ms))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(b) != tt.want {
+				t.Fatalf("json\n got %s\nwant %s", b, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,231 @@
+package resolver
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/registry"
+)
+
+// loopFixture is a real Consul and NATS with the examples published.
+type loopFixture struct {
+	reg    *registry.Client
+	nc     *nats.Conn
+	events chan events.BindingsChanged
+}
+
+func newLoopFixture(t *testing.T) *loopFixture {
+	t.Helper()
+	consul := testcluster.StartConsul(t)
+	natsSrv := testcluster.StartNATS(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg, err := registry.New(registry.WithAddress(consul.Addr), registry.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := manifest.Load("../examples/services")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, s := range set.Services {
+		if _, err := reg.Publish(ctx, &s.Manifest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := reg.PublishDatastores(ctx, &set.Datastores[0].Datastores); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(natsSrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	f := &loopFixture{reg: reg, nc: nc, events: make(chan events.BindingsChanged, 1000)}
+	sub, err := nc.Subscribe(events.AllBindingsSubject("default"), func(m *nats.Msg) {
+		if e, err := events.DecodeBindingsChanged(m.Data); err == nil {
+			f.events <- e
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// startLoop runs a loop until the test ends (or stop is called).
+func (f *loopFixture) startLoop(t *testing.T, holder string, passes chan<- Pass) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	loop := NewLoop(f.reg, f.nc, WithHolder(holder), WithDebounce(0, 0),
+		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		WithPassHook(func(p Pass) {
+			if passes != nil {
+				passes <- p
+			}
+		}))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = loop.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitEvent waits for an event of service whose binding satisfies ok.
+func (f *loopFixture) waitEvent(t *testing.T, service string, deadline time.Duration, ok func(*Binding) bool) (*Binding, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	timeout := time.After(deadline)
+	for {
+		select {
+		case e := <-f.events:
+			if e.Service != service || e.Region != "" {
+				continue
+			}
+			b := f.stored(t, service)
+			if b != nil && b.Revision == e.Revision && ok(b) {
+				return b, time.Since(start)
+			}
+		case <-timeout:
+			t.Fatalf("no event for %s with the expected binding within %s (stored: %+v)", service, deadline, f.stored(t, service))
+		}
+	}
+}
+
+func (f *loopFixture) stored(t *testing.T, service string) *Binding {
+	t.Helper()
+	sb, err := f.reg.Binding(context.Background(), "default", service, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb == nil {
+		return nil
+	}
+	var b Binding
+	if err := json.Unmarshal(sb.Value, &b); err != nil {
+		t.Fatal(err)
+	}
+	return &b
+}
+
+func listenTCP(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestLoopEndToEnd(t *testing.T) {
+	f := newLoopFixture(t)
+	ctx := context.Background()
+	f.startLoop(t, "r1", nil)
+
+	// First pass: app-www binds DATABASE_URL to the datastore; no api yet.
+	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool { return b.Revision >= 1 })
+	if v := b.Vars["DATABASE_URL"]; !v.Resolved || v.Value != "postgres://db.internal:5432/app" {
+		t.Fatalf("DATABASE_URL = %+v", v)
+	}
+	if v := b.Vars["API_URL"]; v.Resolved {
+		t.Fatalf("API_URL resolved with no api instance: %+v", v)
+	}
+	firstRevision := b.Revision
+
+	// An api instance appears: app-www's API_URL binds to it.
+	port := listenTCP(t) // api has a TCP health check
+	owner, err := f.reg.Register(ctx, registry.InstanceSpec{Federation: "default", Service: "api", Node: "api-1", Address: "127.0.0.1", Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close(ctx)
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := owner.WaitRegistered(wctx); err != nil {
+		t.Fatal(err)
+	}
+	b, took := f.waitEvent(t, "app-www", 5*time.Second, func(b *Binding) bool { return b.Vars["API_URL"].Resolved })
+	t.Logf("api instance registered → app-www binding in Consul and event on NATS: %s", took.Round(time.Millisecond))
+	if b.Revision != firstRevision+1 || !strings.HasSuffix(b.Vars["API_URL"].Value, "/api/readonly") || len(b.Unresolved) != 0 {
+		t.Fatalf("binding after api registered = %+v", b)
+	}
+
+	// The owner goes: DATABASE_URL stays on the datastore, API_URL is
+	// unresolved with its reason.
+	if err := owner.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool { return !b.Vars["API_URL"].Resolved })
+	if v := b.Vars["DATABASE_URL"]; !v.Resolved || !v.Providers[0].Datastore {
+		t.Fatalf("DATABASE_URL after the api went = %+v", v)
+	}
+	if len(b.Unresolved) != 1 || b.Unresolved[0].Var != "API_URL" || !strings.Contains(b.Unresolved[0].Reason, "READONLY_API_URL") {
+		t.Fatalf("unresolved = %+v", b.Unresolved)
+	}
+	t.Logf("API_URL unresolved: %s", b.Unresolved[0].Reason)
+}
+
+func TestLoopStandbyTakesOver(t *testing.T) {
+	f := newLoopFixture(t)
+	ctx := context.Background()
+	passesA, passesB := make(chan Pass, 100), make(chan Pass, 100)
+	stopA := f.startLoop(t, "a", passesA)
+	select {
+	case <-passesA:
+	case <-time.After(10 * time.Second):
+		t.Fatal("first resolver never led")
+	}
+	f.startLoop(t, "b", passesB)
+	// b stands by: a datastore change is resolved by a alone.
+	if _, err := f.reg.SetDatastore(ctx, "default", "PRIMARY_DATABASE_URL", "postgres://db-2/app"); err != nil {
+		t.Fatal(err)
+	}
+	f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool { return b.Vars["DATABASE_URL"].Value == "postgres://db-2/app" })
+	if len(passesB) != 0 {
+		t.Fatal("standby resolved while the leader was alive")
+	}
+	stopA()
+	select {
+	case p := <-passesB:
+		if p.Written != 0 {
+			t.Fatalf("new leader rewrote %d unchanged bindings", p.Written)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("standby never took over")
+	}
+	if _, err := f.reg.SetDatastore(ctx, "default", "PRIMARY_DATABASE_URL", "postgres://db-3/app"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool { return b.Vars["DATABASE_URL"].Value == "postgres://db-3/app" })
+	if b.Revision < 3 {
+		t.Fatalf("revision %d: the new leader did not continue the old one's revisions", b.Revision)
+	}
+}
