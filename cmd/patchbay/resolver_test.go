@@ -1,0 +1,109 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/resolver"
+)
+
+func TestResolverCommands(t *testing.T) {
+	consul := testcluster.StartConsul(t)
+	natsSrv := testcluster.StartNATS(t)
+	addr := "--consul-addr=" + consul.Addr
+	if code, _, stderr := patchbay(t, "publish", addr, "../../examples/services"); code != 0 {
+		t.Fatalf("publish: %s", stderr)
+	}
+	cycle := t.TempDir()
+	for name, doc := range map[string]string{
+		"a": "id: a\nrequires: {B: \"{B_URL}\"}\nprovides: {A_URL: \"http://{HOST}\"}\n",
+		"b": "id: b\nrequires: {A: \"{A_URL}\"}\nprovides: {B_URL: \"http://{HOST}\"}\n",
+	} {
+		if err := os.MkdirAll(cycle+"/"+name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cycle+"/"+name+"/patchbay.yaml", []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	steps := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string
+		stderr string
+	}{
+		{"resolve", []string{"resolve", addr, "app-www"}, 0, []string{"DATABASE_URL  postgres://db.internal:5432/app  datastore PRIMARY_DATABASE_URL", "unresolved API_URL (READONLY_API_URL): no live provider of READONLY_API_URL in federation default and no datastore"}, ""},
+		{"resolve unknown", []string{"resolve", addr, "nope"}, 1, nil, "service nope is not published in federation default"},
+		{"explain", []string{"explain", addr, "app-www", "DATABASE_URL"}, 0, []string{"✓  datastore (default)  PRIMARY_DATABASE_URL  postgres://db.internal:5432/app", "result: postgres://db.internal:5432/app"}, ""},
+		{"explain unknown var", []string{"explain", addr, "app-www", "NOPE"}, 1, nil, "NOPE"},
+		{"order from consul", []string{"order", addr}, 0, []string{"1. api\n2. app-www"}, ""},
+		{"order with a cycle", []string{"order", cycle}, 1, nil, "a → b → a"},
+		{"graph json", []string{"graph", "--format", "json", "../../examples/services"}, 0, []string{`"edges"`}, ""},
+		{"graph bad format", []string{"graph", "--format", "png", "../../examples/services"}, 1, nil, `--format "png"`},
+	}
+	for _, s := range steps {
+		code, stdout, stderr := patchbay(t, s.args...)
+		ok := code == s.code && strings.Contains(stderr, s.stderr)
+		for _, want := range s.stdout {
+			ok = ok && strings.Contains(stdout, want)
+		}
+		if !ok {
+			t.Fatalf("%s: exit %d (want %d)\nstdout:\n%s\nstderr:\n%s", s.name, code, s.code, stdout, stderr)
+		}
+	}
+
+	// The daemon, as a process: an api instance appears, app-www's binding
+	// follows in Consul and is announced on NATS.
+	nc, err := nats.Connect(natsSrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync(events.BindingsSubject("default", "app-www"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	startPatchbay(t, "resolver", addr, "--nats-url", natsSrv.URL, "--quiet", "0")
+	first := nextEvent(t, sub)
+	api := startPatchbay(t, "register", addr, "api", "--node", "api-1", "--address", "127.0.0.1", "--port", listenPort(t))
+	api.waitLine(t, "registered", 15*time.Second)
+	registered := time.Now()
+	for {
+		e := nextEvent(t, sub)
+		if e.Revision <= first.Revision {
+			continue
+		}
+		code, stdout, _ := patchbay(t, "resolve", addr, "--json", "app-www")
+		var b resolver.Binding
+		if code != 0 || json.Unmarshal([]byte(stdout), &b) != nil || !b.Vars["API_URL"].Resolved {
+			t.Fatalf("after event %+v, resolve says %s", e, stdout)
+		}
+		t.Logf("api registered → bindings event on NATS after %s", time.Since(registered).Round(time.Millisecond))
+		return
+	}
+}
+
+func nextEvent(t *testing.T, sub *nats.Subscription) events.BindingsChanged {
+	t.Helper()
+	msg, err := sub.NextMsg(15 * time.Second)
+	if err != nil {
+		t.Fatalf("no bindings event: %v", err)
+	}
+	e, err := events.DecodeBindingsChanged(msg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
