@@ -21,6 +21,7 @@ import (
 
 // loopFixture is a real Consul and NATS with the examples published.
 type loopFixture struct {
+	nats   *testcluster.NATS
 	reg    *registry.Client
 	nc     *nats.Conn
 	events chan events.BindingsChanged
@@ -48,12 +49,12 @@ func newLoopFixture(t *testing.T) *loopFixture {
 	if _, err := reg.PublishDatastores(ctx, &set.Datastores[0].Datastores); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(natsSrv.URL)
+	nc, err := nats.Connect(natsSrv.URL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	f := &loopFixture{reg: reg, nc: nc, events: make(chan events.BindingsChanged, 1000)}
+	f := &loopFixture{nats: natsSrv, reg: reg, nc: nc, events: make(chan events.BindingsChanged, 1000)}
 	sub, err := nc.Subscribe(events.AllBindingsSubject("default"), func(m *nats.Msg) {
 		if e, err := events.DecodeBindingsChanged(m.Data); err == nil {
 			f.events <- e
@@ -228,4 +229,28 @@ func TestLoopStandbyTakesOver(t *testing.T) {
 	if b.Revision < 3 {
 		t.Fatalf("revision %d: the new leader did not continue the old one's revisions", b.Revision)
 	}
+}
+
+// A NATS restart loses the events sent while it is down (NATS is at most
+// once; listeners' anti-entropy covers that), and events flow again after.
+func TestLoopSurvivesNATSRestart(t *testing.T) {
+	f := newLoopFixture(t)
+	ctx := context.Background()
+	f.startLoop(t, "r1", nil)
+	f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool { return b.Revision >= 1 })
+
+	f.nats.Restart(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for !f.nc.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatal("client did not reconnect to the restarted NATS")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := f.reg.SetDatastore(ctx, "default", "PRIMARY_DATABASE_URL", "postgres://after-restart/app"); err != nil {
+		t.Fatal(err)
+	}
+	f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool {
+		return b.Vars["DATABASE_URL"].Value == "postgres://after-restart/app"
+	})
 }

@@ -162,7 +162,24 @@ func (n *NATS) Stop() {
 // stops it when the test ends.
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
-	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoLog: true, NoSigs: true})
+	n := &NATS{Server: startNATS(t, natsserver.RANDOM_PORT)}
+	n.URL = n.Server.ClientURL()
+	t.Cleanup(func() { n.Stop() })
+	return n
+}
+
+// Restart stops the server and starts a new one on the same port, as an
+// operator restarting NATS would.
+func (n *NATS) Restart(t testing.TB) {
+	t.Helper()
+	port := n.Server.Addr().(*net.TCPAddr).Port
+	n.Stop()
+	n.Server = startNATS(t, port)
+}
+
+func startNATS(t testing.TB, port int) *natsserver.Server {
+	t.Helper()
+	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatalf("nats server: %v", err)
 	}
@@ -171,9 +188,7 @@ func StartNATS(t testing.TB) *NATS {
 		srv.Shutdown()
 		t.Fatal("nats server not ready within 10s")
 	}
-	n := &NATS{Server: srv, URL: srv.ClientURL()}
-	t.Cleanup(n.Stop)
-	return n
+	return srv
 }
 
 // WaitClosed polls until nothing accepts connections at addr, or fails the
