@@ -157,7 +157,7 @@ func TestSnapshotAndWatch(t *testing.T) {
 	if _, err := c.PublishDatastores(ctx, &set.Datastores[0].Datastores); err != nil {
 		t.Fatal(err)
 	}
-	port := listen(t) // the api example has a TCP health check
+	port := testcluster.TCPBackend(t) // the api example has a TCP health check
 	o := register(t, c, InstanceSpec{Federation: "default", Service: "api", Node: "api-1", Address: "127.0.0.1", Port: port, Region: "eu"})
 	waitRegistered(t, o)
 	// Malformed entries written by hand: reported with their key, skipped.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -127,25 +126,6 @@ func (f *loopFixture) stored(t *testing.T, service string) *Binding {
 	return &b
 }
 
-func listenTCP(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestLoopEndToEnd(t *testing.T) {
 	f := newLoopFixture(t)
 	ctx := context.Background()
@@ -162,7 +142,7 @@ func TestLoopEndToEnd(t *testing.T) {
 	firstRevision := b.Revision
 
 	// An api instance appears: app-www's API_URL binds to it.
-	port := listenTCP(t) // api has a TCP health check
+	port := testcluster.TCPBackend(t) // api has a TCP health check
 	owner, err := f.reg.Register(ctx, registry.InstanceSpec{Federation: "default", Service: "api", Node: "api-1", Address: "127.0.0.1", Port: port})
 	if err != nil {
 		t.Fatal(err)

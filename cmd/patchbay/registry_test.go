@@ -91,25 +91,20 @@ func httpBackend(t *testing.T) string {
 	return u.Port()
 }
 
-// listenPort accepts TCP connections on a free port until the test ends,
-// for services with a TCP health check; it returns the port.
-func listenPort(t *testing.T) string {
+// writeServices writes one directory per service (name → manifest YAML)
+// and returns their parent.
+func writeServices(t *testing.T, services map[string]string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
+	dir := t.TempDir()
+	for name, doc := range services {
+		if err := os.MkdirAll(dir+"/"+name, 0o755); err != nil {
+			t.Fatal(err)
 		}
-	}()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+		if err := os.WriteFile(dir+"/"+name+"/patchbay.yaml", []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 func freePort(t *testing.T) int {
@@ -157,18 +152,10 @@ func TestRegistryCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	for name, doc := range map[string]string{
+	dir := writeServices(t, map[string]string{
 		"cron": "id: cron\nunique: true\nprovides: {CRON_URL: \"http://{HOST}:{PORT}\"}\n",
 		"web":  "id: web\nprovides: {WEB_URL: \"http://{HOST}:{PORT}\"}\nhealth: {http: \"http://{HOST}:{PORT}/healthz\", interval: 200ms}\n",
-	} {
-		if err := os.MkdirAll(dir+"/"+name, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(dir+"/"+name+"/patchbay.yaml", []byte(doc), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 
 	steps := []struct {
 		name   string

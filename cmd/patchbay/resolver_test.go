@@ -2,7 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,18 +21,10 @@ func TestResolverCommands(t *testing.T) {
 	if code, _, stderr := patchbay(t, "publish", addr, "../../examples/services"); code != 0 {
 		t.Fatalf("publish: %s", stderr)
 	}
-	cycle := t.TempDir()
-	for name, doc := range map[string]string{
+	cycle := writeServices(t, map[string]string{
 		"a": "id: a\nrequires: {B: \"{B_URL}\"}\nprovides: {A_URL: \"http://{HOST}\"}\n",
 		"b": "id: b\nrequires: {A: \"{A_URL}\"}\nprovides: {B_URL: \"http://{HOST}\"}\n",
-	} {
-		if err := os.MkdirAll(cycle+"/"+name, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(cycle+"/"+name+"/patchbay.yaml", []byte(doc), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 
 	steps := []struct {
 		name   string
@@ -77,7 +69,7 @@ func TestResolverCommands(t *testing.T) {
 	}
 	startPatchbay(t, "resolver", addr, "--nats-url", natsSrv.URL, "--quiet", "0")
 	first := nextEvent(t, sub)
-	api := startPatchbay(t, "register", addr, "api", "--node", "api-1", "--address", "127.0.0.1", "--port", listenPort(t))
+	api := startPatchbay(t, "register", addr, "api", "--node", "api-1", "--address", "127.0.0.1", "--port", strconv.Itoa(testcluster.TCPBackend(t)))
 	api.waitLine(t, "registered", 15*time.Second)
 	registered := time.Now()
 	for {

@@ -208,3 +208,25 @@ func WaitClosed(t testing.TB, addr string, deadline time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TCPBackend accepts and closes TCP connections on a free loopback port
+// until the test ends, standing in for a service behind a TCP health
+// check. It returns the port.
+func TCPBackend(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() { // ends when the listener closes at cleanup
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
