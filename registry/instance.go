@@ -228,6 +228,11 @@ func (o *Owner) registerAndHold(ctx context.Context, registered func()) error {
 	if err := o.registerService(ctx, m); err != nil {
 		return err
 	}
+	if m.Health != nil {
+		if err := o.waitHealthy(ctx, m.ID); err != nil {
+			return err
+		}
+	}
 	sid, err := o.createSession(ctx)
 	if err != nil {
 		return err
@@ -313,6 +318,30 @@ func (o *Owner) healthCheck(m *manifest.Manifest) (*api.AgentServiceCheck, error
 		check.Interval, check.Timeout = h.Interval.String(), h.Timeout.String()
 	}
 	return check, nil
+}
+
+// waitHealthy blocks until the catalog shows the health check passing: a
+// session can only be tied to a passing check. A blocking query on the
+// service's checks wakes the moment the state changes, where retrying would
+// add up to the backoff's wait.
+func (o *Owner) waitHealthy(ctx context.Context, service string) error {
+	var index uint64
+	for logged := false; ; logged = true {
+		q := (&api.QueryOptions{WaitIndex: index, WaitTime: time.Minute}).WithContext(ctx)
+		checks, meta, err := o.c.consul.Health().Checks(service, q)
+		if err != nil {
+			return o.c.fail(ctx, err, "read health of %s", o.ID())
+		}
+		for _, c := range checks {
+			if c.CheckID == o.checkIDs.health && c.Status == api.HealthPassing {
+				return nil
+			}
+		}
+		if !logged {
+			o.log.Info("waiting for the health check to pass", "check", o.checkIDs.health)
+		}
+		index = meta.LastIndex
+	}
 }
 
 // createSession makes the session that holds the instance's keys. It fails
