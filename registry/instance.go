@@ -233,7 +233,7 @@ func (o *Owner) registerAndHold(ctx context.Context, registered func()) error {
 			return err
 		}
 	}
-	sid, err := o.createSession(ctx)
+	sid, err := o.createSession(ctx, m.Health != nil)
 	if err != nil {
 		return err
 	}
@@ -344,9 +344,9 @@ func (o *Owner) waitHealthy(ctx context.Context, service string) error {
 	}
 }
 
-// createSession makes the session that holds the instance's keys. It fails
-// while the health check is not passing yet, and run retries.
-func (o *Owner) createSession(ctx context.Context) (string, error) {
+// createSession makes the session that holds the instance's keys, tied to
+// the node, the owner check and, when there is one, the health check.
+func (o *Owner) createSession(ctx context.Context, withHealth bool) (string, error) {
 	if err := o.passOwnerCheck(ctx); err != nil {
 		return "", o.c.fail(ctx, err, "pass owner check of %s", o.ID())
 	}
@@ -359,7 +359,7 @@ func (o *Owner) createSession(ctx context.Context) (string, error) {
 		"NodeChecks":    []string{"serfHealth"},
 		"ServiceChecks": []api.ServiceCheck{{ID: o.checkIDs.owner}},
 	}
-	if _, err := o.checkExists(ctx, o.checkIDs.health); err == nil {
+	if withHealth {
 		entry["ServiceChecks"] = []api.ServiceCheck{{ID: o.checkIDs.owner}, {ID: o.checkIDs.health}}
 	}
 	w, cancel := o.c.write(ctx)
@@ -369,19 +369,6 @@ func (o *Owner) createSession(ctx context.Context) (string, error) {
 		return "", o.c.fail(ctx, err, "create session for %s (it needs its health check passing)", o.ID())
 	}
 	return out.ID, nil
-}
-
-func (o *Owner) checkExists(ctx context.Context, id string) (bool, error) {
-	q, cancel := o.c.query(ctx)
-	defer cancel()
-	checks, err := o.c.consul.Agent().ChecksWithFilterOpts(fmt.Sprintf("CheckID == %q", id), q)
-	if err != nil {
-		return false, err
-	}
-	if len(checks) == 0 {
-		return false, ErrNotFound
-	}
-	return true, nil
 }
 
 // deleteKey removes a key while session sid still holds it. Destroying a

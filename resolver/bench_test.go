@@ -164,9 +164,6 @@ func BenchmarkResolveOneInstanceChanged(b *testing.B) {
 
 // TestBenchClusterShape keeps the benchmark honest about what it measures.
 func TestBenchClusterShape(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds 100,000 instances")
-	}
 	snap := benchCluster()
 	if len(snap.Manifests) != benchServices || len(snap.Instances) != benchInstances {
 		t.Fatalf("%d services, %d instances", len(snap.Manifests), len(snap.Instances))
