@@ -48,19 +48,6 @@ func publish(t *testing.T, c *Client, m *manifest.Manifest) {
 	}
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, deadline time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > deadline {
-			t.Fatalf("%s: not within %s", what, deadline)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // instances returns the live instances of service in the snapshot.
 func instances(t *testing.T, c *Client, service string) []Instance {
 	t.Helper()

@@ -79,8 +79,8 @@ provides: {WEB_URL: "{SCHEME}://{HOST}:{PORT}/{NODE}/{REGION}/{{x}}"}
 				}
 			}
 		}
-		eventually(t, 5*time.Second, "instance removed with its session", func() bool { return len(instances(t, c, "svc")) == 0 })
-		took := eventually(t, 10*time.Second, "instance registered again", func() bool { return len(instances(t, c, "svc")) == 1 })
+		testcluster.Eventually(t, 5*time.Second, "instance removed with its session", func() bool { return len(instances(t, c, "svc")) == 0 })
+		took := testcluster.Eventually(t, 10*time.Second, "instance registered again", func() bool { return len(instances(t, c, "svc")) == 1 })
 		t.Logf("re-registered %s after losing its session", took.Round(time.Millisecond))
 	})
 
@@ -100,10 +100,10 @@ provides: {WEB_URL: "{SCHEME}://{HOST}:{PORT}/{NODE}/{REGION}/{{x}}"}
 		o := register(t, c, InstanceSpec{Federation: "default", Service: "svc", Node: "n1", Address: "127.0.0.1", Port: port}, WithMaxBackoff(300*time.Millisecond))
 		waitRegistered(t, o)
 		healthy.Store(false)
-		took := eventually(t, 5*time.Second, "unhealthy instance removed", func() bool { return len(instances(t, c, "svc")) == 0 })
+		took := testcluster.Eventually(t, 5*time.Second, "unhealthy instance removed", func() bool { return len(instances(t, c, "svc")) == 0 })
 		t.Logf("unhealthy instance gone %s after its check started failing", took.Round(time.Millisecond))
 		healthy.Store(true)
-		eventually(t, 10*time.Second, "recovered instance back", func() bool { return len(instances(t, c, "svc")) == 1 })
+		testcluster.Eventually(t, 10*time.Second, "recovered instance back", func() bool { return len(instances(t, c, "svc")) == 1 })
 	})
 }
 
@@ -132,7 +132,7 @@ func TestUniqueTakeover(t *testing.T) {
 	if err := a.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "standby takes over", func() bool {
+	testcluster.Eventually(t, 10*time.Second, "standby takes over", func() bool {
 		got := instances(t, c, "cron")
 		return len(got) == 1 && got[0].Node == "b"
 	})
@@ -183,7 +183,7 @@ func TestIndexedConcurrentRegistrants(t *testing.T) {
 		slices.Sort(idx)
 		return idx
 	}
-	eventually(t, 30*time.Second, "all 20 registered", func() bool { return len(noDuplicates()) == n })
+	testcluster.Eventually(t, 30*time.Second, "all 20 registered", func() bool { return len(noDuplicates()) == n })
 	if got := noDuplicates(); got[0] != 0 || got[n-1] != n-1 {
 		t.Fatalf("indexes = %v, want 0..19", got)
 	}

@@ -220,13 +220,7 @@ func TestLoopSurvivesNATSRestart(t *testing.T) {
 	f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool { return b.Revision >= 1 })
 
 	f.nats.Restart(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for !f.nc.IsConnected() {
-		if time.Now().After(deadline) {
-			t.Fatal("client did not reconnect to the restarted NATS")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testcluster.Eventually(t, 10*time.Second, "client reconnected to the restarted NATS", f.nc.IsConnected)
 	if _, err := f.reg.SetDatastore(ctx, "default", "PRIMARY_DATABASE_URL", "postgres://after-restart/app"); err != nil {
 		t.Fatal(err)
 	}

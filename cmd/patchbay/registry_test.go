@@ -133,18 +133,6 @@ func liveInstances(t *testing.T, reg *registry.Client, service string) []registr
 	return out
 }
 
-func poll(t *testing.T, deadline time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > deadline {
-			t.Fatalf("%s: not within %s", what, deadline)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 func TestRegistryCommands(t *testing.T) {
 	consul := testcluster.StartConsul(t)
 	addr := "--consul-addr=" + consul.Addr
@@ -196,7 +184,7 @@ func TestRegistryCommands(t *testing.T) {
 		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		took := poll(t, 5*time.Second, "instance gone after SIGKILL", func() bool { return len(liveInstances(t, reg, "web")) == 0 })
+		took := testcluster.Eventually(t, 5*time.Second, "instance gone after SIGKILL", func() bool { return len(liveInstances(t, reg, "web")) == 0 })
 		t.Logf("instance gone %s after its owner was killed (owner TTL %s)", took.Round(time.Millisecond), registry.DefaultOwnerTTL)
 	})
 
@@ -224,7 +212,7 @@ func TestRegistryCommands(t *testing.T) {
 		if err := holder.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		took := poll(t, 15*time.Second, "standby took over", func() bool {
+		took := testcluster.Eventually(t, 15*time.Second, "standby took over", func() bool {
 			got := liveInstances(t, reg, "cron")
 			return len(got) == 1 && got[0].Node == "b"
 		})

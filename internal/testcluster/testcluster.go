@@ -230,3 +230,18 @@ func TCPBackend(t testing.TB) int {
 	}()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// Eventually polls cond until it holds, failing the test if it does not
+// within deadline (what names the awaited state); it returns how long it
+// took, for tests that report a figure.
+func Eventually(t testing.TB, deadline time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > deadline {
+			t.Fatalf("%s: not within %s", what, deadline)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
