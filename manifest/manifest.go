@@ -56,6 +56,8 @@ type Manifest struct {
 	Rollout     *Rollout               `yaml:"rollout" json:"rollout,omitempty"`
 	Provision   *Provision             `yaml:"provision" json:"provision,omitempty"`
 	Health      *Health                `yaml:"health" json:"health,omitempty"`
+	// Templates are the files a listener renders for the service, by name.
+	Templates map[string]TemplateFile `yaml:"templates" json:"templates,omitempty"`
 }
 
 // Requirement is one variable a service needs. In a file it is either a
@@ -113,6 +115,40 @@ type Provision struct {
 	Timeout Duration `yaml:"timeout" json:"timeout"`
 }
 
+// TemplateFile is one file rendered from the service's bindings: an env file,
+// a load-balancer config.
+type TemplateFile struct {
+	// Source is "builtin:NAME" or an absolute path on the host; Contents is
+	// the template itself, carried in the manifest. Exactly one is set.
+	Source      string `yaml:"source" json:"source,omitempty"`
+	Contents    string `yaml:"contents" json:"contents,omitempty"`
+	Destination string `yaml:"destination" json:"destination"`
+	// Perms are octal file permissions, "0640" by default: rendered files
+	// often hold credentials.
+	Perms string `yaml:"perms" json:"perms"`
+	Owner string `yaml:"owner" json:"owner,omitempty"`
+	Group string `yaml:"group" json:"group,omitempty"`
+	// Check validates the staged file before it is installed; {STAGED} in
+	// its arguments is replaced by the staged file's path.
+	Check  []string `yaml:"check" json:"check,omitempty"`
+	Reload []string `yaml:"reload" json:"reload,omitempty"`
+	// Backup keeps the previous version beside the file as DEST.bak.
+	Backup bool `yaml:"backup" json:"backup"`
+	// Min is the fewest upstreams any upstreams or routes call may return;
+	// below it the file is not rendered and the last good one stays.
+	Min *int `yaml:"min" json:"min"`
+	// Timeout bounds check and reload commands.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// Options parameterize a template (read with the option function).
+	Options map[string]string `yaml:"options" json:"options,omitempty"`
+}
+
+// BuiltinPrefix marks a template source that names a builtin template.
+const BuiltinPrefix = "builtin:"
+
+// StagedPlaceholder in a check command stands for the staged file's path.
+const StagedPlaceholder = "{STAGED}"
+
 // Health is the check Consul runs against each instance. Exactly one of
 // HTTP, TCP and TTL is set.
 type Health struct {
@@ -131,6 +167,9 @@ const (
 	DefaultHealthInterval = Duration(10 * time.Second)
 	DefaultHealthCheckMax = Duration(5 * time.Second)
 	DefaultSelectAllMin   = 1
+	DefaultTemplatePerms  = "0640"
+	DefaultTemplateMin    = 1
+	DefaultCommandTimeout = Duration(30 * time.Second)
 )
 
 // Duration is a time.Duration written as "10s" or "1m30s".

@@ -91,6 +91,11 @@ func (v *validator) manifest(m *Manifest) {
 	if m.Health != nil {
 		v.health(m.Health, known)
 	}
+	for _, name := range mapKeys(m.Templates) {
+		t := m.Templates[name]
+		v.templateSpec(name, &t)
+		m.Templates[name] = t
+	}
 }
 
 // template checks that s parses and uses only known placeholders.
@@ -240,5 +245,57 @@ func (v *validator) datastores(ds *Datastores) {
 		if ds.Values[k] == "" {
 			v.report([]string{"datastores", k}, "datastores.%s: empty value; give the URL or remove the key", k)
 		}
+	}
+}
+
+var (
+	octalPerms  = regexp.MustCompile(`^0?[0-7]{3}$`)
+	builtinName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+)
+
+// templateSpec checks one entry of templates and fills in its defaults.
+func (v *validator) templateSpec(name string, t *TemplateFile) {
+	at := func(field string) []string { return []string{"templates", name, field} }
+	if !IsDNSLabel(name) {
+		v.report([]string{"templates", name}, "templates: %q is not a name; use lower-case letters, digits and \"-\", like \"nginx\"", name)
+	}
+	switch {
+	case t.Source != "" && t.Contents != "":
+		v.report(at("source"), "templates.%s: give source or contents, not both", name)
+	case t.Source == "" && t.Contents == "":
+		v.report(at("source"), "templates.%s: missing source; give \"builtin:env\", an absolute path, or the template as contents", name)
+	case strings.HasPrefix(t.Source, BuiltinPrefix):
+		if n := strings.TrimPrefix(t.Source, BuiltinPrefix); !builtinName.MatchString(n) {
+			v.report(at("source"), "templates.%s.source: %q is not a builtin name; write it like \"builtin:env\"", name, t.Source)
+		}
+	case t.Source != "" && !path.IsAbs(t.Source):
+		v.report(at("source"), "templates.%s.source: %q is relative; give an absolute path on the host, \"builtin:NAME\", or inline contents", name, t.Source)
+	}
+	if !path.IsAbs(t.Destination) {
+		v.report(at("destination"), "templates.%s.destination: %q is not an absolute path; give where the file is installed, like \"/etc/%s/env\"", name, t.Destination, name)
+	}
+	if t.Perms == "" {
+		t.Perms = DefaultTemplatePerms
+	}
+	if !octalPerms.MatchString(t.Perms) {
+		v.report(at("perms"), "templates.%s.perms: %q is not octal permissions; write them like \"0640\"", name, t.Perms)
+	}
+	for _, c := range []struct {
+		field string
+		argv  []string
+	}{{"check", t.Check}, {"reload", t.Reload}} {
+		if c.argv != nil && (len(c.argv) == 0 || c.argv[0] == "") {
+			v.report(at(c.field), "templates.%s.%s: give the program and its arguments as a list, e.g. [\"nginx\", \"-s\", \"reload\"]", name, c.field)
+		}
+	}
+	if t.Min == nil {
+		m := DefaultTemplateMin
+		t.Min = &m
+	}
+	if *t.Min < 0 {
+		v.report(at("min"), "templates.%s.min: %d upstreams cannot work; use 0 or more", name, *t.Min)
+	}
+	if t.Timeout == 0 {
+		t.Timeout = DefaultCommandTimeout
 	}
 }

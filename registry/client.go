@@ -30,6 +30,7 @@ const DefaultTimeout = 10 * time.Second
 // Client reads and writes patchbay's data in Consul.
 type Client struct {
 	consul  *api.Client
+	config  *api.Config
 	addr    string
 	keys    keys
 	timeout time.Duration
@@ -110,7 +111,7 @@ func New(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: consul client for %s: %w", o.config.Address, err)
 	}
-	return &Client{consul: c, addr: o.config.Address, keys: keys{prefix: o.prefix}, timeout: o.timeout, log: o.log}, nil
+	return &Client{consul: c, config: o.config, addr: o.config.Address, keys: keys{prefix: o.prefix}, timeout: o.timeout, log: o.log}, nil
 }
 
 // Address is the Consul address the client talks to.

@@ -1,0 +1,155 @@
+// Package templates renders files from a service's bindings with
+// consul-template's engine: its whole function set, plus patchbay's
+// (patchbay, binding, bindings, upstreams, routes, option and the quoting
+// helpers), which read an in-memory snapshot and so never block. Installing
+// a rendered file (stage, check, back up, rename) is in install.go.
+//
+// consul-template logs through the standard library's global logger; the
+// program decides where that goes (patchbay routes it into slog at debug).
+// This package never builds a Vault client, so VAULT_* variables cannot
+// switch Vault on: secret lookups fail with a clear error.
+package templates
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	ctemplate "github.com/hashicorp/consul-template/template"
+
+	dep "github.com/hashicorp/consul-template/dependency"
+)
+
+// ErrLookup: a consul-template lookup (key, service, ...) failed or timed out.
+var ErrLookup = errors.New("templates: lookup failed")
+
+// DefaultFetchTimeout bounds all consul-template lookups of one render.
+const DefaultFetchTimeout = 10 * time.Second
+
+// maxRounds bounds lookups that depend on other lookups (a key per entry
+// of ls): each round fetches what the previous execution found missing.
+const maxRounds = 8
+
+// denied are consul-template functions with side effects: a render must be
+// free of them so that a failed check can still install nothing.
+var denied = []string{"plugin", "writeToFile"}
+
+// Fetcher fetches one consul-template dependency once, without blocking
+// for changes. A missing key is an error naming it.
+type Fetcher interface {
+	Fetch(ctx context.Context, d dep.Dependency) (any, error)
+}
+
+// Renderer renders templates. It is safe for concurrent use.
+type Renderer struct {
+	fetch   Fetcher
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// Option configures a Renderer.
+type Option func(*Renderer)
+
+// WithFetcher lets templates use consul-template's lookups (key, service,
+// ...); without one they fail with ErrLookup.
+func WithFetcher(f Fetcher) Option { return func(r *Renderer) { r.fetch = f } }
+
+// WithFetchTimeout bounds all lookups of one render (default 10s).
+func WithFetchTimeout(d time.Duration) Option { return func(r *Renderer) { r.timeout = d } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(r *Renderer) { r.log = l } }
+
+// NewRenderer returns a Renderer.
+func NewRenderer(opts ...Option) *Renderer {
+	r := &Renderer{timeout: DefaultFetchTimeout, log: slog.Default()}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// Render executes a template against data. The output is deterministic:
+// the same data and lookups give the same bytes.
+func (r *Renderer) Render(ctx context.Context, name, contents string, data Data) ([]byte, error) {
+	f := &funcs{data: &data}
+	tmpl, err := ctemplate.NewTemplate(&ctemplate.NewTemplateInput{
+		Contents:         contents,
+		ErrMissingKey:    true,
+		ExtFuncMap:       f.funcMap(),
+		FunctionDenylist: denied,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	brain := ctemplate.NewBrain()
+	for range maxRounds {
+		res, err := tmpl.Execute(&ctemplate.ExecuteInput{Brain: brain, Env: environ(&data)})
+		if err != nil {
+			return nil, executeError(name, f, err)
+		}
+		if res.Missing.Len() == 0 {
+			return res.Output, nil
+		}
+		for _, d := range res.Missing.List() {
+			v, err := r.lookup(ctx, d)
+			if err != nil {
+				return nil, fmt.Errorf("template %s: %w", name, err)
+			}
+			brain.Remember(d, v)
+		}
+	}
+	return nil, fmt.Errorf("%w: template %s: lookups still missing after %d rounds", ErrLookup, name, maxRounds)
+}
+
+func (r *Renderer) lookup(ctx context.Context, d dep.Dependency) (any, error) {
+	if r.fetch == nil {
+		return nil, fmt.Errorf("%w: %s: this render has no Consul to look it up in", ErrLookup, d)
+	}
+	start := time.Now()
+	v, err := r.fetch.Fetch(ctx, d)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrLookup, d, err)
+	}
+	r.log.Debug("template lookup", "dependency", d.String(), "took", time.Since(start))
+	return v, nil
+}
+
+// executeError prefers the error a patchbay function returned, which keeps
+// its sentinel; consul-template flattens execution errors into strings.
+func executeError(name string, f *funcs, err error) error {
+	if f.err != nil {
+		return fmt.Errorf("template %s: %w", name, f.err)
+	}
+	msg := strings.TrimPrefix(err.Error(), "execute: ")
+	msg = strings.TrimPrefix(strings.TrimPrefix(msg, "parse: "), "template: ")
+	return fmt.Errorf("template %s: %s", name, msg)
+}
+
+// environ is what consul-template's env function sees before the process
+// environment: the manifest's environment and the resolved requirements.
+func environ(d *Data) []string {
+	env := maps.Clone(d.Environment)
+	if env == nil {
+		env = map[string]string{}
+	}
+	if d.Binding != nil {
+		for k, v := range d.Binding.Vars {
+			if v.Resolved {
+				env[k] = v.Value
+			}
+		}
+	}
+	out := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
