@@ -25,6 +25,9 @@ import (
 	dep "github.com/hashicorp/consul-template/dependency"
 )
 
+// ErrTemplate: the template does not parse or fails to execute.
+var ErrTemplate = errors.New("templates: bad template")
+
 // ErrLookup: a consul-template lookup (key, service, ...) failed or timed out.
 var ErrLookup = errors.New("templates: lookup failed")
 
@@ -85,7 +88,7 @@ func (r *Renderer) Render(ctx context.Context, name, contents string, data Data)
 		FunctionDenylist: denied,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", name, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrTemplate, name, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -130,7 +133,10 @@ func executeError(name string, f *funcs, err error) error {
 	}
 	msg := strings.TrimPrefix(err.Error(), "execute: ")
 	msg = strings.TrimPrefix(strings.TrimPrefix(msg, "parse: "), "template: ")
-	return fmt.Errorf("template %s: %s", name, msg)
+	if !strings.HasPrefix(msg, ":") {
+		msg = ": " + msg
+	}
+	return fmt.Errorf("%w %s%s", ErrTemplate, name, msg) // "bad template nginx:12:5: ..."
 }
 
 // environ is what consul-template's env function sees before the process

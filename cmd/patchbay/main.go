@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/templates"
 )
 
 // Exit codes: the CLI contract.
@@ -24,6 +26,7 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	routeStdLog(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -53,7 +56,8 @@ func exitCode(err error) int {
 	case !errors.As(err, &ran):
 		return exitUser // cobra refused the command line before anything ran
 	case errors.Is(err, manifest.ErrInvalid), errors.Is(err, errUsage),
-		errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrConflict), errors.Is(err, registry.ErrNotFound):
+		errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrConflict), errors.Is(err, registry.ErrNotFound),
+		isTemplateMistake(err):
 		return exitUser
 	default:
 		return exitInternal
@@ -86,3 +90,17 @@ type alreadyReported struct{ err error }
 
 func (e alreadyReported) Error() string { return e.err.Error() }
 func (e alreadyReported) Unwrap() error { return e.err }
+
+// isTemplateMistake reports errors a template's author or the cluster's
+// state must fix, as opposed to an unreachable Consul.
+func isTemplateMistake(err error) bool {
+	for _, target := range []error{
+		templates.ErrTemplate, templates.ErrUnknownVar, templates.ErrUnknownBuiltin, templates.ErrUnresolved,
+		templates.ErrTooFewUpstreams, templates.ErrUnquotable, templates.ErrCheckFailed,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}

@@ -93,7 +93,7 @@ and NATS's own: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, NATS_URL), then the
 	flags.DurationVar(&a.g.Timeout, "timeout", 10*time.Second, "bound on each Consul request that is not a long-running watch")
 	flags.Var(&levelFlag{&a.logLevel}, "log-level", "log level: debug, info, warn, error")
 	root.AddCommand(newVersionCmd(a), newValidateCmd(a), newPublishCmd(a), newUnpublishCmd(a), newRegisterCmd(a), newDatastoreCmd(a),
-		newResolveCmd(a), newExplainCmd(a), newGraphCmd(a), newOrderCmd(a), newResolverCmd(a))
+		newResolveCmd(a), newExplainCmd(a), newGraphCmd(a), newOrderCmd(a), newResolverCmd(a), newRenderCmd(a))
 	markCommandErrors(root)
 	return root
 }

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/templates"
+)
+
+type renderFlags struct {
+	service, template, out, region string
+	diff, dryRun, asJSON           bool
+}
+
+// renderResult is what render --json prints.
+type renderResult struct {
+	Destination string `json:"destination"`
+	Changed     bool   `json:"changed"`
+	Reloaded    bool   `json:"reloaded"`
+	Diff        string `json:"diff,omitempty"`
+}
+
+func newRenderCmd(a *app) *cobra.Command {
+	var f renderFlags
+	cmd := &cobra.Command{
+		Use:   "render --service S --template T [--out F] [--diff] [--dry-run]",
+		Short: "Render one template of a service against its live binding",
+		Long: `Render renders one template for SERVICE (in the --federation) from the
+binding the resolver stored for it, and installs it as a listener would.
+
+T is one of:
+  NAME           a template in the service's manifest (templates: NAME): it is
+                 installed at its destination with its perms, owner and group,
+                 after its check passes, keeping a backup if asked, and its
+                 reload command runs when the file changed
+  builtin:NAME   a builtin template (` + strings.Join(templates.Builtins(), ", ") + `)
+  PATH           a template file
+
+--out F installs at F instead of the destination and runs no reload; with
+"--out -", or when T has no destination, the result goes to stdout.
+--diff prints a unified diff from the installed file to the rendered one.
+--dry-run installs nothing and runs no command: with --diff it shows what
+would change, without it prints the rendered file.
+
+A template that needs an unresolved requirement, or a load balancer with
+fewer upstreams than its min, is not rendered: the installed file stays.`,
+		Example: `  patchbay render --service lb-public --template nginx --diff --dry-run
+  patchbay render --service app-www --template builtin:env --out -
+  patchbay render --service app-www --template ./app.env.tmpl --out /etc/app-www/env`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.render(cmd.Context(), f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.service, "service", "", "service whose binding to render (required)")
+	fl.StringVar(&f.template, "template", "", "manifest template name, builtin:NAME or a file (required)")
+	fl.StringVar(&f.out, "out", "", `install here instead of the destination; "-" for stdout`)
+	fl.StringVar(&f.region, "region", "", "region of the node (default: none)")
+	fl.BoolVar(&f.diff, "diff", false, "print a unified diff against the installed file")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "install nothing, run no check or reload")
+	fl.BoolVar(&f.asJSON, "json", false, "print the outcome as JSON")
+	_ = cmd.MarkFlagRequired("service")
+	_ = cmd.MarkFlagRequired("template")
+	return cmd
+}
+
+func (a *app) render(ctx context.Context, f renderFlags) error {
+	reg, err := a.registry()
+	if err != nil {
+		return err
+	}
+	m, err := reg.Manifest(ctx, a.g.Federation, f.service)
+	if err != nil {
+		return err
+	}
+	spec, managed, err := templateSpec(m, f.template)
+	if err != nil {
+		return err
+	}
+	b, err := a.liveBinding(ctx, reg, m, f.region)
+	if err != nil {
+		return err
+	}
+	out, err := a.renderSpec(ctx, reg, m, b, f.template, spec)
+	if err != nil {
+		return err
+	}
+	dest := spec.Destination
+	if f.out != "" {
+		dest = f.out
+	}
+	if dest == "" || dest == "-" {
+		_, err := a.stdout.Write(out)
+		return err
+	}
+	res := renderResult{Destination: dest}
+	if f.diff {
+		if res.Diff, err = diffInstalled(dest, out); err != nil {
+			return err
+		}
+		if !f.asJSON {
+			fmt.Fprint(a.stdout, res.Diff)
+		}
+	}
+	if f.dryRun {
+		res.Changed = res.Diff != ""
+		if !f.diff && !f.asJSON {
+			_, err := a.stdout.Write(out)
+			return err
+		}
+		return a.report(res, f)
+	}
+	file, err := templates.FileOf(spec)
+	if err != nil {
+		return err
+	}
+	file.Destination = dest
+	if res.Changed, err = templates.Install(ctx, out, file); err != nil {
+		return err
+	}
+	if res.Changed && managed && dest == spec.Destination && len(spec.Reload) > 0 {
+		if err := templates.Run(ctx, spec.Reload, time.Duration(spec.Timeout)); err != nil {
+			return fmt.Errorf("installed %s, but its reload failed: %w", dest, err)
+		}
+		res.Reloaded = true
+	}
+	return a.report(res, f)
+}
+
+func (a *app) report(res renderResult, f renderFlags) error {
+	if f.asJSON {
+		return a.printJSON(res)
+	}
+	switch {
+	case f.dryRun:
+	case res.Reloaded:
+		fmt.Fprintf(a.stderr, "installed %s and reloaded\n", res.Destination)
+	case res.Changed:
+		fmt.Fprintf(a.stderr, "installed %s\n", res.Destination)
+	default:
+		fmt.Fprintf(a.stderr, "%s is up to date\n", res.Destination)
+	}
+	return nil
+}
+
+// templateSpec finds T: a manifest template (managed), a builtin or a file.
+func templateSpec(m *manifest.Manifest, t string) (spec manifest.TemplateFile, managed bool, err error) {
+	if s, ok := m.Templates[t]; ok {
+		return s, true, nil
+	}
+	spec = manifest.TemplateFile{Perms: manifest.DefaultTemplatePerms, Timeout: manifest.DefaultCommandTimeout}
+	min := manifest.DefaultTemplateMin
+	spec.Min = &min
+	switch {
+	case strings.HasPrefix(t, manifest.BuiltinPrefix):
+		spec.Source = t
+		return spec, false, nil
+	case fileExists(t):
+		abs, err := filepath.Abs(t)
+		spec.Source = abs
+		return spec, false, err
+	}
+	known := slices.Sorted(maps.Keys(m.Templates))
+	return spec, false, usageErrorf("template %q: service %s has no such template (its templates: [%s]), and it is neither builtin:NAME nor a file",
+		t, m.ID, strings.Join(known, " "))
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// liveBinding reads the binding the resolver stored for the service, or,
+// when none is stored, resolves it now from the registry.
+func (a *app) liveBinding(ctx context.Context, reg *registry.Client, m *manifest.Manifest, region string) (*resolver.Binding, error) {
+	for _, r := range slices.Compact([]string{region, ""}) {
+		stored, err := reg.Binding(ctx, m.Federation, m.ID, r)
+		if err != nil {
+			return nil, err
+		}
+		if stored == nil {
+			continue
+		}
+		var b resolver.Binding
+		if err := json.Unmarshal(stored.Value, &b); err != nil {
+			return nil, fmt.Errorf("binding of %s in region %q: %w", m.ID, r, err)
+		}
+		return &b, nil
+	}
+	fmt.Fprintf(a.stderr, "warning: no binding stored for %s (is a resolver running?); resolving it now\n", m.ID)
+	snap, err := a.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return bindingFor(snap, m.Federation, m.ID, region)
+}
+
+// renderSpec renders a template with lookups in the registry's Consul.
+func (a *app) renderSpec(ctx context.Context, reg *registry.Client, m *manifest.Manifest, b *resolver.Binding, name string, spec manifest.TemplateFile) ([]byte, error) {
+	contents, err := templates.Contents(spec)
+	if err != nil {
+		return nil, err
+	}
+	lookups, err := reg.Lookups()
+	if err != nil {
+		return nil, err
+	}
+	defer lookups.Close()
+	r := templates.NewRenderer(
+		templates.WithFetcher(lookups),
+		templates.WithFetchTimeout(a.g.Timeout),
+		templates.WithLogger(a.logger()),
+	)
+	return r.Render(ctx, name, contents, templates.Data{
+		Service: m.ID, Federation: m.Federation, Region: b.Region,
+		Environment: m.Environment, Binding: b, Options: spec.Options, Min: *spec.Min,
+	})
+}
+
+// diffInstalled diffs the installed file (missing: empty) with out.
+func diffInstalled(dest string, out []byte) (string, error) {
+	installed, err := os.ReadFile(dest)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	return templates.Diff(installed, out, dest)
+}
