@@ -131,7 +131,7 @@ func (a *app) render(ctx context.Context, f renderFlags) error {
 	if res.Changed, err = templates.Install(ctx, out, file); err != nil {
 		return err
 	}
-	if res.Changed && managed && dest == spec.Destination && len(spec.Reload) > 0 {
+	if res.Changed && managed && f.out == "" && len(spec.Reload) > 0 {
 		if err := templates.Run(ctx, spec.Reload, time.Duration(spec.Timeout)); err != nil {
 			return fmt.Errorf("installed %s, but its reload failed: %w", dest, err)
 		}
