@@ -19,6 +19,7 @@ var (
 	ErrPermissionDenied = errors.New("registry: permission denied")
 	ErrConflict         = errors.New("registry: conflicting write")
 	ErrNotFound         = errors.New("registry: not found")
+	ErrUnsupported      = errors.New("registry: not supported")
 )
 
 // DefaultPrefix is where patchbay keeps its data in Consul KV.

@@ -48,6 +48,11 @@ func (l *Lookups) Fetch(ctx context.Context, d dep.Dependency) (any, error) {
 		meta *dep.ResponseMetadata
 		err  error
 	}
+	switch d.Type() {
+	case dep.TypeConsul, dep.TypeLocal:
+	default: // consul-template would dereference a Vault or Nomad client patchbay never makes
+		return nil, fmt.Errorf("%w: only Consul and file lookups are available to patchbay templates", ErrUnsupported)
+	}
 	done := make(chan result, 1) // the fetch never blocks on sending
 	l.wg.Add(1)
 	go func() {

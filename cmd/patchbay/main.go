@@ -56,7 +56,7 @@ func exitCode(err error) int {
 	case !errors.As(err, &ran):
 		return exitUser // cobra refused the command line before anything ran
 	case errors.Is(err, manifest.ErrInvalid), errors.Is(err, errUsage),
-		errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrConflict), errors.Is(err, registry.ErrNotFound),
+		errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrConflict), errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrUnsupported),
 		isTemplateMistake(err):
 		return exitUser
 	default:
