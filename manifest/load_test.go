@@ -136,6 +136,27 @@ rollout: {concurrency: -1}
 			`svc.yaml:6:24: rollout.concurrency: -1 nodes at a time cannot work; use 1 or more`,
 		},
 	}, {
+		name: "templates",
+		files: map[string]string{"svc.yaml": `id: svc
+templates:
+  both: {source: "builtin:env", contents: "x", destination: /etc/x}
+  none: {destination: /etc/x}
+  relative: {source: tmpl/env.tmpl, destination: etc/x, perms: "rw-r-----"}
+  badname: {source: "builtin:Env!", destination: /etc/x, min: -1, check: []}
+  Upper: {contents: x, destination: /etc/x}
+`},
+		want: []string{
+			`svc.yaml:3:18: templates.both: give source or contents, not both`,
+			`svc.yaml:4:3: templates.none: missing source; give "builtin:env", an absolute path, or the template as contents`,
+			`svc.yaml:5:22: templates.relative.source: "tmpl/env.tmpl" is relative; give an absolute path on the host, "builtin:NAME", or inline contents`,
+			`svc.yaml:5:50: templates.relative.destination: "etc/x" is not an absolute path; give where the file is installed, like "/etc/relative/env"`,
+			`svc.yaml:5:64: templates.relative.perms: "rw-r-----" is not octal permissions; write them like "0640"`,
+			`svc.yaml:6:21: templates.badname.source: "builtin:Env!" is not a builtin name; write it like "builtin:env"`,
+			`svc.yaml:6:63: templates.badname.min: -1 upstreams cannot work; use 0 or more`,
+			`svc.yaml:6:67: templates.badname.check: give the program and its arguments as a list, e.g. ["nginx", "-s", "reload"]`,
+			`svc.yaml:7:3: templates: "Upper" is not a name; use lower-case letters, digits and "-", like "nginx"`,
+		},
+	}, {
 		name: "toml positions",
 		files: map[string]string{"svc.toml": `id = "svc"
 [requires.DB]
@@ -289,6 +310,7 @@ requires:
 rollout: {group: www}
 provision: {command: [true]}
 health: {ttl: 30s}
+templates: {env: {source: "builtin:env", destination: /etc/svc/env}}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -303,6 +325,10 @@ health: {ttl: 30s}
 		Rollout:   &Rollout{Group: "www", Concurrency: DefaultConcurrency, HealthTimeout: DefaultHealthTimeout},
 		Provision: &Provision{Command: []string{"true"}, Timeout: DefaultProvisionLimit},
 		Health:    &Health{TTL: Duration(30e9)},
+		Templates: map[string]TemplateFile{"env": {
+			Source: "builtin:env", Destination: "/etc/svc/env", Perms: DefaultTemplatePerms,
+			Min: new(int(DefaultTemplateMin)), Timeout: DefaultCommandTimeout,
+		}},
 	}
 	if !reflect.DeepEqual(*m, want) {
 		t.Errorf("normalized =\n%+v\nwant\n%+v", *m, want)
