@@ -1,0 +1,60 @@
+package templates
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/patchbay/patchbay/resolver"
+)
+
+// BenchmarkRenderNginx renders the nginx builtin for a large pool: 100
+// routes of 10 upstreams each, what a public load balancer of a big
+// cluster sees on every change.
+func BenchmarkRenderNginx(b *testing.B) {
+	var providers []resolver.Provider
+	for r := range 100 {
+		for i := range 10 {
+			providers = append(providers, resolver.Provider{
+				Key:      fmt.Sprintf("SVC%03d_URL", r),
+				Value:    fmt.Sprintf("http://10.0.%d.%d:8080", r, i),
+				Instance: fmt.Sprintf("svc%03d@n%d:8080", r, i),
+				Public:   true,
+			})
+		}
+	}
+	data := Data{Service: "lb", Min: 1, Binding: &resolver.Binding{Vars: map[string]resolver.Var{
+		"ROUTES": {Select: "all", Resolved: true, Providers: providers},
+	}}}
+	contents, err := Builtin("nginx")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := NewRenderer()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Render(context.Background(), "nginx", contents, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRenderEnv renders the env builtin for a service with 100 variables.
+func BenchmarkRenderEnv(b *testing.B) {
+	vars := map[string]resolver.Var{}
+	for i := range 100 {
+		vars[fmt.Sprintf("VAR_%03d", i)] = resolver.Var{Select: "one", Resolved: true, Value: fmt.Sprintf("postgres://db-%d:5432/app?x='y'", i)}
+	}
+	data := Data{Service: "app", Binding: &resolver.Binding{Vars: vars}}
+	contents, err := Builtin("env")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := NewRenderer()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Render(context.Background(), "env", contents, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
