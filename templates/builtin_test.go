@@ -53,6 +53,8 @@ func fixture(runDir string) Data {
 			Key: "API_URL", Value: "http://10.0.1.4:9000/v1/", Service: "api", Instance: "api@n4:9000",
 			Node: "n4", Address: "10.0.1.4", Port: 9000, Region: "eu",
 		},
+		// A datastore behind TLS, on the scheme's port, with an escaped path.
+		{Key: "LEGACY_URL", Value: "https://192.0.2.10/old%25api/", Datastore: true},
 		web("n1", "http://10.0.0.1:8080"),
 		web("n2", "http://10.0.0.2:8080/"),
 		web("n3", "http://[fd00::3]:8080"),

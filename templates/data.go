@@ -48,6 +48,7 @@ type Data struct {
 type Upstream struct {
 	// Name is a config-safe identifier (letters, digits, _), unique per instance.
 	Name      string
+	Scheme    string // "http" or "https"; "" when the value is not a URL
 	Host      string
 	Port      int
 	HostPort  string // "host:port", IPv6 in brackets
@@ -72,6 +73,7 @@ type Route struct {
 	ID        string
 	Key       string
 	Path      string // path of the first upstream's URL
+	Scheme    string // scheme of the first upstream's URL, "http" when none
 	Public    bool   // every upstream is public
 	Upstreams []Upstream
 }
@@ -121,6 +123,13 @@ func (f *funcs) funcMap() template.FuncMap {
 		"shellQuote":   f.quoter(ShellQuote),
 		"systemdQuote": f.quoter(SystemdQuote),
 		"dotenvQuote":  f.quoter(DotenvQuote),
+		"mustUTF8": func(vars map[string]string) (map[string]string, error) {
+			out, err := mustUTF8(vars)
+			if err != nil {
+				return nil, f.fail(err)
+			}
+			return out, nil
+		},
 	}
 }
 
@@ -219,7 +228,7 @@ func (f *funcs) routes(name string) ([]Route, error) {
 			byKey[p.Key] = r
 		}
 		if len(r.Upstreams) == 0 {
-			r.Path = u.Path
+			r.Path, r.Scheme = u.Path, cmp.Or(u.Scheme, "http")
 		}
 		r.Public = r.Public && u.Public
 		r.Upstreams = append(r.Upstreams, u)
@@ -277,10 +286,15 @@ func upstream(p resolver.Provider) (Upstream, bool) {
 		Region: p.Region, Public: p.Public, Datastore: p.Datastore,
 	}
 	if parsed, err := url.Parse(p.Value); err == nil && parsed.Host != "" {
-		u.Path = strings.TrimSuffix(parsed.Path, "/")
+		u.Scheme = parsed.Scheme
+		u.Path = strings.TrimSuffix(parsed.EscapedPath(), "/")
 		u.Host = parsed.Hostname()
+		u.Port = defaultPorts[parsed.Scheme]
 		if n, err := strconv.Atoi(parsed.Port()); err == nil {
 			u.Port = n
+		}
+		if u.Port == 0 {
+			return u, false // a URL of another scheme with no port: nothing to proxy to
 		}
 	}
 	if !safeHost.MatchString(u.Host) || u.Port < 1 || u.Port > 65535 || !safePath.MatchString(u.Path) {
@@ -289,6 +303,8 @@ func upstream(p resolver.Provider) (Upstream, bool) {
 	u.HostPort = net.JoinHostPort(u.Host, strconv.Itoa(u.Port))
 	return u, true
 }
+
+var defaultPorts = map[string]int{"http": 80, "https": 443}
 
 var (
 	safeHost = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)

@@ -169,19 +169,40 @@ func TestUpstreams(t *testing.T) {
 		{Key: "API_URL", Value: "http://10.0.0.6:80/x{y}", Instance: "brace@n6:80", Port: 80},
 		{Key: "API_URL", Value: "http://10.0.0.7:70000/", Instance: "port@n7:80", Port: 80},
 		{Key: "API_URL", Value: "http://10.0.0.8:80/%7Breturn%7D", Instance: "escaped@n8:80", Port: 80},
+		{Key: "API_URL", Value: "https://legacy.example.com", Instance: "tls@n9"},
+		{Key: "API_URL", Value: "http://10.0.0.9:80/a;b", Instance: "semicolon@n9:80", Port: 80},
+		{Key: "API_URL", Value: "redis://cache.internal", Instance: "redis@n10"}, // no port known
 	}
 	want := []Upstream{
 		{
-			Name: "api_n1_8080", Host: "10.0.0.1", Port: 8080, HostPort: "10.0.0.1:8080", URL: "http://10.0.0.1:8080/v1/",
+			Name: "api_n1_8080", Scheme: "http", Host: "10.0.0.1", Port: 8080, HostPort: "10.0.0.1:8080", URL: "http://10.0.0.1:8080/v1/",
 			Path: "/v1", Key: "API_URL", Service: "api", Instance: "api@n1:8080", Node: "n1", Region: "eu", Public: true,
 		},
 		{
-			Name: "api_n2_9090", Host: "fd00::2", Port: 9090, HostPort: "[fd00::2]:9090", URL: "http://[fd00::2]:9090",
+			Name: "api_n2_9090", Scheme: "http", Host: "fd00::2", Port: 9090, HostPort: "[fd00::2]:9090", URL: "http://[fd00::2]:9090",
 			Key: "API_URL", Service: "api", Instance: "api@n2:9090",
 		},
 		{
 			Name: "api_n3_7000", Host: "10.0.0.3", Port: 7000, HostPort: "10.0.0.3:7000", URL: "10.0.0.3:7000",
 			Key: "API_URL", Service: "api", Instance: "api@n3:7000",
+		},
+		// Paths are kept escaped, so a space or brace cannot end a directive.
+		{
+			Name: "space_n5_80", Scheme: "http", Host: "10.0.0.5", Port: 80, HostPort: "10.0.0.5:80", URL: "http://10.0.0.5:80/a b",
+			Path: "/a%20b", Key: "API_URL", Instance: "space@n5:80",
+		},
+		{
+			Name: "brace_n6_80", Scheme: "http", Host: "10.0.0.6", Port: 80, HostPort: "10.0.0.6:80", URL: "http://10.0.0.6:80/x{y}",
+			Path: "/x%7By%7D", Key: "API_URL", Instance: "brace@n6:80",
+		},
+		{
+			Name: "escaped_n8_80", Scheme: "http", Host: "10.0.0.8", Port: 80, HostPort: "10.0.0.8:80", URL: "http://10.0.0.8:80/%7Breturn%7D",
+			Path: "/%7Breturn%7D", Key: "API_URL", Instance: "escaped@n8:80",
+		},
+		// No port: the scheme's.
+		{
+			Name: "tls_n9", Scheme: "https", Host: "legacy.example.com", Port: 443, HostPort: "legacy.example.com:443", URL: "https://legacy.example.com",
+			Key: "API_URL", Instance: "tls@n9",
 		},
 	}
 	d := testData()
@@ -214,7 +235,7 @@ func TestRoutes(t *testing.T) {
 			edit: withRoutes(1,
 				resolver.Provider{Key: "WWW_URL", Value: "http://10.0.0.1:80", Instance: "a@n1:80"},
 				resolver.Provider{Key: "WWW_URL", Value: "http://evil;rm:80/", Instance: "b@n2:80"},
-				resolver.Provider{Key: "EVIL_URL", Value: "http://10.0.0.3:80/{x}", Instance: "c@n3:80"},
+				resolver.Provider{Key: "EVIL_URL", Value: "http://10.0.0.3:80/x;return", Instance: "c@n3:80"},
 			),
 			tmpl: list, want: "www|www|WWW_URL||false|10.0.0.1:80\n",
 		},
@@ -442,6 +463,7 @@ func TestRenderDeterministic(t *testing.T) {
 }
 
 func TestQuote(t *testing.T) {
+	const refused = "(refused)" // the value cannot be written in this format
 	tests := []struct {
 		in                     string
 		shell, systemd, dotenv string
@@ -450,10 +472,14 @@ func TestQuote(t *testing.T) {
 		{"plain", `'plain'`, `"plain"`, `"plain"`},
 		{"it's", `'it'\''s'`, `"it's"`, `"it's"`},
 		{"''", `''\'''\'''`, `"''"`, `"''"`},
-		{`say "hi"`, `'say "hi"'`, `"say \"hi\""`, `"say \"hi\""`},
+		{`say "hi" now`, `'say "hi" now'`, `"say \"hi\" now"`, `"say \"hi\" now"`},
+		// dotenv readers misread a trailing quote or backslash: refused.
+		{`say "hi"`, `'say "hi"'`, `"say \"hi\""`, refused},
 		{"$HOME $(id) ${X}", `'$HOME $(id) ${X}'`, `"\$HOME \$(id) \${X}"`, `"\$HOME \$(id) \${X}"`},
 		{"`id`", "'`id`'", "\"\\`id\\`\"", "\"`id`\""},
-		{`a\b\`, `'a\b\'`, `"a\\b\\"`, `"a\\b\\"`},
+		{`a\b\`, `'a\b\'`, `"a\\b\\"`, refused},
+		// systemd refuses a file with a value that is not UTF-8.
+		{"a\xffb", "'a\xffb'", refused, "\"a\xffb\""},
 		{`\n`, `'\n'`, `"\\n"`, `"\\n"`},
 		{"a\nb", "'a\nb'", "\"a\nb\"", `"a\nb"`},
 		{"a\r\nb", "'a\r\nb'", "\"a\r\nb\"", `"a\r\nb"`},
@@ -472,6 +498,12 @@ func TestQuote(t *testing.T) {
 		t.Run(fmt.Sprintf("%q", tt.in), func(t *testing.T) {
 			for _, q := range quoters {
 				got, err := q.quote(tt.in)
+				if q.want(i) == refused {
+					if !errors.Is(err, ErrUnquotable) {
+						t.Errorf("%s = %q, %v; want ErrUnquotable", q.name, got, err)
+					}
+					continue
+				}
 				if err != nil {
 					t.Fatalf("%s: %v", q.name, err)
 				}

@@ -93,13 +93,16 @@ func (r *Renderer) Render(ctx context.Context, name, contents string, data Data)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	brain := ctemplate.NewBrain()
-	for range maxRounds {
+	for round := 0; ; round++ {
 		res, err := tmpl.Execute(&ctemplate.ExecuteInput{Brain: brain, Env: environ(&data)})
 		if err != nil {
 			return nil, executeError(name, f, err)
 		}
 		if res.Missing.Len() == 0 {
 			return res.Output, nil
+		}
+		if round == maxRounds {
+			return nil, fmt.Errorf("%w: template %s: lookups still missing after %d rounds", ErrLookup, name, maxRounds)
 		}
 		for _, d := range res.Missing.List() {
 			v, err := r.lookup(ctx, d)
@@ -109,7 +112,6 @@ func (r *Renderer) Render(ctx context.Context, name, contents string, data Data)
 			brain.Remember(d, v)
 		}
 	}
-	return nil, fmt.Errorf("%w: template %s: lookups still missing after %d rounds", ErrLookup, name, maxRounds)
 }
 
 func (r *Renderer) lookup(ctx context.Context, d dep.Dependency) (any, error) {
@@ -140,7 +142,9 @@ func executeError(name string, f *funcs, err error) error {
 }
 
 // environ is what consul-template's env function sees before the process
-// environment: the manifest's environment and the resolved requirements.
+// environment: the manifest's environment and every requirement, an
+// unresolved one as "" (as bindings has it), so env never falls through to
+// patchbay's own process environment for a requirement's name.
 func environ(d *Data) []string {
 	env := maps.Clone(d.Environment)
 	if env == nil {
@@ -148,9 +152,7 @@ func environ(d *Data) []string {
 	}
 	if d.Binding != nil {
 		for k, v := range d.Binding.Vars {
-			if v.Resolved {
-				env[k] = v.Value
-			}
+			env[k] = v.Value
 		}
 	}
 	out := make([]string, 0, len(env))
