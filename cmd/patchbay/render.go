@@ -86,7 +86,7 @@ func (a *app) render(ctx context.Context, f renderFlags) error {
 	if err != nil {
 		return err
 	}
-	spec, managed, err := templateSpec(m, f.template)
+	spec, err := templateSpec(m, f.template)
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func (a *app) render(ctx context.Context, f renderFlags) error {
 	if res.Changed, err = templates.Install(ctx, out, file); err != nil {
 		return err
 	}
-	if res.Changed && managed && f.out == "" && len(spec.Reload) > 0 {
+	if res.Changed && f.out == "" && len(spec.Reload) > 0 { // only manifest templates have one
 		if err := templates.Run(ctx, spec.Reload, time.Duration(spec.Timeout)); err != nil {
 			return fmt.Errorf("installed %s, but its reload failed: %w", dest, err)
 		}
@@ -156,25 +156,24 @@ func (a *app) report(res renderResult, f renderFlags) error {
 	return nil
 }
 
-// templateSpec finds T: a manifest template (managed), a builtin or a file.
-func templateSpec(m *manifest.Manifest, t string) (spec manifest.TemplateFile, managed bool, err error) {
+// templateSpec finds T: a manifest template, a builtin or a file.
+func templateSpec(m *manifest.Manifest, t string) (manifest.TemplateFile, error) {
 	if s, ok := m.Templates[t]; ok {
-		return s, true, nil
+		return s, nil
 	}
-	spec = manifest.TemplateFile{Perms: manifest.DefaultTemplatePerms, Timeout: manifest.DefaultCommandTimeout}
-	min := manifest.DefaultTemplateMin
-	spec.Min = &min
+	spec := manifest.TemplateFile{Perms: manifest.DefaultTemplatePerms, Timeout: manifest.DefaultCommandTimeout}
+	spec.Min = new(int(manifest.DefaultTemplateMin))
 	switch {
 	case strings.HasPrefix(t, manifest.BuiltinPrefix):
 		spec.Source = t
-		return spec, false, nil
+		return spec, nil
 	case fileExists(t):
 		abs, err := filepath.Abs(t)
 		spec.Source = abs
-		return spec, false, err
+		return spec, err
 	}
 	known := slices.Sorted(maps.Keys(m.Templates))
-	return spec, false, usageErrorf("template %q: service %s has no such template (its templates: [%s]), and it is neither builtin:NAME nor a file",
+	return spec, usageErrorf("template %q: service %s has no such template (its templates: [%s]), and it is neither builtin:NAME nor a file",
 		t, m.ID, strings.Join(known, " "))
 }
 
