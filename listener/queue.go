@@ -1,0 +1,256 @@
+// Package listener is the daemon on every host: it turns binding changes
+// into provision runs that render and install the host's files.
+package listener
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Queue coalesces triggers into provision runs: at most one runs and one
+// waits, whatever the number of triggers. A run starts once triggers have
+// been quiet for the quiet window, or when the oldest waiting trigger is
+// max-wait old, and never faster than the throttle allows. One goroutine,
+// Run's, owns all of its state; the other methods only send to it.
+type Queue struct {
+	quiet, maxWait time.Duration
+	minInterval    time.Duration
+	burst          int
+	stateFile      string // "" keeps the throttle in memory only
+	log            *slog.Logger
+
+	triggers chan string
+	control  chan control
+}
+
+type control int
+
+const (
+	pause control = iota
+	resume
+	now // a run as soon as the throttle allows, skipping the quiet window
+)
+
+// QueueOption configures a Queue.
+type QueueOption func(*Queue)
+
+// WithQuiet sets the quiet window and the maximum wait (defaults 1s, 10s).
+func WithQuiet(quiet, maxWait time.Duration) QueueOption {
+	return func(q *Queue) { q.quiet, q.maxWait = quiet, maxWait }
+}
+
+// WithThrottle lets burst runs start back to back, then one per
+// minInterval (defaults 30s, 3).
+func WithThrottle(minInterval time.Duration, burst int) QueueOption {
+	return func(q *Queue) { q.minInterval, q.burst = minInterval, burst }
+}
+
+// WithStateFile persists the throttle's recent run times in path, so a
+// restart cannot be used to run faster than the throttle allows.
+func WithStateFile(path string) QueueOption { return func(q *Queue) { q.stateFile = path } }
+
+// WithQueueLogger sets the logger (default slog.Default()).
+func WithQueueLogger(l *slog.Logger) QueueOption { return func(q *Queue) { q.log = l } }
+
+// NewQueue returns a queue; Run starts it.
+func NewQueue(opts ...QueueOption) *Queue {
+	q := &Queue{
+		quiet: time.Second, maxWait: 10 * time.Second, minInterval: 30 * time.Second, burst: 3,
+		log: slog.Default(), triggers: make(chan string, 64), control: make(chan control, 8),
+	}
+	for _, o := range opts {
+		o(q)
+	}
+	return q
+}
+
+// Trigger asks for a run. It never blocks: when the buffer is full, a run
+// is already pending and the trigger is absorbed.
+func (q *Queue) Trigger(reason string) {
+	select {
+	case q.triggers <- reason:
+	default:
+	}
+}
+
+// Pause stops runs from starting; triggers are remembered.
+func (q *Queue) Pause() { q.control <- pause }
+
+// Resume lets runs start again and asks for one at once: what changed
+// while paused is unknown.
+func (q *Queue) Resume() { q.control <- resume }
+
+// Now asks for a run as soon as the throttle allows.
+func (q *Queue) Now() { q.control <- now }
+
+// queueState is what Run's goroutine owns.
+type queueState struct {
+	pending      bool
+	first, last  time.Time // oldest and newest waiting trigger
+	skipQuiet    bool
+	running      bool
+	paused       bool
+	coalesced    int // triggers absorbed into the pending run
+	limiter      *rate.Limiter
+	recentStarts []time.Time
+}
+
+// Run runs provisions until ctx is done, then waits for the running one.
+// Starting queues a run at once.
+func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) error {
+	st := &queueState{limiter: rate.NewLimiter(rate.Every(q.minInterval), q.burst)}
+	if err := q.restore(st); err != nil {
+		return err
+	}
+	start := time.Now()
+	st.pending, st.skipQuiet, st.first, st.last = true, true, start, start
+	done := make(chan error, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		timer := time.NewTimer(q.wait(st, time.Now()))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case reason := <-q.triggers:
+			q.add(st, reason, time.Now())
+		case c := <-q.control:
+			q.apply(st, c, time.Now())
+		case err := <-done:
+			st.running = false
+			if err != nil {
+				q.log.Warn("provision failed", "err", err)
+			}
+		case <-timer.C:
+			if !q.ready(st, time.Now()) {
+				break
+			}
+			q.start(st, time.Now())
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				done <- provision(ctx)
+			}()
+		}
+		timer.Stop()
+	}
+}
+
+func (q *Queue) add(st *queueState, reason string, t time.Time) {
+	if st.pending {
+		st.coalesced++
+	} else {
+		st.pending, st.first = true, t
+	}
+	st.last = t
+	q.log.Debug("provision triggered", "reason", reason, "coalesced", st.coalesced)
+}
+
+func (q *Queue) apply(st *queueState, c control, t time.Time) {
+	switch c {
+	case pause:
+		st.paused = true
+	case resume:
+		st.paused = false
+		fallthrough
+	case now:
+		if !st.pending {
+			st.pending, st.first, st.last = true, t, t
+		}
+		st.skipQuiet = true
+	}
+}
+
+// wait is how long until a run may start; a long wait when none can.
+func (q *Queue) wait(st *queueState, t time.Time) time.Duration {
+	if !st.pending || st.running || st.paused {
+		return time.Hour // nothing to do until a message arrives
+	}
+	due := st.last.Add(q.quiet)
+	if capped := st.first.Add(q.maxWait); capped.Before(due) {
+		due = capped
+	}
+	if st.skipQuiet {
+		due = t
+	}
+	r := st.limiter.ReserveN(t, 1)
+	throttled := r.DelayFrom(t)
+	r.CancelAt(t)
+	return max(due.Sub(t), throttled, 0)
+}
+
+func (q *Queue) ready(st *queueState, t time.Time) bool {
+	return q.wait(st, t) == 0
+}
+
+// start records a run's start in the throttle, persisted.
+func (q *Queue) start(st *queueState, t time.Time) {
+	st.limiter.AllowN(t, 1)
+	st.pending, st.skipQuiet, st.running, st.coalesced = false, false, true, 0
+	st.first, st.last = time.Time{}, time.Time{}
+	st.recentStarts = append(st.recentStarts, t)
+	if len(st.recentStarts) > q.burst {
+		st.recentStarts = st.recentStarts[len(st.recentStarts)-q.burst:]
+	}
+	if err := q.persist(st.recentStarts); err != nil {
+		q.log.Warn("cannot persist the throttle; a restart may run sooner than it allows", "err", err)
+	}
+}
+
+// throttleState is the state file's content.
+type throttleState struct {
+	RecentStarts []time.Time `json:"recent_starts"`
+}
+
+// restore replays persisted run starts into the limiter.
+func (q *Queue) restore(st *queueState) error {
+	if q.stateFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(q.stateFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listener: read throttle state: %w", err)
+	}
+	var s throttleState
+	if err := json.Unmarshal(b, &s); err != nil {
+		q.log.Warn("ignoring an unreadable throttle state", "file", q.stateFile, "err", err)
+		return nil
+	}
+	for _, t := range s.RecentStarts {
+		st.limiter.AllowN(t, 1)
+	}
+	st.recentStarts = s.RecentStarts
+	return nil
+}
+
+func (q *Queue) persist(starts []time.Time) error {
+	if q.stateFile == "" {
+		return nil
+	}
+	b, err := json.Marshal(throttleState{RecentStarts: starts})
+	if err != nil {
+		return err
+	}
+	tmp := q.stateFile + ".tmp"
+	if err := os.MkdirAll(filepath.Dir(q.stateFile), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, q.stateFile)
+}
