@@ -133,15 +133,14 @@ func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) 
 				q.log.Warn("provision failed", "err", err)
 			}
 		case <-timer.C:
-			if !q.ready(st, time.Now()) {
-				break
+			if q.ready(st, time.Now()) {
+				q.start(st, time.Now())
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					done <- provision(ctx) // buffered: never blocks
+				}()
 			}
-			q.start(st, time.Now())
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				done <- provision(ctx)
-			}()
 		}
 		timer.Stop()
 	}
