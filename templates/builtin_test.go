@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/resolver"
 )
 
@@ -165,7 +166,7 @@ func TestBuiltinConfigCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bin := requireBinary(t, tt.builtin)
+			bin := testcluster.RequirePrograms(t, tt.builtin)[tt.builtin]
 			dir := t.TempDir()
 			file := filepath.Join(dir, goldenExt[tt.builtin])
 			config := renderBuiltin(t, tt.builtin, tt.data(fixture(dir)))
@@ -178,20 +179,4 @@ func TestBuiltinConfigCheck(t *testing.T) {
 			}
 		})
 	}
-}
-
-// requireBinary returns the path of a checker binary. CI must have it; a
-// developer without it gets a skip saying how to install it.
-func requireBinary(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	msg := name + " not on PATH; install with: apt-get install -y nginx haproxy"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
 }
