@@ -22,6 +22,12 @@ func AllBindingsSubject(federation string) string {
 	return "patchbay." + federation + ".bindings.*"
 }
 
+// RolloutSubject announces that a rollout group was resumed, so that its
+// nodes apply what they staged while it was halted.
+func RolloutSubject(federation, group string) string {
+	return "patchbay." + federation + ".rollout." + group
+}
+
 // ControlSubject reaches one node's listener (pause, resume, provision).
 func ControlSubject(node string) string { return "patchbay.control." + node }
 

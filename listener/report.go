@@ -1,0 +1,78 @@
+package listener
+
+import "time"
+
+// Report is what GET /status returns and `patchbay status` reads: the
+// listener's view of its node.
+type Report struct {
+	Node       string          `json:"node"`
+	Federation string          `json:"federation"`
+	Region     string          `json:"region,omitempty"`
+	Queue      QueueState      `json:"queue"`
+	Instances  []InstanceState `json:"instances"`
+	// LastRun is the last finished provision run; nil before the first.
+	LastRun *RunReport `json:"last_run,omitempty"`
+	// LastSuccess is when a run last finished with result ok.
+	LastSuccess time.Time `json:"last_success,omitzero"`
+}
+
+// QueueState is the coalescing queue as its owner last saw it.
+type QueueState struct {
+	Pending bool `json:"pending"`
+	Running bool `json:"running"`
+	Paused  bool `json:"paused"`
+	// Coalesced counts triggers absorbed into a pending run since start.
+	Coalesced uint64 `json:"coalesced"`
+	// RetryAt is when a failed run is retried; zero when none is due.
+	RetryAt time.Time `json:"retry_at,omitzero"`
+}
+
+// InstanceState is one hosted service's registration.
+type InstanceState struct {
+	Service    string `json:"service"`
+	ID         string `json:"id,omitempty"`
+	Registered bool   `json:"registered"`
+}
+
+// Run results, also recorded in Consul as the node's status.
+const (
+	ResultOK      = "ok"      // every service applied
+	ResultFailed  = "failed"  // a template, reload or provision command failed
+	ResultSkipped = "skipped" // nothing failed, but a service had unresolved requirements
+	ResultHalted  = "halted"  // a rollout group is halted: staged, not applied
+)
+
+// RunReport is one provision run.
+type RunReport struct {
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration_ns"`
+	Result   string        `json:"result"`
+	Message  string        `json:"message,omitempty"`
+	Services []ServiceRun  `json:"services"`
+}
+
+// ServiceRun is what one run did for one service.
+type ServiceRun struct {
+	Service  string `json:"service"`
+	Revision uint64 `json:"revision"`
+	Result   string `json:"result"`
+	// Reason says why the service was skipped, halted or failed.
+	Reason    string         `json:"reason,omitempty"`
+	Templates []TemplateRun  `json:"templates,omitempty"`
+	Provision *CommandResult `json:"provision,omitempty"`
+}
+
+// TemplateRun is one template's outcome.
+type TemplateRun struct {
+	Name        string `json:"name"`
+	Destination string `json:"destination,omitempty"`
+	Changed     bool   `json:"changed"`
+	Error       string `json:"error,omitempty"`
+}
+
+// CommandResult is a provision command's outcome.
+type CommandResult struct {
+	Ran      bool          `json:"ran"`
+	Duration time.Duration `json:"duration_ns"`
+	Error    string        `json:"error,omitempty"`
+}
