@@ -1,9 +1,24 @@
 package listener
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/patchbay/patchbay/internal/suggest"
 	"github.com/patchbay/patchbay/manifest"
 )
 
@@ -34,6 +49,10 @@ type Config struct {
 	Region string `yaml:"region"`
 	// StateDir keeps the throttle state and the last applied revisions.
 	StateDir string `yaml:"state_dir"`
+	// Root is prefixed to every template destination ("" or "/": none), so
+	// that several listeners can share one host: patchbay dev, tests, a
+	// container writing into a mounted directory.
+	Root string `yaml:"root"`
 	// Control is the control endpoint's listen address; "off" disables it.
 	Control string `yaml:"control"`
 	// AntiEntropy is how often revisions in Consul are compared with the
@@ -76,4 +95,665 @@ type ServiceConfig struct {
 	After []string `yaml:"after"`
 	// Line is where the entry starts in File, for messages.
 	Line int `yaml:"-"`
+}
+
+// LoadConfig reads, defaults and validates the listener.yaml at path.
+//
+// The same file may hold the CLI's global settings (consul-addr, nats-url,
+// ...): top-level keys named in ignore are accepted and skipped. Any other
+// key this loader does not know is an error, so that a typo never falls
+// back silently to a default.
+//
+// When the file is wrong the error lists every problem found, one per line
+// and sorted by line, each as "file:line: what is wrong; what to do"; it
+// matches ErrConfig.
+func LoadConfig(path string, ignore ...string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, configReadError(path, err)
+	}
+	l := &configLoader{file: path, ignore: ignore, lines: map[string]int{}, pruned: map[string]bool{}}
+	root := l.parse(data)
+	if root == nil {
+		return nil, l.err()
+	}
+	cfg := &Config{
+		File:            path,
+		StateDir:        DefaultStateDir,
+		Control:         DefaultControlAddr,
+		AntiEntropy:     manifest.Duration(DefaultAntiEntropy),
+		ShutdownTimeout: manifest.Duration(DefaultShutdownTimeout),
+		Queue: QueueConfig{
+			Quiet:       manifest.Duration(time.Second),
+			MaxWait:     manifest.Duration(10 * time.Second),
+			MinInterval: manifest.Duration(30 * time.Second),
+			Burst:       3,
+		},
+		Retry: RetryConfig{Initial: manifest.Duration(DefaultRetryInitial), Max: manifest.Duration(DefaultRetryMax)},
+	}
+	l.root = root.Line
+	l.check(root, reflect.TypeFor[Config](), "", "")
+	// The check pruned every entry that cannot decode, so an error here is
+	// a gap in the check, reported rather than hidden.
+	if err := root.Decode(cfg); err != nil {
+		l.report(root.Line, "cannot read the file: %v; please report this with the file", err)
+		return nil, l.err()
+	}
+	cfg.File = path
+	l.validate(cfg)
+	if len(l.probs) > 0 {
+		return nil, l.err()
+	}
+	return cfg, nil
+}
+
+// ServiceNamed returns the hosted service called name.
+func (c *Config) ServiceNamed(name string) (ServiceConfig, bool) {
+	for _, s := range c.Services {
+		if s.Service == name {
+			return s, true
+		}
+	}
+	return ServiceConfig{}, false
+}
+
+// Order returns the hosted services' names with every service after those
+// its after entries name, ties in file order, so that every node steps
+// through its services the same way. A config LoadConfig returned has no
+// cycle; in one built by hand, a cycle is broken at its earliest entry in
+// the file, so that every service still comes once.
+func (c *Config) Order() []string {
+	var names []string
+	deps := map[string][]string{}
+	for _, s := range c.Services {
+		if _, seen := deps[s.Service]; !seen {
+			names = append(names, s.Service)
+		}
+		deps[s.Service] = append(deps[s.Service], s.After...)
+	}
+	done := make(map[string]bool, len(names))
+	order := make([]string, 0, len(names))
+	for len(order) < len(names) {
+		next := ""
+		for _, n := range names {
+			if !done[n] && !slices.ContainsFunc(deps[n], func(d string) bool {
+				_, hosted := deps[d]
+				return hosted && d != n && !done[d]
+			}) {
+				next = n
+				break // the earliest ready entry wins a tie
+			}
+		}
+		if next == "" { // a cycle: nothing is ready
+			for _, n := range names {
+				if !done[n] {
+					next = n
+					break
+				}
+			}
+		}
+		done[next] = true
+		order = append(order, next)
+	}
+	return order
+}
+
+// configLoader turns one listener.yaml into a Config and collects every
+// problem, so that a user fixes them all in one round.
+type configLoader struct {
+	file   string
+	ignore []string
+	root   int            // line of the top-level mapping, for problems of absent keys
+	lines  map[string]int // where each kept value is, by key path ("services.1.after.0")
+	pruned map[string]bool
+	probs  []configProblem
+}
+
+type configProblem struct {
+	line int
+	msg  string
+}
+
+// configError is every problem of one file.
+type configError struct {
+	lines []string
+	cause error // the read error, when the file could not be read
+}
+
+func (e *configError) Error() string        { return strings.Join(e.lines, "\n") }
+func (e *configError) Is(target error) bool { return target == ErrConfig }
+func (e *configError) Unwrap() error        { return e.cause }
+
+func configReadError(path string, err error) error {
+	what := err.Error()
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		what = pe.Err.Error()
+	}
+	hint := "fix it or pass another file with --config"
+	if errors.Is(err, fs.ErrNotExist) {
+		hint = "create it (examples/listener.yaml is a commented start) or pass its path with --config"
+	}
+	return &configError{lines: []string{fmt.Sprintf("%s: %s; %s", path, what, hint)}, cause: err}
+}
+
+func (l *configLoader) report(line int, format string, args ...any) {
+	l.probs = append(l.probs, configProblem{line: line, msg: fmt.Sprintf(format, args...)})
+}
+
+func (l *configLoader) err() error {
+	slices.SortStableFunc(l.probs, func(a, b configProblem) int { return a.line - b.line })
+	e := &configError{}
+	for _, p := range l.probs {
+		if p.line > 0 {
+			e.lines = append(e.lines, fmt.Sprintf("%s:%d: %s", l.file, p.line, p.msg))
+		} else {
+			e.lines = append(e.lines, fmt.Sprintf("%s: %s", l.file, p.msg))
+		}
+	}
+	return e
+}
+
+// line is where the value at key path is, or the top of the file when the
+// key is absent.
+func (l *configLoader) line(path ...string) int {
+	if n, ok := l.lines[strings.Join(path, ".")]; ok {
+		return n
+	}
+	return l.root
+}
+
+var configYAMLLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// parse returns the top-level mapping, or nil after reporting why there is
+// none.
+func (l *configLoader) parse(data []byte) *yaml.Node {
+	empty := func() *yaml.Node {
+		l.report(1, "the file is empty; a listener needs the services this node hosts (see examples/listener.yaml)")
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return empty()
+		}
+		l.yamlError(err)
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			l.yamlError(err)
+		} else {
+			l.report(extra.Line, "a second YAML document; keep one listener config per file")
+		}
+		return nil
+	}
+	if len(doc.Content) == 0 {
+		return empty()
+	}
+	root := doc.Content[0]
+	switch {
+	case root.Kind == yaml.ScalarNode && root.Tag == "!!null":
+		return empty()
+	case root.Kind != yaml.MappingNode:
+		l.report(root.Line, "expected keys such as node: and services: at the top level, found %s", configKind(root))
+		return nil
+	}
+	return root
+}
+
+func (l *configLoader) yamlError(err error) {
+	if m := configYAMLLine.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		l.report(line, "invalid YAML: %s", m[2])
+		return
+	}
+	l.report(0, "invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+}
+
+var configDurationType = reflect.TypeFor[manifest.Duration]()
+
+// check reports whether n can decode into t, reporting why not. In a
+// mapping it prunes every entry that cannot (unknown, repeated, mistyped),
+// so that decoding afterwards cannot fail and validation goes on with the
+// rest: all problems show at once, without follow-on noise. Null values are
+// pruned as unset so that defaults hold. path locates the value in l.lines;
+// label names it in messages.
+func (l *configLoader) check(n *yaml.Node, t reflect.Type, path, label string) bool {
+	if n.Kind == yaml.AliasNode || n.Anchor != "" {
+		l.report(n.Line, "%sYAML anchors and aliases are not supported; write the value out", configPrefix(label))
+		return false
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == configDurationType:
+		d, err := time.ParseDuration(n.Value)
+		switch {
+		case n.Kind != yaml.ScalarNode || err != nil:
+			l.report(n.Line, "%s: %s is not a duration; write it like \"30s\" or \"1m30s\"", label, configKind(n))
+			return false
+		case d <= 0:
+			l.report(n.Line, "%s: %s is not more than zero; give a positive duration like \"30s\", or leave the key out for the default", label, n.Value)
+			return false
+		}
+	case t.Kind() == reflect.Struct:
+		if n.Kind == yaml.ScalarNode && t == reflect.TypeFor[ServiceConfig]() {
+			l.report(n.Line, "%s: %s is not an entry; write it as \"- service: %s\"", label, configKind(n), n.Value)
+			return false
+		}
+		if n.Kind != yaml.MappingNode {
+			l.report(n.Line, "%s: expected a mapping of keys, found %s", label, configKind(n))
+			return false
+		}
+		l.entries(n, t, path, label)
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			l.report(n.Line, "%s: expected a list, found %s", label, configKind(n))
+			return false
+		}
+		kept := n.Content[:0:0]
+		for _, e := range n.Content {
+			p := configJoin(path, strconv.Itoa(len(kept)))
+			if e.Kind == yaml.ScalarNode && e.Tag == "!!null" {
+				l.report(e.Line, "%s: an empty entry; fill it in or remove the \"-\"", label)
+				continue
+			}
+			if l.check(e, t.Elem(), p, label) {
+				l.lines[p] = e.Line
+				kept = append(kept, e)
+			}
+		}
+		if len(kept) < len(n.Content) {
+			l.pruned[path] = true // an empty list now is no mistake of its own
+		}
+		n.Content = kept
+	default:
+		if n.Kind != yaml.ScalarNode {
+			l.report(n.Line, "%s: expected a single value, found %s", label, configKind(n))
+			return false
+		}
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			what := "a single value"
+			if t.Kind() == reflect.Int {
+				what = "a whole number"
+			}
+			l.report(n.Line, "%s: %s is not %s", label, configKind(n), what)
+			return false
+		}
+	}
+	return true
+}
+
+// entries checks the keys of mapping n against the yaml fields of struct t.
+func (l *configLoader) entries(n *yaml.Node, t reflect.Type, path, label string) {
+	fields := map[string]reflect.Type{}
+	var known []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			fields[name] = f.Type
+			known = append(known, name)
+		}
+	}
+	top := path == ""
+	seen := map[string]int{}
+	kept := n.Content[:0:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		p, lbl := configJoin(path, k.Value), configLabel(label, k.Value)
+		if first, dup := seen[k.Value]; dup {
+			l.report(k.Line, "%s: repeats the key of line %d; keep one", lbl, first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		if top && slices.Contains(l.ignore, k.Value) {
+			continue // a global setting, read by the CLI
+		}
+		if k.Tag == "!!merge" {
+			l.report(k.Line, "%sYAML merge keys (<<) are not supported; write the keys out", configPrefix(label))
+			l.pruned[p] = true
+			continue
+		}
+		ft, ok := fields[k.Value]
+		if !ok {
+			l.unknownKey(k, label, known, top)
+			l.pruned[p] = true
+			continue
+		}
+		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+			continue // unset: the default holds
+		}
+		if !l.check(v, ft, p, lbl) {
+			l.pruned[p] = true
+			continue
+		}
+		l.lines[p] = k.Line
+		kept = append(kept, k, v)
+	}
+	n.Content = kept
+}
+
+func (l *configLoader) unknownKey(k *yaml.Node, label string, known []string, top bool) {
+	where := ""
+	switch label {
+	case "":
+	case "services":
+		where = " in a service"
+	default:
+		where = " in " + label
+	}
+	candidates := known
+	if top {
+		candidates = append(slices.Clip(known), l.ignore...)
+	}
+	if s, ok := suggest.Closest(k.Value, candidates); ok {
+		l.report(k.Line, "unknown key %q%s; did you mean %q?", k.Value, where, s)
+		return
+	}
+	l.report(k.Line, "unknown key %q%s; the keys are %s", k.Value, where, strings.Join(known, ", "))
+}
+
+// configNodeName is what Consul accepts as a node name.
+var configNodeName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+var configDigits = regexp.MustCompile(`^[0-9]+$`)
+
+// configHostName is an RFC 1123 host name.
+var configHostName = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
+
+// validate defaults what depends on other keys and checks what a type
+// cannot say.
+func (l *configLoader) validate(c *Config) {
+	l.node(c)
+	if c.Address != "" {
+		l.address(c.Address, l.line("address"), "address")
+	}
+	if c.Region != "" && !manifest.IsDNSLabel(c.Region) {
+		// The region is a segment of Consul KV keys (bindings/<fed>/<service>/<region>).
+		l.report(l.line("region"), "region: %q is not a DNS label; use lower-case letters, digits and \"-\", like \"us-east-1\"", c.Region)
+	}
+	if c.StateDir == "" {
+		l.report(l.line("state_dir"), "state_dir: empty; give a directory the listener may write, or leave the key out for %s", DefaultStateDir)
+	}
+	if c.Root != "" && !filepath.IsAbs(c.Root) {
+		l.report(l.line("root"), "root: %q is not an absolute path; destinations are placed under it, so give it from /", c.Root)
+	}
+	l.control(c.Control)
+	if !l.pruned["anti_entropy"] && time.Duration(c.AntiEntropy) < time.Second {
+		l.report(l.line("anti_entropy"), "anti_entropy: %s is shorter than 1s; checks that often load Consul for nothing, give 1s or more (default %s)", c.AntiEntropy, DefaultAntiEntropy)
+	}
+	if c.Queue.Burst < 1 && !l.pruned["queue.burst"] {
+		l.report(l.line("queue", "burst"), "queue.burst: %d is less than 1; give how many runs may start back to back, at least 1 (default 3)", c.Queue.Burst)
+	}
+	if c.Queue.Quiet > c.Queue.MaxWait && !l.pruned["queue.quiet"] && !l.pruned["queue.max_wait"] {
+		l.exceeds("queue", "quiet", "max_wait", c.Queue.Quiet, c.Queue.MaxWait, "the quiet window must fit in the maximum wait")
+	}
+	if c.Retry.Initial > c.Retry.Max && !l.pruned["retry.initial"] && !l.pruned["retry.max"] {
+		l.exceeds("retry", "initial", "max", c.Retry.Initial, c.Retry.Max, "the first backoff must not exceed the cap")
+	}
+	l.services(c)
+}
+
+// exceeds reports a lower bound above its upper bound, at the one of the
+// two keys the file sets (the later one when it sets both).
+func (l *configLoader) exceeds(section, low, high string, lv, hv manifest.Duration, why string) {
+	lowAt, lowSet := l.lines[section+"."+low]
+	highAt, highSet := l.lines[section+"."+high]
+	switch {
+	case highSet && (!lowSet || highAt > lowAt):
+		l.report(highAt, "%s.%s: %s is shorter than %s.%s %s; %s, so lengthen %s or shorten %s", section, high, hv, section, low, lv, why, high, low)
+	default:
+		l.report(l.line(section, low), "%s.%s: %s is longer than %s.%s %s; %s, so shorten %s or lengthen %s", section, low, lv, section, high, hv, why, low, high)
+	}
+}
+
+func (l *configLoader) node(c *Config) {
+	if _, set := l.lines["node"]; set || l.pruned["node"] {
+		switch {
+		case l.pruned["node"]:
+		case c.Node == "":
+			l.report(l.line("node"), "node: empty; give this host's name, like \"web-1\", or leave the key out for the host name")
+		case !configNodeName.MatchString(c.Node):
+			l.report(l.line("node"), "node: %q is not a valid node name; use letters, digits, \"-\", \"_\" and \".\", like \"web-1\"", c.Node)
+		}
+		return
+	}
+	host, err := os.Hostname()
+	switch {
+	case err != nil:
+		l.report(l.root, "node: not set, and the host name is unknown (%v); set node: to this host's name", err)
+	case !configNodeName.MatchString(host):
+		l.report(l.root, "node: not set, and the host name %q is not a valid node name; set node: to a name of letters, digits, \"-\", \"_\" and \".\"", host)
+	}
+	c.Node = host
+}
+
+// address checks a host name or IP without a port.
+func (l *configLoader) address(a string, line int, label string) {
+	if h, port, err := net.SplitHostPort(a); err == nil && configDigits.MatchString(port) {
+		l.report(line, "%s: %q has a port; give the host alone, like %q, and each service's port: on its entry", label, a, h)
+		return
+	}
+	if net.ParseIP(a) != nil || (len(a) <= 253 && configHostName.MatchString(a)) {
+		return
+	}
+	l.report(line, "%s: %q is not a host name or IP address; give where this node is reached, like \"10.0.0.11\"", label, a)
+}
+
+func (l *configLoader) control(ctl string) {
+	if ctl == "off" || l.pruned["control"] {
+		return
+	}
+	at := l.line("control")
+	if ctl == "" {
+		l.report(at, "control: empty; give host:port, like %q, or \"off\" to disable the control endpoint", DefaultControlAddr)
+		return
+	}
+	_, port, err := net.SplitHostPort(ctl)
+	if err != nil {
+		l.report(at, "control: %q is not host:port; write it like %q, or \"off\" to disable the control endpoint", ctl, DefaultControlAddr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		l.report(at, "control: port %q is not a number from 0 to 65535; write the address like %q, or \"off\" to disable the control endpoint", port, DefaultControlAddr)
+	}
+}
+
+func (l *configLoader) services(c *Config) {
+	if len(c.Services) == 0 {
+		if !l.pruned["services"] {
+			l.report(l.line("services"), "services: none listed; a listener with nothing to host is a mistake, so list this node's services, like \"services: [{service: app-www, port: 8080}]\"")
+		}
+		return
+	}
+	first := map[string]int{} // service → index of its first entry
+	var needAddress []string
+	for i := range c.Services {
+		s := &c.Services[i]
+		at := func(key ...string) int { return l.line(append([]string{"services", strconv.Itoa(i)}, key...)...) }
+		s.Line = at()
+		switch {
+		case s.Service == "":
+			if !l.pruned[fmt.Sprintf("services.%d.service", i)] {
+				l.report(s.Line, "service: missing; name the published service's id, like \"service: app-www\"")
+			}
+		case !manifest.IsDNSLabel(s.Service):
+			l.report(at("service"), "service: %q is not a DNS label; give the service's id: lower-case letters, digits and \"-\", like \"app-www\"", s.Service)
+		default:
+			if j, dup := first[s.Service]; dup {
+				l.report(at("service"), "service: %s is listed twice (first at line %d); keep one entry", s.Service, c.Services[j].Line)
+			} else {
+				first[s.Service] = i
+			}
+		}
+		if s.Port < 0 || s.Port > 65535 {
+			l.report(at("port"), "port: %d is out of range; give 1 to 65535, or 0 to render and provision without registering an instance", s.Port)
+		}
+		if s.Address != "" {
+			l.address(s.Address, at("address"), "address")
+		} else if s.Port > 0 && s.Port <= 65535 && c.Address == "" && !l.pruned["address"] && s.Service != "" {
+			needAddress = append(needAddress, s.Service)
+		}
+		if s.Provision != nil {
+			switch {
+			case l.pruned[fmt.Sprintf("services.%d.provision.command", i)]:
+			case len(s.Provision.Command) == 0:
+				l.report(at("provision"), "provision.command: missing or empty; give the command as a list, like [chef-solo, -o, \"nginx::default\"], or remove provision to run the manifest's")
+			case s.Provision.Command[0] == "":
+				l.report(at("provision", "command", "0"), "provision.command: the program is empty; give the command as a list, like [chef-solo, -o, \"nginx::default\"]")
+			}
+			if s.Provision.Timeout == 0 {
+				s.Provision.Timeout = manifest.DefaultProvisionLimit
+			}
+		}
+	}
+	if len(needAddress) > 0 {
+		first := c.Services[slices.IndexFunc(c.Services, func(s ServiceConfig) bool { return s.Service == needAddress[0] })]
+		l.report(first.Line, "address: not set, and %s (port > 0) %s no address of %s own; set the node's address: (an IP or host name, no port) or give each service its own",
+			configList(needAddress), configPlural(len(needAddress), "has", "have"), configPlural(len(needAddress), "its", "their"))
+	}
+	l.after(c, first)
+}
+
+// after checks the after entries and reports each cycle they form.
+func (l *configLoader) after(c *Config, first map[string]int) {
+	names := make([]string, 0, len(first)) // in file order: suggestions must not depend on map order
+	for i, s := range c.Services {
+		if j, ok := first[s.Service]; ok && j == i {
+			names = append(names, s.Service)
+		}
+	}
+	edges := map[int][]int{} // entry index → entry indexes it waits for
+	for i, s := range c.Services {
+		for j, a := range s.After {
+			at := l.line("services", strconv.Itoa(i), "after", strconv.Itoa(j))
+			dep, hosted := first[a]
+			switch {
+			case a == s.Service:
+				l.report(at, "after: %s names itself; remove it", a)
+			case !hosted && slices.ContainsFunc(c.Services, func(o ServiceConfig) bool { return o.Service == a }):
+				// Its entry was reported as invalid; a second message would be noise.
+			case !hosted:
+				hint := "name a service listed in this file"
+				if m, ok := suggest.Closest(a, names); ok {
+					hint = fmt.Sprintf("did you mean %q?", m)
+				}
+				l.report(at, "after: %q is not a service of this file; %s", a, hint)
+			default:
+				// A repeated entry was reported already; its edges would
+				// only echo the first entry's cycles.
+				if first[s.Service] == i {
+					edges[i] = append(edges[i], dep)
+				}
+			}
+		}
+	}
+	// Depth-first search in file order; each edge back into the stack
+	// closes a cycle.
+	const (
+		unseen = iota
+		onStack
+		finished
+	)
+	state := make([]int, len(c.Services))
+	var stack []int
+	reported := map[string]bool{}
+	var visit func(i int)
+	visit = func(i int) {
+		state[i] = onStack
+		stack = append(stack, i)
+		for _, d := range edges[i] {
+			switch state[d] {
+			case unseen:
+				visit(d)
+			case onStack:
+				cycle := slices.Clone(stack[slices.Index(stack, d):])
+				// Start at the entry earliest in the file, so that the same
+				// cycle always reads the same.
+				lowest := slices.Index(cycle, slices.Min(cycle))
+				cycle = append(cycle[lowest:], cycle[:lowest]...)
+				names := make([]string, 0, len(cycle)+1)
+				for _, k := range cycle {
+					names = append(names, c.Services[k].Service)
+				}
+				names = append(names, names[0])
+				text := strings.Join(names, " → ")
+				if reported[text] {
+					continue
+				}
+				reported[text] = true
+				at := c.Services[cycle[0]].Line
+				next := c.Services[cycle[1]].Service // a cycle has two entries or more: none waits for itself
+				if j := slices.Index(c.Services[cycle[0]].After, next); j >= 0 {
+					at = l.line("services", strconv.Itoa(cycle[0]), "after", strconv.Itoa(j))
+				}
+				l.report(at, "after: cycle %s; remove one of these after entries", text)
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[i] = finished
+	}
+	for i := range c.Services {
+		if state[i] == unseen {
+			visit(i)
+		}
+	}
+}
+
+func configJoin(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// configLabel names a key in messages: services' keys go without their
+// list index, which the line already tells.
+func configLabel(label, key string) string {
+	switch label {
+	case "", "services":
+		return key
+	}
+	return label + "." + key
+}
+
+func configPrefix(label string) string {
+	if label == "" {
+		return ""
+	}
+	return label + ": "
+}
+
+func configKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	default:
+		return "an alias"
+	}
+}
+
+func configList(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+func configPlural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"golang.org/x/time/rate"
 )
 
@@ -28,6 +29,9 @@ type Queue struct {
 	burst          int
 	stateFile      string // "" keeps the throttle in memory only
 	log            *slog.Logger
+	observe        func(QueueState)
+	retryInitial   time.Duration
+	retryMax       time.Duration
 
 	triggers chan string
 	control  chan control
@@ -62,11 +66,25 @@ func WithStateFile(path string) QueueOption { return func(q *Queue) { q.stateFil
 // WithQueueLogger sets the logger (default slog.Default()).
 func WithQueueLogger(l *slog.Logger) QueueOption { return func(q *Queue) { q.log = l } }
 
+// WithQueueObserver has fn called with the queue's state after every
+// change, from Run's goroutine: fn must not block.
+func WithQueueObserver(fn func(QueueState)) QueueOption {
+	return func(q *Queue) { q.observe = fn }
+}
+
+// WithRetry retries a failed run after a capped exponential backoff
+// (defaults 5s, 5m); a successful run resets it. Triggers still start runs
+// earlier, within the throttle.
+func WithRetry(initial, maxInterval time.Duration) QueueOption {
+	return func(q *Queue) { q.retryInitial, q.retryMax = initial, maxInterval }
+}
+
 // NewQueue returns a queue; Run starts it.
 func NewQueue(opts ...QueueOption) *Queue {
 	q := &Queue{
 		quiet: time.Second, maxWait: 10 * time.Second, minInterval: 30 * time.Second, burst: 3,
 		log: slog.Default(), triggers: make(chan string, 64), control: make(chan control, 8),
+		observe: func(QueueState) {}, retryInitial: DefaultRetryInitial, retryMax: DefaultRetryMax,
 	}
 	for _, o := range opts {
 		o(q)
@@ -84,14 +102,25 @@ func (q *Queue) Trigger(reason string) {
 }
 
 // Pause stops runs from starting; triggers are remembered.
-func (q *Queue) Pause() { q.control <- pause }
+func (q *Queue) Pause() { q.send(pause) }
 
 // Resume lets runs start again and asks for one at once: what changed
 // while paused is unknown.
-func (q *Queue) Resume() { q.control <- resume }
+func (q *Queue) Resume() { q.send(resume) }
 
 // Now asks for a run as soon as the throttle allows.
-func (q *Queue) Now() { q.control <- now }
+func (q *Queue) Now() { q.send(now) }
+
+// send never blocks: Run drains the buffer at once while it runs, so it is
+// full only when Run is not running, and a caller (an HTTP handler) must
+// not hang then.
+func (q *Queue) send(c control) {
+	select {
+	case q.control <- c:
+	default:
+		q.log.Warn("queue not running; control request dropped")
+	}
+}
 
 // queueState is what Run's goroutine owns.
 type queueState struct {
@@ -100,15 +129,24 @@ type queueState struct {
 	skipQuiet    bool
 	running      bool
 	paused       bool
-	coalesced    int // triggers absorbed into the pending run
+	coalesced    int    // triggers absorbed into the pending run
+	totalMerged  uint64 // triggers absorbed since start
 	limiter      *rate.Limiter
 	recentStarts []time.Time
+	retry        *backoff.ExponentialBackOff
+	retryAt      time.Time // zero: no retry due
+}
+
+func (st *queueState) public() QueueState {
+	return QueueState{Pending: st.pending, Running: st.running, Paused: st.paused, Coalesced: st.totalMerged, RetryAt: st.retryAt}
 }
 
 // Run runs provisions until ctx is done, then waits for the running one.
 // Starting queues a run at once.
 func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) error {
-	st := &queueState{limiter: rate.NewLimiter(rate.Every(q.minInterval), q.burst)}
+	st := &queueState{limiter: rate.NewLimiter(rate.Every(q.minInterval), q.burst), retry: backoff.NewExponentialBackOff()}
+	st.retry.InitialInterval, st.retry.MaxInterval, st.retry.MaxElapsedTime = q.retryInitial, q.retryMax, 0
+	st.retry.Reset() // NewExponentialBackOff started from its own default interval
 	if err := q.restore(st); err != nil {
 		return err
 	}
@@ -128,11 +166,9 @@ func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) 
 		case c := <-q.control:
 			q.apply(st, c, time.Now())
 		case err := <-done:
-			st.running = false
-			if err != nil {
-				q.log.Warn("provision failed", "err", err)
-			}
+			q.finished(st, err, time.Now())
 		case <-timer.C:
+			q.retryIfDue(st, time.Now())
 			if q.ready(st, time.Now()) {
 				q.start(st, time.Now())
 				wg.Add(1)
@@ -143,12 +179,37 @@ func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) 
 			}
 		}
 		timer.Stop()
+		q.observe(st.public())
 	}
+}
+
+// finished schedules a retry after a failed run; success resets the backoff.
+func (q *Queue) finished(st *queueState, err error, t time.Time) {
+	st.running = false
+	if err == nil {
+		st.retry.Reset()
+		st.retryAt = time.Time{}
+		return
+	}
+	wait := st.retry.NextBackOff()
+	st.retryAt = t.Add(wait)
+	q.log.Warn("provision failed; retrying", "err", err, "retry_in", wait)
+}
+
+// retryIfDue turns a due retry into a pending run.
+func (q *Queue) retryIfDue(st *queueState, t time.Time) {
+	if st.retryAt.IsZero() || t.Before(st.retryAt) {
+		return
+	}
+	st.retryAt = time.Time{}
+	q.add(st, "retry after a failed run", t)
+	st.skipQuiet = true // the backoff was the wait
 }
 
 func (q *Queue) add(st *queueState, reason string, t time.Time) {
 	if st.pending {
 		st.coalesced++
+		st.totalMerged++
 	} else {
 		st.pending, st.first = true, t
 	}
@@ -174,6 +235,9 @@ func (q *Queue) apply(st *queueState, c control, t time.Time) {
 // wait is how long until a run may start; a long wait when none can.
 func (q *Queue) wait(st *queueState, t time.Time) time.Duration {
 	if !st.pending || st.running || st.paused {
+		if !st.retryAt.IsZero() && !st.running && !st.paused {
+			return max(st.retryAt.Sub(t), 0)
+		}
 		return time.Hour // nothing to do until a message arrives
 	}
 	due := st.last.Add(q.quiet)

@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -163,6 +164,53 @@ func TestThrottleHoldsAcrossRestart(t *testing.T) {
 		}
 		if gap := second.starts[0].Sub(first.starts[0]); gap < time.Minute {
 			t.Fatalf("a restart ran %s after the last run; the throttle allows one a minute", gap)
+		}
+	})
+}
+
+func TestFailedRunIsRetriedWithBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var (
+			mu       sync.Mutex
+			starts   []time.Time
+			failures = 3 // the first three runs fail
+		)
+		provision := func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			starts = append(starts, time.Now())
+			if len(starts) <= failures {
+				return errors.New("provision command exited 1")
+			}
+			return nil
+		}
+		var states []QueueState
+		q := NewQueue(WithQuiet(100*time.Millisecond, time.Second), WithThrottle(time.Millisecond, 100),
+			WithRetry(time.Second, 4*time.Second), WithQueueLogger(quietLogger()),
+			WithQueueObserver(func(s QueueState) { states = append(states, s) }))
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = q.Run(ctx, provision) }()
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		cancel()
+		<-done
+
+		if len(starts) != failures+1 {
+			t.Fatalf("%d runs, want %d: each failure retried until one succeeds, then none", len(starts), failures+1)
+		}
+		// The backoff grows from 1s and is capped at 4s; it is jittered by
+		// ±50%, so each gap lies within [0.5, 1.5] times its nominal value.
+		nominal := []time.Duration{time.Second, 1500 * time.Millisecond, 2250 * time.Millisecond}
+		for i, want := range nominal {
+			gap := starts[i+1].Sub(starts[i])
+			if gap < want/2 || gap > want*3/2 {
+				t.Errorf("retry %d came after %v, want about %v", i+1, gap, want)
+			}
+		}
+		last := states[len(states)-1]
+		if !last.RetryAt.IsZero() || last.Pending || last.Running {
+			t.Errorf("after a success the queue is %+v, want idle with no retry due", last)
 		}
 	})
 }

@@ -152,3 +152,31 @@ func (g *RolloutGroup) Resume(ctx context.Context) (bool, error) {
 	}
 	return true, nil
 }
+
+// Halts lists every halted rollout group of every federation, keyed
+// "federation/group", for `patchbay status`. Like Halted, it counts a halt
+// record that cannot be read as a halt: the safe reading.
+func (c *Client) Halts(ctx context.Context) (map[string]Halt, error) {
+	// The rollout(fed, group) subtrees of keys.go, all federations at once:
+	// halt flags sit among the semaphores' entries, which are few.
+	base := c.keys.prefix + "rollout/"
+	q, cancel := c.query(ctx)
+	defer cancel()
+	pairs, _, err := c.consul.KV().List(base, q)
+	if err != nil {
+		return nil, c.fail(ctx, err, "read %s", base)
+	}
+	out := map[string]Halt{}
+	for _, p := range pairs {
+		seg, err := parts(p.Key, base, 3) // <fed>/<group>/halt; slots/… have more segments
+		if err != nil || seg[2] != "halt" {
+			continue
+		}
+		var h Halt
+		if err := json.Unmarshal(p.Value, &h); err != nil {
+			h = Halt{Reason: "unreadable halt record at " + p.Key + "; run patchbay rollout resume"}
+		}
+		out[seg[0]+"/"+seg[1]] = h
+	}
+	return out, nil
+}

@@ -129,7 +129,7 @@ func (c *Client) Register(ctx context.Context, spec InstanceSpec, opts ...OwnerO
 	o := &Owner{
 		c: c, spec: spec, cfg: cfg,
 		log:        c.log.With("instance", id, "federation", spec.Federation),
-		checkIDs:   checkIDs{owner: id + ":owner:" + hex.EncodeToString(nonce), health: id + ":health"},
+		checkIDs:   checkIDs{owner: id + ":owner:" + hex.EncodeToString(nonce), health: HealthCheckID(id)},
 		registered: make(chan struct{}),
 	}
 	ctx, o.cancel = context.WithCancel(ctx)
@@ -202,6 +202,7 @@ func (o *Owner) passOwnerCheck(ctx context.Context) error {
 func (o *Owner) run(ctx context.Context) {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, o.cfg.maxBackoff, 0
+	b.Reset() // NewExponentialBackOff started from its own default interval
 	for ctx.Err() == nil {
 		err := o.registerAndHold(ctx, b.Reset)
 		o.current.Store(nil)

@@ -23,6 +23,10 @@ type Binding struct {
 	Vars map[string]Var `json:"vars"`
 	// Unresolved lists the non-optional vars that did not resolve, by Var.
 	Unresolved []Unresolved `json:"unresolved,omitempty"`
+	// Manifest is a digest of the service's own manifest. Listeners render
+	// its templates, so a manifest change must reach them like a binding
+	// change: it gives the binding a new revision and an event.
+	Manifest string `json:"manifest,omitempty"`
 }
 
 // Var is the value of one requirement.

@@ -2,6 +2,9 @@ package resolver
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"path"
 	"slices"
@@ -21,8 +24,11 @@ func Resolve(snap *registry.Snapshot) *Result {
 	for _, m := range e.manifests {
 		fed := fedOf(m.Federation)
 		plans := newPlans(m, e.templates)
+		digest := manifestDigest(m)
 		for _, region := range e.regionsOf(fed, m.ID) {
-			res.Bindings = append(res.Bindings, e.bind(fed, m.ID, region, plans))
+			b := e.bind(fed, m.ID, region, plans)
+			b.Manifest = digest
+			res.Bindings = append(res.Bindings, b)
 		}
 	}
 	// Manifests are sorted by (federation, id) and regions with "" first,
@@ -41,6 +47,17 @@ func (e *engine) bind(fed, service, region string, plans []plan) Binding {
 		}
 	}
 	return b
+}
+
+// manifestDigest identifies a manifest's content: its canonical JSON (maps
+// encode with sorted keys), hashed.
+func manifestDigest(m *manifest.Manifest) string {
+	data, err := json.Marshal(m)
+	if err != nil { // a manifest is strings, numbers, maps and slices
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
 }
 
 // fedOf treats an empty federation as the default one, as manifests do.

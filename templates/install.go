@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -219,8 +220,33 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// Check stages content beside f.Destination and runs f's check on it,
+// installing nothing: what a node whose rollout is halted does.
+func Check(ctx context.Context, content []byte, f File) error {
+	staged, err := f.stage(content)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(staged)
+	return f.check(ctx, staged)
+}
+
+// RunOption configures Run.
+type RunOption func(*exec.Cmd)
+
+// WithEnv sets the command's environment (default: this process's).
+func WithEnv(env []string) RunOption { return func(c *exec.Cmd) { c.Env = env } }
+
+// WithOutput copies the command's output to w as well.
+func WithOutput(w io.Writer) RunOption {
+	return func(c *exec.Cmd) {
+		c.Stdout = io.MultiWriter(c.Stdout, w)
+		c.Stderr = c.Stdout
+	}
+}
+
 // Run runs a command, bounded by timeout; its output is kept for the error.
-func Run(ctx context.Context, argv []string, timeout time.Duration) error {
+func Run(ctx context.Context, argv []string, timeout time.Duration, opts ...RunOption) error {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -230,6 +256,9 @@ func Run(ctx context.Context, argv []string, timeout time.Duration) error {
 	cmd.WaitDelay = time.Second // a child holding the output pipe cannot hang us
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	for _, o := range opts {
+		o(cmd)
+	}
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w after %s", ctx.Err(), timeout)

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/templates"
@@ -57,6 +58,7 @@ func exitCode(err error) int {
 		return exitUser // cobra refused the command line before anything ran
 	case errors.Is(err, manifest.ErrInvalid), errors.Is(err, errUsage),
 		errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrConflict), errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrUnsupported),
+		errors.Is(err, listener.ErrConfig), errors.Is(err, listener.ErrProvision),
 		isTemplateMistake(err):
 		return exitUser
 	default:

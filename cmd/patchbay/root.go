@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/patchbay/patchbay/internal/suggest"
+	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/manifest"
 )
 
@@ -93,7 +94,9 @@ and NATS's own: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, NATS_URL), then the
 	flags.DurationVar(&a.g.Timeout, "timeout", 10*time.Second, "bound on each Consul request that is not a long-running watch")
 	flags.Var(&levelFlag{&a.logLevel}, "log-level", "log level: debug, info, warn, error")
 	root.AddCommand(newVersionCmd(a), newValidateCmd(a), newPublishCmd(a), newUnpublishCmd(a), newRegisterCmd(a), newDatastoreCmd(a),
-		newResolveCmd(a), newExplainCmd(a), newGraphCmd(a), newOrderCmd(a), newResolverCmd(a), newRenderCmd(a))
+		newResolveCmd(a), newExplainCmd(a), newGraphCmd(a), newOrderCmd(a), newResolverCmd(a), newRenderCmd(a),
+		newPauseCmd(a), newResumeCmd(a), newProvisionCmd(a), newStatusCmd(a), newRolloutCmd(a))
+	root.AddCommand(newListenCmd(a))
 	markCommandErrors(root)
 	return root
 }
@@ -136,6 +139,10 @@ func readConfigFile(v *viper.Viper, path string) error {
 		return usageErrorf("config file %s: %s; fix it or leave out --config", path, configErrorText(err))
 	}
 	for _, k := range file.AllKeys() {
+		top, _, _ := strings.Cut(k, ".")
+		if slices.Contains(listener.ConfigKeys(), top) {
+			continue // listener.yaml's own keys: patchbay listen reads them
+		}
 		if !slices.ContainsFunc(settings, func(s setting) bool { return s.name == k }) {
 			return usageErrorf("config file %s: unknown key %q%s; the keys are the global flags without dashes", path, k, didYouMean(k))
 		}

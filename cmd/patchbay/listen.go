@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/listener"
+)
+
+type listenFlags struct {
+	once      bool
+	converged time.Duration
+	asJSON    bool
+}
+
+func newListenCmd(a *app) *cobra.Command {
+	var f listenFlags
+	cmd := &cobra.Command{
+		Use:   "listen --config listener.yaml [--once] [--converged-timeout D]",
+		Short: "Run the listener daemon: keep this node's instances registered and its files in step",
+		Long: `listen runs the listener of one node, as configured by listener.yaml (see
+examples/listener.yaml; the same file may hold the global settings, like
+consul-addr and nats-url).
+
+It registers the node's instances, subscribes to the NATS events of their
+bindings, and turns every burst of changes into one queued, throttled
+provision run: read the bindings in one consistent read, render every
+template, install the files that changed (checked first), run each distinct
+reload command once, then the provision commands (in "after:" order). A
+service with unresolved requirements is skipped and keeps its last good files.
+Services in a rollout group apply a few nodes at a time and halt the group
+when one fails. Files edited by hand are restored at once. Every 30 s
+(anti_entropy) it compares revisions with Consul, so a lost event delays a
+change by at most that.
+
+Signals: SIGTERM or Ctrl-C lets the running step finish (shutdown_timeout),
+deregisters the instances and exits 0; SIGHUP reloads listener.yaml.
+
+The control endpoint (control, default ` + listener.DefaultControlAddr + `) serves
+/healthz, /status and /metrics, and patchbay pause, resume and provision.`,
+		Example: `  patchbay listen --config /etc/patchbay/listener.yaml
+  patchbay listen --config listener.yaml --once            # bootstrap: one run, then exit
+  patchbay listen --config listener.yaml --converged-timeout 30s`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.listen(cmd.Context(), f) },
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&f.once, "once", false, "run one provision without registering or subscribing, then exit (1 if it failed)")
+	fl.DurationVar(&f.converged, "converged-timeout", 0, "exit 0 once nothing has changed for this long after the first run (0: run until stopped)")
+	fl.BoolVar(&f.asJSON, "json", false, "with --once, print the run's report as JSON")
+	return cmd
+}
+
+func (a *app) listen(ctx context.Context, f listenFlags) error {
+	if a.g.ConfigFile == "" {
+		return usageErrorf("listen needs --config listener.yaml (see examples/listener.yaml)")
+	}
+	cfg, err := a.loadListenerConfig()
+	if err != nil {
+		return err
+	}
+	reg, err := a.registry()
+	if err != nil {
+		return err
+	}
+	lookups, err := reg.Lookups()
+	if err != nil {
+		return err
+	}
+	defer lookups.Close()
+	opts := []listener.Option{
+		listener.WithFederation(a.g.Federation), listener.WithLogger(a.logger()), listener.WithFetcher(lookups),
+	}
+	if f.once {
+		return a.listenOnce(ctx, cfg, reg, opts, f)
+	}
+	nc, err := a.connectNATS("patchbay listen " + cfg.Node)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	opts = append(opts, listener.WithBus(nc), listener.WithConvergedTimeout(f.converged))
+	l, err := listener.New(cfg, reg, opts...)
+	if err != nil {
+		return err
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { a.reloadOnHangup(ctx, l) })
+	return l.Run(ctx)
+}
+
+func (a *app) listenOnce(ctx context.Context, cfg *listener.Config, reg listener.Registry, opts []listener.Option, f listenFlags) error {
+	l, err := listener.New(cfg, reg, opts...)
+	if err != nil {
+		return err
+	}
+	report, err := l.Once(ctx)
+	if f.asJSON && report != nil {
+		if perr := a.printJSON(report); perr != nil {
+			return perr
+		}
+	} else if report != nil {
+		fmt.Fprintf(a.stderr, "provision %s in %s\n", report.Result, report.Duration.Round(time.Millisecond))
+		for _, s := range report.Services {
+			line := fmt.Sprintf("  %s: %s (revision %d)", s.Service, s.Result, s.Revision)
+			if s.Reason != "" {
+				line += ": " + s.Reason
+			}
+			fmt.Fprintln(a.stderr, line)
+		}
+	}
+	return err
+}
+
+// reloadOnHangup reloads listener.yaml on SIGHUP; an invalid file is
+// reported and the running config kept.
+func (a *app) reloadOnHangup(ctx context.Context, l *listener.Listener) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	log := a.logger()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			cfg, err := a.loadListenerConfig()
+			if err != nil {
+				log.Error("SIGHUP: listener.yaml not reloaded; the running config stays", "err", err)
+				continue
+			}
+			l.Reload(cfg)
+		}
+	}
+}
+
+func (a *app) loadListenerConfig() (*listener.Config, error) {
+	ignore := []string{"timeout", "log-level"}
+	for _, s := range settings {
+		ignore = append(ignore, s.name)
+	}
+	return listener.LoadConfig(a.g.ConfigFile, ignore...)
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/internal/events"
+)
+
+func newRolloutCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rollout",
+		Short: "Manage rollout groups: nodes that apply changes a few at a time",
+		Long: `A rollout group (rollout: {group: www} in a manifest) is a set of nodes that
+apply changes a few at a time. When a node of the group fails to apply a
+change, it rolls back and halts the group: the other nodes stage changes
+without applying them until the group is resumed. patchbay status lists the
+halted groups.`,
+	}
+	cmd.AddCommand(newRolloutResumeCmd(a))
+	return cmd
+}
+
+func newRolloutResumeCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "resume GROUP",
+		Short: "Clear a rollout group's halt so that its nodes apply again",
+		Long: `Resume clears the halt flag of rollout group GROUP in the --federation and
+announces it on NATS (patchbay.<federation>.rollout.<group>), so that the
+group's nodes apply what they staged at once, a few at a time. Fix what made
+the group halt first (patchbay status says which node halted it and why):
+otherwise the next node to fail halts it again.
+
+If NATS cannot be reached the halt is still cleared; the nodes then apply at
+their next anti-entropy check (30s by default).`,
+		Example: `  patchbay status                                # which groups are halted, and why
+  patchbay rollout resume www
+  patchbay rollout resume api --federation seatgeek`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fed, group := a.g.Federation, args[0]
+			reg, err := a.registry()
+			if err != nil {
+				return err
+			}
+			g, err := reg.Rollout(fed, group)
+			if err != nil {
+				return err
+			}
+			// Read who halted it for the message; Resume's answer decides.
+			halt, err := g.Halted(cmd.Context())
+			if err != nil {
+				return err
+			}
+			was, err := g.Resume(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if !was {
+				fmt.Fprintf(a.stdout, "rollout group %s (federation %s) was not halted; nothing to resume\n", group, fed)
+				return nil
+			}
+			how := ""
+			if halt != nil && halt.Node != "" {
+				how = fmt.Sprintf(", halted by %s: %s", halt.Node, statusLine(halt.Reason))
+			}
+			fmt.Fprintf(a.stdout, "resumed rollout group %s (federation %s)%s\n", group, fed, how)
+			if err := a.announceRollout(events.RolloutSubject(fed, group)); err != nil {
+				fmt.Fprintf(a.stderr, "warning: %v; the nodes of %s apply at their next anti-entropy check instead of now\n", err, group)
+			}
+			return nil
+		},
+	}
+}
+
+// announceRollout publishes an empty message on subject and waits until NATS has
+// it. Unlike the daemons' connection (connectNATS), it does not wait for
+// NATS to come back: a one-shot command reports and moves on.
+func (a *app) announceRollout(subject string) error {
+	timeout := min(a.g.Timeout, 5*time.Second)
+	nc, err := nats.Connect(a.g.NATSURL, nats.Name("patchbay rollout resume"), nats.Timeout(timeout))
+	if err != nil {
+		return fmt.Errorf("cannot announce on nats at %s: %w", a.g.NATSURL, err)
+	}
+	defer nc.Close()
+	if err := nc.Publish(subject, nil); err != nil {
+		return fmt.Errorf("announce on nats %s: %w", subject, err)
+	}
+	if err := nc.FlushTimeout(timeout); err != nil {
+		return fmt.Errorf("announce on nats %s: %w", subject, err)
+	}
+	return nil
+}

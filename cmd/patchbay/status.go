@@ -1,0 +1,140 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/registry"
+)
+
+// statusReport is the --json output of patchbay status.
+type statusReport struct {
+	Nodes  []registry.Status        `json:"nodes"`
+	Halted map[string]registry.Halt `json:"halted"` // by "federation/group"
+}
+
+func newStatusCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "Show every node's last provision and the halted rollout groups",
+		Long: `Status reads from Consul what every listener recorded after its last
+provision run: the result (ok, failed, skipped: a service had unresolved
+requirements, halted: its rollout group is halted), the bindings revision
+applied, how long ago, and what went wrong, service by service.
+
+It also lists the rollout groups of every federation that are halted: a node
+failed to apply a change, so the group's other nodes stage changes without
+applying them until patchbay rollout resume GROUP.
+
+To see one host's listener live (its queue, whether it is paused), ask its
+control endpoint: curl 127.0.0.1:7676/status.`,
+		Example: `  patchbay status
+  patchbay status --json | jq '.nodes[] | select(.result != "ok")'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			reg, err := a.registry()
+			if err != nil {
+				return err
+			}
+			statuses, skipped, err := reg.Statuses(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, s := range skipped {
+				fmt.Fprintf(a.stderr, "warning: skipped unreadable %s: %s\n", s.Key, s.Reason)
+			}
+			halts, err := reg.Halts(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return a.printJSON(statusReport{Nodes: append([]registry.Status{}, statuses...), Halted: halts})
+			}
+			printStatus(a.stdout, statuses, halts, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"nodes": [...], "halted": {"federation/group": {...}}} as JSON`)
+	return cmd
+}
+
+func printStatus(w io.Writer, statuses []registry.Status, halts map[string]registry.Halt, now time.Time) {
+	if len(statuses) == 0 {
+		fmt.Fprintln(w, "no node has recorded a provision yet; each listener records one after every run")
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tRESULT\tREVISION\tAGE\tMESSAGE")
+		count := map[string]int{}
+		for _, s := range statuses {
+			count[s.Result]++
+			rev := "-"
+			if s.Revision > 0 {
+				rev = strconv.FormatUint(s.Revision, 10)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Node, s.Result, rev, statusAge(now, s.At), statusLine(s.Message))
+			// Details under their node, in the message column, so that a
+			// failing node reads as one block.
+			for _, k := range slices.Sorted(maps.Keys(s.Details)) {
+				fmt.Fprintf(tw, "\t\t\t\t%s: %s\n", k, statusLine(s.Details[k]))
+			}
+		}
+		tw.Flush()
+		var parts []string
+		for _, r := range slices.Sorted(maps.Keys(count)) {
+			parts = append(parts, fmt.Sprintf("%d %s", count[r], r))
+		}
+		fmt.Fprintf(w, "%d nodes: %s\n", len(statuses), strings.Join(parts, ", "))
+	}
+
+	fmt.Fprintln(w)
+	if len(halts) == 0 {
+		fmt.Fprintln(w, "no rollout group is halted")
+		return
+	}
+	fmt.Fprintln(w, "halted rollouts:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tBY NODE\tREASON\tSINCE")
+	for _, key := range slices.Sorted(maps.Keys(halts)) {
+		h := halts[key]
+		by, since := h.Node, "-"
+		if by == "" {
+			by = "-"
+		}
+		if !h.At.IsZero() {
+			since = statusAge(now, h.At) + " ago (" + h.At.Format(time.RFC3339) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", key, by, statusLine(h.Reason), since)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "the nodes of a halted group stage changes without applying them; once the cause is fixed: patchbay rollout resume GROUP --federation FEDERATION")
+}
+
+// statusAge is a short age: 40s, 12m, 5h, 3d.
+func statusAge(now, at time.Time) string {
+	if at.IsZero() {
+		return "-"
+	}
+	d := max(now.Sub(at), 0)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
+}
+
+// statusLine keeps a recorded message on its table row.
+func statusLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,349 @@
+package listener
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/templates"
+)
+
+// ErrProvision: a run did not apply everything (see its report).
+var ErrProvision = errors.New("listener: provision failed")
+
+// plan is what one run does for one hosted service. Each step of the run
+// writes a plan from one goroutine at a time; the run's phases hand plans
+// on with WaitGroups and channels, which order those writes.
+type plan struct {
+	sc      ServiceConfig
+	hosted  registry.HostedService
+	m       *manifest.Manifest
+	binding *resolver.Binding
+	files   []*rendered
+	report  ServiceRun
+	due     bool // the provision command should run
+	applied bool // files were installed (a rollback may undo them)
+}
+
+// rendered is one template's output in a run.
+type rendered struct {
+	name     string
+	spec     manifest.TemplateFile
+	file     templates.File
+	content  []byte
+	previous []byte // what was installed before the run
+	existed  bool
+	changed  bool // installed by this run
+	report   *TemplateRun
+}
+
+func (p *plan) done() bool { return p.report.Result != "" }
+
+func (p *plan) finish(result, reason string) {
+	p.report.Result, p.report.Reason = result, reason
+}
+
+func (p *plan) group() string {
+	if p.m == nil || p.m.Rollout == nil {
+		return ""
+	}
+	return p.m.Rollout.Group
+}
+
+// provision is one run: read, render, gate, install, reload, provision,
+// verify, record.
+func (l *Listener) provision(ctx context.Context) error {
+	start := time.Now()
+	cfg := l.cfg.Load()
+	hosted, err := l.reg.ReadNode(ctx, l.fed, cfg.serviceNames(), cfg.Region)
+	if err != nil {
+		return l.record(ctx, cfg, &RunReport{Started: start, Result: ResultFailed, Message: "reading the bindings: " + err.Error()})
+	}
+	plans := make([]*plan, len(hosted))
+	var wg sync.WaitGroup
+	for i, h := range hosted { // ReadNode keeps the config's order
+		plans[i] = &plan{sc: cfg.Services[i], hosted: h, report: ServiceRun{Service: h.Service}}
+		wg.Go(func() { l.prepare(ctx, cfg, plans[i]) })
+	}
+	wg.Wait()
+	l.noteSeen(plans)
+	l.apply(ctx, cfg, plans)
+	l.noteSeen(plans)
+	run := &RunReport{Started: start}
+	for _, p := range plans {
+		if p.report.Result == "" {
+			p.report.Result = ResultOK
+		}
+		run.Services = append(run.Services, p.report)
+	}
+	run.Result, run.Message = summarize(run.Services)
+	return l.record(ctx, cfg, run)
+}
+
+// prepare reads a service's binding and renders its templates.
+func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
+	h := p.hosted
+	switch {
+	case h.Problem != "":
+		p.finish(ResultFailed, h.Problem)
+		return
+	case h.Manifest == nil:
+		p.finish(ResultSkipped, fmt.Sprintf("not published in federation %s; run patchbay publish", l.fed))
+		return
+	case h.Binding == nil:
+		p.finish(ResultSkipped, "no binding stored yet; is a resolver running?")
+		return
+	}
+	p.m = h.Manifest
+	var b resolver.Binding
+	if err := json.Unmarshal(h.Binding.Value, &b); err != nil {
+		p.finish(ResultFailed, fmt.Sprintf("malformed binding (%v); the resolver rewrites it", err))
+		return
+	}
+	p.binding, p.report.Revision = &b, b.Revision
+	if !b.Ready() {
+		p.finish(ResultSkipped, unresolvedReason(b.Unresolved))
+		return
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.m.Templates)) {
+		p.report.Templates = append(p.report.Templates, TemplateRun{Name: name, Destination: p.m.Templates[name].Destination})
+	}
+	for i, name := range slices.Sorted(maps.Keys(p.m.Templates)) {
+		if f := l.render(ctx, cfg, p, name, &p.report.Templates[i]); f != nil {
+			p.files = append(p.files, f)
+		}
+	}
+	changed := slices.ContainsFunc(p.files, func(f *rendered) bool { return !f.existed || !bytesEqual(f.previous, f.content) })
+	last, ok := l.provisioned[h.Service]
+	p.due = changed || !ok || last != inputsOf(h)
+}
+
+func unresolvedReason(us []resolver.Unresolved) string {
+	parts := make([]string, len(us))
+	for i, u := range us {
+		parts[i] = fmt.Sprintf("%s unresolved (%s)", u.Var, u.Reason)
+	}
+	return strings.Join(parts, "; ") + "; its files keep their last good version"
+}
+
+// render renders one template; nil when it failed (recorded in tr).
+func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string, tr *TemplateRun) *rendered {
+	spec := p.m.Templates[name]
+	fail := func(err error) *rendered {
+		tr.Error = err.Error()
+		l.log.Error("template not rendered; its file keeps its last good version", "service", p.m.ID, "template", name, "err", err)
+		return nil
+	}
+	if spec.Destination == "" {
+		return fail(fmt.Errorf("template %s has no destination; a listener installs only templates with one", name))
+	}
+	contents, err := templates.Contents(spec)
+	if err != nil {
+		return fail(err)
+	}
+	file, err := templates.FileOf(spec)
+	if err != nil {
+		return fail(err)
+	}
+	file.Destination = cfg.destination(spec.Destination)
+	tr.Destination = file.Destination
+	minimum := manifest.DefaultTemplateMin
+	if spec.Min != nil {
+		minimum = *spec.Min
+	}
+	start := time.Now()
+	out, err := l.renderer.Render(ctx, name, contents, templates.Data{
+		Service: p.m.ID, Federation: l.fed, Region: cfg.Region,
+		Environment: p.m.Environment, Binding: p.binding, Options: spec.Options, Min: minimum,
+	})
+	l.metrics.Rendered(time.Since(start))
+	if err != nil {
+		return fail(err)
+	}
+	f := &rendered{name: name, spec: spec, file: file, content: out, report: tr}
+	f.previous, err = os.ReadFile(file.Destination)
+	switch {
+	case err == nil:
+		f.existed = true
+	case !errors.Is(err, fs.ErrNotExist):
+		return fail(fmt.Errorf("read the installed %s: %w", file.Destination, err))
+	}
+	return f
+}
+
+// apply installs what changed, reloads, runs provision commands and
+// verifies rollouts, for every service still in the run.
+func (l *Listener) apply(ctx context.Context, cfg *Config, plans []*plan) {
+	var active []*plan
+	for _, p := range plans {
+		if !p.done() {
+			active = append(active, p)
+		}
+	}
+	gate := l.enterRollouts(ctx, cfg, active)
+	defer gate.release()
+	active = slices.DeleteFunc(active, (*plan).done)
+	l.install(ctx, active)
+	l.reload(ctx, active)
+	l.runProvisions(ctx, cfg, plans)
+	gate.verify(ctx, l, cfg)
+}
+
+// install installs every rendered file of the active services. Unchanged
+// files are installed too: that is a no-op that puts them under drift
+// correction.
+func (l *Listener) install(ctx context.Context, active []*plan) {
+	var wg sync.WaitGroup
+	for _, p := range active {
+		wg.Go(func() {
+			for _, f := range p.files {
+				changed, err := l.files.Install(ctx, f.content, f.file, f.spec.Reload, time.Duration(f.spec.Timeout))
+				if err != nil {
+					f.report.Error = err.Error()
+					l.log.Error("file not installed; it keeps its last good version", "service", p.sc.Service, "template", f.name, "err", err)
+					continue
+				}
+				f.changed, f.report.Changed = changed, changed
+				p.applied = p.applied || changed
+				if changed {
+					l.log.Info("installed", "service", p.sc.Service, "template", f.name, "file", f.file.Destination)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// reload runs each distinct reload command of the changed files once.
+func (l *Listener) reload(ctx context.Context, active []*plan) {
+	type job struct {
+		argv    []string
+		timeout time.Duration
+		files   []*rendered
+	}
+	jobs := map[string]*job{}
+	var order []string
+	for _, p := range active {
+		for _, f := range p.files {
+			if !f.changed || len(f.spec.Reload) == 0 {
+				continue
+			}
+			key := strings.Join(f.spec.Reload, "\x00")
+			if jobs[key] == nil {
+				jobs[key] = &job{argv: f.spec.Reload, timeout: time.Duration(f.spec.Timeout)}
+				order = append(order, key)
+			}
+			jobs[key].files = append(jobs[key].files, f)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, key := range order {
+		j := jobs[key]
+		wg.Go(func() {
+			err := templates.Run(ctx, j.argv, j.timeout)
+			if err == nil {
+				l.log.Info("reloaded", "command", strings.Join(j.argv, " "))
+				return
+			}
+			l.log.Error("reload failed", "command", strings.Join(j.argv, " "), "err", err)
+			for _, f := range j.files { // each file belongs to one plan, written only here
+				f.report.Error = "installed, but its reload failed: " + err.Error()
+			}
+		})
+	}
+	wg.Wait()
+	for _, p := range active {
+		if failed := templateErrors(p); failed != "" {
+			p.finish(ResultFailed, failed)
+		}
+	}
+}
+
+func templateErrors(p *plan) string {
+	var failed []string
+	for _, t := range p.report.Templates {
+		if t.Error != "" {
+			failed = append(failed, "template "+t.Name+": "+t.Error)
+		}
+	}
+	return strings.Join(failed, "; ")
+}
+
+func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+// noteSeen publishes what the run read, for anti-entropy and events.
+func (l *Listener) noteSeen(plans []*plan) {
+	seen := make(map[string]seenInputs, len(plans))
+	for _, p := range plans {
+		s := inputsOf(p.hosted)
+		s.revision = p.report.Revision
+		if p.report.Result == ResultHalted {
+			s.halted = p.group()
+		}
+		seen[p.sc.Service] = s
+	}
+	l.seen.Store(&seen)
+}
+
+// summarize picks the run's result: failed over halted over skipped over ok.
+func summarize(services []ServiceRun) (result, message string) {
+	rank := map[string]int{ResultOK: 0, ResultSkipped: 1, ResultHalted: 2, ResultFailed: 3}
+	result = ResultOK
+	var notes []string
+	for _, s := range services {
+		if rank[s.Result] > rank[result] {
+			result = s.Result
+		}
+		if s.Result != ResultOK {
+			notes = append(notes, s.Service+" "+s.Result+": "+s.Reason)
+		}
+	}
+	return result, strings.Join(notes, "; ")
+}
+
+// record publishes a finished run: report, metrics, status in Consul. It
+// returns an error for a failed run, which the queue retries.
+func (l *Listener) record(ctx context.Context, cfg *Config, run *RunReport) error {
+	run.Duration = time.Since(run.Started)
+	l.lastRun.Store(run)
+	if l.onRun != nil {
+		l.onRun(*run)
+	}
+	l.metrics.RunFinished(run.Result, run.Duration, time.Now())
+	if run.Result == ResultOK {
+		t := time.Now()
+		l.lastOK.Store(&t)
+	}
+	level := map[string]slog.Level{ResultOK: slog.LevelInfo, ResultSkipped: slog.LevelWarn, ResultHalted: slog.LevelWarn, ResultFailed: slog.LevelError}[run.Result]
+	l.log.Log(ctx, level, "provision run finished", "result", run.Result, "took", run.Duration.Round(time.Millisecond), "message", run.Message)
+	status := registry.Status{Node: cfg.Node, Result: run.Result, Message: run.Message, At: time.Now(), Details: map[string]string{}}
+	for _, s := range run.Services {
+		status.Revision = max(status.Revision, s.Revision)
+		d := fmt.Sprintf("%s (revision %d)", s.Result, s.Revision)
+		if s.Reason != "" {
+			d += ": " + s.Reason
+		}
+		status.Details[s.Service] = d
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := l.reg.PutStatus(sctx, status); err != nil {
+		l.log.Warn("cannot record the run's status in Consul", "err", err)
+	}
+	if run.Result == ResultFailed {
+		return fmt.Errorf("%w: %s", ErrProvision, run.Message)
+	}
+	return nil
+}

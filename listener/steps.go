@@ -1,0 +1,167 @@
+package listener
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/templates"
+)
+
+// runProvisions runs the provision command of every service that is due,
+// after the services it names in after: have finished theirs; the others
+// run in parallel. A service whose after: service failed does not run.
+func (l *Listener) runProvisions(ctx context.Context, cfg *Config, plans []*plan) {
+	finished := make(map[string]chan struct{}, len(plans))
+	for _, p := range plans {
+		finished[p.sc.Service] = make(chan struct{})
+	}
+	var wg sync.WaitGroup
+	for _, p := range plans {
+		wg.Go(func() {
+			defer close(finished[p.sc.Service])
+			for _, dep := range p.sc.After {
+				ch, ok := finished[dep]
+				if !ok {
+					continue
+				}
+				select {
+				case <-ch: // dep's plan is final once its channel closes
+				case <-ctx.Done():
+					return
+				}
+				if d := planOf(plans, dep); d.report.Result == ResultFailed && !p.done() {
+					p.finish(ResultFailed, "not provisioned: "+dep+", which it runs after, failed")
+				}
+			}
+			if !p.done() && p.due {
+				l.runProvision(ctx, cfg, p)
+			}
+		})
+	}
+	wg.Wait()
+	for _, p := range plans { // the goroutines are done: the run owns the map again
+		if !p.done() && p.report.Provision != nil && p.report.Provision.Error == "" {
+			l.provisioned[p.sc.Service] = inputsOf(p.hosted)
+		}
+		if !p.done() && p.due && p.report.Provision == nil {
+			l.provisioned[p.sc.Service] = inputsOf(p.hosted) // no command: applying was all
+		}
+	}
+}
+
+func planOf(plans []*plan, service string) *plan {
+	for _, p := range plans {
+		if p.sc.Service == service {
+			return p
+		}
+	}
+	return nil
+}
+
+// provisionCommand is the service's provision: listener.yaml's, else the
+// manifest's; nil when there is none.
+func provisionCommand(p *plan) *manifest.Provision {
+	if p.sc.Provision != nil {
+		return p.sc.Provision
+	}
+	return p.m.Provision
+}
+
+// runProvision runs one provision command with the binding as environment
+// variables, its output logged line by line.
+func (l *Listener) runProvision(ctx context.Context, cfg *Config, p *plan) {
+	prov := provisionCommand(p)
+	if prov == nil || len(prov.Command) == 0 {
+		return
+	}
+	log := l.log.With("service", p.sc.Service, "command", strings.Join(prov.Command, " "))
+	out := &lineLogger{log: log}
+	start := time.Now()
+	timeout := time.Duration(prov.Timeout)
+	if timeout == 0 {
+		timeout = time.Duration(manifest.DefaultProvisionLimit)
+	}
+	log.Info("running the provision command")
+	err := templates.Run(ctx, prov.Command, timeout, templates.WithEnv(provisionEnv(cfg, l.fed, p)), templates.WithOutput(out))
+	out.Flush()
+	res := &CommandResult{Ran: true, Duration: time.Since(start)}
+	p.report.Provision = res
+	if err != nil {
+		res.Error = err.Error()
+		log.Error("provision command failed", "err", err, "took", res.Duration.Round(time.Millisecond))
+		p.finish(ResultFailed, "provision command: "+err.Error())
+		return
+	}
+	log.Info("provision command succeeded", "took", res.Duration.Round(time.Millisecond))
+}
+
+// provisionEnv is the command's environment: the listener's own, the
+// manifest's environment, every requirement's value, and PATCHBAY_*.
+func provisionEnv(cfg *Config, fed string, p *plan) []string {
+	env := os.Environ()
+	keys := make([]string, 0, len(p.m.Environment))
+	for k := range p.m.Environment {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+p.m.Environment[k])
+	}
+	vars := make([]string, 0, len(p.binding.Vars))
+	for k := range p.binding.Vars {
+		vars = append(vars, k)
+	}
+	sort.Strings(vars)
+	for _, k := range vars {
+		env = append(env, k+"="+p.binding.Vars[k].Value)
+	}
+	return append(env,
+		"PATCHBAY_SERVICE="+p.sc.Service,
+		"PATCHBAY_FEDERATION="+fed,
+		"PATCHBAY_NODE="+cfg.Node,
+		"PATCHBAY_REGION="+cfg.Region,
+		"PATCHBAY_REVISION="+strconv.FormatUint(p.report.Revision, 10),
+	)
+}
+
+// lineLogger logs a command's output one line at a time.
+type lineLogger struct {
+	log *slog.Logger
+	mu  sync.Mutex // stdout and stderr may write at once
+	buf bytes.Buffer
+}
+
+func (w *lineLogger) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(b)
+	for {
+		line, err := w.buf.ReadBytes('\n')
+		if err != nil { // no newline yet: keep the partial line
+			w.buf.Reset()
+			w.buf.Write(line)
+			return len(b), nil
+		}
+		w.log.Info("provision output", "line", strings.TrimRight(string(line), "\r\n"))
+	}
+}
+
+// Flush logs a last line without a newline.
+func (w *lineLogger) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	sc := bufio.NewScanner(&w.buf)
+	for sc.Scan() {
+		w.log.Info("provision output", "line", sc.Text())
+	}
+	w.buf.Reset()
+}

@@ -1,0 +1,214 @@
+package listener
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
+
+	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/registry"
+)
+
+// supervisor is the state of supervise's goroutine: the node's
+// registrations and subscriptions, kept in step with the config.
+type supervisor struct {
+	cfg    *Config
+	owners map[string]*registrar // by service
+	subs   map[string]*nats.Subscription
+	groups []string
+}
+
+// registrar keeps one instance registered; it retries while the service is
+// not published yet.
+type registrar struct {
+	spec   registry.InstanceSpec
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// supervise keeps registrations and subscriptions in step with the config
+// and the manifests, until ctx is done; then it deregisters the instances.
+func (l *Listener) supervise(ctx context.Context) {
+	s := &supervisor{owners: map[string]*registrar{}, subs: map[string]*nats.Subscription{}}
+	var wg sync.WaitGroup
+	defer func() {
+		for _, sub := range s.subs {
+			_ = sub.Unsubscribe()
+		}
+		for name, r := range s.owners {
+			l.stopRegistrar(name, r)
+		}
+		wg.Wait()
+	}()
+	l.configure(ctx, s, l.cfg.Load(), &wg)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case cfg := <-l.reloads:
+			l.reconfigure(ctx, s, cfg, &wg)
+		case groups := <-l.groups:
+			s.groups = groups
+			l.subscribe(s)
+		}
+	}
+}
+
+func (l *Listener) reconfigure(ctx context.Context, s *supervisor, cfg *Config, wg *sync.WaitGroup) {
+	old := s.cfg
+	if cfg.Node != old.Node || cfg.StateDir != old.StateDir || cfg.Control != old.Control || cfg.Queue != old.Queue {
+		l.log.Warn("listener.yaml reloaded: node, state_dir, control and queue changes take effect at the next restart")
+		cfg.Node, cfg.StateDir, cfg.Control, cfg.Queue = old.Node, old.StateDir, old.Control, old.Queue
+	}
+	l.cfg.Store(cfg)
+	l.configure(ctx, s, cfg, wg)
+	l.log.Info("listener.yaml reloaded", "services", cfg.serviceNames())
+	l.queue.Trigger("listener.yaml reloaded")
+}
+
+// configure starts and stops registrars and subscriptions to match cfg.
+func (l *Listener) configure(ctx context.Context, s *supervisor, cfg *Config, wg *sync.WaitGroup) {
+	s.cfg = cfg
+	want := map[string]registry.InstanceSpec{}
+	for _, sc := range cfg.Services {
+		if sc.Port > 0 {
+			want[sc.Service] = registry.InstanceSpec{Federation: l.fed, Service: sc.Service, Node: cfg.Node, Address: cfg.addrOf(sc), Port: sc.Port, Region: cfg.Region}
+		}
+	}
+	for name, r := range s.owners {
+		if spec, ok := want[name]; !ok || spec != r.spec {
+			l.stopRegistrar(name, r)
+			delete(s.owners, name)
+		}
+	}
+	for name, spec := range want {
+		if _, ok := s.owners[name]; !ok {
+			s.owners[name] = l.startRegistrar(ctx, spec, wg)
+		}
+	}
+	l.subscribe(s)
+}
+
+// startRegistrar registers spec and keeps it registered (registry.Owner
+// re-registers after Consul comes back); it retries Register itself while
+// the service is not published or Consul is down.
+func (l *Listener) startRegistrar(ctx context.Context, spec registry.InstanceSpec, wg *sync.WaitGroup) *registrar {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &registrar{spec: spec, cancel: cancel, done: make(chan struct{})}
+	wg.Go(func() {
+		defer close(r.done)
+		b := backoff.NewExponentialBackOff()
+		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 500*time.Millisecond, 30*time.Second, 0
+		var owner *registry.Owner
+		op := func() error {
+			var err error
+			owner, err = l.reg.Register(ctx, spec, l.ownerOpts...)
+			return err
+		}
+		notify := func(err error, wait time.Duration) {
+			l.log.Warn("cannot register instance yet; retrying", "service", spec.Service, "err", err, "retry_in", wait)
+		}
+		if err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), notify); err != nil {
+			return // ctx done
+		}
+		l.setOwner(spec.Service, owner)
+		<-ctx.Done()
+		l.setOwner(spec.Service, nil)
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := owner.Close(closeCtx); err != nil {
+			l.log.Warn("deregistering the instance failed; it vanishes when its owner check lapses", "instance", owner.ID(), "err", err)
+			return
+		}
+		l.log.Info("instance deregistered", "instance", owner.ID())
+	})
+	return r
+}
+
+func (l *Listener) stopRegistrar(name string, r *registrar) {
+	r.cancel()
+	<-r.done
+}
+
+// setOwner publishes the owners for status; only registrars write, one
+// service each, so a copy-on-write map under a lock is enough.
+func (l *Listener) setOwner(service string, o *registry.Owner) {
+	l.ownersMu.Lock()
+	defer l.ownersMu.Unlock()
+	next := maps.Clone(*l.owners.Load())
+	if o == nil {
+		delete(next, service)
+	} else {
+		next[service] = o
+	}
+	l.owners.Store(&next)
+}
+
+// subscribe keeps one subscription per subject the node needs: the
+// bindings of its services and the rollout groups they belong to. nats.go
+// re-subscribes after a reconnect by itself.
+func (l *Listener) subscribe(s *supervisor) {
+	if l.bus == nil {
+		return
+	}
+	want := map[string]nats.MsgHandler{}
+	for _, name := range s.cfg.serviceNames() {
+		want[events.BindingsSubject(l.fed, name)] = l.onBindings
+	}
+	for _, g := range s.groups {
+		want[events.RolloutSubject(l.fed, g)] = func(*nats.Msg) { l.queue.Trigger("rollout group " + g + " resumed") }
+	}
+	for subj, sub := range s.subs {
+		if _, ok := want[subj]; !ok {
+			_ = sub.Unsubscribe()
+			delete(s.subs, subj)
+		}
+	}
+	for _, subj := range slices.Sorted(maps.Keys(want)) {
+		if _, ok := s.subs[subj]; ok {
+			continue
+		}
+		sub, err := l.bus.Subscribe(subj, want[subj])
+		if err != nil {
+			l.log.Warn("cannot subscribe; anti-entropy will catch changes", "subject", subj, "err", err)
+			continue
+		}
+		s.subs[subj] = sub
+	}
+}
+
+// onBindings runs on nats.go's goroutine: it only reads and triggers.
+func (l *Listener) onBindings(m *nats.Msg) {
+	e, err := events.DecodeBindingsChanged(m.Data)
+	if err != nil {
+		l.log.Warn("ignoring a malformed event", "subject", m.Subject, "err", err)
+		return
+	}
+	cfg := l.cfg.Load()
+	if e.Region != cfg.Region && e.Region != "" {
+		return // another region's binding
+	}
+	seen, ok := (*l.seen.Load())[e.Service]
+	switch {
+	case ok && e.Region == seen.region && e.Revision != 0 && e.Revision == seen.revision:
+		return // the last run read this revision already
+	case ok && e.Region == "" && seen.region != "":
+		return // the node uses its region's binding, not this one
+	}
+	l.queue.Trigger("binding of " + e.Service + " changed")
+}
+
+// announceGroups hands the rollout groups of the hosted services to the
+// supervisor, replacing an older list it has not taken yet.
+func (l *Listener) announceGroups(groups []string) {
+	select {
+	case <-l.groups:
+	default:
+	}
+	l.groups <- groups
+}
