@@ -421,3 +421,45 @@ func TestManifestIsTheTruth(t *testing.T) {
 		})
 	}
 }
+
+// A listener renders its service's templates, which live in the manifest,
+// so a manifest change must change the binding (and so reach listeners as
+// an event) even when no value moves.
+func TestBindingCarriesManifestDigest(t *testing.T) {
+	base := func() manifest.Manifest {
+		m := svc("default", "web", false, nil, "WEB_URL")
+		m.Templates = map[string]manifest.TemplateFile{"env": {Source: "builtin:env", Destination: "/etc/web/env"}}
+		return m
+	}
+	digest := func(m manifest.Manifest) string {
+		t.Helper()
+		res := Resolve(&registry.Snapshot{Manifests: []manifest.Manifest{m}, Instances: []registry.Instance{inst("default", "web", "a", "us-1", false, "WEB_URL")}})
+		var got []string
+		for _, b := range res.Bindings {
+			got = append(got, b.Manifest)
+		}
+		if len(got) != 2 || got[0] != got[1] || got[0] == "" {
+			t.Fatalf("digests of the bindings for region \"\" and us-1: %q; want two equal, non-empty", got)
+		}
+		return got[0]
+	}
+	moved := base()
+	moved.Templates = map[string]manifest.TemplateFile{"env": {Source: "builtin:env", Destination: "/etc/web/web.env"}}
+	cases := []struct {
+		name string
+		m    manifest.Manifest
+		same bool
+	}{
+		{"the same manifest", base(), true},
+		{"a template moved", moved, false},
+		{"an environment value", func() manifest.Manifest { m := base(); m.Environment = map[string]string{"PORT": "81"}; return m }(), false},
+	}
+	want := digest(base())
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := digest(tc.m); (got == want) != tc.same {
+				t.Errorf("digest %s vs %s: same = %v, want %v", got, want, got == want, tc.same)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
@@ -56,7 +57,7 @@ func (a *app) connectNATS(name string) (*nats.Conn, error) {
 		nats.Name(name),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
+		nats.CustomReconnectDelay(reconnectDelay()),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("nats disconnected", "url", a.g.NATSURL, "err", err)
 		}),
@@ -66,4 +67,19 @@ func (a *app) connectNATS(name string) (*nats.Conn, error) {
 		return nil, fmt.Errorf("nats %s: %w", a.g.NATSURL, err)
 	}
 	return nc, nil
+}
+
+// reconnectDelay backs off exponentially (jittered, 100ms to 30s) between
+// attempts to reach NATS, so a fleet of hosts does not hammer a NATS that
+// comes back. nats.go calls it from its one reconnect goroutine, with
+// attempts counting from 1 again after every successful reconnect.
+func reconnectDelay() func(attempts int) time.Duration {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 30*time.Second, 0
+	return func(attempts int) time.Duration {
+		if attempts <= 1 {
+			b.Reset()
+		}
+		return b.NextBackOff()
+	}
 }
