@@ -378,6 +378,12 @@ templates:
 
 	// A fixed value waits for the operator: the group is still halted.
 	setDB("postgres://fixed")
+	// The operator resumes once the fix is in the binding; resuming sooner
+	// lets the next node apply the broken value and halt the group again.
+	testcluster.Eventually(t, 30*time.Second, "the resolver binds the fix", func() bool {
+		b, err := c.reg.Binding(ctx, "default", "www", "")
+		return err == nil && b != nil && strings.Contains(string(b.Value), "postgres://fixed")
+	})
 	resumed, err := group.Resume(ctx)
 	if err != nil || !resumed {
 		t.Fatalf("resume: %v, %v", resumed, err)

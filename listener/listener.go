@@ -179,9 +179,17 @@ func (l *Listener) Run(ctx context.Context) error {
 		defer close(queueDone)
 		_ = l.queue.Run(queueCtx, l.gracefulProvision(ctx))
 	}()
-	l.supervise(ctx)
-	stopQueue() // the running provision gets the shutdown timeout to finish
+	regCtx, stopRegistrars := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRegistrars()
+	s := newSupervisor()
+	var registrars sync.WaitGroup
+	l.supervise(ctx, regCtx, s, &registrars)
+	// Stopping: the running provision finishes (or is aborted after the
+	// shutdown timeout), then the instances are deregistered.
+	stopQueue()
 	<-queueDone
+	stopRegistrars()
+	l.teardown(s, &registrars)
 	return nil
 }
 

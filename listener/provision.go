@@ -79,6 +79,7 @@ func (l *Listener) provision(ctx context.Context) error {
 	}
 	wg.Wait()
 	l.noteSeen(plans)
+	l.announceGroups(groupsOf(plans))
 	l.apply(ctx, cfg, plans)
 	l.noteSeen(plans)
 	run := &RunReport{Started: start}
@@ -282,6 +283,18 @@ func templateErrors(p *plan) string {
 }
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+// groupsOf lists the rollout groups of the services, whose resume events
+// the node subscribes to.
+func groupsOf(plans []*plan) []string {
+	var groups []string
+	for _, p := range plans {
+		if g := p.group(); g != "" && !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+	}
+	return groups
+}
 
 // noteSeen publishes what the run read, for anti-entropy and events.
 func (l *Listener) noteSeen(plans []*plan) {

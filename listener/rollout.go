@@ -169,7 +169,12 @@ func (l *Listener) waitHealthy(ctx context.Context, p *plan, applied time.Time) 
 		case ctx.Err() != nil:
 			return fmt.Errorf("health check not passing %s after applying (status %s%s)", timeout, cmpOr(last.Status, "unknown"), outputOf(last))
 		case err != nil:
-			index = 0 // Consul hiccup: ask again without blocking on a stale index
+			l.log.Warn("cannot read the health check; retrying", "instance", owner.ID(), "err", err)
+			index = 0 // ask again without blocking on a stale index, after a pause
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 			continue
 		}
 		last, index = st, next

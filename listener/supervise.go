@@ -32,31 +32,31 @@ type registrar struct {
 }
 
 // supervise keeps registrations and subscriptions in step with the config
-// and the manifests, until ctx is done; then it deregisters the instances.
-func (l *Listener) supervise(ctx context.Context) {
-	s := &supervisor{owners: map[string]*registrar{}, subs: map[string]*nats.Subscription{}}
-	var wg sync.WaitGroup
-	defer func() {
-		for _, sub := range s.subs {
-			_ = sub.Unsubscribe()
-		}
-		for name, r := range s.owners {
-			l.stopRegistrar(name, r)
-		}
-		wg.Wait()
-	}()
-	l.configure(ctx, s, l.cfg.Load(), &wg)
+// and the manifests, until ctx is done. Registrars run under regCtx, which
+// the caller cancels only once the running provision is over: instances
+// stay registered while it finishes (a rollout's health wait needs them).
+func (l *Listener) supervise(ctx, regCtx context.Context, s *supervisor, wg *sync.WaitGroup) {
+	l.configure(regCtx, s, l.cfg.Load(), wg)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case cfg := <-l.reloads:
-			l.reconfigure(ctx, s, cfg, &wg)
+			l.reconfigure(regCtx, s, cfg, wg)
 		case groups := <-l.groups:
 			s.groups = groups
 			l.subscribe(s)
 		}
 	}
+}
+
+// teardown ends the subscriptions and waits for the registrars, whose
+// context the caller has cancelled, to deregister their instances.
+func (l *Listener) teardown(s *supervisor, wg *sync.WaitGroup) {
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
+	wg.Wait()
 }
 
 func (l *Listener) reconfigure(ctx context.Context, s *supervisor, cfg *Config, wg *sync.WaitGroup) {
@@ -82,7 +82,7 @@ func (l *Listener) configure(ctx context.Context, s *supervisor, cfg *Config, wg
 	}
 	for name, r := range s.owners {
 		if spec, ok := want[name]; !ok || spec != r.spec {
-			l.stopRegistrar(name, r)
+			l.stopRegistrar(r)
 			delete(s.owners, name)
 		}
 	}
@@ -130,7 +130,11 @@ func (l *Listener) startRegistrar(ctx context.Context, spec registry.InstanceSpe
 	return r
 }
 
-func (l *Listener) stopRegistrar(name string, r *registrar) {
+func newSupervisor() *supervisor {
+	return &supervisor{owners: map[string]*registrar{}, subs: map[string]*nats.Subscription{}}
+}
+
+func (l *Listener) stopRegistrar(r *registrar) {
 	r.cancel()
 	<-r.done
 }
