@@ -50,6 +50,8 @@ The control endpoint (control, default ` + listener.DefaultControlAddr + `) serv
   patchbay listen --config listener.yaml --converged-timeout 30s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.listen(cmd.Context(), f) },
+		// --config is listener.yaml: its own loader reports its problems.
+		Annotations: map[string]string{configAnnotation: configListener},
 	}
 	fl := cmd.Flags()
 	fl.BoolVar(&f.once, "once", false, "run one provision without registering or subscribing, then exit (1 if it failed)")
@@ -62,6 +64,10 @@ func (a *app) listen(ctx context.Context, f listenFlags) error {
 	if a.g.ConfigFile == "" {
 		return usageErrorf("listen needs --config listener.yaml (see examples/listener.yaml)")
 	}
+	// Caught from the start: Go's default for SIGHUP ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := a.loadListenerConfig()
 	if err != nil {
 		return err
@@ -91,11 +97,11 @@ func (a *app) listen(ctx context.Context, f listenFlags) error {
 	if err != nil {
 		return err
 	}
+	var wg sync.WaitGroup
+	defer wg.Wait() // after stop below: the reloader ends with ctx
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() { a.reloadOnHangup(ctx, l) })
+	wg.Go(func() { a.reloadOnHangup(ctx, hup, l) })
 	return l.Run(ctx)
 }
 
@@ -124,10 +130,7 @@ func (a *app) listenOnce(ctx context.Context, cfg *listener.Config, reg listener
 
 // reloadOnHangup reloads listener.yaml on SIGHUP; an invalid file is
 // reported and the running config kept.
-func (a *app) reloadOnHangup(ctx context.Context, l *listener.Listener) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func (a *app) reloadOnHangup(ctx context.Context, hup <-chan os.Signal, l *listener.Listener) {
 	log := a.logger()
 	for {
 		select {

@@ -59,7 +59,9 @@ func (a *app) connectNATS(name string) (*nats.Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(reconnectDelay()),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats disconnected", "url", a.g.NATSURL, "err", err)
+			if err != nil { // nil: our own Close
+				log.Warn("nats disconnected", "url", a.g.NATSURL, "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrl()) }),
 	)

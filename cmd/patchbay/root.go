@@ -117,7 +117,17 @@ func (a *app) loadGlobals(cmd *cobra.Command) error {
 		a.g.ConfigFile = os.Getenv("PATCHBAY_CONFIG")
 	}
 	if a.g.ConfigFile != "" {
+		if cmd.Annotations[configAnnotation] == configListener {
+			// listener.yaml's loader names file:line; the generic reader
+			// below would only say that the file is unreadable.
+			if _, err := a.loadListenerConfig(); err != nil {
+				return err
+			}
+		}
 		if err := readConfigFile(v, a.g.ConfigFile); err != nil {
+			return err
+		}
+		if err := a.fileOnlySettings(cmd, v); err != nil {
 			return err
 		}
 	}
@@ -130,6 +140,35 @@ func (a *app) loadGlobals(cmd *cobra.Command) error {
 	return nil
 }
 
+// configAnnotation marks a command whose --config is listener.yaml.
+const (
+	configAnnotation = "patchbay/config"
+	configListener   = "listener.yaml"
+)
+
+// fileOnlySettings applies timeout and log-level from the config file
+// unless given as flags; they have no environment variables.
+func (a *app) fileOnlySettings(cmd *cobra.Command, v *viper.Viper) error {
+	flags := cmd.Root().PersistentFlags()
+	if v.IsSet("timeout") && !flags.Changed("timeout") {
+		d, err := time.ParseDuration(v.GetString("timeout"))
+		if err != nil {
+			return usageErrorf("config file %s: timeout %q is not a duration; write it like \"10s\"", a.g.ConfigFile, v.GetString("timeout"))
+		}
+		a.g.Timeout = d
+	}
+	if v.IsSet("log-level") && !flags.Changed("log-level") {
+		if err := a.logLevel.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
+			return usageErrorf("config file %s: log-level %q: give debug, info, warn or error", a.g.ConfigFile, v.GetString("log-level"))
+		}
+	}
+	return nil
+}
+
+// fileOnlyKeys are settings a config file may hold beyond the flags in
+// settings.
+var fileOnlyKeys = []string{"timeout", "log-level"}
+
 // readConfigFile merges the config file into v, rejecting keys that are no
 // setting so that a typo does not silently fall back to a default.
 func readConfigFile(v *viper.Viper, path string) error {
@@ -140,8 +179,8 @@ func readConfigFile(v *viper.Viper, path string) error {
 	}
 	for _, k := range file.AllKeys() {
 		top, _, _ := strings.Cut(k, ".")
-		if slices.Contains(listener.ConfigKeys(), top) {
-			continue // listener.yaml's own keys: patchbay listen reads them
+		if slices.Contains(listener.ConfigKeys(), top) || slices.Contains(fileOnlyKeys, k) {
+			continue // listener.yaml's own keys (patchbay listen reads them), and the file-only settings
 		}
 		if !slices.ContainsFunc(settings, func(s setting) bool { return s.name == k }) {
 			return usageErrorf("config file %s: unknown key %q%s; the keys are the global flags without dashes", path, k, didYouMean(k))
