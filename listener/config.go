@@ -47,7 +47,7 @@ type Config struct {
 	Address string `yaml:"address"`
 	// Region is the node's region label ("" for none).
 	Region string `yaml:"region"`
-	// StateDir keeps the throttle state and the last applied revisions.
+	// StateDir keeps the throttle's recent run starts across restarts.
 	StateDir string `yaml:"state_dir"`
 	// Root is prefixed to every template destination ("" or "/": none), so
 	// that several listeners can share one host: patchbay dev, tests, a

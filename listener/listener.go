@@ -69,7 +69,8 @@ type Listener struct {
 	activity   chan struct{} // a queue change, for the converged timeout
 
 	// Owned by the provision run; the queue runs one at a time.
-	provisioned map[string]seenInputs // inputs of each service's last successful provision
+	provisioned   map[string]seenInputs // inputs of each service's last successful provision
+	failedReloads map[string]reloadJob  // reload commands that failed, run again next time
 }
 
 // seenInputs identifies what a run read for a service.

@@ -227,30 +227,42 @@ func (l *Listener) install(ctx context.Context, active []*plan) {
 	wg.Wait()
 }
 
-// reload runs each distinct reload command of the changed files once.
+// reloadJob is one distinct reload command of a run.
+type reloadJob struct {
+	argv    []string
+	timeout time.Duration
+	files   []*rendered
+}
+
+// reload runs each distinct reload command of the changed files once, and
+// again those that failed in an earlier run: the files they serve were
+// installed then, so this run finds them unchanged.
 func (l *Listener) reload(ctx context.Context, active []*plan) {
-	type job struct {
-		argv    []string
-		timeout time.Duration
-		files   []*rendered
-	}
-	jobs := map[string]*job{}
+	jobs := map[string]*reloadJob{}
 	var order []string
+	add := func(argv []string, timeout time.Duration) *reloadJob {
+		key := strings.Join(argv, "\x00")
+		if jobs[key] == nil {
+			jobs[key] = &reloadJob{argv: argv, timeout: timeout}
+			order = append(order, key)
+		}
+		return jobs[key]
+	}
+	for _, key := range slices.Sorted(maps.Keys(l.failedReloads)) {
+		j := l.failedReloads[key]
+		add(j.argv, j.timeout)
+	}
 	for _, p := range active {
 		for _, f := range p.files {
-			if !f.changed || len(f.spec.Reload) == 0 {
-				continue
+			if f.changed && len(f.spec.Reload) > 0 {
+				j := add(f.spec.Reload, time.Duration(f.spec.Timeout))
+				j.files = append(j.files, f)
 			}
-			key := strings.Join(f.spec.Reload, "\x00")
-			if jobs[key] == nil {
-				jobs[key] = &job{argv: f.spec.Reload, timeout: time.Duration(f.spec.Timeout)}
-				order = append(order, key)
-			}
-			jobs[key].files = append(jobs[key].files, f)
 		}
 	}
+	failed := make([]bool, len(order))
 	var wg sync.WaitGroup
-	for _, key := range order {
+	for i, key := range order {
 		j := jobs[key]
 		wg.Go(func() {
 			err := templates.Run(ctx, j.argv, j.timeout)
@@ -258,13 +270,20 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 				l.log.Info("reloaded", "command", strings.Join(j.argv, " "))
 				return
 			}
-			l.log.Error("reload failed", "command", strings.Join(j.argv, " "), "err", err)
+			failed[i] = true
+			l.log.Error("reload failed; it runs again in the next run", "command", strings.Join(j.argv, " "), "err", err)
 			for _, f := range j.files { // each file belongs to one plan, written only here
 				f.report.Error = "installed, but its reload failed: " + err.Error()
 			}
 		})
 	}
 	wg.Wait()
+	l.failedReloads = map[string]reloadJob{}
+	for i, key := range order {
+		if failed[i] {
+			l.failedReloads[key] = reloadJob{argv: jobs[key].argv, timeout: jobs[key].timeout}
+		}
+	}
 	for _, p := range active {
 		if failed := templateErrors(p); failed != "" {
 			p.finish(ResultFailed, failed)

@@ -49,11 +49,13 @@ func (l *Listener) runProvisions(ctx context.Context, cfg *Config, plans []*plan
 	}
 	wg.Wait()
 	for _, p := range plans { // the goroutines are done: the run owns the map again
-		if !p.done() && p.report.Provision != nil && p.report.Provision.Error == "" {
+		switch {
+		case p.report.Result == ResultFailed:
+			// Due again next run, even if that run finds the files it
+			// installed this time unchanged.
+			delete(l.provisioned, p.sc.Service)
+		case !p.done() && p.due:
 			l.provisioned[p.sc.Service] = inputsOf(p.hosted)
-		}
-		if !p.done() && p.due && p.report.Provision == nil {
-			l.provisioned[p.sc.Service] = inputsOf(p.hosted) // no command: applying was all
 		}
 	}
 }
