@@ -298,7 +298,7 @@ func (l *configLoader) parse(data []byte) *yaml.Node {
 	case root.Kind == yaml.ScalarNode && root.Tag == "!!null":
 		return empty()
 	case root.Kind != yaml.MappingNode:
-		l.report(root.Line, "expected keys such as node: and services: at the top level, found %s", configKind(root))
+		l.report(root.Line, "expected keys such as node: and services: at the top level, found %s", manifest.NodeKind(root))
 		return nil
 	}
 	return root
@@ -334,7 +334,7 @@ func (l *configLoader) check(n *yaml.Node, t reflect.Type, path, label string) b
 		d, err := time.ParseDuration(n.Value)
 		switch {
 		case n.Kind != yaml.ScalarNode || err != nil:
-			l.report(n.Line, "%s: %s is not a duration; write it like \"30s\" or \"1m30s\"", label, configKind(n))
+			l.report(n.Line, "%s: %s is not a duration; write it like \"30s\" or \"1m30s\"", label, manifest.NodeKind(n))
 			return false
 		case d <= 0:
 			l.report(n.Line, "%s: %s is not more than zero; give a positive duration like \"30s\", or leave the key out for the default", label, n.Value)
@@ -342,17 +342,17 @@ func (l *configLoader) check(n *yaml.Node, t reflect.Type, path, label string) b
 		}
 	case t.Kind() == reflect.Struct:
 		if n.Kind == yaml.ScalarNode && t == reflect.TypeFor[ServiceConfig]() {
-			l.report(n.Line, "%s: %s is not an entry; write it as \"- service: %s\"", label, configKind(n), n.Value)
+			l.report(n.Line, "%s: %s is not an entry; write it as \"- service: %s\"", label, manifest.NodeKind(n), n.Value)
 			return false
 		}
 		if n.Kind != yaml.MappingNode {
-			l.report(n.Line, "%s: expected a mapping of keys, found %s", label, configKind(n))
+			l.report(n.Line, "%s: expected a mapping of keys, found %s", label, manifest.NodeKind(n))
 			return false
 		}
 		l.entries(n, t, path, label)
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			l.report(n.Line, "%s: expected a list, found %s", label, configKind(n))
+			l.report(n.Line, "%s: expected a list, found %s", label, manifest.NodeKind(n))
 			return false
 		}
 		kept := n.Content[:0:0]
@@ -373,7 +373,7 @@ func (l *configLoader) check(n *yaml.Node, t reflect.Type, path, label string) b
 		n.Content = kept
 	default:
 		if n.Kind != yaml.ScalarNode {
-			l.report(n.Line, "%s: expected a single value, found %s", label, configKind(n))
+			l.report(n.Line, "%s: expected a single value, found %s", label, manifest.NodeKind(n))
 			return false
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
@@ -381,7 +381,7 @@ func (l *configLoader) check(n *yaml.Node, t reflect.Type, path, label string) b
 			if t.Kind() == reflect.Int {
 				what = "a whole number"
 			}
-			l.report(n.Line, "%s: %s is not %s", label, configKind(n), what)
+			l.report(n.Line, "%s: %s is not %s", label, manifest.NodeKind(n), what)
 			return false
 		}
 	}
@@ -726,22 +726,6 @@ func configPrefix(label string) string {
 		return ""
 	}
 	return label + ": "
-}
-
-func configKind(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "nothing"
-		}
-		return fmt.Sprintf("%q", n.Value)
-	default:
-		return "an alias"
-	}
 }
 
 func configList(names []string) string {

@@ -51,7 +51,7 @@ func parseDocument(file string, data []byte) (*yaml.Node, *Problem) {
 		return nil, &Problem{File: file, Message: "file is empty; a manifest needs at least an id"}
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, &Problem{File: file, Line: root.Line, Column: root.Column, Message: "expected a mapping of fields at the top level, found " + kindName(root)}
+		return nil, &Problem{File: file, Line: root.Line, Column: root.Column, Message: "expected a mapping of fields at the top level, found " + NodeKind(root)}
 	}
 	return root, nil
 }
@@ -366,7 +366,9 @@ func keyParts(it unstable.Iterator) []string {
 	return parts
 }
 
-func kindName(n *yaml.Node) string {
+// NodeKind names what a YAML node holds, for messages like "expected a
+// list, found a mapping"; other YAML files of patchbay use it too.
+func NodeKind(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"

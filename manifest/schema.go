@@ -46,7 +46,7 @@ func (c *schemaChecker) check(n *yaml.Node, t reflect.Type, path string) bool {
 		return true // the short form, a template: validated with the manifest
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			return c.report(n, "%s: expected a mapping of fields, found %s", path, kindName(n))
+			return c.report(n, "%s: expected a mapping of fields, found %s", path, NodeKind(n))
 		}
 		fields := yamlFields(t)
 		c.entries(n, path, func(k *yaml.Node) (reflect.Type, bool) {
@@ -58,12 +58,12 @@ func (c *schemaChecker) check(n *yaml.Node, t reflect.Type, path string) bool {
 		})
 	case t.Kind() == reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			return c.report(n, "%s: expected a mapping, found %s", path, kindName(n))
+			return c.report(n, "%s: expected a mapping, found %s", path, NodeKind(n))
 		}
 		c.entries(n, path, func(*yaml.Node) (reflect.Type, bool) { return t.Elem(), true })
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			return c.report(n, "%s: expected a list, found %s", path, kindName(n))
+			return c.report(n, "%s: expected a list, found %s", path, NodeKind(n))
 		}
 		ok := true
 		for i, e := range n.Content {
@@ -79,11 +79,11 @@ func (c *schemaChecker) check(n *yaml.Node, t reflect.Type, path string) bool {
 func (c *schemaChecker) checkScalar(n *yaml.Node, kind reflect.Kind, path string) bool {
 	switch {
 	case n.Kind != yaml.ScalarNode:
-		return c.report(n, "%s: expected a single value, found %s", path, kindName(n))
+		return c.report(n, "%s: expected a single value, found %s", path, NodeKind(n))
 	case kind == reflect.Bool && n.Tag != "!!bool":
-		return c.report(n, "%s: %s is not true or false", path, kindName(n))
+		return c.report(n, "%s: %s is not true or false", path, NodeKind(n))
 	case kind == reflect.Int && n.Tag != "!!int":
-		return c.report(n, "%s: %s is not a whole number", path, kindName(n))
+		return c.report(n, "%s: %s is not a whole number", path, NodeKind(n))
 	}
 	return true
 }
@@ -91,7 +91,7 @@ func (c *schemaChecker) checkScalar(n *yaml.Node, kind reflect.Kind, path string
 func (c *schemaChecker) checkDuration(n *yaml.Node, path string) bool {
 	d, err := time.ParseDuration(n.Value)
 	if n.Kind != yaml.ScalarNode || err != nil || d < 0 {
-		return c.report(n, "%s: %s is not a duration; write it like \"30s\" or \"10m\"", path, kindName(n))
+		return c.report(n, "%s: %s is not a duration; write it like \"30s\" or \"10m\"", path, NodeKind(n))
 	}
 	return true
 }
