@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -126,7 +127,7 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 			p.files = append(p.files, f)
 		}
 	}
-	changed := slices.ContainsFunc(p.files, func(f *rendered) bool { return !f.existed || !bytesEqual(f.previous, f.content) })
+	changed := slices.ContainsFunc(p.files, func(f *rendered) bool { return !f.existed || !bytes.Equal(f.previous, f.content) })
 	last, ok := l.provisioned[h.Service]
 	p.due = changed || !ok || last != inputsOf(h)
 }
@@ -300,8 +301,6 @@ func templateErrors(p *plan) string {
 	}
 	return strings.Join(failed, "; ")
 }
-
-func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 
 // groupsOf lists the rollout groups of the services, whose resume events
 // the node subscribes to.

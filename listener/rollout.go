@@ -1,6 +1,8 @@
 package listener
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -101,7 +103,7 @@ func (l *Listener) haltedStage(ctx context.Context, rg *registry.RolloutGroup, n
 	return true, nil
 }
 
-func (p *plan) changesFile(f *rendered) bool { return !f.existed || !bytesEqual(f.previous, f.content) }
+func (p *plan) changesFile(f *rendered) bool { return !f.existed || !bytes.Equal(f.previous, f.content) }
 
 func (p *plan) changes() bool { return slices.ContainsFunc(p.files, p.changesFile) }
 
@@ -167,7 +169,7 @@ func (l *Listener) waitHealthy(ctx context.Context, p *plan, applied time.Time) 
 		st, next, err := l.reg.WatchHealth(ctx, p.sc.Service, owner.ID(), index, wait)
 		switch {
 		case ctx.Err() != nil:
-			return fmt.Errorf("health check not passing %s after applying (status %s%s)", timeout, cmpOr(last.Status, "unknown"), outputOf(last))
+			return fmt.Errorf("health check not passing %s after applying (status %s%s)", timeout, cmp.Or(last.Status, "unknown"), outputOf(last))
 		case err != nil:
 			l.log.Warn("cannot read the health check; retrying", "instance", owner.ID(), "err", err)
 			index = 0 // ask again without blocking on a stale index, after a pause
@@ -182,13 +184,6 @@ func (l *Listener) waitHealthy(ctx context.Context, p *plan, applied time.Time) 
 			return nil
 		}
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func outputOf(st registry.CheckState) string {
