@@ -103,7 +103,9 @@ func (l *Listener) haltedStage(ctx context.Context, rg *registry.RolloutGroup, n
 	return true, nil
 }
 
-func (p *plan) changesFile(f *rendered) bool { return !f.existed || !bytes.Equal(f.previous, f.content) }
+func (p *plan) changesFile(f *rendered) bool {
+	return !f.existed || !bytes.Equal(f.previous, f.content)
+}
 
 func (p *plan) changes() bool { return slices.ContainsFunc(p.files, p.changesFile) }
 
