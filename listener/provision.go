@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -127,9 +126,8 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 			p.files = append(p.files, f)
 		}
 	}
-	changed := slices.ContainsFunc(p.files, func(f *rendered) bool { return !f.existed || !bytes.Equal(f.previous, f.content) })
 	last, ok := l.provisioned[h.Service]
-	p.due = changed || !ok || last != inputsOf(h)
+	p.due = p.changes() || !ok || last != inputsOf(h)
 }
 
 func unresolvedReason(us []resolver.Unresolved) string {
