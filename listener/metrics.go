@@ -57,7 +57,7 @@ func NewMetrics() *Metrics {
 		}),
 		renderDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "patchbay_listener_render_duration_seconds",
-			Help:    "Duration of rendering this node's templates from the bindings, per run, before checks and installs.",
+			Help:    "Duration of rendering one template from the bindings, before its check and install.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8), // 1ms … 16s
 		}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{

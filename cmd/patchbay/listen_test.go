@@ -343,25 +343,6 @@ func nodeRow(out, node, result string) bool {
 	return false
 }
 
-// rowWith reports whether some line of out has all words, in order.
-func rowWith(out string, words ...string) bool {
-	for line := range strings.SplitSeq(out, "\n") {
-		rest, ok := line, true
-		for _, w := range words {
-			i := strings.Index(rest, w)
-			if i < 0 {
-				ok = false
-				break
-			}
-			rest = rest[i+len(w):]
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
-}
-
 // TestListenConfigErrors: a listener.yaml with a mistake stops `patchbay
 // listen` at once with exit 1 and one line naming the file and the line.
 func TestListenConfigErrors(t *testing.T) {
@@ -838,7 +819,7 @@ func TestListenDaemon(t *testing.T) {
 			{"stat-skip", "skipped", "stat-b skipped: NOBODY_URL unresolved"},
 			{"stat-b: skipped (revision ", "NOBODY_URL unresolved"},
 		} {
-			if !rowWith(stdout, words...) {
+			if !hasLine(stdout, words...) {
 				t.Errorf("patchbay status: no line with %q in order", words)
 			}
 		}
