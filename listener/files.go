@@ -36,6 +36,7 @@ type Files struct {
 	log       *slog.Logger
 	settle    time.Duration
 	onRestore func(path string, err error)
+	run       CommandRunner
 	w         *fsnotify.Watcher
 
 	// wmu serialises changes of the watch list, so that watchedDir.watched
@@ -83,6 +84,13 @@ type FilesOption func(*Files)
 // WithFilesLogger sets the logger (default slog.Default()).
 func WithFilesLogger(l *slog.Logger) FilesOption { return func(fs *Files) { fs.log = l } }
 
+// CommandRunner runs a command with a timeout; templates.Run is the real one.
+type CommandRunner func(ctx context.Context, argv []string, timeout time.Duration, opts ...templates.RunOption) error
+
+// WithCommandRunner sets what runs reload commands after a restore
+// (default templates.Run).
+func WithCommandRunner(run CommandRunner) FilesOption { return func(fs *Files) { fs.run = run } }
+
 // WithSettle sets how long events for a path must be quiet before it is
 // checked (default 100ms): editors write in several steps, and restoring
 // between them would race with the editor.
@@ -102,7 +110,7 @@ func NewFiles(opts ...FilesOption) (*Files, error) {
 		return nil, fmt.Errorf("listener: watch files: %w", err)
 	}
 	fs := &Files{
-		log: slog.Default(), settle: DefaultSettle, onRestore: func(string, error) {}, w: w,
+		log: slog.Default(), settle: DefaultSettle, onRestore: func(string, error) {}, run: templates.Run, w: w,
 		paths: make(map[string]*kept), dirs: make(map[string]*watchedDir),
 		pending: make(map[string]struct{}), wake: make(chan struct{}, 1),
 	}
@@ -405,7 +413,7 @@ func (fs *Files) check(ctx context.Context, path string) {
 	fs.log.Warn("listener: restored a file edited by hand", "path", path, "change", what)
 	// The service reads the same content after a mode change: no reload.
 	if what != driftMode && len(want.reload) > 0 {
-		if err := templates.Run(ctx, want.reload, want.reloadTimeout); err != nil {
+		if err := fs.run(ctx, want.reload, want.reloadTimeout); err != nil {
 			err = fmt.Errorf("listener: reload after restoring %s: %w", path, err)
 			fs.log.Error("listener: reload after restoring a file failed", "path", path, "err", err)
 			fs.onRestore(path, err)

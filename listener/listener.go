@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,7 @@ type Listener struct {
 	fetcher   templates.Fetcher
 	converged time.Duration // 0: run until stopped
 	onRun     func(RunReport)
+	simulated bool // commands logged, not run; files keep this process's owner
 
 	cfg      atomic.Pointer[Config]
 	reloads  chan *Config
@@ -109,6 +111,13 @@ func WithConvergedTimeout(d time.Duration) Option { return func(l *Listener) { l
 // goroutine (tests, patchbay dev's status table).
 func WithRunHook(fn func(RunReport)) Option { return func(l *Listener) { l.onRun = fn } }
 
+// WithSimulation makes the listener one of several simulated nodes on one
+// machine (patchbay dev): check, reload and provision commands are logged
+// as "would run" instead of run, because `systemctl reload` or `nginx -s
+// reload` would act on the machine itself, and installed files keep this
+// process's owner and group.
+func WithSimulation() Option { return func(l *Listener) { l.simulated = true } }
+
 // New returns a listener for cfg; Run starts it.
 func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	l := &Listener{
@@ -133,7 +142,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 		WithQueueLogger(l.log),
 		WithQueueObserver(l.observeQueue),
 	)
-	files, err := NewFiles(WithFilesLogger(l.log), WithOnRestore(func(path string, err error) {
+	files, err := NewFiles(WithFilesLogger(l.log), WithCommandRunner(l.runCommand), WithOnRestore(func(path string, err error) {
 		if err == nil {
 			l.metrics.Restored(path)
 		}
@@ -364,6 +373,16 @@ func (c *Config) serviceNames() []string {
 		names[i] = s.Service
 	}
 	return names
+}
+
+// runCommand runs a reload or provision command, or only logs it on a
+// simulated node.
+func (l *Listener) runCommand(ctx context.Context, argv []string, timeout time.Duration, opts ...templates.RunOption) error {
+	if l.simulated {
+		l.log.Info("simulated node: would run", "command", strings.Join(argv, " "))
+		return nil
+	}
+	return templates.Run(ctx, argv, timeout, opts...)
 }
 
 // destination is where a template's file goes on this node.

@@ -158,6 +158,9 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 		return fail(err)
 	}
 	file.Destination = cfg.destination(spec.Destination)
+	if l.simulated {
+		file.Check, file.Owner, file.Group = nil, "", ""
+	}
 	tr.Destination = file.Destination
 	minimum := manifest.DefaultTemplateMin
 	if spec.Min != nil {
@@ -264,7 +267,7 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 	for i, key := range order {
 		j := jobs[key]
 		wg.Go(func() {
-			err := templates.Run(ctx, j.argv, j.timeout)
+			err := l.runCommand(ctx, j.argv, j.timeout)
 			if err == nil {
 				l.log.Info("reloaded", "command", strings.Join(j.argv, " "))
 				return

@@ -222,7 +222,7 @@ func (l *Listener) rollback(ctx context.Context, plans []*plan, reason string) {
 		p.finish(ResultFailed, "rolled back: "+reason)
 	}
 	for _, argv := range reloads {
-		if err := templates.Run(ctx, argv, time.Minute); err != nil {
+		if err := l.runCommand(ctx, argv, time.Minute); err != nil {
 			l.log.Error("reload after rollback failed", "command", strings.Join(argv, " "), "err", err)
 		}
 	}

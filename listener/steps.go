@@ -93,7 +93,7 @@ func (l *Listener) runProvision(ctx context.Context, cfg *Config, p *plan) {
 		timeout = time.Duration(manifest.DefaultProvisionLimit)
 	}
 	log.Info("running the provision command")
-	err := templates.Run(ctx, prov.Command, timeout, templates.WithEnv(provisionEnv(cfg, l.fed, p)), templates.WithOutput(out))
+	err := l.runCommand(ctx, prov.Command, timeout, templates.WithEnv(provisionEnv(cfg, l.fed, p)), templates.WithOutput(out))
 	out.Flush()
 	res := &CommandResult{Ran: true, Duration: time.Since(start)}
 	p.report.Provision = res

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/patchbay/patchbay/internal/dev"
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
@@ -59,6 +60,7 @@ func exitCode(err error) int {
 	case errors.Is(err, manifest.ErrInvalid), errors.Is(err, errUsage),
 		errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrConflict), errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrUnsupported),
 		errors.Is(err, listener.ErrConfig), errors.Is(err, listener.ErrProvision), errors.Is(err, listener.ErrControl),
+		errors.Is(err, dev.ErrNoConsul), errors.Is(err, dev.ErrInUse),
 		isTemplateMistake(err):
 		return exitUser
 	default:

@@ -1,0 +1,256 @@
+// Package dev runs patchbay dev: a whole patchbay on one machine, with a
+// real Consul dev agent, an embedded NATS server, the resolver, and
+// listeners for simulated nodes that render into ./.patchbay-dev/<node>/.
+package dev
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
+)
+
+// DefaultNodes are the simulated nodes of patchbay dev, for the example
+// services: two web nodes, an API node and a load balancer.
+var DefaultNodes = []NodeSpec{
+	{Name: "web-1", Control: "127.0.0.1:7701", Services: []ServiceSpec{{"app-www", 18081}}},
+	{Name: "web-2", Control: "127.0.0.1:7702", Services: []ServiceSpec{{"app-www", 18082}}},
+	{Name: "api-1", Control: "127.0.0.1:7703", Services: []ServiceSpec{{"api", 18091}}},
+	{Name: "lb-1", Control: "127.0.0.1:7704", Services: []ServiceSpec{{"lb-public", 0}, {"lb-internal", 0}}},
+}
+
+// Config is a dev cluster.
+type Config struct {
+	Cluster
+	// Services is the directory of manifests copied into Dir/services on
+	// the first run; the copy is what gets published, for users to edit.
+	Services   string
+	SourceRoot string // where a missing Consul is built; "" if none
+	Nodes      []NodeSpec
+	Out        io.Writer // progress and the status table
+	Live       bool      // Out is a terminal: redraw the table in place
+}
+
+// Run brings the dev cluster up, shows its status until ctx ends, then
+// stops every part in order: listeners (which deregister), the resolver,
+// NATS, Consul.
+func Run(ctx context.Context, cfg Config) error {
+	if err := prepareDir(cfg); err != nil {
+		return err
+	}
+	log, events, closeLog, err := openLog(filepath.Join(cfg.Dir, "dev.log"))
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	bin, err := FindConsul(ctx, cfg.SourceRoot, cfg.Out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cfg.Out, "starting Consul (%s) at %s, NATS at %s; logs in %s\n", bin, cfg.ConsulAddr, cfg.NATSURL, filepath.Join(cfg.Dir, "dev.log"))
+	consul, err := startConsul(ctx, bin, cfg.ConsulAddr, filepath.Join(cfg.Dir, "consul.log"))
+	if err != nil {
+		return err
+	}
+	defer consul.Stop()
+	ns, err := startNATS(cfg.NATSURL)
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	reg, nc, err := connect(cfg.Cluster, "patchbay dev", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := publish(ctx, reg, filepath.Join(cfg.Dir, "services"), cfg.Out); err != nil {
+		return err
+	}
+	lookups, err := reg.Lookups()
+	if err != nil {
+		return err
+	}
+	defer lookups.Close()
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	loop := resolver.NewLoop(reg, nc, resolver.WithHolder("patchbay-dev"),
+		resolver.WithDebounce(200*time.Millisecond, 2*time.Second), resolver.WithLogger(log.With("part", "resolver")))
+	wg.Go(func() { _ = loop.Run(ctx) })
+	deps := nodeDeps{reg: reg, bus: nc, fetcher: lookups, log: log}
+	for _, n := range cfg.Nodes {
+		wg.Go(func() {
+			if err := runNode(ctx, cfg.Cluster, n, deps); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("simulated node stopped", "node", n.Name, "err", err)
+			}
+		})
+	}
+	t := newTable(cfg.Cluster, cfg.Out, cfg.Live, events)
+	wg.Go(func() { t.run(ctx) })
+	<-ctx.Done()
+	fmt.Fprintln(cfg.Out, "\nstopping: listeners deregister their instances, then the resolver, NATS and Consul stop")
+	wg.Wait()
+	return nil
+}
+
+// RunNode runs one more simulated node against a running dev cluster
+// until ctx ends, then deregisters it and removes its listener.yaml.
+func RunNode(ctx context.Context, c Cluster, n NodeSpec, out io.Writer) error {
+	logPath := filepath.Join(c.Dir, n.Name+".log")
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return fmt.Errorf("dev node: %w", err)
+	}
+	log, _, closeLog, err := openLog(logPath)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	reg, nc, err := connect(c, "patchbay dev node "+n.Name, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if _, err := reg.Snapshot(ctx); err != nil {
+		return fmt.Errorf("no dev cluster at %s (%w): start one with patchbay dev first", c.ConsulAddr, err)
+	}
+	lookups, err := reg.Lookups()
+	if err != nil {
+		return err
+	}
+	defer lookups.Close()
+	defer os.Remove(c.listenerFile(n.Name)) // the table drops the node
+	fmt.Fprintf(out, "node %s: hosting %s; listener.yaml in %s, logs in %s; Ctrl-C deregisters and stops it\n",
+		n.Name, serviceList(n), c.listenerFile(n.Name), logPath)
+	err = runNode(ctx, c, n, nodeDeps{reg: reg, bus: nc, fetcher: lookups, log: log})
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	fmt.Fprintf(out, "node %s stopped\n", n.Name)
+	return err
+}
+
+func serviceList(n NodeSpec) string {
+	var parts []string
+	for _, s := range n.Services {
+		if s.Port == 0 {
+			parts = append(parts, s.Service)
+		} else {
+			parts = append(parts, fmt.Sprintf("%s on 127.0.0.1:%d", s.Service, s.Port))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// prepareDir empties Dir of the last run's nodes (Consul starts empty, so
+// their files are stale) and copies the manifests in on the first run.
+func prepareDir(cfg Config) error {
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	entries, err := os.ReadDir(cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() != "services" {
+			if err := os.RemoveAll(filepath.Join(cfg.Dir, e.Name())); err != nil {
+				return fmt.Errorf("dev: clean %s: %w", cfg.Dir, err)
+			}
+		}
+	}
+	dst := filepath.Join(cfg.Dir, "services")
+	if _, err := os.Stat(dst); err == nil {
+		fmt.Fprintf(cfg.Out, "publishing %s (edited copies are kept; delete it to start from %s again)\n", dst, cfg.Services)
+		return nil
+	}
+	if cfg.Services == "" {
+		return fmt.Errorf("dev: no manifests: give --services DIR (like examples/services of patchbay's source)")
+	}
+	if err := os.CopyFS(dst, os.DirFS(cfg.Services)); err != nil {
+		return fmt.Errorf("dev: copy %s: %w", cfg.Services, err)
+	}
+	fmt.Fprintf(cfg.Out, "copied %s to %s: edit it there and patchbay publish it\n", cfg.Services, dst)
+	return nil
+}
+
+// startNATS embeds a NATS server at the URL's address.
+func startNATS(url string) (*natsserver.Server, error) {
+	host, port, err := hostPort(url)
+	if err != nil {
+		return nil, fmt.Errorf("nats-url %q: %w; give nats://host:port", url, err)
+	}
+	if err := portFree(fmt.Sprintf("%s:%d", host, port)); err != nil {
+		return nil, fmt.Errorf("%w: nats-url %s is taken (another NATS server?): stop it, or run patchbay dev --nats-url nats://127.0.0.1:14222 and give the other commands the same flag", ErrInUse, url)
+	}
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: host, Port: port, NoLog: true, NoSigs: true})
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	go ns.Start() // returns at once; Shutdown ends the server's goroutines
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("nats server at %s not ready within 10s", url)
+	}
+	return ns, nil
+}
+
+// connect opens the registry client and a NATS connection that rides out
+// restarts.
+func connect(c Cluster, name string, log *slog.Logger) (*registry.Client, *nats.Conn, error) {
+	reg, err := registry.New(registry.WithAddress(c.ConsulAddr), registry.WithPrefix(c.Prefix), registry.WithLogger(log))
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(c.NATSURL, nats.Name(name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats %s: %w; is patchbay dev running?", c.NATSURL, err)
+	}
+	return reg, nc, nil
+}
+
+// publish stores every manifest and datastore of dir.
+func publish(ctx context.Context, reg *registry.Client, dir string, out io.Writer) error {
+	set, err := manifest.Load(dir)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	var names []string
+	for _, s := range set.Services {
+		if _, err := reg.Publish(ctx, &s.Manifest); err != nil {
+			return err
+		}
+		names = append(names, s.Manifest.ID)
+	}
+	for _, d := range set.Datastores {
+		if _, err := reg.PublishDatastores(ctx, &d.Datastores); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "published %s and %d datastores file(s)\n", strings.Join(names, ", "), len(set.Datastores))
+	return nil
+}
+
+// nodeFiles lists the listener.yaml of every node in dir, started by this
+// process or by patchbay dev node.
+func nodeFiles(dir string) []string {
+	matches, _ := fs.Glob(os.DirFS(dir), "*/listener.yaml")
+	for i, m := range matches {
+		matches[i] = filepath.Join(dir, m)
+	}
+	return matches
+}

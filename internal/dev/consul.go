@@ -1,0 +1,245 @@
+package dev
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Errors for the user to fix.
+var (
+	// ErrNoConsul: no Consul binary was found and none could be built.
+	ErrNoConsul = errors.New("dev: no consul binary")
+	// ErrInUse: an address the dev cluster needs is taken.
+	ErrInUse = errors.New("dev: address in use")
+)
+
+// SourceRoot returns the patchbay source tree that holds dir (its go.mod
+// names patchbay's module), or "" when dir is outside one.
+func SourceRoot(dir string) string {
+	for d := dir; ; d = filepath.Dir(d) {
+		data, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		if err == nil && strings.HasPrefix(string(data), "module github.com/patchbay/patchbay\n") {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
+}
+
+// FindConsul returns a Consul binary: the one on PATH, else srcRoot's
+// bin/consul (which `make test` builds too), else one built there from the
+// pinned tools module, with progress written to w.
+func FindConsul(ctx context.Context, srcRoot string, w io.Writer) (string, error) {
+	if path, err := exec.LookPath("consul"); err == nil {
+		return path, nil
+	}
+	if srcRoot == "" {
+		return "", fmt.Errorf("%w: none on PATH, and this is not a patchbay source tree to build one in; install Consul (https://developer.hashicorp.com/consul/install) or run patchbay dev in a clone of patchbay", ErrNoConsul)
+	}
+	cached := filepath.Join(srcRoot, "bin", "consul")
+	if _, err := os.Stat(cached); err == nil {
+		return cached, nil
+	}
+	module := filepath.Join(srcRoot, "tools", "consul")
+	version := pinnedVersion(filepath.Join(module, "go.mod"), "github.com/hashicorp/consul")
+	fmt.Fprintf(w, "No consul on PATH: building Consul %s from source into %s, once (about 4 minutes; cached afterwards).\n", version, cached)
+	if err := Build(ctx, module, "github.com/hashicorp/consul", cached, w); err != nil {
+		return "", fmt.Errorf("%w: %w; install Consul (https://developer.hashicorp.com/consul/install) to skip the build", ErrNoConsul, err)
+	}
+	return cached, nil
+}
+
+// pinnedVersion reads a module's version from a go.mod require line.
+func pinnedVersion(gomod, module string) string {
+	data, err := os.ReadFile(gomod)
+	if err != nil {
+		return "(pinned)"
+	}
+	for line := range strings.Lines(string(data)) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == module {
+			return f[1]
+		}
+	}
+	return "(pinned)"
+}
+
+// Build compiles pkg of the module in dir into out, reporting the packages
+// compiled so far on w every few seconds: a cold build of a large program
+// is minutes of silence otherwise. out appears only once complete.
+func Build(ctx context.Context, dir, pkg, out string, w io.Writer) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return fmt.Errorf("build %s: %w", pkg, err)
+	}
+	tmp := out + ".partial"
+	abs, err := filepath.Abs(tmp)
+	if err != nil {
+		return fmt.Errorf("build %s: %w", pkg, err)
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-v", "-o", abs, pkg)
+	cmd.Dir = dir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return fmt.Errorf("build %s: %w", pkg, err)
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("build %s: run go: %w", pkg, err)
+	}
+	var tail []string // go's last lines, for the error
+	packages, last := 0, time.Now()
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.Contains(line, "/") && !strings.Contains(line, " ") {
+			packages++ // -v names each package as it is compiled
+		} else {
+			tail = append(tail[max(0, len(tail)-9):], line)
+		}
+		if time.Since(last) >= 5*time.Second {
+			fmt.Fprintf(w, "  building: %d packages compiled, %s\n", packages, time.Since(start).Round(time.Second))
+			last = time.Now()
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("go build %s in %s: %w: %s", pkg, dir, err, strings.Join(tail, "; "))
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return fmt.Errorf("build %s: %w", pkg, err)
+	}
+	fmt.Fprintf(w, "  built %s (%d packages) in %s\n", out, packages, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// consulAgent is a `consul agent -dev` child process.
+type consulAgent struct {
+	cmd  *exec.Cmd
+	done chan error // receives Wait's result once
+}
+
+// startConsul starts a dev agent serving HTTP on httpAddr, with its other
+// ports picked free (DNS and gRPC off), logging to logFile. It returns
+// once the agent has elected itself leader.
+func startConsul(ctx context.Context, bin, httpAddr, logFile string) (*consulAgent, error) {
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("consul-addr %q: %w; give host:port", httpAddr, err)
+	}
+	if err := portFree(httpAddr); err != nil {
+		return nil, fmt.Errorf("%w: consul-addr %s is taken (another Consul agent?): stop it, or run patchbay dev --consul-addr 127.0.0.1:18500 and give the other commands the same flag", ErrInUse, httpAddr)
+	}
+	serf, err := freePort(host)
+	if err != nil {
+		return nil, err
+	}
+	server, err := freePort(host)
+	if err != nil {
+		return nil, err
+	}
+	log, err := os.Create(logFile)
+	if err != nil {
+		return nil, fmt.Errorf("consul log: %w", err)
+	}
+	defer log.Close() // the child has its own descriptor
+	ports := fmt.Sprintf("ports { http = %s, dns = -1, grpc = -1, grpc_tls = -1, serf_lan = %d, serf_wan = -1, server = %d }", port, serf, server)
+	cmd := exec.Command(bin, "agent", "-dev", "-node", "patchbay-dev", "-bind", host, "-client", host, "-log-level", "warn", "-hcl", ports)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = childProcAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start consul: %w", err)
+	}
+	a := &consulAgent{cmd: cmd, done: make(chan error, 1)}
+	go func() { a.done <- cmd.Wait() }() // owned by Stop, which receives it
+	if err := a.waitLeader(ctx, httpAddr, logFile); err != nil {
+		a.Stop()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *consulAgent) waitLeader(ctx context.Context, addr, logFile string) error {
+	client, err := api.NewClient(&api.Config{Address: addr})
+	if err != nil {
+		return fmt.Errorf("consul client: %w", err)
+	}
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if leader, err := client.Status().Leader(); err == nil && leader != "" {
+			return nil
+		}
+		select {
+		case err := <-a.done:
+			a.done <- err // for Stop
+			return fmt.Errorf("consul agent exited (%v); see %s", err, logFile)
+		case <-deadline.C:
+			return fmt.Errorf("consul agent at %s elected no leader within a minute; see %s", addr, logFile)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop asks the agent to leave (SIGINT) and waits for it, killing it if it
+// takes more than ten seconds.
+func (a *consulAgent) Stop() {
+	_ = a.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-a.done:
+	case <-time.After(10 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.done
+	}
+}
+
+// portFree reports an error when something already listens on addr.
+func portFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+// FreePort returns a free TCP port on 127.0.0.1.
+func FreePort() (int, error) { return freePort("127.0.0.1") }
+
+// freePort asks the kernel for a free TCP port on host.
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("pick a free port on %s: %w", host, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// hostPort parses the host and port of a URL's authority or host:port.
+func hostPort(s string) (string, int, error) {
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	s, _, _ = strings.Cut(s, ",")
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	return host, port, err
+}
