@@ -3,14 +3,27 @@
 
 CONSUL_VERSION := $(shell awk '$$1 == "github.com/hashicorp/consul" {print $$2; exit}' tools/consul/go.mod)
 
-.PHONY: test build consul lb-servers fuzz clean
+.PHONY: test dev build completions consul lb-servers deploy-check fuzz clean
 
-test: bin/consul lb-servers
+test: bin/consul lb-servers deploy-check
 	go vet ./...
 	go test -race ./...
 
 build:
 	go build -o bin/patchbay ./cmd/patchbay
+
+# A whole patchbay on this machine; see "Try it" in README.md.
+dev: build
+	bin/patchbay dev
+
+# Shell completion scripts from cobra's `patchbay completion`, into
+# bin/completions: patchbay.bash, _patchbay (zsh), patchbay.fish, patchbay.ps1.
+completions: build
+	@mkdir -p bin/completions
+	bin/patchbay completion bash >bin/completions/patchbay.bash
+	bin/patchbay completion zsh >bin/completions/_patchbay
+	bin/patchbay completion fish >bin/completions/patchbay.fish
+	bin/patchbay completion powershell >bin/completions/patchbay.ps1
 
 # The integration tests run a real Consul agent. It is built from source at a
 # pinned version by a separate module (tools/consul) and cached in bin/.
@@ -31,6 +44,43 @@ lb-servers:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy >/dev/null; \
 	else \
 		echo "nginx or haproxy missing: the load-balancer tests will be skipped (sudo apt-get install -y nginx haproxy)"; \
+	fi
+
+# The deployment files: docker-compose.yml must pass `docker-compose config`
+# (Debian's docker-compose v1; no Docker engine is needed), the manifests the
+# compose demo publishes (examples/services with deploy/compose/services
+# merged in) must validate, and deploy/systemd's units must pass
+# `systemd-analyze verify` without a word. The units are verified from a
+# copy whose /usr/local/bin/patchbay is the bin/patchbay just built, the one
+# change that lets verify check that ExecStart is executable. As root in CI
+# (CI=true) a missing docker-compose or systemd-analyze is installed; with
+# CI=true a missing one fails; elsewhere it is skipped with the command
+# that installs it.
+deploy-check: build
+	@need() { \
+		command -v "$$1" >/dev/null && return 0; \
+		if [ "$$(id -u)" = 0 ] && [ "$$CI" = true ]; then \
+			echo "installing $$2 for deploy-check"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$$2" >/dev/null; \
+			command -v "$$1" >/dev/null && return 0; \
+		fi; \
+		if [ "$$CI" = true ]; then echo "deploy-check: $$1 missing (apt-get install -y $$2)" >&2; exit 1; fi; \
+		echo "$$1 missing: deploy-check skips it (sudo apt-get install -y $$2)"; return 1; \
+	}; \
+	tmp=$$(mktemp -d) || exit 1; trap 'rm -rf "$$tmp"' EXIT; \
+	cp -R examples/services/. deploy/compose/services/. "$$tmp/" || exit 1; \
+	out=$$(bin/patchbay validate "$$tmp" 2>&1) || { echo "$$out" | grep -v '^ok ' | sed -e "s#$$tmp/\([^ :,]*/zz-compose\.yaml\)#deploy/compose/services/\1#g" -e "s#$$tmp/#examples/services/#g" >&2; echo "deploy-check: the compose demo's manifests are invalid" >&2; exit 1; }; \
+	echo "deploy-check: the compose demo's manifests validate"; \
+	if need docker-compose docker-compose; then \
+		docker-compose -f docker-compose.yml config -q || { echo "deploy-check: docker-compose.yml is invalid" >&2; exit 1; }; \
+		echo "deploy-check: docker-compose.yml is valid"; \
+	fi; \
+	if need systemd-analyze systemd; then \
+		mkdir "$$tmp/units" && \
+		for u in deploy/systemd/*.service; do sed 's#/usr/local/bin/patchbay#$(CURDIR)/bin/patchbay#g' "$$u" >"$$tmp/units/$${u##*/}"; done && \
+		out=$$(systemd-analyze verify --man=no "$$tmp"/units/*.service 2>&1); rc=$$?; \
+		if [ $$rc != 0 ] || [ -n "$$out" ]; then echo "$$out" | sed "s#$$tmp/units#deploy/systemd#g" >&2; echo "deploy-check: systemd-analyze verify deploy/systemd/*.service failed or warned" >&2; exit 1; fi; \
+		echo "deploy-check: deploy/systemd units verify clean"; \
 	fi
 
 FUZZTIME ?= 60s

@@ -206,7 +206,7 @@ func listenChildEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "PATCHBAY_") || strings.HasPrefix(k, "CONSUL_HTTP_") || k == "NATS_URL" {
+		if strings.HasPrefix(k, "PATCHBAY_") || strings.HasPrefix(k, "CONSUL_HTTP_") || k == "NATS_URL" || k == "NATS_CREDS" {
 			continue
 		}
 		env = append(env, kv)
@@ -216,8 +216,15 @@ func listenChildEnv() []string {
 
 func startListen(t *testing.T, args ...string) *listenDaemon {
 	t.Helper()
+	return startDaemon(t, append([]string{"listen"}, args...)...)
+}
+
+// startDaemon runs a patchbay command line as a child process, stopped
+// with SIGTERM at the end of the test if still running.
+func startDaemon(t *testing.T, args ...string) *listenDaemon {
+	t.Helper()
 	d := &listenDaemon{done: make(chan struct{})}
-	d.cmd = exec.Command(os.Args[0], append([]string{"listen"}, args...)...)
+	d.cmd = exec.Command(os.Args[0], args...)
 	d.cmd.Env = listenChildEnv()
 	d.cmd.Stdout, d.cmd.Stderr = &d.stdout, &d.stderr
 	d.started = time.Now()
@@ -236,7 +243,7 @@ func startListen(t *testing.T, args ...string) *listenDaemon {
 			}
 		}
 		if t.Failed() {
-			t.Logf("stderr of patchbay listen %s:\n%s", strings.Join(args, " "), d.stderr.String())
+			t.Logf("stdout and stderr of patchbay %s:\n%s\n%s", strings.Join(args, " "), d.stdout.String(), d.stderr.String())
 		}
 	})
 	return d

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/resolver"
@@ -47,41 +44,4 @@ retrying with backoff; listeners catch up on any missed announcement.`,
 	f.DurationVar(&maxWait, "max-wait", 5*time.Second, "resolve at the latest this long after the first change of a burst")
 	f.StringVar(&holder, "name", holder, "name of this resolver in the leader lock")
 	return cmd
-}
-
-// connectNATS connects with unlimited reconnects; the connection may start
-// while NATS is down and catches up when it comes.
-func (a *app) connectNATS(name string) (*nats.Conn, error) {
-	log := a.logger()
-	nc, err := nats.Connect(a.g.NATSURL,
-		nats.Name(name),
-		nats.RetryOnFailedConnect(true),
-		nats.MaxReconnects(-1),
-		nats.CustomReconnectDelay(reconnectDelay()),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil: our own Close
-				log.Warn("nats disconnected", "url", a.g.NATSURL, "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrl()) }),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("nats %s: %w", a.g.NATSURL, err)
-	}
-	return nc, nil
-}
-
-// reconnectDelay backs off exponentially (jittered, 100ms to 30s) between
-// attempts to reach NATS, so a fleet of hosts does not hammer a NATS that
-// comes back. nats.go calls it from its one reconnect goroutine, with
-// attempts counting from 1 again after every successful reconnect.
-func reconnectDelay() func(attempts int) time.Duration {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 30*time.Second, 0
-	return func(attempts int) time.Duration {
-		if attempts <= 1 {
-			b.Reset()
-		}
-		return b.NextBackOff()
-	}
 }

@@ -42,6 +42,11 @@ their next anti-entropy check (30s by default).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fed, group := a.g.Federation, args[0]
+			// A NATS setting to fix is the user's mistake: say so before
+			// the halt is cleared, not as a warning after.
+			if _, err := a.natsOptions(); err != nil {
+				return err
+			}
 			reg, err := a.registry()
 			if err != nil {
 				return err
@@ -81,9 +86,9 @@ their next anti-entropy check (30s by default).`,
 // NATS to come back: a one-shot command reports and moves on.
 func (a *app) announceRollout(subject string) error {
 	timeout := min(a.g.Timeout, 5*time.Second)
-	nc, err := nats.Connect(a.g.NATSURL, nats.Name("patchbay rollout resume"), nats.Timeout(timeout))
+	nc, err := a.dialNATS("patchbay rollout resume", nats.Timeout(timeout))
 	if err != nil {
-		return fmt.Errorf("cannot announce on nats at %s: %w", a.g.NATSURL, err)
+		return fmt.Errorf("cannot announce on nats at %s: %w", redactNATSURL(a.g.NATSURL), err)
 	}
 	defer nc.Close()
 	if err := nc.Publish(subject, nil); err != nil {

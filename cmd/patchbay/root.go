@@ -24,6 +24,11 @@ type globals struct {
 	ConsulAddr  string
 	ConsulToken string
 	NATSURL     string
+	NATSCreds   string // NATS .creds file: user JWT and NKey seed
+	NATSNKey    string // NATS NKey seed file
+	NATSCA      string // PEM CA bundle that verifies the NATS server
+	NATSCert    string // PEM client certificate for mutual TLS...
+	NATSKey     string // ...and its private key
 	Prefix      string
 	Federation  string
 	ConfigFile  string
@@ -42,6 +47,11 @@ var settings = []setting{
 	{"consul-addr", "127.0.0.1:8500", "Consul HTTP address", []string{"PATCHBAY_CONSUL_ADDR", "CONSUL_HTTP_ADDR"}, func(g *globals) *string { return &g.ConsulAddr }},
 	{"consul-token", "", "Consul ACL token", []string{"PATCHBAY_CONSUL_TOKEN", "CONSUL_HTTP_TOKEN"}, func(g *globals) *string { return &g.ConsulToken }},
 	{"nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated", []string{"PATCHBAY_NATS_URL", "NATS_URL"}, func(g *globals) *string { return &g.NATSURL }},
+	{"nats-creds", "", "NATS credentials file (user JWT and NKey seed, from nsc)", []string{"PATCHBAY_NATS_CREDS", "NATS_CREDS"}, func(g *globals) *string { return &g.NATSCreds }},
+	{"nats-nkey", "", "NATS NKey user seed file (SU...)", []string{"PATCHBAY_NATS_NKEY"}, func(g *globals) *string { return &g.NATSNKey }},
+	{"nats-ca", "", "PEM CA bundle that verifies the NATS server; implies TLS", []string{"PATCHBAY_NATS_CA"}, func(g *globals) *string { return &g.NATSCA }},
+	{"nats-cert", "", "PEM client certificate for mutual TLS with NATS (with --nats-key)", []string{"PATCHBAY_NATS_CERT"}, func(g *globals) *string { return &g.NATSCert }},
+	{"nats-key", "", "PEM private key of --nats-cert", []string{"PATCHBAY_NATS_KEY"}, func(g *globals) *string { return &g.NATSKey }},
 	{"prefix", "patchbay/", "Consul KV prefix that holds patchbay's data", []string{"PATCHBAY_PREFIX"}, func(g *globals) *string { return &g.Prefix }},
 	{"federation", manifest.DefaultFederation, "federation of the services a command names", []string{"PATCHBAY_FEDERATION"}, func(g *globals) *string { return &g.Federation }},
 }
@@ -75,7 +85,7 @@ into one queued, throttled provision run that re-renders env files and
 load-balancer configs and runs reload and provision commands.
 
 Settings come from flags, then PATCHBAY_* environment variables (and Consul's
-and NATS's own: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, NATS_URL), then the
+and NATS's own: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, NATS_URL, NATS_CREDS), then the
 --config file, then defaults.`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
@@ -96,7 +106,7 @@ and NATS's own: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, NATS_URL), then the
 	root.AddCommand(newVersionCmd(a), newValidateCmd(a), newPublishCmd(a), newUnpublishCmd(a), newRegisterCmd(a), newDatastoreCmd(a),
 		newResolveCmd(a), newExplainCmd(a), newGraphCmd(a), newOrderCmd(a), newResolverCmd(a), newRenderCmd(a),
 		newPauseCmd(a), newResumeCmd(a), newProvisionCmd(a), newStatusCmd(a), newRolloutCmd(a))
-	root.AddCommand(newListenCmd(a))
+	root.AddCommand(newListenCmd(a), newDevCmd(a))
 	markCommandErrors(root)
 	return root
 }
