@@ -269,7 +269,9 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 		wg.Go(func() {
 			err := l.runCommand(ctx, j.argv, j.timeout)
 			if err == nil {
-				l.log.Info("reloaded", "command", strings.Join(j.argv, " "))
+				if !l.simulated { // which said "would run" instead
+					l.log.Info("reloaded", "command", strings.Join(j.argv, " "))
+				}
 				return
 			}
 			failed[i] = true

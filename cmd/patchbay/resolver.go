@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
 	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,9 +27,16 @@ service, writes the bindings that changed to Consul and announces each on NATS
 
 Run two or more for availability: one leads through a Consul lock, the others
 stand by and take over when it stops. It survives Consul and NATS outages,
-retrying with backoff; listeners catch up on any missed announcement.`,
+retrying with backoff; listeners catch up on any missed announcement.
+
+Signals: SIGTERM or Ctrl-C releases the leader lock (a standby leads at once)
+and exits 0. SIGHUP is logged and ignored: the resolver has no file to
+reload; change its settings with a restart.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			hup := make(chan os.Signal, 1) // caught from the start
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			reg, err := a.registry()
 			if err != nil {
 				return err
@@ -35,8 +46,15 @@ retrying with backoff; listeners catch up on any missed announcement.`,
 				return err
 			}
 			defer nc.Close()
+			var wg sync.WaitGroup
+			defer wg.Wait() // after stop below
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
+			wg.Go(func() {
+				a.ignoreHangup(ctx, hup, "the resolver has no file to reload; restart it to change its settings")
+			})
 			loop := resolver.NewLoop(reg, nc, resolver.WithHolder(holder), resolver.WithDebounce(quiet, maxWait), resolver.WithLogger(a.logger()))
-			return loop.Run(cmd.Context())
+			return loop.Run(ctx)
 		},
 	}
 	f := cmd.Flags()
@@ -44,4 +62,17 @@ retrying with backoff; listeners catch up on any missed announcement.`,
 	f.DurationVar(&maxWait, "max-wait", 5*time.Second, "resolve at the latest this long after the first change of a burst")
 	f.StringVar(&holder, "name", holder, "name of this resolver in the leader lock")
 	return cmd
+}
+
+// ignoreHangup logs each SIGHUP until ctx ends, so that a daemon without
+// a file to reload survives one (Go's default for SIGHUP ends the process).
+func (a *app) ignoreHangup(ctx context.Context, hup <-chan os.Signal, why string) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			a.logger().Warn("SIGHUP ignored: " + why)
+		}
+	}
 }

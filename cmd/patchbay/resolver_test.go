@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,8 +68,12 @@ func TestResolverCommands(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	startPatchbay(t, "resolver", addr, "--nats-url", natsSrv.URL, "--quiet", "0")
+	daemon := startPatchbay(t, "resolver", addr, "--nats-url", natsSrv.URL, "--quiet", "0")
 	first := nextEvent(t, sub)
+	// A SIGHUP is logged and ignored: the event below needs the daemon alive.
+	if err := daemon.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
 	api := startPatchbay(t, "register", addr, "api", "--node", "api-1", "--address", "127.0.0.1", "--port", strconv.Itoa(testcluster.TCPBackend(t)))
 	api.waitLine(t, "registered", 15*time.Second)
 	registered := time.Now()

@@ -30,7 +30,7 @@ type eventHandler struct {
 }
 
 // summaryKeys are the attributes a summary keeps, in this order.
-var summaryKeys = []string{"service", "template", "path", "command", "destination", "instance", "revision", "err", "reason"}
+var summaryKeys = []string{"service", "template", "path", "command", "instance", "revision", "result", "took", "err", "reason"}
 
 func (h *eventHandler) Handle(ctx context.Context, r slog.Record) error {
 	var b strings.Builder
