@@ -298,8 +298,12 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 func templateErrors(p *plan) string {
 	var failed []string
 	for _, t := range p.report.Templates {
-		if t.Error != "" {
-			failed = append(failed, "template "+t.Name+": "+t.Error)
+		switch prefix := "template " + t.Name; {
+		case t.Error == "":
+		case strings.HasPrefix(t.Error, prefix+" "), strings.HasPrefix(t.Error, prefix+":"): // the renderer's errors name it
+			failed = append(failed, t.Error)
+		default:
+			failed = append(failed, prefix+": "+t.Error)
 		}
 	}
 	return strings.Join(failed, "; ")
