@@ -156,6 +156,9 @@ func serviceList(n NodeSpec) string {
 	return strings.Join(parts, ", ")
 }
 
+// dirMarker marks a directory patchbay dev made, and may therefore clear.
+const dirMarker = ".patchbay-dev"
+
 // prepareDir empties Dir of the last run's nodes (Consul starts empty, so
 // their files are stale) and copies the manifests in on the first run.
 func prepareDir(cfg Config) error {
@@ -166,8 +169,15 @@ func prepareDir(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
+	marker := filepath.Join(cfg.Dir, dirMarker)
+	if _, err := os.Stat(marker); err != nil && len(entries) > 0 {
+		return fmt.Errorf("%w: --dir %s is not empty and was not made by patchbay dev, which clears it on every start; give a new or empty directory", ErrInUse, cfg.Dir)
+	}
+	if err := os.WriteFile(marker, []byte("made by patchbay dev, which clears this directory (but services/) on every start\n"), 0o644); err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
 	for _, e := range entries {
-		if e.Name() != "services" {
+		if e.Name() != "services" && e.Name() != dirMarker {
 			if err := os.RemoveAll(filepath.Join(cfg.Dir, e.Name())); err != nil {
 				return fmt.Errorf("dev: clean %s: %w", cfg.Dir, err)
 			}

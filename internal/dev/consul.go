@@ -21,8 +21,8 @@ import (
 var (
 	// ErrNoConsul: no Consul binary was found and none could be built.
 	ErrNoConsul = errors.New("dev: no consul binary")
-	// ErrInUse: an address the dev cluster needs is taken.
-	ErrInUse = errors.New("dev: address in use")
+	// ErrInUse: an address or directory the dev cluster needs is taken.
+	ErrInUse = errors.New("dev: in use")
 )
 
 // SourceRoot returns the patchbay source tree that holds dir (its go.mod

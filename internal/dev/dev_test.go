@@ -231,3 +231,50 @@ func TestListenerFileLoads(t *testing.T) {
 		t.Errorf("loaded %q, want %q", got, want)
 	}
 }
+
+func TestPrepareDir(t *testing.T) {
+	services := t.TempDir()
+	if err := os.WriteFile(filepath.Join(services, "svc.yaml"), []byte("id: svc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("refuses a directory it did not make", func(t *testing.T) {
+		dir := t.TempDir()
+		mine := filepath.Join(dir, "notes.txt")
+		if err := os.WriteFile(mine, []byte("keep me"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := prepareDir(Config{Cluster: Cluster{Dir: dir}, Services: services, Out: &bytes.Buffer{}})
+		if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), dir) {
+			t.Errorf("err = %v, want ErrInUse naming %s", err, dir)
+		}
+		if _, err := os.Stat(mine); err != nil {
+			t.Errorf("the user's file is gone: %v", err)
+		}
+	})
+	t.Run("clears the last run's nodes and keeps edited manifests", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), ".patchbay-dev")
+		cfg := Config{Cluster: Cluster{Dir: dir}, Services: services, Out: &bytes.Buffer{}}
+		if err := prepareDir(cfg); err != nil {
+			t.Fatal(err)
+		}
+		edited := filepath.Join(dir, "services", "svc.yaml")
+		stale := filepath.Join(dir, "web-1", "listener.yaml")
+		for path, content := range map[string]string{edited: "id: svc\npublic: true\n", stale: "node: web-1\n"} {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := prepareDir(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if data, err := os.ReadFile(edited); err != nil || string(data) != "id: svc\npublic: true\n" {
+			t.Errorf("edited manifest = %q, %v; want it kept", data, err)
+		}
+		if _, err := os.Stat(stale); err == nil {
+			t.Error("the last run's node files are still there")
+		}
+	})
+}
