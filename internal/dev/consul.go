@@ -99,17 +99,19 @@ func Build(ctx context.Context, dir, pkg, out string, w io.Writer) error {
 		return fmt.Errorf("build %s: run go: %w", pkg, err)
 	}
 	var tail []string // go's last lines, for the error
-	packages, last := 0, time.Now()
+	modules, packages, last := 0, 0, time.Now()
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
-		line := sc.Text()
-		if strings.Contains(line, "/") && !strings.Contains(line, " ") {
+		switch line := sc.Text(); {
+		case strings.HasPrefix(line, "go: downloading "):
+			modules++
+		case strings.Contains(line, "/") && !strings.Contains(line, " "):
 			packages++ // -v names each package as it is compiled
-		} else {
+		default:
 			tail = append(tail[max(0, len(tail)-9):], line)
 		}
 		if time.Since(last) >= 5*time.Second {
-			fmt.Fprintf(w, "  building: %d packages compiled, %s\n", packages, time.Since(start).Round(time.Second))
+			fmt.Fprintf(w, "  building: %d modules downloaded, %d packages compiled, %s\n", modules, packages, time.Since(start).Round(time.Second))
 			last = time.Now()
 		}
 	}
@@ -120,7 +122,11 @@ func Build(ctx context.Context, dir, pkg, out string, w io.Writer) error {
 	if err := os.Rename(tmp, out); err != nil {
 		return fmt.Errorf("build %s: %w", pkg, err)
 	}
-	fmt.Fprintf(w, "  built %s (%d packages) in %s\n", out, packages, time.Since(start).Round(time.Second))
+	compiled := "from Go's build cache"
+	if packages > 0 {
+		compiled = fmt.Sprintf("%d packages compiled", packages)
+	}
+	fmt.Fprintf(w, "  built %s in %s (%s)\n", out, time.Since(start).Round(time.Second), compiled)
 	return nil
 }
 
