@@ -32,6 +32,17 @@ type cluster struct {
 	nats   *testcluster.NATS
 	reg    *registry.Client
 	nc     *nats.Conn
+	// nodeReg, when set, is the registry client of the listeners (one
+	// through a counting proxy); else they use reg.
+	nodeReg     *registry.Client
+	antiEntropy string // of the listeners; default 2s
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -127,11 +138,11 @@ address: 127.0.0.1
 root: %s
 state_dir: %s
 control: "127.0.0.1:0"
-anti_entropy: 2s
+anti_entropy: %s
 queue: %s
 retry: {initial: 1s, max: 5s}
 services:
-%s`, name, n.root, filepath.Join(dir, "state"), queue, services)
+%s`, name, n.root, filepath.Join(dir, "state"), cmpOr(c.antiEntropy, "2s"), queue, services)
 	if err := os.WriteFile(cfgPath, []byte(doc), 0o644); err != nil {
 		c.t.Fatal(err)
 	}
@@ -139,7 +150,11 @@ services:
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	n.l, err = listener.New(cfg, c.reg,
+	reg := c.reg
+	if c.nodeReg != nil {
+		reg = c.nodeReg
+	}
+	n.l, err = listener.New(cfg, reg,
 		listener.WithBus(c.nc), listener.WithLogger(testLogger(c.t, name)),
 		listener.WithOwnerOptions(registry.WithOwnerTTL(2*time.Second)),
 		listener.WithRunHook(n.ran))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/time/rate"
 
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/templates"
@@ -60,6 +61,9 @@ type Listener struct {
 	renderer *templates.Renderer
 	metrics  *Metrics
 	control  *ControlServer
+	inputs   *inputs // what runs read, kept current by events
+	// malformedLog bounds the log lines of a flood of malformed messages.
+	malformedLog *rate.Sometimes
 
 	// Written by one goroutine each, read by others for status and events.
 	queueState atomic.Pointer[QueueState]
@@ -73,6 +77,7 @@ type Listener struct {
 	// Owned by the provision run; the queue runs one at a time.
 	provisioned   map[string]seenInputs // inputs of each service's last successful provision
 	failedReloads map[string]reloadJob  // reload commands that failed, run again next time
+	recorded      string                // outcome of the status last written to Consul
 }
 
 // seenInputs identifies what a run read for a service.
@@ -123,7 +128,8 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	l := &Listener{
 		reg: reg, fed: "default", log: slog.Default(),
 		reloads: make(chan *Config, 1), groups: make(chan []string, 1), activity: make(chan struct{}, 1),
-		metrics: NewMetrics(), provisioned: map[string]seenInputs{},
+		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, inputs: newInputs(),
+		malformedLog: &rate.Sometimes{Interval: 10 * time.Second},
 	}
 	for _, o := range opts {
 		o(l)
@@ -325,6 +331,7 @@ func (l *Listener) antiEntropy(ctx context.Context) {
 			l.log.Warn("anti-entropy check failed", "err", err)
 		} else if reason != "" {
 			l.log.Info("anti-entropy: Consul differs from the last run", "reason", reason)
+			l.inputs.invalidate()
 			l.queue.Trigger("anti-entropy: " + reason)
 		}
 	}

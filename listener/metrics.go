@@ -29,6 +29,9 @@ type Metrics struct {
 	paused         prometheus.Gauge
 	coalesced      prometheus.Counter
 	restores       *prometheus.CounterVec
+	inputsRead     *prometheus.CounterVec
+	malformed      prometheus.Counter
+	statusWrites   prometheus.Counter
 
 	mu            sync.Mutex
 	lastCoalesced uint64 // QueueState.Coalesced as last seen, to add deltas
@@ -80,17 +83,32 @@ func NewMetrics() *Metrics {
 			Name: "patchbay_listener_drift_restores_total",
 			Help: "Rendered files restored after being edited or deleted by hand, by destination path. A rising count means something keeps changing the file.",
 		}, []string{"path"}), // bounded: one value per template destination of this node
+		inputsRead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patchbay_listener_inputs_read_total",
+			Help: "Provision runs by where they read the bindings: events (carried by NATS, no Consul request) or consul (start, a manifest change, an oversized binding, anti-entropy).",
+		}, []string{"source"}),
+		malformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "patchbay_listener_events_malformed_total",
+			Help: "NATS messages on patchbay's subjects that were not patchbay events and were ignored (logged at most every 10s).",
+		}),
+		statusWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "patchbay_listener_status_writes_total",
+			Help: "Writes of the node's status to Consul: one when a run's outcome differs from the last one recorded, never one per run.",
+		}),
 	}
 	// Results are known in advance: exporting them at 0 from the start lets
 	// rate() and increase() see the first run of each.
 	for _, r := range []string{ResultOK, ResultFailed, ResultSkipped, ResultHalted} {
 		m.provisions.WithLabelValues(r)
 	}
+	m.inputsRead.WithLabelValues("events")
+	m.inputsRead.WithLabelValues("consul")
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.provisions, m.runDuration, m.lastSuccess, m.renderDuration,
 		m.pending, m.running, m.paused, m.coalesced, m.restores,
+		m.inputsRead, m.malformed, m.statusWrites,
 	)
 	return m
 }
@@ -163,4 +181,28 @@ func boolGauge(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// InputsRead records where a run read its bindings: "events" or "consul".
+func (m *Metrics) InputsRead(source string) {
+	if m == nil {
+		return
+	}
+	m.inputsRead.WithLabelValues(source).Inc()
+}
+
+// Malformed records an ignored message that was not a patchbay event.
+func (m *Metrics) Malformed() {
+	if m == nil {
+		return
+	}
+	m.malformed.Inc()
+}
+
+// StatusWritten records a write of the node's status to Consul.
+func (m *Metrics) StatusWritten() {
+	if m == nil {
+		return
+	}
+	m.statusWrites.Inc()
 }

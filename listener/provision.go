@@ -67,7 +67,7 @@ func (p *plan) group() string {
 func (l *Listener) provision(ctx context.Context) error {
 	start := time.Now()
 	cfg := l.cfg.Load()
-	hosted, err := l.reg.ReadNode(ctx, l.fed, cfg.serviceNames(), cfg.Region)
+	hosted, err := l.readInputs(ctx, cfg)
 	if err != nil {
 		return l.record(ctx, cfg, &RunReport{Started: start, Result: ResultFailed, Message: "reading the bindings: " + err.Error()})
 	}
@@ -91,6 +91,23 @@ func (l *Listener) provision(ctx context.Context) error {
 	}
 	run.Result, run.Message = summarize(run.Services)
 	return l.record(ctx, cfg, run)
+}
+
+// readInputs returns the hosted services' manifests and bindings: those
+// events brought in, or Consul's when the listener cannot trust its copy.
+func (l *Listener) readInputs(ctx context.Context, cfg *Config) ([]registry.HostedService, error) {
+	names := cfg.serviceNames()
+	if hosted, ok := l.inputs.current(names); ok {
+		l.metrics.InputsRead("events")
+		return hosted, nil
+	}
+	hosted, err := l.reg.ReadNode(ctx, l.fed, names, cfg.Region)
+	if err != nil {
+		return nil, err
+	}
+	l.metrics.InputsRead("consul")
+	l.inputs.fromConsul(hosted)
+	return hosted, nil
 }
 
 // prepare reads a service's binding and renders its templates.
@@ -366,7 +383,46 @@ func (l *Listener) record(ctx context.Context, cfg *Config, run *RunReport) erro
 	}
 	level := map[string]slog.Level{ResultOK: slog.LevelInfo, ResultSkipped: slog.LevelWarn, ResultHalted: slog.LevelWarn, ResultFailed: slog.LevelError}[run.Result]
 	l.log.Log(ctx, level, "provision run finished", "result", run.Result, "took", run.Duration.Round(time.Millisecond), "message", run.Message)
-	status := registry.Status{Node: cfg.Node, Result: run.Result, Message: run.Message, At: time.Now(), Details: map[string]string{}}
+	status := statusOf(cfg.Node, l.fed, run)
+	l.putStatus(ctx, status, outcomeOf(run))
+	if run.Result == ResultFailed {
+		return fmt.Errorf("%w: %s", ErrProvision, run.Message)
+	}
+	return nil
+}
+
+// putStatus records the node's status in Consul when the run's outcome
+// differs from the last one recorded: a healthy stream of changes costs
+// Consul no write per node per run. Revisions and times of later runs are
+// served live by the control endpoint and the status request on NATS.
+func (l *Listener) putStatus(ctx context.Context, status registry.Status, outcome string) {
+	if outcome == l.recorded {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := l.reg.PutStatus(sctx, status); err != nil {
+		l.log.Warn("cannot record the run's status in Consul; trying again after the next run", "err", err)
+		return
+	}
+	l.metrics.StatusWritten()
+	l.recorded = outcome
+}
+
+// outcomeOf is what of a run the status in Consul records: its result and
+// each service's, with reasons, but not revisions.
+func outcomeOf(run *RunReport) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\x00%s", run.Result, run.Message)
+	for _, s := range run.Services {
+		fmt.Fprintf(&b, "\x00%s\x00%s\x00%s", s.Service, s.Result, s.Reason)
+	}
+	return b.String()
+}
+
+// statusOf is the status a run leaves for `patchbay status`.
+func statusOf(node, fed string, run *RunReport) registry.Status {
+	status := registry.Status{Node: node, Federation: fed, Result: run.Result, Message: run.Message, At: run.Started.Add(run.Duration), Details: map[string]string{}}
 	for _, s := range run.Services {
 		status.Revision = max(status.Revision, s.Revision)
 		d := fmt.Sprintf("%s (revision %d)", s.Result, s.Revision)
@@ -375,13 +431,5 @@ func (l *Listener) record(ctx context.Context, cfg *Config, run *RunReport) erro
 		}
 		status.Details[s.Service] = d
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := l.reg.PutStatus(sctx, status); err != nil {
-		l.log.Warn("cannot record the run's status in Consul", "err", err)
-	}
-	if run.Result == ResultFailed {
-		return fmt.Errorf("%w: %s", ErrProvision, run.Message)
-	}
-	return nil
+	return status
 }

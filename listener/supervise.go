@@ -2,6 +2,9 @@ package listener
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -96,38 +99,76 @@ func (l *Listener) configure(ctx context.Context, s *supervisor, cfg *Config, wg
 
 // startRegistrar registers spec and keeps it registered (registry.Owner
 // re-registers after Consul comes back); it retries Register itself while
-// the service is not published or Consul is down.
+// the service is not published or Consul is down, and an owner that Consul
+// refused a permission, loudly, until the policy is fixed.
 func (l *Listener) startRegistrar(ctx context.Context, spec registry.InstanceSpec, wg *sync.WaitGroup) *registrar {
 	ctx, cancel := context.WithCancel(ctx)
 	r := &registrar{spec: spec, cancel: cancel, done: make(chan struct{})}
 	wg.Go(func() {
 		defer close(r.done)
-		b := backoff.NewExponentialBackOff()
-		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 500*time.Millisecond, 30*time.Second, 0
-		var owner *registry.Owner
-		op := func() error {
-			var err error
-			owner, err = l.reg.Register(ctx, spec, l.ownerOpts...)
-			return err
+		b, restart := registrarBackoff(), registrarBackoff()
+		for ctx.Err() == nil {
+			owner := l.register(ctx, spec, b)
+			if owner == nil {
+				return // ctx done
+			}
+			l.setOwner(spec.Service, owner)
+			select {
+			case <-ctx.Done():
+			case <-owner.Done():
+			}
+			l.setOwner(spec.Service, nil)
+			l.closeOwner(ctx, owner)
+			if ctx.Err() == nil {
+				wait := restart.NextBackOff()
+				l.log.Error("instance owner stopped; registering again", "service", spec.Service, "err", owner.Err(), "retry_in", wait)
+				select {
+				case <-ctx.Done():
+				case <-time.After(wait):
+				}
+			}
 		}
-		notify := func(err error, wait time.Duration) {
-			l.log.Warn("cannot register instance yet; retrying", "service", spec.Service, "err", err, "retry_in", wait)
-		}
-		if err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), notify); err != nil {
-			return // ctx done
-		}
-		l.setOwner(spec.Service, owner)
-		<-ctx.Done()
-		l.setOwner(spec.Service, nil)
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := owner.Close(closeCtx); err != nil {
-			l.log.Warn("deregistering the instance failed; it vanishes when its owner check lapses", "instance", owner.ID(), "err", err)
-			return
-		}
-		l.log.Info("instance deregistered", "instance", owner.ID())
 	})
 	return r
+}
+
+func registrarBackoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 500*time.Millisecond, 30*time.Second, 0
+	b.Reset()
+	return b
+}
+
+// register calls Register until it succeeds (nil once ctx is done).
+func (l *Listener) register(ctx context.Context, spec registry.InstanceSpec, b backoff.BackOff) *registry.Owner {
+	var owner *registry.Owner
+	op := func() error {
+		var err error
+		owner, err = l.reg.Register(ctx, spec, l.ownerOpts...)
+		return err
+	}
+	notify := func(err error, wait time.Duration) {
+		level := slog.LevelWarn
+		if errors.Is(err, registry.ErrPermissionDenied) {
+			level = slog.LevelError
+		}
+		l.log.Log(ctx, level, "cannot register instance yet; retrying", "service", spec.Service, "err", err, "retry_in", wait)
+	}
+	if err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), notify); err != nil {
+		return nil
+	}
+	return owner
+}
+
+// closeOwner deregisters the instance, even once ctx is done.
+func (l *Listener) closeOwner(ctx context.Context, owner *registry.Owner) {
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := owner.Close(closeCtx); err != nil {
+		l.log.Warn("deregistering the instance failed; it vanishes when its owner check lapses", "instance", owner.ID(), "err", err)
+		return
+	}
+	l.log.Info("instance deregistered", "instance", owner.ID())
 }
 
 func newSupervisor() *supervisor {
@@ -164,6 +205,7 @@ func (l *Listener) subscribe(s *supervisor) {
 	for _, name := range s.cfg.serviceNames() {
 		want[events.BindingsSubject(l.fed, name)] = l.onBindings
 	}
+	want[events.StatusSubject] = l.onStatusRequest
 	for _, g := range s.groups {
 		want[events.RolloutSubject(l.fed, g)] = func(*nats.Msg) { l.queue.Trigger("rollout group " + g + " resumed") }
 	}
@@ -186,25 +228,40 @@ func (l *Listener) subscribe(s *supervisor) {
 	}
 }
 
-// onBindings runs on nats.go's goroutine: it only reads and triggers.
+// onBindings runs on nats.go's goroutines: it only records and triggers.
 func (l *Listener) onBindings(m *nats.Msg) {
 	e, err := events.DecodeBindingsChanged(m.Data)
 	if err != nil {
-		l.log.Warn("ignoring a malformed event", "subject", m.Subject, "err", err)
+		l.metrics.Malformed()
+		l.malformedLog.Do(func() {
+			l.log.Warn("ignoring malformed events (logged at most every 10s; see patchbay_listener_events_malformed_total)", "subject", m.Subject, "err", err)
+		})
 		return
 	}
-	cfg := l.cfg.Load()
-	if e.Region != cfg.Region && e.Region != "" {
-		return // another region's binding
+	if e.Federation != l.fed {
+		return
 	}
-	seen, ok := (*l.seen.Load())[e.Service]
-	switch {
-	case ok && e.Region == seen.region && e.Revision != 0 && e.Revision == seen.revision:
-		return // the last run read this revision already
-	case ok && e.Region == "" && seen.region != "":
-		return // the node uses its region's binding, not this one
+	if l.inputs.event(e, l.cfg.Load().Region) {
+		l.queue.Trigger("binding of " + e.Service + " changed")
 	}
-	l.queue.Trigger("binding of " + e.Service + " changed")
+}
+
+// onStatusRequest answers `patchbay status` with the last run, once there
+// is one.
+func (l *Listener) onStatusRequest(m *nats.Msg) {
+	run := l.lastRun.Load()
+	if run == nil || m.Reply == "" {
+		return
+	}
+	status := statusOf(l.cfg.Load().Node, l.fed, run)
+	status.Live = true
+	data, err := json.Marshal(status)
+	if err != nil {
+		return
+	}
+	if err := m.Respond(data); err != nil {
+		l.log.Debug("cannot answer a status request", "err", err)
+	}
 }
 
 // announceGroups hands the rollout groups of the hosted services to the

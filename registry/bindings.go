@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -18,13 +19,25 @@ type StoredBinding struct {
 	ModifyIndex uint64 // 0: not stored yet
 }
 
-// Bindings reads every stored binding.
-func (c *Client) Bindings(ctx context.Context) ([]StoredBinding, []SkippedKey, error) {
+// Bindings reads every stored binding, and the Consul index of the read.
+func (c *Client) Bindings(ctx context.Context) ([]StoredBinding, []SkippedKey, uint64, error) {
 	q, cancel := c.query(ctx)
 	defer cancel()
-	pairs, _, err := c.consul.KV().List(c.keys.bindings(), q)
+	return c.listBindings(ctx, q)
+}
+
+// WatchBindings blocks until a binding changes after index (or Consul's
+// wait time passes), then returns every stored binding and the new index.
+// It is how the resolver notices a binding written by someone else.
+func (c *Client) WatchBindings(ctx context.Context, index uint64) ([]StoredBinding, []SkippedKey, uint64, error) {
+	q := (&api.QueryOptions{WaitIndex: index, WaitTime: DefaultWatchWait}).WithContext(ctx)
+	return c.listBindings(ctx, q)
+}
+
+func (c *Client) listBindings(ctx context.Context, q *api.QueryOptions) ([]StoredBinding, []SkippedKey, uint64, error) {
+	pairs, meta, err := c.consul.KV().List(c.keys.bindings(), q)
 	if err != nil {
-		return nil, nil, c.fail(ctx, err, "read %s", c.keys.bindings())
+		return nil, nil, 0, c.fail(ctx, err, "read %s", c.keys.bindings())
 	}
 	var (
 		out     []StoredBinding
@@ -38,7 +51,7 @@ func (c *Client) Bindings(ctx context.Context) ([]StoredBinding, []SkippedKey, e
 		}
 		out = append(out, StoredBinding{Federation: seg[0], Service: seg[1], Region: regionFromKey(seg[2]), Value: p.Value, ModifyIndex: p.ModifyIndex})
 	}
-	return out, skipped, nil
+	return out, skipped, meta.LastIndex, nil
 }
 
 // Binding reads one stored binding; nil when there is none.
@@ -50,74 +63,74 @@ func (c *Client) Binding(ctx context.Context, fed, service, region string) (*Sto
 	return &StoredBinding{Federation: fed, Service: service, Region: region, Value: pair.Value, ModifyIndex: pair.ModifyIndex}, nil
 }
 
-// PutBinding writes b if the stored one is still at b.ModifyIndex, and
-// returns the new modify index. A stale index is ErrConflict: another
-// resolver wrote in between, and this one must re-read before writing.
-func (c *Client) PutBinding(ctx context.Context, b StoredBinding) (uint64, error) {
-	key := c.keys.binding(b.Federation, b.Service, b.Region)
-	w, cancel := c.write(ctx)
+// BindingWrite is one change of a resolver pass: b is written (or, with
+// Delete, removed) if the stored binding is still at b.ModifyIndex.
+type BindingWrite struct {
+	StoredBinding
+	Delete bool
+}
+
+// maxTxnBytes keeps a transaction under Consul's txn_max_req_len (512 KiB
+// by default) with room for the request's own encoding.
+const maxTxnBytes = 384 << 10
+
+// WriteBindings applies the changes of a resolver pass in as few Consul
+// transactions as its limits allow (usually one) and returns each write's
+// new modify index (0 for a delete), in order. Every change is a
+// check-and-set: a binding changed since it was read fails its
+// transaction with ErrConflict, and nothing of that transaction is applied.
+func (c *Client) WriteBindings(ctx context.Context, writes []BindingWrite) ([]uint64, error) {
+	indexes := make([]uint64, 0, len(writes))
+	for start := 0; start < len(writes); {
+		end, size := start, 0
+		for end < len(writes) && end-start < maxTxnOps && (end == start || size+len(writes[end].Value) <= maxTxnBytes) {
+			size += len(writes[end].Value)
+			end++
+		}
+		got, err := c.writeBindingsTxn(ctx, writes[start:end])
+		if err != nil {
+			return indexes, err
+		}
+		indexes = append(indexes, got...)
+		start = end
+	}
+	return indexes, nil
+}
+
+func (c *Client) writeBindingsTxn(ctx context.Context, writes []BindingWrite) ([]uint64, error) {
+	ops := make(api.TxnOps, len(writes))
+	for i, w := range writes {
+		key := c.keys.binding(w.Federation, w.Service, w.Region)
+		op := &api.KVTxnOp{Verb: api.KVCAS, Key: key, Value: w.Value, Index: w.ModifyIndex}
+		if w.Delete {
+			op = &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: key, Index: w.ModifyIndex}
+		}
+		ops[i] = &api.TxnOp{KV: op}
+	}
+	wo, cancel := c.write(ctx)
 	defer cancel()
-	ok, _, err := c.consul.KV().CAS(&api.KVPair{Key: key, Value: b.Value, ModifyIndex: b.ModifyIndex}, w)
+	ok, resp, _, err := c.consul.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(wo.Context()))
 	if err != nil {
-		return 0, c.fail(ctx, err, "write %s", key)
+		return nil, c.fail(ctx, err, "write %d bindings", len(writes))
 	}
 	if !ok {
-		return 0, fmt.Errorf("%w: %s changed since it was read", ErrConflict, key)
+		var what []string
+		for _, e := range resp.Errors {
+			what = append(what, e.What)
+		}
+		return nil, fmt.Errorf("%w: bindings changed since they were read: %s", ErrConflict, strings.Join(what, "; "))
 	}
-	stored, err := c.get(ctx, key)
-	if err != nil {
-		return 0, err
+	byKey := map[string]uint64{}
+	for _, r := range resp.Results {
+		if r.KV != nil {
+			byKey[r.KV.Key] = r.KV.ModifyIndex
+		}
 	}
-	if stored == nil {
-		return 0, fmt.Errorf("%w: %s vanished right after it was written", ErrConflict, key)
+	out := make([]uint64, len(writes))
+	for i, w := range writes {
+		if !w.Delete {
+			out[i] = byKey[c.keys.binding(w.Federation, w.Service, w.Region)]
+		}
 	}
-	return stored.ModifyIndex, nil
-}
-
-// DeleteBinding removes a binding if it is still at modifyIndex.
-func (c *Client) DeleteBinding(ctx context.Context, b StoredBinding) error {
-	key := c.keys.binding(b.Federation, b.Service, b.Region)
-	w, cancel := c.write(ctx)
-	defer cancel()
-	ok, _, err := c.consul.KV().DeleteCAS(&api.KVPair{Key: key, ModifyIndex: b.ModifyIndex}, w)
-	if err != nil {
-		return c.fail(ctx, err, "delete %s", key)
-	}
-	if !ok {
-		return fmt.Errorf("%w: %s changed since it was read", ErrConflict, key)
-	}
-	return nil
-}
-
-// Leadership is held by at most one process at a time.
-type Leadership struct {
-	lock *api.Lock
-	// Lost closes when leadership is lost (session invalidated, Consul
-	// unreachable for too long).
-	Lost <-chan struct{}
-}
-
-// Release gives leadership up.
-func (l *Leadership) Release() error { return l.lock.Unlock() }
-
-// AcquireLeadership blocks until this process leads name (e.g. "resolver")
-// or ctx ends; standbys wait here. The lock's session has Consul's
-// lock-session TTL, so a leader that dies is replaced within about that.
-func (c *Client) AcquireLeadership(ctx context.Context, name, holder string) (*Leadership, error) {
-	key := c.keys.leader(name)
-	lock, err := c.consul.LockOpts(&api.LockOptions{
-		Key: key, Value: []byte(holder), SessionName: "patchbay " + name + " leader " + holder,
-		SessionTTL: "10s", MonitorRetries: 3,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("registry: leader lock %s: %w", key, err)
-	}
-	lost, err := lock.Lock(ctx.Done())
-	if err != nil {
-		return nil, c.fail(ctx, err, "acquire %s", key)
-	}
-	if lost == nil {
-		return nil, fmt.Errorf("registry: leader lock %s: %w", key, ctx.Err())
-	}
-	return &Leadership{lock: lock, Lost: lost}, nil
+	return out, nil
 }

@@ -13,14 +13,18 @@ import (
 
 // Status is a node's last provision, as listeners record it.
 type Status struct {
-	Node     string    `json:"node"`
-	Result   string    `json:"result"` // "ok", "failed", "skipped", "halted"
-	Message  string    `json:"message,omitempty"`
-	Revision uint64    `json:"revision,omitempty"` // bindings revision applied
-	At       time.Time `json:"at"`
+	Node       string    `json:"node"`
+	Federation string    `json:"federation,omitempty"`
+	Result     string    `json:"result"` // "ok", "failed", "skipped", "halted"
+	Message    string    `json:"message,omitempty"`
+	Revision   uint64    `json:"revision,omitempty"` // bindings revision applied
+	At         time.Time `json:"at"`
 	// Details is free-form per-service information (unresolved variables,
 	// failed templates) for `patchbay status`.
 	Details map[string]string `json:"details,omitempty"`
+	// Live is set on a status the node's listener answered itself; a
+	// status read from Consul is the last outcome the node recorded.
+	Live bool `json:"live,omitempty"`
 }
 
 // PutStatus records a node's last provision.

@@ -99,6 +99,8 @@ type Owner struct {
 	current    atomic.Pointer[Instance] // set while registered; written by run only
 	registered chan struct{}            // closed at the first registration
 	once       sync.Once
+	done       chan struct{}         // closed when run returns
+	err        atomic.Pointer[error] // why run stopped by itself
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -130,7 +132,7 @@ func (c *Client) Register(ctx context.Context, spec InstanceSpec, opts ...OwnerO
 		c: c, spec: spec, cfg: cfg,
 		log:        c.log.With("instance", id, "federation", spec.Federation),
 		checkIDs:   checkIDs{owner: id + ":owner:" + hex.EncodeToString(nonce), health: HealthCheckID(id)},
-		registered: make(chan struct{}),
+		registered: make(chan struct{}), done: make(chan struct{}),
 	}
 	ctx, o.cancel = context.WithCancel(ctx)
 	o.wg.Add(2)
@@ -150,11 +152,17 @@ func (o *Owner) Current() (Instance, bool) {
 	return Instance{}, false
 }
 
-// WaitRegistered blocks until the instance has been registered once.
+// WaitRegistered blocks until the instance has been registered once, or
+// the owner stopped (Err).
 func (o *Owner) WaitRegistered(ctx context.Context) error {
 	select {
 	case <-o.registered:
 		return nil
+	case <-o.done:
+		if err := o.Err(); err != nil {
+			return err
+		}
+		return fmt.Errorf("registry: %s stopped before it registered", o.ID())
 	case <-ctx.Done():
 		return fmt.Errorf("registry: waiting for %s to register: %w", o.ID(), ctx.Err())
 	}
@@ -198,8 +206,10 @@ func (o *Owner) passOwnerCheck(ctx context.Context) error {
 }
 
 // run registers the instance and registers it again whenever it is lost,
-// until ctx ends.
+// until ctx ends or Consul refuses a permission, which no retry mends: the
+// owner stops and Err says why.
 func (o *Owner) run(ctx context.Context) {
+	defer close(o.done)
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, o.cfg.maxBackoff, 0
 	b.Reset() // NewExponentialBackOff started from its own default interval
@@ -209,14 +219,31 @@ func (o *Owner) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, ErrPermissionDenied) {
+			o.err.Store(&err)
+			o.log.Error("instance cannot be registered: fix the ACL token's policy; the owner stops", "err", err)
+			return
+		}
 		wait := b.NextBackOff()
-		o.log.Info("instance not registered; retrying", "err", err, "retry_in", wait)
+		o.log.Warn("instance not registered; retrying", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
 	}
+}
+
+// Done closes when the owner has stopped: closed, or stopped by an error
+// that retrying cannot mend (Err).
+func (o *Owner) Done() <-chan struct{} { return o.done }
+
+// Err is why the owner stopped by itself; nil while it runs or after Close.
+func (o *Owner) Err() error {
+	if err := o.err.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 // registerAndHold registers the instance and returns when it is lost. It
@@ -263,7 +290,7 @@ func (o *Owner) registerAndHold(ctx context.Context, registered func()) error {
 	o.once.Do(func() { close(o.registered) })
 	registered()
 	o.log.Info("instance registered", "address", in.Address, "port", in.Port, "index", in.Index)
-	return o.hold(ctx, in, lost)
+	return o.hold(ctx, in, sid, lost)
 }
 
 // registerService puts the instance in the Consul catalog with an owner
@@ -351,10 +378,8 @@ func (o *Owner) createSession(ctx context.Context, withHealth bool) (string, err
 	if err := o.passOwnerCheck(ctx); err != nil {
 		return "", o.c.fail(ctx, err, "pass owner check of %s", o.ID())
 	}
-	// Written through consul/api's raw client because its SessionEntry
-	// drops a zero LockDelay, which Consul then reads as its 15 s default.
 	entry := map[string]any{
-		"Name":          "patchbay instance " + o.ID(),
+		"Name":          o.sessionName(),
 		"Behavior":      api.SessionBehaviorDelete,
 		"LockDelay":     o.cfg.lockDelay.String(),
 		"NodeChecks":    []string{"serfHealth"},
@@ -363,14 +388,12 @@ func (o *Owner) createSession(ctx context.Context, withHealth bool) (string, err
 	if withHealth {
 		entry["ServiceChecks"] = []api.ServiceCheck{{ID: o.checkIDs.owner}, {ID: o.checkIDs.health}}
 	}
-	w, cancel := o.c.write(ctx)
-	defer cancel()
-	var out struct{ ID string }
-	if _, err := o.c.consul.Raw().Write("/v1/session/create", entry, &out, w); err != nil {
-		return "", o.c.fail(ctx, err, "create session for %s (it needs its health check passing)", o.ID())
-	}
-	return out.ID, nil
+	return o.c.createSession(ctx, entry)
 }
+
+// sessionName names the sessions of this instance's owners; a session of
+// that name holding the instance's key is an earlier owner of it.
+func (o *Owner) sessionName() string { return "patchbay instance " + o.ID() }
 
 // deleteKey removes a key while session sid still holds it. Destroying a
 // session applies the lock delay to the keys it holds; deleting them first
@@ -478,49 +501,105 @@ func (o *Owner) allocateIndex(ctx context.Context, sid string) (int, error) {
 	return -1, fmt.Errorf("registry: %s has no free index below %d", o.spec.Service, maxIndex)
 }
 
-// acquire writes the instance record held by the session.
+// acquire writes the instance record held by the session. A key still
+// held by an earlier session of this instance (its owner lost it while
+// Consul was unreachable, and could not destroy it) is taken over: that
+// session is destroyed first.
 func (o *Owner) acquire(ctx context.Context, key, sid string, in Instance) error {
 	data, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("registry: encode instance %s: %w", in.ID, err)
 	}
-	w, cancel := o.c.write(ctx)
+	for attempt := 0; ; attempt++ {
+		w, cancel := o.c.write(ctx)
+		ok, _, err := o.c.consul.KV().Acquire(&api.KVPair{Key: key, Value: data, Session: sid}, w)
+		cancel()
+		if err != nil {
+			return o.c.fail(ctx, err, "write %s", key)
+		}
+		if ok {
+			return nil
+		}
+		if attempt > 0 || !o.releaseEarlierSession(ctx, key, sid) {
+			return fmt.Errorf("%w: %s is held by another session (a previous owner not yet expired?)", ErrConflict, key)
+		}
+	}
+}
+
+// releaseEarlierSession destroys the session holding key if it is an
+// earlier one of this instance's, and says whether it did.
+func (o *Owner) releaseEarlierSession(ctx context.Context, key, sid string) bool {
+	q, cancel := o.c.query(ctx)
 	defer cancel()
-	ok, _, err := o.c.consul.KV().Acquire(&api.KVPair{Key: key, Value: data, Session: sid}, w)
-	if err != nil {
-		return o.c.fail(ctx, err, "write %s", key)
+	pair, _, err := o.c.consul.KV().Get(key, q)
+	if err != nil || pair == nil || pair.Session == "" || pair.Session == sid {
+		return false
 	}
-	if !ok {
-		return fmt.Errorf("%w: %s is held by another session (a previous owner not yet expired?)", ErrConflict, key)
+	entry, _, err := o.c.consul.Session().Info(pair.Session, q)
+	if err != nil || entry == nil || entry.Name != o.sessionName() {
+		return false
 	}
-	return nil
+	o.log.Info("taking over the instance key from an earlier session of this instance", "session", pair.Session)
+	o.destroySession(pair.Session)
+	return true
 }
 
 // errLost reports that Consul removed the instance.
 var errLost = errors.New("registry: instance removed (session invalidated: owner check, health check or node failed)")
 
-// hold watches the instance's own key with blocking queries (one key, so
-// no other change wakes it) and returns when the key is gone or the unique
-// lock is lost.
-func (o *Owner) hold(ctx context.Context, in Instance, lost <-chan struct{}) error {
+// holdCheckEvery is how often an owner reads its instance key while it
+// holds it. Each read is one non-blocking, stale-allowed read that any
+// Consul server answers: the fleet holds no blocking query per instance.
+const holdCheckEvery = 10 * time.Second
+
+// hold returns when the instance is lost: its session's checks went
+// critical (seen at once on the local agent), its key is gone or held by
+// another session (read every holdCheckEvery), or the unique lock is lost.
+// Consul being unreachable is no loss: the session outlives an outage as
+// long as its checks pass, so the owner keeps it and carries on.
+func (o *Owner) hold(ctx context.Context, in Instance, sid string, lost <-chan struct{}) error {
 	key := o.c.keys.instance(in.Federation, in.Service, in.ID)
-	var index uint64
+	local := time.NewTicker(o.cfg.ttl)
+	defer local.Stop()
+	remote := time.NewTicker(holdCheckEvery)
+	defer remote.Stop()
 	for {
 		select {
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-lost:
 			return fmt.Errorf("registry: unique lock of %s lost", in.Service)
-		default:
+		case <-local.C:
+			if critical := o.criticalCheck(ctx); critical != "" {
+				return fmt.Errorf("%w: check %s is critical", errLost, critical)
+			}
+		case <-remote.C:
+			q := (&api.QueryOptions{AllowStale: true}).WithContext(ctx)
+			pair, _, err := o.c.consul.KV().Get(key, q)
+			switch {
+			case err != nil:
+				o.log.Debug("cannot read the instance key; holding on", "err", o.c.fail(ctx, err, "read %s", key))
+			case pair == nil || pair.Session != sid:
+				return errLost
+			}
 		}
-		q := (&api.QueryOptions{WaitIndex: index, WaitTime: time.Minute}).WithContext(ctx)
-		pair, meta, err := o.c.consul.KV().Get(key, q)
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case err != nil:
-			return o.c.fail(ctx, err, "watch %s", key)
-		case pair == nil:
-			return errLost
-		}
-		index = meta.LastIndex
 	}
+}
+
+// criticalCheck names a check of the instance that the local agent sees
+// critical, "" if none: its session is invalidated then. The agent answers
+// from its own state, without a server.
+func (o *Owner) criticalCheck(ctx context.Context) string {
+	q, cancel := o.c.query(ctx)
+	defer cancel()
+	checks, err := o.c.consul.Agent().ChecksWithFilterOpts("ServiceID == "+strconv.Quote(o.ID()), q)
+	if err != nil {
+		return ""
+	}
+	for _, id := range []string{o.checkIDs.owner, o.checkIDs.health} {
+		if c, ok := checks[id]; ok && c.Status == api.HealthCritical {
+			return id
+		}
+	}
+	return ""
 }

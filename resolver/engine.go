@@ -24,7 +24,7 @@ func Resolve(snap *registry.Snapshot) *Result {
 	for _, m := range e.manifests {
 		fed := fedOf(m.Federation)
 		plans := newPlans(m, e.templates)
-		digest := manifestDigest(m)
+		digest := ManifestDigest(m)
 		for _, region := range e.regionsOf(fed, m.ID) {
 			b := e.bind(fed, m.ID, region, plans)
 			b.Manifest = digest
@@ -49,9 +49,9 @@ func (e *engine) bind(fed, service, region string, plans []plan) Binding {
 	return b
 }
 
-// manifestDigest identifies a manifest's content: its canonical JSON (maps
+// ManifestDigest identifies a manifest's content: its canonical JSON (maps
 // encode with sorted keys), hashed.
-func manifestDigest(m *manifest.Manifest) string {
+func ManifestDigest(m *manifest.Manifest) string {
 	data, err := json.Marshal(m)
 	if err != nil { // a manifest is strings, numbers, maps and slices
 		return ""

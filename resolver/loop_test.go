@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	"github.com/nats-io/nats.go"
 
 	"github.com/patchbay/patchbay/internal/events"
@@ -21,6 +22,7 @@ import (
 // loopFixture is a real Consul and NATS with the examples published.
 type loopFixture struct {
 	nats   *testcluster.NATS
+	consul *testcluster.Consul
 	reg    *registry.Client
 	nc     *nats.Conn
 	events chan events.BindingsChanged
@@ -53,8 +55,8 @@ func newLoopFixture(t *testing.T) *loopFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	f := &loopFixture{nats: natsSrv, reg: reg, nc: nc, events: make(chan events.BindingsChanged, 1000)}
-	sub, err := nc.Subscribe(events.AllBindingsSubject("default"), func(m *nats.Msg) {
+	f := &loopFixture{nats: natsSrv, consul: consul, reg: reg, nc: nc, events: make(chan events.BindingsChanged, 1000)}
+	sub, err := nc.Subscribe(events.BindingsSubject("default", "*"), func(m *nats.Msg) {
 		if e, err := events.DecodeBindingsChanged(m.Data); err == nil {
 			f.events <- e
 		}
@@ -227,4 +229,83 @@ func TestLoopSurvivesNATSRestart(t *testing.T) {
 	f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool {
 		return b.Vars["DATABASE_URL"].Value == "postgres://after-restart/app"
 	})
+}
+
+// Events carry the stored binding, so a listener needs no Consul read, and
+// every binding that changes in one pass is written in one transaction.
+func TestLoopEventsCarryBindingsWrittenInOneTransaction(t *testing.T) {
+	f := newLoopFixture(t)
+	ctx := context.Background()
+	passes := make(chan Pass, 100)
+	f.startLoop(t, "r1", passes)
+	var first Pass
+	select {
+	case first = <-passes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the resolver never led")
+	}
+	if first.Written < 2 {
+		t.Fatalf("first pass wrote %d bindings; the examples need several", first.Written)
+	}
+	list, _, _, err := f.reg.Bindings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	indexes := map[uint64]bool{}
+	for _, sb := range list {
+		indexes[sb.ModifyIndex] = true
+	}
+	if len(indexes) != 1 {
+		t.Fatalf("%d bindings written at %d Consul indexes; one transaction writes them at one", len(list), len(indexes))
+	}
+	e := f.nextEvent(t, "app-www")
+	sb, err := f.reg.Binding(ctx, "default", "app-www", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(e.Binding) != string(sb.Value) || e.ModifyIndex != sb.ModifyIndex {
+		t.Fatalf("event carries %s at index %d; Consul holds %s at %d", e.Binding, e.ModifyIndex, sb.Value, sb.ModifyIndex)
+	}
+}
+
+// A binding overwritten by hand is rewritten at once, and its revision
+// continues above the one it replaced.
+func TestLoopRewritesABindingWrittenByHand(t *testing.T) {
+	f := newLoopFixture(t)
+	f.startLoop(t, "r1", nil)
+	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool { return b.Revision >= 1 })
+	for _, tc := range []struct{ name, value string }{
+		{"garbage", "not json {"},
+		{"an older copy", `{"federation":"default","service":"app-www","region":"","revision":1,"vars":{}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := f.stored(t, "app-www").Revision
+			if _, err := f.consulKV().Put(&api.KVPair{Key: "patchbay/bindings/default/app-www/_", Value: []byte(tc.value)}, nil); err != nil {
+				t.Fatal(err)
+			}
+			got, took := f.waitEvent(t, "app-www", 5*time.Second, func(got *Binding) bool { return got.Revision > before })
+			if got.Vars["DATABASE_URL"].Value != b.Vars["DATABASE_URL"].Value {
+				t.Fatalf("rewritten binding = %+v", got)
+			}
+			t.Logf("%s rewritten in %s, revision %d → %d", tc.name, took.Round(time.Millisecond), before, got.Revision)
+		})
+	}
+}
+
+func (f *loopFixture) consulKV() *api.KV { return f.consul.Client.KV() }
+
+// nextEvent returns the next event of service for region "".
+func (f *loopFixture) nextEvent(t *testing.T, service string) events.BindingsChanged {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-f.events:
+			if e.Service == service && e.Region == "" {
+				return e
+			}
+		case <-timeout:
+			t.Fatalf("no event for %s", service)
+		}
+	}
 }

@@ -187,13 +187,18 @@ func redactNATSURL(urls string) string {
 	return strings.Join(parts, ",")
 }
 
-// reconnectDelay backs off exponentially (jittered, 100ms to 30s) between
-// attempts to reach NATS, so a fleet of hosts does not hammer a NATS that
-// comes back. nats.go calls it from its one reconnect goroutine, with
-// attempts counting from 1 again after every successful reconnect.
+// reconnectDelay backs off exponentially between attempts to reach NATS,
+// from 100ms to at most 1s, jittered by half either way: events flow again
+// within about a second of NATS coming back (a longer cap held a fleet
+// deaf for up to 30 s), and the jitter spreads a fleet's attempts, each a
+// refused TCP connection while NATS is down. nats.go calls it from its one
+// reconnect goroutine, with attempts counting from 1 again after every
+// successful reconnect.
+const maxReconnectDelay = time.Second
+
 func reconnectDelay() func(attempts int) time.Duration {
 	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 30*time.Second, 0
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, maxReconnectDelay, 0
 	return func(attempts int) time.Duration {
 		if attempts <= 1 {
 			b.Reset()

@@ -45,11 +45,18 @@ registers the instances of its node itself.`,
 				in, _ := owner.Current()
 				fmt.Fprintf(a.stdout, "registered %s at %s:%d%s; Ctrl-C deregisters\n", in.ID, in.Address, in.Port, indexNote(in.Index))
 			}
-			<-cmd.Context().Done()
+			select {
+			case <-cmd.Context().Done():
+			case <-owner.Done(): // stopped by an error no retry mends
+			}
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), a.g.Timeout)
 			defer cancel()
-			if err := owner.Close(ctx); err != nil {
+			closeErr := owner.Close(ctx)
+			if err := owner.Err(); err != nil {
 				return err
+			}
+			if closeErr != nil {
+				return closeErr
 			}
 			fmt.Fprintf(a.stdout, "deregistered %s\n", owner.ID())
 			return nil

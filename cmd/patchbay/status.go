@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -10,8 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/registry"
 )
 
@@ -22,14 +25,24 @@ type statusReport struct {
 }
 
 func newStatusCmd(a *app) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON bool
+		wait   time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "status [--json]",
 		Short: "Show every node's last provision and the halted rollout groups",
-		Long: `Status reads from Consul what every listener recorded after its last
-provision run: the result (ok, failed, skipped: a service had unresolved
-requirements, halted: its rollout group is halted), the bindings revision
-applied, how long ago, and what went wrong, service by service.
+		Long: `Status shows every node's last provision run: the result (ok, failed,
+skipped: a service had unresolved requirements, halted: its rollout group is
+halted), the bindings revision applied, how long ago, and what went wrong,
+service by service.
+
+It asks the live listeners over NATS (patchbay.status), waiting at most
+--live-wait, and lays their answers over what Consul recorded: a listener
+writes its status to Consul only when its outcome changes (never once per
+run, which would cost a Raft write per node per change), so Consul keeps the
+last outcome of every node, including those that are down, and live
+listeners add their latest revision and time.
 
 It also lists the rollout groups of every federation that are halted: a node
 failed to apply a change, so the group's other nodes stage changes without
@@ -52,6 +65,9 @@ control endpoint: curl 127.0.0.1:7676/status.`,
 			for _, s := range skipped {
 				fmt.Fprintf(a.stderr, "warning: skipped unreadable %s: %s\n", s.Key, s.Reason)
 			}
+			if wait > 0 {
+				statuses = a.liveStatuses(statuses, wait)
+			}
 			halts, err := reg.Halts(cmd.Context())
 			if err != nil {
 				return err
@@ -64,6 +80,7 @@ control endpoint: curl 127.0.0.1:7676/status.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"nodes": [...], "halted": {"federation/group": {...}}} as JSON`)
+	cmd.Flags().DurationVar(&wait, "live-wait", time.Second, "how long to wait for live listeners' answers over NATS, which stops early once every recorded node answered (0: Consul's records only)")
 	return cmd
 }
 
@@ -138,3 +155,47 @@ func statusAge(now, at time.Time) string {
 
 // statusLine keeps a recorded message on its table row.
 func statusLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// liveStatuses asks every live listener for its last run over NATS and
+// lays the answers over the recorded statuses: listeners record a status in
+// Consul only when their outcome changes, so revisions and times of later
+// runs come from them. It waits at most wait, less once every recorded node
+// answered; without NATS, the recorded statuses are shown with a warning.
+func (a *app) liveStatuses(recorded []registry.Status, wait time.Duration) []registry.Status {
+	byNode := map[string]registry.Status{}
+	for _, s := range recorded {
+		byNode[s.Node] = s
+	}
+	nc, err := a.dialNATS("patchbay status", nats.Timeout(wait))
+	if err != nil {
+		fmt.Fprintf(a.stderr, "warning: showing recorded statuses only: %v\n", err)
+		return recorded
+	}
+	defer nc.Close()
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err == nil {
+		err = nc.PublishRequest(events.StatusSubject, inbox, nil)
+	}
+	if err != nil {
+		fmt.Fprintf(a.stderr, "warning: showing recorded statuses only: %v\n", err)
+		return recorded
+	}
+	answered := map[string]bool{}
+	for deadline := time.Now().Add(wait); len(answered) < len(byNode) || len(byNode) == 0; {
+		msg, err := sub.NextMsg(time.Until(deadline))
+		if err != nil {
+			break // the wait is over
+		}
+		var s registry.Status
+		if json.Unmarshal(msg.Data, &s) != nil || s.Node == "" {
+			continue
+		}
+		byNode[s.Node], answered[s.Node] = s, true
+	}
+	out := make([]registry.Status, 0, len(byNode))
+	for _, node := range slices.Sorted(maps.Keys(byNode)) {
+		out = append(out, byNode[node])
+	}
+	return out
+}

@@ -1,14 +1,19 @@
 // Package events defines patchbay's NATS subjects and messages, in one
 // place: the resolver publishes them, listeners subscribe to them.
 //
-// Events are thin: they say that something changed and its revision, never
-// the data itself, which stays in Consul, the single source of truth. NATS
-// delivers at most once, so listeners also compare revisions with Consul
-// periodically; a lost event delays convergence, never loses it.
+// A bindings event carries the binding itself, as stored in Consul, so that
+// a listener applies a change without reading Consul: NATS does the fan-out
+// and Consul sees O(1) work per change whatever the fleet size. Consul stays
+// the source of truth: NATS delivers at most once, so listeners still
+// compare revisions with Consul periodically (anti-entropy) and read it at
+// start, when a binding is too large to travel in an event, and whenever
+// they cannot trust what they hold. A listener never applies a revision
+// older than one it holds, so a reordered event is harmless.
 package events
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -17,32 +22,46 @@ func BindingsSubject(federation, service string) string {
 	return "patchbay." + federation + ".bindings." + service
 }
 
-// AllBindingsSubject matches every bindings event of a federation.
-func AllBindingsSubject(federation string) string {
-	return "patchbay." + federation + ".bindings.*"
-}
-
 // RolloutSubject announces that a rollout group was resumed, so that its
 // nodes apply what they staged while it was halted.
 func RolloutSubject(federation, group string) string {
 	return "patchbay." + federation + ".rollout." + group
 }
 
-// ControlSubject reaches one node's listener (pause, resume, provision).
-func ControlSubject(node string) string { return "patchbay.control." + node }
+// StatusSubject is where `patchbay status` asks every live listener for
+// its last run; each answers on the request's reply inbox. Listeners write
+// their status to Consul only when a run's outcome changes, so this is how
+// status stays fresh without a Raft write per node per run.
+const StatusSubject = "patchbay.status"
+
+// MaxInlineBinding is the largest binding an event carries. NATS's default
+// maximum payload is 1 MiB; a larger binding (a load balancer with
+// thousands of upstreams) is announced without its body and listeners read
+// it from Consul.
+const MaxInlineBinding = 512 << 10
+
+// ErrMalformed: a message is not a patchbay event.
+var ErrMalformed = errors.New("events: malformed message")
 
 // BindingsChanged says that the binding of a service in a region has a new
-// revision in Consul.
+// revision in Consul, and carries it.
 type BindingsChanged struct {
 	Federation string `json:"federation"`
 	Service    string `json:"service"`
 	Region     string `json:"region"`
-	Revision   uint64 `json:"revision"`
+	// Revision 0 means the binding was deleted.
+	Revision uint64 `json:"revision"`
+	// ModifyIndex is the binding key's Consul modify index after the write,
+	// the same a listener would read from Consul.
+	ModifyIndex uint64 `json:"modify_index,omitempty"`
+	// Binding is the stored binding document; empty when it was deleted or
+	// is larger than MaxInlineBinding.
+	Binding json.RawMessage `json:"binding,omitempty"`
 }
 
 // Encode returns the message body.
 func (e BindingsChanged) Encode() []byte {
-	b, _ := json.Marshal(e) // a struct of strings and a number always encodes
+	b, _ := json.Marshal(e) // strings, numbers and a RawMessage that came from json.Marshal
 	return b
 }
 
@@ -50,7 +69,10 @@ func (e BindingsChanged) Encode() []byte {
 func DecodeBindingsChanged(data []byte) (BindingsChanged, error) {
 	var e BindingsChanged
 	if err := json.Unmarshal(data, &e); err != nil {
-		return e, fmt.Errorf("events: malformed bindings event: %w", err)
+		return e, fmt.Errorf("%w: bindings event: %w", ErrMalformed, err)
+	}
+	if e.Service == "" || e.Federation == "" {
+		return e, fmt.Errorf("%w: bindings event without federation or service", ErrMalformed)
 	}
 	return e, nil
 }

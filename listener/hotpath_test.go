@@ -1,0 +1,86 @@
+package listener_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/registry"
+)
+
+// A change reaches a listener's files through the event alone: the run it
+// triggers reads nothing from Consul and, its outcome unchanged, writes no
+// status. A manifest change, which the event only names by digest, is read
+// from Consul once; an outcome that changes is recorded once.
+func TestEventRunsAreConsulFree(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	proxy := testcluster.StartConsulProxy(t, c.consul.Addr)
+	var err error
+	c.nodeReg, err = registry.New(registry.WithAddress(proxy.Addr), registry.WithLogger(testLogger(t, "node-registry")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.antiEntropy = "10m" // no periodic read during the test
+	const web = `id: web
+requires: {DB: "{DB_URL}"}
+templates:
+  env:
+    contents: "DB={{ binding \"DB\" }}%s\n"
+    destination: /etc/web/env`
+	c.publish(strings.Replace(web, "%s", "", 1))
+	setDB := func(v string) {
+		t.Helper()
+		if _, err := c.reg.SetDatastore(ctx, "default", "DB_URL", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setDB("postgres://one")
+	c.startResolver()
+	n := c.startListener("web-1", "{}", "  - service: web\n")
+	holds := func(s string) func() bool {
+		return func() bool { return n.file("/etc/web/env") == s && idle(n) }
+	}
+	testcluster.Eventually(t, 30*time.Second, "web-1 renders the first value", holds("DB=postgres://one\n"))
+
+	cases := []struct {
+		name   string
+		change func()
+		want   string
+		// requests the listener may make for the change, by "METHOD /path"
+		allowed map[string]int
+	}{
+		{"a binding change", func() { setDB("postgres://two") }, "DB=postgres://two\n", nil},
+		{"another binding change", func() { setDB("postgres://three") }, "DB=postgres://three\n", nil},
+		{"a manifest change", func() { c.publish(strings.Replace(web, "%s", " # v2", 1)) }, "DB=postgres://three # v2\n", map[string]int{"PUT /v1/txn": 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			runs, before := n.runs.Load(), proxy.Requests()
+			tc.change()
+			testcluster.Eventually(t, 30*time.Second, "web-1 renders the change", holds(tc.want))
+			after := proxy.Requests()
+			for k, v := range after {
+				if made := v - before[k]; made > tc.allowed[k] {
+					t.Errorf("%d × %s for the change (%d runs); want at most %d", made, k, n.runs.Load()-runs, tc.allowed[k])
+				}
+			}
+		})
+	}
+
+	// An outcome that changes (an unresolved requirement) is recorded once.
+	puts := func() int { return proxy.Requests()["PUT /v1/kv/patchbay/status/web-1"] }
+	before := puts()
+	if err := c.reg.DeleteDatastore(ctx, "default", "DB_URL"); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 30*time.Second, "web-1 records the skipped run", func() bool {
+		s, _, err := c.reg.Statuses(ctx)
+		return err == nil && len(s) == 1 && s[0].Result == "skipped"
+	})
+	if got := puts() - before; got != 1 {
+		t.Errorf("%d status writes for one change of outcome, want 1", got)
+	}
+}

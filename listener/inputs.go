@@ -1,0 +1,125 @@
+package listener
+
+import (
+	"encoding/json"
+	"sync"
+
+	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
+)
+
+// inputs is the listener's copy of what its runs read: each hosted
+// service's manifest and binding. A run reads Consul only when the copy
+// cannot be trusted: at start, for a service it does not hold, after a
+// deletion, an oversized binding or a manifest change (the binding's
+// manifest digest differs), and after anti-entropy found Consul differing.
+// Otherwise events keep it current and a run reads nothing from Consul.
+//
+// Events arrive on nats.go's goroutines and runs read from the queue's, so
+// a mutex guards the map; no method does I/O while holding it.
+type inputs struct {
+	mu       sync.Mutex
+	services map[string]*held
+}
+
+// held is one service's inputs as the listener holds them.
+type held struct {
+	hosted   registry.HostedService
+	revision uint64 // of hosted.Binding
+	digest   string // of hosted.Manifest
+	stale    bool   // Consul must be read before the next run
+}
+
+func newInputs() *inputs { return &inputs{services: map[string]*held{}} }
+
+// current returns the inputs of services in order, and false when any must
+// be read from Consul first.
+func (in *inputs) current(services []string) ([]registry.HostedService, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := make([]registry.HostedService, len(services))
+	for i, s := range services {
+		h := in.services[s]
+		if h == nil || h.stale || h.hosted.Problem != "" {
+			return nil, false
+		}
+		out[i] = h.hosted
+	}
+	return out, true
+}
+
+// fromConsul records what a run read from Consul. A binding an event
+// brought in meanwhile with a newer revision of the same key is kept: a
+// revision never goes backwards.
+func (in *inputs) fromConsul(hosted []registry.HostedService) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, h := range hosted {
+		next := &held{hosted: h, revision: revisionOf(h.Binding)}
+		if h.Manifest != nil {
+			next.digest = resolver.ManifestDigest(h.Manifest)
+		}
+		if was := in.services[h.Service]; was != nil && !was.stale && sameKey(was.hosted.Binding, h.Binding) && was.revision > next.revision {
+			next.hosted.Binding, next.revision = was.hosted.Binding, was.revision
+		}
+		in.services[h.Service] = next
+	}
+}
+
+// invalidate makes the next run read everything from Consul.
+func (in *inputs) invalidate() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, h := range in.services {
+		h.stale = true
+	}
+}
+
+// event applies a bindings event for a node in region and reports whether
+// it concerns the node (a run is due).
+func (in *inputs) event(e events.BindingsChanged, region string) bool {
+	if e.Region != region && e.Region != "" {
+		return false // another region's binding
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	h := in.services[e.Service]
+	if h == nil {
+		return true // not read yet: the run reads Consul
+	}
+	uses := h.hosted.Binding
+	if e.Region == "" && uses != nil && uses.Region != "" {
+		return false // the node uses its region's binding, not this one
+	}
+	if uses != nil && uses.Region == e.Region && e.Revision != 0 && e.Revision <= h.revision {
+		return false // held already, or older than what is held
+	}
+	var b struct {
+		Manifest string `json:"manifest"`
+	}
+	if e.Revision == 0 || len(e.Binding) == 0 || json.Unmarshal(e.Binding, &b) != nil || b.Manifest != h.digest {
+		h.stale = true // deleted, too large to carry, or the manifest changed
+		return true
+	}
+	h.hosted.Binding = &registry.StoredBinding{Federation: e.Federation, Service: e.Service, Region: e.Region, Value: e.Binding, ModifyIndex: e.ModifyIndex}
+	h.revision = e.Revision
+	return true
+}
+
+func sameKey(a, b *registry.StoredBinding) bool {
+	return a != nil && b != nil && a.Region == b.Region
+}
+
+// revisionOf reads a stored binding's revision; 0 when it has none or is
+// malformed (the run reports that).
+func revisionOf(sb *registry.StoredBinding) uint64 {
+	if sb == nil {
+		return 0
+	}
+	var b struct {
+		Revision uint64 `json:"revision"`
+	}
+	_ = json.Unmarshal(sb.Value, &b)
+	return b.Revision
+}

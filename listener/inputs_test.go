@@ -1,0 +1,90 @@
+package listener
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
+)
+
+func TestInputsEvents(t *testing.T) {
+	m := &manifest.Manifest{ID: "web", Federation: "default"}
+	digest := resolver.ManifestDigest(m)
+	doc := func(rev uint64, manifestDigest string) json.RawMessage {
+		b, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: rev, Manifest: manifestDigest})
+		return b
+	}
+	stored := func(region string, rev uint64) *registry.StoredBinding {
+		return &registry.StoredBinding{Federation: "default", Service: "web", Region: region, Value: doc(rev, digest), ModifyIndex: 100 + rev}
+	}
+	event := func(region string, rev uint64, body json.RawMessage) events.BindingsChanged {
+		return events.BindingsChanged{Federation: "default", Service: "web", Region: region, Revision: rev, ModifyIndex: 100 + rev, Binding: body}
+	}
+	tests := []struct {
+		name       string
+		held       *registry.StoredBinding // what was read from Consul
+		e          events.BindingsChanged
+		wantRun    bool
+		wantRead   bool   // the next run must read Consul
+		wantRev    uint64 // revision held after, when not read
+		nodeRegion string
+	}{
+		{"newer revision is applied", stored("", 4), event("", 5, doc(5, digest)), true, false, 5, ""},
+		{"a revision gap is applied: events carry whole bindings", stored("", 4), event("", 9, doc(9, digest)), true, false, 9, ""},
+		{"same revision is ignored", stored("", 4), event("", 4, doc(4, digest)), false, false, 4, ""},
+		{"older revision is ignored", stored("", 4), event("", 3, doc(3, digest)), false, false, 4, ""},
+		{"another region is ignored", stored("eu", 4), event("us", 5, doc(5, digest)), false, false, 4, "eu"},
+		{"region-less binding while using the region's is ignored", stored("eu", 4), event("", 7, doc(7, digest)), false, false, 4, "eu"},
+		{"the region's new binding replaces the region-less one", stored("", 4), event("eu", 1, doc(1, digest)), true, false, 1, "eu"},
+		{"a deletion reads Consul", stored("", 4), event("", 0, nil), true, true, 0, ""},
+		{"an oversized binding reads Consul", stored("", 4), event("", 5, nil), true, true, 0, ""},
+		{"a manifest change reads Consul", stored("", 4), event("", 5, doc(5, "other")), true, true, 0, ""},
+		{"a malformed body reads Consul", stored("", 4), event("", 5, json.RawMessage(`{"revision":`)), true, true, 0, ""},
+		{"an event of a service not read yet runs, reading Consul for it", stored("", 4), events.BindingsChanged{Federation: "default", Service: "api", Revision: 1}, true, false, 4, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := newInputs()
+			in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, ManifestIndex: 7, Binding: tc.held}})
+			if got := in.event(tc.e, tc.nodeRegion); got != tc.wantRun {
+				t.Errorf("event → run %v, want %v", got, tc.wantRun)
+			}
+			hosted, ok := in.current([]string{"web"})
+			if ok == tc.wantRead {
+				t.Fatalf("current ok = %v, want the next run to read Consul: %v", ok, tc.wantRead)
+			}
+			if ok {
+				if got := revisionOf(hosted[0].Binding); got != tc.wantRev {
+					t.Errorf("revision held = %d, want %d", got, tc.wantRev)
+				}
+			}
+		})
+	}
+}
+
+// A Consul read that raced with a newer event keeps the event's binding.
+func TestInputsConsulReadNeverGoesBack(t *testing.T) {
+	m := &manifest.Manifest{ID: "web", Federation: "default"}
+	doc := func(rev uint64) []byte {
+		b, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: rev, Manifest: resolver.ManifestDigest(m)})
+		return b
+	}
+	in := newInputs()
+	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, Binding: &registry.StoredBinding{Value: doc(4)}}})
+	in.event(events.BindingsChanged{Federation: "default", Service: "web", Revision: 6, Binding: doc(6)}, "")
+	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, Binding: &registry.StoredBinding{Value: doc(5)}}})
+	hosted, ok := in.current([]string{"web"})
+	if !ok || revisionOf(hosted[0].Binding) != 6 {
+		t.Fatalf("after a read of revision 5 the listener holds %v (ok %v), want 6", hosted, ok)
+	}
+	in.invalidate()
+	if _, ok := in.current([]string{"web"}); ok {
+		t.Fatal("after invalidate the next run does not read Consul")
+	}
+	if _, ok := newInputs().current([]string{"web"}); ok {
+		t.Fatal("a listener that read nothing yet does not read Consul")
+	}
+}

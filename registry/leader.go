@@ -1,0 +1,207 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Candidate defaults. A dead leader's lock is free about LeaderTTL after its
+// last heartbeat: the candidate's TTL check goes critical and Consul
+// invalidates its session at once, where a session TTL would be stretched
+// to 2× with a 10 s minimum. The lock has no lock delay: every write a
+// leader makes is a check-and-set, so a stale leader cannot overwrite its
+// successor's work, and a delay would only add to every takeover.
+const (
+	DefaultLeaderTTL = 2 * time.Second
+	// monitorRetryTime is how often a leader retries reading its lock while
+	// Consul has no leader or is unreachable; it keeps retrying as long as
+	// its session lives, so an election or an outage costs no leadership.
+	monitorRetryTime = 500 * time.Millisecond
+)
+
+// Candidate runs for leadership of one name ("resolver") as one holder. It
+// keeps one session for its whole life, tied to the agent's node and to a
+// TTL check the candidate keeps passing: a leader that dies loses the lock
+// within the TTL, and a leader cut off by a Consul election or outage keeps
+// it, and its session, when Consul comes back.
+type Candidate struct {
+	c       *Client
+	name    string
+	holder  string
+	ttl     time.Duration
+	log     *slog.Logger
+	service string // the catalog registration that carries the TTL check
+	checkID string
+
+	mu      sync.Mutex // guards session, which Acquire and Close use
+	session string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// CandidateOption configures a Candidate.
+type CandidateOption func(*Candidate)
+
+// WithLeaderTTL sets how long the lock outlives its holder's last heartbeat
+// (default 2s; heartbeats go out four times per TTL).
+func WithLeaderTTL(d time.Duration) CandidateOption { return func(c *Candidate) { c.ttl = d } }
+
+// Campaign registers the candidate's TTL check with the local agent and
+// keeps it passing until Close; Acquire then waits for the lock.
+func (c *Client) Campaign(ctx context.Context, name, holder string, opts ...CandidateOption) (*Candidate, error) {
+	cand := &Candidate{c: c, name: name, holder: holder, ttl: DefaultLeaderTTL, log: c.log.With("leader_lock", name, "holder", holder)}
+	for _, o := range opts {
+		o(cand)
+	}
+	cand.service = "patchbay-" + name + "-" + holder
+	cand.checkID = cand.service + ":alive"
+	reg := &api.AgentServiceRegistration{
+		ID: cand.service, Name: "patchbay-" + name, Tags: []string{"patchbay"},
+		Meta: map[string]string{"patchbay_holder": holder},
+		Checks: api.AgentServiceChecks{{
+			CheckID: cand.checkID, Name: "patchbay " + name + " " + holder + " alive", TTL: cand.ttl.String(),
+			Status: api.HealthPassing, DeregisterCriticalServiceAfter: "1m",
+		}},
+	}
+	w, cancel := c.write(ctx)
+	defer cancel()
+	if err := c.consul.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(w.Context())); err != nil {
+		return nil, c.fail(ctx, err, "register %s with the local agent", cand.service)
+	}
+	ctx, cand.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	cand.wg.Go(func() { cand.heartbeat(ctx) })
+	return cand, nil
+}
+
+func (cand *Candidate) heartbeat(ctx context.Context) {
+	tick := time.NewTicker(cand.ttl / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := cand.pass(ctx); err != nil {
+				cand.log.Debug("leader heartbeat failed", "err", err)
+			}
+		}
+	}
+}
+
+func (cand *Candidate) pass(ctx context.Context) error {
+	q, cancel := cand.c.query(ctx)
+	defer cancel()
+	return cand.c.consul.Agent().UpdateTTLOpts(cand.checkID, "alive", api.HealthPassing, q)
+}
+
+// Leadership is held by at most one process at a time.
+type Leadership struct {
+	lock *api.Lock
+	// Lost closes when leadership is lost: the session was invalidated or
+	// someone else holds the lock. Consul being unreachable does not close
+	// it while the session lives.
+	Lost <-chan struct{}
+}
+
+// Release gives leadership up: a standby takes over at once.
+func (l *Leadership) Release() error { return l.lock.Unlock() }
+
+// Acquire blocks until the candidate leads or ctx ends; standbys wait here
+// on one blocking query of the lock key. A candidate that lost leadership
+// through an outage but whose session lived through it leads again at once.
+func (cand *Candidate) Acquire(ctx context.Context) (*Leadership, error) {
+	key := cand.c.keys.leader(cand.name)
+	sid, err := cand.liveSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := cand.c.consul.LockOpts(&api.LockOptions{
+		Key: key, Value: []byte(cand.holder), Session: sid,
+		MonitorRetries: 1 << 30, MonitorRetryTime: monitorRetryTime,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("registry: leader lock %s: %w", key, err)
+	}
+	lost, err := lock.Lock(ctx.Done())
+	if err != nil {
+		return nil, cand.c.fail(ctx, err, "acquire %s", key)
+	}
+	if lost == nil {
+		return nil, fmt.Errorf("registry: leader lock %s: %w", key, ctx.Err())
+	}
+	return &Leadership{lock: lock, Lost: lost}, nil
+}
+
+// liveSession returns the candidate's session, creating it when there is
+// none or Consul has invalidated it.
+func (cand *Candidate) liveSession(ctx context.Context) (string, error) {
+	cand.mu.Lock()
+	defer cand.mu.Unlock()
+	if cand.session != "" {
+		q, cancel := cand.c.query(ctx)
+		entry, _, err := cand.c.consul.Session().Info(cand.session, q)
+		cancel()
+		if err != nil {
+			return "", cand.c.fail(ctx, err, "read session of %s", cand.service)
+		}
+		if entry != nil {
+			return cand.session, nil
+		}
+		cand.log.Info("leader session invalidated; creating a new one")
+	}
+	if err := cand.pass(ctx); err != nil {
+		return "", cand.c.fail(ctx, err, "pass the check %s", cand.checkID)
+	}
+	sid, err := cand.c.createSession(ctx, map[string]any{
+		"Name":          "patchbay " + cand.name + " leader " + cand.holder,
+		"Behavior":      api.SessionBehaviorRelease,
+		"LockDelay":     "0s",
+		"NodeChecks":    []string{"serfHealth"},
+		"ServiceChecks": []api.ServiceCheck{{ID: cand.checkID}},
+	})
+	if err != nil {
+		return "", err
+	}
+	cand.session = sid
+	return sid, nil
+}
+
+// Close ends the candidacy: its session (so a held lock passes on at once)
+// and its catalog registration.
+func (cand *Candidate) Close(ctx context.Context) error {
+	cand.cancel()
+	cand.wg.Wait()
+	cand.mu.Lock()
+	sid := cand.session
+	cand.mu.Unlock()
+	w, cancel := cand.c.write(ctx)
+	defer cancel()
+	if sid != "" {
+		if _, err := cand.c.consul.Session().Destroy(sid, w); err != nil {
+			return cand.c.fail(ctx, err, "destroy the leader session of %s", cand.service)
+		}
+	}
+	if err := cand.c.consul.Agent().ServiceDeregisterOpts(cand.service, (&api.QueryOptions{}).WithContext(w.Context())); err != nil {
+		return cand.c.fail(ctx, err, "deregister %s", cand.service)
+	}
+	return nil
+}
+
+// createSession creates a session from a raw entry: consul/api's
+// SessionEntry drops a zero LockDelay, which Consul then reads as its 15 s
+// default.
+func (c *Client) createSession(ctx context.Context, entry map[string]any) (string, error) {
+	w, cancel := c.write(ctx)
+	defer cancel()
+	var out struct{ ID string }
+	if _, err := c.consul.Raw().Write("/v1/session/create", entry, &out, w); err != nil {
+		return "", c.fail(ctx, err, "create session %q", entry["Name"])
+	}
+	return out.ID, nil
+}
