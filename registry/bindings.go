@@ -23,18 +23,6 @@ type StoredBinding struct {
 func (c *Client) Bindings(ctx context.Context) ([]StoredBinding, []SkippedKey, uint64, error) {
 	q, cancel := c.query(ctx)
 	defer cancel()
-	return c.listBindings(ctx, q)
-}
-
-// WatchBindings blocks until a binding changes after index (or Consul's
-// wait time passes), then returns every stored binding and the new index.
-// It is how the resolver notices a binding written by someone else.
-func (c *Client) WatchBindings(ctx context.Context, index uint64) ([]StoredBinding, []SkippedKey, uint64, error) {
-	q := (&api.QueryOptions{WaitIndex: index, WaitTime: DefaultWatchWait}).WithContext(ctx)
-	return c.listBindings(ctx, q)
-}
-
-func (c *Client) listBindings(ctx context.Context, q *api.QueryOptions) ([]StoredBinding, []SkippedKey, uint64, error) {
 	pairs, meta, err := c.consul.KV().List(c.keys.bindings(), q)
 	if err != nil {
 		return nil, nil, 0, c.fail(ctx, err, "read %s", c.keys.bindings())

@@ -70,7 +70,7 @@ func (s InstanceSpec) validate() error {
 type OwnerOption func(*ownerConfig)
 
 type ownerConfig struct {
-	ttl, lockDelay, maxBackoff time.Duration
+	ttl, lockDelay, maxBackoff, holdCheck time.Duration
 }
 
 // WithOwnerTTL sets how long the instance outlives its owner's last
@@ -80,6 +80,12 @@ func WithOwnerTTL(d time.Duration) OwnerOption { return func(c *ownerConfig) { c
 // WithLockDelay sets how long a unique service's lock or a freed index stays
 // unclaimable after its holder dies (default none).
 func WithLockDelay(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.lockDelay = d } }
+
+// WithHoldCheck sets how often a registered owner reads its instance key
+// to notice a loss its local agent cannot see: its session destroyed by
+// hand, or its node declared failed (default 10s). Check failures are seen
+// within the owner TTL whatever this is.
+func WithHoldCheck(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.holdCheck = d } }
 
 // WithMaxBackoff caps the wait between re-registration attempts (default 5s).
 func WithMaxBackoff(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.maxBackoff = d } }
@@ -118,7 +124,7 @@ func (c *Client) Register(ctx context.Context, spec InstanceSpec, opts ...OwnerO
 	if _, err := c.Manifest(ctx, spec.Federation, spec.Service); err != nil {
 		return nil, err
 	}
-	cfg := ownerConfig{ttl: DefaultOwnerTTL, lockDelay: DefaultLockDelay, maxBackoff: DefaultMaxBackoff}
+	cfg := ownerConfig{ttl: DefaultOwnerTTL, lockDelay: DefaultLockDelay, maxBackoff: DefaultMaxBackoff, holdCheck: DefaultHoldCheck}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
@@ -547,21 +553,22 @@ func (o *Owner) releaseEarlierSession(ctx context.Context, key, sid string) bool
 // errLost reports that Consul removed the instance.
 var errLost = errors.New("registry: instance removed (session invalidated: owner check, health check or node failed)")
 
-// holdCheckEvery is how often an owner reads its instance key while it
+// DefaultHoldCheck is how often an owner reads its instance key while it
 // holds it. Each read is one non-blocking, stale-allowed read that any
-// Consul server answers: the fleet holds no blocking query per instance.
-const holdCheckEvery = 10 * time.Second
+// Consul server answers from memory: the fleet holds no blocking query per
+// instance.
+const DefaultHoldCheck = 10 * time.Second
 
 // hold returns when the instance is lost: its session's checks went
 // critical (seen at once on the local agent), its key is gone or held by
-// another session (read every holdCheckEvery), or the unique lock is lost.
+// another session (read every hold check), or the unique lock is lost.
 // Consul being unreachable is no loss: the session outlives an outage as
 // long as its checks pass, so the owner keeps it and carries on.
 func (o *Owner) hold(ctx context.Context, in Instance, sid string, lost <-chan struct{}) error {
 	key := o.c.keys.instance(in.Federation, in.Service, in.ID)
 	local := time.NewTicker(o.cfg.ttl)
 	defer local.Stop()
-	remote := time.NewTicker(holdCheckEvery)
+	remote := time.NewTicker(o.cfg.holdCheck)
 	defer remote.Stop()
 	for {
 		select {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/patchbay/patchbay/internal/testcluster"
 )
 
@@ -68,7 +70,7 @@ provides: {WEB_URL: "{SCHEME}://{HOST}:{PORT}/{NODE}/{REGION}/{{x}}"}
 	t.Run("re-registers after loss", func(t *testing.T) {
 		c := newClient(t, consul)
 		publish(t, c, parseManifest(t, "id: svc\n"))
-		o := register(t, c, InstanceSpec{Federation: "default", Service: "svc", Node: "n1", Address: "127.0.0.1", Port: 7001}, WithMaxBackoff(200*time.Millisecond))
+		o := register(t, c, InstanceSpec{Federation: "default", Service: "svc", Node: "n1", Address: "127.0.0.1", Port: 7001}, WithMaxBackoff(200*time.Millisecond), WithHoldCheck(500*time.Millisecond))
 		waitRegistered(t, o)
 		// An operator (or a Consul failure) destroys the session.
 		sessions, _, _ := consul.Client.Session().List(nil)
@@ -82,6 +84,33 @@ provides: {WEB_URL: "{SCHEME}://{HOST}:{PORT}/{NODE}/{REGION}/{{x}}"}
 		testcluster.Eventually(t, 5*time.Second, "instance removed with its session", func() bool { return len(instances(t, c, "svc")) == 0 })
 		took := testcluster.Eventually(t, 10*time.Second, "instance registered again", func() bool { return len(instances(t, c, "svc")) == 1 })
 		t.Logf("re-registered %s after losing its session", took.Round(time.Millisecond))
+	})
+
+	// An owner that lost track of its session while Consul was unreachable
+	// (it could not destroy it) finds its instance key held by that earlier
+	// session, which still lives: it takes the key over instead of failing
+	// "held by another session" until someone restarts it.
+	t.Run("takes over from its own earlier session", func(t *testing.T) {
+		c := newClient(t, consul)
+		publish(t, c, parseManifest(t, "id: svc\n"))
+		spec := InstanceSpec{Federation: "default", Service: "svc", Node: "n1", Address: "127.0.0.1", Port: 7002}
+		earlier, err := c.createSession(t.Context(), map[string]any{"Name": "patchbay instance " + spec.ID(), "Behavior": api.SessionBehaviorDelete, "LockDelay": "0s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := c.keys.instance("default", "svc", spec.ID())
+		if ok, _, err := consul.Client.KV().Acquire(&api.KVPair{Key: key, Value: []byte("{}"), Session: earlier}, nil); err != nil || !ok {
+			t.Fatalf("acquire as the earlier session: %v %v", ok, err)
+		}
+		o := register(t, c, spec, WithMaxBackoff(200*time.Millisecond))
+		waitRegistered(t, o)
+		pair, _, err := consul.Client.KV().Get(key, nil)
+		if err != nil || pair == nil || pair.Session == earlier {
+			t.Fatalf("instance key after register = %+v, %v; want it held by the new session", pair, err)
+		}
+		if info, _, _ := consul.Client.Session().Info(earlier, nil); info != nil {
+			t.Errorf("the earlier session still lives: %+v", info)
+		}
 	})
 
 	t.Run("failing health check removes it, recovery brings it back", func(t *testing.T) {

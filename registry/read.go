@@ -97,10 +97,22 @@ const DefaultWatchWait = 5 * time.Minute
 // when Consul's wait time passes with no change. An index of 0 returns at
 // once.
 func (c *Client) Watch(ctx context.Context, index uint64) (uint64, error) {
+	return c.watch(ctx, c.keys.inputs(), index)
+}
+
+// WatchBindings is Watch for the stored bindings.
+func (c *Client) WatchBindings(ctx context.Context, index uint64) (uint64, error) {
+	return c.watch(ctx, c.keys.bindings(), index)
+}
+
+// watch is one blocking query on prefix. It lists keys only up to the next
+// "/", so Consul answers with a few folder names instead of every key, while
+// the index it waits on still covers every key below prefix.
+func (c *Client) watch(ctx context.Context, prefix string, index uint64) (uint64, error) {
 	q := (&api.QueryOptions{WaitIndex: index, WaitTime: DefaultWatchWait}).WithContext(ctx)
-	_, meta, err := c.consul.KV().Keys(c.keys.inputs(), "", q)
+	_, meta, err := c.consul.KV().Keys(prefix, "/", q)
 	if err != nil {
-		return index, c.fail(ctx, err, "watch %s", c.keys.inputs())
+		return index, c.fail(ctx, err, "watch %s", prefix)
 	}
 	if meta.LastIndex < index {
 		// Consul's index went backwards (a snapshot restore, say): start over,

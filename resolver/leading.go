@@ -37,10 +37,17 @@ type storedBinding struct {
 
 type bindingKey struct{ fed, service, region string }
 
-// bindingsRead is one answer of the bindings watcher.
+// bindingsRead is a read of every stored binding.
 type bindingsRead struct {
 	list  []registry.StoredBinding
 	index uint64
+}
+
+// bindingsWake is one answer of the bindings watcher: the bindings' Consul
+// index, and whether it moved (else Consul's wait time passed).
+type bindingsWake struct {
+	index   uint64
+	changed bool
 }
 
 // lead is the leader's work: resolve, write, wait for a change, repeat.
@@ -52,7 +59,7 @@ func (l *Loop) lead(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	inputs, bindings := make(chan uint64, 1), make(chan bindingsRead, 1)
+	inputs, bindings := make(chan uint64, 1), make(chan bindingsWake, 1)
 	for started := false; ; started = true {
 		if err := l.retry(ctx, "resolve", func() error { return ld.resolve(ctx) }); err != nil || ctx.Err() != nil {
 			return err
@@ -121,6 +128,23 @@ func canonical(b Binding) []byte {
 	return data
 }
 
+// bindingsChanged reports whether the bindings were written by someone
+// else. A change to the index of the leader's own last write is its own:
+// the bindings are read only for another change, and every time Consul's
+// wait time passes, which bounds how long a foreign write that happened
+// just before one of the leader's can go unseen.
+func (ld *leader) bindingsChanged(ctx context.Context, wake bindingsWake) bool {
+	if wake.changed && wake.index == ld.writeIndex {
+		return false
+	}
+	list, _, index, err := ld.reg.Bindings(ctx)
+	if err != nil {
+		ld.log.Debug("cannot read the bindings to compare; the next change will", "err", err)
+		return false
+	}
+	return ld.foreign(bindingsRead{list: list, index: index})
+}
+
 // foreign reports whether a read of the bindings shows a write the leader
 // did not make. A read older than the leader's last write is ignored.
 func (ld *leader) foreign(read bindingsRead) bool {
@@ -146,7 +170,7 @@ func (ld *leader) foreign(read bindingsRead) bool {
 // an isolated change or a binding written by someone else; for a change
 // within the quiet window of the last pass, once the registry has been
 // quiet that long or the maximum wait has passed.
-func (ld *leader) waitForChange(ctx context.Context, inputs <-chan uint64, bindings <-chan bindingsRead) error {
+func (ld *leader) waitForChange(ctx context.Context, inputs <-chan uint64, bindings <-chan bindingsWake) error {
 	var first, last time.Time
 	var wake <-chan time.Time
 	for {
@@ -155,8 +179,8 @@ func (ld *leader) waitForChange(ctx context.Context, inputs <-chan uint64, bindi
 			return ctx.Err()
 		case <-wake:
 			return nil
-		case read := <-bindings:
-			if ld.foreign(read) {
+		case wake := <-bindings:
+			if ld.bindingsChanged(ctx, wake) {
 				return nil
 			}
 			continue
@@ -301,20 +325,19 @@ func (l *Loop) watchInputs(ctx context.Context, index uint64, out chan uint64) {
 	}
 }
 
-// watchBindings sends every stored binding each time one changes.
-func (l *Loop) watchBindings(ctx context.Context, index uint64, out chan bindingsRead) {
+// watchBindings sends the bindings' Consul index after every answer of
+// its blocking query, replacing one not yet taken.
+func (l *Loop) watchBindings(ctx context.Context, index uint64, out chan bindingsWake) {
 	b := retryBackoff()
 	for ctx.Err() == nil {
-		list, _, next, err := l.reg.WatchBindings(ctx, index)
+		next, err := l.reg.WatchBindings(ctx, index)
 		if err != nil {
 			l.pause(ctx, b.NextBackOff(), "watch the bindings", err)
 			continue
 		}
 		b.Reset()
-		if next != index {
-			index = next
-			sendLatest(out, bindingsRead{list: list, index: next})
-		}
+		sendLatest(out, bindingsWake{index: next, changed: next != index})
+		index = next
 	}
 }
 

@@ -18,7 +18,7 @@ type Registry interface {
 	Snapshot(ctx context.Context) (*registry.Snapshot, error)
 	Watch(ctx context.Context, index uint64) (uint64, error)
 	Bindings(ctx context.Context) ([]registry.StoredBinding, []registry.SkippedKey, uint64, error)
-	WatchBindings(ctx context.Context, index uint64) ([]registry.StoredBinding, []registry.SkippedKey, uint64, error)
+	WatchBindings(ctx context.Context, index uint64) (uint64, error)
 	WriteBindings(ctx context.Context, writes []registry.BindingWrite) ([]uint64, error)
 }
 

@@ -104,3 +104,46 @@ func nextEvent(t *testing.T, sub *nats.Subscription) events.BindingsChanged {
 	}
 	return e
 }
+
+// A leader killed with SIGKILL cannot release its lock: the standby takes
+// over once the leader's TTL check lapses (about 2 s), not after a session
+// TTL stretched by Consul plus a lock delay (30+ s before).
+func TestResolverKilledLeaderHandsOver(t *testing.T) {
+	consul := testcluster.StartConsul(t)
+	natsSrv := testcluster.StartNATS(t)
+	addr := "--consul-addr=" + consul.Addr
+	if code, _, stderr := patchbay(t, "publish", addr, "../../examples/services"); code != 0 {
+		t.Fatalf("publish: %s", stderr)
+	}
+	nc, err := nats.Connect(natsSrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync(events.BindingsSubject("default", "app-www"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	leader := startPatchbay(t, "resolver", addr, "--nats-url", natsSrv.URL, "--name", "r1")
+	nextEvent(t, sub)
+	startPatchbay(t, "resolver", addr, "--nats-url", natsSrv.URL, "--name", "r2")
+	if err := leader.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	if code, _, stderr := patchbay(t, "datastore", "set", addr, "PRIMARY_DATABASE_URL", "postgres://after-kill/app"); code != 0 {
+		t.Fatalf("datastore set: %s", stderr)
+	}
+	msg, err := sub.NextMsg(15 * time.Second)
+	if err != nil {
+		t.Fatalf("no binding event within 15 s of the leader's kill: the standby did not take over (%v)", err)
+	}
+	e, err := events.DecodeBindingsChanged(msg.Data)
+	if err != nil || !strings.Contains(string(e.Binding), "postgres://after-kill/app") {
+		t.Fatalf("event after the kill = %+v, %v", e, err)
+	}
+	t.Logf("leader killed → standby's binding event after %s", time.Since(killed).Round(time.Millisecond))
+}
