@@ -166,6 +166,7 @@ type queueState struct {
 	paused      bool
 	lastEnd     time.Time // when the last run ended; zero before the first
 	guarded     bool      // the next run needs a throttle token
+	heldLogged  bool      // the pending run's hold by the throttle was logged
 	coalesced   int       // triggers absorbed into the pending run
 	totalMerged uint64    // triggers absorbed since start
 	limiter     *rate.Limiter
@@ -193,6 +194,7 @@ func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) 
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
+		q.noteHeld(st, time.Now())
 		timer := time.NewTimer(q.wait(st, time.Now()))
 		select {
 		case <-ctx.Done():
@@ -309,6 +311,19 @@ func (q *Queue) throttled(st *queueState, t time.Time) time.Duration {
 	return r.DelayFrom(t)
 }
 
+// noteHeld says once per run why a pending run waits longer than its
+// quiet window: a listener that provisions nothing for a while after a
+// restart must not look stuck.
+func (q *Queue) noteHeld(st *queueState, t time.Time) {
+	if !st.pending || st.running || st.paused || st.heldLogged {
+		return
+	}
+	if d := q.throttled(st, t); d > 0 {
+		st.heldLogged = true
+		q.log.Info("provision held by the throttle: too many runs after starts or failures", "for", d.Round(time.Second))
+	}
+}
+
 func (q *Queue) ready(st *queueState, t time.Time) bool {
 	return q.wait(st, t) == 0
 }
@@ -317,7 +332,7 @@ func (q *Queue) ready(st *queueState, t time.Time) bool {
 // persists the throttle before the provision begins, so a kill -9 during
 // the run cannot hand the token back.
 func (q *Queue) start(st *queueState, t time.Time) {
-	st.pending, st.skipQuiet, st.running, st.coalesced = false, false, true, 0
+	st.pending, st.skipQuiet, st.running, st.coalesced, st.heldLogged = false, false, true, 0, false
 	st.first, st.last = time.Time{}, time.Time{}
 	if !st.guarded {
 		return
