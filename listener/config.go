@@ -66,10 +66,16 @@ type Config struct {
 	Services []ServiceConfig `yaml:"services"`
 }
 
-// QueueConfig tunes the coalescing queue (see NewQueue's defaults).
+// QueueConfig tunes the coalescing queue (defaults: the queue's Default*).
 type QueueConfig struct {
-	Quiet       manifest.Duration `yaml:"quiet"`
-	MaxWait     manifest.Duration `yaml:"max_wait"`
+	// Quiet is the short window: triggers during a run or within Quiet
+	// after it wait until they have been quiet this long; a trigger after a
+	// longer calm runs at once.
+	Quiet manifest.Duration `yaml:"quiet"`
+	// MaxWait caps that wait.
+	MaxWait manifest.Duration `yaml:"max_wait"`
+	// MinInterval and Burst throttle guarded runs only: the first run after
+	// a start and every run after a failed one (restart and failure loops).
 	MinInterval manifest.Duration `yaml:"min_interval"`
 	Burst       int               `yaml:"burst"`
 }
@@ -124,10 +130,10 @@ func LoadConfig(path string, ignore ...string) (*Config, error) {
 		AntiEntropy:     manifest.Duration(DefaultAntiEntropy),
 		ShutdownTimeout: manifest.Duration(DefaultShutdownTimeout),
 		Queue: QueueConfig{
-			Quiet:       manifest.Duration(time.Second),
-			MaxWait:     manifest.Duration(10 * time.Second),
-			MinInterval: manifest.Duration(30 * time.Second),
-			Burst:       3,
+			Quiet:       manifest.Duration(DefaultQuiet),
+			MaxWait:     manifest.Duration(DefaultMaxWait),
+			MinInterval: manifest.Duration(DefaultMinInterval),
+			Burst:       DefaultBurst,
 		},
 		Retry: RetryConfig{Initial: manifest.Duration(DefaultRetryInitial), Max: manifest.Duration(DefaultRetryMax)},
 	}
@@ -487,7 +493,7 @@ func (l *configLoader) validate(c *Config) {
 		l.report(l.line("anti_entropy"), "anti_entropy: %s is shorter than 1s; checks that often load Consul for nothing, give 1s or more (default %s)", c.AntiEntropy, DefaultAntiEntropy)
 	}
 	if c.Queue.Burst < 1 && !l.pruned["queue.burst"] {
-		l.report(l.line("queue", "burst"), "queue.burst: %d is less than 1; give how many runs may start back to back, at least 1 (default 3)", c.Queue.Burst)
+		l.report(l.line("queue", "burst"), "queue.burst: %d is less than 1; give how many guarded runs (after a start or a failure) may start back to back, at least 1 (default %d)", c.Queue.Burst, DefaultBurst)
 	}
 	if c.Queue.Quiet > c.Queue.MaxWait && !l.pruned["queue.quiet"] && !l.pruned["queue.max_wait"] {
 		l.exceeds("queue", "quiet", "max_wait", c.Queue.Quiet, c.Queue.MaxWait, "the quiet window must fit in the maximum wait")

@@ -125,7 +125,7 @@ func NewFiles(opts ...FilesOption) (*Files, error) {
 // after Install: the caller deduplicates the reloads of a run.
 func (fs *Files) Install(ctx context.Context, content []byte, f templates.File, reload []string, reloadTimeout time.Duration) (changed bool, err error) {
 	path := filepath.Clean(f.Destination)
-	f.Destination = path
+	f.Destination, f.Log = path, fs.log // the first install removes a killed one's staged files, logged here
 	e := fs.lock(path)
 	defer e.write.Unlock()
 	changed, err = templates.Install(ctx, content, f)

@@ -9,20 +9,53 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/google/renameio/v2"
 	"golang.org/x/time/rate"
 )
 
+// Defaults of the queue; listener.yaml's queue section defaults to them.
+const (
+	// DefaultQuiet is the short window: a trigger that comes during a run
+	// or less than this after one waits until triggers have been quiet this
+	// long; a trigger after a longer calm starts a run at once.
+	DefaultQuiet = time.Second
+	// DefaultMaxWait caps that wait, so a never-ending stream of triggers
+	// still gets a run this often.
+	DefaultMaxWait = 10 * time.Second
+	// DefaultMinInterval and DefaultBurst size the stampede guard: guarded
+	// runs (see Queue) start DefaultBurst back to back, then one per
+	// DefaultMinInterval.
+	DefaultMinInterval = 30 * time.Second
+	DefaultBurst       = 3
+)
+
 // Queue coalesces triggers into provision runs: at most one runs and one
-// waits, whatever the number of triggers. A run starts once triggers have
-// been quiet for the quiet window, or when the oldest waiting trigger is
-// max-wait old, and never faster than the throttle allows. One goroutine,
-// Run's, owns all of its state; the other methods only send to it.
+// waits, whatever the number of triggers. One goroutine, Run's, owns all of
+// its state; the other methods only send to it.
+//
+// Latency and reload storms are not traded against each other:
+//   - Leading edge: a trigger that finds the queue idle, with no run ended
+//     within the quiet window, starts a run at once.
+//   - Coalescing: triggers during a run or within the quiet window after it
+//     become one more run, once triggers have been quiet for the quiet
+//     window (at the latest max-wait after the first of them), and never
+//     before the running one ended. A burst gives at most two runs.
+//   - Stampede guard: the throttle (a token bucket, persisted) applies only
+//     to guarded runs: the first run of a process and every run after a
+//     failed one. Those are the runs of a restart loop and of a failure
+//     loop; a healthy stream of changes after a success already has its
+//     rate bounded by coalescing (one run per run time plus quiet window),
+//     so holding it for the throttle's interval would only add latency.
+//     Charging only guarded runs also keeps the fsync of the state file off
+//     the healthy path.
 type Queue struct {
 	quiet, maxWait time.Duration
 	minInterval    time.Duration
@@ -48,19 +81,21 @@ const (
 // QueueOption configures a Queue.
 type QueueOption func(*Queue)
 
-// WithQuiet sets the quiet window and the maximum wait (defaults 1s, 10s).
+// WithQuiet sets the quiet window and the maximum wait (defaults
+// DefaultQuiet, DefaultMaxWait).
 func WithQuiet(quiet, maxWait time.Duration) QueueOption {
 	return func(q *Queue) { q.quiet, q.maxWait = quiet, maxWait }
 }
 
-// WithThrottle lets burst runs start back to back, then one per
-// minInterval (defaults 30s, 3).
+// WithThrottle lets burst guarded runs (the first after a start, any after
+// a failure) start back to back, then one per minInterval (defaults
+// DefaultMinInterval, DefaultBurst).
 func WithThrottle(minInterval time.Duration, burst int) QueueOption {
 	return func(q *Queue) { q.minInterval, q.burst = minInterval, burst }
 }
 
-// WithStateFile persists the throttle's recent run times in path, so a
-// restart cannot be used to run faster than the throttle allows.
+// WithStateFile persists the throttle in path, so a restart cannot be used
+// to run faster than the throttle allows.
 func WithStateFile(path string) QueueOption { return func(q *Queue) { q.stateFile = path } }
 
 // WithQueueLogger sets the logger (default slog.Default()).
@@ -82,7 +117,7 @@ func WithRetry(initial, maxInterval time.Duration) QueueOption {
 // NewQueue returns a queue; Run starts it.
 func NewQueue(opts ...QueueOption) *Queue {
 	q := &Queue{
-		quiet: time.Second, maxWait: 10 * time.Second, minInterval: 30 * time.Second, burst: 3,
+		quiet: DefaultQuiet, maxWait: DefaultMaxWait, minInterval: DefaultMinInterval, burst: DefaultBurst,
 		log: slog.Default(), triggers: make(chan string, 64), control: make(chan control, 8),
 		observe: func(QueueState) {}, retryInitial: DefaultRetryInitial, retryMax: DefaultRetryMax,
 	}
@@ -124,17 +159,19 @@ func (q *Queue) send(c control) {
 
 // queueState is what Run's goroutine owns.
 type queueState struct {
-	pending      bool
-	first, last  time.Time // oldest and newest waiting trigger
-	skipQuiet    bool
-	running      bool
-	paused       bool
-	coalesced    int    // triggers absorbed into the pending run
-	totalMerged  uint64 // triggers absorbed since start
-	limiter      *rate.Limiter
-	recentStarts []time.Time
-	retry        *backoff.ExponentialBackOff
-	retryAt      time.Time // zero: no retry due
+	pending     bool
+	first, last time.Time // oldest and newest waiting trigger
+	skipQuiet   bool
+	running     bool
+	paused      bool
+	lastEnd     time.Time // when the last run ended; zero before the first
+	guarded     bool      // the next run needs a throttle token
+	heldLogged  bool      // the pending run's hold by the throttle was logged
+	coalesced   int       // triggers absorbed into the pending run
+	totalMerged uint64    // triggers absorbed since start
+	limiter     *rate.Limiter
+	retry       *backoff.ExponentialBackOff
+	retryAt     time.Time // zero: no retry due
 }
 
 func (st *queueState) public() QueueState {
@@ -142,20 +179,22 @@ func (st *queueState) public() QueueState {
 }
 
 // Run runs provisions until ctx is done, then waits for the running one.
-// Starting queues a run at once.
+// Starting queues a run at once, guarded: a restart loop is a loop the
+// throttle must see.
 func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) error {
 	st := &queueState{limiter: rate.NewLimiter(rate.Every(q.minInterval), q.burst), retry: backoff.NewExponentialBackOff()}
 	st.retry.InitialInterval, st.retry.MaxInterval, st.retry.MaxElapsedTime = q.retryInitial, q.retryMax, 0
 	st.retry.Reset() // NewExponentialBackOff started from its own default interval
-	if err := q.restore(st); err != nil {
+	if err := q.restore(st, time.Now()); err != nil {
 		return err
 	}
 	start := time.Now()
-	st.pending, st.skipQuiet, st.first, st.last = true, true, start, start
+	st.pending, st.skipQuiet, st.guarded, st.first, st.last = true, true, true, start, start
 	done := make(chan error, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
+		q.noteHeld(st, time.Now())
 		timer := time.NewTimer(q.wait(st, time.Now()))
 		select {
 		case <-ctx.Done():
@@ -183,9 +222,10 @@ func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) 
 	}
 }
 
-// finished schedules a retry after a failed run; success resets the backoff.
+// finished schedules a retry after a failed run and guards the next run;
+// success resets the backoff and lifts the guard.
 func (q *Queue) finished(st *queueState, err error, t time.Time) {
-	st.running = false
+	st.running, st.lastEnd, st.guarded = false, t, err != nil
 	if err == nil {
 		st.retry.Reset()
 		st.retryAt = time.Time{}
@@ -198,7 +238,7 @@ func (q *Queue) finished(st *queueState, err error, t time.Time) {
 
 // retryIfDue turns a due retry into a pending run.
 func (q *Queue) retryIfDue(st *queueState, t time.Time) {
-	if st.retryAt.IsZero() || t.Before(st.retryAt) {
+	if st.retryAt.IsZero() || t.Before(st.retryAt) || st.running {
 		return
 	}
 	st.retryAt = time.Time{}
@@ -206,15 +246,19 @@ func (q *Queue) retryIfDue(st *queueState, t time.Time) {
 	st.skipQuiet = true // the backoff was the wait
 }
 
+// add records a trigger. One that finds the queue idle after a calm of at
+// least the quiet window is the leading edge of a change: it runs at once.
 func (q *Queue) add(st *queueState, reason string, t time.Time) {
-	if st.pending {
+	switch {
+	case st.pending:
 		st.coalesced++
 		st.totalMerged++
-	} else {
+	default:
 		st.pending, st.first = true, t
+		st.skipQuiet = !st.running && t.Sub(st.lastEnd) >= q.quiet
 	}
 	st.last = t
-	q.log.Debug("provision triggered", "reason", reason, "coalesced", st.coalesced)
+	q.log.Debug("provision triggered", "reason", reason, "coalesced", st.coalesced, "at_once", st.skipQuiet)
 }
 
 func (q *Queue) apply(st *queueState, c control, t time.Time) {
@@ -234,11 +278,14 @@ func (q *Queue) apply(st *queueState, c control, t time.Time) {
 
 // wait is how long until a run may start; a long wait when none can.
 func (q *Queue) wait(st *queueState, t time.Time) time.Duration {
-	if !st.pending || st.running || st.paused {
-		if !st.retryAt.IsZero() && !st.running && !st.paused {
+	if st.running || st.paused {
+		return time.Hour // nothing to do until a message arrives
+	}
+	if !st.pending {
+		if !st.retryAt.IsZero() {
 			return max(st.retryAt.Sub(t), 0)
 		}
-		return time.Hour // nothing to do until a message arrives
+		return time.Hour
 	}
 	due := st.last.Add(q.quiet)
 	if capped := st.first.Add(q.maxWait); capped.Before(due) {
@@ -247,37 +294,75 @@ func (q *Queue) wait(st *queueState, t time.Time) time.Duration {
 	if st.skipQuiet {
 		due = t
 	}
+	return max(due.Sub(t), q.throttled(st, t), 0)
+}
+
+// throttled is how long the guard holds the pending run: only a guarded
+// run waits for a token.
+func (q *Queue) throttled(st *queueState, t time.Time) time.Duration {
+	if !st.guarded {
+		return 0
+	}
 	r := st.limiter.ReserveN(t, 1)
-	throttled := r.DelayFrom(t)
-	r.CancelAt(t)
-	return max(due.Sub(t), throttled, 0)
+	defer r.CancelAt(t)
+	if !r.OK() { // a burst below 1: never, say so rather than spin
+		return time.Hour
+	}
+	return r.DelayFrom(t)
+}
+
+// noteHeld says once per run why a pending run waits longer than its
+// quiet window: a listener that provisions nothing for a while after a
+// restart must not look stuck.
+func (q *Queue) noteHeld(st *queueState, t time.Time) {
+	if !st.pending || st.running || st.paused || st.heldLogged {
+		return
+	}
+	if d := q.throttled(st, t); d > 0 {
+		st.heldLogged = true
+		q.log.Info("provision held by the throttle: too many runs after starts or failures", "for", d.Round(time.Second))
+	}
 }
 
 func (q *Queue) ready(st *queueState, t time.Time) bool {
 	return q.wait(st, t) == 0
 }
 
-// start records a run's start in the throttle, persisted.
+// start marks the pending run as running; a guarded run takes its token and
+// persists the throttle before the provision begins, so a kill -9 during
+// the run cannot hand the token back.
 func (q *Queue) start(st *queueState, t time.Time) {
-	st.limiter.AllowN(t, 1)
-	st.pending, st.skipQuiet, st.running, st.coalesced = false, false, true, 0
+	st.pending, st.skipQuiet, st.running, st.coalesced, st.heldLogged = false, false, true, 0, false
 	st.first, st.last = time.Time{}, time.Time{}
-	st.recentStarts = append(st.recentStarts, t)
-	if len(st.recentStarts) > q.burst {
-		st.recentStarts = st.recentStarts[len(st.recentStarts)-q.burst:]
+	if !st.guarded {
+		return
 	}
-	if err := q.persist(st.recentStarts); err != nil {
+	st.limiter.AllowN(t, 1)
+	if err := q.persist(snapshot(st.limiter, t)); err != nil {
 		q.log.Warn("cannot persist the throttle; a restart may run sooner than it allows", "err", err)
 	}
 }
 
-// throttleState is the state file's content.
+// throttleState is the state file's content: the token bucket itself, so a
+// restart resumes it exactly. Start times alone cannot: the bucket's level
+// depends on every start before them, and assuming it was full before the
+// oldest kept one let a restart loop through faster than the throttle.
 type throttleState struct {
-	RecentStarts []time.Time `json:"recent_starts"`
+	// Tokens is how many guarded runs could have started back to back At.
+	Tokens float64   `json:"tokens"`
+	At     time.Time `json:"at"`
+	// RecentStarts is the format before tokens; read only, to upgrade.
+	RecentStarts []time.Time `json:"recent_starts,omitempty"`
 }
 
-// restore replays persisted run starts into the limiter.
-func (q *Queue) restore(st *queueState) error {
+func snapshot(lim *rate.Limiter, t time.Time) throttleState {
+	return throttleState{Tokens: lim.TokensAt(t), At: t.Round(0)}
+}
+
+// restore rebuilds the limiter from the state file, in the past where it
+// was written: it then refills for the time the process was down, and not
+// a token more.
+func (q *Queue) restore(st *queueState, now time.Time) error {
 	if q.stateFile == "" {
 		return nil
 	}
@@ -290,30 +375,52 @@ func (q *Queue) restore(st *queueState) error {
 	}
 	var s throttleState
 	if err := json.Unmarshal(b, &s); err != nil {
-		q.log.Warn("ignoring an unreadable throttle state", "file", q.stateFile, "err", err)
-		return nil
+		// An empty bucket: a torn or hand-edited file must not open the gate.
+		q.log.Warn("unreadable throttle state; starting with an empty throttle", "file", q.stateFile, "err", err)
+		s = throttleState{At: now}
 	}
-	for _, t := range s.RecentStarts {
-		st.limiter.AllowN(t, 1)
+	if s.At.IsZero() && len(s.RecentStarts) > 0 {
+		// The old format kept no level: assume the bucket was empty at the
+		// newest start, never fuller than it was.
+		s.At = slices.MaxFunc(s.RecentStarts, time.Time.Compare)
 	}
-	st.recentStarts = s.RecentStarts
+	if !s.At.IsZero() {
+		setTokens(st.limiter, s.Tokens, s.At)
+	}
 	return nil
 }
 
-func (q *Queue) persist(starts []time.Time) error {
+// setTokens puts lim at tokens at time at. rate.Limiter has no setter, but
+// a fresh limiter is full at any time: taking the whole tokens missing at a
+// moment chosen so that the refill until at adds the fraction lands exactly
+// on tokens.
+func setTokens(lim *rate.Limiter, tokens float64, at time.Time) {
+	burst := lim.Burst()
+	tokens = min(max(tokens, 0), float64(burst))
+	whole := math.Floor(tokens)
+	if lim.Limit() == rate.Inf || whole >= float64(burst) {
+		return
+	}
+	per := time.Duration(float64(time.Second) / float64(lim.Limit()))
+	from := at.Add(-time.Duration((tokens - whole) * float64(per)))
+	lim.AllowN(from, burst-int(whole))
+}
+
+// persist writes the state file atomically and durably: a kill -9 leaves
+// the old state or the new one, never a torn file.
+func (q *Queue) persist(s throttleState) error {
 	if q.stateFile == "" {
 		return nil
 	}
-	b, err := json.Marshal(throttleState{RecentStarts: starts})
+	b, err := json.Marshal(s)
 	if err != nil {
-		return err
+		return fmt.Errorf("listener: encode throttle state: %w", err)
 	}
-	tmp := q.stateFile + ".tmp"
 	if err := os.MkdirAll(filepath.Dir(q.stateFile), 0o755); err != nil {
-		return err
+		return fmt.Errorf("listener: throttle state directory: %w", err)
 	}
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
+	if err := renameio.WriteFile(q.stateFile, b, 0o644); err != nil {
+		return fmt.Errorf("listener: write throttle state: %w", err)
 	}
-	return os.Rename(tmp, q.stateFile)
+	return nil
 }

@@ -2,17 +2,20 @@ package templates
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pmezard/go-difflib/difflib"
@@ -41,6 +44,9 @@ type File struct {
 	Check   []string
 	Backup  bool
 	Timeout time.Duration // bounds Check
+	// Log reports the staged files a killed install left and the first
+	// install removed (nil: slog.Default()).
+	Log *slog.Logger
 }
 
 // FileOf reads the install settings of a manifest template.
@@ -59,8 +65,10 @@ func FileOf(t manifest.TemplateFile) (File, error) {
 // staged beside it (same filesystem, so the rename is atomic), checked,
 // the old version kept as a backup, renamed into place and the directory
 // synced. A failed check or write leaves the destination untouched.
-// It reports whether the file changed.
+// It reports whether the file changed. The first call for a destination in
+// a process first removes what a killed install left (RemoveStaged).
 func Install(ctx context.Context, content []byte, f File) (changed bool, err error) {
+	f.sweepOnce()
 	old, err := os.ReadFile(f.Destination)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("templates: read %s: %w", f.Destination, err)
@@ -72,8 +80,8 @@ func Install(ctx context.Context, content []byte, f File) (changed bool, err err
 	if err != nil {
 		return false, err
 	}
-	defer os.Remove(staged) // a no-op once renamed
-	if err := f.check(ctx, staged); err != nil {
+	defer staged.release() // a no-op remove once renamed
+	if err := f.check(ctx, staged.Name()); err != nil {
 		return false, err
 	}
 	if f.Backup && old != nil {
@@ -81,35 +89,168 @@ func Install(ctx context.Context, content []byte, f File) (changed bool, err err
 			return false, err
 		}
 	}
-	if err := os.Rename(staged, f.Destination); err != nil {
+	if err := os.Rename(staged.Name(), f.Destination); err != nil {
 		return false, fmt.Errorf("templates: install %s: %w", f.Destination, err)
 	}
 	return true, syncDir(filepath.Dir(f.Destination))
 }
 
+// stagedFile is a staged file, open and locked until released: the lock is
+// what tells RemoveStaged, in this process or another, that it is in use.
+type stagedFile struct{ *os.File }
+
+// release removes the staged file (unless renamed) and then drops the lock.
+func (s stagedFile) release() {
+	os.Remove(s.Name())
+	s.Close()
+}
+
 // stage writes content to a temporary file in the destination's directory
-// with the final permissions and owner.
-func (f File) stage(content []byte) (string, error) {
+// with the final permissions and owner, and keeps it locked.
+func (f File) stage(content []byte) (stagedFile, error) {
 	dir, base := filepath.Split(f.Destination)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("templates: create directory for %s: %w", f.Destination, err)
+		return stagedFile{}, fmt.Errorf("templates: create directory for %s: %w", f.Destination, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".patchbay-*")
+	tmp, err := createLocked(dir, stagedPrefix(base)+"*")
 	if err != nil {
-		return "", fmt.Errorf("templates: stage %s: %w", f.Destination, err)
+		return stagedFile{}, fmt.Errorf("templates: stage %s: %w", f.Destination, err)
 	}
 	err = errors.Join(
 		write(tmp, content),
 		tmp.Chmod(f.Perms),
 		f.chown(tmp.Name()),
 		tmp.Sync(),
-		tmp.Close(),
 	)
 	if err != nil {
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("templates: stage %s: %w", f.Destination, err)
+		stagedFile{tmp}.release()
+		return stagedFile{}, fmt.Errorf("templates: stage %s: %w", f.Destination, err)
 	}
-	return tmp.Name(), nil
+	return stagedFile{tmp}, nil
+}
+
+// createLocked creates a temporary file and locks it. A RemoveStaged in
+// another process can remove the name between the two: then the lock is on
+// a file no longer there, and a fresh one is made.
+func createLocked(dir, pattern string) (*os.File, error) {
+	for attempt := 1; ; attempt++ {
+		tmp, err := os.CreateTemp(dir, pattern)
+		if err != nil {
+			return nil, err
+		}
+		if err := lockStaged(tmp); err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			return nil, err
+		}
+		held, err1 := tmp.Stat()
+		named, err2 := os.Lstat(tmp.Name())
+		if err1 == nil && err2 == nil && os.SameFile(held, named) {
+			return tmp, nil
+		}
+		tmp.Close()
+		if attempt == 10 {
+			return nil, fmt.Errorf("%s: staged files keep being removed while staging", dir)
+		}
+	}
+}
+
+// stagedPrefix starts the name of every file staged for a destination
+// named base: ".BASE.patchbay-", then os.CreateTemp's random digits.
+func stagedPrefix(base string) string { return "." + base + ".patchbay-" }
+
+// sweeps records the destinations this process has swept: once is enough,
+// since from then on this process removes every file it stages, and a
+// sweep costs a directory read the hot path need not pay at every run.
+var sweeps = struct {
+	mu   sync.Mutex
+	done map[string]bool
+}{done: map[string]bool{}}
+
+// sweepOnce runs RemoveStaged for f's destination the first time it is
+// installed or checked in this process. A failure is logged, not returned:
+// leftovers must not stop a new version from being installed; the sweep is
+// tried again at the next install.
+func (f File) sweepOnce() {
+	sweeps.mu.Lock()
+	defer sweeps.mu.Unlock()
+	if sweeps.done[f.Destination] {
+		return
+	}
+	log := cmp.Or(f.Log, slog.Default())
+	removed, err := RemoveStaged(f.Destination)
+	for _, p := range removed {
+		log.Info("removed a file staged by an interrupted install", "file", p, "destination", f.Destination)
+	}
+	if err != nil {
+		log.Warn("cannot remove files staged by an interrupted install", "destination", f.Destination, "err", err)
+		return
+	}
+	sweeps.done[f.Destination] = true
+}
+
+// RemoveStaged removes the staged files a killed install (kill -9 during a
+// check, a crash, a power cut) left beside dest: they hold a full rendered
+// file with its final permissions, secrets included. A staged file an
+// install still holds, in this process or another, is kept. It returns the
+// paths removed.
+func RemoveStaged(dest string) ([]string, error) {
+	dir, base := filepath.Split(dest)
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("templates: look for staged files of %s: %w", dest, err)
+	}
+	var removed []string
+	var errs []error
+	for _, e := range entries {
+		suffix, ok := strings.CutPrefix(e.Name(), stagedPrefix(base))
+		if !ok || !e.Type().IsRegular() || !allDigits(suffix) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		gone, err := removeUnlocked(path)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if gone {
+			removed = append(removed, path)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("templates: remove staged files of %s: %w", dest, err)
+	}
+	return removed, nil
+}
+
+// removeUnlocked removes path unless an install holds its lock; the lock
+// is held while removing, so no install can take the file meanwhile.
+func removeUnlocked(path string) (removed bool, err error) {
+	f, err := openNoFollow(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // its install finished meanwhile
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	free, err := tryLockStaged(f)
+	if err != nil || !free {
+		return false, err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
+}
+
+func allDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 func write(f *os.File, content []byte) error {
@@ -223,12 +364,13 @@ func syncDir(dir string) error {
 // Check stages content beside f.Destination and runs f's check on it,
 // installing nothing: what a node whose rollout is halted does.
 func Check(ctx context.Context, content []byte, f File) error {
+	f.sweepOnce()
 	staged, err := f.stage(content)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(staged)
-	return f.check(ctx, staged)
+	defer staged.release()
+	return f.check(ctx, staged.Name())
 }
 
 // RunOption configures Run.
