@@ -27,9 +27,13 @@ var ErrConfig = errors.New("listener: invalid config")
 
 // Defaults of listener.yaml.
 const (
-	DefaultStateDir        = "/var/lib/patchbay"
-	DefaultControlAddr     = "127.0.0.1:7676"
-	DefaultAntiEntropy     = 30 * time.Second
+	DefaultStateDir    = "/var/lib/patchbay"
+	DefaultControlAddr = "127.0.0.1:7676"
+	// DefaultAntiEntropy is long because it is the last resort: events carry
+	// every change, and a listener reads Consul at once when events may have
+	// been lost (NATS reconnected, a slow consumer dropped some). The
+	// periodic check costs the fleet N consistent reads per interval.
+	DefaultAntiEntropy     = 2 * time.Minute
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultRetryInitial    = 5 * time.Second
 	DefaultRetryMax        = 5 * time.Minute

@@ -2,10 +2,16 @@ package listener_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/registry"
 )
@@ -82,5 +88,61 @@ templates:
 	})
 	if got := puts() - before; got != 1 {
 		t.Errorf("%d status writes for one change of outcome, want 1", got)
+	}
+}
+
+// countingHandler counts the log records that contain a message part.
+type countingHandler struct {
+	slog.Handler
+	part  string
+	count *atomic.Int64
+}
+
+func (countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+
+func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.part) {
+		h.count.Add(1)
+	}
+	return nil
+}
+
+// A flood of malformed messages on a listener's subject is counted in a
+// metric and logged a bounded number of times, not once per message.
+func TestMalformedEventsAreBounded(t *testing.T) {
+	c := newCluster(t)
+	var logged atomic.Int64
+	c.nodeLog = slog.New(countingHandler{Handler: slog.DiscardHandler, part: "malformed", count: &logged})
+	c.publish("id: web\n")
+	n := c.startListener("web-1", "{}", "  - service: web\n")
+	testcluster.Eventually(t, 30*time.Second, "the listener subscribes", func() bool { return n.l.ControlAddr() != "" && n.runs.Load() > 0 })
+	const flood = 2000
+	for range flood {
+		if err := c.nc.Publish(events.BindingsSubject("default", "web"), []byte("\xff not json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	metric := func() string {
+		resp, err := http.Get("http://" + n.l.ControlAddr() + "/metrics")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for line := range strings.Lines(string(body)) {
+			if strings.HasPrefix(line, "patchbay_listener_events_malformed_total ") {
+				return strings.TrimSpace(strings.TrimPrefix(line, "patchbay_listener_events_malformed_total "))
+			}
+		}
+		return ""
+	}
+	testcluster.Eventually(t, 10*time.Second, "the metric counts every malformed message", func() bool { return metric() == strconv.Itoa(flood) })
+	if got := logged.Load(); got < 1 || got > 2 {
+		t.Errorf("%d log lines for %d malformed messages in under 10 s, want 1 (or 2 across a 10 s boundary)", got, flood)
 	}
 }

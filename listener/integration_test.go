@@ -35,7 +35,15 @@ type cluster struct {
 	// nodeReg, when set, is the registry client of the listeners (one
 	// through a counting proxy); else they use reg.
 	nodeReg     *registry.Client
-	antiEntropy string // of the listeners; default 2s
+	antiEntropy string       // of the listeners; default 2s
+	nodeLog     *slog.Logger // of the listeners; default testLogger
+}
+
+func cmpOrLogger(a, b *slog.Logger) *slog.Logger {
+	if a != nil {
+		return a
+	}
+	return b
 }
 
 func cmpOr(a, b string) string {
@@ -155,7 +163,7 @@ services:
 		reg = c.nodeReg
 	}
 	n.l, err = listener.New(cfg, reg,
-		listener.WithBus(c.nc), listener.WithLogger(testLogger(c.t, name)),
+		listener.WithBus(c.nc), listener.WithLogger(cmpOrLogger(c.nodeLog, testLogger(c.t, name))),
 		listener.WithOwnerOptions(registry.WithOwnerTTL(2*time.Second)),
 		listener.WithRunHook(n.ran))
 	if err != nil {

@@ -255,6 +255,15 @@ func (l *Listener) Pause() { l.queue.Pause() }
 // Resume lets runs start again and queues one at once.
 func (l *Listener) Resume() { l.queue.Resume() }
 
+// Resync makes the next run read everything from Consul and queues it: for
+// when events may have been lost (NATS reconnected, or dropped messages of
+// a slow consumer), so a lost event costs a reconnect, not an anti-entropy
+// interval.
+func (l *Listener) Resync(reason string) {
+	l.inputs.invalidate()
+	l.queue.Trigger(reason)
+}
+
 // Provision queues a run as soon as the throttle allows.
 func (l *Listener) Provision() { l.queue.Now() }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/listener"
@@ -97,6 +99,7 @@ func (a *app) listen(ctx context.Context, f listenFlags) error {
 	if err != nil {
 		return err
 	}
+	a.resyncOnEventLoss(nc, l)
 	var wg sync.WaitGroup
 	defer wg.Wait() // after stop below: the reloader ends with ctx
 	ctx, stop := context.WithCancel(ctx)
@@ -153,4 +156,25 @@ func (a *app) loadListenerConfig() (*listener.Config, error) {
 		ignore = append(ignore, s.name)
 	}
 	return listener.LoadConfig(a.g.ConfigFile, ignore...)
+}
+
+// resyncOnEventLoss has the listener read Consul whenever NATS may have
+// dropped events meant for it: after a reconnect, and when nats.go dropped
+// messages because the listener fell behind.
+func (a *app) resyncOnEventLoss(nc *nats.Conn, l *listener.Listener) {
+	log := a.logger()
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		log.Info("nats reconnected; reading Consul for what was missed", "url", c.ConnectedUrlRedacted())
+		l.Resync("nats reconnected")
+	})
+	nc.SetErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrSlowConsumer) {
+			l.Resync("events dropped by a slow consumer")
+		}
+		subject := ""
+		if sub != nil {
+			subject = sub.Subject
+		}
+		log.Warn("nats error", "subject", subject, "err", err)
+	})
 }

@@ -519,3 +519,24 @@ func TestRedactNATSURL(t *testing.T) {
 		}
 	}
 }
+
+// A fleet waiting for NATS retries at most about a second apart, so events
+// flow again within a second or two of NATS coming back (the cap was 30 s).
+func TestReconnectDelayIsCapped(t *testing.T) {
+	next := reconnectDelay()
+	var longest time.Duration
+	for attempt := 1; attempt <= 60; attempt++ {
+		d := next(attempt)
+		if d <= 0 {
+			t.Fatalf("attempt %d: delay %s", attempt, d)
+		}
+		longest = max(longest, d)
+	}
+	// backoff's jitter spreads each delay by half either way.
+	if longest > maxReconnectDelay*3/2 || longest < maxReconnectDelay/2 {
+		t.Fatalf("longest delay over 60 attempts = %s, want about %s", longest, maxReconnectDelay)
+	}
+	if first := reconnectDelay()(1); first > 150*time.Millisecond {
+		t.Fatalf("first delay %s, want about 100ms", first)
+	}
+}

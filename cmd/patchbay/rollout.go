@@ -35,7 +35,7 @@ the group halt first (patchbay status says which node halted it and why):
 otherwise the next node to fail halts it again.
 
 If NATS cannot be reached the halt is still cleared; the nodes then apply at
-their next anti-entropy check (30s by default).`,
+their next anti-entropy check (2m by default).`,
 		Example: `  patchbay status                                # which groups are halted, and why
   patchbay rollout resume www
   patchbay rollout resume api --federation seatgeek`,
