@@ -67,6 +67,19 @@ func (in *inputs) fromConsul(hosted []registry.HostedService) {
 	}
 }
 
+// holds reports whether the listener holds what Consul holds for h's
+// service: the same binding and manifest, by modify index.
+func (in *inputs) holds(h registry.HostedService) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	was := in.services[h.Service]
+	if was == nil || was.stale || was.hosted.ManifestIndex != h.ManifestIndex {
+		return false
+	}
+	a, b := was.hosted.Binding, h.Binding
+	return (a == nil && b == nil) || (a != nil && b != nil && a.Region == b.Region && a.ModifyIndex == b.ModifyIndex)
+}
+
 // invalidate makes the next run read everything from Consul.
 func (in *inputs) invalidate() {
 	in.mu.Lock()

@@ -88,3 +88,27 @@ func TestInputsConsulReadNeverGoesBack(t *testing.T) {
 		t.Fatal("a listener that read nothing yet does not read Consul")
 	}
 }
+
+func TestInputsHolds(t *testing.T) {
+	m := &manifest.Manifest{ID: "web", Federation: "default"}
+	doc, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: 5, Manifest: resolver.ManifestDigest(m)})
+	in := newInputs()
+	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, ManifestIndex: 7, Binding: &registry.StoredBinding{Value: doc, ModifyIndex: 40}}})
+	tests := []struct {
+		name string
+		h    registry.HostedService
+		want bool
+	}{
+		{"same indexes", registry.HostedService{Service: "web", ManifestIndex: 7, Binding: &registry.StoredBinding{ModifyIndex: 40}}, true},
+		{"newer binding", registry.HostedService{Service: "web", ManifestIndex: 7, Binding: &registry.StoredBinding{ModifyIndex: 41}}, false},
+		{"newer manifest", registry.HostedService{Service: "web", ManifestIndex: 8, Binding: &registry.StoredBinding{ModifyIndex: 40}}, false},
+		{"binding gone", registry.HostedService{Service: "web", ManifestIndex: 7}, false},
+		{"another region's binding", registry.HostedService{Service: "web", ManifestIndex: 7, Binding: &registry.StoredBinding{Region: "eu", ModifyIndex: 40}}, false},
+		{"a service not held", registry.HostedService{Service: "api"}, false},
+	}
+	for _, tc := range tests {
+		if got := in.holds(tc.h); got != tc.want {
+			t.Errorf("%s: holds = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -360,7 +360,9 @@ func (l *Listener) drifted(ctx context.Context) (string, error) {
 		switch {
 		case !ok:
 			return h.Service + " not provisioned yet", nil
-		case now.bindingIndex != was.bindingIndex || now.manifestIndex != was.manifestIndex:
+		case (now.bindingIndex != was.bindingIndex || now.manifestIndex != was.manifestIndex) && !l.inputs.holds(h):
+			// An event brought it in already when the listener holds it: its
+			// run is queued or done, and triggering again would only repeat it.
 			return fmt.Sprintf("%s binding or manifest changed", h.Service), nil
 		case was.halted != "":
 			g, err := l.reg.Rollout(l.fed, was.halted)
