@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/patchbay/patchbay/manifest"
 )
 
 // Errors a caller can act on; every error of this package that means one of
@@ -141,6 +143,8 @@ func (c *Client) fail(ctx context.Context, err error, format string, args ...any
 	switch {
 	case errors.As(err, &status) && status.Code == http.StatusForbidden:
 		return fmt.Errorf("%w: %s: the ACL token may not do this (%s); grant it key_prefix %q write", ErrPermissionDenied, what, status.Body, c.keys.prefix)
+	case errors.As(err, &status) && status.Code == http.StatusRequestEntityTooLarge:
+		return fmt.Errorf("%w: %s: consul at %s refused the value as too large (%s); its kv_max_value_size is below patchbay's limit of %d bytes", ErrInvalid, what, c.addr, status.Body, manifest.MaxSize)
 	case errors.As(err, &status):
 		return fmt.Errorf("%s: consul at %s answered %d: %s", what, c.addr, status.Code, status.Body)
 	case ctx.Err() != nil:

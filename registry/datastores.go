@@ -25,6 +25,9 @@ func (c *Client) SetDatastore(ctx context.Context, fed, key, value string) (bool
 	if err := checkUTF8(key, value); err != nil {
 		return false, err
 	}
+	if len(value) > manifest.MaxSize {
+		return false, fmt.Errorf("%w: datastore %s: value is %d bytes, over the %d-byte limit of one Consul KV value (kv_max_value_size)", ErrInvalid, key, len(value), manifest.MaxSize)
+	}
 	return c.putIfChanged(ctx, c.keys.datastore(fed, key), []byte(value))
 }
 
