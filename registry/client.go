@@ -188,7 +188,7 @@ func (c *Client) fail(ctx context.Context, err error, format string, args ...any
 	code, body, answered := statusOf(err)
 	switch {
 	case answered && code == http.StatusForbidden:
-		return fmt.Errorf("%w: %s: the ACL token may not do this (%s); grant it key_prefix %q write", ErrPermissionDenied, what, body, c.keys.prefix)
+		return fmt.Errorf("%w: %s: %s", ErrPermissionDenied, what, c.missingRule(body))
 	case answered && code == http.StatusTooManyRequests:
 		return fmt.Errorf("%w: %s: consul at %s answered 429 Too Many Requests (%s)%s; %s", ErrRateLimited, what, c.addr, body, c.retried(), rateLimitAdvice)
 	case answered && code == http.StatusRequestEntityTooLarge:
@@ -354,4 +354,54 @@ func rewound(req *http.Request) (*http.Request, error) {
 	next := req.Clone(req.Context())
 	next.Body = body
 	return next, nil
+}
+
+// denial is what Consul's "Permission denied" body says was missing:
+// "token with AccessorID 'ID' lacks permission 'key:write' on "patchbay/x"".
+var denial = regexp.MustCompile(`(anonymous token|token with AccessorID '([^']*)') lacks permission '(\w+):(\w+)'(?: on "([^"]*)")?`)
+
+// missingRule names the token, what it may not do and the ACL rule that
+// would allow it, from the body of Consul's 403.
+func (c *Client) missingRule(body string) string {
+	m := denial.FindStringSubmatch(body)
+	if m == nil {
+		return fmt.Sprintf("the ACL token may not do this (consul: %s); grant it key_prefix %q { policy = \"write\" }", body, c.keys.prefix)
+	}
+	token := "the ACL token (AccessorID '" + m[2] + "')"
+	if m[2] == "" {
+		token = "the anonymous token (no token was given: set --consul-token or CONSUL_HTTP_TOKEN)"
+	}
+	resource, access, name := m[3], m[4], m[5]
+	return fmt.Sprintf("%s lacks %s:%s on %q; add the rule %s to its policy", token, resource, access, name, c.rule(resource, access, name))
+}
+
+// rule is the ACL rule, in Consul's HCL, that grants access to name.
+func (c *Client) rule(resource, access, name string) string {
+	policy := fmt.Sprintf("{ policy = %q }", access)
+	switch {
+	case name == "":
+		return fmt.Sprintf("%s = %q", resource, access)
+	case resource == "key":
+		return fmt.Sprintf("key_prefix %q %s", c.keyArea(name), policy)
+	default: // service, session, node, ...: their names are exact
+		return fmt.Sprintf("%s %q %s", resource, name, policy)
+	}
+}
+
+// keyArea is the part of patchbay's layout a key belongs to, such as
+// "patchbay/registry/instances/": a rule on it serves every key of its kind.
+func (c *Client) keyArea(key string) string {
+	rest, ok := strings.CutPrefix(key, c.keys.prefix)
+	if !ok {
+		return key
+	}
+	segs := strings.Split(rest, "/")
+	n := 1
+	if segs[0] == "registry" {
+		n = 2
+	}
+	if len(segs) <= n {
+		return c.keys.prefix
+	}
+	return c.keys.prefix + strings.Join(segs[:n], "/") + "/"
 }
