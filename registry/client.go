@@ -356,6 +356,17 @@ func rewound(req *http.Request) (*http.Request, error) {
 	return next, nil
 }
 
+// unlisted returns ErrPermissionDenied when Consul left keys under prefix
+// out of a list because the token may not read them. Consul answers such a
+// list without a 403, so a reader would otherwise take a denied registry
+// for an empty or partial one.
+func (c *Client) unlisted(meta *api.QueryMeta, prefix string) error {
+	if meta == nil || !meta.ResultsFilteredByACLs {
+		return nil
+	}
+	return fmt.Errorf("%w: list %s: the ACL token may not read some of its keys, which Consul leaves out; add the rule key_prefix %q { policy = \"read\" } to its policy", ErrPermissionDenied, prefix, prefix)
+}
+
 // denial is what Consul's "Permission denied" body says was missing:
 // "token with AccessorID 'ID' lacks permission 'key:write' on "patchbay/x"".
 var denial = regexp.MustCompile(`(anonymous token|token with AccessorID '([^']*)') lacks permission '(\w+):(\w+)'(?: on "([^"]*)")?`)

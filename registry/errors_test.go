@@ -73,6 +73,42 @@ func TestPermissionDenied(t *testing.T) {
 	}
 }
 
+// Consul answers a list with the keys the token may not read left out and
+// no 403; unlisted tells a denied list from a short one.
+func TestUnlisted(t *testing.T) {
+	consul := startACLConsul(t)
+	root := newClient(t, consul, WithToken(rootToken))
+	p := root.Prefix()
+	publish(t, root, parseManifest(t, "id: web\n"))
+	if _, err := root.SetDatastore(context.Background(), "default", "A_URL", "x"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, rules string
+		denied      bool
+	}{
+		{"reads all", `key_prefix "` + p + `registry/" { policy = "read" }`, false},
+		{"reads manifests only", `key_prefix "` + p + `registry/manifests/" { policy = "read" }`, true},
+		{"reads nothing", rulesNoKeys, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClient(t, consul, WithToken(testcluster.CreateToken(t, consul, rootToken, tt.rules)), WithPrefix(p))
+			_, meta, err := c.consul.KV().List(c.keys.inputs(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.unlisted(meta, c.keys.inputs())
+			if errors.Is(err, ErrPermissionDenied) != tt.denied {
+				t.Fatalf("unlisted = %v, want denied %v", err, tt.denied)
+			}
+			if tt.denied && !strings.Contains(err.Error(), `add the rule key_prefix "`+p+`registry/" { policy = "read" }`) {
+				t.Fatalf("error = %v; want the rule", err)
+			}
+		})
+	}
+}
+
 // The errors an instance owner meets name the missing rule, step by step
 // as a token gains permissions: the owner's loop sees them (and must stop
 // on ErrPermissionDenied; that loop is the owner's to change).

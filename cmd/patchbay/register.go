@@ -41,15 +41,22 @@ registers the instances of its node itself.`,
 				return err
 			}
 			fmt.Fprintf(a.stdout, "registering %s (federation %s); waiting for its health check\n", owner.ID(), spec.Federation)
-			if err := owner.WaitRegistered(cmd.Context()); err == nil {
+			waitErr := owner.WaitRegistered(cmd.Context())
+			if waitErr == nil {
 				in, _ := owner.Current()
 				fmt.Fprintf(a.stdout, "registered %s at %s:%d%s; Ctrl-C deregisters\n", in.ID, in.Address, in.Port, indexNote(in.Index))
+				<-cmd.Context().Done()
 			}
-			<-cmd.Context().Done()
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), a.g.Timeout)
 			defer cancel()
-			if err := owner.Close(ctx); err != nil {
-				return err
+			closeErr := owner.Close(ctx)
+			if cmd.Context().Err() == nil {
+				// The owner gave up before it registered (a permission
+				// denied, say): that is the error to report.
+				return waitErr
+			}
+			if closeErr != nil {
+				return closeErr
 			}
 			fmt.Fprintf(a.stdout, "deregistered %s\n", owner.ID())
 			return nil
