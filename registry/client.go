@@ -376,7 +376,8 @@ var denial = regexp.MustCompile(`(anonymous token|token with AccessorID '([^']*)
 func (c *Client) missingRule(body string) string {
 	m := denial.FindStringSubmatch(body)
 	if m == nil {
-		return fmt.Sprintf("the ACL token may not do this (consul: %s); grant it key_prefix %q { policy = \"write\" }", body, c.keys.prefix)
+		// No resource named: the token itself is unknown or not yet usable.
+		return fmt.Sprintf("consul refused the ACL token: %s; check --consul-token (key_prefix %q { policy = \"write\" } covers patchbay's keys)", body, c.keys.prefix)
 	}
 	token := "the ACL token (AccessorID '" + m[2] + "')"
 	if m[2] == "" {
