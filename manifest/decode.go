@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -30,6 +31,9 @@ var Extensions = map[string]string{".yaml": "yaml", ".yml": "yaml", ".json": "js
 // whatever its format, so that one schema check serves all three formats.
 // It returns the top-level mapping node.
 func parseDocument(file string, data []byte) (*yaml.Node, *Problem) {
+	if prob := checkUTF8(file, data); prob != nil {
+		return nil, prob
+	}
 	var (
 		root *yaml.Node
 		prob *Problem
@@ -54,6 +58,33 @@ func parseDocument(file string, data []byte) (*yaml.Node, *Problem) {
 		return nil, &Problem{File: file, Line: root.Line, Column: root.Column, Message: "expected a mapping of fields at the top level, found " + NodeKind(root)}
 	}
 	return root, nil
+}
+
+// checkUTF8 refuses bytes that are not UTF-8 before any parser sees them:
+// encoding/json turns them into U+FFFD without a word, and bindings are
+// JSON, so a value would reach every host altered.
+func checkUTF8(file string, data []byte) *Problem {
+	off := InvalidUTF8(string(data))
+	if off < 0 {
+		return nil
+	}
+	line, col := newLineIndex(data).position(off)
+	return &Problem{File: file, Line: line, Column: col, Message: fmt.Sprintf("byte 0x%02x is not UTF-8; save the file as UTF-8 text (binary data must be encoded, e.g. base64)", data[off])}
+}
+
+// InvalidUTF8 returns the offset of the first byte of s that is not part
+// of valid UTF-8, or -1 when s is all UTF-8.
+func InvalidUTF8(s string) int {
+	if utf8.ValidString(s) {
+		return -1
+	}
+	for off := 0; ; {
+		r, size := utf8.DecodeRuneInString(s[off:])
+		if r == utf8.RuneError && size <= 1 {
+			return off
+		}
+		off += size
+	}
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

@@ -64,6 +64,9 @@ func Load(paths ...string) (*Set, error) {
 // Parse reads one manifest document held in memory; file names it in
 // errors and chooses the format by its extension.
 func Parse(file string, data []byte) (*Manifest, error) {
+	if len(data) > MaxSize {
+		return nil, Problems{*tooLarge(file, "file", int64(len(data)))}
+	}
 	root, prob := parseDocument(file, data)
 	if prob != nil {
 		return nil, Problems{*prob}
@@ -71,6 +74,9 @@ func Parse(file string, data []byte) (*Manifest, error) {
 	m, probs := buildService([]fragment{{file: file, root: root}})
 	if len(probs) > 0 {
 		return nil, probs.sorted()
+	}
+	if prob := checkStoredSize(m, []string{file}); prob != nil {
+		return nil, Problems{*prob}
 	}
 	return m, nil
 }
@@ -136,9 +142,9 @@ func loadGroup(set *Set, files []string) Problems {
 		fragments []fragment
 	)
 	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			probs = append(probs, Problem{File: f, Message: "cannot read: " + unwrapPathError(err)})
+		data, prob := readFile(f)
+		if prob != nil {
+			probs = append(probs, *prob)
 			continue
 		}
 		root, prob := parseDocument(f, data)
@@ -160,14 +166,17 @@ func loadGroup(set *Set, files []string) Problems {
 		return probs
 	}
 	m, mProbs := buildService(fragments)
-	probs = append(probs, mProbs...)
-	if len(mProbs) == 0 {
-		s := Service{Manifest: *m}
-		for _, fr := range fragments {
-			s.Files = append(s.Files, fr.file)
-		}
-		set.Services = append(set.Services, s)
+	if len(mProbs) > 0 {
+		return append(probs, mProbs...)
 	}
+	s := Service{Manifest: *m}
+	for _, fr := range fragments {
+		s.Files = append(s.Files, fr.file)
+	}
+	if prob := checkStoredSize(m, s.Files); prob != nil {
+		return append(probs, *prob)
+	}
+	set.Services = append(set.Services, s)
 	return probs
 }
 

@@ -209,6 +209,19 @@ A_URL = "http://{HOST}:{PORT"
 		name:  "anchors refused",
 		files: map[string]string{"svc.yaml": "id: &x svc\nenvironment: {A: *x}\n"},
 		want:  []string{`svc.yaml:1:5: YAML anchors and aliases are not supported; put shared fields in a file that merges (00-defaults.yaml)`},
+	}, {
+		// encoding/json would read the byte as U+FFFD without a word.
+		name:  "non-UTF-8 in JSON",
+		files: map[string]string{"ds.json": "{\"datastores\": {\n  \"A_URL\": \"pg://\xff\"}}\n"},
+		want:  []string{`ds.json:2:18: byte 0xff is not UTF-8; save the file as UTF-8 text (binary data must be encoded, e.g. base64)`},
+	}, {
+		name:  "non-UTF-8 in YAML",
+		files: map[string]string{"svc.yaml": "id: svc\nenvironment: {A: \"\xc3(\"}\n"},
+		want:  []string{`svc.yaml:2:19: byte 0xc3 is not UTF-8; save the file as UTF-8 text (binary data must be encoded, e.g. base64)`},
+	}, {
+		name:  "non-UTF-8 in TOML",
+		files: map[string]string{"svc.toml": "id = \"svc\"\n[environment]\nA = \"\x80\"\n"},
+		want:  []string{`svc.toml:3:6: byte 0x80 is not UTF-8; save the file as UTF-8 text (binary data must be encoded, e.g. base64)`},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

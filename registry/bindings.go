@@ -27,6 +27,9 @@ func (c *Client) Bindings(ctx context.Context) ([]StoredBinding, []SkippedKey, u
 	if err != nil {
 		return nil, nil, 0, c.fail(ctx, err, "read %s", c.keys.bindings())
 	}
+	if err := c.unlisted(meta, c.keys.bindings()); err != nil {
+		return nil, nil, 0, err
+	}
 	var (
 		out     []StoredBinding
 		skipped []SkippedKey

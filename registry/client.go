@@ -1,15 +1,26 @@
 package registry
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptrace"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/hashicorp/consul/api"
+
+	"github.com/patchbay/patchbay/manifest"
 )
 
 // Errors a caller can act on; every error of this package that means one of
@@ -20,7 +31,16 @@ var (
 	ErrConflict         = errors.New("registry: conflicting write")
 	ErrNotFound         = errors.New("registry: not found")
 	ErrUnsupported      = errors.New("registry: not supported")
+	// ErrRateLimited: Consul answered 429, refusing the request before
+	// reading it. It is not ErrUnreachable: Consul is up and says so, and
+	// the fix is its limits, not the address. Every client retries it a few
+	// times first (WithRateLimitRetries), so callers see it only when the
+	// limit stays exceeded.
+	ErrRateLimited = errors.New("registry: consul rate limited")
 )
+
+// rateLimitAdvice names the Consul settings behind a 429.
+const rateLimitAdvice = "this host holds more connections than Consul's limits { http_max_conns_per_client } allows (default 200), or exceeds its limits { request_limits }; raise the limit or run fewer clients on this host"
 
 // DefaultPrefix is where patchbay keeps its data in Consul KV.
 const DefaultPrefix = "patchbay/"
@@ -30,22 +50,24 @@ const DefaultTimeout = 10 * time.Second
 
 // Client reads and writes patchbay's data in Consul.
 type Client struct {
-	consul  *api.Client
-	config  *api.Config
-	addr    string
-	keys    keys
-	timeout time.Duration
-	log     *slog.Logger
+	consul      *api.Client
+	config      *api.Config
+	addr        string
+	keys        keys
+	timeout     time.Duration
+	log         *slog.Logger
+	rateRetries int
 }
 
 // Option configures a Client.
 type Option func(*options) error
 
 type options struct {
-	config  *api.Config
-	prefix  string
-	timeout time.Duration
-	log     *slog.Logger
+	config      *api.Config
+	prefix      string
+	timeout     time.Duration
+	log         *slog.Logger
+	rateRetries int
 }
 
 // WithAddress sets the Consul HTTP address ("127.0.0.1:8500",
@@ -99,20 +121,46 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// DefaultRateLimitRetries is how many times a request Consul answers with
+// 429 is sent again (with exponential backoff, about 5 s in all) before the
+// caller sees ErrRateLimited.
+const DefaultRateLimitRetries = 5
+
+// WithRateLimitRetries sets how many times a request Consul answers with
+// 429 Too Many Requests is retried (default 5; 0 turns retries off).
+func WithRateLimitRetries(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("registry: rate limit retries %d: must not be negative", n)
+		}
+		o.rateRetries = n
+		return nil
+	}
+}
+
 // New returns a client. TLS and the other consul/api environment variables
 // (CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_HTTP_SSL, ...) are honoured.
 func New(opts ...Option) (*Client, error) {
-	o := options{config: api.DefaultConfig(), prefix: DefaultPrefix, timeout: DefaultTimeout, log: slog.Default()}
+	o := options{config: api.DefaultConfig(), prefix: DefaultPrefix, timeout: DefaultTimeout, log: slog.Default(), rateRetries: DefaultRateLimitRetries}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
+	if tr := o.config.Transport; tr != nil && tr.DialContext != nil && o.rateRetries > 0 {
+		tr.DialContext = sniffingDial(tr.DialContext)
+	}
 	c, err := api.NewClient(o.config)
 	if err != nil {
 		return nil, fmt.Errorf("registry: consul client for %s: %w", o.config.Address, err)
 	}
-	return &Client{consul: c, config: o.config, addr: o.config.Address, keys: keys{prefix: o.prefix}, timeout: o.timeout, log: o.log}, nil
+	// NewClient made the HTTP client (for a unix socket too) and holds it
+	// by pointer: wrapping its transport here covers every request,
+	// those inside consul/api's Lock included.
+	if hc := o.config.HttpClient; hc != nil && o.rateRetries > 0 {
+		hc.Transport = &retry429{next: hc.Transport, retries: o.rateRetries, log: o.log, addr: o.config.Address}
+	}
+	return &Client{consul: c, config: o.config, addr: o.config.Address, keys: keys{prefix: o.prefix}, timeout: o.timeout, log: o.log, rateRetries: o.rateRetries}, nil
 }
 
 // Address is the Consul address the client talks to.
@@ -137,17 +185,38 @@ func (c *Client) write(ctx context.Context) (*api.WriteOptions, context.CancelFu
 // the sentinel that tells the caller what kind of failure it is.
 func (c *Client) fail(ctx context.Context, err error, format string, args ...any) error {
 	what := fmt.Sprintf(format, args...)
-	var status api.StatusError
+	code, body, answered := statusOf(err)
 	switch {
-	case errors.As(err, &status) && status.Code == http.StatusForbidden:
-		return fmt.Errorf("%w: %s: the ACL token may not do this (%s); grant it key_prefix %q write", ErrPermissionDenied, what, status.Body, c.keys.prefix)
-	case errors.As(err, &status):
-		return fmt.Errorf("%s: consul at %s answered %d: %s", what, c.addr, status.Code, status.Body)
+	case answered && code == http.StatusForbidden:
+		return fmt.Errorf("%w: %s: %s", ErrPermissionDenied, what, c.missingRule(body))
+	case answered && code == http.StatusTooManyRequests:
+		return fmt.Errorf("%w: %s: consul at %s answered 429 Too Many Requests (%s)%s; %s", ErrRateLimited, what, c.addr, body, c.retried(), rateLimitAdvice)
+	case answered && code == http.StatusRequestEntityTooLarge:
+		return fmt.Errorf("%w: %s: consul at %s refused the value as too large (%s); its kv_max_value_size is below patchbay's limit of %d bytes", ErrInvalid, what, c.addr, body, manifest.MaxSize)
+	case answered:
+		return fmt.Errorf("%s: consul at %s answered %d: %s", what, c.addr, code, body)
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", what, ctx.Err())
 	default:
 		return fmt.Errorf("%w at %s: %s: %v; check --consul-addr and that the agent is running", ErrUnreachable, c.addr, what, unwrapURLError(err))
 	}
+}
+
+// statusText is how consul/api's StatusError prints; its Lock and a few
+// other helpers keep only this text (%v), not the StatusError.
+var statusText = regexp.MustCompile(`Unexpected response code: (\d{3}) \((.*)\)`)
+
+// statusOf returns the HTTP status Consul answered with, if it answered.
+func statusOf(err error) (code int, body string, ok bool) {
+	var status api.StatusError
+	if errors.As(err, &status) {
+		return status.Code, status.Body, true
+	}
+	if m := statusText.FindStringSubmatch(err.Error()); m != nil {
+		code, _ := strconv.Atoi(m[1])
+		return code, m[2], true
+	}
+	return 0, "", false
 }
 
 // unwrapURLError drops net/http's repetition of method and URL.
@@ -159,4 +228,192 @@ func unwrapURLError(err error) error {
 		}
 		err = next
 	}
+}
+
+// retried says how often a 429 was retried before giving up.
+func (c *Client) retried() string {
+	if c.rateRetries == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" %d times in a row", c.rateRetries+1)
+}
+
+// retry429 sends a request again, with exponential backoff, while Consul
+// answers 429. That is safe for any request, writes included: Consul's
+// connection limiter answers 429 before reading the request, and its
+// request rate limiter before applying it.
+type retry429 struct {
+	next    http.RoundTripper
+	retries int
+	log     *slog.Logger
+	addr    string
+}
+
+func (t *retry429) RoundTrip(req *http.Request) (*http.Response, error) {
+	policy := backoff.NewExponentialBackOff(backoff.WithInitialInterval(200*time.Millisecond), backoff.WithMultiplier(2), backoff.WithMaxInterval(2*time.Second))
+	b := backoff.WithContext(backoff.WithMaxRetries(policy, uint64(t.retries)), req.Context())
+	for {
+		resp, err := t.roundTrip(req)
+		if err != nil || resp.StatusCode != http.StatusTooManyRequests || (req.Body != nil && req.GetBody == nil) {
+			return resp, err
+		}
+		wait := b.NextBackOff()
+		if wait == backoff.Stop {
+			return resp, nil // the caller reads the 429 and its reason
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		t.log.Warn("consul answered 429 Too Many Requests; retrying", "consul", t.addr, "request", req.Method+" "+req.URL.Path, "retry_in", wait.Round(time.Millisecond), "hint", "limits { http_max_conns_per_client } of the Consul agent")
+		if req, err = rewound(req); err != nil {
+			return nil, err
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-req.Context().Done():
+			timer.Stop()
+			return nil, req.Context().Err()
+		case <-timer.C:
+		}
+	}
+}
+
+// roundTrip sends req once. Consul's connection limiter writes its 429
+// the moment it accepts a connection, before the request; net/http reads
+// that as an unsolicited answer and fails the request with an opaque error
+// ("readLoopPeekFailLocked"). What the connection received tells the two
+// apart: such a failure is turned back into the 429 it was.
+func (t *retry429) roundTrip(req *http.Request) (*http.Response, error) {
+	var conn *sniffConn
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { conn, _ = info.Conn.(*sniffConn) }}
+	resp, err := t.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	if err == nil || conn == nil {
+		return resp, err
+	}
+	if early := conn.early429(req); early != nil {
+		return early, nil
+	}
+	return resp, err
+}
+
+// sniffConn keeps the first bytes a connection receives.
+type sniffConn struct {
+	net.Conn
+	mu   sync.Mutex
+	head []byte
+}
+
+const sniffSize = 512 // Consul's 429 is about 200 bytes
+
+func (c *sniffConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if len(c.head) < sniffSize {
+		c.head = append(c.head, p[:min(n, sniffSize-len(c.head))]...)
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+// early429 returns the 429 the connection received first, if it did.
+func (c *sniffConn) early429(req *http.Request) *http.Response {
+	c.mu.Lock()
+	head := bytes.Clone(c.head)
+	c.mu.Unlock()
+	if !bytes.HasPrefix(head, []byte("HTTP/1.1 429 ")) {
+		return nil
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), req)
+	if err != nil {
+		return nil
+	}
+	body, _ := io.ReadAll(resp.Body) // what the head holds of it
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp
+}
+
+// sniffingDial wraps dial so that its connections are sniffConns.
+func sniffingDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &sniffConn{Conn: conn}, nil
+	}
+}
+
+// rewound returns a copy of req whose body reads from the start again.
+func rewound(req *http.Request) (*http.Request, error) {
+	if req.GetBody == nil {
+		return req, nil
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, err
+	}
+	next := req.Clone(req.Context())
+	next.Body = body
+	return next, nil
+}
+
+// unlisted returns ErrPermissionDenied when Consul left keys under prefix
+// out of a list because the token may not read them. Consul answers such a
+// list without a 403, so a reader would otherwise take a denied registry
+// for an empty or partial one.
+func (c *Client) unlisted(meta *api.QueryMeta, prefix string) error {
+	if meta == nil || !meta.ResultsFilteredByACLs {
+		return nil
+	}
+	return fmt.Errorf("%w: list %s: the ACL token may not read some of its keys, which Consul leaves out; add the rule key_prefix %q { policy = \"read\" } to its policy", ErrPermissionDenied, prefix, prefix)
+}
+
+// denial is what Consul's "Permission denied" body says was missing:
+// "token with AccessorID 'ID' lacks permission 'key:write' on "patchbay/x"".
+var denial = regexp.MustCompile(`(anonymous token|token with AccessorID '([^']*)') lacks permission '(\w+):(\w+)'(?: on "([^"]*)")?`)
+
+// missingRule names the token, what it may not do and the ACL rule that
+// would allow it, from the body of Consul's 403.
+func (c *Client) missingRule(body string) string {
+	m := denial.FindStringSubmatch(body)
+	if m == nil {
+		// No resource named: the token itself is unknown or not yet usable.
+		return fmt.Sprintf("consul refused the ACL token: %s; check --consul-token (key_prefix %q { policy = \"write\" } covers patchbay's keys)", body, c.keys.prefix)
+	}
+	token := "the ACL token (AccessorID '" + m[2] + "')"
+	if m[2] == "" {
+		token = "the anonymous token (no token was given: set --consul-token or CONSUL_HTTP_TOKEN)"
+	}
+	resource, access, name := m[3], m[4], m[5]
+	return fmt.Sprintf("%s lacks %s:%s on %q; add the rule %s to its policy", token, resource, access, name, c.rule(resource, access, name))
+}
+
+// rule is the ACL rule, in Consul's HCL, that grants access to name.
+func (c *Client) rule(resource, access, name string) string {
+	policy := fmt.Sprintf("{ policy = %q }", access)
+	switch {
+	case name == "":
+		return fmt.Sprintf("%s = %q", resource, access)
+	case resource == "key":
+		return fmt.Sprintf("key_prefix %q %s", c.keyArea(name), policy)
+	default: // service, session, node, ...: their names are exact
+		return fmt.Sprintf("%s %q %s", resource, name, policy)
+	}
+}
+
+// keyArea is the part of patchbay's layout a key belongs to, such as
+// "patchbay/registry/instances/": a rule on it serves every key of its kind.
+func (c *Client) keyArea(key string) string {
+	rest, ok := strings.CutPrefix(key, c.keys.prefix)
+	if !ok {
+		return key
+	}
+	segs := strings.Split(rest, "/")
+	n := 1
+	if segs[0] == "registry" {
+		n = 2
+	}
+	if len(segs) <= n {
+		return c.keys.prefix
+	}
+	return c.keys.prefix + strings.Join(segs[:n], "/") + "/"
 }

@@ -2,10 +2,16 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/patchbay/patchbay/manifest"
 )
+
+// ErrNotUTF8 marks a datastore value that is not UTF-8 text. Consul would
+// store it, but bindings are JSON, which turns such bytes into U+FFFD: every
+// host would get a value nobody wrote.
+var ErrNotUTF8 = errors.New("registry: value is not UTF-8")
 
 // SetDatastore stores a static provider value; it reports whether the
 // value changed.
@@ -15,6 +21,12 @@ func (c *Client) SetDatastore(ctx context.Context, fed, key, value string) (bool
 	}
 	if value == "" {
 		return false, fmt.Errorf("%w: datastore %s: empty value; to remove it use datastore rm", ErrInvalid, key)
+	}
+	if err := checkUTF8(key, value); err != nil {
+		return false, err
+	}
+	if len(value) > manifest.MaxSize {
+		return false, fmt.Errorf("%w: datastore %s: value is %d bytes, over the %d-byte limit of one Consul KV value (kv_max_value_size)", ErrInvalid, key, len(value), manifest.MaxSize)
 	}
 	return c.putIfChanged(ctx, c.keys.datastore(fed, key), []byte(value))
 }
@@ -70,4 +82,12 @@ func checkDatastore(fed, key string) error {
 		return fmt.Errorf("%w: datastore key %q is not an upper-case name like PRIMARY_DATABASE_URL", ErrInvalid, key)
 	}
 	return nil
+}
+
+func checkUTF8(key, value string) error {
+	off := manifest.InvalidUTF8(value)
+	if off < 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: datastore %s: byte 0x%02x at offset %d; give the value as UTF-8 text (encode binary data, e.g. base64): bindings are JSON and would turn it into U+FFFD", ErrNotUTF8, key, value[off], off)
 }

@@ -23,6 +23,9 @@ func (c *Client) Publish(ctx context.Context, m *manifest.Manifest) (changed boo
 	if err != nil {
 		return false, fmt.Errorf("registry: encode manifest %s: %w", m.ID, err)
 	}
+	if len(data) > manifest.MaxSize {
+		return false, fmt.Errorf("%w: manifest %s is %d bytes as JSON, over the %d-byte limit of one Consul KV value (kv_max_value_size)", ErrInvalid, m.ID, len(data), manifest.MaxSize)
+	}
 	return c.putIfChanged(ctx, c.keys.manifest(m.Federation, m.ID), data)
 }
 

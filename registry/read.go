@@ -26,6 +26,9 @@ func (c *Client) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, c.fail(ctx, err, "read %s", c.keys.inputs())
 	}
+	if err := c.unlisted(meta, c.keys.inputs()); err != nil {
+		return nil, err // never resolve from a registry the token only partly sees
+	}
 	snap := &Snapshot{Index: meta.LastIndex}
 	for _, p := range pairs {
 		if err := c.addToSnapshot(snap, p); err != nil {

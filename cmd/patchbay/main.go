@@ -58,7 +58,7 @@ func exitCode(err error) int {
 	case !errors.As(err, &ran):
 		return exitUser // cobra refused the command line before anything ran
 	case errors.Is(err, manifest.ErrInvalid), errors.Is(err, errUsage),
-		errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrConflict), errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrUnsupported),
+		errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrNotUTF8), errors.Is(err, registry.ErrConflict), errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrUnsupported),
 		errors.Is(err, listener.ErrConfig), errors.Is(err, listener.ErrProvision), errors.Is(err, listener.ErrControl),
 		errors.Is(err, dev.ErrNoConsul), errors.Is(err, dev.ErrInUse),
 		isTemplateMistake(err):

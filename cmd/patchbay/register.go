@@ -47,7 +47,7 @@ registers the instances of its node itself.`,
 			}
 			select {
 			case <-cmd.Context().Done():
-			case <-owner.Done(): // stopped by an error no retry mends
+			case <-owner.Done(): // stopped by an error no retry mends (a permission denied)
 			}
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), a.g.Timeout)
 			defer cancel()

@@ -33,6 +33,21 @@ func (a *app) snapshot(ctx context.Context) (*registry.Snapshot, error) {
 	return snap, nil
 }
 
+// deniedOr returns err, a service missing from the snapshot, unless the
+// reason it is missing is the ACL token: Consul leaves out of a list what
+// the token may not read, without a 403, so an empty registry and a denied
+// one look alike until the service's own key is read.
+func (a *app) deniedOr(ctx context.Context, service string, err error) error {
+	reg, rerr := a.registry()
+	if rerr != nil {
+		return err
+	}
+	if _, rerr := reg.Manifest(ctx, a.g.Federation, service); errors.Is(rerr, registry.ErrPermissionDenied) {
+		return rerr
+	}
+	return err
+}
+
 func newResolveCmd(a *app) *cobra.Command {
 	var (
 		region string
@@ -54,7 +69,7 @@ whether or not a resolver is running.`,
 			}
 			b, err := bindingFor(snap, a.g.Federation, args[0], region)
 			if err != nil {
-				return err
+				return a.deniedOr(cmd.Context(), args[0], err)
 			}
 			if asJSON {
 				return a.printJSON(b)
@@ -141,6 +156,11 @@ and says why each was kept or dropped and which one won.`,
 				return err
 			}
 			x, err := resolver.Explain(snap, a.g.Federation, args[0], region, args[1])
+			if errors.Is(err, resolver.ErrUnknownService) {
+				if err := a.deniedOr(cmd.Context(), args[0], nil); err != nil {
+					return err
+				}
+			}
 			if errors.Is(err, resolver.ErrUnknownService) || errors.Is(err, resolver.ErrUnknownVar) {
 				return usageErrorf("%v", err)
 			}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/sdk/testutil"
+
+	"github.com/patchbay/patchbay/internal/testcluster"
+)
+
+// withConnLimit caps the HTTP connections Consul accepts from one client
+// address; it answers the next one with 429 Too Many Requests.
+func withConnLimit(n int) testcluster.ConsulOption {
+	return func(c *testutil.TestServerConfig) {
+		c.Args = append(c.Args, "-hcl", fmt.Sprintf("limits { http_max_conns_per_client = %d }", n))
+	}
+}
+
+// holdConnections opens connections to Consul until it answers a new one
+// with 429, and returns what closes them.
+func holdConnections(t *testing.T, addr string) (release func()) {
+	t.Helper()
+	var held []net.Conn
+	release = func() {
+		for _, c := range held {
+			c.Close()
+		}
+		held = nil
+	}
+	t.Cleanup(release)
+	for range 200 {
+		if refused(addr) {
+			return release
+		}
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, conn)
+	}
+	t.Fatalf("consul still accepts connections with %d held", len(held))
+	return nil
+}
+
+// refused reports whether Consul turns a new connection away.
+func refused(addr string) bool {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return true
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /v1/status/leader HTTP/1.1\r\nHost: consul\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return true // the limiter closed the connection
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusTooManyRequests
+}
+
+// Consul answers 429 when a client holds more connections than its
+// limits { http_max_conns_per_client }. A command retries with backoff and
+// goes on once a connection is free; while none is, it gives up with exit
+// 2 and an error that names the 429 and the setting.
+func TestConsulTooManyConnections(t *testing.T) {
+	consul := testcluster.StartConsul(t, withConnLimit(16))
+	addr := "--consul-addr=" + consul.Addr
+	dir := writeServices(t, map[string]string{"job": "id: job\nprovides: {JOB_URL: \"http://{HOST}:{PORT}\"}\n"})
+	if code, _, stderr := patchbay(t, "publish", addr, dir); code != 0 {
+		t.Fatalf("publish: exit %d\n%s", code, stderr)
+	}
+
+	t.Run("gives up while the limit stays exceeded", func(t *testing.T) {
+		release := holdConnections(t, consul.Addr)
+		defer release()
+		code, _, stderr := patchbay(t, "datastore", "get", addr, "JOB_DB_URL")
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		last := lines[len(lines)-1]
+		if code != 2 || !strings.HasPrefix(last, "patchbay: registry: consul rate limited: read patchbay/registry/datastores/default/JOB_DB_URL: consul at "+consul.Addr+" answered 429 Too Many Requests") ||
+			!strings.Contains(last, "limits { http_max_conns_per_client }") {
+			t.Fatalf("exit %d (want 2)\nstderr:\n%s", code, stderr)
+		}
+		if retries := strings.Count(stderr, "consul answered 429 Too Many Requests; retrying"); retries != 5 {
+			t.Fatalf("%d retries logged, want 5:\n%s", retries, stderr)
+		}
+	})
+
+	t.Run("register goes on once a connection is free", func(t *testing.T) {
+		release := holdConnections(t, consul.Addr)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var stdout, stderr syncBuffer
+		exit := make(chan int, 1)
+		go func() { // ends when ctx is cancelled below
+			exit <- run(ctx, []string{"register", addr, "job", "--node", "job-1", "--address", "127.0.0.1", "--port", "8081"}, &stdout, &stderr)
+		}()
+		testcluster.Eventually(t, 10*time.Second, "a 429 retried", func() bool { return strings.Contains(stderr.String(), "429") })
+		release()
+		testcluster.Eventually(t, 15*time.Second, "registered", func() bool { return strings.Contains(stdout.String(), "registered job@job-1:8081") })
+		cancel()
+		if code := <-exit; code != 0 {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+		}
+	})
+}

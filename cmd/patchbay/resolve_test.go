@@ -1,0 +1,48 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/patchbay/patchbay/internal/testcluster"
+)
+
+// An ACL token that may not do what a command needs gives exit 2 and one
+// line naming the key and the rule to add, never "not published" or
+// "consul unreachable". Consul leaves out of a list what a token may not
+// read, without a 403, which is how resolve used to say "not published".
+func TestPermissionErrors(t *testing.T) {
+	const root = "11111111-2222-3333-4444-555555555555"
+	consul := testcluster.StartConsul(t, testcluster.WithACLs(root))
+	addr := "--consul-addr=" + consul.Addr
+	if code, _, stderr := patchbay(t, "publish", addr, "--consul-token="+root, "../../examples/services"); code != 0 {
+		t.Fatalf("publish: exit %d\n%s", code, stderr)
+	}
+	noKeys := "--consul-token=" + testcluster.CreateToken(t, consul, root, `node_prefix "" { policy = "read" }`)
+	readOnly := "--consul-token=" + testcluster.CreateToken(t, consul, root, `key_prefix "" { policy = "read" }`)
+	fresh := writeServices(t, map[string]string{"fresh": "id: fresh\n"})
+	tests := []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"resolve", []string{"resolve", addr, noKeys, "app-www"},
+			`registry: permission denied: read patchbay/registry/manifests/default/app-www: the ACL token (AccessorID '`},
+		{"explain", []string{"explain", addr, noKeys, "app-www", "API_URL"},
+			`add the rule key_prefix "patchbay/registry/manifests/" { policy = "read" } to its policy`},
+		{"register", []string{"register", addr, noKeys, "api", "--address", "127.0.0.1", "--port", "8080"},
+			`lacks key:read on "patchbay/registry/manifests/default/api"; add the rule key_prefix "patchbay/registry/manifests/" { policy = "read" }`},
+		{"publish", []string{"publish", addr, readOnly, fresh},
+			`write patchbay/registry/manifests/default/fresh: the ACL token (AccessorID '`},
+		{"datastore set", []string{"datastore", "set", addr, readOnly, "CACHE_URL", "redis://cache"},
+			`add the rule key_prefix "patchbay/registry/datastores/" { policy = "write" } to its policy`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := patchbay(t, tt.args...)
+			if code != 2 || !strings.Contains(stderr, tt.stderr) || strings.Count(stderr, "\n") != 1 {
+				t.Fatalf("exit %d (want 2)\nstderr:\n%s", code, stderr)
+			}
+		})
+	}
+}
