@@ -91,6 +91,19 @@ func StartConsul(t testing.TB, opts ...ConsulOption) *Consul {
 	if err != nil {
 		t.Fatalf("consul client: %v", err)
 	}
+	if srv.Config.ACL.Enabled {
+		// A new leader sets ACLs up after its election: until then even
+		// the management token is refused.
+		Eventually(t, 30*time.Second, "consul accepts the management token", func() bool {
+			_, _, err := c.Client.ACL().TokenReadSelf(nil)
+			return err == nil
+		})
+	}
+	// Tests that look the agent's own service up need it in the catalog.
+	Eventually(t, 30*time.Second, "consul lists its own service", func() bool {
+		entries, _, err := c.Client.Health().Service("consul", "", true, nil)
+		return err == nil && len(entries) > 0
+	})
 	return c
 }
 
