@@ -61,22 +61,32 @@ func (c *Client) Campaign(ctx context.Context, name, holder string, opts ...Cand
 	}
 	cand.service = "patchbay-" + name + "-" + holder
 	cand.checkID = cand.service + ":alive"
-	reg := &api.AgentServiceRegistration{
-		ID: cand.service, Name: "patchbay-" + name, Tags: []string{"patchbay"},
-		Meta: map[string]string{"patchbay_holder": holder},
-		Checks: api.AgentServiceChecks{{
-			CheckID: cand.checkID, Name: "patchbay " + name + " " + holder + " alive", TTL: cand.ttl.String(),
-			Status: api.HealthPassing, DeregisterCriticalServiceAfter: "1m",
-		}},
-	}
-	w, cancel := c.write(ctx)
-	defer cancel()
-	if err := c.consul.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(w.Context())); err != nil {
-		return nil, c.fail(ctx, err, "register %s with the local agent", cand.service)
+	if err := cand.register(ctx); err != nil {
+		return nil, err
 	}
 	ctx, cand.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	cand.wg.Go(func() { cand.heartbeat(ctx) })
 	return cand, nil
+}
+
+// register puts the candidate in the local agent's catalog with the TTL
+// check its session is tied to, passing from the start. It runs again with
+// every new session: an agent restarted without its state has forgotten it.
+func (cand *Candidate) register(ctx context.Context) error {
+	reg := &api.AgentServiceRegistration{
+		ID: cand.service, Name: "patchbay-" + cand.name, Tags: []string{"patchbay"},
+		Meta: map[string]string{"patchbay_holder": cand.holder},
+		Checks: api.AgentServiceChecks{{
+			CheckID: cand.checkID, Name: "patchbay " + cand.name + " " + cand.holder + " alive", TTL: cand.ttl.String(),
+			Status: api.HealthPassing, DeregisterCriticalServiceAfter: "1m",
+		}},
+	}
+	w, cancel := cand.c.write(ctx)
+	defer cancel()
+	if err := cand.c.consul.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(w.Context())); err != nil {
+		return cand.c.fail(ctx, err, "register %s with the local agent", cand.service)
+	}
+	return nil
 }
 
 func (cand *Candidate) heartbeat(ctx context.Context) {
@@ -155,8 +165,8 @@ func (cand *Candidate) liveSession(ctx context.Context) (string, error) {
 		}
 		cand.log.Info("leader session invalidated; creating a new one")
 	}
-	if err := cand.pass(ctx); err != nil {
-		return "", cand.c.fail(ctx, err, "pass the check %s", cand.checkID)
+	if err := cand.register(ctx); err != nil {
+		return "", err
 	}
 	sid, err := cand.c.createSession(ctx, map[string]any{
 		"Name":          "patchbay " + cand.name + " leader " + cand.holder,
