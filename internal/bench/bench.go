@@ -69,6 +69,16 @@ func (e *env) logf(format string, args ...any) {
 // Run runs the scenarios of cfg and returns their figures. Everything it
 // starts is stopped, and a temporary directory removed, before it returns.
 func Run(ctx context.Context, cfg Config) (res *Results, err error) {
+	// Children run in directories of their own: relative paths would not
+	// find the binaries.
+	for _, p := range []*string{&cfg.Patchbay, &cfg.ConsulTemplate, &cfg.Consul} {
+		if *p == "" {
+			continue
+		}
+		if *p, err = filepath.Abs(*p); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
 	e := &env{cfg: cfg, dir: cfg.Dir, progress: cfg.Progress, proxies: map[kind]*Proxy{}}
 	if e.progress == nil {
 		e.progress = io.Discard
@@ -197,7 +207,10 @@ func (e *env) phase(ctx context.Context, n int, res *Results) error {
 	fleets := map[kind]*fleet{}
 	defer func() {
 		for _, f := range fleets {
-			f.stop()
+			start := time.Now()
+			if killed := f.stop(); killed > 0 {
+				e.logf("N=%d: %d of %d %s processes needed SIGKILL after %s", n, killed, len(f.files), f.kind, time.Since(start).Round(time.Millisecond))
+			}
 			e.obs.forget(f.files)
 		}
 	}()

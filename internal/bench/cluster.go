@@ -38,7 +38,7 @@ func startConsul(ctx context.Context, bin, dir string) (*proc, string, error) {
 		ports[i] = p
 	}
 	hcl := fmt.Sprintf("ports { http = %d, dns = -1, grpc = -1, grpc_tls = -1, serf_lan = %d, serf_wan = -1, server = %d }\n"+
-		"limits { http_max_conns_per_client = 100000 }\n", ports[0], ports[1], ports[2])
+		"limits { http_max_conns_per_client = 10000 }\n", ports[0], ports[1], ports[2])
 	p, err := startProc("consul", dir, filepath.Join(dir, "consul.log"), nil,
 		bin, "agent", "-dev", "-node", "bench", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-log-level", "warn", "-hcl", hcl)
 	if err != nil {

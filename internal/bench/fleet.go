@@ -92,10 +92,12 @@ func (e *env) member(k kind, dir, node, out string) ([]string, error) {
 	return []string{e.cfg.ConsulTemplate, "-config", path}, nil
 }
 
-// stop ends the fleet's processes and stops following its files.
-func (f *fleet) stop() {
-	stopAll(f.procs, 10*time.Second)
+// stop ends the fleet's processes; it returns how many ignored SIGINT
+// for 10 s.
+func (f *fleet) stop() int {
+	killed := stopAll(f.procs, 10*time.Second)
 	f.procs = nil
+	return killed
 }
 
 func (f *fleet) pids() []int {

@@ -73,33 +73,40 @@ func (p *proc) exited() (bool, error) {
 	}
 }
 
-// stop sends SIGTERM to the process group, and SIGKILL after grace.
-func (p *proc) stop(grace time.Duration) {
+// stop sends SIGINT to the process group, and SIGKILL after grace; it
+// reports whether SIGKILL was needed. SIGINT, not SIGTERM: consul-template
+// exits on its kill_signal, SIGINT by default, and patchbay and Consul
+// stop cleanly on either.
+func (p *proc) stop(grace time.Duration) (killed bool) {
 	if ok, _ := p.exited(); ok {
-		return
+		return false
 	}
-	_ = syscall.Kill(-p.pid(), syscall.SIGTERM)
+	_ = syscall.Kill(-p.pid(), syscall.SIGINT)
 	select {
 	case <-p.done:
+		return false
 	case <-time.After(grace):
 		_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
 		<-p.done
+		return true
 	}
 }
 
 // stopAll stops procs in parallel: a fleet of 100 stops in one grace
-// period, not 100.
-func stopAll(procs []*proc, grace time.Duration) {
-	done := make(chan struct{}, len(procs))
+// period, not 100. It returns how many needed SIGKILL.
+func stopAll(procs []*proc, grace time.Duration) (killed int) {
+	done := make(chan bool, len(procs))
 	for _, p := range procs {
 		go func() { // waited for below
-			p.stop(grace)
-			done <- struct{}{}
+			done <- p.stop(grace)
 		}()
 	}
 	for range procs {
-		<-done
+		if <-done {
+			killed++
+		}
 	}
+	return killed
 }
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -60,7 +61,9 @@ func Classify(method, path string, query url.Values, body []byte) Class {
 // txnWrites reports whether a transaction body holds an operation that is
 // not a read; a body it cannot parse counts as a write, the costlier guess.
 func txnWrites(body []byte) bool {
-	var ops []map[string]struct {
+	// Each operation is an object with one non-null member (KV, Node,
+	// Service, Check); consul/api sends the others as null.
+	var ops []map[string]*struct {
 		Verb string `json:"Verb"`
 	}
 	if err := json.Unmarshal(body, &ops); err != nil {
@@ -68,7 +71,7 @@ func txnWrites(body []byte) bool {
 	}
 	for _, op := range ops {
 		for _, o := range op {
-			if !txnReadVerbs[o.Verb] {
+			if o != nil && !txnReadVerbs[o.Verb] {
 				return true
 			}
 		}
@@ -130,7 +133,9 @@ func StartProxy(name, consulAddr string) (*Proxy, error) {
 		MaxIdleConnsPerHost: 10000,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	rp.ErrorLog = nil
+	// A client that gives up on a long poll (a consumer stopping) is
+	// routine; anything else reaches the client as a 502 anyway.
+	rp.ErrorLog = log.New(io.Discard, "", 0)
 	p := &Proxy{Name: name, Addr: ln.Addr().String(), byPath: map[string]int{}, done: make(chan struct{})}
 	p.srv = &http.Server{Handler: p.count(rp), ReadHeaderTimeout: 10 * time.Second}
 	go func() { // ended by Close, which waits for it
@@ -165,11 +170,16 @@ func (p *Proxy) count(next http.Handler) http.Handler {
 }
 
 // pathKey groups requests by method and the first segments of their path,
-// so that per-node and per-instance keys fall together.
+// so that per-node, per-instance and per-session paths fall together.
 func pathKey(method, path string) string {
 	parts := strings.SplitN(strings.TrimPrefix(path, "/"), "/", 5)
 	if len(parts) > 4 {
 		parts = parts[:4]
+	}
+	for i, p := range parts {
+		if len(p) == 36 && strings.Count(p, "-") == 4 {
+			parts[i] = "ID"
+		}
 	}
 	return method + " /" + strings.Join(parts, "/")
 }

@@ -73,6 +73,7 @@ func TestClassify(t *testing.T) {
 		{"agent self", "GET", "/v1/agent/self", "", "", Agent},
 		{"read-only txn", "PUT", "/v1/txn", "", `[{"KV":{"Verb":"get-or-empty","Key":"a"}},{"KV":{"Verb":"get","Key":"b"}}]`, Read},
 		{"txn with a cas", "PUT", "/v1/txn", "", `[{"KV":{"Verb":"get","Key":"a"}},{"KV":{"Verb":"cas","Key":"b","Index":3}}]`, Write},
+		{"read-only txn as consul/api sends it", "PUT", "/v1/txn", "", `[{"KV":{"Verb":"get-or-empty","Key":"a","Value":null,"Flags":0,"Index":0,"Session":"","Namespace":"","Partition":""},"Node":null,"Service":null,"Check":null}]`, Read},
 		{"txn of a catalog read", "PUT", "/v1/txn", "", `[{"Node":{"Verb":"get","Node":{"Node":"n"}}}]`, Read},
 		{"unparsable txn counts as a write", "PUT", "/v1/txn", "", `not json`, Write},
 	}
@@ -102,6 +103,9 @@ func TestParseCPU(t *testing.T) {
 
 func TestPathKey(t *testing.T) {
 	if got, want := pathKey("PUT", "/v1/kv/patchbay/status/node-1"), "PUT /v1/kv/patchbay/status"; got != want {
+		t.Errorf("pathKey = %q, want %q", got, want)
+	}
+	if got, want := pathKey("PUT", "/v1/session/renew/468841fd-2837-3b0e-2441-e424474309d6"), "PUT /v1/session/renew/ID"; got != want {
 		t.Errorf("pathKey = %q, want %q", got, want)
 	}
 	if got, want := pathKey("GET", "/v1/kv/patchbay/bindings/default/consumer/eu"), "GET /v1/kv/patchbay/bindings"; got != want {
