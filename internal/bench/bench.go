@@ -13,10 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/patchbay/patchbay/registry"
 )
 
 // Config says what to run. Zero sizes and durations skip a scenario.
@@ -55,8 +58,10 @@ type env struct {
 	ctTemplate string // consul-template's template file
 	obs        *observer
 	proxies    map[kind]*Proxy
-	providers  []*target // the line of every provider registered so far
-	owners     []*proc   // their `patchbay register` processes
+	providers  []*target         // the line of every provider registered so far
+	reg        *registry.Client  // directly to Consul, for the providers
+	ownerCtx   context.Context   // of the providers' owners
+	owners     []*registry.Owner // one per provider
 	resolver   *proc
 	seq        int
 	progress   io.Writer
@@ -126,7 +131,7 @@ func (e *env) setup(ctx context.Context) (stop func(), err error) {
 			f()
 		}
 	}
-	for _, d := range []string{"providers", "logs"} {
+	for _, d := range []string{"logs"} {
 		if err := os.MkdirAll(filepath.Join(e.dir, d), 0o755); err != nil {
 			return stop, fmt.Errorf("bench: %w", err)
 		}
@@ -166,7 +171,18 @@ func (e *env) setup(ctx context.Context) (stop func(), err error) {
 		_ = e.obs.run(obsCtx)
 	}()
 	undo = append(undo, func() { stopObs(); <-obsDone })
-	undo = append(undo, func() { stopAll(e.owners, 10*time.Second) })
+	ownerLog, err := os.Create(filepath.Join(e.dir, "logs", "providers.log"))
+	if err != nil {
+		return stop, fmt.Errorf("bench: %w", err)
+	}
+	undo = append(undo, func() { ownerLog.Close() })
+	if e.reg, err = registry.New(registry.WithAddress(e.consulAddr),
+		registry.WithLogger(slog.New(slog.NewTextHandler(ownerLog, &slog.HandlerOptions{Level: slog.LevelWarn})))); err != nil {
+		return stop, err
+	}
+	ownerCtx, stopOwners := context.WithCancel(context.WithoutCancel(ctx))
+	e.ownerCtx = ownerCtx
+	undo = append(undo, func() { e.closeOwners(); stopOwners() })
 	e.ctTemplate = filepath.Join(e.dir, "upstreams.ctmpl")
 	if err := os.WriteFile(e.ctTemplate, []byte(consulTemplateSource), 0o644); err != nil {
 		return stop, fmt.Errorf("bench: %w", err)
@@ -181,7 +197,7 @@ func (e *env) setup(ctx context.Context) (stop func(), err error) {
 	}
 	e.resolver = resolver
 	undo = append(undo, func() { resolver.stop(10 * time.Second) })
-	if _, _, err := e.register(ctx); err != nil {
+	if _, err := e.register(ctx); err != nil {
 		return stop, err
 	}
 	return stop, nil

@@ -6,7 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/patchbay/patchbay/registry"
 )
 
 // kind is what a fleet runs.
@@ -108,24 +111,37 @@ func (f *fleet) pids() []int {
 	return pids
 }
 
-// register starts one provider instance owner (`patchbay register`,
-// directly against Consul) and returns the line consumers will render for
-// it, awaited from now.
-func (e *env) register(ctx context.Context) (*target, *proc, error) {
+// register makes this process the owner of one more provider instance
+// (registry.Client.Register, the code behind `patchbay register`, directly
+// against Consul) and returns the line consumers will render for it,
+// awaited from now. In-process owners make a burst of registrations a
+// burst: a hundred `patchbay register` processes starting at once on two
+// cores take tens of seconds, which turns the burst into a trickle.
+func (e *env) register(ctx context.Context) (*target, error) {
 	e.seq++
 	port := 20000 + e.seq
-	t0 := time.Now()
-	t := e.obs.expect(fmt.Sprintf("127.0.0.1:%d\n", port), t0)
-	p, err := startProc(fmt.Sprintf("register %d", e.seq), e.dir, filepath.Join(e.dir, "providers", strconv.Itoa(e.seq)+".log"), nil,
-		e.cfg.Patchbay, "register", "provider", "--consul-addr", e.consulAddr,
-		"--node", fmt.Sprintf("provider-%d", e.seq), "--address", "127.0.0.1", "--port", strconv.Itoa(port))
+	spec := registry.InstanceSpec{Federation: "default", Service: "provider", Node: fmt.Sprintf("provider-%d", e.seq), Address: "127.0.0.1", Port: port}
+	t := e.obs.expect(fmt.Sprintf("127.0.0.1:%d\n", port), time.Now())
+	o, err := e.reg.Register(e.ownerCtx, spec)
 	if err != nil {
 		e.obs.drop(t)
-		return nil, nil, err
+		return nil, err
 	}
 	e.providers = append(e.providers, t)
-	e.owners = append(e.owners, p)
-	return t, p, ctx.Err()
+	e.owners = append(e.owners, o)
+	return t, ctx.Err()
+}
+
+// closeOwners deregisters every provider instance, in parallel.
+func (e *env) closeOwners() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, o := range e.owners {
+		wg.Go(func() { _ = o.Close(ctx) })
+	}
+	wg.Wait()
+	e.owners = nil
 }
 
 // quiet waits until none of files has been rewritten for d, at most limit.

@@ -137,6 +137,9 @@ func (r *Results) classTable(w io.Writer) {
 	line("burst (whole):", r.Burst)
 	line("periodic (whole):", r.Periodic)
 	line("idle (whole):", r.Idle)
+	if r.Idle != nil && r.Idle.Fleets[pbName] != nil {
+		fmt.Fprintf(w, "  %-34s %.2f CPU s per minute of patchbay's\n", "idle: the resolver's share:", r.Idle.Fleets[pbName].ResolverCPUPerMin)
+	}
 	for i := range r.Sim {
 		line(fmt.Sprintf("fleet simulation, %d:", r.Sim[i].N), &r.Sim[i])
 	}

@@ -14,19 +14,20 @@ const grace = 250 * time.Millisecond
 
 // Figures are one fleet's figures in one scenario. Times are seconds.
 type Figures struct {
-	Requests       int            `json:"requests"`
-	Classes        map[string]int `json:"classes"`
-	Paths          map[string]int `json:"paths,omitempty"` // requests by method and path prefix
-	P50            float64        `json:"p50_s,omitempty"`
-	P99            float64        `json:"p99_s,omitempty"`
-	Max            float64        `json:"max_s,omitempty"`
-	Missing        int            `json:"missing,omitempty"` // files that never held a change within the limit
-	ReloadsMean    float64        `json:"reloads_per_consumer,omitempty"`
-	ReloadsMax     int            `json:"reloads_max,omitempty"`
-	RequestsPerMin float64        `json:"requests_per_minute,omitempty"`
-	CPUPerMin      float64        `json:"cpu_seconds_per_minute,omitempty"`
-	RSSMeanMB      float64        `json:"rss_mean_mb,omitempty"`
-	RSSMaxMB       float64        `json:"rss_max_mb,omitempty"`
+	Requests          int            `json:"requests"`
+	Classes           map[string]int `json:"classes"`
+	Paths             map[string]int `json:"paths,omitempty"` // requests by method and path prefix
+	P50               float64        `json:"p50_s,omitempty"`
+	P99               float64        `json:"p99_s,omitempty"`
+	Max               float64        `json:"max_s,omitempty"`
+	Missing           int            `json:"missing,omitempty"` // files that never held a change within the limit
+	ReloadsMean       float64        `json:"reloads_per_consumer,omitempty"`
+	ReloadsMax        int            `json:"reloads_max,omitempty"`
+	RequestsPerMin    float64        `json:"requests_per_minute,omitempty"`
+	CPUPerMin         float64        `json:"cpu_seconds_per_minute,omitempty"`
+	ResolverCPUPerMin float64        `json:"resolver_cpu_seconds_per_minute,omitempty"` // part of CPUPerMin
+	RSSMeanMB         float64        `json:"rss_mean_mb,omitempty"`
+	RSSMaxMB          float64        `json:"rss_max_mb,omitempty"`
 }
 
 // Scenario is the figures of every fleet in one scenario at one size.
@@ -112,7 +113,7 @@ func (e *env) measure(ctx context.Context, fleets map[kind]*fleet, before map[ki
 func (e *env) oneProvider(ctx context.Context, n int, fleets map[kind]*fleet) (*Scenario, error) {
 	e.logf("N=%d: one new provider", n)
 	before := snapshot(fleets)
-	t, _, err := e.register(ctx)
+	t, err := e.register(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +141,7 @@ func (e *env) periodic(ctx context.Context, n int, fleets map[kind]*fleet) (*Sce
 			case <-tick.C:
 			}
 		}
-		t, _, err := e.register(ctx)
+		t, err := e.register(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -170,6 +171,10 @@ func (e *env) idle(ctx context.Context, n int, fleets map[kind]*fleet) (*Scenari
 		return ps
 	}
 	before, cpu0 := snapshot(fleets), map[kind]time.Duration{}
+	res0, err := cpuTime(e.resolver.pid())
+	if err != nil {
+		return nil, err
+	}
 	for k := range fleets {
 		d, err := fleetCPU(procsOf(k))
 		if err != nil {
@@ -192,6 +197,13 @@ func (e *env) idle(ctx context.Context, n int, fleets map[kind]*fleet) (*Scenari
 			return nil, err
 		}
 		fig.RequestsPerMin, fig.CPUPerMin = float64(fig.Requests)*perMin, (cpu-cpu0[k]).Seconds()*perMin
+		if k == patchbay {
+			res, err := cpuTime(e.resolver.pid())
+			if err != nil {
+				return nil, err
+			}
+			fig.ResolverCPUPerMin = (res - res0).Seconds() * perMin
+		}
 		var rss []float64
 		for _, p := range f.procs {
 			b, err := rssBytes(p.pid())
@@ -230,7 +242,7 @@ func (e *env) burst(ctx context.Context, n int, fleets map[kind]*fleet, tag stri
 	}
 	var ts []*target
 	for range e.cfg.Burst {
-		t, _, err := e.register(ctx)
+		t, err := e.register(ctx)
 		if err != nil {
 			return nil, err
 		}

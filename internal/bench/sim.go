@@ -75,7 +75,7 @@ func (e *env) simulate(ctx context.Context, n int) (*Scenario, error) {
 	}
 	e.logf("fleet simulation: %d listeners, one new provider", n)
 	before := snapshot(fleets)
-	t, _, err := e.register(ctx)
+	t, err := e.register(ctx)
 	if err != nil {
 		return nil, err
 	}
