@@ -122,7 +122,9 @@ func (e *env) register(ctx context.Context) (*target, error) {
 	port := 20000 + e.seq
 	spec := registry.InstanceSpec{Federation: "default", Service: "provider", Node: fmt.Sprintf("provider-%d", e.seq), Address: "127.0.0.1", Port: port}
 	t := e.obs.expect(fmt.Sprintf("127.0.0.1:%d\n", port), time.Now())
-	o, err := e.reg.Register(e.ownerCtx, spec)
+	// A long owner TTL: on a loaded machine a 3 s TTL is missed now and
+	// then, and a flapping provider would be measured as many changes.
+	o, err := e.reg.Register(e.ownerCtx, spec, registry.WithOwnerTTL(30*time.Second))
 	if err != nil {
 		e.obs.drop(t)
 		return nil, err

@@ -51,6 +51,7 @@ func run() int {
 		return 1
 	}
 	cfg.Progress = os.Stderr
+	raiseFileLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := bench.Run(ctx, cfg)
@@ -68,6 +69,21 @@ func run() int {
 		return 2
 	}
 	return 0
+}
+
+// raiseFileLimit lets the fleet simulation hold three descriptors per
+// concurrent Consul request of thousands of listeners (client, proxy in,
+// proxy out). Best effort: raising the hard limit needs root.
+func raiseFileLimit() {
+	const want = 1 << 18
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur >= want {
+		return
+	}
+	l.Cur, l.Max = want, max(l.Max, want)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: cannot raise the open files limit (%v): the fleet simulation may run out of descriptors\n", err)
+	}
 }
 
 func ints(s string) ([]int, error) {
