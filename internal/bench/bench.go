@@ -161,28 +161,16 @@ func (e *env) setup(ctx context.Context) (stop func(), err error) {
 		e.proxies[k] = p
 		undo = append(undo, func() { _ = p.Close() })
 	}
-	if e.obs, err = newObserver(); err != nil {
-		return stop, err
-	}
-	obsCtx, stopObs := context.WithCancel(context.WithoutCancel(ctx))
-	obsDone := make(chan struct{})
-	go func() { // owned here: undo cancels and waits
-		defer close(obsDone)
-		_ = e.obs.run(obsCtx)
-	}()
-	undo = append(undo, func() { stopObs(); <-obsDone })
-	ownerLog, err := os.Create(filepath.Join(e.dir, "logs", "providers.log"))
+	stopObs, err := e.startObserver(ctx)
 	if err != nil {
-		return stop, fmt.Errorf("bench: %w", err)
-	}
-	undo = append(undo, func() { ownerLog.Close() })
-	if e.reg, err = registry.New(registry.WithAddress(e.consulAddr),
-		registry.WithLogger(slog.New(slog.NewTextHandler(ownerLog, &slog.HandlerOptions{Level: slog.LevelWarn})))); err != nil {
 		return stop, err
 	}
-	ownerCtx, stopOwners := context.WithCancel(context.WithoutCancel(ctx))
-	e.ownerCtx = ownerCtx
-	undo = append(undo, func() { e.closeOwners(); stopOwners() })
+	undo = append(undo, stopObs)
+	stopOwners, err := e.startOwners(ctx)
+	if err != nil {
+		return stop, err
+	}
+	undo = append(undo, stopOwners)
 	e.ctTemplate = filepath.Join(e.dir, "upstreams.ctmpl")
 	if err := os.WriteFile(e.ctTemplate, []byte(consulTemplateSource), 0o644); err != nil {
 		return stop, fmt.Errorf("bench: %w", err)
@@ -201,6 +189,37 @@ func (e *env) setup(ctx context.Context) (stop func(), err error) {
 		return stop, err
 	}
 	return stop, nil
+}
+
+// startObserver starts following files until stop.
+func (e *env) startObserver(ctx context.Context) (stop func(), err error) {
+	if e.obs, err = newObserver(); err != nil {
+		return nil, err
+	}
+	obsCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { // owned here: stop cancels and waits
+		defer close(done)
+		_ = e.obs.run(obsCtx)
+	}()
+	return func() { cancel(); <-done }, nil
+}
+
+// startOwners makes the Consul client of the providers' owners; stop
+// deregisters every provider.
+func (e *env) startOwners(ctx context.Context) (stop func(), err error) {
+	ownerLog, err := os.Create(filepath.Join(e.dir, "logs", "providers.log"))
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(ownerLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if e.reg, err = registry.New(registry.WithAddress(e.consulAddr), registry.WithLogger(log)); err != nil {
+		ownerLog.Close()
+		return nil, err
+	}
+	var cancel context.CancelFunc
+	e.ownerCtx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+	return func() { e.closeOwners(); cancel(); ownerLog.Close() }, nil
 }
 
 // phases are the fleet sizes to start, each once, smallest first.

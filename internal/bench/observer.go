@@ -214,7 +214,7 @@ func (o *observer) rewrites(paths []string) []int {
 	return n
 }
 
-// lastChange is the latest rewrite count total, to detect quiet.
+// totalRewrites is the rewrites of paths together, to detect quiet.
 func (o *observer) totalRewrites(paths []string) int {
 	sum := 0
 	for _, n := range o.rewrites(paths) {
