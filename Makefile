@@ -83,6 +83,20 @@ deploy-check: build
 		echo "deploy-check: deploy/systemd units verify clean"; \
 	fi
 
+# The side-by-side benchmark: patchbay's listener fleet against
+# consul-template (pinned by tools/consul-template) on one Consul, plus a
+# fleet simulation; prints one table (README.md, "Performance"). About ten
+# minutes; BENCHFLAGS passes flags, e.g. BENCHFLAGS='-sizes 10 -sim "" -json bench.json'.
+.PHONY: bench
+BENCHFLAGS ?=
+bench: build bin/consul bin/consul-template
+	go run ./internal/bench/cmd/bench $(BENCHFLAGS)
+
+bin/consul-template: tools/consul-template/go.mod tools/consul-template/go.sum
+	@echo "building consul-template $$(awk '$$1 == "github.com/hashicorp/consul-template" {print $$2; exit}' tools/consul-template/go.mod) for make bench into bin/consul-template"
+	go -C tools/consul-template build -o ../../bin/consul-template github.com/hashicorp/consul-template
+	@touch $@
+
 FUZZTIME ?= 60s
 fuzz:
 	go test ./manifest -run '^$$' -fuzz FuzzParseExpand -fuzztime $(FUZZTIME)

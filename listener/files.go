@@ -37,7 +37,8 @@ type Files struct {
 	settle    time.Duration
 	onRestore func(path string, err error)
 	run       CommandRunner
-	w         *fsnotify.Watcher
+	w         *fsnotify.Watcher // nil: WithoutWatcher, drift is not watched
+	noWatch   bool
 
 	// wmu serialises changes of the watch list, so that watchedDir.watched
 	// follows it; taken before mu, never by Run's goroutine.
@@ -103,20 +104,30 @@ func WithOnRestore(fn func(path string, err error)) FilesOption {
 	return func(fs *Files) { fs.onRestore = fn }
 }
 
+// WithoutWatcher installs files without watching them for drift: no
+// inotify instance, which the kernel limits per user (128 by default), so
+// that thousands of listeners can share one process in the fleet
+// simulation of `make bench`.
+func WithoutWatcher() FilesOption { return func(fs *Files) { fs.noWatch = true } }
+
 // NewFiles creates the file watcher; Run must be called to close it.
 func NewFiles(opts ...FilesOption) (*Files, error) {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, fmt.Errorf("listener: watch files: %w", err)
-	}
 	fs := &Files{
-		log: slog.Default(), settle: DefaultSettle, onRestore: func(string, error) {}, run: templates.Run, w: w,
+		log: slog.Default(), settle: DefaultSettle, onRestore: func(string, error) {}, run: templates.Run,
 		paths: make(map[string]*kept), dirs: make(map[string]*watchedDir),
 		pending: make(map[string]struct{}), wake: make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		o(fs)
 	}
+	if fs.noWatch {
+		return fs, nil
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("listener: watch files: %w", err)
+	}
+	fs.w = w
 	return fs, nil
 }
 
@@ -274,6 +285,9 @@ func (fs *Files) countPathLocked(dir string) {
 // added now may have missed changes made before it, so the installed paths
 // in dir are checked.
 func (fs *Files) watchDir(dir string) {
+	if fs.w == nil {
+		return
+	}
 	fs.wmu.Lock()
 	defer fs.wmu.Unlock()
 	fs.mu.Lock()
@@ -310,6 +324,9 @@ func (fs *Files) watchDir(dir string) {
 
 // unwatchUnused removes the watch on dir if no path is kept in it.
 func (fs *Files) unwatchUnused(dir string) {
+	if fs.w == nil {
+		return
+	}
 	fs.wmu.Lock()
 	defer fs.wmu.Unlock()
 	fs.mu.Lock()
@@ -464,6 +481,10 @@ func restoreKept(ctx context.Context, want expectation) error {
 // Run watches until ctx is done and restores drifted files; it closes the
 // watcher before returning, and returns nil once ctx is done.
 func (fs *Files) Run(ctx context.Context) error {
+	if fs.w == nil {
+		<-ctx.Done()
+		return nil
+	}
 	l := &watchLoop{
 		fs: fs, ctx: ctx, due: make(map[string]time.Time), busy: make(map[string]bool),
 		done: make(chan string), timer: time.NewTimer(time.Hour),

@@ -52,6 +52,7 @@ type Listener struct {
 	converged time.Duration // 0: run until stopped
 	onRun     func(RunReport)
 	simulated bool // commands logged, not run; files keep this process's owner
+	noDrift   bool // files are not watched for drift
 
 	cfg      atomic.Pointer[Config]
 	reloads  chan *Config
@@ -123,6 +124,11 @@ func WithRunHook(fn func(RunReport)) Option { return func(l *Listener) { l.onRun
 // process's owner and group.
 func WithSimulation() Option { return func(l *Listener) { l.simulated = true } }
 
+// WithoutDriftWatch makes the listener install its files without watching
+// them for drift (no inotify instance): for many listeners in one process,
+// as in the fleet simulation of `make bench`.
+func WithoutDriftWatch() Option { return func(l *Listener) { l.noDrift = true } }
+
 // New returns a listener for cfg; Run starts it.
 func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	l := &Listener{
@@ -148,11 +154,15 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 		WithQueueLogger(l.log),
 		WithQueueObserver(l.observeQueue),
 	)
-	files, err := NewFiles(WithFilesLogger(l.log), WithCommandRunner(l.runCommand), WithOnRestore(func(path string, err error) {
+	fopts := []FilesOption{WithFilesLogger(l.log), WithCommandRunner(l.runCommand), WithOnRestore(func(path string, err error) {
 		if err == nil {
 			l.metrics.Restored(path)
 		}
-	}))
+	})}
+	if l.noDrift {
+		fopts = append(fopts, WithoutWatcher())
+	}
+	files, err := NewFiles(fopts...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/patchbay/patchbay/registry"
+)
+
+// kind is what a fleet runs.
+type kind int
+
+const (
+	consulTemplate     kind = iota // consul-template, no wait
+	consulTemplateWait             // consul-template with wait { min = "1s" max = "10s" }
+	patchbay                       // patchbay listen, default settings
+	simulated                      // patchbay listeners in the harness's process
+)
+
+var kindNames = map[kind]string{consulTemplate: "consul-template", consulTemplateWait: "consul-template-wait", patchbay: "patchbay", simulated: "patchbay-simulated"}
+
+func (k kind) String() string { return kindNames[k] }
+
+// fleet is N consumers of one kind, each a process rendering its own file,
+// all reaching Consul through the kind's counting proxy.
+type fleet struct {
+	kind  kind
+	proxy *Proxy
+	procs []*proc
+	files []string
+}
+
+// startFleet starts n consumers of kind k in dir and waits until each
+// file holds every provider registered so far.
+func (e *env) startFleet(ctx context.Context, k kind, n int, tag string) (*fleet, error) {
+	f := &fleet{kind: k, proxy: e.proxies[k]}
+	for i := range n {
+		dir := filepath.Join(e.dir, tag, k.String(), strconv.Itoa(i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			f.stop()
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		out := filepath.Join(dir, outputName)
+		if err := e.obs.add(out); err != nil {
+			f.stop()
+			return nil, err
+		}
+		f.files = append(f.files, out)
+		argv, err := e.member(k, dir, fmt.Sprintf("bench-%s-%d", tag, i), out)
+		if err != nil {
+			f.stop()
+			return nil, err
+		}
+		p, err := startProc(fmt.Sprintf("%s %s/%d", k, tag, i), dir, filepath.Join(dir, "log"), nil, argv...)
+		if err != nil {
+			f.stop()
+			return nil, err
+		}
+		f.procs = append(f.procs, p)
+	}
+	limit := 60*time.Second + time.Duration(n)*time.Second
+	if err := e.obs.awaitAll(ctx, limit, f.files, e.providers...); err != nil {
+		f.stop()
+		return nil, fmt.Errorf("bench: %d %s consumers did not render every provider: %w (logs in %s)", n, k, err, filepath.Join(e.dir, tag, k.String()))
+	}
+	return f, nil
+}
+
+// member writes a consumer's configuration and returns its command line.
+func (e *env) member(k kind, dir, node, out string) ([]string, error) {
+	if k == patchbay {
+		cfg := fmt.Sprintf("consul-addr: %s\nnats-url: %s\nnode: %s\nroot: %s\nstate_dir: %s\ncontrol: \"off\"\nservices:\n  - service: consumer\n",
+			e.proxies[k].Addr, e.natsURL, node, dir, filepath.Join(dir, "state"))
+		path := filepath.Join(dir, "listener.yaml")
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		return []string{e.cfg.Patchbay, "listen", "--config", path}, nil
+	}
+	wait := ""
+	if k == consulTemplateWait {
+		wait = "  wait {\n    min = \"1s\"\n    max = \"10s\"\n  }\n"
+	}
+	cfg := fmt.Sprintf("consul {\n  address = %q\n}\nlog_level = \"warn\"\ntemplate {\n  source = %q\n  destination = %q\n%s}\n",
+		e.proxies[k].Addr, e.ctTemplate, out, wait)
+	path := filepath.Join(dir, "consul-template.hcl")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	return []string{e.cfg.ConsulTemplate, "-config", path}, nil
+}
+
+// stop ends the fleet's processes; it returns how many ignored SIGINT
+// for 10 s.
+func (f *fleet) stop() int {
+	killed := stopAll(f.procs, 10*time.Second)
+	f.procs = nil
+	return killed
+}
+
+func (f *fleet) pids() []int {
+	pids := make([]int, len(f.procs))
+	for i, p := range f.procs {
+		pids[i] = p.pid()
+	}
+	return pids
+}
+
+// register makes this process the owner of one more provider instance
+// (registry.Client.Register, the code behind `patchbay register`, directly
+// against Consul) and returns the line consumers will render for it,
+// awaited from now. In-process owners make a burst of registrations a
+// burst: a hundred `patchbay register` processes starting at once on two
+// cores take tens of seconds, which turns the burst into a trickle.
+func (e *env) register(ctx context.Context) (*target, error) {
+	e.seq++
+	port := 20000 + e.seq
+	spec := registry.InstanceSpec{Federation: "default", Service: "provider", Node: fmt.Sprintf("provider-%d", e.seq), Address: "127.0.0.1", Port: port}
+	t := e.obs.expect(fmt.Sprintf("127.0.0.1:%d\n", port), time.Now())
+	// A long owner TTL: on a loaded machine a 3 s TTL is missed now and
+	// then, and a flapping provider would be measured as many changes.
+	o, err := e.reg.Register(e.ownerCtx, spec, registry.WithOwnerTTL(30*time.Second))
+	if err != nil {
+		e.obs.drop(t)
+		return nil, err
+	}
+	e.providers = append(e.providers, t)
+	e.owners = append(e.owners, o)
+	return t, ctx.Err()
+}
+
+// closeOwners deregisters every provider instance, in parallel.
+func (e *env) closeOwners() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, o := range e.owners {
+		wg.Go(func() { _ = o.Close(ctx) })
+	}
+	wg.Wait()
+	e.owners = nil
+}
+
+// quiet waits until none of files has been rewritten for d, at most limit.
+func (e *env) quiet(ctx context.Context, files []string, d, limit time.Duration) error {
+	last, since := e.obs.totalRewrites(files), time.Now()
+	return poll(ctx, limit, 20*time.Millisecond, func() bool {
+		if n := e.obs.totalRewrites(files); n != last {
+			last, since = n, time.Now()
+		}
+		return time.Since(since) >= d
+	})
+}
