@@ -83,6 +83,19 @@ deploy-check: build
 		echo "deploy-check: deploy/systemd units verify clean"; \
 	fi
 
+# The chaos suite (README.md, "Failure behaviour"): a real 3-server Consul
+# cluster, 2 NATS servers, 2 resolvers and 3 listener hosts, each in its own
+# network namespace, put through Consul, NATS and host faults; it prints a
+# table of figures and writes it to bin/chaos-results.txt. Needs root, ip and
+# iptables; about 10 minutes. PATCHBAY_CHAOS_STRICT=1 fails a missed target.
+.PHONY: chaos
+chaos: bin/consul bin/nats-server build
+	PATCHBAY_CHAOS=1 go test ./internal/chaos -run '^TestChaos$$' -count=1 -v -timeout 25m
+
+# The NATS servers of the chaos suite, at the version go.mod pins.
+bin/nats-server: go.mod go.sum
+	go build -o bin/nats-server github.com/nats-io/nats-server/v2
+
 FUZZTIME ?= 60s
 fuzz:
 	go test ./manifest -run '^$$' -fuzz FuzzParseExpand -fuzztime $(FUZZTIME)
