@@ -139,7 +139,7 @@ func casePartition(ctx context.Context, t *testing.T, c *cluster, r *results) {
 	back := time.Now()
 	seen := firstTimes(ctx, c.opts.wait, map[string]func() error{
 		"files":      c.filesMatch,
-		"registered": func() error { return registered(ctx, h) },
+		"registered": func() error { return c.registered(ctx, h) },
 	})
 	aeMax := c.opts.ae + c.opts.ae/5 + 2*time.Second
 	met = r.timed(name, "after it, the host's files converged", sinceSeen(back, seen, "files"), aeMax, c.opts.wait)

@@ -98,8 +98,21 @@ func status(ctx context.Context, h *host) (listenerStatus, error) {
 }
 
 // registered says whether h's backend instance (the one service it hosts
-// with a port) is registered.
-func registered(ctx context.Context, h *host) error {
+// with a port) is registered: its key in Consul is held by a session, and
+// its listener says so.
+func (c *cluster) registered(ctx context.Context, h *host) error {
+	cl, err := c.consul()
+	if err != nil {
+		return err
+	}
+	key := "patchbay/registry/instances/default/backend/backend@" + h.name + ":9000"
+	pair, _, err := cl.KV().Get(key, nil)
+	if err != nil {
+		return err
+	}
+	if pair == nil || pair.Session == "" {
+		return fmt.Errorf("%s: no session holds %s", h.name, key)
+	}
 	st, err := status(ctx, h)
 	if err != nil {
 		return err
@@ -117,7 +130,7 @@ func registered(ctx context.Context, h *host) error {
 
 func (c *cluster) allRegistered(ctx context.Context) error {
 	for _, h := range c.hosts {
-		if err := registered(ctx, h); err != nil {
+		if err := c.registered(ctx, h); err != nil {
 			return err
 		}
 	}
