@@ -3,6 +3,7 @@ package chaos
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -186,7 +187,8 @@ func caseListenerKill(ctx context.Context, t *testing.T, c *cluster, r *results)
 	if err := c.waitSettled(ctx, c.opts.settle); err != nil {
 		t.Fatal(err)
 	}
-	checks0, runs0 := countLines(filepath.Join(h.root, "checks.log")), countLines(filepath.Join(h.dir, "runs.log"))
+	checks := filepath.Join(h.root, "checks.log")
+	checks0, runs0 := countLines(checks), countLines(filepath.Join(h.dir, "runs.log"))
 	began := time.Now()
 	hits := 0
 	for i := range c.opts.kills {
@@ -194,7 +196,15 @@ func caseListenerKill(ctx context.Context, t *testing.T, c *cluster, r *results)
 		if _, _, err := c.change(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if poll(ctx, time.Until(round)-100*time.Millisecond, func() error { return stagedIn(h) }) == nil {
+		// A check starting (it logs a line, then sleeps a second with the
+		// staged file in place) is the moment to kill.
+		before := countLines(checks)
+		if poll(ctx, time.Until(round)-100*time.Millisecond, func() error {
+			if countLines(checks) > before && stagedIn(h) == nil {
+				return nil
+			}
+			return errors.New("no check running")
+		}) == nil {
 			hits++
 		}
 		if err := h.listener.kill(); err != nil {
@@ -206,12 +216,12 @@ func caseListenerKill(ctx context.Context, t *testing.T, c *cluster, r *results)
 		_ = hold(ctx, time.Until(round))
 	}
 	window := time.Since(began)
-	checks := countLines(filepath.Join(h.root, "checks.log")) - checks0
+	started := countLines(checks) - checks0
 	runs := countLines(filepath.Join(h.dir, "runs.log")) - runs0
 	allowed := lc.burst + int(window/lc.minInterval)
-	r.add(name, fmt.Sprintf("%d kills in %s, %d during a check: %d runs reached the check, %d provisions ran", c.opts.kills, secs(window), hits, checks, runs),
-		fmt.Sprintf("≤ %d runs (throttle: %d + 1 per %s)", allowed, lc.burst, lc.minInterval), yes(checks <= allowed))
-	c.expect(t, checks <= allowed, "runs under restarts")
+	r.add(name, fmt.Sprintf("%d kills in %s, %d during a check: %d runs reached the check, %d provisions ran", c.opts.kills, secs(window), hits, started, runs),
+		fmt.Sprintf("≤ %d runs (throttle: %d + 1 per %s)", allowed, lc.burst, lc.minInterval), yes(started <= allowed))
+	c.expect(t, started <= allowed, "runs under restarts")
 	if err := c.publishApp(ctx, false); err != nil {
 		t.Error(err)
 	}

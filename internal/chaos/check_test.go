@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -85,6 +86,9 @@ func (c *cluster) finalCheck(ctx context.Context) error {
 	}
 	if staged := c.stagedFiles(); len(staged) > 0 {
 		errs = append(errs, fmt.Errorf("staged files left behind: %s", strings.Join(staged, ", ")))
+		for _, f := range staged { // reported once: the next case is judged on its own
+			_ = os.Remove(f)
+		}
 	}
 	if back := c.samples.regressions(); len(back) > 0 {
 		errs = append(errs, fmt.Errorf("revisions went backwards: %s", strings.Join(back, "; ")))
