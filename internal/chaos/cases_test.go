@@ -24,9 +24,17 @@ func caseConsulLeaderKill(ctx context.Context, t *testing.T, c *cluster, r *resu
 		t.Errorf("consul never accepted writes after its leader died: %v", err)
 	} else {
 		r.add(name, fmt.Sprintf("Consul accepts writes again %s after the kill (Raft election)", secs(wrote.Sub(killed))), "-", nil)
-		done, err := c.waitMark(ctx, c.hosts, seq, c.opts.wait)
-		met := r.timed(name, "change made then → all files", since(wrote, done, err), 3*time.Second, c.opts.wait)
+		seen := firstTimes(ctx, c.opts.wait, map[string]func() error{
+			"change": func() error {
+				_, err := c.waitMark(ctx, c.hosts, seq, 0)
+				return err
+			},
+			"owners": func() error { return c.allRegistered(ctx) },
+		})
+		met := r.timed(name, "change made then → all files", sinceSeen(wrote, seen, "change"), 3*time.Second, c.opts.wait)
 		c.expect(t, met, "change after a Consul leader kill")
+		met = r.timed(name, "every instance owner registered (again)", sinceSeen(wrote, seen, "owners"), 5*time.Second, c.opts.wait)
+		c.expect(t, met, "owners after a Consul leader kill")
 	}
 	if err := s.agent.start(); err != nil {
 		t.Fatal(err)
