@@ -92,8 +92,8 @@ func requireChaos(t *testing.T, repo string) {
 	}
 }
 
-// chaosCase is one fault: it measures, records its figures in r, and
-// returns the problems of its final state.
+// chaosCase is one fault: it measures and records its figures in r; the
+// final-state check follows every case.
 type chaosCase struct {
 	name string
 	run  func(ctx context.Context, t *testing.T, c *cluster, r *results)
