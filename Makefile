@@ -5,9 +5,10 @@ CONSUL_VERSION := $(shell awk '$$1 == "github.com/hashicorp/consul" {print $$2; 
 
 .PHONY: test dev build completions consul lb-servers deploy-check fuzz clean
 
-test: bin/consul lb-servers deploy-check
+test: bin/consul bin/nats-server lb-servers deploy-check
 	go vet ./...
 	go test -race ./...
+	$(MAKE) --no-print-directory chaos
 
 build:
 	go build -o bin/patchbay ./cmd/patchbay
@@ -96,6 +97,19 @@ bin/consul-template: tools/consul-template/go.mod tools/consul-template/go.sum
 	@echo "building consul-template $$(awk '$$1 == "github.com/hashicorp/consul-template" {print $$2; exit}' tools/consul-template/go.mod) for make bench into bin/consul-template"
 	go -C tools/consul-template build -o ../../bin/consul-template github.com/hashicorp/consul-template
 	@touch $@
+
+# The chaos suite (README.md, "Failure behaviour"): a real 3-server Consul
+# cluster, 2 NATS servers, 2 resolvers and 3 listener hosts, each in its own
+# network namespace, put through Consul, NATS and host faults; it prints a
+# table of figures and writes it to bin/chaos-results.txt. Needs root, ip and
+# iptables; about 10 minutes. PATCHBAY_CHAOS_STRICT=1 fails a missed target.
+.PHONY: chaos
+chaos: bin/consul bin/nats-server build
+	PATCHBAY_CHAOS=1 go test ./internal/chaos -run '^TestChaos$$' -count=1 -v -timeout 25m
+
+# The NATS servers of the chaos suite, at the version go.mod pins.
+bin/nats-server: go.mod go.sum
+	go build -o bin/nats-server github.com/nats-io/nats-server/v2
 
 FUZZTIME ?= 60s
 fuzz:
