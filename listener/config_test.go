@@ -99,7 +99,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	want := &Config{
 		File: path, Node: host, StateDir: DefaultStateDir, Control: DefaultControlAddr,
 		AntiEntropy: configDur(DefaultAntiEntropy), ShutdownTimeout: configDur(DefaultShutdownTimeout),
-		Queue:    QueueConfig{Quiet: configDur(time.Second), MaxWait: configDur(10 * time.Second), MinInterval: configDur(30 * time.Second), Burst: 3},
+		Queue:    QueueConfig{Quiet: configDur(DefaultQuiet), MaxWait: configDur(DefaultMaxWait), MinInterval: configDur(DefaultMinInterval), Burst: DefaultBurst},
 		Retry:    RetryConfig{Initial: configDur(DefaultRetryInitial), Max: configDur(DefaultRetryMax)},
 		Services: []ServiceConfig{{Service: "worker", Line: 2}},
 	}
@@ -114,7 +114,7 @@ func TestLoadConfigNullKeepsDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Control != DefaultControlAddr || got.Queue.Burst != 3 || got.Queue.Quiet != configDur(time.Second) {
+	if got.Control != DefaultControlAddr || got.Queue.Burst != 3 || got.Queue.Quiet != configDur(DefaultQuiet) {
 		t.Errorf("control %q, queue %+v: want the defaults", got.Control, got.Queue)
 	}
 }
@@ -184,8 +184,8 @@ func TestLoadConfigProblems(t *testing.T) {
 			[]string{`3: queue.burst: 0 is less than 1`}},
 		{"quiet over max_wait", "node: n\nqueue:\n  max_wait: 5s\n  quiet: 6s\n" + svc,
 			[]string{`4: queue.quiet: 6s is longer than queue.max_wait 5s; the quiet window must fit in the maximum wait`}},
-		{"max_wait under the default quiet", "node: n\nqueue:\n  max_wait: 500ms\n" + svc,
-			[]string{`3: queue.max_wait: 500ms is shorter than queue.quiet 1s`}},
+		{"max_wait under the default quiet", "node: n\nqueue:\n  max_wait: 50ms\n" + svc,
+			[]string{`3: queue.max_wait: 50ms is shorter than queue.quiet 100ms`}},
 		{"retry initial over max", "node: n\nretry:\n  initial: 10m\n" + svc,
 			[]string{`3: retry.initial: 10m0s is longer than retry.max 5m0s`}},
 		{"control empty", "node: n\ncontrol: \"\"\n" + svc,

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/bench"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/registry"
@@ -23,8 +24,11 @@ import (
 func TestEventRunsAreConsulFree(t *testing.T) {
 	c := newCluster(t)
 	ctx := context.Background()
-	proxy := testcluster.StartConsulProxy(t, c.consul.Addr)
-	var err error
+	proxy, err := bench.StartProxy("listener", c.consul.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
 	c.nodeReg, err = registry.New(registry.WithAddress(proxy.Addr), registry.WithLogger(testLogger(t, "node-registry")))
 	if err != nil {
 		t.Fatal(err)
@@ -55,29 +59,29 @@ templates:
 		name   string
 		change func()
 		want   string
-		// requests the listener may make for the change, by "METHOD /path"
-		allowed map[string]int
+		// requests the listener may make for the change
+		allowed bench.Counts
 	}{
-		{"a binding change", func() { setDB("postgres://two") }, "DB=postgres://two\n", nil},
-		{"another binding change", func() { setDB("postgres://three") }, "DB=postgres://three\n", nil},
-		{"a manifest change", func() { c.publish(strings.Replace(web, "%s", " # v2", 1)) }, "DB=postgres://three # v2\n", map[string]int{"PUT /v1/txn": 1}},
+		{"a binding change", func() { setDB("postgres://two") }, "DB=postgres://two\n", bench.Counts{}},
+		{"another binding change", func() { setDB("postgres://three") }, "DB=postgres://three\n", bench.Counts{}},
+		{"a manifest change", func() { c.publish(strings.Replace(web, "%s", " # v2", 1)) }, "DB=postgres://three # v2\n", bench.Counts{bench.Read: 1}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			runs, before := n.runs.Load(), proxy.Requests()
+			runs, before := n.runs.Load(), proxy.Counts()
 			tc.change()
 			testcluster.Eventually(t, 30*time.Second, "web-1 renders the change", holds(tc.want))
-			after := proxy.Requests()
-			for k, v := range after {
-				if made := v - before[k]; made > tc.allowed[k] {
-					t.Errorf("%d × %s for the change (%d runs); want at most %d", made, k, n.runs.Load()-runs, tc.allowed[k])
+			made := proxy.Counts().Sub(before)
+			for class, count := range made {
+				if count > tc.allowed[class] {
+					t.Errorf("%d %s requests for the change (%d runs); want at most %d (by path: %v)", count, bench.Class(class), n.runs.Load()-runs, tc.allowed[class], proxy.ByPath())
 				}
 			}
 		})
 	}
 
 	// An outcome that changes (an unresolved requirement) is recorded once.
-	puts := func() int { return proxy.Requests()["PUT /v1/kv/patchbay/status/web-1"] }
+	puts := func() int { return proxy.ByPath()["PUT /v1/kv/patchbay/status"] }
 	before := puts()
 	if err := c.reg.DeleteDatastore(ctx, "default", "DB_URL"); err != nil {
 		t.Fatal(err)

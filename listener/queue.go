@@ -25,8 +25,10 @@ import (
 const (
 	// DefaultQuiet is the short window: a trigger that comes during a run
 	// or less than this after one waits until triggers have been quiet this
-	// long; a trigger after a longer calm starts a run at once.
-	DefaultQuiet = time.Second
+	// long; a trigger after a longer calm starts a run at once. It is short
+	// because the resolver is the system's debounce: its events of one
+	// burst come at least its quiet window apart.
+	DefaultQuiet = 100 * time.Millisecond
 	// DefaultMaxWait caps that wait, so a never-ending stream of triggers
 	// still gets a run this often.
 	DefaultMaxWait = 10 * time.Second

@@ -284,7 +284,7 @@ func TestLatencyWithoutStorms(t *testing.T) {
 		{"triggers during slow runs: one more run each", 3 * time.Second,
 			offsets(10, 0, 1100*time.Millisecond), 3, 5, 3*time.Second + DefaultQuiet},
 		{"a never-ending stream still runs every max wait", 0,
-			offsets(60, 0, DefaultQuiet/2), 3, 4, DefaultMaxWait},
+			offsets(int(3*DefaultMaxWait/(DefaultQuiet/2)), 0, DefaultQuiet/2), 3, 4, DefaultMaxWait},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

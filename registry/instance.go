@@ -309,21 +309,31 @@ func (o *Owner) registerService(ctx context.Context, m *manifest.Manifest) error
 	}
 	reg := &api.AgentServiceRegistration{
 		ID: o.ID(), Name: s.Service, Address: s.Address, Port: s.Port, Tags: tags,
-		Meta: map[string]string{"patchbay_federation": s.Federation, "patchbay_node": s.Node, "patchbay_region": s.Region},
-		Checks: api.AgentServiceChecks{{
-			CheckID: o.checkIDs.owner, Name: "patchbay owner of " + o.ID(), TTL: o.cfg.ttl.String(),
-			Status: api.HealthPassing, DeregisterCriticalServiceAfter: "1m",
-		}},
+		Meta:   map[string]string{"patchbay_federation": s.Federation, "patchbay_node": s.Node, "patchbay_region": s.Region},
+		Checks: api.AgentServiceChecks{aliveCheck(o.checkIDs.owner, "patchbay owner of "+o.ID(), o.cfg.ttl)},
 	}
 	if hc, err := o.healthCheck(m); err != nil {
 		return err
 	} else if hc != nil {
 		reg.Checks = append(reg.Checks, hc)
 	}
-	w, cancel := o.c.write(ctx)
+	return o.c.registerWithAgent(ctx, reg)
+}
+
+// aliveCheck is a TTL check, passing from the start, that a process keeps
+// passing while it lives; a session tied to it ends TTL after the process
+// does. Consul drops the service a minute after the check went critical.
+func aliveCheck(id, name string, ttl time.Duration) *api.AgentServiceCheck {
+	return &api.AgentServiceCheck{CheckID: id, Name: name, TTL: ttl.String(), Status: api.HealthPassing, DeregisterCriticalServiceAfter: "1m"}
+}
+
+// registerWithAgent puts a service and its checks in the catalog through
+// the local agent.
+func (c *Client) registerWithAgent(ctx context.Context, reg *api.AgentServiceRegistration) error {
+	w, cancel := c.write(ctx)
 	defer cancel()
-	if err := o.c.consul.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(w.Context())); err != nil {
-		return o.c.fail(ctx, err, "register service %s in the catalog", o.ID())
+	if err := c.consul.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(w.Context())); err != nil {
+		return c.fail(ctx, err, "register %s with the local agent", reg.ID)
 	}
 	return nil
 }

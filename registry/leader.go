@@ -17,7 +17,7 @@ import (
 // leader makes is a check-and-set, so a stale leader cannot overwrite its
 // successor's work, and a delay would only add to every takeover.
 const (
-	DefaultLeaderTTL = 2 * time.Second
+	DefaultLeaderTTL = 3 * time.Second
 	// monitorRetryTime is how often a leader retries reading its lock while
 	// Consul has no leader or is unreachable; it keeps retrying as long as
 	// its session lives, so an election or an outage costs no leadership.
@@ -49,7 +49,7 @@ type Candidate struct {
 type CandidateOption func(*Candidate)
 
 // WithLeaderTTL sets how long the lock outlives its holder's last heartbeat
-// (default 2s; heartbeats go out four times per TTL).
+// (default 3s; heartbeats go out three times per TTL).
 func WithLeaderTTL(d time.Duration) CandidateOption { return func(c *Candidate) { c.ttl = d } }
 
 // Campaign registers the candidate's TTL check with the local agent and
@@ -73,24 +73,15 @@ func (c *Client) Campaign(ctx context.Context, name, holder string, opts ...Cand
 // check its session is tied to, passing from the start. It runs again with
 // every new session: an agent restarted without its state has forgotten it.
 func (cand *Candidate) register(ctx context.Context) error {
-	reg := &api.AgentServiceRegistration{
+	return cand.c.registerWithAgent(ctx, &api.AgentServiceRegistration{
 		ID: cand.service, Name: "patchbay-" + cand.name, Tags: []string{"patchbay"},
-		Meta: map[string]string{"patchbay_holder": cand.holder},
-		Checks: api.AgentServiceChecks{{
-			CheckID: cand.checkID, Name: "patchbay " + cand.name + " " + cand.holder + " alive", TTL: cand.ttl.String(),
-			Status: api.HealthPassing, DeregisterCriticalServiceAfter: "1m",
-		}},
-	}
-	w, cancel := cand.c.write(ctx)
-	defer cancel()
-	if err := cand.c.consul.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(w.Context())); err != nil {
-		return cand.c.fail(ctx, err, "register %s with the local agent", cand.service)
-	}
-	return nil
+		Meta:   map[string]string{"patchbay_holder": cand.holder},
+		Checks: api.AgentServiceChecks{aliveCheck(cand.checkID, "patchbay "+cand.name+" "+cand.holder+" alive", cand.ttl)},
+	})
 }
 
 func (cand *Candidate) heartbeat(ctx context.Context) {
-	tick := time.NewTicker(cand.ttl / 4)
+	tick := time.NewTicker(cand.ttl / 3)
 	defer tick.Stop()
 	for {
 		select {

@@ -62,9 +62,19 @@ type Pass struct {
 // LoopOption configures a Loop.
 type LoopOption func(*Loop)
 
+// Defaults of the debounce, the system's one: listeners apply each event
+// at once.
+const (
+	// DefaultQuiet: after a pass, further changes wait until the registry
+	// has been unchanged this long; an isolated change is resolved at once.
+	DefaultQuiet = time.Second
+	// DefaultMaxWait: the most a burst of changes defers a resolve.
+	DefaultMaxWait = 10 * time.Second
+)
+
 // WithDebounce sets the quiet window (after a pass, further changes wait
 // until the registry has been unchanged this long) and the most such a
-// burst can defer a resolve. Defaults: 500ms and 5s.
+// burst can defer a resolve. Defaults: DefaultQuiet and DefaultMaxWait.
 func WithDebounce(quiet, maxWait time.Duration) LoopOption {
 	return func(l *Loop) { l.quiet, l.max = quiet, maxWait }
 }
@@ -84,7 +94,7 @@ func WithPassHook(fn func(Pass)) LoopOption { return func(l *Loop) { l.onApplied
 
 // NewLoop returns a resolver loop.
 func NewLoop(reg Registry, pub Publisher, opts ...LoopOption) *Loop {
-	l := &Loop{reg: reg, pub: pub, holder: "resolver", quiet: 500 * time.Millisecond, max: 5 * time.Second, ttl: registry.DefaultLeaderTTL, log: slog.Default()}
+	l := &Loop{reg: reg, pub: pub, holder: "resolver", quiet: DefaultQuiet, max: DefaultMaxWait, ttl: registry.DefaultLeaderTTL, log: slog.Default()}
 	for _, opt := range opts {
 		opt(l)
 	}

@@ -58,8 +58,8 @@ reload; change its settings with a restart.`,
 		},
 	}
 	f := cmd.Flags()
-	f.DurationVar(&quiet, "quiet", 500*time.Millisecond, "resolve once the registry has been unchanged this long")
-	f.DurationVar(&maxWait, "max-wait", 5*time.Second, "resolve at the latest this long after the first change of a burst")
+	f.DurationVar(&quiet, "quiet", resolver.DefaultQuiet, "an isolated change is resolved at once; changes within this long of a pass wait until the registry has been unchanged this long")
+	f.DurationVar(&maxWait, "max-wait", resolver.DefaultMaxWait, "resolve at the latest this long after the first change of a burst")
 	f.StringVar(&holder, "name", holder, "name of this resolver in the leader lock")
 	return cmd
 }
