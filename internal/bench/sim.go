@@ -43,16 +43,24 @@ func (e *env) simulate(ctx context.Context, n int) (*Scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(e.natsURL, nats.Name("patchbay bench fleet simulation"))
-	if err != nil {
-		return nil, fmt.Errorf("bench: nats: %w", err)
+	// Real hosts each have a NATS connection of their own, and the server
+	// bounds what it buffers per connection (64 MiB): thousands of
+	// listeners on one connection would make one slow consumer of the
+	// whole fleet, so they share a connection per simListenersPerConn.
+	conns := make([]*nats.Conn, (n+simListenersPerConn-1)/simListenersPerConn)
+	for i := range conns {
+		nc, err := nats.Connect(e.natsURL, nats.Name(fmt.Sprintf("patchbay bench fleet simulation %d", i)))
+		if err != nil {
+			return nil, fmt.Errorf("bench: nats: %w", err)
+		}
+		defer nc.Close()
+		conns[i] = nc
 	}
-	defer nc.Close()
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait(); e.obs.forget(f.files) }()
 	for i := range n {
-		l, out, err := simListener(dir, i, reg, nc, log)
+		l, out, err := simListener(dir, i, reg, conns[i/simListenersPerConn], log)
 		if err != nil {
 			return nil, err
 		}
@@ -85,6 +93,10 @@ func (e *env) simulate(ctx context.Context, n int) (*Scenario, error) {
 	}
 	return &Scenario{N: n, Fleets: figs, Note: "listeners in one process, default queue settings, no drift watch"}, nil
 }
+
+// simListenersPerConn is how many simulated listeners share a NATS
+// connection.
+const simListenersPerConn = 50
 
 // simListener writes the listener.yaml of simulated node i and makes its
 // listener; it returns the file the listener renders.
