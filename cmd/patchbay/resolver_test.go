@@ -106,7 +106,7 @@ func nextEvent(t *testing.T, sub *nats.Subscription) events.BindingsChanged {
 }
 
 // A leader killed with SIGKILL cannot release its lock: the standby takes
-// over once the leader's TTL check lapses (about 2 s), not after a session
+// over once the leader's TTL check lapses (about 3 s), not after a session
 // TTL stretched by Consul plus a lock delay (30+ s before).
 func TestResolverKilledLeaderHandsOver(t *testing.T) {
 	consul := testcluster.StartConsul(t)
