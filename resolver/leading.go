@@ -55,10 +55,10 @@ type bindingsWake struct {
 // permission or the end of ctx (leadership lost, stopping) ends it.
 func (l *Loop) lead(ctx context.Context) error {
 	ld := &leader{Loop: l, reload: true}
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel below: deferred calls run last first
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	inputs, bindings := make(chan uint64, 1), make(chan bindingsWake, 1)
 	for started := false; ; started = true {
 		if err := l.retry(ctx, "resolve", func() error { return ld.resolve(ctx) }); err != nil || ctx.Err() != nil {

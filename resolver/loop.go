@@ -178,10 +178,10 @@ func (l *Loop) leadOnce(ctx context.Context, cand *registry.Candidate, leading f
 		return err
 	}
 	defer func() { _ = lead.Release() }()
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel below: deferred calls run last first
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	wg.Go(func() {
 		select {
 		case <-lead.Lost:

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/patchbay/patchbay/internal/testcluster"
 )
@@ -47,5 +50,33 @@ func TestPermissionErrors(t *testing.T) {
 				t.Fatalf("exit %d (want 2)\nstderr:\n%s", code, stderr)
 			}
 		})
+	}
+}
+
+// A resolver whose token may lead but not read the registry exits 2 naming
+// the rule, rather than resolving from the part it sees or retrying
+// silently.
+func TestResolverPermissionDenied(t *testing.T) {
+	const root = "11111111-2222-3333-4444-555555555555"
+	consul := testcluster.StartConsul(t, testcluster.WithACLs(root))
+	addr := "--consul-addr=" + consul.Addr
+	if code, _, stderr := patchbay(t, "publish", addr, "--consul-token="+root, "../../examples/services"); code != 0 {
+		t.Fatalf("publish: exit %d\n%s", code, stderr)
+	}
+	leadOnly := "--consul-token=" + testcluster.CreateToken(t, consul, root, `
+service_prefix "" { policy = "write" }
+session_prefix "" { policy = "write" }
+node_prefix "" { policy = "read" }
+key_prefix "patchbay/locks/" { policy = "write" }
+key_prefix "patchbay/bindings/" { policy = "write" }`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"resolver", addr, leadOnly, "--nats-url", "nats://127.0.0.1:1"}, &stdout, &stderr)
+	if ctx.Err() != nil {
+		t.Fatalf("the resolver still ran after 30 s:\n%s", stderr.String())
+	}
+	if code != 2 || !strings.Contains(stderr.String(), `add the rule key_prefix "patchbay/registry/" { policy = "read" }`) {
+		t.Fatalf("exit %d (want 2)\nstderr:\n%s", code, stderr.String())
 	}
 }
