@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,20 +92,33 @@ func StartConsul(t testing.TB, opts ...ConsulOption) *Consul {
 	if err != nil {
 		t.Fatalf("consul client: %v", err)
 	}
+	waitReady(t, srv)
+	return c
+}
+
+// waitReady returns once the agent accepts its management token (a new
+// leader sets ACLs up after its election) and lists its own service (tests
+// look it up). It asks through a transport of its own, closed after, so
+// that no idle connection of the test process counts against the agent's
+// per-client connection limit.
+func waitReady(t testing.TB, srv *testutil.TestServer) {
+	t.Helper()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	probe, err := api.NewClient(&api.Config{Address: srv.HTTPAddr, Token: srv.Config.ACL.Tokens.InitialManagement, Transport: tr})
+	if err != nil {
+		t.Fatalf("consul client: %v", err)
+	}
 	if srv.Config.ACL.Enabled {
-		// A new leader sets ACLs up after its election: until then even
-		// the management token is refused.
 		Eventually(t, 30*time.Second, "consul accepts the management token", func() bool {
-			_, _, err := c.Client.ACL().TokenReadSelf(nil)
+			_, _, err := probe.ACL().TokenReadSelf(nil)
 			return err == nil
 		})
 	}
-	// Tests that look the agent's own service up need it in the catalog.
 	Eventually(t, 30*time.Second, "consul lists its own service", func() bool {
-		entries, _, err := c.Client.Health().Service("consul", "", true, nil)
+		entries, _, err := probe.Health().Service("consul", "", true, nil)
 		return err == nil && len(entries) > 0
 	})
-	return c
 }
 
 // CreateToken makes an ACL token with a policy of the given rules and
