@@ -571,7 +571,8 @@ const DefaultHoldCheck = 10 * time.Second
 
 // hold returns when the instance is lost: its session's checks went
 // critical (seen at once on the local agent), its key is gone or held by
-// another session (read every hold check), or the unique lock is lost.
+// another session (read every hold check, and every TTL while Consul does
+// not answer), or the unique lock is lost.
 // Consul being unreachable is no loss: the session outlives an outage as
 // long as its checks pass, so the owner keeps it and carries on.
 func (o *Owner) hold(ctx context.Context, in Instance, sid string, lost <-chan struct{}) error {
@@ -595,9 +596,15 @@ func (o *Owner) hold(ctx context.Context, in Instance, sid string, lost <-chan s
 			pair, _, err := o.c.consul.KV().Get(key, q)
 			switch {
 			case err != nil:
+				// Cut off from the servers (a partition, an outage): read
+				// again every TTL, so that the instance is registered again
+				// within seconds of Consul answering if it was lost meanwhile.
 				o.log.Debug("cannot read the instance key; holding on", "err", o.c.fail(ctx, err, "read %s", key))
+				remote.Reset(o.cfg.ttl)
 			case pair == nil || pair.Session != sid:
 				return errLost
+			default:
+				remote.Reset(o.cfg.holdCheck)
 			}
 		}
 	}
