@@ -191,24 +191,35 @@ func (o *Owner) Close(ctx context.Context) error {
 // heartbeat keeps the owner check passing. A failure is only logged: if
 // the check lapses, the session ends and run registers again.
 func (o *Owner) heartbeat(ctx context.Context) {
-	tick := time.NewTicker(o.cfg.ttl / 3)
+	o.c.keepPassing(ctx, o.checkIDs.owner, "owner alive", o.cfg.ttl, o.log)
+}
+
+func (o *Owner) passOwnerCheck(ctx context.Context) error {
+	return o.c.passCheck(ctx, o.checkIDs.owner, "owner alive")
+}
+
+// keepPassing passes a TTL check three times per ttl until ctx ends; a
+// failure is logged at debug level: the check lapsing is what reports it.
+func (c *Client) keepPassing(ctx context.Context, checkID, note string, ttl time.Duration, log *slog.Logger) {
+	tick := time.NewTicker(ttl / 3)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := o.passOwnerCheck(ctx); err != nil {
-				o.log.Debug("owner heartbeat failed", "err", err)
+			if err := c.passCheck(ctx, checkID, note); err != nil {
+				log.Debug("heartbeat failed", "check", checkID, "err", err)
 			}
 		}
 	}
 }
 
-func (o *Owner) passOwnerCheck(ctx context.Context) error {
-	q, cancel := o.c.query(ctx)
+// passCheck passes a TTL check on the local agent.
+func (c *Client) passCheck(ctx context.Context, checkID, note string) error {
+	q, cancel := c.query(ctx)
 	defer cancel()
-	return o.c.consul.Agent().UpdateTTLOpts(o.checkIDs.owner, "owner alive", api.HealthPassing, q)
+	return c.consul.Agent().UpdateTTLOpts(checkID, note, api.HealthPassing, q)
 }
 
 // run registers the instance and registers it again whenever it is lost,

@@ -81,24 +81,7 @@ func (cand *Candidate) register(ctx context.Context) error {
 }
 
 func (cand *Candidate) heartbeat(ctx context.Context) {
-	tick := time.NewTicker(cand.ttl / 3)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if err := cand.pass(ctx); err != nil {
-				cand.log.Debug("leader heartbeat failed", "err", err)
-			}
-		}
-	}
-}
-
-func (cand *Candidate) pass(ctx context.Context) error {
-	q, cancel := cand.c.query(ctx)
-	defer cancel()
-	return cand.c.consul.Agent().UpdateTTLOpts(cand.checkID, "alive", api.HealthPassing, q)
+	cand.c.keepPassing(ctx, cand.checkID, "alive", cand.ttl, cand.log)
 }
 
 // Leadership is held by at most one process at a time.
