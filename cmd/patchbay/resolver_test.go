@@ -56,18 +56,7 @@ func TestResolverCommands(t *testing.T) {
 
 	// The daemon, as a process: an api instance appears, app-www's binding
 	// follows in Consul and is announced on NATS.
-	nc, err := nats.Connect(natsSrv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	sub, err := nc.SubscribeSync(events.BindingsSubject("default", "app-www"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	sub := subscribeBindings(t, natsSrv.URL, "app-www")
 	daemon := startPatchbay(t, "resolver", addr, "--nats-url", natsSrv.URL, "--quiet", "0")
 	first := nextEvent(t, sub)
 	// A SIGHUP is logged and ignored: the event below needs the daemon alive.
@@ -90,6 +79,25 @@ func TestResolverCommands(t *testing.T) {
 		t.Logf("api registered → bindings event on NATS after %s", time.Since(registered).Round(time.Millisecond))
 		return
 	}
+}
+
+// subscribeBindings subscribes to the bindings events of service until the
+// test ends.
+func subscribeBindings(t *testing.T, url, service string) *nats.Subscription {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	sub, err := nc.SubscribeSync(events.BindingsSubject("default", service))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return sub
 }
 
 func nextEvent(t *testing.T, sub *nats.Subscription) events.BindingsChanged {
@@ -115,18 +123,7 @@ func TestResolverKilledLeaderHandsOver(t *testing.T) {
 	if code, _, stderr := patchbay(t, "publish", addr, "../../examples/services"); code != 0 {
 		t.Fatalf("publish: %s", stderr)
 	}
-	nc, err := nats.Connect(natsSrv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	sub, err := nc.SubscribeSync(events.BindingsSubject("default", "app-www"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	sub := subscribeBindings(t, natsSrv.URL, "app-www")
 	leader := startPatchbay(t, "resolver", addr, "--nats-url", natsSrv.URL, "--name", "r1")
 	nextEvent(t, sub)
 	startPatchbay(t, "resolver", addr, "--nats-url", natsSrv.URL, "--name", "r2")
