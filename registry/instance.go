@@ -32,7 +32,7 @@ import (
 const (
 	DefaultOwnerTTL   = 3 * time.Second
 	DefaultLockDelay  = 0
-	DefaultMaxBackoff = 5 * time.Second
+	DefaultMaxBackoff = 2 * time.Second // a lost instance is back within seconds of Consul accepting it again
 	// maxIndex bounds the search for a free {INDEX}.
 	maxIndex = 10000
 )
@@ -87,7 +87,7 @@ func WithLockDelay(d time.Duration) OwnerOption { return func(c *ownerConfig) { 
 // within the owner TTL whatever this is.
 func WithHoldCheck(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.holdCheck = d } }
 
-// WithMaxBackoff caps the wait between re-registration attempts (default 5s).
+// WithMaxBackoff caps the wait between re-registration attempts (default 2s).
 func WithMaxBackoff(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.maxBackoff = d } }
 
 // Owner keeps one instance registered while it runs: in the Consul catalog

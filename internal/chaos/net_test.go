@@ -78,6 +78,27 @@ func removeNetwork() error {
 			errs = append(errs, err.Error())
 		}
 	}
+	// A namespace the kernel has not finished tearing down can leave its
+	// veth's root end behind for a while: delete it, which deletes both ends.
+	links, err := output("ip", "-o", "link", "show")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(links, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(fields[1], ":"), "@")
+		if !strings.HasPrefix(name, nsPrefix) {
+			continue
+		}
+		if err := sh("ip", "link", "del", name); err != nil {
+			if _, gone := output("ip", "link", "show", name); gone == nil {
+				errs = append(errs, err.Error()) // still there: a real failure
+			}
+		}
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("chaos: remove network: %s", strings.Join(errs, "; "))
 	}
