@@ -199,16 +199,21 @@ func (l *Listener) Run(ctx context.Context) error {
 	if l.converged > 0 {
 		wg.Go(func() { l.untilConverged(ctx, stop) })
 	}
+	regCtx, stopRegistrars := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRegistrars()
+	s := newSupervisor()
+	var registrars sync.WaitGroup
+	// Subscribed before the first run reads Consul: an event published in
+	// between would otherwise be lost, and with it the change until the
+	// next anti-entropy check.
+	l.configure(regCtx, s, cfg, &registrars)
+	l.flushBus()
 	queueCtx, stopQueue := context.WithCancel(context.WithoutCancel(ctx))
 	queueDone := make(chan struct{})
 	go func() {
 		defer close(queueDone)
 		_ = l.queue.Run(queueCtx, l.gracefulProvision(ctx))
 	}()
-	regCtx, stopRegistrars := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRegistrars()
-	s := newSupervisor()
-	var registrars sync.WaitGroup
 	l.supervise(ctx, regCtx, s, &registrars)
 	// Stopping: the running provision finishes (or is aborted after the
 	// shutdown timeout), then the instances are deregistered.
@@ -217,6 +222,18 @@ func (l *Listener) Run(ctx context.Context) error {
 	stopRegistrars()
 	l.teardown(s, &registrars)
 	return nil
+}
+
+// flushBus waits until NATS has the subscriptions, when the bus can say
+// (a *nats.Conn can); a failure only delays events to anti-entropy.
+func (l *Listener) flushBus() {
+	f, ok := l.bus.(interface{ FlushTimeout(time.Duration) error })
+	if !ok {
+		return
+	}
+	if err := f.FlushTimeout(5 * time.Second); err != nil {
+		l.log.Debug("nats flush before the first run failed", "err", err)
+	}
 }
 
 // gracefulProvision gives a run the shutdown timeout to finish once

@@ -34,12 +34,12 @@ type registrar struct {
 	done   chan struct{}
 }
 
-// supervise keeps registrations and subscriptions in step with the config
-// and the manifests, until ctx is done. Registrars run under regCtx, which
-// the caller cancels only once the running provision is over: instances
-// stay registered while it finishes (a rollout's health wait needs them).
+// supervise keeps registrations and subscriptions, which the caller set up
+// with configure, in step with the config and the manifests, until ctx is
+// done. Registrars run under regCtx, which the caller cancels only once the
+// running provision is over: instances stay registered while it finishes
+// (a rollout's health wait needs them).
 func (l *Listener) supervise(ctx, regCtx context.Context, s *supervisor, wg *sync.WaitGroup) {
-	l.configure(regCtx, s, l.cfg.Load(), wg)
 	for {
 		select {
 		case <-ctx.Done():
