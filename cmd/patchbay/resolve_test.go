@@ -15,14 +15,9 @@ import (
 // "consul unreachable". Consul leaves out of a list what a token may not
 // read, without a 403, which is how resolve used to say "not published".
 func TestPermissionErrors(t *testing.T) {
-	const root = "11111111-2222-3333-4444-555555555555"
-	consul := testcluster.StartConsul(t, testcluster.WithACLs(root))
-	addr := "--consul-addr=" + consul.Addr
-	if code, _, stderr := patchbay(t, "publish", addr, "--consul-token="+root, "../../examples/services"); code != 0 {
-		t.Fatalf("publish: exit %d\n%s", code, stderr)
-	}
-	noKeys := "--consul-token=" + testcluster.CreateToken(t, consul, root, `node_prefix "" { policy = "read" }`)
-	readOnly := "--consul-token=" + testcluster.CreateToken(t, consul, root, `key_prefix "" { policy = "read" }`)
+	consul, addr := aclConsulWithExamples(t)
+	noKeys := "--consul-token=" + testcluster.CreateToken(t, consul, aclRoot, `node_prefix "" { policy = "read" }`)
+	readOnly := "--consul-token=" + testcluster.CreateToken(t, consul, aclRoot, `key_prefix "" { policy = "read" }`)
 	fresh := writeServices(t, map[string]string{"fresh": "id: fresh\n"})
 	tests := []struct {
 		name   string
@@ -57,13 +52,8 @@ func TestPermissionErrors(t *testing.T) {
 // the rule, rather than resolving from the part it sees or retrying
 // silently.
 func TestResolverPermissionDenied(t *testing.T) {
-	const root = "11111111-2222-3333-4444-555555555555"
-	consul := testcluster.StartConsul(t, testcluster.WithACLs(root))
-	addr := "--consul-addr=" + consul.Addr
-	if code, _, stderr := patchbay(t, "publish", addr, "--consul-token="+root, "../../examples/services"); code != 0 {
-		t.Fatalf("publish: exit %d\n%s", code, stderr)
-	}
-	leadOnly := "--consul-token=" + testcluster.CreateToken(t, consul, root, `
+	consul, addr := aclConsulWithExamples(t)
+	leadOnly := "--consul-token=" + testcluster.CreateToken(t, consul, aclRoot, `
 service_prefix "" { policy = "write" }
 session_prefix "" { policy = "write" }
 node_prefix "" { policy = "read" }
@@ -79,4 +69,19 @@ key_prefix "patchbay/bindings/" { policy = "write" }`)
 	if code != 2 || !strings.Contains(stderr.String(), `add the rule key_prefix "patchbay/registry/" { policy = "read" }`) {
 		t.Fatalf("exit %d (want 2)\nstderr:\n%s", code, stderr.String())
 	}
+}
+
+// aclRoot is the management token of aclConsulWithExamples's agent.
+const aclRoot = "11111111-2222-3333-4444-555555555555"
+
+// aclConsulWithExamples starts a default-deny Consul with the examples
+// published, and returns it with its --consul-addr flag.
+func aclConsulWithExamples(t *testing.T) (*testcluster.Consul, string) {
+	t.Helper()
+	consul := testcluster.StartConsul(t, testcluster.WithACLs(aclRoot))
+	addr := "--consul-addr=" + consul.Addr
+	if code, _, stderr := patchbay(t, "publish", addr, "--consul-token="+aclRoot, "../../examples/services"); code != 0 {
+		t.Fatalf("publish: exit %d\n%s", code, stderr)
+	}
+	return consul, addr
 }
