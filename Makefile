@@ -14,7 +14,7 @@ build:
 	go build -o bin/patchbay ./cmd/patchbay
 
 # A whole patchbay on this machine; see "Try it" in README.md.
-dev: build
+dev: build bin/nats-server
 	bin/patchbay dev
 
 # Shell completion scripts from cobra's `patchbay completion`, into

@@ -21,7 +21,8 @@ func newDevCmd(a *app) *cobra.Command {
 
   - a real Consul dev agent at --consul-addr (the one on PATH; else, in a clone
     of patchbay, bin/consul, built once from the pinned tools module),
-  - an embedded NATS server at --nats-url,
+  - a NATS server at --nats-url (nats-server on PATH; else, in a clone, bin/nats-server,
+    built once from the version go.mod pins),
   - the resolver,
   - listeners for four simulated nodes: web-1 and web-2 (app-www), api-1 (api)
     and lb-1 (lb-public with nginx, lb-internal with HAProxy), each with a

@@ -1,5 +1,5 @@
 // Package dev runs patchbay dev: a whole patchbay on one machine, with a
-// real Consul dev agent, an embedded NATS server, the resolver, and
+// real Consul dev agent, a NATS server, the resolver, and
 // listeners for simulated nodes that render into ./.patchbay-dev/<node>/.
 package dev
 
@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/patchbay/patchbay/manifest"
@@ -61,17 +60,21 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cfg.Out, "starting Consul (%s) at %s, NATS at %s; logs in %s\n", bin, cfg.ConsulAddr, cfg.NATSURL, filepath.Join(cfg.Dir, "dev.log"))
+	natsBin, err := FindNATS(ctx, cfg.SourceRoot, cfg.Out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cfg.Out, "starting Consul (%s) at %s, NATS (%s) at %s; logs in %s\n", bin, cfg.ConsulAddr, natsBin, cfg.NATSURL, filepath.Join(cfg.Dir, "dev.log"))
 	consul, err := startConsul(ctx, bin, cfg.ConsulAddr, filepath.Join(cfg.Dir, "consul.log"))
 	if err != nil {
 		return err
 	}
 	defer consul.Stop()
-	ns, err := startNATS(cfg.NATSURL)
+	ns, err := startNATS(ctx, natsBin, cfg.NATSURL, filepath.Join(cfg.Dir, "nats.log"))
 	if err != nil {
 		return err
 	}
-	defer ns.Shutdown()
+	defer ns.Stop()
 	reg, nc, err := connect(cfg.Cluster, "patchbay dev", log)
 	if err != nil {
 		return err
@@ -196,27 +199,6 @@ func prepareDir(cfg Config) error {
 	}
 	fmt.Fprintf(cfg.Out, "copied %s to %s: edit it there and patchbay publish it\n", cfg.Services, dst)
 	return nil
-}
-
-// startNATS embeds a NATS server at the URL's address.
-func startNATS(url string) (*natsserver.Server, error) {
-	host, port, err := hostPort(url)
-	if err != nil {
-		return nil, fmt.Errorf("nats-url %q: %w; give nats://host:port", url, err)
-	}
-	if err := portFree(fmt.Sprintf("%s:%d", host, port)); err != nil {
-		return nil, fmt.Errorf("%w: nats-url %s is taken (another NATS server?): stop it, or run patchbay dev --nats-url nats://127.0.0.1:14222 and give the other commands the same flag", ErrInUse, url)
-	}
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: host, Port: port, NoLog: true, NoSigs: true})
-	if err != nil {
-		return nil, fmt.Errorf("nats server: %w", err)
-	}
-	go ns.Start() // returns at once; Shutdown ends the server's goroutines
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, fmt.Errorf("nats server at %s not ready within 10s", url)
-	}
-	return ns, nil
 }
 
 // connect opens the registry client and a NATS connection that rides out

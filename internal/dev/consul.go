@@ -21,6 +21,8 @@ import (
 var (
 	// ErrNoConsul: no Consul binary was found and none could be built.
 	ErrNoConsul = errors.New("dev: no consul binary")
+	// ErrNoNATS: no nats-server binary was found and none could be built.
+	ErrNoNATS = errors.New("dev: no nats-server binary")
 	// ErrInUse: an address or directory the dev cluster needs is taken.
 	ErrInUse = errors.New("dev: in use")
 )
@@ -43,21 +45,41 @@ func SourceRoot(dir string) string {
 // bin/consul (which `make test` builds too), else one built there from the
 // pinned tools module, with progress written to w.
 func FindConsul(ctx context.Context, srcRoot string, w io.Writer) (string, error) {
-	if path, err := exec.LookPath("consul"); err == nil {
+	return findServer(ctx, server{
+		name: "consul", title: "Consul", module: "tools/consul", pkg: "github.com/hashicorp/consul", took: "4 minutes",
+		install: "install Consul (https://developer.hashicorp.com/consul/install)", missing: ErrNoConsul,
+	}, srcRoot, w)
+}
+
+// server is a program the dev cluster runs, and where to build it from.
+type server struct {
+	name    string // on PATH and in bin/
+	title   string // for people
+	module  string // directory of the module that pins it, in the source tree
+	pkg     string // its main package
+	took    string // a cold build's rough duration
+	install string // how a user installs it
+	missing error  // the sentinel when neither is possible
+}
+
+// findServer returns s's binary: on PATH, else in srcRoot's bin/, else
+// built there from its pinned module.
+func findServer(ctx context.Context, s server, srcRoot string, w io.Writer) (string, error) {
+	if path, err := exec.LookPath(s.name); err == nil {
 		return path, nil
 	}
 	if srcRoot == "" {
-		return "", fmt.Errorf("%w: none on PATH, and this is not a patchbay source tree to build one in; install Consul (https://developer.hashicorp.com/consul/install) or run patchbay dev in a clone of patchbay", ErrNoConsul)
+		return "", fmt.Errorf("%w: none on PATH, and this is not a patchbay source tree to build one in; %s or run patchbay dev in a clone of patchbay", s.missing, s.install)
 	}
-	cached := filepath.Join(srcRoot, "bin", "consul")
+	cached := filepath.Join(srcRoot, "bin", s.name)
 	if _, err := os.Stat(cached); err == nil {
 		return cached, nil
 	}
-	module := filepath.Join(srcRoot, "tools", "consul")
-	version := pinnedVersion(filepath.Join(module, "go.mod"), "github.com/hashicorp/consul")
-	fmt.Fprintf(w, "No consul on PATH: building Consul %s from source into %s, once (about 4 minutes; cached afterwards).\n", version, cached)
-	if err := Build(ctx, module, "github.com/hashicorp/consul", cached, w); err != nil {
-		return "", fmt.Errorf("%w: %w; install Consul (https://developer.hashicorp.com/consul/install) to skip the build", ErrNoConsul, err)
+	module := filepath.Join(srcRoot, s.module)
+	version := pinnedVersion(filepath.Join(module, "go.mod"), s.pkg)
+	fmt.Fprintf(w, "No %s on PATH: building %s %s from source into %s, once (about %s; cached afterwards).\n", s.name, s.title, version, cached, s.took)
+	if err := Build(ctx, module, s.pkg, cached, w); err != nil {
+		return "", fmt.Errorf("%w: %w; %s to skip the build", s.missing, err, s.install)
 	}
 	return cached, nil
 }
@@ -130,16 +152,56 @@ func Build(ctx context.Context, dir, pkg, out string, w io.Writer) error {
 	return nil
 }
 
-// consulAgent is a `consul agent -dev` child process.
-type consulAgent struct {
+// child is a server the dev cluster runs as a child process.
+type child struct {
 	cmd  *exec.Cmd
 	done chan error // receives Wait's result once
+}
+
+// startChild starts argv with its output appended to logFile.
+func startChild(logFile string, argv ...string) (*child, error) {
+	log, err := os.Create(logFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s log: %w", filepath.Base(argv[0]), err)
+	}
+	defer log.Close() // the child has its own descriptor
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = childProcAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", filepath.Base(argv[0]), err)
+	}
+	c := &child{cmd: cmd, done: make(chan error, 1)}
+	go func() { c.done <- cmd.Wait() }() // owned by Stop, which receives it
+	return c, nil
+}
+
+// await polls ready every 100 ms until it reports true, the child exits,
+// a minute passes or ctx ends; what names the server in errors.
+func (c *child) await(ctx context.Context, what, logFile string, ready func() bool) error {
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !ready() {
+		select {
+		case err := <-c.done:
+			c.done <- err // for Stop
+			return fmt.Errorf("%s exited (%v); see %s", what, err, logFile)
+		case <-deadline.C:
+			return fmt.Errorf("%s not ready within a minute; see %s", what, logFile)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // startConsul starts a dev agent serving HTTP on httpAddr, with its other
 // ports picked free (DNS and gRPC off), logging to logFile. It returns
 // once the agent has elected itself leader.
-func startConsul(ctx context.Context, bin, httpAddr, logFile string) (*consulAgent, error) {
+func startConsul(ctx context.Context, bin, httpAddr, logFile string) (*child, error) {
 	host, port, err := net.SplitHostPort(httpAddr)
 	if err != nil {
 		return nil, fmt.Errorf("consul-addr %q: %w; give host:port", httpAddr, err)
@@ -155,62 +217,36 @@ func startConsul(ctx context.Context, bin, httpAddr, logFile string) (*consulAge
 	if err != nil {
 		return nil, err
 	}
-	log, err := os.Create(logFile)
-	if err != nil {
-		return nil, fmt.Errorf("consul log: %w", err)
-	}
-	defer log.Close() // the child has its own descriptor
 	ports := fmt.Sprintf("ports { http = %s, dns = -1, grpc = -1, grpc_tls = -1, serf_lan = %d, serf_wan = -1, server = %d }", port, serf, server)
-	cmd := exec.Command(bin, "agent", "-dev", "-node", "patchbay-dev", "-bind", host, "-client", host, "-log-level", "warn", "-hcl", ports)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = childProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start consul: %w", err)
+	a, err := startChild(logFile, bin, "agent", "-dev", "-node", "patchbay-dev", "-bind", host, "-client", host, "-log-level", "warn", "-hcl", ports)
+	if err != nil {
+		return nil, err
 	}
-	a := &consulAgent{cmd: cmd, done: make(chan error, 1)}
-	go func() { a.done <- cmd.Wait() }() // owned by Stop, which receives it
-	if err := a.waitLeader(ctx, httpAddr, logFile); err != nil {
+	client, err := api.NewClient(&api.Config{Address: httpAddr})
+	if err != nil {
+		a.Stop()
+		return nil, fmt.Errorf("consul client: %w", err)
+	}
+	leads := func() bool {
+		leader, err := client.Status().Leader()
+		return err == nil && leader != ""
+	}
+	if err := a.await(ctx, "consul agent at "+httpAddr, logFile, leads); err != nil {
 		a.Stop()
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *consulAgent) waitLeader(ctx context.Context, addr, logFile string) error {
-	client, err := api.NewClient(&api.Config{Address: addr})
-	if err != nil {
-		return fmt.Errorf("consul client: %w", err)
-	}
-	deadline := time.NewTimer(time.Minute)
-	defer deadline.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if leader, err := client.Status().Leader(); err == nil && leader != "" {
-			return nil
-		}
-		select {
-		case err := <-a.done:
-			a.done <- err // for Stop
-			return fmt.Errorf("consul agent exited (%v); see %s", err, logFile)
-		case <-deadline.C:
-			return fmt.Errorf("consul agent at %s elected no leader within a minute; see %s", addr, logFile)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-}
-
-// Stop asks the agent to leave (SIGINT) and waits for it, killing it if it
-// takes more than ten seconds.
-func (a *consulAgent) Stop() {
-	_ = a.cmd.Process.Signal(os.Interrupt)
+// Stop asks the child to end (SIGINT: Consul leaves, NATS shuts down) and
+// waits for it, killing it if it takes more than ten seconds.
+func (c *child) Stop() {
+	_ = c.cmd.Process.Signal(os.Interrupt)
 	select {
-	case <-a.done:
+	case <-c.done:
 	case <-time.After(10 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.done
+		_ = c.cmd.Process.Kill()
+		<-c.done
 	}
 }
 

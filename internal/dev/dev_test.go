@@ -278,3 +278,25 @@ func TestPrepareDir(t *testing.T) {
 		}
 	})
 }
+
+func TestFindNATS(t *testing.T) {
+	t.Run("prefers nats-server on PATH", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "nats-server")
+		if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("PATH", dir)
+		bin, err := FindNATS(context.Background(), "", &bytes.Buffer{})
+		if err != nil || bin != path {
+			t.Errorf("got %s, %v; want %s", bin, err, path)
+		}
+	})
+	t.Run("outside a source tree", func(t *testing.T) {
+		onlyGo(t)
+		_, err := FindNATS(context.Background(), "", &bytes.Buffer{})
+		if !errors.Is(err, ErrNoNATS) || !strings.Contains(err.Error(), "go install github.com/nats-io/nats-server") {
+			t.Errorf("err = %v, want ErrNoNATS saying how to install nats-server", err)
+		}
+	})
+}
