@@ -121,7 +121,8 @@ func (c *Client) Register(ctx context.Context, spec InstanceSpec, opts ...OwnerO
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
-	if _, err := c.Manifest(ctx, spec.Federation, spec.Service); err != nil {
+	m, err := c.Manifest(ctx, spec.Federation, spec.Service)
+	if err != nil {
 		return nil, err
 	}
 	cfg := ownerConfig{ttl: DefaultOwnerTTL, lockDelay: DefaultLockDelay, maxBackoff: DefaultMaxBackoff, holdCheck: DefaultHoldCheck}
@@ -143,7 +144,7 @@ func (c *Client) Register(ctx context.Context, spec InstanceSpec, opts ...OwnerO
 	ctx, o.cancel = context.WithCancel(ctx)
 	o.wg.Add(2)
 	go func() { defer o.wg.Done(); o.heartbeat(ctx) }()
-	go func() { defer o.wg.Done(); o.run(ctx) }()
+	go func() { defer o.wg.Done(); o.run(ctx, m) }()
 	return o, nil
 }
 
@@ -222,16 +223,18 @@ func (c *Client) passCheck(ctx context.Context, checkID, note string) error {
 	return c.consul.Agent().UpdateTTLOpts(checkID, note, api.HealthPassing, q)
 }
 
-// run registers the instance and registers it again whenever it is lost,
-// until ctx ends or Consul refuses a permission, which no retry mends: the
-// owner stops and Err says why.
-func (o *Owner) run(ctx context.Context) {
+// run registers the instance, from the manifest m Register read, and
+// registers it again, from a fresh read, whenever it is lost, until ctx ends
+// or Consul refuses a permission, which no retry mends: the owner stops and
+// Err says why.
+func (o *Owner) run(ctx context.Context, m *manifest.Manifest) {
 	defer close(o.done)
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, o.cfg.maxBackoff, 0
 	b.Reset() // NewExponentialBackOff started from its own default interval
 	for ctx.Err() == nil {
-		err := o.registerAndHold(ctx, b.Reset)
+		err := o.registerAndHold(ctx, m, b.Reset)
+		m = nil
 		o.current.Store(nil)
 		if ctx.Err() != nil {
 			return
@@ -265,10 +268,12 @@ func (o *Owner) Err() error {
 
 // registerAndHold registers the instance and returns when it is lost. It
 // calls registered once the instance is in KV.
-func (o *Owner) registerAndHold(ctx context.Context, registered func()) error {
-	m, err := o.c.Manifest(ctx, o.spec.Federation, o.spec.Service)
-	if err != nil {
-		return err
+func (o *Owner) registerAndHold(ctx context.Context, m *manifest.Manifest, registered func()) error {
+	if m == nil {
+		var err error
+		if m, err = o.c.Manifest(ctx, o.spec.Federation, o.spec.Service); err != nil {
+			return err
+		}
 	}
 	if err := o.registerService(ctx, m); err != nil {
 		return err
@@ -276,6 +281,11 @@ func (o *Owner) registerAndHold(ctx context.Context, registered func()) error {
 	if m.Health != nil {
 		if err := o.waitHealthy(ctx, m.ID); err != nil {
 			return err
+		}
+		// The owner check passed at registration; waiting for health may
+		// have taken longer than its TTL.
+		if err := o.passOwnerCheck(ctx); err != nil {
+			return o.c.fail(ctx, err, "pass owner check of %s", o.ID())
 		}
 	}
 	sid, err := o.createSession(ctx, m.Health != nil)
@@ -402,9 +412,6 @@ func (o *Owner) waitHealthy(ctx context.Context, service string) error {
 // createSession makes the session that holds the instance's keys, tied to
 // the node, the owner check and, when there is one, the health check.
 func (o *Owner) createSession(ctx context.Context, withHealth bool) (string, error) {
-	if err := o.passOwnerCheck(ctx); err != nil {
-		return "", o.c.fail(ctx, err, "pass owner check of %s", o.ID())
-	}
 	entry := map[string]any{
 		"Name":          o.sessionName(),
 		"Behavior":      api.SessionBehaviorDelete,

@@ -63,8 +63,12 @@ func FileOf(t manifest.TemplateFile) (File, error) {
 
 // Install puts content at f.Destination unless it is already there:
 // staged beside it (same filesystem, so the rename is atomic), checked,
-// the old version kept as a backup, renamed into place and the directory
-// synced. A failed check or write leaves the destination untouched.
+// the old version kept as a backup and renamed into place. A failed check
+// or write leaves the destination untouched. The staged file is synced, so
+// the name never points at a torn file; the directory is not: a rename a
+// power cut loses leaves the previous complete file, which the listener
+// renders again from Consul when it starts, and a second journal commit
+// per file is what made a fleet's runs queue behind one another's fsyncs.
 // It reports whether the file changed. The first call for a destination in
 // a process first removes what a killed install left (RemoveStaged).
 func Install(ctx context.Context, content []byte, f File) (changed bool, err error) {
@@ -92,7 +96,7 @@ func Install(ctx context.Context, content []byte, f File) (changed bool, err err
 	if err := os.Rename(staged.Name(), f.Destination); err != nil {
 		return false, fmt.Errorf("templates: install %s: %w", f.Destination, err)
 	}
-	return true, syncDir(filepath.Dir(f.Destination))
+	return true, nil
 }
 
 // stagedFile is a staged file, open and locked until released: the lock is
@@ -345,18 +349,6 @@ func backup(dest string) error {
 	}
 	if err := os.Link(dest, bak); err != nil {
 		return fmt.Errorf("templates: backup %s: %w", dest, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("templates: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("templates: sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -68,7 +68,7 @@ type env struct {
 }
 
 func (e *env) logf(format string, args ...any) {
-	fmt.Fprintf(e.progress, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	fmt.Fprintf(e.progress, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
 }
 
 // Run runs the scenarios of cfg and returns their figures. Everything it

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -118,20 +119,46 @@ func (f *fleet) pids() []int {
 // burst: a hundred `patchbay register` processes starting at once on two
 // cores take tens of seconds, which turns the burst into a trickle.
 func (e *env) register(ctx context.Context) (*target, error) {
-	e.seq++
-	port := 20000 + e.seq
-	spec := registry.InstanceSpec{Federation: "default", Service: "provider", Node: fmt.Sprintf("provider-%d", e.seq), Address: "127.0.0.1", Port: port}
-	t := e.obs.expect(fmt.Sprintf("127.0.0.1:%d\n", port), time.Now())
-	// A long owner TTL: on a loaded machine a 3 s TTL is missed now and
-	// then, and a flapping provider would be measured as many changes.
-	o, err := e.reg.Register(e.ownerCtx, spec, registry.WithOwnerTTL(30*time.Second))
+	ts, err := e.registerAll(ctx, 1)
 	if err != nil {
-		e.obs.drop(t)
 		return nil, err
 	}
-	e.providers = append(e.providers, t)
-	e.owners = append(e.owners, o)
-	return t, ctx.Err()
+	return ts[0], nil
+}
+
+// registerAll registers count providers at once, as a deployment that
+// starts them on many hosts does, and returns their lines, each awaited
+// from the moment the registrations began.
+func (e *env) registerAll(ctx context.Context, count int) ([]*target, error) {
+	specs := make([]registry.InstanceSpec, count)
+	ts := make([]*target, count)
+	for i := range count {
+		e.seq++
+		port := 20000 + e.seq
+		specs[i] = registry.InstanceSpec{Federation: "default", Service: "provider", Node: fmt.Sprintf("provider-%d", e.seq), Address: "127.0.0.1", Port: port}
+		ts[i] = e.obs.expect(fmt.Sprintf("127.0.0.1:%d\n", port), time.Now())
+	}
+	owners := make([]*registry.Owner, count)
+	errs := make([]error, count)
+	var wg sync.WaitGroup
+	for i := range count {
+		// A long owner TTL: on a loaded machine a 3 s TTL is missed now and
+		// then, and a flapping provider would be measured as many changes.
+		wg.Go(func() { owners[i], errs[i] = e.reg.Register(e.ownerCtx, specs[i], registry.WithOwnerTTL(30*time.Second)) })
+	}
+	wg.Wait()
+	for i := range count {
+		if errs[i] != nil {
+			e.obs.drop(ts[i])
+			continue
+		}
+		e.providers = append(e.providers, ts[i])
+		e.owners = append(e.owners, owners[i])
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return ts, ctx.Err()
 }
 
 // closeOwners deregisters every provider instance, in parallel.

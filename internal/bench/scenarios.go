@@ -240,13 +240,9 @@ func (e *env) burst(ctx context.Context, n int, fleets map[kind]*fleet, tag stri
 	for k, f := range all {
 		rw0[k] = e.obs.rewrites(f.files)
 	}
-	var ts []*target
-	for range e.cfg.Burst {
-		t, err := e.register(ctx)
-		if err != nil {
-			return nil, err
-		}
-		ts = append(ts, t)
+	ts, err := e.registerAll(ctx, e.cfg.Burst)
+	if err != nil {
+		return nil, err
 	}
 	figs, err := e.measure(ctx, all, before, 3*time.Minute, ts...)
 	if err != nil {
