@@ -144,7 +144,9 @@ func (e *env) registerAll(ctx context.Context, count int) ([]*target, error) {
 	for i := range count {
 		// A long owner TTL: on a loaded machine a 3 s TTL is missed now and
 		// then, and a flapping provider would be measured as many changes.
-		wg.Go(func() { owners[i], errs[i] = e.reg.Register(e.ownerCtx, specs[i], registry.WithOwnerTTL(30*time.Second)) })
+		wg.Go(func() {
+			owners[i], errs[i] = e.reg.Register(e.ownerCtx, specs[i], registry.WithOwnerTTL(30*time.Second))
+		})
 	}
 	wg.Wait()
 	for i := range count {
