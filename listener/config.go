@@ -66,6 +66,8 @@ type Config struct {
 	ShutdownTimeout manifest.Duration `yaml:"shutdown_timeout"`
 	Queue           QueueConfig       `yaml:"queue"`
 	Retry           RetryConfig       `yaml:"retry"`
+	// Allow is what manifests may run and read on this node.
+	Allow AllowConfig `yaml:"allow"`
 	// Services are the services this node hosts, in file order.
 	Services []ServiceConfig `yaml:"services"`
 }
@@ -360,6 +362,8 @@ func (l *configLoader) check(n *yaml.Node, t reflect.Type, path, label string) b
 			return false
 		}
 		l.entries(n, t, path, label)
+	case t == commandPatternType:
+		return l.commandPattern(n, label)
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			l.report(n.Line, "%s: expected a list, found %s", label, manifest.NodeKind(n))
@@ -506,6 +510,7 @@ func (l *configLoader) validate(c *Config) {
 		l.exceeds("retry", "initial", "max", c.Retry.Initial, c.Retry.Max, "the first backoff must not exceed the cap")
 	}
 	l.services(c)
+	l.allow(&c.Allow)
 }
 
 // exceeds reports a lower bound above its upper bound, at the one of the
