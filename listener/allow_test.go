@@ -45,7 +45,9 @@ allow:
 	var r listener.RunReport
 	testcluster.Eventually(t, provSettle, "a run meets both services", func() bool {
 		var ok bool
-		r, ok = n.find(func(r listener.RunReport) bool { return len(r.Services) == 2 && r.Services[0].Result != listener.ResultSkipped })
+		r, ok = n.find(func(r listener.RunReport) bool {
+			return len(r.Services) == 2 && r.Services[0].Result != listener.ResultSkipped
+		})
 		return ok
 	})
 	evil := provService(r, "al-evil")
