@@ -59,6 +59,9 @@ type Config struct {
 	Root string `yaml:"root"`
 	// Control is the control endpoint's listen address; "off" disables it.
 	Control string `yaml:"control"`
+	// ControlTokenFile holds a token every control request but GET
+	// /healthz must carry; "" for none.
+	ControlTokenFile string `yaml:"control_token_file"`
 	// AntiEntropy is how often revisions in Consul are compared with the
 	// last applied ones (jittered by up to a fifth).
 	AntiEntropy manifest.Duration `yaml:"anti_entropy"`

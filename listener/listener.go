@@ -172,7 +172,11 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 		ropts = append(ropts, templates.WithFetcher(&allowFetcher{l: l, next: l.fetcher}))
 	}
 	l.renderer = templates.NewRenderer(ropts...)
-	l.control = NewControlServer(l, l.metrics, WithControlLogger(l.log))
+	copts, err := controlOptions(cfg, l.log)
+	if err != nil {
+		return nil, err
+	}
+	l.control = NewControlServer(l, l.metrics, copts...)
 	return l, nil
 }
 
