@@ -59,6 +59,9 @@ type Config struct {
 	Root string `yaml:"root"`
 	// Control is the control endpoint's listen address; "off" disables it.
 	Control string `yaml:"control"`
+	// ControlTokenFile holds a token every control request but GET
+	// /healthz must carry; "" for none.
+	ControlTokenFile string `yaml:"control_token_file"`
 	// AntiEntropy is how often revisions in Consul are compared with the
 	// last applied ones (jittered by up to a fifth).
 	AntiEntropy manifest.Duration `yaml:"anti_entropy"`
@@ -66,6 +69,8 @@ type Config struct {
 	ShutdownTimeout manifest.Duration `yaml:"shutdown_timeout"`
 	Queue           QueueConfig       `yaml:"queue"`
 	Retry           RetryConfig       `yaml:"retry"`
+	// Allow is what manifests may run and read on this node.
+	Allow AllowConfig `yaml:"allow"`
 	// Services are the services this node hosts, in file order.
 	Services []ServiceConfig `yaml:"services"`
 }
@@ -360,6 +365,8 @@ func (l *configLoader) check(n *yaml.Node, t reflect.Type, path, label string) b
 			return false
 		}
 		l.entries(n, t, path, label)
+	case t == commandPatternType:
+		return l.commandPattern(n, label)
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			l.report(n.Line, "%s: expected a list, found %s", label, manifest.NodeKind(n))
@@ -506,6 +513,7 @@ func (l *configLoader) validate(c *Config) {
 		l.exceeds("retry", "initial", "max", c.Retry.Initial, c.Retry.Max, "the first backoff must not exceed the cap")
 	}
 	l.services(c)
+	l.allow(&c.Allow)
 }
 
 // exceeds reports a lower bound above its upper bound, at the one of the

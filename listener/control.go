@@ -39,19 +39,22 @@ const controlShutdownTimeout = 5 * time.Second
 //	POST /resume     start again, with one run at once (202)
 //	POST /provision  run as soon as the throttle allows (202)
 //
-// The endpoint has no authentication: whoever reaches it can pause the node
+// Without a token (WithControlToken) whoever reaches it can pause the node
 // and read its status. That is why it listens on localhost by default
-// (DefaultControlAddr); bind it elsewhere only on a network you trust, or
-// behind a proxy that authenticates. Browsers are kept out: cross-origin
-// requests from web pages are refused, so a page open on the host cannot
-// post to it.
+// (DefaultControlAddr); bind it elsewhere only with a token, on a network
+// you trust. Browsers are kept out: cross-origin requests from web pages
+// are refused, and so are requests whose Host is not the endpoint's
+// address (DNS rebinding), so a page open on the host cannot reach it.
 type ControlServer struct {
 	c   Controller
 	m   *Metrics
 	log *slog.Logger
 
-	mu sync.Mutex
-	ln net.Listener
+	token string // required of every request but GET /healthz; "" for none
+
+	mu   sync.Mutex
+	ln   net.Listener
+	host string // the host Listen was given, which Host headers may name
 }
 
 // ControlOption configures a ControlServer.
@@ -86,6 +89,7 @@ func (s *ControlServer) Listen(addr string) (net.Addr, error) {
 		return nil, err // net's error names the address and the cause; the caller says which setting to change
 	}
 	s.ln = ln
+	s.host, _, _ = net.SplitHostPort(addr)
 	return ln.Addr(), nil
 }
 
@@ -110,7 +114,7 @@ func (s *ControlServer) Serve(ctx context.Context) error {
 		return errors.New("listener: control endpoint: Serve before Listen")
 	}
 	srv := &http.Server{
-		Handler: http.NewCrossOriginProtection().Handler(s.routes()),
+		Handler: s.guard(http.NewCrossOriginProtection().Handler(s.routes())),
 		// Bounds against slow or stuck clients, which would otherwise hold
 		// connections of a daemon that runs for months.
 		ReadHeaderTimeout: 5 * time.Second,

@@ -149,8 +149,9 @@ control: "127.0.0.1:0"
 anti_entropy: %s
 queue: %s
 retry: {initial: 1s, max: 5s}
+%s
 services:
-%s`, name, n.root, filepath.Join(dir, "state"), cmpOr(c.antiEntropy, "2s"), queue, services)
+%s`, name, n.root, filepath.Join(dir, "state"), cmpOr(c.antiEntropy, "2s"), queue, testAllowAll, services)
 	if err := os.WriteFile(cfgPath, []byte(doc), 0o644); err != nil {
 		c.t.Fatal(err)
 	}

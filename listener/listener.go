@@ -169,10 +169,14 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	l.files = files
 	ropts := []templates.Option{templates.WithLogger(l.log)}
 	if l.fetcher != nil {
-		ropts = append(ropts, templates.WithFetcher(l.fetcher))
+		ropts = append(ropts, templates.WithFetcher(&allowFetcher{l: l, next: l.fetcher}))
 	}
 	l.renderer = templates.NewRenderer(ropts...)
-	l.control = NewControlServer(l, l.metrics, WithControlLogger(l.log))
+	copts, err := controlOptions(cfg, l.log)
+	if err != nil {
+		return nil, err
+	}
+	l.control = NewControlServer(l, l.metrics, copts...)
 	return l, nil
 }
 

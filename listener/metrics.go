@@ -32,6 +32,7 @@ type Metrics struct {
 	inputsRead     *prometheus.CounterVec
 	malformed      prometheus.Counter
 	statusWrites   prometheus.Counter
+	refused        *prometheus.CounterVec
 
 	mu            sync.Mutex
 	lastCoalesced uint64 // QueueState.Coalesced as last seen, to add deltas
@@ -103,6 +104,7 @@ func NewMetrics() *Metrics {
 	}
 	m.inputsRead.WithLabelValues("events")
 	m.inputsRead.WithLabelValues("consul")
+	m.refused = newRefusedCounter(m.reg)
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

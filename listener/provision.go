@@ -125,6 +125,9 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 		return
 	}
 	p.m = h.Manifest
+	if l.refuse(cfg, p) {
+		return
+	}
 	var b resolver.Binding
 	if err := json.Unmarshal(h.Binding.Value, &b); err != nil {
 		p.finish(ResultFailed, fmt.Sprintf("malformed binding (%v); the resolver rewrites it", err))

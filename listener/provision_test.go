@@ -127,6 +127,9 @@ type provNodeSpec struct {
 	antiEntropy string // default 2s
 	noBus       bool   // no NATS: anti-entropy is the only trigger
 	dir         string // a stopped node's dir, to restart it; default a new one
+	// allow is listener.yaml's allow (and control) lines; default: every
+	// command and source, for the tests' sh commands, and no control.
+	allow string
 }
 
 // startProvNode is startListener with the provision tests' fast queue and
@@ -144,13 +147,14 @@ func (c *cluster) startProvNode(t *testing.T, name string, spec provNodeSpec) *p
 address: 127.0.0.1
 root: %s
 state_dir: %s
-control: "off"
 anti_entropy: %s
 shutdown_timeout: 5s
 queue: %s
 retry: %s
+%s
 services:
-%s`, name, n.root, filepath.Join(dir, "state"), ae, provQueue, provRetry, spec.services)
+%s`, name, n.root, filepath.Join(dir, "state"), ae, provQueue, provRetry,
+		provOr(spec.allow, "control: \"off\"\n"+testAllowAll), spec.services)
 	cfgPath := filepath.Join(dir, "listener.yaml")
 	if err := os.WriteFile(cfgPath, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)

@@ -148,8 +148,12 @@ func (w *lineLogger) Write(b []byte) (int, error) {
 	w.buf.Write(b)
 	for {
 		line, err := w.buf.ReadBytes('\n')
-		if err != nil { // no newline yet: keep the partial line
+		if err != nil { // no newline yet: keep the partial line, up to a bound
 			w.buf.Reset()
+			if len(line) >= templates.MaxKeptOutput {
+				w.log.Info("provision output", "line", string(line), "partial", true)
+				line = nil
+			}
 			w.buf.Write(line)
 			return len(b), nil
 		}

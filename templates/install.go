@@ -379,7 +379,9 @@ func WithOutput(w io.Writer) RunOption {
 	}
 }
 
-// Run runs a command, bounded by timeout; its output is kept for the error.
+// Run runs a command, bounded by timeout, in a process group of its own
+// that is killed whole on timeout; the last MaxKeptOutput bytes of its
+// output are kept for the error.
 func Run(ctx context.Context, argv []string, timeout time.Duration, opts ...RunOption) error {
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -388,8 +390,9 @@ func Run(ctx context.Context, argv []string, timeout time.Duration, opts ...RunO
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.WaitDelay = time.Second // a child holding the output pipe cannot hang us
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	contain(cmd)
+	out := newTailBuffer(MaxKeptOutput)
+	cmd.Stdout, cmd.Stderr = out, out
 	for _, o := range opts {
 		o(cmd)
 	}

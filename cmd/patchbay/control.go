@@ -83,6 +83,7 @@ func (a *app) controlCmd(act controlAction) *cobra.Command {
 	if addr == "" {
 		addr = listener.DefaultControlAddr
 	}
+	tokenFile := os.Getenv("PATCHBAY_CONTROL_TOKEN_FILE")
 	cmd := &cobra.Command{
 		Use:     act.name + " [--control ADDR]",
 		Short:   act.short,
@@ -90,7 +91,7 @@ func (a *app) controlCmd(act controlAction) *cobra.Command {
 		Example: act.example,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.postControl(cmd.Context(), addr, act.name); err != nil {
+			if err := a.postControl(cmd.Context(), addr, tokenFile, act.name); err != nil {
 				return err
 			}
 			_, err := fmt.Fprintln(a.stdout, act.done(addr))
@@ -98,17 +99,23 @@ func (a *app) controlCmd(act controlAction) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&addr, "control", addr, "address of the listener's control endpoint, host:port or http://host:port [$PATCHBAY_CONTROL]")
+	cmd.Flags().StringVar(&tokenFile, "control-token-file", tokenFile, "file holding the token of listener.yaml's control_token_file [$PATCHBAY_CONTROL_TOKEN_FILE]")
 	return cmd
 }
 
 const controlAuthNote = `
 
-The control endpoint has no authentication: anyone who can reach it can pause
-the node. Keep it on localhost (the default) or a network you trust.`
+Without control_token_file in listener.yaml, anyone who can reach the control
+endpoint can pause the node: keep it on localhost (the default). With one,
+pass the same file with --control-token-file.`
 
 // postControl posts to the control endpoint's /<action>.
-func (a *app) postControl(ctx context.Context, addr, action string) error {
+func (a *app) postControl(ctx context.Context, addr, tokenFile, action string) error {
 	base, err := controlURL(addr)
+	if err != nil {
+		return err
+	}
+	token, err := controlToken(tokenFile)
 	if err != nil {
 		return err
 	}
@@ -117,6 +124,9 @@ func (a *app) postControl(ctx context.Context, addr, action string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base.JoinPath(action).String(), nil)
 	if err != nil {
 		return usageErrorf("--control %q: %v", addr, err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -50,16 +50,21 @@ func (a *app) deniedOr(ctx context.Context, service string, err error) error {
 
 func newResolveCmd(a *app) *cobra.Command {
 	var (
-		region string
-		asJSON bool
+		region      string
+		asJSON      bool
+		showSecrets bool
 	)
 	cmd := &cobra.Command{
-		Use:   "resolve SERVICE [--region R]",
+		Use:   "resolve SERVICE [--region R] [--show-secrets]",
 		Short: "Show the bindings a node of SERVICE gets now",
 		Long: `Resolve reads the registry and shows what every requirement of SERVICE (in
 the --federation) binds to for a node in --region: the value, where it comes
 from, and for anything unresolved, why. It computes this live, so it works
-whether or not a resolver is running.`,
+whether or not a resolver is running.
+
+Values of variables and keys whose names look secret (PASSWORD, SECRET,
+TOKEN, KEY, ...) and the passwords of URLs are masked, in --json too;
+--show-secrets prints them.`,
 		Example: "  patchbay resolve app-www --region eu-1",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -71,6 +76,9 @@ whether or not a resolver is running.`,
 			if err != nil {
 				return a.deniedOr(cmd.Context(), args[0], err)
 			}
+			if !showSecrets {
+				b = maskBinding(b)
+			}
 			if asJSON {
 				return a.printJSON(b)
 			}
@@ -80,6 +88,7 @@ whether or not a resolver is running.`,
 	}
 	cmd.Flags().StringVar(&region, "region", "", "region of the node (default: none)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the binding as JSON, as stored for listeners")
+	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print secret values and URL passwords instead of masking them")
 	return cmd
 }
 
@@ -139,15 +148,17 @@ func sortedVarNames(m map[string]resolver.Var) []string { return slices.Sorted(m
 
 func newExplainCmd(a *app) *cobra.Command {
 	var (
-		region string
-		asJSON bool
+		region      string
+		asJSON      bool
+		showSecrets bool
 	)
 	cmd := &cobra.Command{
-		Use:   "explain SERVICE VAR [--region R]",
+		Use:   "explain SERVICE VAR [--region R] [--show-secrets]",
 		Short: "Explain how one requirement of SERVICE was bound",
 		Long: `Explain lists every candidate for VAR of SERVICE — every live instance and
 datastore, in any federation, that offers a key the requirement draws on —
-and says why each was kept or dropped and which one won.`,
+and says why each was kept or dropped and which one won. Secret values are
+masked as in resolve unless --show-secrets.`,
 		Example: "  patchbay explain app-www API_URL --region eu-1",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -167,6 +178,9 @@ and says why each was kept or dropped and which one won.`,
 			if err != nil {
 				return err
 			}
+			if !showSecrets {
+				x = maskExplanation(x)
+			}
 			if asJSON {
 				return a.printJSON(x)
 			}
@@ -176,6 +190,7 @@ and says why each was kept or dropped and which one won.`,
 	}
 	cmd.Flags().StringVar(&region, "region", "", "region of the node (default: none)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print secret values and URL passwords instead of masking them")
 	return cmd
 }
 

@@ -37,6 +37,7 @@ anti_entropy: %s
 shutdown_timeout: 5s
 queue: {quiet: 1s, max_wait: 10s, min_interval: %s, burst: %d}
 retry: {initial: 1s, max: 5s}
+allow: {commands: [[sh, -c, "**"]]}   # the slow check of app's manifest is a shell script
 services:
   - service: backend
     port: 9000

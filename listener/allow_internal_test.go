@@ -1,0 +1,97 @@
+package listener
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestAllowCommand(t *testing.T) {
+	off := false
+	listed := AllowConfig{Commands: []CommandPattern{{"chef-solo", "-o", "**"}, {"sh", "-c", "echo *"}, {"/opt/bin/deploy-*"}}}
+	tests := []struct {
+		name  string
+		allow AllowConfig
+		argv  []string
+		want  bool
+	}{
+		{"default nginx check", AllowConfig{}, []string{"nginx", "-t", "-q", "-c", "{STAGED}"}, true},
+		{"default own unit", AllowConfig{}, []string{"systemctl", "restart", "app-www"}, true},
+		{"default other unit", AllowConfig{}, []string{"systemctl", "restart", "sshd"}, false},
+		{"default stop", AllowConfig{}, []string{"systemctl", "stop", "app-www"}, false},
+		{"default shell", AllowConfig{}, []string{"sh", "-c", "echo hi"}, false},
+		{"extra argument", AllowConfig{}, []string{"nginx", "-s", "reload", "now"}, false},
+		{"rest matches more", listed, []string{"chef-solo", "-o", "a", "b"}, true},
+		{"rest matches none", listed, []string{"chef-solo", "-o"}, true},
+		{"word glob", listed, []string{"sh", "-c", "echo hi there"}, true},
+		{"word glob stops at /", listed, []string{"sh", "-c", "echo x > /etc/passwd"}, false},
+		{"program glob", listed, []string{"/opt/bin/deploy-app"}, true},
+		{"defaults still on", listed, []string{"nginx", "-s", "reload"}, true},
+		{"defaults off", AllowConfig{Commands: listed.Commands, Defaults: &off}, []string{"nginx", "-s", "reload"}, false},
+		{"everything", AllowConfig{Commands: []CommandPattern{{"**"}}}, []string{"rm", "-rf", "/"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.allow.Command("app-www", tt.argv); got != tt.want {
+				t.Errorf("Command(%q) = %v, want %v", tt.argv, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAllowSource(t *testing.T) {
+	allow := AllowConfig{Sources: []string{"/srv/tpl/*.tmpl", "/opt/app/**"}}
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/etc/patchbay/templates/nginx.conf", true}, // the default
+		{"/etc/patchbay/templates/a/b.tmpl", true},
+		{"/etc/patchbay/templates", false},
+		{"/etc/patchbay/templates/../../shadow", false},
+		{"/etc/shadow", false},
+		{"/srv/tpl/x.tmpl", true},
+		{"/srv/tpl/sub/x.tmpl", false},
+		{"/opt/app/deep/er/t", true},
+		{"relative/t", false},
+	}
+	for _, tt := range tests {
+		if got := allow.Source(tt.path); got != tt.want {
+			t.Errorf("Source(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}
+
+func TestAllowConfig(t *testing.T) {
+	load := func(t *testing.T, allow string) (*Config, error) {
+		path := filepath.Join(t.TempDir(), "listener.yaml")
+		doc := "node: n1\nservices: [{service: app}]\n" + allow
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return LoadConfig(path)
+	}
+	cfg, err := load(t, "allow:\n  commands:\n    - nginx -s reload\n    - [sh, -c, \"echo *\"]\n  sources: [/srv/**]\n  defaults: false\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Allow
+	if len(a.Commands) != 2 || strings.Join(a.Commands[0], "|") != "nginx|-s|reload" || strings.Join(a.Commands[1], "|") != "sh|-c|echo *" || a.defaults() {
+		t.Fatalf("allow %+v", a)
+	}
+	errs := []struct{ allow, want string }{
+		{"allow: {commands: [\"\"]}", "listener.yaml:3: allow.commands: an empty command"},
+		{"allow: {commands: [\"a ** b\"]}", `"**" may only be the last word`},
+		{"allow: {commands: [\"a [\"]}", "is not a valid glob"},
+		{"allow: {commands: [[a, [b]]]}", "a word is a list"},
+		{"allow: {sources: [etc/x]}", `allow.sources: "etc/x" is not an absolute path`},
+		{"allow: {comands: []}", `unknown key "comands" in allow; did you mean "commands"?`},
+	}
+	for _, e := range errs {
+		_, err := load(t, e.allow+"\n")
+		if err == nil || !strings.Contains(err.Error(), e.want) {
+			t.Errorf("%s: error %v, want %q", e.allow, err, e.want)
+		}
+	}
+}
