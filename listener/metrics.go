@@ -32,6 +32,7 @@ type Metrics struct {
 	inputsRead     *prometheus.CounterVec
 	malformed      prometheus.Counter
 	statusWrites   prometheus.Counter
+	more           moreMetrics // tests and region filtering (metrics_more.go)
 
 	mu            sync.Mutex
 	lastCoalesced uint64 // QueueState.Coalesced as last seen, to add deltas
@@ -101,6 +102,7 @@ func NewMetrics() *Metrics {
 	for _, r := range []string{ResultOK, ResultFailed, ResultSkipped, ResultHalted} {
 		m.provisions.WithLabelValues(r)
 	}
+	m.more = newMoreMetrics(m.reg)
 	m.inputsRead.WithLabelValues("events")
 	m.inputsRead.WithLabelValues("consul")
 	m.reg.MustRegister(

@@ -204,7 +204,7 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 }
 
 // apply installs what changed, reloads, runs provision commands and
-// verifies rollouts, for every service still in the run.
+// declared tests, and verifies rollouts, for every service still in the run.
 func (l *Listener) apply(ctx context.Context, cfg *Config, plans []*plan) {
 	var active []*plan
 	for _, p := range plans {
@@ -218,6 +218,7 @@ func (l *Listener) apply(ctx context.Context, cfg *Config, plans []*plan) {
 	l.install(ctx, active)
 	l.reload(ctx, active)
 	l.runProvisions(ctx, cfg, plans)
+	l.runTests(ctx, cfg, plans, gate)
 	gate.verify(ctx, l, cfg)
 }
 
