@@ -78,7 +78,8 @@ type PlannedCommand struct {
 // DryRun reads the hosted services' manifests and bindings from Consul,
 // renders every template, runs the checks of the files that would change
 // on staged copies, and reports what a run of this fresh listener (as
-// `listen --once`) would install, reload, provision and test.
+// `listen --once`) would install, reload, provision and test. Like Once,
+// it is for a listener that is not running.
 func (l *Listener) DryRun(ctx context.Context) (*DryRunReport, error) {
 	ctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup

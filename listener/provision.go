@@ -78,6 +78,7 @@ func (l *Listener) provision(ctx context.Context) error {
 		wg.Go(func() { l.prepare(ctx, cfg, plans[i]) })
 	}
 	wg.Wait()
+	l.noteRegions(cfg, plans)
 	l.noteSeen(plans)
 	l.announceGroups(groupsOf(plans))
 	l.apply(ctx, cfg, plans)

@@ -3,6 +3,7 @@ package listener_test
 import (
 	"bufio"
 	"context"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -85,6 +86,12 @@ templates:
 	c.antiEntropy, c.nodeBus = "1s", deafBus{c.nc}
 	deafEU := start("deaf-eu", "eu", "  - service: web\n")
 	c.antiEntropy, c.nodeBus = "", nil
+	// web has no instance in sa: a node there without a port of its own
+	// gets the region-less binding, and says so.
+	saLogs := &pnode{node: &node{}}
+	c.nodeLog = slog.New(&logRecorder{n: saLogs, next: slog.DiscardHandler})
+	webSA := start("web-sa", "sa", "  - service: web\n")
+	c.nodeLog = nil
 
 	holds := func(n *node, path, want string) func() bool {
 		return func() bool { return n.file(path) == want && idle(n) }
@@ -93,6 +100,10 @@ templates:
 	testcluster.Eventually(t, 30*time.Second, "web-eu binds api-eu", holds(webEU, "/etc/web/env", euURL))
 	testcluster.Eventually(t, 30*time.Second, "cache-ap binds api-ap", holds(cacheAP, "/etc/cache/env", apURL))
 	testcluster.Eventually(t, 30*time.Second, "deaf-eu binds api-eu (the eu binding)", holds(deafEU, "/etc/web/env", euURL))
+	testcluster.Eventually(t, 30*time.Second, "web-sa renders the region-less binding", func() bool { return webSA.file("/etc/web/env") != "" && idle(webSA) })
+	if !saLogs.logged("this node's region has no binding of the service", "service=web", "region=sa") {
+		t.Errorf("web-sa did not say it uses the region-less binding; its logs: %q", saLogs.logs)
+	}
 	if sb, err := c.reg.Binding(ctx, "default", "web", "eu"); err != nil || sb == nil {
 		t.Fatalf("no eu binding of web: %v", err)
 	}
