@@ -186,3 +186,43 @@ func assertUnchanged(t *testing.T, before, after nodeState) {
 		t.Errorf("status in Consul changed: %+v → %+v", before.status, after.status)
 	}
 }
+
+// TestListenDryRunHalted: a service whose rollout group is halted would
+// stage, not apply; the dry run says so, runs no command and leaves the
+// halt flag alone.
+func TestListenDryRunHalted(t *testing.T) {
+	c := startListenCluster(t)
+	marks := t.TempDir()
+	c.publish(t, map[string]string{"dr-h": strings.Replace(dryRunManifest(marks, "1"), "id: dr-a", "id: dr-h\nrollout: {group: drh}", 1)})
+	group, err := c.reg.Rollout("default", "drh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := group.SetHalt(t.Context(), registry.Halt{Node: "other-node", Reason: "health check failing", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	n := newListenNode(t, c, "dry-halted", false)
+	n.write(t, "  - service: dr-h\n", "")
+	code, stdout, stderr := patchbay(t, append([]string{"listen", "--config", n.path, "--once", "--dry-run", "--json"}, c.flags()...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r listener.DryRunReport
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	s := r.Services[0]
+	if r.Result != listener.ResultHalted || s.Result != listener.ResultHalted || !strings.Contains(s.Reason, "halted by other-node: health check failing") ||
+		s.Provision != nil || len(s.Tests) != 0 || s.RolloutGroup != "drh" || len(s.Files) != 1 || !s.Files[0].Changed {
+		t.Errorf("report %+v, service %+v: want halted naming other-node, the file staged, no command", r, s)
+	}
+	if h, err := group.Halted(t.Context()); err != nil || h == nil || h.Node != "other-node" {
+		t.Errorf("halt flag after the dry run: %+v, %v", h, err)
+	}
+	if n.file("/etc/dr-h/env") != "" {
+		t.Error("a dry run installed the file")
+	}
+	if entries, _ := os.ReadDir(marks); len(entries) != 0 {
+		t.Errorf("commands ran: %v", entries)
+	}
+}
