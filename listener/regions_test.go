@@ -147,7 +147,8 @@ templates:
 	if err := apiEU.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	testcluster.Eventually(t, 30*time.Second, "web-eu falls over to api-us", holds(webEU, "/etc/web/env", usURL))
+	took := testcluster.Eventually(t, 30*time.Second, "web-eu falls over to api-us", holds(webEU, "/etc/web/env", usURL))
+	t.Logf("web-eu fell over to us %s after api-eu closed", took.Round(time.Millisecond))
 	if got := metric(scrape(t, webEU), `patchbay_listener_inputs_read_total{source="events"}`); got <= euEvents {
 		t.Errorf("web-eu applied the fallover without an event (runs from events %v → %v)", euEvents, got)
 	}
@@ -157,11 +158,13 @@ templates:
 	if got := webUS.runs.Load(); got != usRuns {
 		t.Errorf("web-us ran %d times for eu's change, want 0", got-usRuns)
 	}
-	testcluster.Eventually(t, 30*time.Second, "deaf-eu falls over by anti-entropy", holds(deafEU, "/etc/web/env", usURL))
+	took = testcluster.Eventually(t, 30*time.Second, "deaf-eu falls over by anti-entropy", holds(deafEU, "/etc/web/env", usURL))
+	t.Logf("deaf-eu (no events, anti_entropy 1s) fell over %s after web-eu", took.Round(time.Millisecond))
 
 	// It comes back: web-eu binds it again.
 	register("api-eu-2", "eu", 10002)
-	testcluster.Eventually(t, 30*time.Second, "web-eu binds the eu provider again", holds(webEU, "/etc/web/env", euURL))
+	took = testcluster.Eventually(t, 30*time.Second, "web-eu binds the eu provider again", holds(webEU, "/etc/web/env", euURL))
+	t.Logf("web-eu back on eu %s after it registered", took.Round(time.Millisecond))
 	testcluster.Eventually(t, 30*time.Second, "deaf-eu binds it again by anti-entropy", holds(deafEU, "/etc/web/env", euURL))
 	if got := webUS.runs.Load(); got != usRuns {
 		t.Errorf("web-us ran %d times for eu's changes, want 0", got-usRuns)
