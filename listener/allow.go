@@ -156,6 +156,9 @@ func (a AllowConfig) refusals(p *plan) (commands, sources []string) {
 			sources = append(sources, fmt.Sprintf("source of template %s %q", name, t.Source))
 		}
 	}
+	for _, t := range p.m.Tests {
+		cmd("test "+t.Name, t.Command)
+	}
 	return commands, sources
 }
 

@@ -90,34 +90,34 @@ func (in *inputs) invalidate() {
 }
 
 // event applies a bindings event for a node in region and reports whether
-// it concerns the node (a run is due).
-func (in *inputs) event(e events.BindingsChanged, region string) bool {
+// it concerns the node (a run is due), or why it does not.
+func (in *inputs) event(e events.BindingsChanged, region string) (run bool, ignored string) {
 	if e.Region != region && e.Region != "" {
-		return false // another region's binding
+		return false, ignoredOtherRegion
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	h := in.services[e.Service]
 	if h == nil {
-		return true // not read yet: the run reads Consul
+		return true, "" // not read yet: the run reads Consul
 	}
 	uses := h.hosted.Binding
 	if e.Region == "" && uses != nil && uses.Region != "" {
-		return false // the node uses its region's binding, not this one
+		return false, ignoredOtherRegion // the node uses its region's binding, not this one
 	}
 	if uses != nil && uses.Region == e.Region && e.Revision != 0 && e.Revision <= h.revision {
-		return false // held already, or older than what is held
+		return false, ignoredHeld // or older than what is held
 	}
 	var b struct {
 		Manifest string `json:"manifest"`
 	}
 	if e.Revision == 0 || len(e.Binding) == 0 || json.Unmarshal(e.Binding, &b) != nil || b.Manifest != h.digest {
 		h.stale = true // deleted, too large to carry, or the manifest changed
-		return true
+		return true, ""
 	}
 	h.hosted.Binding = &registry.StoredBinding{Federation: e.Federation, Service: e.Service, Region: e.Region, Value: e.Binding, ModifyIndex: e.ModifyIndex}
 	h.revision = e.Revision
-	return true
+	return true, ""
 }
 
 func sameKey(a, b *registry.StoredBinding) bool {

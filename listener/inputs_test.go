@@ -49,7 +49,7 @@ func TestInputsEvents(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newInputs()
 			in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, ManifestIndex: 7, Binding: tc.held}})
-			if got := in.event(tc.e, tc.nodeRegion); got != tc.wantRun {
+			if got, _ := in.event(tc.e, tc.nodeRegion); got != tc.wantRun {
 				t.Errorf("event → run %v, want %v", got, tc.wantRun)
 			}
 			hosted, ok := in.current([]string{"web"})

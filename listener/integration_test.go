@@ -37,6 +37,8 @@ type cluster struct {
 	nodeReg     *registry.Client
 	antiEntropy string       // of the listeners; default 2s
 	nodeLog     *slog.Logger // of the listeners; default testLogger
+	nodeExtra   string       // more listener.yaml lines of the next listeners (region: eu)
+	nodeBus     listener.Bus // of the next listeners; default nc
 }
 
 func cmpOrLogger(a, b *slog.Logger) *slog.Logger {
@@ -150,8 +152,8 @@ anti_entropy: %s
 queue: %s
 retry: {initial: 1s, max: 5s}
 %s
-services:
-%s`, name, n.root, filepath.Join(dir, "state"), cmpOr(c.antiEntropy, "2s"), queue, testAllowAll, services)
+%sservices:
+%s`, name, n.root, filepath.Join(dir, "state"), cmpOr(c.antiEntropy, "2s"), queue, testAllowAll, c.nodeExtra, services)
 	if err := os.WriteFile(cfgPath, []byte(doc), 0o644); err != nil {
 		c.t.Fatal(err)
 	}
@@ -163,8 +165,12 @@ services:
 	if c.nodeReg != nil {
 		reg = c.nodeReg
 	}
+	var bus listener.Bus = c.nc
+	if c.nodeBus != nil {
+		bus = c.nodeBus
+	}
 	n.l, err = listener.New(cfg, reg,
-		listener.WithBus(c.nc), listener.WithLogger(cmpOrLogger(c.nodeLog, testLogger(c.t, name))),
+		listener.WithBus(bus), listener.WithLogger(cmpOrLogger(c.nodeLog, testLogger(c.t, name))),
 		listener.WithOwnerOptions(registry.WithOwnerTTL(2*time.Second)),
 		listener.WithRunHook(n.ran))
 	if err != nil {

@@ -33,6 +33,7 @@ type Metrics struct {
 	malformed      prometheus.Counter
 	statusWrites   prometheus.Counter
 	refused        *prometheus.CounterVec
+	more           moreMetrics // tests and region filtering (metrics_more.go)
 
 	mu            sync.Mutex
 	lastCoalesced uint64 // QueueState.Coalesced as last seen, to add deltas
@@ -102,6 +103,7 @@ func NewMetrics() *Metrics {
 	for _, r := range []string{ResultOK, ResultFailed, ResultSkipped, ResultHalted} {
 		m.provisions.WithLabelValues(r)
 	}
+	m.more = newMoreMetrics(m.reg)
 	m.inputsRead.WithLabelValues("events")
 	m.inputsRead.WithLabelValues("consul")
 	m.refused = newRefusedCounter(m.reg)

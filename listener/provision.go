@@ -78,6 +78,7 @@ func (l *Listener) provision(ctx context.Context) error {
 		wg.Go(func() { l.prepare(ctx, cfg, plans[i]) })
 	}
 	wg.Wait()
+	l.noteRegions(cfg, plans)
 	l.noteSeen(plans)
 	l.announceGroups(groupsOf(plans))
 	l.apply(ctx, cfg, plans)
@@ -207,7 +208,7 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 }
 
 // apply installs what changed, reloads, runs provision commands and
-// verifies rollouts, for every service still in the run.
+// declared tests, and verifies rollouts, for every service still in the run.
 func (l *Listener) apply(ctx context.Context, cfg *Config, plans []*plan) {
 	var active []*plan
 	for _, p := range plans {
@@ -221,6 +222,7 @@ func (l *Listener) apply(ctx context.Context, cfg *Config, plans []*plan) {
 	l.install(ctx, active)
 	l.reload(ctx, active)
 	l.runProvisions(ctx, cfg, plans)
+	l.runTests(ctx, cfg, plans, gate)
 	gate.verify(ctx, l, cfg)
 }
 

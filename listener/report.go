@@ -60,6 +60,8 @@ type ServiceRun struct {
 	Reason    string         `json:"reason,omitempty"`
 	Templates []TemplateRun  `json:"templates,omitempty"`
 	Provision *CommandResult `json:"provision,omitempty"`
+	// Tests are the declared tests that ran after the apply, in order.
+	Tests []TestResult `json:"tests,omitempty"`
 }
 
 // TemplateRun is one template's outcome.

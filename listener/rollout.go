@@ -199,10 +199,11 @@ func outputOf(st registry.CheckState) string {
 	return ": " + out
 }
 
-// rollback puts back what the group's services had before the run, and
-// reloads once per distinct reload command.
+// rollback puts back what the services (a rollout group's, or one whose
+// test failed) had before the run, and reloads once per distinct reload
+// command.
 func (l *Listener) rollback(ctx context.Context, plans []*plan, reason string) {
-	l.log.Error("rollout failed; restoring the previous files", "reason", reason)
+	l.log.Error("apply failed; restoring the previous files", "reason", reason)
 	ctx = context.WithoutCancel(ctx) // a rollback must finish even on shutdown
 	reloads := map[string][]string{}
 	for _, p := range plans {

@@ -239,10 +239,13 @@ func (l *Listener) onBindings(m *nats.Msg) {
 		return
 	}
 	if e.Federation != l.fed {
+		l.eventIgnored(e, ignoredOtherFederation)
 		return
 	}
-	if l.inputs.event(e, l.cfg.Load().Region) {
+	if run, ignored := l.inputs.event(e, l.cfg.Load().Region); run {
 		l.queue.Trigger("binding of " + e.Service + " changed")
+	} else {
+		l.eventIgnored(e, ignored)
 	}
 }
 

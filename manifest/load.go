@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -282,6 +283,10 @@ type locator struct {
 func (l locator) at(path ...string) Problem {
 	n, key := l.root, l.root
 	for _, k := range path {
+		if i, err := strconv.Atoi(k); err == nil && n.Kind == yaml.SequenceNode && i >= 0 && i < len(n.Content) {
+			key, n = n.Content[i], n.Content[i] // a list entry: tests.0.command
+			continue
+		}
 		i := keyIndex(n, k)
 		if n.Kind != yaml.MappingNode || i < 0 {
 			break

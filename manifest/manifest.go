@@ -56,6 +56,8 @@ type Manifest struct {
 	Rollout     *Rollout               `yaml:"rollout" json:"rollout,omitempty"`
 	Provision   *Provision             `yaml:"provision" json:"provision,omitempty"`
 	Health      *Health                `yaml:"health" json:"health,omitempty"`
+	// Tests run on every node after the service's files are applied.
+	Tests []Test `yaml:"tests" json:"tests,omitempty"`
 	// Templates are the files a listener renders for the service, by name.
 	Templates map[string]TemplateFile `yaml:"templates" json:"templates,omitempty"`
 }

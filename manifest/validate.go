@@ -91,6 +91,7 @@ func (v *validator) manifest(m *Manifest) {
 	if m.Health != nil {
 		v.health(m.Health, known)
 	}
+	v.tests(m.Tests, known)
 	for _, name := range mapKeys(m.Templates) {
 		t := m.Templates[name]
 		v.templateSpec(name, &t)

@@ -9,16 +9,18 @@ import (
 // What a command prints beyond it is only streamed (WithOutput).
 const MaxKeptOutput = 64 << 10
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
+// TailBuffer keeps the last max bytes written to it: the end of a
+// command's output, where a failing command says why.
+type TailBuffer struct {
 	mu  sync.Mutex // stdout and stderr may write at once
 	max int
 	buf []byte
 }
 
-func newTailBuffer(max int) *tailBuffer { return &tailBuffer{max: max} }
+// NewTailBuffer keeps at most max bytes.
+func NewTailBuffer(max int) *TailBuffer { return &TailBuffer{max: max} }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
+func (t *TailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := len(p)
@@ -35,7 +37,7 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 // String is the kept output.
-func (t *tailBuffer) String() string {
+func (t *TailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.buf)

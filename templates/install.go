@@ -391,7 +391,7 @@ func Run(ctx context.Context, argv []string, timeout time.Duration, opts ...RunO
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.WaitDelay = time.Second // a child holding the output pipe cannot hang us
 	contain(cmd)
-	out := newTailBuffer(MaxKeptOutput)
+	out := NewTailBuffer(MaxKeptOutput)
 	cmd.Stdout, cmd.Stderr = out, out
 	for _, o := range opts {
 		o(cmd)

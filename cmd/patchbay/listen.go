@@ -20,6 +20,8 @@ type listenFlags struct {
 	once      bool
 	converged time.Duration
 	asJSON    bool
+	dryRun    bool // with once: listen_dryrun.go
+	diff      bool
 }
 
 func newListenCmd(a *app) *cobra.Command {
@@ -59,6 +61,9 @@ The control endpoint (control, default ` + listener.DefaultControlAddr + `) serv
 	fl.BoolVar(&f.once, "once", false, "run one provision without registering or subscribing, then exit (1 if it failed)")
 	fl.DurationVar(&f.converged, "converged-timeout", 0, "exit 0 once nothing has changed for this long after the first run (0: run until stopped)")
 	fl.BoolVar(&f.asJSON, "json", false, "with --once, print the run's report as JSON")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "with --once, print what the run would change and change nothing (see below)")
+	fl.BoolVar(&f.diff, "diff", false, "with --dry-run, print a unified diff of each file that would change")
+	cmd.Long += dryRunHelp
 	return cmd
 }
 
@@ -85,6 +90,9 @@ func (a *app) listen(ctx context.Context, f listenFlags) error {
 	defer lookups.Close()
 	opts := []listener.Option{
 		listener.WithFederation(a.g.Federation), listener.WithLogger(a.logger()), listener.WithFetcher(lookups),
+	}
+	if f.dryRun || f.diff {
+		return a.listenDryRun(ctx, cfg, reg, opts, f)
 	}
 	if f.once {
 		return a.listenOnce(ctx, cfg, reg, opts, f)
