@@ -35,16 +35,17 @@ bin/consul: tools/consul/go.mod tools/consul/go.sum
 	go -C tools/consul build -o ../../bin/consul github.com/hashicorp/consul
 	@touch $@
 
-# The load-balancer tests run real nginx and HAProxy from Debian's packages.
+# The load-balancer tests run real nginx and HAProxy from Debian's packages;
+# declared-test tests call curl.
 # As root in CI (CI=true) they are installed here; elsewhere a missing one
 # skips those tests with the command that installs it.
 lb-servers:
-	@if command -v nginx >/dev/null && command -v haproxy >/dev/null; then :; \
+	@if command -v nginx >/dev/null && command -v haproxy >/dev/null && command -v curl >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && [ "$$CI" = true ]; then \
 		echo "installing nginx and haproxy for the load-balancer tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy curl >/dev/null; \
 	else \
-		echo "nginx or haproxy missing: the load-balancer tests will be skipped (sudo apt-get install -y nginx haproxy)"; \
+		echo "nginx, haproxy or curl missing: the tests that need them will be skipped (sudo apt-get install -y nginx haproxy curl)"; \
 	fi
 
 # The deployment files: docker-compose.yml must pass `docker-compose config`
