@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,7 +25,7 @@ func main() {
 
 func run() int {
 	var cfg bench.Config
-	var sizes, sim, jsonOut string
+	var sizes, sim, jsonOut, cpuProfile string
 	flag.StringVar(&cfg.Patchbay, "patchbay", "bin/patchbay", "patchbay binary (make build)")
 	flag.StringVar(&cfg.ConsulTemplate, "consul-template", "bin/consul-template", "consul-template binary (make bin/consul-template)")
 	flag.StringVar(&cfg.Consul, "consul", "bin/consul", "consul binary (make bin/consul)")
@@ -40,6 +41,7 @@ func run() int {
 	flag.IntVar(&cfg.Burst, "burst", 100, "registrations in the burst")
 	flag.StringVar(&sim, "sim", "1000,5000", "listeners of the fleet simulation (\"\" skips)")
 	flag.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the harness, fleet simulation included, to this file (go tool pprof)")
 	flag.Parse()
 	var err error
 	if cfg.Sizes, err = ints(sizes); err != nil {
@@ -52,6 +54,14 @@ func run() int {
 	}
 	cfg.Progress = os.Stderr
 	raiseFileLimit()
+	if cpuProfile != "" {
+		stopProfile, err := startCPUProfile(cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -cpuprofile:", err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := bench.Run(ctx, cfg)
@@ -69,6 +79,20 @@ func run() int {
 		return 2
 	}
 	return 0
+}
+
+// startCPUProfile profiles this process into path until the returned
+// function is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // raiseFileLimit lets the fleet simulation hold three descriptors per
