@@ -77,12 +77,20 @@ burst), and joins a run already queued. Follow it with patchbay status.`,
 	})
 }
 
+// controlResult is the --json output of pause, resume and provision.
+type controlResult struct {
+	Action  string `json:"action"`
+	Control string `json:"control"`
+	Message string `json:"message"`
+}
+
 // controlCmd builds a command that posts to /<name> of the control endpoint.
 func (a *app) controlCmd(act controlAction) *cobra.Command {
 	addr := os.Getenv("PATCHBAY_CONTROL")
 	if addr == "" {
 		addr = listener.DefaultControlAddr
 	}
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:     act.name + " [--control ADDR]",
 		Short:   act.short,
@@ -93,11 +101,15 @@ func (a *app) controlCmd(act controlAction) *cobra.Command {
 			if err := a.postControl(cmd.Context(), addr, act.name); err != nil {
 				return err
 			}
+			if asJSON {
+				return a.printJSON(controlResult{Action: act.name, Control: addr, Message: act.done(addr)})
+			}
 			_, err := fmt.Fprintln(a.stdout, act.done(addr))
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&addr, "control", addr, "address of the listener's control endpoint, host:port or http://host:port [$PATCHBAY_CONTROL]")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"action", "control", "message"} as JSON`)
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -151,7 +152,7 @@ func (a *app) reloadOnHangup(ctx context.Context, hup <-chan os.Signal, l *liste
 }
 
 func (a *app) loadListenerConfig() (*listener.Config, error) {
-	ignore := []string{"timeout", "log-level"}
+	ignore := slices.Clone(fileOnlyKeys)
 	for _, s := range settings {
 		ignore = append(ignore, s.name)
 	}
