@@ -10,8 +10,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +51,11 @@ type Config struct {
 // stops every part in order: listeners (which deregister), the resolver,
 // NATS, Consul.
 func Run(ctx context.Context, cfg Config) error {
+	unlock, err := preflight(cfg)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := prepareDir(cfg); err != nil {
 		return err
 	}
@@ -159,6 +166,57 @@ func serviceList(n NodeSpec) string {
 // dirMarker marks a directory patchbay dev made, and may therefore clear.
 const dirMarker = ".patchbay-dev"
 
+// preflight checks everything a start can check before it changes
+// anything: a second patchbay dev, started while one runs, must fail
+// without deleting the running one's files. It returns with Dir locked
+// against another patchbay dev until unlock.
+func preflight(cfg Config) (unlock func(), err error) {
+	if _, _, err := net.SplitHostPort(cfg.ConsulAddr); err != nil {
+		return nil, fmt.Errorf("consul-addr %q: %w; give host:port", cfg.ConsulAddr, err)
+	}
+	if err := portFree(cfg.ConsulAddr); err != nil {
+		return nil, fmt.Errorf("%w: consul-addr %s is taken (another patchbay dev or Consul agent?): stop it, or run patchbay dev --consul-addr 127.0.0.1:18500 and give the other commands the same flag", ErrInUse, cfg.ConsulAddr)
+	}
+	host, port, err := hostPort(cfg.NATSURL)
+	if err != nil {
+		return nil, fmt.Errorf("nats-url %q: %w; give nats://host:port", cfg.NATSURL, err)
+	}
+	if err := portFree(net.JoinHostPort(host, strconv.Itoa(port))); err != nil {
+		return nil, fmt.Errorf("%w: nats-url %s is taken (another patchbay dev or NATS server?): stop it, or run patchbay dev --nats-url nats://127.0.0.1:14222 and give the other commands the same flag", ErrInUse, cfg.NATSURL)
+	}
+	if err := checkDirOurs(cfg.Dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("dev: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(cfg.Dir, dirMarker), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("dev: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: another patchbay dev runs with --dir %s (%v): stop it, or give another --dir", ErrInUse, cfg.Dir, err)
+	}
+	return func() { f.Close() }, nil // closing releases the lock
+}
+
+// checkDirOurs refuses a directory with files that patchbay dev did not
+// make: it clears the directory on every start.
+func checkDirOurs(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, dirMarker)); err != nil && len(entries) > 0 {
+		return fmt.Errorf("%w: --dir %s is not empty and was not made by patchbay dev, which clears it on every start; give a new or empty directory", ErrInUse, dir)
+	}
+	return nil
+}
+
 // prepareDir empties Dir of the last run's nodes (Consul starts empty, so
 // their files are stale) and copies the manifests in on the first run.
 func prepareDir(cfg Config) error {
@@ -170,9 +228,6 @@ func prepareDir(cfg Config) error {
 		return fmt.Errorf("dev: %w", err)
 	}
 	marker := filepath.Join(cfg.Dir, dirMarker)
-	if _, err := os.Stat(marker); err != nil && len(entries) > 0 {
-		return fmt.Errorf("%w: --dir %s is not empty and was not made by patchbay dev, which clears it on every start; give a new or empty directory", ErrInUse, cfg.Dir)
-	}
 	if err := os.WriteFile(marker, []byte("made by patchbay dev, which clears this directory (but services/) on every start\n"), 0o644); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
