@@ -111,12 +111,18 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Go(func() { t.run(ctx) })
 	<-ctx.Done()
 	fmt.Fprintln(cfg.Out, "\nstopping: listeners deregister their instances, then the resolver, NATS and Consul stop")
+	stopDevNodes(nc, cfg, log)
 	wg.Wait()
 	return nil
 }
 
 // RunNode runs one more simulated node against a running dev cluster
 // until ctx ends, then deregisters it and removes its listener.yaml.
+//
+// It also stops when the dev cluster does: told over NATS by a cluster
+// that stops cleanly, or on losing NATS, which only a stopped or killed
+// cluster closes. A node that outlived its cluster would register itself
+// into the next one, a ghost of a node nobody started there.
 func RunNode(ctx context.Context, c Cluster, n NodeSpec, out io.Writer) error {
 	logPath := filepath.Join(c.Dir, n.Name+".log")
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
@@ -127,11 +133,19 @@ func RunNode(ctx context.Context, c Cluster, n NodeSpec, out io.Writer) error {
 		return err
 	}
 	defer closeLog()
-	reg, nc, err := connect(c, "patchbay dev node "+n.Name, log)
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	reg, nc, err := connect(c, "patchbay dev node "+n.Name, log,
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { stop(errClusterGone) }))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	sub, err := nc.Subscribe(stopSubject, func(*nats.Msg) { stop(errClusterStopping) })
+	if err != nil {
+		return fmt.Errorf("dev node: subscribe %s: %w", stopSubject, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
 	if _, err := reg.Snapshot(ctx); err != nil {
 		return fmt.Errorf("no dev cluster at %s (%w): start one with patchbay dev first", c.ConsulAddr, err)
 	}
@@ -147,8 +161,52 @@ func RunNode(ctx context.Context, c Cluster, n NodeSpec, out io.Writer) error {
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	fmt.Fprintf(out, "node %s stopped\n", n.Name)
+	why := ""
+	if cause := context.Cause(ctx); errors.Is(cause, errClusterStopping) || errors.Is(cause, errClusterGone) {
+		why = ": " + cause.Error()
+	}
+	fmt.Fprintf(out, "node %s stopped%s\n", n.Name, why)
 	return err
+}
+
+// stopSubject is where a stopping dev cluster tells its dev nodes to stop.
+const stopSubject = "patchbay.dev.stopping"
+
+var (
+	errClusterStopping = errors.New("the dev cluster is stopping")
+	errClusterGone     = errors.New("lost the dev cluster's NATS: the cluster stopped or was killed")
+)
+
+// stopDevNodes tells the dev nodes (patchbay dev node) to stop and waits
+// a while for them: they deregister through Consul, which stops after.
+// Each removes its listener.yaml on the way out.
+func stopDevNodes(nc *nats.Conn, cfg Config, log *slog.Logger) {
+	err := nc.Publish(stopSubject, nil)
+	if err == nil {
+		err = nc.FlushTimeout(2 * time.Second)
+	}
+	if err != nil {
+		log.Warn("cannot tell the dev nodes to stop; they stop once NATS is gone", "err", err)
+	}
+	own := map[string]bool{}
+	for _, n := range cfg.Nodes {
+		own[cfg.listenerFile(n.Name)] = true
+	}
+	others := func() (left []string) {
+		for _, f := range nodeFiles(cfg.Dir) {
+			if !own[f] {
+				left = append(left, f)
+			}
+		}
+		return left
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(others()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond) // polling the files the nodes remove, with the deadline above
+	}
+	if left := others(); len(left) > 0 {
+		log.Warn("dev nodes did not stop in time; they stop once NATS is gone", "listener_files", left)
+	}
 }
 
 func serviceList(n NodeSpec) string {
@@ -276,12 +334,12 @@ func startNATS(url string) (*natsserver.Server, error) {
 
 // connect opens the registry client and a NATS connection that rides out
 // restarts.
-func connect(c Cluster, name string, log *slog.Logger) (*registry.Client, *nats.Conn, error) {
+func connect(c Cluster, name string, log *slog.Logger, opts ...nats.Option) (*registry.Client, *nats.Conn, error) {
 	reg, err := registry.New(registry.WithAddress(c.ConsulAddr), registry.WithPrefix(c.Prefix), registry.WithLogger(log))
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err := nats.Connect(c.NATSURL, nats.Name(name), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(c.NATSURL, append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1)}, opts...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("nats %s: %w; is patchbay dev running?", c.NATSURL, err)
 	}
