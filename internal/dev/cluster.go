@@ -278,6 +278,9 @@ func checkDirOurs(dir string) error {
 // prepareDir empties Dir of the last run's nodes (Consul starts empty, so
 // their files are stale) and copies the manifests in on the first run.
 func prepareDir(cfg Config) error {
+	if err := checkDirOurs(cfg.Dir); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
