@@ -23,8 +23,8 @@ func (l *Listener) forgetStatus() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := f.DeleteStatus(ctx, node); err != nil {
-		l.log.Warn("deleting this node's status record failed; patchbay status shows it as stale", "node", node, "err", err)
+		l.log.Warn("deleting this node's status record failed; patchbay status shows it as stale", "err", err)
 		return
 	}
-	l.log.Info("status record deleted", "node", node)
+	l.log.Info("status record deleted")
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ type listenFlags struct {
 	once      bool
 	converged time.Duration
 	asJSON    bool
+	check     bool
 }
 
 func newListenCmd(a *app) *cobra.Command {
@@ -46,6 +48,10 @@ change by at most that.
 Signals: SIGTERM or Ctrl-C lets the running step finish (shutdown_timeout),
 deregisters the instances and exits 0; SIGHUP reloads listener.yaml.
 
+Under systemd (NOTIFY_SOCKET set; Type=notify or notify-reload) it reports
+READY=1 once running, RELOADING=1 and READY=1 around each reload, STOPPING=1
+on the way out, and pings the watchdog at half WatchdogSec=.
+
 The control endpoint (control, default ` + listener.DefaultControlAddr + `) serves
 /healthz, /status and /metrics, and patchbay pause, resume and provision.`,
 		Example: `  patchbay listen --config /etc/patchbay/listener.yaml
@@ -60,12 +66,20 @@ The control endpoint (control, default ` + listener.DefaultControlAddr + `) serv
 	fl.BoolVar(&f.once, "once", false, "run one provision without registering or subscribing, then exit (1 if it failed)")
 	fl.DurationVar(&f.converged, "converged-timeout", 0, "exit 0 once nothing has changed for this long after the first run (0: run until stopped)")
 	fl.BoolVar(&f.asJSON, "json", false, "with --once, print the run's report as JSON")
+	fl.BoolVar(&f.check, "check-config", false, "check listener.yaml and exit: 0 when it is valid, else 1 with its problems (systemd's ExecReload runs it before the SIGHUP)")
 	return cmd
 }
 
 func (a *app) listen(ctx context.Context, f listenFlags) error {
 	if a.g.ConfigFile == "" {
 		return usageErrorf("listen needs --config listener.yaml (see examples/listener.yaml)")
+	}
+	if f.check {
+		if _, err := a.loadListenerConfig(); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(a.stdout, "%s is valid\n", a.g.ConfigFile)
+		return err
 	}
 	// Caught from the start: Go's default for SIGHUP ends the process.
 	hup := make(chan os.Signal, 1)
@@ -105,7 +119,10 @@ func (a *app) listen(ctx context.Context, f listenFlags) error {
 	defer wg.Wait() // after stop below: the reloader ends with ctx
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	wg.Go(func() { a.reloadOnHangup(ctx, hup, l) })
+	sd := notifier{a.logger()}
+	wg.Go(func() { a.reloadOnHangup(ctx, hup, l, sd) })
+	wg.Go(func() { sd.watchdog(ctx, func() { l.Report() }) })
+	sd.ready("listening; node " + cfg.Node)
 	return l.Run(ctx)
 }
 
@@ -133,20 +150,25 @@ func (a *app) listenOnce(ctx context.Context, cfg *listener.Config, reg listener
 }
 
 // reloadOnHangup reloads listener.yaml on SIGHUP; an invalid file is
-// reported and the running config kept.
-func (a *app) reloadOnHangup(ctx context.Context, hup <-chan os.Signal, l *listener.Listener) {
+// reported and the running config kept. It tells systemd of each reload
+// and, when ctx ends, that the listener is stopping.
+func (a *app) reloadOnHangup(ctx context.Context, hup <-chan os.Signal, l *listener.Listener, sd notifier) {
 	log := a.logger()
 	for {
 		select {
 		case <-ctx.Done():
+			sd.stopping()
 			return
 		case <-hup:
+			sd.reloading()
 			cfg, err := a.loadListenerConfig()
 			if err != nil {
 				log.Error("SIGHUP: listener.yaml not reloaded; the running config stays", "err", err)
+				sd.ready("listener.yaml not reloaded, the running config stays: " + strings.Join(strings.Fields(err.Error()), " "))
 				continue
 			}
 			l.Reload(cfg)
+			sd.ready("listening; listener.yaml reloaded")
 		}
 	}
 }
