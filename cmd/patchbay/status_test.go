@@ -55,6 +55,9 @@ func halted(t *testing.T, reg *registry.Client, fed, group string) *registry.Hal
 }
 
 func TestStatus(t *testing.T) {
+	// Consul's records only: a NATS on this machine's default port (a
+	// patchbay dev, say) would mark these listener-less nodes stale.
+	t.Setenv("PATCHBAY_NATS_URL", "nats://127.0.0.1:1")
 	consul := testcluster.StartConsul(t)
 	addr := "--consul-addr=" + consul.Addr
 	ctx := context.Background()
