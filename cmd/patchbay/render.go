@@ -136,23 +136,36 @@ func (a *app) render(ctx context.Context, f renderFlags) error {
 		}
 		return a.report(res, f)
 	}
+	if err := a.install(ctx, out, spec, root, f, &res); err != nil {
+		return err
+	}
+	return a.report(res, f)
+}
+
+// install installs out at res.Destination as a listener would, and runs
+// the reload command when the file changed; under root, only with
+// --reload, since the command acts on this host's service.
+func (a *app) install(ctx context.Context, out []byte, spec manifest.TemplateFile, root string, f renderFlags, res *renderResult) error {
 	file, err := templates.FileOf(spec)
 	if err != nil {
 		return err
 	}
-	file.Destination = dest
+	file.Destination = res.Destination
 	if res.Changed, err = templates.Install(ctx, out, file); err != nil {
 		return err
 	}
-	if res.Changed && f.out == "" && len(spec.Reload) > 0 && root != "" && !f.reload {
-		res.NotReloaded = fmt.Sprintf("root %s is set, so %q would act on this host, not on the file under it; give --reload to run it", root, strings.Join(spec.Reload, " "))
-	} else if res.Changed && f.out == "" && len(spec.Reload) > 0 { // only manifest templates have one
-		if err := templates.Run(ctx, spec.Reload, time.Duration(spec.Timeout)); err != nil {
-			return fmt.Errorf("installed %s, but its reload failed: %w", dest, err)
-		}
-		res.Reloaded = true
+	if !res.Changed || f.out != "" || len(spec.Reload) == 0 { // only manifest templates have one
+		return nil
 	}
-	return a.report(res, f)
+	if root != "" && !f.reload {
+		res.NotReloaded = fmt.Sprintf("root %s is set, so %q would act on this host, not on the file under it; give --reload to run it", root, strings.Join(spec.Reload, " "))
+		return nil
+	}
+	if err := templates.Run(ctx, spec.Reload, time.Duration(spec.Timeout)); err != nil {
+		return fmt.Errorf("installed %s, but its reload failed: %w", res.Destination, err)
+	}
+	res.Reloaded = true
+	return nil
 }
 
 func (a *app) report(res renderResult, f renderFlags) error {

@@ -62,48 +62,50 @@ control endpoint: curl 127.0.0.1:7676/status.`,
   patchbay status --json | jq '.nodes[] | select(.result != "ok" or .stale)'
   patchbay status --prune                # forget nodes that no longer answer`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg, err := a.registry()
-			if err != nil {
-				return err
-			}
-			statuses, skipped, err := reg.Statuses(cmd.Context())
-			if err != nil {
-				return err
-			}
-			for _, s := range skipped {
-				fmt.Fprintf(a.stderr, "warning: skipped unreadable %s: %s\n", s.Key, s.Reason)
-			}
-			if prune && wait <= 0 {
-				return usageErrorf("--prune needs --live-wait above 0: only nodes that do not answer over NATS are pruned")
-			}
-			if wait > 0 {
-				var asked error
-				statuses, asked = a.liveStatuses(statuses, wait)
-				if prune {
-					if asked != nil {
-						return fmt.Errorf("--prune cannot tell live nodes from stale ones without NATS: %w", asked)
-					}
-					if statuses, err = a.pruneStale(cmd.Context(), reg, statuses); err != nil {
-						return err
-					}
-				}
-			}
-			halts, err := reg.Halts(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return a.printJSON(statusReport{Nodes: append([]registry.Status{}, statuses...), Halted: halts})
-			}
-			printStatus(a.stdout, statuses, halts, time.Now())
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.status(cmd.Context(), asJSON, wait, prune) },
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"nodes": [...], "halted": {"federation/group": {...}}} as JSON`)
 	cmd.Flags().BoolVar(&prune, "prune", false, "delete the records of stale nodes, which did not answer within --live-wait")
 	cmd.Flags().DurationVar(&wait, "live-wait", time.Second, "how long to wait for live listeners' answers over NATS, which stops early once every recorded node answered (0: Consul's records only)")
 	return cmd
+}
+
+func (a *app) status(ctx context.Context, asJSON bool, wait time.Duration, prune bool) error {
+	if prune && wait <= 0 {
+		return usageErrorf("--prune needs --live-wait above 0: only nodes that do not answer over NATS are pruned")
+	}
+	reg, err := a.registry()
+	if err != nil {
+		return err
+	}
+	statuses, skipped, err := reg.Statuses(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(a.stderr, "warning: skipped unreadable %s: %s\n", s.Key, s.Reason)
+	}
+	if wait > 0 {
+		var asked error
+		statuses, asked = a.liveStatuses(statuses, wait)
+		if prune && asked != nil {
+			return fmt.Errorf("--prune cannot tell live nodes from stale ones without NATS: %w", asked)
+		}
+		if prune {
+			if statuses, err = a.pruneStale(ctx, reg, statuses); err != nil {
+				return err
+			}
+		}
+	}
+	halts, err := reg.Halts(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return a.printJSON(statusReport{Nodes: append([]registry.Status{}, statuses...), Halted: halts})
+	}
+	printStatus(a.stdout, statuses, halts, time.Now())
+	return nil
 }
 
 func printStatus(w io.Writer, statuses []registry.Status, halts map[string]registry.Halt, now time.Time) {
