@@ -5,10 +5,16 @@ CONSUL_VERSION := $(shell awk '$$1 == "github.com/hashicorp/consul" {print $$2; 
 
 .PHONY: test dev build completions consul lb-servers deploy-check fuzz clean
 
-test: bin/consul bin/nats-server lb-servers deploy-check
+test: bin/consul bin/nats-server lb-servers deploy-check bin/testsum
 	go vet ./...
-	go test -race ./...
+	bin/testsum go test -race ./...
 	$(MAKE) --no-print-directory chaos
+
+# go test -json summed up: plain go test's output, then one line of tests
+# passed, failed and skipped, with each skip's reason; go test's exit status.
+.PHONY: bin/testsum
+bin/testsum:
+	go build -o bin/testsum ./internal/testsum
 
 build:
 	go build -o bin/patchbay ./cmd/patchbay

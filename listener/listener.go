@@ -225,6 +225,7 @@ func (l *Listener) Run(ctx context.Context) error {
 	<-queueDone
 	stopRegistrars()
 	l.teardown(s, &registrars)
+	l.forgetStatus()
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -36,7 +37,7 @@ type Set struct {
 // A file stands alone. A directory is walked; the manifest files directly in
 // each directory (.yaml, .yml, .json, .toml; names starting with "." or "_"
 // are skipped) are the fragments of one service, merged in lexical order
-// with later keys winning. A document with a top-level "datastores" key is a
+// with later keys winning; fragments that name different ids are an error. A document with a top-level "datastores" key is a
 // datastores file and merges with nothing.
 //
 // When any input is wrong the error is Problems, listing every problem of
@@ -166,6 +167,9 @@ func loadGroup(set *Set, files []string) Problems {
 	if len(fragments) == 0 {
 		return probs
 	}
+	if prob := differentIDs(fragments); prob != nil {
+		return append(probs, *prob)
+	}
 	m, mProbs := buildService(fragments)
 	if len(mProbs) > 0 {
 		return append(probs, mProbs...)
@@ -179,6 +183,30 @@ func loadGroup(set *Set, files []string) Problems {
 	}
 	set.Services = append(set.Services, s)
 	return probs
+}
+
+// differentIDs reports the first fragment whose id differs from an earlier
+// one: merged, two services of one directory would become one, named after
+// the last file, and every reference to the other would break.
+func differentIDs(fragments []fragment) *Problem {
+	var first *yaml.Node
+	var firstFile string
+	for _, fr := range fragments {
+		id := lookup(fr.root, "id")
+		if id == nil || id.Kind != yaml.ScalarNode {
+			continue
+		}
+		if first == nil {
+			first, firstFile = id, fr.file
+			continue
+		}
+		if id.Value != first.Value {
+			return &Problem{File: fr.file, Line: id.Line, Column: id.Column, Message: fmt.Sprintf(
+				"id %q differs from id %q in %s (line %d): the files of one directory are fragments of one service; put each service in a directory of its own",
+				id.Value, first.Value, firstFile, first.Line)}
+		}
+	}
+	return nil
 }
 
 // buildService checks each fragment against the schema, merges them and

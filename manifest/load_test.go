@@ -288,7 +288,7 @@ timeout = "1m"
 
 func TestMergeLaterKeysWin(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
-		"svc/00-defaults.yaml": "id: base\npublic: true\nenvironment: {ENV: staging, REGION_NAME: eu}\nrequires: {DB: {key: A_URL, optional: true}}\n",
+		"svc/00-defaults.yaml": "public: true\nenvironment: {ENV: staging, REGION_NAME: eu}\nrequires: {DB: {key: A_URL, optional: true}}\n",
 		"svc/10-app.json":      `{"id": "svc", "environment": {"ENV": "production"}, "requires": {"DB": {"key": "B_URL"}}}`,
 		"svc/20-last.toml":     "public = false\n",
 		"svc/_ignored.yaml":    "id: ignored\n",
@@ -311,6 +311,30 @@ func TestMergeLaterKeysWin(t *testing.T) {
 	}
 	if len(s.Files) != 3 || !strings.HasSuffix(s.Files[0], "00-defaults.yaml") || !strings.HasSuffix(s.Files[2], "20-last.toml") {
 		t.Errorf("files = %v", s.Files)
+	}
+}
+
+// Two services side by side in one directory are a mistake to report
+// with both files, not one merged service named after the last file.
+func TestLoadDifferentIDsInOneDirectory(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"svc/api.json":     `{"id": "api", "environment": {"A": "1"}}`,
+		"svc/app-www.yaml": "# the web app\nid: app-www\n",
+		"svc/zz-more.yaml": "environment: {B: \"2\"}\n",
+		"other/a.yaml":     "id: other\n",
+		"other/b.yaml":     "id: other\npublic: true\n",
+	})
+	set, err := Load(dir)
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Load = %v, want ErrInvalid", err)
+	}
+	api, www := filepath.Join(dir, "svc", "api.json"), filepath.Join(dir, "svc", "app-www.yaml")
+	want := www + `:2:5: id "app-www" differs from id "api" in ` + api + " (line 1)"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error:\n%v\nwant it to contain\n%s", err, want)
+	}
+	if len(set.Services) != 1 || set.Services[0].Manifest.ID != "other" {
+		t.Errorf("services = %+v, want only other (same id in both files)", set.Services)
 	}
 }
 

@@ -25,6 +25,9 @@ type Status struct {
 	// Live is set on a status the node's listener answered itself; a
 	// status read from Consul is the last outcome the node recorded.
 	Live bool `json:"live,omitempty"`
+	// Stale is set by `patchbay status` on a recorded status whose node
+	// did not answer over NATS: its listener stopped or is unreachable.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // PutStatus records a node's last provision.
@@ -40,6 +43,21 @@ func (c *Client) PutStatus(ctx context.Context, s Status) error {
 	defer cancel()
 	if _, err := c.consul.KV().Put(&api.KVPair{Key: c.keys.nodeStatus(s.Node), Value: data}, w); err != nil {
 		return c.fail(ctx, err, "write status of %s", s.Node)
+	}
+	return nil
+}
+
+// DeleteStatus removes a node's status record: its listener stopped
+// cleanly, or `patchbay status --prune` found it stale. A missing record is
+// no error.
+func (c *Client) DeleteStatus(ctx context.Context, node string) error {
+	if node == "" {
+		return fmt.Errorf("%w: status without a node", ErrInvalid)
+	}
+	w, cancel := c.write(ctx)
+	defer cancel()
+	if _, err := c.consul.KV().Delete(c.keys.nodeStatus(node), w); err != nil {
+		return c.fail(ctx, err, "delete status of %s", node)
 	}
 	return nil
 }

@@ -77,6 +77,13 @@ burst), and joins a run already queued. Follow it with patchbay status.`,
 	})
 }
 
+// controlResult is the --json output of pause, resume and provision.
+type controlResult struct {
+	Action  string `json:"action"`
+	Control string `json:"control"`
+	Message string `json:"message"`
+}
+
 // controlCmd builds a command that posts to /<name> of the control endpoint.
 func (a *app) controlCmd(act controlAction) *cobra.Command {
 	addr := os.Getenv("PATCHBAY_CONTROL")
@@ -84,6 +91,7 @@ func (a *app) controlCmd(act controlAction) *cobra.Command {
 		addr = listener.DefaultControlAddr
 	}
 	tokenFile := os.Getenv("PATCHBAY_CONTROL_TOKEN_FILE")
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:     act.name + " [--control ADDR]",
 		Short:   act.short,
@@ -94,12 +102,16 @@ func (a *app) controlCmd(act controlAction) *cobra.Command {
 			if err := a.postControl(cmd.Context(), addr, tokenFile, act.name); err != nil {
 				return err
 			}
+			if asJSON {
+				return a.printJSON(controlResult{Action: act.name, Control: addr, Message: act.done(addr)})
+			}
 			_, err := fmt.Fprintln(a.stdout, act.done(addr))
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&addr, "control", addr, "address of the listener's control endpoint, host:port or http://host:port [$PATCHBAY_CONTROL]")
 	cmd.Flags().StringVar(&tokenFile, "control-token-file", tokenFile, "file holding the token of listener.yaml's control_token_file [$PATCHBAY_CONTROL_TOKEN_FILE]")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"action", "control", "message"} as JSON`)
 	return cmd
 }
 

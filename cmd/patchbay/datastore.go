@@ -2,9 +2,25 @@ package main
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
+
+// datastoreResult is the --json output of datastore set and rm.
+type datastoreResult struct {
+	Federation string `json:"federation"`
+	Key        string `json:"key"`
+	Changed    bool   `json:"changed"` // set: the value differed; rm: it existed (rm of a missing key fails)
+}
+
+// datastoreEntry is one item of datastore list --json.
+type datastoreEntry struct {
+	Federation string `json:"federation"`
+	Key        string `json:"key"`
+	Value      string `json:"value,omitempty"`
+}
 
 func newDatastoreCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
@@ -18,7 +34,7 @@ belong to the --federation.`,
 	get := &cobra.Command{
 		Use:   "get KEY",
 		Short: "Print a datastore value",
-		Args:  cobra.ExactArgs(1),
+		Args:  namedArgs("KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg, err := a.registry()
 			if err != nil {
@@ -35,12 +51,11 @@ belong to the --federation.`,
 			return err
 		},
 	}
-	get.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	set := &cobra.Command{
 		Use:     "set KEY VALUE",
 		Short:   "Set a datastore value",
 		Example: "  patchbay datastore set PRIMARY_DATABASE_URL postgres://db.internal:5432/app",
-		Args:    cobra.ExactArgs(2),
+		Args:    namedArgs("KEY", "VALUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg, err := a.registry()
 			if err != nil {
@@ -49,6 +64,9 @@ belong to the --federation.`,
 			changed, err := reg.SetDatastore(cmd.Context(), a.g.Federation, args[0], args[1])
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				return a.printJSON(datastoreResult{Federation: a.g.Federation, Key: args[0], Changed: changed})
 			}
 			verb := "unchanged"
 			if changed {
@@ -61,7 +79,7 @@ belong to the --federation.`,
 	rm := &cobra.Command{
 		Use:   "rm KEY",
 		Short: "Remove a datastore value",
-		Args:  cobra.ExactArgs(1),
+		Args:  namedArgs("KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg, err := a.registry()
 			if err != nil {
@@ -70,10 +88,59 @@ belong to the --federation.`,
 			if err := reg.DeleteDatastore(cmd.Context(), a.g.Federation, args[0]); err != nil {
 				return err
 			}
+			if asJSON {
+				return a.printJSON(datastoreResult{Federation: a.g.Federation, Key: args[0], Changed: true})
+			}
 			fmt.Fprintf(a.stdout, "removed datastore %s (federation %s)\n", args[0], a.g.Federation)
 			return nil
 		},
 	}
-	cmd.AddCommand(get, set, rm)
+	for _, c := range []*cobra.Command{get, set, rm} {
+		c.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	}
+	cmd.AddCommand(get, set, rm, newDatastoreListCmd(a))
+	return cmd
+}
+
+func newDatastoreListCmd(a *app) *cobra.Command {
+	var asJSON, values bool
+	cmd := &cobra.Command{
+		Use:   "list [--values] [--json]",
+		Short: "List the datastore keys of the federation",
+		Long: `List prints the datastore keys of the --federation, one a line. Values are
+often credentials (a database URL with its password), so they are shown only
+with --values.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			snap, err := a.snapshot(cmd.Context())
+			if err != nil {
+				return err
+			}
+			list := []datastoreEntry{}
+			for _, d := range snap.Datastores {
+				if d.Federation == a.g.Federation {
+					e := datastoreEntry{Federation: d.Federation, Key: d.Key}
+					if values {
+						e.Value = d.Value
+					}
+					list = append(list, e)
+				}
+			}
+			slices.SortFunc(list, func(x, y datastoreEntry) int { return strings.Compare(x.Key, y.Key) })
+			if asJSON {
+				return a.printJSON(list)
+			}
+			for _, d := range list {
+				if values {
+					fmt.Fprintf(a.stdout, "%s=%s\n", d.Key, d.Value)
+				} else {
+					fmt.Fprintln(a.stdout, d.Key)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print [{"federation", "key", "value"}] as JSON ("value" only with --values)`)
+	cmd.Flags().BoolVar(&values, "values", false, "print the values too (KEY=VALUE)")
 	return cmd
 }

@@ -156,9 +156,19 @@ func TestDev(t *testing.T) {
 	})
 
 	t.Run("Ctrl-C stops everything", func(t *testing.T) {
+		api5 := startDaemon(t, append([]string{"dev", "node", "api-5", "api", "--dir", c.dir}, c.flags...)...)
+		testcluster.Eventually(t, 30*time.Second, "api-5 in the table", func() bool { return nodeRow(c.stdout.String(), "api-5", "api") })
 		c.signal(t, syscall.SIGINT)
 		if code := c.wait(t, 60*time.Second); code != 0 {
 			t.Fatalf("patchbay dev exited %d after Ctrl-C, want 0", code)
+		}
+		// A dev node stops with its cluster: left running, it would
+		// register itself into the next one, a ghost.
+		if code := api5.wait(t, 10*time.Second); code != 0 || !strings.Contains(api5.stdout.String(), "node api-5 stopped: the dev cluster is stopping") {
+			t.Errorf("dev node api-5: exit %d after the cluster stopped\n%s", code, api5.stdout.String())
+		}
+		if log, _ := os.ReadFile(filepath.Join(c.dir, "api-5.log")); !strings.Contains(string(log), "instance deregistered") {
+			t.Errorf("api-5 did not deregister before Consul stopped:\n%s", log)
 		}
 		testcluster.WaitClosed(t, c.flags[1], 10*time.Second)
 		testcluster.WaitClosed(t, strings.TrimPrefix(c.flags[3], "nats://"), 10*time.Second)
@@ -169,6 +179,22 @@ func TestDev(t *testing.T) {
 			t.Errorf("no goodbye line on stdout:\n%s", c.stdout.String())
 		}
 	})
+}
+
+// A dev node whose cluster was killed stops too, rather than wait for the
+// next cluster on the same addresses and register into it.
+func TestDevNodeStopsWithKilledCluster(t *testing.T) {
+	c := startDev(t)
+	c.node(t, "web-1")
+	n := startDaemon(t, append([]string{"dev", "node", "api-9", "api", "--dir", c.dir}, c.flags...)...)
+	testcluster.Eventually(t, 30*time.Second, "api-9 in the table", func() bool { return nodeRow(c.stdout.String(), "api-9", "api") })
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	c.wait(t, 10*time.Second)
+	if code := n.wait(t, 30*time.Second); code != 0 || !strings.Contains(n.stdout.String(), "node api-9 stopped: lost the dev cluster's NATS") {
+		t.Errorf("dev node api-9: exit %d after its cluster was killed\n%s", code, n.stdout.String())
+	}
 }
 
 // consulAgents lists the processes whose command line serves HTTP on addr.

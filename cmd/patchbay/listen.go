@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,6 +24,7 @@ type listenFlags struct {
 	asJSON    bool
 	dryRun    bool // with once: listen_dryrun.go
 	diff      bool
+	check     bool
 }
 
 func newListenCmd(a *app) *cobra.Command {
@@ -47,6 +50,10 @@ change by at most that.
 Signals: SIGTERM or Ctrl-C lets the running step finish (shutdown_timeout),
 deregisters the instances and exits 0; SIGHUP reloads listener.yaml.
 
+Under systemd (NOTIFY_SOCKET set; Type=notify or notify-reload) it reports
+READY=1 once running, RELOADING=1 and READY=1 around each reload, STOPPING=1
+on the way out, and pings the watchdog at half WatchdogSec=.
+
 The control endpoint (control, default ` + listener.DefaultControlAddr + `) serves
 /healthz, /status and /metrics, and patchbay pause, resume and provision.`,
 		Example: `  patchbay listen --config /etc/patchbay/listener.yaml
@@ -64,12 +71,20 @@ The control endpoint (control, default ` + listener.DefaultControlAddr + `) serv
 	fl.BoolVar(&f.dryRun, "dry-run", false, "with --once, print what the run would change and change nothing (see below)")
 	fl.BoolVar(&f.diff, "diff", false, "with --dry-run, print a unified diff of each file that would change")
 	cmd.Long += dryRunHelp
+	fl.BoolVar(&f.check, "check-config", false, "check listener.yaml and exit: 0 when it is valid, else 1 with its problems (systemd's ExecReload runs it before the SIGHUP)")
 	return cmd
 }
 
 func (a *app) listen(ctx context.Context, f listenFlags) error {
 	if a.g.ConfigFile == "" {
 		return usageErrorf("listen needs --config listener.yaml (see examples/listener.yaml)")
+	}
+	if f.check {
+		if _, err := a.loadListenerConfig(); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(a.stdout, "%s is valid\n", a.g.ConfigFile)
+		return err
 	}
 	// Caught from the start: Go's default for SIGHUP ends the process.
 	hup := make(chan os.Signal, 1)
@@ -112,7 +127,10 @@ func (a *app) listen(ctx context.Context, f listenFlags) error {
 	defer wg.Wait() // after stop below: the reloader ends with ctx
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	wg.Go(func() { a.reloadOnHangup(ctx, hup, l) })
+	sd := notifier{a.logger()}
+	wg.Go(func() { a.reloadOnHangup(ctx, hup, l, sd) })
+	wg.Go(func() { sd.watchdog(ctx, func() { l.Report() }) })
+	sd.ready("listening; node " + cfg.Node)
 	return l.Run(ctx)
 }
 
@@ -140,26 +158,31 @@ func (a *app) listenOnce(ctx context.Context, cfg *listener.Config, reg listener
 }
 
 // reloadOnHangup reloads listener.yaml on SIGHUP; an invalid file is
-// reported and the running config kept.
-func (a *app) reloadOnHangup(ctx context.Context, hup <-chan os.Signal, l *listener.Listener) {
+// reported and the running config kept. It tells systemd of each reload
+// and, when ctx ends, that the listener is stopping.
+func (a *app) reloadOnHangup(ctx context.Context, hup <-chan os.Signal, l *listener.Listener, sd notifier) {
 	log := a.logger()
 	for {
 		select {
 		case <-ctx.Done():
+			sd.stopping()
 			return
 		case <-hup:
+			sd.reloading()
 			cfg, err := a.loadListenerConfig()
 			if err != nil {
 				log.Error("SIGHUP: listener.yaml not reloaded; the running config stays", "err", err)
+				sd.ready("listener.yaml not reloaded, the running config stays: " + strings.Join(strings.Fields(err.Error()), " "))
 				continue
 			}
 			l.Reload(cfg)
+			sd.ready("listening; listener.yaml reloaded")
 		}
 	}
 }
 
 func (a *app) loadListenerConfig() (*listener.Config, error) {
-	ignore := []string{"timeout", "log-level"}
+	ignore := slices.Clone(fileOnlyKeys)
 	for _, s := range settings {
 		ignore = append(ignore, s.name)
 	}

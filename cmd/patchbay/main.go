@@ -28,15 +28,19 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	routeStdLog(slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	routeStdLog(slog.New(slog.NewTextHandler(os.Stderr, nil))) // until the command's settings are known
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, ownGlobalLog)
 	stop()
 	os.Exit(code)
 }
 
 // run executes one command line and returns its exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRootCmd(stdout, stderr)
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, opts ...func(*app)) int {
+	a := newApp(stdout, stderr)
+	for _, o := range opts {
+		o(a)
+	}
+	root := a.rootCmd()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

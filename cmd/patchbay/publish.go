@@ -84,12 +84,13 @@ file does not name are left alone; remove one with 'patchbay datastore rm'.`,
 }
 
 func newUnpublishCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "unpublish SERVICE",
 		Short: "Remove a service's manifest from Consul",
 		Long: `Unpublish deletes the manifest of SERVICE in the --federation. Running
 instances keep running, but the resolver stops binding anything to them.`,
-		Args: cobra.ExactArgs(1),
+		Args: namedArgs("SERVICE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg, err := a.registry()
 			if err != nil {
@@ -98,8 +99,13 @@ instances keep running, but the resolver stops binding anything to them.`,
 			if err := reg.Unpublish(cmd.Context(), a.g.Federation, args[0]); err != nil {
 				return err
 			}
+			if asJSON {
+				return a.printJSON(map[string]string{"federation": a.g.Federation, "service": args[0], "result": "unpublished"})
+			}
 			fmt.Fprintf(a.stdout, "unpublished service %s (federation %s)\n", args[0], a.g.Federation)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"federation", "service", "result"} as JSON`)
+	return cmd
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"time"
@@ -15,6 +16,7 @@ func newRegisterCmd(a *app) *cobra.Command {
 	var (
 		spec     registry.InstanceSpec
 		ownerTTL time.Duration
+		asJSON   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "register SERVICE --address A --port P [--node N] [--region R]",
@@ -29,7 +31,7 @@ the node fails, it vanishes at once, and comes back when they recover.
 It is for services without a listener, scripts and tests: a listener
 registers the instances of its node itself.`,
 		Example: "  patchbay register api --node api-1 --address 10.0.0.7 --port 8080 --region eu-1",
-		Args:    cobra.ExactArgs(1),
+		Args:    namedArgs("SERVICE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec.Service, spec.Federation = args[0], a.g.Federation
 			reg, err := a.registry()
@@ -40,10 +42,15 @@ registers the instances of its node itself.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "registering %s (federation %s); waiting for its health check\n", owner.ID(), spec.Federation)
+			say := a.registerEvents(asJSON, spec.Federation)
+			say(registerEvent{Event: "registering", Instance: owner.ID()}, fmt.Sprintf("registering %s (federation %s); waiting for its health check", owner.ID(), spec.Federation))
 			if err := owner.WaitRegistered(cmd.Context()); err == nil {
 				in, _ := owner.Current()
-				fmt.Fprintf(a.stdout, "registered %s at %s:%d%s; Ctrl-C deregisters\n", in.ID, in.Address, in.Port, indexNote(in.Index))
+				ev := registerEvent{Event: "registered", Instance: in.ID, Address: in.Address, Port: in.Port}
+				if in.Index >= 0 {
+					ev.Index = &in.Index
+				}
+				say(ev, fmt.Sprintf("registered %s at %s:%d%s; Ctrl-C deregisters", in.ID, in.Address, in.Port, indexNote(in.Index)))
 			}
 			select {
 			case <-cmd.Context().Done():
@@ -58,10 +65,11 @@ registers the instances of its node itself.`,
 			if closeErr != nil {
 				return closeErr
 			}
-			fmt.Fprintf(a.stdout, "deregistered %s\n", owner.ID())
+			say(registerEvent{Event: "deregistered", Instance: owner.ID()}, "deregistered "+owner.ID())
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print each step as one line of JSON: {"event": "registering"|"registered"|"deregistered", "instance", "federation", "address", "port", "index"}`)
 	hostname, _ := os.Hostname()
 	f := cmd.Flags()
 	f.StringVar(&spec.Node, "node", hostname, "node name the instance runs on")
@@ -79,4 +87,29 @@ func indexNote(index int) string {
 		return ""
 	}
 	return fmt.Sprintf(" with index %d", index)
+}
+
+// registerEvent is one line of register --json: the command runs until
+// stopped, so each step is a line of its own.
+type registerEvent struct {
+	Event      string `json:"event"`
+	Instance   string `json:"instance"`
+	Federation string `json:"federation"`
+	Address    string `json:"address,omitempty"`
+	Port       int    `json:"port,omitempty"`
+	Index      *int   `json:"index,omitempty"`
+}
+
+// registerEvents returns how register reports a step: a line of JSON, or
+// the sentence.
+func (a *app) registerEvents(asJSON bool, fed string) func(registerEvent, string) {
+	enc := json.NewEncoder(a.stdout)
+	return func(ev registerEvent, text string) {
+		if !asJSON {
+			fmt.Fprintln(a.stdout, text)
+			return
+		}
+		ev.Federation = fed
+		_ = enc.Encode(ev) // stdout gone: nothing better to do with the error
+	}
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"log/slog"
-
 	"github.com/patchbay/patchbay/registry"
 )
 
@@ -15,9 +13,4 @@ func (a *app) registry() (*registry.Client, error) {
 		registry.WithTimeout(a.g.Timeout),
 		registry.WithLogger(a.logger()),
 	)
-}
-
-// logger writes structured logs to stderr.
-func (a *app) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: &a.logLevel}))
 }

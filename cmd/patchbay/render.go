@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,7 +24,7 @@ import (
 
 type renderFlags struct {
 	service, template, out, region string
-	diff, dryRun, asJSON           bool
+	diff, dryRun, asJSON, reload   bool
 }
 
 // renderResult is what render --json prints.
@@ -32,6 +33,8 @@ type renderResult struct {
 	Changed     bool   `json:"changed"`
 	Reloaded    bool   `json:"reloaded"`
 	Diff        string `json:"diff,omitempty"`
+	// NotReloaded says why a changed file's reload did not run.
+	NotReloaded string `json:"not_reloaded,omitempty"`
 }
 
 func newRenderCmd(a *app) *cobra.Command {
@@ -54,7 +57,14 @@ T is one of:
 "--out -", or when T has no destination, the result goes to stdout.
 --diff prints a unified diff from the installed file to the rendered one.
 --dry-run installs nothing and runs no command: with --diff it shows what
-would change, without it prints the rendered file.
+would change, without it prints the rendered file (with --json, whether it
+would change).
+
+With --config listener.yaml, its root is prefixed to the destination, as
+the listener of that node does (patchbay dev's nodes render under
+.patchbay-dev/<node>/). The reload command then does not run unless
+--reload is given: it would act on this host's service, not on the files
+under root.
 
 A template that needs an unresolved requirement, or a load balancer with
 fewer upstreams than its min, is not rendered: the installed file stays.`,
@@ -72,6 +82,7 @@ fewer upstreams than its min, is not rendered: the installed file stays.`,
 	fl.BoolVar(&f.diff, "diff", false, "print a unified diff against the installed file")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "install nothing, run no check or reload")
 	fl.BoolVar(&f.asJSON, "json", false, "print the outcome as JSON")
+	fl.BoolVar(&f.reload, "reload", false, "run the reload command even when --config's root places the file under another directory")
 	_ = cmd.MarkFlagRequired("service")
 	_ = cmd.MarkFlagRequired("template")
 	return cmd
@@ -98,9 +109,9 @@ func (a *app) render(ctx context.Context, f renderFlags) error {
 	if err != nil {
 		return err
 	}
-	dest := spec.Destination
+	dest, root := a.underRoot(spec.Destination), a.configRoot()
 	if f.out != "" {
-		dest = f.out
+		dest, root = f.out, ""
 	}
 	if dest == "" || dest == "-" {
 		_, err := a.stdout.Write(out)
@@ -116,28 +127,45 @@ func (a *app) render(ctx context.Context, f renderFlags) error {
 		}
 	}
 	if f.dryRun {
-		res.Changed = res.Diff != ""
+		if res.Changed, err = differs(dest, out); err != nil {
+			return err
+		}
 		if !f.diff && !f.asJSON {
 			_, err := a.stdout.Write(out)
 			return err
 		}
 		return a.report(res, f)
 	}
+	if err := a.install(ctx, out, spec, root, f, &res); err != nil {
+		return err
+	}
+	return a.report(res, f)
+}
+
+// install installs out at res.Destination as a listener would, and runs
+// the reload command when the file changed; under root, only with
+// --reload, since the command acts on this host's service.
+func (a *app) install(ctx context.Context, out []byte, spec manifest.TemplateFile, root string, f renderFlags, res *renderResult) error {
 	file, err := templates.FileOf(spec)
 	if err != nil {
 		return err
 	}
-	file.Destination = dest
+	file.Destination = res.Destination
 	if res.Changed, err = templates.Install(ctx, out, file); err != nil {
 		return err
 	}
-	if res.Changed && f.out == "" && len(spec.Reload) > 0 { // only manifest templates have one
-		if err := templates.Run(ctx, spec.Reload, time.Duration(spec.Timeout)); err != nil {
-			return fmt.Errorf("installed %s, but its reload failed: %w", dest, err)
-		}
-		res.Reloaded = true
+	if !res.Changed || f.out != "" || len(spec.Reload) == 0 { // only manifest templates have one
+		return nil
 	}
-	return a.report(res, f)
+	if root != "" && !f.reload {
+		res.NotReloaded = fmt.Sprintf("root %s is set, so %q would act on this host, not on the file under it; give --reload to run it", root, strings.Join(spec.Reload, " "))
+		return nil
+	}
+	if err := templates.Run(ctx, spec.Reload, time.Duration(spec.Timeout)); err != nil {
+		return fmt.Errorf("installed %s, but its reload failed: %w", res.Destination, err)
+	}
+	res.Reloaded = true
+	return nil
 }
 
 func (a *app) report(res renderResult, f renderFlags) error {
@@ -148,6 +176,8 @@ func (a *app) report(res renderResult, f renderFlags) error {
 	case f.dryRun:
 	case res.Reloaded:
 		fmt.Fprintf(a.stderr, "installed %s and reloaded\n", res.Destination)
+	case res.NotReloaded != "":
+		fmt.Fprintf(a.stderr, "installed %s; not reloaded: %s\n", res.Destination, res.NotReloaded)
 	case res.Changed:
 		fmt.Fprintf(a.stderr, "installed %s\n", res.Destination)
 	default:
@@ -227,6 +257,41 @@ func (a *app) renderSpec(ctx context.Context, reg *registry.Client, m *manifest.
 		Service: m.ID, Federation: m.Federation, Region: b.Region,
 		Environment: m.Environment, Binding: b, Options: spec.Options, Min: *spec.Min,
 	})
+}
+
+// configRoot is the root of --config's listener.yaml ("" for none): the
+// directory its listener places destinations under.
+func (a *app) configRoot() string {
+	if a.g.ConfigFile == "" {
+		return ""
+	}
+	root := a.viper.GetString("root")
+	if root == "/" {
+		return ""
+	}
+	return root
+}
+
+// underRoot places a destination under configRoot, as the listener does.
+func (a *app) underRoot(dest string) string {
+	root := a.configRoot()
+	if root == "" || dest == "" || dest == "-" {
+		return dest
+	}
+	return filepath.Join(root, dest)
+}
+
+// differs reports whether out differs from the installed file (missing:
+// it differs).
+func differs(dest string, out []byte) (bool, error) {
+	installed, err := os.ReadFile(dest)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return !bytes.Equal(installed, out), nil
 }
 
 // diffInstalled diffs the installed file (missing: empty) with out.

@@ -104,6 +104,39 @@ templates:
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.Destination != env || res.Changed {
 		t.Fatalf("render --json: %q: %v", stdout, err)
 	}
+
+	// Back to PORT 8080 in Consul; env still has 9090.
+	if code, _, stderr := patchbay(t, "publish", addr, writeServices(t, map[string]string{"app": app})); code != 0 {
+		t.Fatalf("publish: %s", stderr)
+	}
+	t.Run("dry-run --json says changed without --diff", func(t *testing.T) {
+		var res renderResult
+		_, stdout, _ := patchbay(t, "render", addr, "--service", "app", "--template", "env", "--dry-run", "--json")
+		if err := json.Unmarshal([]byte(stdout), &res); err != nil || !res.Changed || res.Reloaded {
+			t.Fatalf("render --dry-run --json: %q: %v; want changed", stdout, err)
+		}
+		assertContains(t, env, "PORT='9090'")
+	})
+	t.Run("--config's root", func(t *testing.T) {
+		root := filepath.Join(dir, "node-root")
+		os.Remove(reloaded) // the last install's reload
+		config := filepath.Join(dir, "listener.yaml")
+		if err := os.WriteFile(config, []byte("node: n1\nroot: "+root+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var res renderResult
+		code, stdout, stderr := patchbay(t, "render", addr, "--config", config, "--service", "app", "--template", "env", "--json")
+		if err := json.Unmarshal([]byte(stdout), &res); err != nil || code != 0 {
+			t.Fatalf("exit %d: %q: %v\n%s", code, stdout, err, stderr)
+		}
+		under := filepath.Join(root, env)
+		if res.Destination != under || !res.Changed || res.Reloaded || !strings.Contains(res.NotReloaded, "give --reload to run it") {
+			t.Errorf("result %+v, want installed at %s and not reloaded", res, under)
+		}
+		assertContains(t, under, "PORT='8080'")
+		assertContains(t, env, "PORT='9090'") // the host's file is untouched
+		assertExists(t, reloaded, false)
+	})
 }
 
 func assertMode(t *testing.T, path string, want os.FileMode) {

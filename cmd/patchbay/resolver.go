@@ -54,6 +54,10 @@ reload; change its settings with a restart.`,
 				a.ignoreHangup(ctx, hup, "the resolver has no file to reload; restart it to change its settings")
 			})
 			loop := resolver.NewLoop(reg, nc, resolver.WithHolder(holder), resolver.WithDebounce(quiet, maxWait), resolver.WithLogger(a.logger()))
+			sd := notifier{a.logger()}
+			wg.Go(func() { sd.watchdog(ctx, func() {}) })
+			wg.Go(func() { <-ctx.Done(); sd.stopping() })
+			sd.ready("resolving as " + holder)
 			return loop.Run(ctx)
 		},
 	}

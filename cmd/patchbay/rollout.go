@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/registry"
 )
 
 func newRolloutCmd(a *app) *cobra.Command {
@@ -24,8 +25,19 @@ halted groups.`,
 	return cmd
 }
 
+// rolloutResumeResult is the --json output of rollout resume.
+type rolloutResumeResult struct {
+	Federation string         `json:"federation"`
+	Group      string         `json:"group"`
+	WasHalted  bool           `json:"was_halted"`
+	Halt       *registry.Halt `json:"halt,omitempty"` // who halted it, and why
+	Announced  bool           `json:"announced"`      // on NATS; else the nodes apply at anti-entropy
+	Warning    string         `json:"warning,omitempty"`
+}
+
 func newRolloutResumeCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "resume GROUP",
 		Short: "Clear a rollout group's halt so that its nodes apply again",
 		Long: `Resume clears the halt flag of rollout group GROUP in the --federation and
@@ -39,7 +51,7 @@ their next anti-entropy check (2m by default).`,
 		Example: `  patchbay status                                # which groups are halted, and why
   patchbay rollout resume www
   patchbay rollout resume api --federation seatgeek`,
-		Args: cobra.ExactArgs(1),
+		Args: namedArgs("GROUP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fed, group := a.g.Federation, args[0]
 			// A NATS setting to fix is the user's mistake: say so before
@@ -64,20 +76,38 @@ their next anti-entropy check (2m by default).`,
 			if err != nil {
 				return err
 			}
-			if !was {
-				fmt.Fprintf(a.stdout, "rollout group %s (federation %s) was not halted; nothing to resume\n", group, fed)
-				return nil
+			res := rolloutResumeResult{Federation: fed, Group: group, WasHalted: was}
+			if was {
+				res.Halt = halt
+				if err := a.announceRollout(events.RolloutSubject(fed, group)); err != nil {
+					res.Warning = fmt.Sprintf("%v; the nodes of %s apply at their next anti-entropy check instead of now", err, group)
+				} else {
+					res.Announced = true
+				}
 			}
-			how := ""
-			if halt != nil && halt.Node != "" {
-				how = fmt.Sprintf(", halted by %s: %s", halt.Node, statusLine(halt.Reason))
+			if asJSON {
+				return a.printJSON(res)
 			}
-			fmt.Fprintf(a.stdout, "resumed rollout group %s (federation %s)%s\n", group, fed, how)
-			if err := a.announceRollout(events.RolloutSubject(fed, group)); err != nil {
-				fmt.Fprintf(a.stderr, "warning: %v; the nodes of %s apply at their next anti-entropy check instead of now\n", err, group)
-			}
+			a.printRolloutResume(res)
 			return nil
 		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"federation", "group", "was_halted", "halt", "announced", "warning"} as JSON`)
+	return cmd
+}
+
+func (a *app) printRolloutResume(res rolloutResumeResult) {
+	if !res.WasHalted {
+		fmt.Fprintf(a.stdout, "rollout group %s (federation %s) was not halted; nothing to resume\n", res.Group, res.Federation)
+		return
+	}
+	how := ""
+	if res.Halt != nil && res.Halt.Node != "" {
+		how = fmt.Sprintf(", halted by %s: %s", res.Halt.Node, statusLine(res.Halt.Reason))
+	}
+	fmt.Fprintf(a.stdout, "resumed rollout group %s (federation %s)%s\n", res.Group, res.Federation, how)
+	if res.Warning != "" {
+		fmt.Fprintf(a.stderr, "warning: %s\n", res.Warning)
 	}
 }
 

@@ -62,6 +62,8 @@ type app struct {
 	viper          *viper.Viper
 	g              globals
 	logLevel       slog.LevelVar
+	logFormat      string // "text" or "json"
+	globalLog      bool   // install the logger as slog's default and the standard logger's
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -101,12 +103,14 @@ and NATS's own: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, NATS_URL, NATS_CREDS), then
 	for _, s := range settings {
 		flags.String(s.name, s.def, fmt.Sprintf("%s [$%s]", s.help, strings.Join(s.env, ", $")))
 	}
-	flags.DurationVar(&a.g.Timeout, "timeout", 10*time.Second, "bound on each Consul request that is not a long-running watch")
-	flags.Var(&levelFlag{&a.logLevel}, "log-level", "log level: debug, info, warn, error")
+	flags.DurationVar(&a.g.Timeout, "timeout", 10*time.Second, "bound on each Consul request that is not a long-running watch [$PATCHBAY_TIMEOUT]")
+	flags.Var(&levelFlag{&a.logLevel}, "log-level", "log level: debug, info, warn, error [$PATCHBAY_LOG_LEVEL]")
+	flags.Var(formatFlag{&a.logFormat}, "log-format", "log format: text or json (one object a line) [$PATCHBAY_LOG_FORMAT]")
 	root.AddCommand(newVersionCmd(a), newValidateCmd(a), newPublishCmd(a), newUnpublishCmd(a), newRegisterCmd(a), newDatastoreCmd(a),
 		newResolveCmd(a), newExplainCmd(a), newGraphCmd(a), newOrderCmd(a), newResolverCmd(a), newRenderCmd(a),
 		newPauseCmd(a), newResumeCmd(a), newProvisionCmd(a), newStatusCmd(a), newRolloutCmd(a))
 	root.AddCommand(newListenCmd(a), newDevCmd(a))
+	refuseUnknownSubcommands(root)
 	markCommandErrors(root)
 	return root
 }
@@ -137,10 +141,11 @@ func (a *app) loadGlobals(cmd *cobra.Command) error {
 		if err := readConfigFile(v, a.g.ConfigFile); err != nil {
 			return err
 		}
-		if err := a.fileOnlySettings(cmd, v); err != nil {
-			return err
-		}
 	}
+	if err := a.applyTypedSettings(cmd, v); err != nil {
+		return err
+	}
+	a.installGlobalLog()
 	for _, s := range settings {
 		*s.dst(&a.g) = v.GetString(s.name)
 	}
@@ -156,28 +161,9 @@ const (
 	configListener   = "listener.yaml"
 )
 
-// fileOnlySettings applies timeout and log-level from the config file
-// unless given as flags; they have no environment variables.
-func (a *app) fileOnlySettings(cmd *cobra.Command, v *viper.Viper) error {
-	flags := cmd.Root().PersistentFlags()
-	if v.IsSet("timeout") && !flags.Changed("timeout") {
-		d, err := time.ParseDuration(v.GetString("timeout"))
-		if err != nil {
-			return usageErrorf("config file %s: timeout %q is not a duration; write it like \"10s\"", a.g.ConfigFile, v.GetString("timeout"))
-		}
-		a.g.Timeout = d
-	}
-	if v.IsSet("log-level") && !flags.Changed("log-level") {
-		if err := a.logLevel.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
-			return usageErrorf("config file %s: log-level %q: give debug, info, warn or error", a.g.ConfigFile, v.GetString("log-level"))
-		}
-	}
-	return nil
-}
-
 // fileOnlyKeys are settings a config file may hold beyond the flags in
 // settings.
-var fileOnlyKeys = []string{"timeout", "log-level"}
+var fileOnlyKeys = []string{"timeout", "log-level", "log-format"}
 
 // readConfigFile merges the config file into v, rejecting keys that are no
 // setting so that a typo does not silently fall back to a default.

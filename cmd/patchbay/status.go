@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ func newStatusCmd(a *app) *cobra.Command {
 	var (
 		asJSON bool
 		wait   time.Duration
+		prune  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "status [--json]",
@@ -44,6 +46,12 @@ run, which would cost a Raft write per node per change), so Consul keeps the
 last outcome of every node, including those that are down, and live
 listeners add their latest revision and time.
 
+A recorded node that does not answer within --live-wait is shown as stale,
+with the time of its last record: its listener was killed, or its host is
+down or cut off. A listener that stops cleanly deletes its record, so a
+node taken out of service disappears. --prune deletes the records of the
+stale nodes.
+
 It also lists the rollout groups of every federation that are halted: a node
 failed to apply a change, so the group's other nodes stage changes without
 applying them until patchbay rollout resume GROUP.
@@ -51,37 +59,53 @@ applying them until patchbay rollout resume GROUP.
 To see one host's listener live (its queue, whether it is paused), ask its
 control endpoint: curl 127.0.0.1:7676/status.`,
 		Example: `  patchbay status
-  patchbay status --json | jq '.nodes[] | select(.result != "ok")'`,
+  patchbay status --json | jq '.nodes[] | select(.result != "ok" or .stale)'
+  patchbay status --prune                # forget nodes that no longer answer`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg, err := a.registry()
-			if err != nil {
-				return err
-			}
-			statuses, skipped, err := reg.Statuses(cmd.Context())
-			if err != nil {
-				return err
-			}
-			for _, s := range skipped {
-				fmt.Fprintf(a.stderr, "warning: skipped unreadable %s: %s\n", s.Key, s.Reason)
-			}
-			if wait > 0 {
-				statuses = a.liveStatuses(statuses, wait)
-			}
-			halts, err := reg.Halts(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return a.printJSON(statusReport{Nodes: append([]registry.Status{}, statuses...), Halted: halts})
-			}
-			printStatus(a.stdout, statuses, halts, time.Now())
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.status(cmd.Context(), asJSON, wait, prune) },
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"nodes": [...], "halted": {"federation/group": {...}}} as JSON`)
+	cmd.Flags().BoolVar(&prune, "prune", false, "delete the records of stale nodes, which did not answer within --live-wait")
 	cmd.Flags().DurationVar(&wait, "live-wait", time.Second, "how long to wait for live listeners' answers over NATS, which stops early once every recorded node answered (0: Consul's records only)")
 	return cmd
+}
+
+func (a *app) status(ctx context.Context, asJSON bool, wait time.Duration, prune bool) error {
+	if prune && wait <= 0 {
+		return usageErrorf("--prune needs --live-wait above 0: only nodes that do not answer over NATS are pruned")
+	}
+	reg, err := a.registry()
+	if err != nil {
+		return err
+	}
+	statuses, skipped, err := reg.Statuses(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(a.stderr, "warning: skipped unreadable %s: %s\n", s.Key, s.Reason)
+	}
+	if wait > 0 {
+		var asked error
+		statuses, asked = a.liveStatuses(statuses, wait)
+		if prune && asked != nil {
+			return fmt.Errorf("--prune cannot tell live nodes from stale ones without NATS: %w", asked)
+		}
+		if prune {
+			if statuses, err = a.pruneStale(ctx, reg, statuses); err != nil {
+				return err
+			}
+		}
+	}
+	halts, err := reg.Halts(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return a.printJSON(statusReport{Nodes: append([]registry.Status{}, statuses...), Halted: halts})
+	}
+	printStatus(a.stdout, statuses, halts, time.Now())
+	return nil
 }
 
 func printStatus(w io.Writer, statuses []registry.Status, halts map[string]registry.Halt, now time.Time) {
@@ -92,12 +116,16 @@ func printStatus(w io.Writer, statuses []registry.Status, halts map[string]regis
 		fmt.Fprintln(tw, "NODE\tRESULT\tREVISION\tAGE\tMESSAGE")
 		count := map[string]int{}
 		for _, s := range statuses {
-			count[s.Result]++
+			result, msg := s.Result, statusLine(s.Message)
+			if s.Stale {
+				result, msg = "stale", staleMessage(s)
+			}
+			count[result]++
 			rev := "-"
 			if s.Revision > 0 {
 				rev = strconv.FormatUint(s.Revision, 10)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Node, s.Result, rev, statusAge(now, s.At), statusLine(s.Message))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Node, result, rev, statusAge(now, s.At), msg)
 			// Details under their node, in the message column, so that a
 			// failing node reads as one block.
 			for _, k := range slices.Sorted(maps.Keys(s.Details)) {
@@ -161,7 +189,10 @@ func statusLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // Consul only when their outcome changes, so revisions and times of later
 // runs come from them. It waits at most wait, less once every recorded node
 // answered; without NATS, the recorded statuses are shown with a warning.
-func (a *app) liveStatuses(recorded []registry.Status, wait time.Duration) []registry.Status {
+//
+// A recorded node that did not answer is marked stale. Without NATS none
+// is, and the error says why.
+func (a *app) liveStatuses(recorded []registry.Status, wait time.Duration) ([]registry.Status, error) {
 	byNode := map[string]registry.Status{}
 	for _, s := range recorded {
 		byNode[s.Node] = s
@@ -169,7 +200,7 @@ func (a *app) liveStatuses(recorded []registry.Status, wait time.Duration) []reg
 	nc, err := a.dialNATS("patchbay status", nats.Timeout(wait))
 	if err != nil {
 		fmt.Fprintf(a.stderr, "warning: showing recorded statuses only: %v\n", err)
-		return recorded
+		return recorded, err
 	}
 	defer nc.Close()
 	inbox := nats.NewInbox()
@@ -177,9 +208,12 @@ func (a *app) liveStatuses(recorded []registry.Status, wait time.Duration) []reg
 	if err == nil {
 		err = nc.PublishRequest(events.StatusSubject, inbox, nil)
 	}
+	if err == nil {
+		err = nc.FlushTimeout(wait) // the request reached NATS: silence then means no listener
+	}
 	if err != nil {
 		fmt.Fprintf(a.stderr, "warning: showing recorded statuses only: %v\n", err)
-		return recorded
+		return recorded, err
 	}
 	answered := map[string]bool{}
 	for deadline := time.Now().Add(wait); len(answered) < len(byNode) || len(byNode) == 0; {
@@ -195,7 +229,31 @@ func (a *app) liveStatuses(recorded []registry.Status, wait time.Duration) []reg
 	}
 	out := make([]registry.Status, 0, len(byNode))
 	for _, node := range slices.Sorted(maps.Keys(byNode)) {
-		out = append(out, byNode[node])
+		s := byNode[node]
+		s.Stale = !answered[node]
+		out = append(out, s)
 	}
-	return out
+	return out, nil
+}
+
+// staleMessage says what is known of a node that no longer answers.
+func staleMessage(s registry.Status) string {
+	return fmt.Sprintf("no answer over NATS; last recorded %s at %s (stopped, killed or cut off; patchbay status --prune forgets it)",
+		s.Result, s.At.Format(time.RFC3339))
+}
+
+// pruneStale deletes the records of stale nodes and returns the others.
+func (a *app) pruneStale(ctx context.Context, reg *registry.Client, statuses []registry.Status) ([]registry.Status, error) {
+	var keep []registry.Status
+	for _, s := range statuses {
+		if !s.Stale {
+			keep = append(keep, s)
+			continue
+		}
+		if err := reg.DeleteStatus(ctx, s.Node); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(a.stderr, "pruned %s: %s\n", s.Node, staleMessage(s))
+	}
+	return keep, nil
 }

@@ -10,8 +10,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +50,11 @@ type Config struct {
 // stops every part in order: listeners (which deregister), the resolver,
 // NATS, Consul.
 func Run(ctx context.Context, cfg Config) error {
+	unlock, err := preflight(cfg)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := prepareDir(cfg); err != nil {
 		return err
 	}
@@ -107,12 +114,18 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Go(func() { t.run(ctx) })
 	<-ctx.Done()
 	fmt.Fprintln(cfg.Out, "\nstopping: listeners deregister their instances, then the resolver, NATS and Consul stop")
+	stopDevNodes(nc, cfg, log)
 	wg.Wait()
 	return nil
 }
 
 // RunNode runs one more simulated node against a running dev cluster
 // until ctx ends, then deregisters it and removes its listener.yaml.
+//
+// It also stops when the dev cluster does: told over NATS by a cluster
+// that stops cleanly, or on losing NATS, which only a stopped or killed
+// cluster closes. A node that outlived its cluster would register itself
+// into the next one, a ghost of a node nobody started there.
 func RunNode(ctx context.Context, c Cluster, n NodeSpec, out io.Writer) error {
 	logPath := filepath.Join(c.Dir, n.Name+".log")
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
@@ -123,11 +136,19 @@ func RunNode(ctx context.Context, c Cluster, n NodeSpec, out io.Writer) error {
 		return err
 	}
 	defer closeLog()
-	reg, nc, err := connect(c, "patchbay dev node "+n.Name, log)
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	reg, nc, err := connect(c, "patchbay dev node "+n.Name, log,
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { stop(errClusterGone) }))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	sub, err := nc.Subscribe(stopSubject, func(*nats.Msg) { stop(errClusterStopping) })
+	if err != nil {
+		return fmt.Errorf("dev node: subscribe %s: %w", stopSubject, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
 	if _, err := reg.Snapshot(ctx); err != nil {
 		return fmt.Errorf("no dev cluster at %s (%w): start one with patchbay dev first", c.ConsulAddr, err)
 	}
@@ -143,8 +164,52 @@ func RunNode(ctx context.Context, c Cluster, n NodeSpec, out io.Writer) error {
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	fmt.Fprintf(out, "node %s stopped\n", n.Name)
+	why := ""
+	if cause := context.Cause(ctx); errors.Is(cause, errClusterStopping) || errors.Is(cause, errClusterGone) {
+		why = ": " + cause.Error()
+	}
+	fmt.Fprintf(out, "node %s stopped%s\n", n.Name, why)
 	return err
+}
+
+// stopSubject is where a stopping dev cluster tells its dev nodes to stop.
+const stopSubject = "patchbay.dev.stopping"
+
+var (
+	errClusterStopping = errors.New("the dev cluster is stopping")
+	errClusterGone     = errors.New("lost the dev cluster's NATS: the cluster stopped or was killed")
+)
+
+// stopDevNodes tells the dev nodes (patchbay dev node) to stop and waits
+// a while for them: they deregister through Consul, which stops after.
+// Each removes its listener.yaml on the way out.
+func stopDevNodes(nc *nats.Conn, cfg Config, log *slog.Logger) {
+	err := nc.Publish(stopSubject, nil)
+	if err == nil {
+		err = nc.FlushTimeout(2 * time.Second)
+	}
+	if err != nil {
+		log.Warn("cannot tell the dev nodes to stop; they stop once NATS is gone", "err", err)
+	}
+	own := map[string]bool{}
+	for _, n := range cfg.Nodes {
+		own[cfg.listenerFile(n.Name)] = true
+	}
+	others := func() (left []string) {
+		for _, f := range nodeFiles(cfg.Dir) {
+			if !own[f] {
+				left = append(left, f)
+			}
+		}
+		return left
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(others()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond) // polling the files the nodes remove, with the deadline above
+	}
+	if left := others(); len(left) > 0 {
+		log.Warn("dev nodes did not stop in time; they stop once NATS is gone", "listener_files", left)
+	}
 }
 
 func serviceList(n NodeSpec) string {
@@ -162,9 +227,63 @@ func serviceList(n NodeSpec) string {
 // dirMarker marks a directory patchbay dev made, and may therefore clear.
 const dirMarker = ".patchbay-dev"
 
+// preflight checks everything a start can check before it changes
+// anything: a second patchbay dev, started while one runs, must fail
+// without deleting the running one's files. It returns with Dir locked
+// against another patchbay dev until unlock.
+func preflight(cfg Config) (unlock func(), err error) {
+	if _, _, err := net.SplitHostPort(cfg.ConsulAddr); err != nil {
+		return nil, fmt.Errorf("consul-addr %q: %w; give host:port", cfg.ConsulAddr, err)
+	}
+	if err := portFree(cfg.ConsulAddr); err != nil {
+		return nil, fmt.Errorf("%w: consul-addr %s is taken (another patchbay dev or Consul agent?): stop it, or run patchbay dev --consul-addr 127.0.0.1:18500 and give the other commands the same flag", ErrInUse, cfg.ConsulAddr)
+	}
+	host, port, err := hostPort(cfg.NATSURL)
+	if err != nil {
+		return nil, fmt.Errorf("nats-url %q: %w; give nats://host:port", cfg.NATSURL, err)
+	}
+	if err := portFree(net.JoinHostPort(host, strconv.Itoa(port))); err != nil {
+		return nil, fmt.Errorf("%w: nats-url %s is taken (another patchbay dev or NATS server?): stop it, or run patchbay dev --nats-url nats://127.0.0.1:14222 and give the other commands the same flag", ErrInUse, cfg.NATSURL)
+	}
+	if err := checkDirOurs(cfg.Dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("dev: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(cfg.Dir, dirMarker), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("dev: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: another patchbay dev runs with --dir %s (%v): stop it, or give another --dir", ErrInUse, cfg.Dir, err)
+	}
+	return func() { f.Close() }, nil // closing releases the lock
+}
+
+// checkDirOurs refuses a directory with files that patchbay dev did not
+// make: it clears the directory on every start.
+func checkDirOurs(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, dirMarker)); err != nil && len(entries) > 0 {
+		return fmt.Errorf("%w: --dir %s is not empty and was not made by patchbay dev, which clears it on every start; give a new or empty directory", ErrInUse, dir)
+	}
+	return nil
+}
+
 // prepareDir empties Dir of the last run's nodes (Consul starts empty, so
 // their files are stale) and copies the manifests in on the first run.
 func prepareDir(cfg Config) error {
+	if err := checkDirOurs(cfg.Dir); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
@@ -173,9 +292,6 @@ func prepareDir(cfg Config) error {
 		return fmt.Errorf("dev: %w", err)
 	}
 	marker := filepath.Join(cfg.Dir, dirMarker)
-	if _, err := os.Stat(marker); err != nil && len(entries) > 0 {
-		return fmt.Errorf("%w: --dir %s is not empty and was not made by patchbay dev, which clears it on every start; give a new or empty directory", ErrInUse, cfg.Dir)
-	}
 	if err := os.WriteFile(marker, []byte("made by patchbay dev, which clears this directory (but services/) on every start\n"), 0o644); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
@@ -203,12 +319,12 @@ func prepareDir(cfg Config) error {
 
 // connect opens the registry client and a NATS connection that rides out
 // restarts.
-func connect(c Cluster, name string, log *slog.Logger) (*registry.Client, *nats.Conn, error) {
+func connect(c Cluster, name string, log *slog.Logger, opts ...nats.Option) (*registry.Client, *nats.Conn, error) {
 	reg, err := registry.New(registry.WithAddress(c.ConsulAddr), registry.WithPrefix(c.Prefix), registry.WithLogger(log))
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err := nats.Connect(c.NATSURL, nats.Name(name), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(c.NATSURL, append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1)}, opts...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("nats %s: %w; is patchbay dev running?", c.NATSURL, err)
 	}

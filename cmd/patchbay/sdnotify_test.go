@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// notifySocket is a real unixgram socket standing where systemd's
+// NOTIFY_SOCKET would, for daemons this test starts.
+type notifySocket struct {
+	conn *net.UnixConn
+	msgs chan string
+}
+
+func listenNotify(t *testing.T) *notifySocket {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &notifySocket{conn: conn, msgs: make(chan string, 100)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return // closed at the end of the test
+			}
+			s.msgs <- string(buf[:n])
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-done })
+	t.Setenv("NOTIFY_SOCKET", path)
+	return s
+}
+
+// expect waits for a message matching re, skipping WATCHDOG=1 pings
+// unless re asks for one, and returns it.
+func (s *notifySocket) expect(t *testing.T, re string, deadline time.Duration) string {
+	t.Helper()
+	want := regexp.MustCompile(re)
+	timeout := time.After(deadline)
+	var seen []string
+	for {
+		select {
+		case m := <-s.msgs:
+			if want.MatchString(m) {
+				return m
+			}
+			if m != "WATCHDOG=1" {
+				seen = append(seen, m)
+			}
+		case <-timeout:
+			t.Fatalf("no notification matching %s within %s; got %q", re, deadline, seen)
+			return ""
+		}
+	}
+}
+
+// patchbay listen tells systemd when it is ready, reloading and stopping,
+// and pings its watchdog; a failed reload says so in STATUS.
+func TestListenNotifiesSystemd(t *testing.T) {
+	sock := listenNotify(t)
+	t.Setenv("WATCHDOG_USEC", "400000") // 400ms: a ping every 200ms
+	c := startListenCluster(t)
+	c.publish(t, map[string]string{"sd-a": envManifest("sd-a", "1")})
+	n := newListenNode(t, c, "sd-1", true)
+	services := fmt.Sprintf("  - service: sd-a\n    port: %d\n", freePort(t))
+	n.write(t, services, "")
+	d := startListen(t, "--config", n.path)
+
+	sock.expect(t, `^READY=1\nSTATUS=listening; node sd-1$`, 20*time.Second)
+	for range 2 {
+		sock.expect(t, `^WATCHDOG=1$`, 2*time.Second)
+	}
+
+	d.signal(t, syscall.SIGHUP)
+	m := sock.expect(t, `^RELOADING=1\nMONOTONIC_USEC=\d+\n?$`, 10*time.Second)
+	var usec int64
+	if _, err := fmt.Sscanf(strings.Split(m, "\n")[1], "MONOTONIC_USEC=%d", &usec); err != nil || usec <= 0 {
+		t.Errorf("MONOTONIC_USEC in %q: %d, %v", m, usec, err)
+	}
+	sock.expect(t, `^READY=1\nSTATUS=listening; listener.yaml reloaded$`, 10*time.Second)
+
+	if err := os.WriteFile(n.path, []byte(n.config(services, "")+"bogus_key: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := patchbay(t, "listen", "--config", n.path, "--check-config"); code != 1 || !strings.Contains(stderr, "bogus_key") {
+		t.Errorf("listen --check-config of an invalid file: exit %d\n%s", code, stderr)
+	}
+	d.signal(t, syscall.SIGHUP)
+	sock.expect(t, `^RELOADING=1\n`, 10*time.Second)
+	sock.expect(t, `^READY=1\nSTATUS=listener.yaml not reloaded, the running config stays: .*bogus_key`, 10*time.Second)
+
+	d.signal(t, syscall.SIGTERM)
+	sock.expect(t, `^STOPPING=1\nSTATUS=stopping$`, 10*time.Second)
+	if code := d.wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+}
+
+// The resolver tells systemd it is ready and stopping.
+func TestResolverNotifiesSystemd(t *testing.T) {
+	sock := listenNotify(t)
+	c := startListenCluster(t)
+	d := startDaemon(t, "resolver", "--consul-addr="+c.consul.Addr, "--nats-url="+c.nats.URL, "--name", "sd-resolver")
+	sock.expect(t, `^READY=1\nSTATUS=resolving as sd-resolver$`, 20*time.Second)
+	d.signal(t, syscall.SIGTERM)
+	sock.expect(t, `^STOPPING=1\n`, 10*time.Second)
+	if code := d.wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+}
