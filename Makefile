@@ -5,16 +5,16 @@ CONSUL_VERSION := $(shell awk '$$1 == "github.com/hashicorp/consul" {print $$2; 
 
 .PHONY: test dev build completions consul lb-servers deploy-check fuzz clean
 
-test: bin/consul bin/nats-server lb-servers deploy-check bin/testsum
+test: bin/consul bin/nats-server lb-servers deploy-check bin/gotestsum
 	go vet ./...
-	bin/testsum go test -race ./...
+	bin/gotestsum --format pkgname --format-hide-empty-pkg -- -race ./...
 	$(MAKE) --no-print-directory chaos
 
-# go test -json summed up: plain go test's output, then one line of tests
-# passed, failed and skipped, with each skip's reason; go test's exit status.
-.PHONY: bin/testsum
-bin/testsum:
-	go build -o bin/testsum ./internal/testsum
+# gotestsum (pinned by tools/gotestsum) runs go test and ends with one line
+# of tests run, skipped and failed, after the output of each failed test and
+# each skip's reason; it exits with go test's status.
+bin/gotestsum: tools/gotestsum/go.mod tools/gotestsum/go.sum
+	go -C tools/gotestsum build -o ../../bin/gotestsum gotest.tools/gotestsum
 
 build:
 	go build -o bin/patchbay ./cmd/patchbay
