@@ -32,6 +32,7 @@ type Metrics struct {
 	inputsRead     *prometheus.CounterVec
 	malformed      prometheus.Counter
 	statusWrites   prometheus.Counter
+	lb             lbMetrics
 
 	mu            sync.Mutex
 	lastCoalesced uint64 // QueueState.Coalesced as last seen, to add deltas
@@ -110,6 +111,7 @@ func NewMetrics() *Metrics {
 		m.pending, m.running, m.paused, m.coalesced, m.restores,
 		m.inputsRead, m.malformed, m.statusWrites,
 	)
+	m.lb = newLBMetrics(m.reg)
 	return m
 }
 

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,8 @@ type plan struct {
 	report  ServiceRun
 	due     bool // the provision command should run
 	applied bool // files were installed (a rollback may undo them)
+	relaxed bool   // a policy render of a binding that is not ready (lb.go)
+	after   string // the result once applied, when not ok
 }
 
 // rendered is one template's output in a run.
@@ -85,7 +88,7 @@ func (l *Listener) provision(ctx context.Context) error {
 	run := &RunReport{Started: start}
 	for _, p := range plans {
 		if p.report.Result == "" {
-			p.report.Result = ResultOK
+			p.report.Result = cmp.Or(p.after, ResultOK)
 		}
 		run.Services = append(run.Services, p.report)
 	}
@@ -132,7 +135,9 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 	}
 	p.binding, p.report.Revision = &b, b.Revision
 	if !b.Ready() {
-		p.finish(ResultSkipped, unresolvedReason(b.Unresolved))
+		if !l.policyRender(ctx, cfg, p) { // policy beats last-good
+			p.finish(ResultSkipped, unresolvedReason(b.Unresolved))
+		}
 		return
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.m.Templates)) {
@@ -184,10 +189,15 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 		minimum = *spec.Min
 	}
 	start := time.Now()
-	out, err := l.renderer.Render(ctx, name, contents, templates.Data{
+	data := l.lbData(ctx, p, len(file.Check) > 0, templates.Data{
 		Service: p.m.ID, Federation: l.fed, Region: cfg.Region,
 		Environment: p.m.Environment, Binding: p.binding, Options: spec.Options, Min: minimum,
-	})
+	}, tr)
+	out, err := l.renderer.Render(ctx, name, contents, data)
+	if l.evictsOnGuard(ctx, cfg, p, name, err) { // policy beats last-good
+		data.Min = 0
+		out, err = l.renderer.Render(ctx, name, contents, data)
+	}
 	l.metrics.Rendered(time.Since(start))
 	if err != nil {
 		return fail(err)
@@ -377,6 +387,7 @@ func (l *Listener) record(ctx context.Context, cfg *Config, run *RunReport) erro
 		l.onRun(*run)
 	}
 	l.metrics.RunFinished(run.Result, run.Duration, time.Now())
+	l.metrics.LeftOut(leftOut(run))
 	if run.Result == ResultOK {
 		t := time.Now()
 		l.lastOK.Store(&t)

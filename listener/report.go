@@ -68,6 +68,9 @@ type TemplateRun struct {
 	Destination string `json:"destination,omitempty"`
 	Changed     bool   `json:"changed"`
 	Error       string `json:"error,omitempty"`
+	// Excluded lists upstreams left out of the render: their host names
+	// do not resolve, and would fail the load balancer's check.
+	Excluded []string `json:"excluded,omitempty"`
 }
 
 // CommandResult is a provision command's outcome.
