@@ -34,8 +34,8 @@ type plan struct {
 	binding *resolver.Binding
 	files   []*rendered
 	report  ServiceRun
-	due     bool // the provision command should run
-	applied bool // files were installed (a rollback may undo them)
+	due     bool   // the provision command should run
+	applied bool   // files were installed (a rollback may undo them)
 	relaxed bool   // a policy render of a binding that is not ready (lb.go)
 	after   string // the result once applied, when not ok
 }
