@@ -34,9 +34,11 @@ type plan struct {
 	binding *resolver.Binding
 	files   []*rendered
 	report  ServiceRun
-	due     bool   // the provision command should run
-	applied bool   // files were installed (a rollback may undo them)
-	relaxed bool   // a policy render of a binding that is not ready (lb.go)
+	due     bool // the provision command should run
+	applied bool // files were installed (a rollback may undo them)
+
+	// Load-balancer safety (lb.go).
+	relaxed bool   // a policy render of a binding that is not ready
 	after   string // the result once applied, when not ok
 }
 
