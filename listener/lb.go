@@ -178,11 +178,17 @@ func relax(b *resolver.Binding) *resolver.Binding {
 }
 
 // lbData adjusts a template's data for load-balancer safety: a policy
-// render relaxes the binding and the min guard; a template with a check
-// loses the providers whose host name does not resolve, noted in tr.
+// render relaxes the binding and the min guard; route conflicts are
+// noted in tr; a template with a check loses the providers whose host
+// name does not resolve, noted in tr.
 func (l *Listener) lbData(ctx context.Context, p *plan, check bool, data templates.Data, tr *TemplateRun) templates.Data {
 	if p.relaxed {
 		data.Binding, data.Min = relax(data.Binding), 0
+	}
+	data.Warn = func(conflict string) {
+		tr.Conflicts = append(tr.Conflicts, conflict)
+		p.report.Reason = strings.TrimPrefix(p.report.Reason+"; "+tr.Name+": "+conflict, "; ")
+		l.log.Warn("route conflict", "service", p.m.ID, "template", tr.Name, "conflict", conflict)
 	}
 	if !check || data.Binding == nil {
 		return data

@@ -71,6 +71,9 @@ type TemplateRun struct {
 	// Excluded lists upstreams left out of the render: their host names
 	// do not resolve, and would fail the load balancer's check.
 	Excluded []string `json:"excluded,omitempty"`
+	// Conflicts lists routes whose providers mount them differently; each
+	// route kept one mount and left the others out.
+	Conflicts []string `json:"conflicts,omitempty"`
 }
 
 // CommandResult is a provision command's outcome.

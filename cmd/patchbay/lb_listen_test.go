@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -275,5 +278,69 @@ func TestListenLBBadUpstream(t *testing.T) {
 	testcluster.Eventually(t, 10*time.Second, "patchbay status to name the left-out upstream", func() bool {
 		code, stdout, _ := patchbay(t, "status", addr, "--nats-url", c.nats.URL)
 		return code == 0 && strings.Contains(stdout, "evil.example does not resolve")
+	})
+}
+
+// pathBackend serves its name and the request's path.
+func pathBackend(t *testing.T, name string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name+" "+r.URL.Path) }))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	return u.Port()
+}
+
+// TestListenLBRouteConflict: two services provide API_URL, one mounted at
+// /api, one at /. The route is never flattened onto one instance's path:
+// it keeps the mount most upstreams share, through both load balancers,
+// and the run names both services.
+func TestListenLBRouteConflict(t *testing.T) {
+	testcluster.RequirePrograms(t, "nginx", "haproxy")
+	c := startListenCluster(t)
+	addr := "--consul-addr=" + c.consul.Addr
+	c.publish(t, map[string]string{
+		"api-mounted": "id: api-mounted\npublic: true\nprovides: {API_URL: \"http://{HOST}:{PORT}/api\"}\n",
+		"api-root":    "id: api-root\npublic: true\nprovides: {API_URL: \"http://{HOST}:{PORT}\"}\n",
+	})
+	// Flattened onto its first upstream (api-mounted@n1, lowest in instance
+	// order), the route used to send api-root requests for /api/x too.
+	for i, svc := range []string{"api-root", "api-mounted", "api-mounted"} {
+		port := pathBackend(t, fmt.Sprintf("%s-%d", svc, i))
+		startPatchbay(t, "register", addr, svc, "--node", fmt.Sprintf("n%d", i), "--address", "127.0.0.1", "--port", port).waitLine(t, "registered", 20*time.Second)
+	}
+	l := startLBNode(t, c, "")
+	var s listener.ServiceRun
+	testcluster.Eventually(t, 20*time.Second, "a run with all three providers", func() bool {
+		var ok bool
+		s, ok = l.lbRun(t)
+		return ok && len(c.binding(t, "lb").Vars["ROUTES"].Providers) == 3
+	})
+	l.startServers(t)
+	if s.Result != listener.ResultOK || len(s.Templates) != 2 {
+		t.Fatalf("lb's run: %+v", s)
+	}
+	for _, tr := range s.Templates {
+		if len(tr.Conflicts) != 1 || !strings.Contains(tr.Conflicts[0], "api-mounted (2)") || !strings.Contains(tr.Conflicts[0], "api-root (1)") {
+			t.Errorf("template %s: conflicts %q, want one naming both services", tr.Name, tr.Conflicts)
+		}
+	}
+	testcluster.Eventually(t, 10*time.Second, "both LBs to send /x to the mounted providers at /api/x", func() bool {
+		for name, lbAddr := range l.lbs {
+			for range 6 {
+				req, _ := http.NewRequest(http.MethodGet, "http://"+lbAddr+"/x", nil)
+				req.Host = "api"
+				resp, err := lbClient.Do(req)
+				if err != nil {
+					return false
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(b), "api-mounted-") || !strings.HasSuffix(string(b), " /api/x") {
+					t.Logf("%s: %d %q", name, resp.StatusCode, b)
+					return false
+				}
+			}
+		}
+		return true
 	})
 }
