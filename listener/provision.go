@@ -285,7 +285,7 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 	}
 	for _, p := range active {
 		for _, f := range p.files {
-			if f.changed && len(f.spec.Reload) > 0 {
+			if f.changed && len(f.spec.Reload) > 0 && !l.hitless(ctx, f) { // haproxy.go
 				j := add(f.spec.Reload, time.Duration(f.spec.Timeout))
 				j.files = append(j.files, f)
 			}
