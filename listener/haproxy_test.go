@@ -227,4 +227,3 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 		t.Fatalf("apply without a socket: %v", err)
 	}
 }
-
