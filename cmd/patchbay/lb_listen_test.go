@@ -27,7 +27,8 @@ import (
 
 // lbListenManifest is a public load balancer. Its reload commands do
 // nothing before the servers run (no pid file yet), so the first runs,
-// which install the files the servers start from, succeed.
+// which install the files the servers start from, succeed; then they
+// count themselves in DIR/SERVER.reloads.
 const lbListenManifest = `id: lb
 requires:
   ROUTES: {key: "*_URL", select: all, public: true, region: any}
@@ -36,13 +37,13 @@ templates:
     source: builtin:nginx
     destination: /lb/nginx.conf
     check: [nginx, -t, -q, -c, "{STAGED}"]
-    reload: [sh, -c, "if [ -f {{DIR}}/nginx.pid ]; then nginx -c {{ROOT}}/lb/nginx.conf -s reload; fi"]
+    reload: [sh, -c, "if [ -s {{DIR}}/nginx.pid ]; then echo >> {{DIR}}/nginx.reloads; nginx -c {{ROOT}}/lb/nginx.conf -s reload; fi"]
     options: {listen: "127.0.0.1:{{NGINX_PORT}}", pid: {{DIR}}/nginx.pid, error_log: {{DIR}}/nginx-error.log}
   haproxy:
     source: builtin:haproxy
     destination: /lb/haproxy.cfg
     check: [haproxy, -c, -q, -f, "{STAGED}"]
-    reload: [sh, -c, "if [ -f {{DIR}}/haproxy.pid ]; then kill -USR2 $(cat {{DIR}}/haproxy.pid); fi"]
+    reload: [sh, -c, "if [ -s {{DIR}}/haproxy.pid ]; then echo >> {{DIR}}/haproxy.reloads; kill -USR2 $(cat {{DIR}}/haproxy.pid); fi"]
     options: {listen: "127.0.0.1:{{HAPROXY_PORT}}", check_inter: 500ms{{HAPROXY_OPTIONS}}}
 `
 
