@@ -165,8 +165,8 @@ func TestListenLBPolicyBeatsLastGood(t *testing.T) {
 	addr := "--consul-addr=" + c.consul.Addr
 	c.publish(t, map[string]string{"web": publicWeb(true)})
 	port := namedBackend(t, "web-0")
-	register := func() *process {
-		p := startPatchbay(t, "register", addr, "web", "--node", "n1", "--address", "127.0.0.1", "--port", port, "--owner-ttl", "2s")
+	register := func(extra ...string) *process {
+		p := startPatchbay(t, append([]string{"register", addr, "web", "--node", "n1", "--address", "127.0.0.1", "--port", port, "--owner-ttl", "2s"}, extra...)...)
 		p.waitLine(t, "registered", 20*time.Second)
 		return p
 	}
@@ -214,7 +214,7 @@ func TestListenLBPolicyBeatsLastGood(t *testing.T) {
 	if s, _ := l.lbRun(t); !l.both(upstream) || strings.Contains(s.Reason, "policy") {
 		t.Fatalf("a provider that died left the last good configs (run %+v)", s)
 	}
-	register()
+	owner = register()
 	testcluster.Eventually(t, 20*time.Second, "the listener to apply the binding with web back", func() bool {
 		s, ok := l.lbRun(t)
 		return ok && s.Result == listener.ResultOK
@@ -224,6 +224,19 @@ func TestListenLBPolicyBeatsLastGood(t *testing.T) {
 		t.Fatalf("unpublish: %s", stderr)
 	}
 	leaves("unpublished")
+	c.publish(t, map[string]string{"web": publicWeb(true)})
+	comesBack("published again")
+
+	// The service moves to federation other: its instance here dies (which
+	// alone would keep the file) and one in other serves the same address.
+	if code, _, stderr := patchbay(t, "publish", addr, writeServices(t, map[string]string{"web": "federation: other\n" + publicWeb(true)})); code != 0 {
+		t.Fatalf("publish in federation other: %s", stderr)
+	}
+	if err := owner.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	register("--federation", "other")
+	leaves("moved to federation other")
 	assertRunning(t, "nginx", l.pids["nginx"])
 	assertRunning(t, "haproxy", l.pids["haproxy"])
 }
