@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )
@@ -225,5 +226,37 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 	gone := &haproxyAPI{socket: h.socket + ".gone", timeout: time.Second}
 	if err := c.apply(ctx, gone, time.Second); !errors.Is(err, ErrHAProxyAPI) {
 		t.Fatalf("apply without a socket: %v", err)
+	}
+}
+
+// TestHitlessFallsBack: the listener's decision for a changed file. Only a
+// server change with a reachable runtime API replaces the reload.
+func TestHitlessFallsBack(t *testing.T) {
+	opts := map[string]string{"stats_socket": filepath.Join(t.TempDir(), "none.sock"), "runtime_api": "true"}
+	one, two := renderHAProxy(t, opts, "8001"), renderHAProxy(t, opts, "8001", "8002")
+	l := &Listener{log: quietLogger(), metrics: NewMetrics()}
+	for _, tc := range []struct {
+		name   string
+		source string
+		opts   map[string]string
+		prev   []byte
+		next   []byte
+	}{
+		{name: "socket unavailable", source: "builtin:haproxy", opts: opts, prev: one, next: two},
+		{name: "runtime_api off", source: "builtin:haproxy", opts: map[string]string{"stats_socket": opts["stats_socket"]}, prev: one, next: two},
+		{name: "not the builtin", source: "haproxy.tmpl", opts: opts, prev: one, next: two},
+		{name: "structure changed", source: "builtin:haproxy", opts: opts, prev: one, next: renderHAProxy(t, map[string]string{"stats_socket": opts["stats_socket"], "runtime_api": "true", "maxconn": "10"}, "8001")},
+	} {
+		f := &rendered{name: "haproxy", spec: manifest.TemplateFile{Source: tc.source, Options: tc.opts}, previous: tc.prev, content: tc.next, existed: true}
+		if l.hitless(context.Background(), f) {
+			t.Errorf("%s: applied without a reload", tc.name)
+		}
+	}
+	metrics := httptest.NewRecorder()
+	l.metrics.Handler().ServeHTTP(metrics, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, want := range []string{`patchbay_listener_haproxy_runtime_total{applied="fallback"} 1`, `patchbay_listener_haproxy_runtime_total{applied="reload"} 1`} {
+		if !strings.Contains(metrics.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
