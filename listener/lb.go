@@ -186,6 +186,9 @@ func (l *Listener) lbData(ctx context.Context, p *plan, check bool, data templat
 		data.Binding, data.Min = relax(data.Binding), 0
 	}
 	data.Warn = func(conflict string) {
+		if slices.Contains(tr.Conflicts, conflict) {
+			return // rendered again without the min guard
+		}
 		tr.Conflicts = append(tr.Conflicts, conflict)
 		p.report.Reason = strings.TrimPrefix(p.report.Reason+"; "+tr.Name+": "+conflict, "; ")
 		l.log.Warn("route conflict", "service", p.m.ID, "template", tr.Name, "conflict", conflict)
