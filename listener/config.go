@@ -20,6 +20,7 @@ import (
 
 	"github.com/patchbay/patchbay/internal/suggest"
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/registry"
 )
 
 // ErrConfig marks an invalid listener.yaml; its message names file:line.
@@ -479,9 +480,6 @@ var configNodeName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
 var configDigits = regexp.MustCompile(`^[0-9]+$`)
 
-// configHostName is an RFC 1123 host name.
-var configHostName = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
-
 // validate defaults what depends on other keys and checks what a type
 // cannot say.
 func (l *configLoader) validate(c *Config) {
@@ -556,10 +554,10 @@ func (l *configLoader) address(a string, line int, label string) {
 		l.report(line, "%s: %q has a port; give the host alone, like %q, and each service's port: on its entry", label, a, h)
 		return
 	}
-	if net.ParseIP(a) != nil || (len(a) <= 253 && configHostName.MatchString(a)) {
+	if registry.CheckAddress(a) == nil {
 		return
 	}
-	l.report(line, "%s: %q is not a host name or IP address; give where this node is reached, like \"10.0.0.11\"", label, a)
+	l.report(line, "%s: %q is not %s; give where this node is reached, like \"10.0.0.11\"", label, a, registry.AddressRule)
 }
 
 func (l *configLoader) control(ctl string) {

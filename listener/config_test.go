@@ -133,7 +133,7 @@ func TestLoadConfigProblems(t *testing.T) {
 		{"address with port", "address: 10.0.0.11:80\nnode: n\nservices:\n  - service: worker\n",
 			[]string{`1: address: "10.0.0.11:80" has a port; give the host alone, like "10.0.0.11"`}},
 		{"address not a host", "address: http://10.0.0.11\nnode: n\nservices:\n  - service: worker\n",
-			[]string{`1: address: "http://10.0.0.11" is not a host name or IP address`}},
+			[]string{`1: address: "http://10.0.0.11" is not an IP address or a host name`}},
 		{"service address with port", "node: n\nservices:\n  - service: worker\n    port: 8080\n    address: \"[::1]:8080\"\n",
 			[]string{`5: address: "[::1]:8080" has a port; give the host alone, like "::1"`}},
 		{"address missing", "node: n\nservices:\n  - service: worker\n  - service: app-www\n    port: 8080\n  - service: api\n    port: 9090\n",

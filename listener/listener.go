@@ -63,6 +63,7 @@ type Listener struct {
 	metrics  *Metrics
 	control  *ControlServer
 	inputs   *inputs // what runs read, kept current by events
+	hosts    *hostResolver
 	// malformedLog bounds the log lines of a flood of malformed messages.
 	malformedLog *rate.Sometimes
 
@@ -134,7 +135,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	l := &Listener{
 		reg: reg, fed: "default", log: slog.Default(),
 		reloads: make(chan *Config, 1), groups: make(chan []string, 1), activity: make(chan struct{}, 1),
-		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, inputs: newInputs(),
+		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, inputs: newInputs(), hosts: newHostResolver(),
 		malformedLog: &rate.Sometimes{Interval: 10 * time.Second},
 	}
 	for _, o := range opts {

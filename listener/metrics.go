@@ -34,6 +34,7 @@ type Metrics struct {
 	statusWrites   prometheus.Counter
 	refused        *prometheus.CounterVec
 	more           moreMetrics // tests and region filtering (metrics_more.go)
+	lb             lbMetrics
 
 	mu            sync.Mutex
 	lastCoalesced uint64 // QueueState.Coalesced as last seen, to add deltas
@@ -114,6 +115,7 @@ func NewMetrics() *Metrics {
 		m.pending, m.running, m.paused, m.coalesced, m.restores,
 		m.inputsRead, m.malformed, m.statusWrites,
 	)
+	m.lb = newLBMetrics(m.reg)
 	return m
 }
 

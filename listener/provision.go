@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,10 @@ type plan struct {
 	report  ServiceRun
 	due     bool // the provision command should run
 	applied bool // files were installed (a rollback may undo them)
+
+	// Load-balancer safety (lb.go).
+	relaxed bool   // a policy render of a binding that is not ready
+	after   string // the result once applied, when not ok
 }
 
 // rendered is one template's output in a run.
@@ -86,7 +91,7 @@ func (l *Listener) provision(ctx context.Context) error {
 	run := &RunReport{Started: start}
 	for _, p := range plans {
 		if p.report.Result == "" {
-			p.report.Result = ResultOK
+			p.report.Result = cmp.Or(p.after, ResultOK)
 		}
 		run.Services = append(run.Services, p.report)
 	}
@@ -136,7 +141,9 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 	}
 	p.binding, p.report.Revision = &b, b.Revision
 	if !b.Ready() {
-		p.finish(ResultSkipped, unresolvedReason(b.Unresolved))
+		if !l.policyRender(ctx, cfg, p) { // policy beats last-good
+			p.finish(ResultSkipped, unresolvedReason(b.Unresolved))
+		}
 		return
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.m.Templates)) {
@@ -188,10 +195,15 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 		minimum = *spec.Min
 	}
 	start := time.Now()
-	out, err := l.renderer.Render(ctx, name, contents, templates.Data{
+	data := l.lbData(ctx, p, len(file.Check) > 0, templates.Data{
 		Service: p.m.ID, Federation: l.fed, Region: cfg.Region,
 		Environment: p.m.Environment, Binding: p.binding, Options: spec.Options, Min: minimum,
-	})
+	}, tr)
+	out, err := l.renderer.Render(ctx, name, contents, data)
+	if l.evictsOnGuard(ctx, cfg, p, name, err) { // policy beats last-good
+		data.Min = 0
+		out, err = l.renderer.Render(ctx, name, contents, data)
+	}
 	l.metrics.Rendered(time.Since(start))
 	if err != nil {
 		return fail(err)
@@ -278,7 +290,7 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 	}
 	for _, p := range active {
 		for _, f := range p.files {
-			if f.changed && len(f.spec.Reload) > 0 {
+			if f.changed && len(f.spec.Reload) > 0 && !l.hitless(ctx, f) { // haproxy.go
 				j := add(f.spec.Reload, time.Duration(f.spec.Timeout))
 				j.files = append(j.files, f)
 			}
@@ -382,6 +394,7 @@ func (l *Listener) record(ctx context.Context, cfg *Config, run *RunReport) erro
 		l.onRun(*run)
 	}
 	l.metrics.RunFinished(run.Result, run.Duration, time.Now())
+	l.metrics.LeftOut(leftOut(run))
 	if run.Result == ResultOK {
 		t := time.Now()
 		l.lastOK.Store(&t)

@@ -70,6 +70,12 @@ type TemplateRun struct {
 	Destination string `json:"destination,omitempty"`
 	Changed     bool   `json:"changed"`
 	Error       string `json:"error,omitempty"`
+	// Excluded lists upstreams left out of the render: their host names
+	// do not resolve, and would fail the load balancer's check.
+	Excluded []string `json:"excluded,omitempty"`
+	// Conflicts lists routes whose providers mount them differently; each
+	// route kept one mount and left the others out.
+	Conflicts []string `json:"conflicts,omitempty"`
 }
 
 // CommandResult is a provision command's outcome.

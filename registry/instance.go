@@ -60,6 +60,8 @@ func (s InstanceSpec) validate() error {
 		return fmt.Errorf("%w: node name missing", ErrInvalid)
 	case s.Address == "":
 		return fmt.Errorf("%w: address missing", ErrInvalid)
+	case CheckAddress(s.Address) != nil:
+		return CheckAddress(s.Address)
 	case s.Port < 1 || s.Port > 65535:
 		return fmt.Errorf("%w: port %d is not 1 to 65535", ErrInvalid, s.Port)
 	}

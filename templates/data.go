@@ -42,6 +42,9 @@ type Data struct {
 	Options map[string]string
 	// Min is the fewest upstreams an upstreams or routes call may return.
 	Min int
+	// Warn, when set, receives what a render left out without failing: a
+	// route's conflicting mounts (see Route.Conflict).
+	Warn func(string)
 }
 
 // Upstream is one provider of a requirement, as a load balancer needs it.
@@ -72,10 +75,14 @@ type Route struct {
 	// ID is Name as a config identifier ("readonly_api").
 	ID        string
 	Key       string
-	Path      string // path of the first upstream's URL
-	Scheme    string // scheme of the first upstream's URL, "http" when none
+	Path      string // path of the upstreams' URLs
+	Scheme    string // scheme of the upstreams' URLs, "http" when none
 	Public    bool   // every upstream is public
 	Upstreams []Upstream
+	// Conflict is set when providers mount the key at different schemes
+	// or paths: the route keeps one mount's upstreams and says which it
+	// left out (routes.go).
+	Conflict string
 }
 
 // Info is the run's context, returned by the patchbay function.
@@ -215,26 +222,24 @@ func (f *funcs) routes(name string) ([]Route, error) {
 		return nil, err
 	}
 	byKey := map[string]*Route{}
-	n := 0
 	for _, p := range v.Providers {
 		u, ok := upstream(p)
 		if !ok {
 			continue
 		}
-		n++
 		r, ok := byKey[p.Key]
 		if !ok {
 			r = newRoute(p.Key)
 			byKey[p.Key] = r
 		}
-		if len(r.Upstreams) == 0 {
-			r.Path, r.Scheme = u.Path, cmp.Or(u.Scheme, "http")
-		}
 		r.Public = r.Public && u.Public
 		r.Upstreams = append(r.Upstreams, u)
 	}
 	out := make([]Route, 0, len(byKey))
+	n := 0
 	for _, k := range slices.Sorted(maps.Keys(byKey)) {
+		f.settle(byKey[k])
+		n += len(byKey[k].Upstreams)
 		out = append(out, *byKey[k])
 	}
 	return out, f.guard(name, n)

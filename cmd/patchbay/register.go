@@ -34,6 +34,9 @@ registers the instances of its node itself.`,
 		Args:    namedArgs("SERVICE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec.Service, spec.Federation = args[0], a.g.Federation
+			if err := registry.CheckAddress(spec.Address); err != nil {
+				return err // before Consul: the address is refused wherever it would go
+			}
 			reg, err := a.registry()
 			if err != nil {
 				return err

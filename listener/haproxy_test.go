@@ -1,0 +1,262 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/templates"
+)
+
+// renderHAProxy renders builtin:haproxy over WEB_URL providers at ports.
+func renderHAProxy(t *testing.T, options map[string]string, ports ...string) []byte {
+	t.Helper()
+	var ps []resolver.Provider
+	for _, p := range ports {
+		ps = append(ps, resolver.Provider{Key: "WEB_URL", Value: "http://127.0.0.1:" + p, Instance: "web@n:" + p, Service: "web", Public: true})
+	}
+	contents, err := templates.Builtin("haproxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := templates.NewRenderer().Render(context.Background(), "haproxy", contents, templates.Data{
+		Service: "lb", Options: options,
+		Binding: &resolver.Binding{Vars: map[string]resolver.Var{"ROUTES": {Select: "all", Resolved: true, Providers: ps}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestDiffHAProxy(t *testing.T) {
+	opts := map[string]string{"check_inter": "500ms"}
+	base := renderHAProxy(t, opts, "8001", "8002")
+	for _, tc := range []struct {
+		name     string
+		new      []byte
+		add, del []string
+		why      string
+	}{
+		{name: "same", new: base},
+		{name: "one added", new: renderHAProxy(t, opts, "8001", "8002", "8003"), add: []string{"web_n_8003"}},
+		{name: "one removed", new: renderHAProxy(t, opts, "8002"), del: []string{"web_n_8001"}},
+		{name: "both", new: renderHAProxy(t, opts, "8002", "8004"), add: []string{"web_n_8004"}, del: []string{"web_n_8001"}},
+		{name: "option changed", new: renderHAProxy(t, map[string]string{"check_inter": "1s"}, "8001", "8002"), why: "structure"},
+		{name: "route gone", new: renderHAProxy(t, opts), why: "structure"},
+		{name: "host name", new: []byte(strings.Replace(string(base), "127.0.0.1:8002", "web.example:8002", 1)), why: "cannot resolve"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, why := diffHAProxy(parseHAProxy(base), parseHAProxy(tc.new))
+			if !strings.Contains(why, tc.why) || (tc.why == "") != (why == "") {
+				t.Fatalf("why %q, want %q", why, tc.why)
+			}
+			if why != "" {
+				return
+			}
+			var add []string
+			for _, s := range c.add["web"] {
+				add = append(add, s.name)
+				// default-server's arguments, without init-addr, come first.
+				if got := strings.Join(s.args, " "); got != "inter 500ms fall 2 rise 1 check" {
+					t.Errorf("args of %s: %q", s.name, got)
+				}
+			}
+			if !slices.Equal(add, tc.add) || !slices.Equal(c.del["web"], tc.del) {
+				t.Fatalf("add %v del %v, want %v %v", add, c.del["web"], tc.add, tc.del)
+			}
+		})
+	}
+}
+
+// haproxyUnderTest is a real HAProxy in master-worker mode with a stats socket.
+type haproxyUnderTest struct {
+	cfg, socket, addr string
+	options           map[string]string
+}
+
+func startHAProxy(t *testing.T, ports ...string) *haproxyUnderTest {
+	t.Helper()
+	testcluster.RequirePrograms(t, "haproxy")
+	dir := t.TempDir()
+	h := &haproxyUnderTest{cfg: filepath.Join(dir, "haproxy.cfg"), socket: filepath.Join(dir, "admin.sock")}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.addr = l.Addr().String()
+	l.Close()
+	h.options = map[string]string{"listen": h.addr, "check_inter": "200ms", "stats_socket": h.socket, "runtime_api": "true"}
+	if err := os.WriteFile(h.cfg, renderHAProxy(t, h.options, ports...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("haproxy", "-W", "-db", "-f", h.cfg)
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	api := &haproxyAPI{socket: h.socket, timeout: time.Second}
+	testcluster.Eventually(t, 10*time.Second, "HAProxy's stats socket", func() bool {
+		_, err := api.servers(context.Background(), "web")
+		return err == nil
+	})
+	return h
+}
+
+// backend serves its name. With hold set, a request for /slow signals
+// arrived and waits until hold is closed.
+func backend(t *testing.T, name string, hold <-chan struct{}, arrived chan<- struct{}) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" && hold != nil {
+			arrived <- struct{}{}
+			<-hold
+		}
+		io.WriteString(w, name)
+	}))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	return u.Port()
+}
+
+func viaHAProxy(addr, path string) (string, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+	req.Host = "web"
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %d: %s", resp.StatusCode, b)
+	}
+	return string(b), nil
+}
+
+// TestHAProxyRuntimeAPI changes a real HAProxy's servers without a
+// reload: a server added takes traffic once healthy; a server removed
+// while it serves a request is drained first, and the request succeeds.
+func TestHAProxyRuntimeAPI(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan struct{}, 1)
+	a, b := backend(t, "a", release, arrived), backend(t, "b", nil, nil)
+	released := false
+	t.Cleanup(func() { // before the backends close: they wait for it
+		if !released {
+			close(release)
+		}
+	})
+	h := startHAProxy(t, a)
+	ctx := context.Background()
+	api := &haproxyAPI{socket: h.socket, timeout: 2 * time.Second}
+
+	// Add b.
+	old, next := renderHAProxy(t, h.options, a), renderHAProxy(t, h.options, a, b)
+	c, why := diffHAProxy(parseHAProxy(old), parseHAProxy(next))
+	if why != "" {
+		t.Fatal(why)
+	}
+	if err := c.apply(ctx, api, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 5*time.Second, "b to take traffic", func() bool {
+		body, err := viaHAProxy(h.addr, "/")
+		return err == nil && body == "b"
+	})
+
+	// Remove a while it serves a slow request.
+	slow := make(chan error, 1)
+	go func() {
+		for {
+			body, err := viaHAProxy(h.addr, "/slow")
+			if err != nil || body == "a" {
+				slow <- err
+				return
+			} // b answered at once: again, until a holds one
+		}
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no request reached a")
+	}
+	c, _ = diffHAProxy(parseHAProxy(next), parseHAProxy(renderHAProxy(t, h.options, b)))
+	applied := make(chan error, 1)
+	go func() { applied <- c.apply(ctx, api, 10*time.Second) }()
+	select {
+	case err := <-applied:
+		t.Fatalf("a was deleted with a request in flight (%v)", err)
+	case <-time.After(300 * time.Millisecond): // a negative check: the delete must still be waiting
+	}
+	close(release)
+	released = true
+	if err := <-slow; err != nil {
+		t.Fatalf("the request on the drained server failed: %v", err)
+	}
+	if err := <-applied; err != nil {
+		t.Fatal(err)
+	}
+	if names, err := api.servers(ctx, "web"); err != nil || !slices.Equal(names, []string{"web_n_" + b}) {
+		t.Fatalf("servers %v (%v), want only b", names, err)
+	}
+
+	// A file that disagrees with the running servers is refused: reload.
+	c, _ = diffHAProxy(parseHAProxy(next), parseHAProxy(renderHAProxy(t, h.options, a)))
+	if err := c.apply(ctx, api, time.Second); !errors.Is(err, ErrHAProxyAPI) || !strings.Contains(err.Error(), "runs servers") {
+		t.Fatalf("apply over a stale file: %v", err)
+	}
+	// No socket: the caller falls back to a reload.
+	gone := &haproxyAPI{socket: h.socket + ".gone", timeout: time.Second}
+	if err := c.apply(ctx, gone, time.Second); !errors.Is(err, ErrHAProxyAPI) {
+		t.Fatalf("apply without a socket: %v", err)
+	}
+}
+
+// TestHitlessFallsBack: the listener's decision for a changed file. Only a
+// server change with a reachable runtime API replaces the reload.
+func TestHitlessFallsBack(t *testing.T) {
+	opts := map[string]string{"stats_socket": filepath.Join(t.TempDir(), "none.sock"), "runtime_api": "true"}
+	one, two := renderHAProxy(t, opts, "8001"), renderHAProxy(t, opts, "8001", "8002")
+	l := &Listener{log: quietLogger(), metrics: NewMetrics()}
+	for _, tc := range []struct {
+		name   string
+		source string
+		opts   map[string]string
+		prev   []byte
+		next   []byte
+	}{
+		{name: "socket unavailable", source: "builtin:haproxy", opts: opts, prev: one, next: two},
+		{name: "runtime_api off", source: "builtin:haproxy", opts: map[string]string{"stats_socket": opts["stats_socket"]}, prev: one, next: two},
+		{name: "not the builtin", source: "haproxy.tmpl", opts: opts, prev: one, next: two},
+		{name: "structure changed", source: "builtin:haproxy", opts: opts, prev: one, next: renderHAProxy(t, map[string]string{"stats_socket": opts["stats_socket"], "runtime_api": "true", "maxconn": "10"}, "8001")},
+	} {
+		f := &rendered{name: "haproxy", spec: manifest.TemplateFile{Source: tc.source, Options: tc.opts}, previous: tc.prev, content: tc.next, existed: true}
+		if l.hitless(context.Background(), f) {
+			t.Errorf("%s: applied without a reload", tc.name)
+		}
+	}
+	metrics := httptest.NewRecorder()
+	l.metrics.Handler().ServeHTTP(metrics, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, want := range []string{`patchbay_listener_haproxy_runtime_total{applied="fallback"} 1`, `patchbay_listener_haproxy_runtime_total{applied="reload"} 1`} {
+		if !strings.Contains(metrics.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,140 @@
+package listener
+
+// A small client of HAProxy's runtime API (the stats socket), of our own:
+// HAProxy's Go client (haproxytech/client-native) cannot be fetched here,
+// and the listener needs five commands of it. It lives in the listener,
+// the only package that applies changes to running servers; templates
+// stays pure rendering.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// ErrHAProxyAPI: HAProxy's runtime API refused a command or cannot be reached.
+var ErrHAProxyAPI = errors.New("listener: haproxy runtime api")
+
+// haproxyAPI speaks to one HAProxy's stats socket (level admin), one
+// command per connection: HAProxy answers and closes in that mode.
+type haproxyAPI struct {
+	socket  string
+	timeout time.Duration // per command
+}
+
+// cmd runs one command and returns HAProxy's answer, trimmed.
+func (h *haproxyAPI) cmd(ctx context.Context, command string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", h.socket)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrHAProxyAPI, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if _, err := io.WriteString(conn, command+"\n"); err != nil {
+		return "", fmt.Errorf("%w: %s: %w", ErrHAProxyAPI, command, err)
+	}
+	out, err := io.ReadAll(conn)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %w", ErrHAProxyAPI, command, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// expect runs a command whose only successful answer is want ("" for the
+// commands that answer nothing when they succeed).
+func (h *haproxyAPI) expect(ctx context.Context, command, want string) error {
+	out, err := h.cmd(ctx, command)
+	if err != nil {
+		return err
+	}
+	if out != want {
+		return fmt.Errorf("%w: %s: %s", ErrHAProxyAPI, command, out)
+	}
+	return nil
+}
+
+// servers lists the names of the servers of backend, as running.
+func (h *haproxyAPI) servers(ctx context.Context, backend string) ([]string, error) {
+	out, err := h.cmd(ctx, "show servers state "+backend)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for i, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case i == 0 && line != "1":
+			return nil, fmt.Errorf("%w: show servers state %s: %s", ErrHAProxyAPI, backend, out)
+		case i == 0 || len(f) == 0 || strings.HasPrefix(line, "#"):
+		case len(f) < 4:
+			return nil, fmt.Errorf("%w: show servers state %s: unexpected line %q", ErrHAProxyAPI, backend, line)
+		default:
+			names = append(names, f[3])
+		}
+	}
+	return names, nil
+}
+
+// addServer adds a server, enables its health check when it has one, and
+// takes it out of the maintenance a dynamic server starts in.
+func (h *haproxyAPI) addServer(ctx context.Context, backend string, s haproxyServer) error {
+	id := backend + "/" + s.name
+	if err := h.expect(ctx, "add server "+id+" "+s.addr+" "+strings.Join(s.args, " "), "New server registered."); err != nil {
+		return err
+	}
+	if s.checked() {
+		if err := h.expect(ctx, "enable health "+id, ""); err != nil {
+			return err
+		}
+	}
+	return h.expect(ctx, "set server "+id+" state ready", "")
+}
+
+// delServer puts a server in maintenance, so that it takes no new
+// request, and deletes it once its connections are gone: HAProxy refuses
+// to delete a server that still has some. drain bounds the wait.
+func (h *haproxyAPI) delServer(ctx context.Context, backend, name string, drain time.Duration) error {
+	id := backend + "/" + name
+	if err := h.expect(ctx, "set server "+id+" state maint", ""); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, drain)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		out, err := h.cmd(ctx, "del server "+id)
+		switch {
+		case err != nil:
+			return err
+		case out == "Server deleted.":
+			return nil
+		case !strings.Contains(out, "still has"): // anything but "Server still has connections attached to it"
+			return fmt.Errorf("%w: del server %s: %s", ErrHAProxyAPI, id, out)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: del server %s: not drained within %s: %s", ErrHAProxyAPI, id, drain, out)
+		case <-tick.C:
+		}
+		// HAProxy closes a server's idle connections when it enters
+		// maintenance, not those that turn idle later (a request that was
+		// in flight): passing through drain, which takes no new request
+		// either, and back makes it close them again.
+		if err := h.expect(ctx, "set server "+id+" state drain", ""); err != nil {
+			return err
+		}
+		if err := h.expect(ctx, "set server "+id+" state maint", ""); err != nil {
+			return err
+		}
+	}
+}

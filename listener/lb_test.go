@@ -1,0 +1,84 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/patchbay/patchbay/resolver"
+)
+
+func TestContainsAny(t *testing.T) {
+	file := "server web_n1 10.0.0.1:8080 check\n    server 10.0.0.2:80 max_fails=1; # x\n[::1]:9000\n"
+	for _, tc := range []struct {
+		hp   string
+		want bool
+	}{
+		{"10.0.0.1:8080", true},
+		{"10.0.0.2:80", true}, // followed by a space
+		{"[::1]:9000", true},
+		{"10.0.0.1:808", false}, // a prefix of another port
+		{"0.0.0.1:8080", false}, // a suffix of another host
+		{"10.0.0.3:80", false},
+	} {
+		if _, got := containsAny(file, []string{tc.hp}); got != tc.want {
+			t.Errorf("containsAny(%q) = %v, want %v", tc.hp, got, tc.want)
+		}
+	}
+}
+
+func TestRelax(t *testing.T) {
+	b := &resolver.Binding{Vars: map[string]resolver.Var{
+		"ROUTES": {Select: "all"},
+		"DB":     {Select: "one"},
+		"OK":     {Select: "all", Resolved: true, Providers: []resolver.Provider{{Key: "A_URL"}}},
+	}}
+	r := relax(b)
+	if !r.Vars["ROUTES"].Resolved || r.Vars["DB"].Resolved || len(r.Vars["OK"].Providers) != 1 {
+		t.Fatalf("relaxed: %+v", r.Vars)
+	}
+	if b.Vars["ROUTES"].Resolved {
+		t.Fatal("relax changed the binding it was given")
+	}
+}
+
+func TestScreenUpstreams(t *testing.T) {
+	lookups := 0
+	h := newHostResolver()
+	h.lookup = func(_ context.Context, host string) ([]string, error) {
+		lookups++
+		if host == "gone.example" {
+			return nil, errors.New("no such host")
+		}
+		return []string{"10.0.0.9"}, nil
+	}
+	p := func(inst, url string) resolver.Provider {
+		return resolver.Provider{Key: "WEB_URL", Value: url, Instance: inst}
+	}
+	b := &resolver.Binding{Vars: map[string]resolver.Var{
+		"ROUTES": {Select: "all", Resolved: true, Providers: []resolver.Provider{
+			p("web@a:80", "http://10.0.0.1:80"), p("web@b:80", "http://gone.example:80"), p("web@c:80", "http://ok.example:80"),
+		}},
+		"ONE": {Select: "one", Resolved: true, Providers: []resolver.Provider{p("web@b:80", "http://gone.example:80")}},
+	}}
+	for range 2 { // the second time from the cache
+		out, left := h.screen(context.Background(), b)
+		var kept []string
+		for _, pr := range out.Vars["ROUTES"].Providers {
+			kept = append(kept, pr.Instance)
+		}
+		if !slices.Equal(kept, []string{"web@a:80", "web@c:80"}) || len(left) != 1 || left[0] != "web@b:80 WEB_URL (gone.example does not resolve)" {
+			t.Fatalf("kept %v, left out %q", kept, left)
+		}
+		if out.Vars["ROUTES"].Value != "http://10.0.0.1:80,http://ok.example:80" || len(out.Vars["ONE"].Providers) != 1 {
+			t.Fatalf("screened vars: %+v", out.Vars)
+		}
+		if len(b.Vars["ROUTES"].Providers) != 3 {
+			t.Fatal("screen changed the binding it was given")
+		}
+	}
+	if lookups != 2 {
+		t.Fatalf("%d lookups for two names screened twice, want 2", lookups)
+	}
+}
