@@ -2,9 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/resolver"
 )
 
@@ -35,4 +40,37 @@ func TestGraphDatastoresAndKeys(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, `"app-www" -> "api" [label="READONLY_API_URL"]`) {
 		t.Fatalf("dot edges must carry the key:\n%s", stdout)
 	}
+}
+
+// resolver --http-addr serves /healthz and /metrics while it runs.
+func TestResolverHTTPAddr(t *testing.T) {
+	consul := testcluster.StartConsul(t)
+	natsSrv := testcluster.StartNATS(t)
+	port := freePort(t)
+	startPatchbay(t, "resolver", "--consul-addr="+consul.Addr, "--nats-url", natsSrv.URL, "--http-addr", "127.0.0.1:"+strconv.Itoa(port))
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		body, _ := httpGet(url + "/metrics")
+		if strings.Contains(body, "\npatchbay_resolver_leader 1\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no leader metric within 15s:\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+	if body, err := httpGet(url + "/healthz"); err != nil || !strings.Contains(body, `"leading":true`) {
+		t.Fatalf("healthz %q, %v", body, err)
+	}
+}
+
+func httpGet(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
