@@ -58,7 +58,7 @@ func newConsoleFixture(t *testing.T, opts ...Option) *consoleFixture {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = c.Run(runCtx) })
 	srv := httptest.NewServer(c.Handler())
-	t.Cleanup(func() { srv.Close(); cancel(); wg.Wait() })
+	t.Cleanup(func() { cancel(); wg.Wait(); srv.Close() }) // Run's end ends the event streams
 	return &consoleFixture{reg: reg, srv: srv}
 }
 

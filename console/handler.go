@@ -113,7 +113,10 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case data := <-ch:
+		case data, ok := <-ch:
+			if !ok {
+				return
+			}
 			if _, err := fmt.Fprintf(w, "event: state\ndata: %s\n\n", data); err != nil {
 				return
 			}

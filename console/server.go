@@ -51,6 +51,7 @@ type Server struct {
 	state []byte // the State as JSON
 	snap  *registry.Snapshot
 	subs  map[chan []byte]struct{}
+	ended bool // Run returned: streams end, new ones end at once
 }
 
 // Option configures a Server.
@@ -90,6 +91,7 @@ func New(reg Registry, opts ...Option) *Server {
 // Run keeps the state current until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.layout.close()
+	defer s.endStreams()
 	wake := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -211,18 +213,39 @@ func sendLatest(ch chan []byte, data []byte) {
 	ch <- data
 }
 
-func (s *Server) subscribe() (chan []byte, func()) {
+// subscribe returns a channel of states, closed when Run ends, and the
+// function that unsubscribes.
+func (s *Server) subscribe() (<-chan []byte, func()) {
 	ch := make(chan []byte, 1)
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		close(ch)
+		return ch, func() {}
+	}
 	s.subs[ch] = struct{}{}
 	if s.state != nil {
 		ch <- s.state
 	}
-	s.mu.Unlock()
 	return ch, func() {
 		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.subs[ch]; ok {
+			delete(s.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// endStreams ends every event stream: the state stops changing, and a
+// server shutting down must not wait for pages to go away.
+func (s *Server) endStreams() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended = true
+	for ch := range s.subs {
 		delete(s.subs, ch)
-		s.mu.Unlock()
+		close(ch)
 	}
 }
 
