@@ -77,16 +77,16 @@ type Var struct {
 
 // Node is one node's last provision run.
 type Node struct {
-	Name      string    `json:"name"`
-	Federation string   `json:"federation,omitempty"`
-	Result    string    `json:"result,omitempty"` // "" when the node has recorded no run
-	Message   string    `json:"message,omitempty"`
-	At        time.Time `json:"at,omitzero"`
-	Revision  uint64    `json:"revision,omitempty"`
-	Live      bool      `json:"live"` // answered now, rather than read from its record
-	Services  []string  `json:"services"`
-	Details   []string  `json:"details"`
-	Instances []string  `json:"instances"`
+	Name       string    `json:"name"`
+	Federation string    `json:"federation,omitempty"`
+	Result     string    `json:"result,omitempty"` // "" when the node has recorded no run
+	Message    string    `json:"message,omitempty"`
+	At         time.Time `json:"at,omitzero"`
+	Revision   uint64    `json:"revision,omitempty"`
+	Live       bool      `json:"live"` // answered now, rather than read from its record
+	Services   []string  `json:"services"`
+	Details    []string  `json:"details"`
+	Instances  []string  `json:"instances"`
 }
 
 // Halt is a halted rollout group.

@@ -20,7 +20,9 @@ func (a *app) serveHTTP(ctx context.Context, wg *sync.WaitGroup, addr, what stri
 	if err != nil {
 		return nil, usageErrorf("%s address %s: %v", what, addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Requests' contexts derive from ctx, so long-lived ones (the
+	// console's event streams) end with it.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.logger().Error(what+" stopped", "err", err)
