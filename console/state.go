@@ -246,7 +246,7 @@ func reasonOf(us []resolver.Unresolved, name string, optional bool) string {
 func shownValue(v resolver.Var) string {
 	for _, p := range v.Providers {
 		if p.Datastore {
-			return "(datastore " + p.Key + ")"
+			return "(datastore value, not shown)"
 		}
 	}
 	return v.Value

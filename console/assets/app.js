@@ -12,7 +12,7 @@ function renderVar(fed, svc, region, v) {
   const value = v.resolved ? `<code>${esc(v.value)}</code>` : (v.optional ? "(empty)" : "unresolved");
   return `<tr class="var ${cls}" data-var="${esc(v.name)}">
     <td><code>${esc(v.name)}</code></td><td><code>${esc(v.key)}</code> <span class="tag">${esc(v.select)}</span></td>
-    <td>${value}<div class="why">${esc(v.why)}</div></td>
+    <td class="value">${value}<div class="why">${esc(v.why)}</div></td>
     <td><button class="explain" data-fed="${esc(fed)}" data-svc="${esc(svc)}" data-region="${esc(region)}" data-var="${esc(v.name)}">why?</button></td></tr>`;
 }
 
