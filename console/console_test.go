@@ -134,39 +134,40 @@ func TestState(t *testing.T) {
 // Requests by another host name (DNS rebinding) and state changes from
 // another origin, or while read-only, are refused; the right ones work.
 func TestGuardAndResume(t *testing.T) {
+	f := newConsoleFixture(t, WithActions(true))
+	readOnly := httptest.NewServer(New(f.reg, WithLogger(discard())).Handler())
+	defer readOnly.Close()
+	g, err := f.reg.Rollout("default", "www")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
-		name    string
-		actions bool
-		host    string
-		origin  string
-		ctype   string
-		want    int
+		name   string
+		srv    *httptest.Server
+		host   string
+		origin string
+		ctype  string
+		want   int
 	}{
-		{"read-only", false, "", "self", "application/json", http.StatusForbidden},
-		{"rebinding host", true, "evil.example:80", "http://evil.example:80", "application/json", http.StatusForbidden},
-		{"no origin", true, "", "", "application/json", http.StatusForbidden},
-		{"cross-site origin", true, "", "http://evil.example", "application/json", http.StatusForbidden},
-		{"form post", true, "", "self", "application/x-www-form-urlencoded", http.StatusForbidden},
-		{"own origin", true, "", "self", "application/json", http.StatusOK},
+		{"read-only", readOnly, "", "self", "application/json", http.StatusForbidden},
+		{"rebinding host", f.srv, "evil.example:80", "http://evil.example:80", "application/json", http.StatusForbidden},
+		{"no origin", f.srv, "", "", "application/json", http.StatusForbidden},
+		{"cross-site origin", f.srv, "", "http://evil.example", "application/json", http.StatusForbidden},
+		{"form post", f.srv, "", "self", "application/x-www-form-urlencoded", http.StatusForbidden},
+		{"own origin", f.srv, "", "self", "application/json", http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newConsoleFixture(t, WithActions(tt.actions))
-			g, err := f.reg.Rollout("default", "www")
-			if err != nil {
-				t.Fatal(err)
-			}
 			if err := g.SetHalt(context.Background(), registry.Halt{Node: "n1", Reason: "check failed"}); err != nil {
 				t.Fatal(err)
 			}
-			f.state(t, func(st State) bool { return len(st.Halts) == 1 && st.Halts[0].Reason == "check failed" })
-			req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/api/rollout/resume", strings.NewReader(`{"federation":"default","group":"www"}`))
+			req, _ := http.NewRequest(http.MethodPost, tt.srv.URL+"/api/rollout/resume", strings.NewReader(`{"federation":"default","group":"www"}`))
 			if tt.host != "" {
 				req.Host = tt.host
 			}
 			origin := tt.origin
 			if origin == "self" {
-				origin = f.srv.URL
+				origin = tt.srv.URL
 			}
 			if origin != "" {
 				req.Header.Set("Origin", origin)
@@ -189,8 +190,15 @@ func TestGuardAndResume(t *testing.T) {
 			}
 		})
 	}
+	t.Run("halts shown", func(t *testing.T) {
+		if err := g.SetHalt(context.Background(), registry.Halt{Node: "n2", Reason: "health timeout"}); err != nil {
+			t.Fatal(err)
+		}
+		f.state(t, func(st State) bool {
+			return len(st.Halts) == 1 && st.Halts[0].Node == "n2" && st.Halts[0].Reason == "health timeout" && st.Actions
+		})
+	})
 	t.Run("rebinding host on a read", func(t *testing.T) {
-		f := newConsoleFixture(t)
 		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/api/state", nil)
 		req.Host = "attacker.example"
 		resp, err := http.DefaultClient.Do(req)
