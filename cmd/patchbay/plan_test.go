@@ -172,6 +172,27 @@ requires: {API_URL: "{API_URL}"}
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
 	})
+	t.Run("publish --plan declined", func(t *testing.T) {
+		edited := planServices(t, dir, map[string]string{"web": "id: web\npublic: true\nprovides: {WEB_URL: \"http://{HOST}:{PORT}/declined\"}\n"})
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdin := os.Stdin
+		os.Stdin = r
+		defer func() { os.Stdin = stdin; r.Close() }()
+		if _, err := w.WriteString("n\n"); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		code, stdout, stderr := patchbay(t, "publish", addr, "--plan", filepath.Join(edited, "web"))
+		if code != exitUser || !strings.Contains(stdout, "publish? [y/N]") || !strings.Contains(stderr, "nothing published") {
+			t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+		}
+		if m, err := reg.Manifest(context.Background(), "default", "web"); err != nil || strings.Contains(m.Provides["WEB_URL"], "declined") {
+			t.Fatalf("a declined plan published: %+v, %v", m, err)
+		}
+	})
 	t.Run("publish --plan --yes", func(t *testing.T) {
 		edited := planServices(t, dir, map[string]string{"web": "id: web\npublic: true\nprovides: {WEB_URL: \"http://{HOST}:{PORT}/v2\"}\n"})
 		code, stdout, stderr := patchbay(t, "publish", addr, "--plan", "--yes", filepath.Join(edited, "web"))
