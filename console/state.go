@@ -77,16 +77,17 @@ type Var struct {
 
 // Node is one node's last provision run.
 type Node struct {
-	Name       string    `json:"name"`
-	Federation string    `json:"federation,omitempty"`
-	Result     string    `json:"result,omitempty"` // "" when the node has recorded no run
-	Message    string    `json:"message,omitempty"`
-	At         time.Time `json:"at,omitzero"`
-	Revision   uint64    `json:"revision,omitempty"`
-	Live       bool      `json:"live"` // answered now, rather than read from its record
-	Services   []string  `json:"services"`
-	Details    []string  `json:"details"`
-	Instances  []string  `json:"instances"`
+	Name       string               `json:"name"`
+	Federation string               `json:"federation,omitempty"`
+	Result     string               `json:"result,omitempty"` // "" when the node has recorded no run
+	Message    string               `json:"message,omitempty"`
+	At         time.Time            `json:"at,omitzero"`
+	Revision   uint64               `json:"revision,omitempty"`
+	Live       bool                 `json:"live"`            // answered now, rather than read from its record
+	Queue      *registry.QueueState `json:"queue,omitempty"` // on a live answer only
+	Services   []string             `json:"services"`
+	Details    []string             `json:"details"`
+	Instances  []string             `json:"instances"`
 }
 
 // Halt is a halted rollout group.
@@ -288,6 +289,7 @@ func nodes(in inputs) []Node {
 	for _, s := range in.statuses {
 		n := get(s.Node)
 		n.Federation, n.Result, n.Message, n.At, n.Revision, n.Live = s.Federation, s.Result, s.Message, s.At, s.Revision, s.Live
+		n.Queue = s.Queue
 		for _, svc := range slices.Sorted(maps.Keys(s.Details)) {
 			n.Services = append(n.Services, svc)
 			n.Details = append(n.Details, svc+": "+s.Details[svc])

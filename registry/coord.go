@@ -25,6 +25,8 @@ type Status struct {
 	// Live is set on a status the node's listener answered itself; a
 	// status read from Consul is the last outcome the node recorded.
 	Live bool `json:"live,omitempty"`
+	// Queue is the listener's queue, on a live status only.
+	Queue *QueueState `json:"queue,omitempty"`
 }
 
 // PutStatus records a node's last provision.

@@ -99,7 +99,7 @@ func TestDev(t *testing.T) {
 		}
 		testcluster.Eventually(t, 30*time.Second, "the console's state listing app-www's instances", func() bool {
 			body, err := httpGet(c.console + "api/state")
-			return err == nil && strings.Contains(body, `"id":"app-www@web-1:`)
+			return err == nil && strings.Contains(body, `"id":"app-www@web-1:`) && strings.Contains(body, `"live":true,"queue":{`)
 		})
 	})
 

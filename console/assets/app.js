@@ -40,6 +40,18 @@ function renderFederation(f) {
     <div class="services">${f.services.map((s) => renderService(f.name, s)).join("")}</div></section>`;
 }
 
+// queueText says what a live listener's queue is doing; recorded statuses
+// have no queue.
+function queueText(q) {
+  if (!q) return "";
+  const parts = [];
+  if (q.paused) parts.push("paused");
+  if (q.running) parts.push("running");
+  if (q.pending) parts.push("queued");
+  if (q.retry_at) parts.push("retry at " + new Date(q.retry_at).toLocaleTimeString());
+  return parts.join(", ") || "idle";
+}
+
 function render(st) {
   actions = st.actions;
   $("#mode").textContent = st.actions ? "actions enabled" : "read-only";
@@ -50,7 +62,7 @@ function render(st) {
   $("#federations").innerHTML = st.federations.map(renderFederation).join("") || `<div class="panel why">nothing published yet</div>`;
   $("#nodes tbody").innerHTML = st.nodes.map((n) => `<tr data-node="${esc(n.name)}"><td>${esc(n.name)}</td><td>${when(n.at)}${n.live ? "" : n.result ? ' <span class="why">(recorded)</span>' : ""}</td>
       <td class="${esc(n.result)}">${esc(n.result || "no run recorded")}</td><td>${esc(n.message)}${n.details.map((d) => `<div class="why">${esc(d)}</div>`).join("")}</td>
-      <td>${n.revision || ""}</td><td>${n.services.map(esc).join(", ")}</td><td>${n.instances.map(esc).join(", ")}</td></tr>`).join("");
+      <td>${esc(queueText(n.queue))}</td><td>${n.revision || ""}</td><td>${n.services.map(esc).join(", ")}</td><td>${n.instances.map(esc).join(", ")}</td></tr>`).join("");
   $("#halts tbody").innerHTML = st.halts.map((h) => `<tr class="halted"><td>${esc(h.federation)}</td><td>${esc(h.group)}</td><td>${esc(h.node)}</td><td>${esc(h.reason)}</td><td>${when(h.at)}</td>
       <td>${actions ? `<button class="resume" data-fed="${esc(h.federation)}" data-group="${esc(h.group)}">resume</button>` : ""}</td></tr>`).join("") || `<tr><td colspan="6" class="why">none</td></tr>`;
 }
