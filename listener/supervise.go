@@ -258,6 +258,9 @@ func (l *Listener) onStatusRequest(m *nats.Msg) {
 	}
 	status := statusOf(l.cfg.Load().Node, l.fed, run)
 	status.Live = true
+	if q := l.queueState.Load(); q != nil {
+		status.Queue = &registry.QueueState{Pending: q.Pending, Running: q.Running, Paused: q.Paused, RetryAt: q.RetryAt}
+	}
 	data, err := json.Marshal(status)
 	if err != nil {
 		return

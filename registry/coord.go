@@ -28,6 +28,8 @@ type Status struct {
 	// Stale is set by `patchbay status` on a recorded status whose node
 	// did not answer over NATS: its listener stopped or is unreachable.
 	Stale bool `json:"stale,omitempty"`
+	// Queue is the listener's queue, on a live status only.
+	Queue *QueueState `json:"queue,omitempty"`
 }
 
 // PutStatus records a node's last provision.

@@ -22,7 +22,8 @@ var ErrCycle = errors.New("resolver: dependency cycle")
 // anything runs. An edge goes from consumer to provider when a requirement's
 // key, glob or any key of its template matches a key the provider's
 // manifest provides, within one federation; a public-only requirement gets
-// edges to public services only. Datastores are not nodes.
+// edges to public services only. Datastores given WithDatastores are nodes
+// too (graph_datastores.go), never on a cycle and never in Order.
 //
 // Nodes are named by service id when every manifest is in one federation,
 // and "federation/service" otherwise, so that names stay short in the
@@ -33,15 +34,20 @@ type Graph struct {
 	adj    [][]int
 	comp   []int // strongly connected component of each node
 	cycles [][]string
+	stores []Node // datastores, sorted by Name
+	// storeEdges go from consumers to datastores, sorted like edges.
+	storeEdges []Edge
 }
 
-// Node is one service.
+// Node is one service, or one datastore key.
 type Node struct {
 	Name       string `json:"name"`
 	Federation string `json:"federation"`
-	Service    string `json:"service"`
+	Service    string `json:"service,omitempty"`
 	Public     bool   `json:"public,omitempty"`
 	OnCycle    bool   `json:"on_cycle,omitempty"`
+	// Datastore is the key of a datastore node ("" for a service).
+	Datastore string `json:"datastore,omitempty"`
 }
 
 // Edge says From requires Var, which Key of To's provides can serve.
@@ -55,7 +61,11 @@ type Edge struct {
 
 // BuildGraph builds the graph of ms. Repeated (federation, id) pairs keep
 // the first.
-func BuildGraph(ms []manifest.Manifest) *Graph {
+func BuildGraph(ms []manifest.Manifest, opts ...GraphOption) *Graph {
+	var cfg graphConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	sorted := graphManifests(ms)
 	g := &Graph{}
 	qualify := len(sorted) > 0 && fedOf(sorted[0].Federation) != fedOf(sorted[len(sorted)-1].Federation)
@@ -76,6 +86,7 @@ func BuildGraph(ms []manifest.Manifest) *Graph {
 	slices.SortFunc(g.edges, compareEdges)
 	g.link()
 	g.findCycles()
+	g.addDatastores(sorted, byName, qualify, cfg.datastores)
 	return g
 }
 
@@ -282,12 +293,12 @@ func (t *tarjanState) visit(v int) {
 	t.comps++
 }
 
-// Nodes returns the services, sorted by name.
-func (g *Graph) Nodes() []Node { return slices.Clone(g.nodes) }
+// Nodes returns the services, sorted by name, then the datastores.
+func (g *Graph) Nodes() []Node { return slices.Concat(g.nodes, g.stores) }
 
 // Edges returns the edges sorted by (From, To, Var, Key): one per
-// provided key a requirement matches.
-func (g *Graph) Edges() []Edge { return slices.Clone(g.edges) }
+// provided key a requirement matches; then the edges to datastores.
+func (g *Graph) Edges() []Edge { return slices.Concat(g.edges, g.storeEdges) }
 
 // Cycles returns one cycle per group of services that depend on each
 // other, and every service that depends on itself, each as a path that
@@ -354,9 +365,10 @@ func (h *intHeap) Pop() any {
 }
 
 // WriteDOT writes the graph for graphviz: one edge per (consumer,
-// provider, var) labelled with the var, public services drawn with a
-// double border, nodes and edges on cycles in red, and one cluster per
-// federation when there are several.
+// provider, key) labelled with the key it binds, public services drawn
+// with a double border, datastores as cylinders with dashed edges, nodes
+// and edges on cycles in red, and one cluster per federation when there
+// are several.
 func (g *Graph) WriteDOT(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("digraph patchbay {\n\trankdir=LR;\n\tnode [shape=box];\n")
@@ -367,7 +379,7 @@ func (g *Graph) WriteDOT(w io.Writer) error {
 			fmt.Fprintf(&b, "\tsubgraph %s {\n\t\tlabel=%s;\n", dotQuote("cluster_"+fed), dotQuote(fed))
 			indent = "\t\t"
 		}
-		for _, n := range g.nodes {
+		for _, n := range g.Nodes() {
 			if n.Federation == fed {
 				b.WriteString(indent + dotNode(n) + "\n")
 			}
@@ -376,11 +388,12 @@ func (g *Graph) WriteDOT(w io.Writer) error {
 			b.WriteString("\t}\n")
 		}
 	}
-	for i, e := range g.edges {
-		if i > 0 && e.From == g.edges[i-1].From && e.To == g.edges[i-1].To && e.Var == g.edges[i-1].Var {
-			continue // one arrow per var, whatever number of keys it matched
+	drawn := map[[3]string]bool{}
+	for _, e := range g.Edges() {
+		if k := [3]string{e.From, e.To, e.Key}; !drawn[k] {
+			drawn[k] = true // one arrow per key, whatever number of vars bind it
+			b.WriteString("\t" + dotEdge(e) + "\n")
 		}
-		b.WriteString("\t" + dotEdge(e) + "\n")
 	}
 	b.WriteString("}\n")
 	if _, err := io.WriteString(w, b.String()); err != nil {
@@ -400,6 +413,9 @@ func (g *Graph) federations() []string {
 
 func dotNode(n Node) string {
 	var attrs []string
+	if n.Datastore != "" {
+		attrs = append(attrs, "shape=cylinder", "label="+dotQuote(n.Datastore+"\n(datastore)"))
+	}
 	if n.Public {
 		attrs = append(attrs, "peripheries=2", "label="+dotQuote(n.Name+"\n(public)"))
 	}
@@ -410,7 +426,10 @@ func dotNode(n Node) string {
 }
 
 func dotEdge(e Edge) string {
-	attrs := []string{"label=" + dotQuote(e.Var)}
+	attrs := []string{"label=" + dotQuote(e.Key)}
+	if strings.Contains(e.To, datastorePrefix) {
+		attrs = append(attrs, "style=dashed")
+	}
 	if e.OnCycle {
 		attrs = append(attrs, "color=red", "fontcolor=red")
 	}
@@ -439,7 +458,7 @@ type graphJSON struct {
 // MarshalJSON writes {"nodes": [...], "edges": [...], "cycles": [...]},
 // with empty lists rather than null.
 func (g *Graph) MarshalJSON() ([]byte, error) {
-	j := graphJSON{Nodes: g.nodes, Edges: g.edges, Cycles: g.cycles}
+	j := graphJSON{Nodes: g.Nodes(), Edges: g.Edges(), Cycles: g.cycles}
 	if j.Nodes == nil {
 		j.Nodes = []Node{}
 	}

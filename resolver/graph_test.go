@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/registry"
 )
 
 func edgeList(g *Graph) []string {
@@ -156,17 +157,19 @@ func TestGraphOrderTies(t *testing.T) {
 
 func TestGraphDOTGolden(t *testing.T) {
 	multi := append(cycleManifests(), svc("pci", "vault", true, nil, "VAULT_URL"))
+	examples := loadExamples(t)
 	tests := []struct {
 		file string
 		ms   []manifest.Manifest
+		ds   []registry.Datastore
 	}{
-		{"examples.dot", loadExamples(t).Manifests},
-		{"cycles.dot", multi},
+		{"examples.dot", examples.Manifests, examples.Datastores},
+		{"cycles.dot", multi, []registry.Datastore{ds("pci", "VAULT_URL", "https://vault"), ds("default", "UNUSED_URL", "x")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := BuildGraph(tt.ms).WriteDOT(&buf); err != nil {
+			if err := BuildGraph(tt.ms, WithDatastores(tt.ds)).WriteDOT(&buf); err != nil {
 				t.Fatal(err)
 			}
 			golden := filepath.Join("testdata", tt.file)
@@ -207,10 +210,17 @@ func TestGraphJSON(t *testing.T) {
 		{"self-loop", []manifest.Manifest{svc("default", "a", true, map[string]manifest.Requirement{"X": one("A_URL")}, "A_URL")},
 			`{"nodes":[{"name":"a","federation":"default","service":"a","public":true,"on_cycle":true}],` +
 				`"edges":[{"from":"a","to":"a","var":"X","key":"A_URL","on_cycle":true}],"cycles":[["a","a"]]}`},
+		{"datastore", []manifest.Manifest{svc("default", "a", false, map[string]manifest.Requirement{"X": one("DB_URL"), "P": {Key: "*_URL", Select: "all", Public: true}})},
+			`{"nodes":[{"name":"a","federation":"default","service":"a"},{"name":"datastore:DB_URL","federation":"default","datastore":"DB_URL"}],` +
+				`"edges":[{"from":"a","to":"datastore:DB_URL","var":"X","key":"DB_URL"}],"cycles":[]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := json.Marshal(BuildGraph(tt.ms))
+			var opts []GraphOption
+			if tt.name == "datastore" {
+				opts = append(opts, WithDatastores([]registry.Datastore{ds("default", "DB_URL", "postgres://db")}))
+			}
+			b, err := json.Marshal(BuildGraph(tt.ms, opts...))
 			if err != nil {
 				t.Fatal(err)
 			}

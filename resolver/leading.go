@@ -26,6 +26,7 @@ type leader struct {
 	readIndex  uint64 // Consul index of the last read of the bindings
 	writeIndex uint64 // Consul index of the last bindings write
 	lastPass   time.Time
+	changeSeen time.Time // first registry change not yet resolved (Pass.Since)
 }
 
 // storedBinding is what the leader knows of a stored binding.
@@ -94,7 +95,7 @@ func (ld *leader) resolve(ctx context.Context) error {
 	if err := ld.pass(ctx, snap); err != nil {
 		return err
 	}
-	ld.snapIndex, ld.lastPass = snap.Index, time.Now()
+	ld.snapIndex, ld.lastPass, ld.changeSeen = snap.Index, time.Now(), time.Time{}
 	return nil
 }
 
@@ -192,6 +193,9 @@ func (ld *leader) waitForChange(ctx context.Context, inputs <-chan uint64, bindi
 			if first.IsZero() {
 				first = now
 			}
+			if ld.changeSeen.IsZero() {
+				ld.changeSeen = now
+			}
 			last = now
 		}
 		due := ld.due(first, last)
@@ -232,7 +236,7 @@ func (ld *leader) pass(ctx context.Context, snap *registry.Snapshot) error {
 		}
 		return err
 	}
-	p := Pass{Index: snap.Index, Bindings: len(result.Bindings), Written: changes.written, Deleted: len(changes.writes) - changes.written, Duration: time.Since(start)}
+	p := Pass{Index: snap.Index, Bindings: len(result.Bindings), Written: changes.written, Deleted: len(changes.writes) - changes.written, Duration: time.Since(start), Since: ld.changeSeen}
 	if len(changes.writes) > 0 {
 		ld.log.Info("bindings updated", "index", p.Index, "bindings", p.Bindings, "written", p.Written, "deleted", p.Deleted, "took", p.Duration)
 	}

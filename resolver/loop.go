@@ -49,6 +49,8 @@ type Loop struct {
 	log    *slog.Logger
 	// onApplied, when set, hears of every pass (tests, metrics).
 	onApplied func(Pass)
+	// onLeading, when set, hears when leadership starts and ends (metrics).
+	onLeading func(bool)
 }
 
 // Pass describes one resolve-and-write pass.
@@ -57,6 +59,10 @@ type Pass struct {
 	Bindings, Written int
 	Deleted           int
 	Duration          time.Duration
+	// Since is when the leader first saw the registry change this pass
+	// resolves; zero for the first pass of a term or one caused by a
+	// binding written by someone else.
+	Since time.Time
 }
 
 // LoopOption configures a Loop.
@@ -191,6 +197,10 @@ func (l *Loop) leadOnce(ctx context.Context, cand *registry.Candidate, leading f
 		}
 	})
 	l.log.Info("resolver leading", "holder", l.holder)
+	if l.onLeading != nil {
+		l.onLeading(true)
+		defer l.onLeading(false)
+	}
 	leading()
 	err = l.lead(ctx)
 	if errors.Is(err, registry.ErrPermissionDenied) {

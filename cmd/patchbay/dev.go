@@ -13,7 +13,7 @@ import (
 )
 
 func newDevCmd(a *app) *cobra.Command {
-	var dir, services string
+	var dir, services, consoleAddr string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a whole patchbay on this machine: Consul, NATS, the resolver and four simulated nodes",
@@ -34,7 +34,8 @@ is there too). Simulated nodes log their check, reload and provision commands
 instead of running them: on one machine, "systemctl reload" would act on the
 machine itself.
 
-The table shows each node's services, the bindings revision of each, its last
+The web console (patchbay console) runs at --console; its URL is printed
+first. The table shows each node's services, the bindings revision of each, its last
 provision and result, and its queue; logs go to <dir>/dev.log. The defaults of
 --consul-addr and --nats-url are the ones every other command uses, so in a
 second terminal patchbay status, explain, publish, pause and dev node just work.
@@ -53,10 +54,15 @@ Ctrl-C stops everything: listeners deregister, then NATS and Consul stop.`,
 			if services == "" && root != "" {
 				services = filepath.Join(root, "examples", "services")
 			}
+			stopConsole, err := a.devConsole(cmd.Context(), consoleAddr)
+			if err != nil {
+				return err
+			}
 			err = dev.Run(cmd.Context(), dev.Config{
 				Cluster: a.devCluster(dir), Services: services, SourceRoot: root,
 				Nodes: dev.DefaultNodes, Out: a.stdout, Live: isTerminal(a.stdout),
 			})
+			stopConsole()
 			if err == nil {
 				fmt.Fprintln(a.stdout, "patchbay dev stopped; nothing of it is left running")
 			}
@@ -65,6 +71,7 @@ Ctrl-C stops everything: listeners deregister, then NATS and Consul stop.`,
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", ".patchbay-dev", "where nodes render their files, and logs go")
 	cmd.Flags().StringVar(&services, "services", "", "manifests to publish on the first run (default: examples/services of the patchbay source tree)")
+	cmd.Flags().StringVar(&consoleAddr, "console", defaultConsoleAddr, `serve the web console (patchbay console) here; "" for none`)
 	cmd.AddCommand(newDevNodeCmd(a, &dir))
 	return cmd
 }

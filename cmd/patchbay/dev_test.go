@@ -17,8 +17,9 @@ import (
 // devCluster is `patchbay dev` running as a child process.
 type devCluster struct {
 	*listenDaemon
-	dir   string
-	flags []string // --consul-addr, --nats-url, --dir
+	dir     string
+	flags   []string // --consul-addr, --nats-url, --dir
+	console string   // the console's URL
 }
 
 func startDev(t *testing.T) *devCluster {
@@ -32,9 +33,13 @@ func startDev(t *testing.T) *devCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &devCluster{dir: filepath.Join(t.TempDir(), ".patchbay-dev")}
+	consolePort, err := dev.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &devCluster{dir: filepath.Join(t.TempDir(), ".patchbay-dev"), console: fmt.Sprintf("http://127.0.0.1:%d/", consolePort)}
 	c.flags = []string{"--consul-addr", fmt.Sprintf("127.0.0.1:%d", consulPort), "--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", natsPort)}
-	c.listenDaemon = startDaemon(t, append([]string{"dev", "--dir", c.dir, "--services", "../../examples/services"}, c.flags...)...)
+	c.listenDaemon = startDaemon(t, append([]string{"dev", "--dir", c.dir, "--services", "../../examples/services", "--console", fmt.Sprintf("127.0.0.1:%d", consolePort)}, c.flags...)...)
 	return c
 }
 
@@ -85,6 +90,16 @@ func TestDev(t *testing.T) {
 		testcluster.Eventually(t, 30*time.Second, "a table with a row per node", func() bool {
 			out := c.stdout.String()
 			return strings.Contains(out, "NODE") && nodeRow(out, "lb-1", "lb-public,lb-internal") && nodeRow(out, "api-1", "api")
+		})
+	})
+
+	t.Run("console", func(t *testing.T) {
+		if !strings.Contains(c.stdout.String(), "console: "+c.console) {
+			t.Fatalf("dev did not print the console's URL %s:\n%s", c.console, c.stdout.String())
+		}
+		testcluster.Eventually(t, 30*time.Second, "the console's state listing app-www's instances", func() bool {
+			body, err := httpGet(c.console + "api/state")
+			return err == nil && strings.Contains(body, `"id":"app-www@web-1:`) && strings.Contains(body, `"live":true,"queue":{`)
 		})
 	})
 

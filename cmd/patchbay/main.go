@@ -24,6 +24,7 @@ const (
 	exitOK       = 0
 	exitUser     = 1 // bad input: fix the command line, a manifest, a config file
 	exitInternal = 2 // a backend is unreachable or something broke inside
+	exitChanges  = 3 // plan and impact: something would change
 )
 
 func main() {
@@ -61,6 +62,8 @@ func exitCode(err error) int {
 		return exitOK
 	case !errors.As(err, &ran):
 		return exitUser // cobra refused the command line before anything ran
+	case errors.Is(err, errChanges):
+		return exitChanges
 	case errors.Is(err, manifest.ErrInvalid), errors.Is(err, errUsage),
 		errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrNotUTF8), errors.Is(err, registry.ErrConflict), errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrUnsupported),
 		errors.Is(err, listener.ErrConfig), errors.Is(err, listener.ErrProvision), errors.Is(err, listener.ErrControl),

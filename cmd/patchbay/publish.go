@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 
@@ -18,7 +19,7 @@ type publishResult struct {
 }
 
 func newPublishCmd(a *app) *cobra.Command {
-	var asJSON bool
+	var asJSON, withPlan, yes bool
 	cmd := &cobra.Command{
 		Use:   "publish PATH...",
 		Short: "Validate manifests and datastores files and store them in Consul",
@@ -28,9 +29,13 @@ valid, stores each normalized manifest and datastore value in Consul.
 Writes use check-and-set: if two people publish the same service at the same
 moment, one of them gets a conflict (exit 1) instead of silently losing the
 other's change. Publishing identical content writes nothing. Datastore keys a
-file does not name are left alone; remove one with 'patchbay datastore rm'.`,
+file does not name are left alone; remove one with 'patchbay datastore rm'.
+
+--plan first prints what publishing would change ('patchbay plan') and asks
+for a yes on stdin; --yes skips the question. A no publishes nothing (exit 1).`,
 		Example: `  patchbay publish examples/services
-  patchbay publish services/app-www --json`,
+  patchbay publish services/app-www --json
+  patchbay publish --plan services/app-www`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return errors.New("publish needs at least one PATH (a manifest file or a directory)")
@@ -39,6 +44,8 @@ file does not name are left alone; remove one with 'patchbay datastore rm'.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was published as JSON")
+	cmd.Flags().BoolVar(&withPlan, "plan", false, "first show what publishing would change (patchbay plan) and ask")
+	cmd.Flags().BoolVar(&yes, "yes", false, "with --plan: publish without asking")
 	cmd.RunE = func(cmd *cobra.Command, paths []string) error {
 		set, err := manifest.Load(paths...)
 		if err != nil {
@@ -48,6 +55,11 @@ file does not name are left alone; remove one with 'patchbay datastore rm'.`,
 				return alreadyReported{fmt.Errorf("nothing published: %w", err)}
 			}
 			return err
+		}
+		if withPlan {
+			if ok, err := a.confirmPlan(cmd, set, yes); err != nil || !ok {
+				return cmp.Or(err, usageErrorf("publish cancelled: nothing published"))
+			}
 		}
 		reg, err := a.registry()
 		if err != nil {

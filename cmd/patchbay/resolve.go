@@ -257,15 +257,16 @@ func newGraphCmd(a *app) *cobra.Command {
 		Use:   "graph [PATH...] [--format dot|json]",
 		Short: "Print the service dependency graph",
 		Long: `Graph draws an edge from each service to every service that provides a key
-it requires, from the published manifests (or from PATHs, without Consul).
-Services on a dependency cycle are drawn red.`,
+it requires, labelled with that key, from the published manifests and
+datastores (or from PATHs, without Consul). Datastores are cylinders with
+dashed edges from the requirements that fall back to them. Services on a
+dependency cycle are drawn red.`,
 		Example: "  patchbay graph | dot -Tsvg > graph.svg\n  patchbay graph examples/services --format json",
 		RunE: func(cmd *cobra.Command, paths []string) error {
-			ms, err := a.manifestsFrom(cmd.Context(), paths)
+			g, err := a.graphFrom(cmd.Context(), paths)
 			if err != nil {
 				return err
 			}
-			g := resolver.BuildGraph(ms)
 			switch format {
 			case "dot":
 				return g.WriteDOT(a.stdout)

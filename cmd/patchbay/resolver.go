@@ -15,6 +15,7 @@ import (
 
 func newResolverCmd(a *app) *cobra.Command {
 	var quiet, maxWait time.Duration
+	var httpAddr string
 	hostname, _ := os.Hostname()
 	holder := hostname
 	cmd := &cobra.Command{
@@ -31,7 +32,11 @@ retrying with backoff; listeners catch up on any missed announcement.
 
 Signals: SIGTERM or Ctrl-C releases the leader lock (a standby leads at once)
 and exits 0. SIGHUP is logged and ignored: the resolver has no file to
-reload; change its settings with a restart.`,
+reload; change its settings with a restart.
+
+--http-addr serves Prometheus metrics at /metrics (passes, bindings written,
+leadership, the lag from a registry change to the bindings written) and
+/healthz ({"status": "ok", "leading": true|false, "last_pass": ...}).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			hup := make(chan os.Signal, 1) // caught from the start
@@ -53,7 +58,12 @@ reload; change its settings with a restart.`,
 			wg.Go(func() {
 				a.ignoreHangup(ctx, hup, "the resolver has no file to reload; restart it to change its settings")
 			})
-			loop := resolver.NewLoop(reg, nc, resolver.WithHolder(holder), resolver.WithDebounce(quiet, maxWait), resolver.WithLogger(a.logger()))
+			metrics, err := a.resolverMetrics(ctx, &wg, httpAddr)
+			if err != nil {
+				return err
+			}
+			opts := append([]resolver.LoopOption{resolver.WithHolder(holder), resolver.WithDebounce(quiet, maxWait), resolver.WithLogger(a.logger())}, metrics...)
+			loop := resolver.NewLoop(reg, nc, opts...)
 			sd := notifier{a.logger()}
 			wg.Go(func() { sd.watchdog(ctx, func() {}) })
 			wg.Go(func() { <-ctx.Done(); sd.stopping() })
@@ -65,6 +75,7 @@ reload; change its settings with a restart.`,
 	f.DurationVar(&quiet, "quiet", resolver.DefaultQuiet, "an isolated change is resolved at once; changes within this long of a pass wait until the registry has been unchanged this long")
 	f.DurationVar(&maxWait, "max-wait", resolver.DefaultMaxWait, "resolve at the latest this long after the first change of a burst")
 	f.StringVar(&holder, "name", holder, "name of this resolver in the leader lock")
+	f.StringVar(&httpAddr, "http-addr", "", "serve GET /metrics (Prometheus) and GET /healthz on this address, e.g. 127.0.0.1:9102 (default: off)")
 	return cmd
 }
 

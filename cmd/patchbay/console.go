@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/console"
+	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/registry"
+)
+
+// defaultConsoleAddr is loopback, since the console shows the whole
+// cluster, on a port clear of Consul's (8500-8503, DNS 8600).
+const defaultConsoleAddr = "127.0.0.1:8700"
+
+type consoleFlags struct {
+	addr    string
+	actions bool
+	hosts   []string
+	refresh time.Duration
+}
+
+func newConsoleCmd(a *app) *cobra.Command {
+	var f consoleFlags
+	cmd := &cobra.Command{
+		Use:   "console [--addr 127.0.0.1:8700]",
+		Short: "Serve a live web console of the cluster",
+		Long: `console serves a web page, from this binary, that shows the cluster live
+(server-sent events, no reload): the dependency graph of every federation
+(services, the keys they provide and require, datastores, public and private
+services, edges labelled with the key they bind, unresolved requirements and
+cycles in red), each service's instances (node, address, health) and its
+bindings per region with their revision and why each requirement resolved as
+it did (a button runs explain), and every node's last run, result and reason
+and the halted rollout groups.
+
+It is read-only unless --allow-actions, which adds a "resume" button to
+halted rollout groups. Every request must name the console by a loopback
+address, localhost or an --allow-host name (against DNS rebinding), and a
+state-changing one must come from the console's own page (Origin checked,
+JSON only). Bind it elsewhere than loopback only behind a proxy that
+authenticates.`,
+		Example: `  patchbay console
+  patchbay console --addr 0.0.0.0:8600 --allow-host patchbay.internal --allow-actions`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			url, run, err := a.startConsole(ctx, &wg, f)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "patchbay console at %s\n", url)
+			return run()
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", defaultConsoleAddr, "address to serve the console on")
+	fl.BoolVar(&f.actions, "allow-actions", false, "allow state changes from the page (resume a halted rollout group)")
+	fl.StringArrayVar(&f.hosts, "allow-host", nil, "a host name the console may be addressed by, besides loopback and localhost (repeatable)")
+	fl.DurationVar(&f.refresh, "refresh", 2*time.Second, "how often node statuses and halts are read again; registry changes show at once")
+	return cmd
+}
+
+// startConsole listens on f.addr and returns the console's URL and the
+// function that runs it until ctx ends.
+func (a *app) startConsole(ctx context.Context, wg *sync.WaitGroup, f consoleFlags) (string, func() error, error) {
+	reg, err := a.registry()
+	if err != nil {
+		return "", nil, err
+	}
+	opts := []console.Option{console.WithLogger(a.logger()), console.WithActions(f.actions), console.WithAllowedHosts(f.hosts...), console.WithRefresh(f.refresh)}
+	nc, err := a.dialNATS("patchbay console", nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	if err == nil {
+		opts = append(opts, console.WithLiveStatuses(func(ctx context.Context, recorded []registry.Status) []registry.Status {
+			return askStatuses(ctx, nc, recorded)
+		}))
+	}
+	srv := console.New(reg, opts...)
+	bound, err := a.serveHTTP(ctx, wg, f.addr, "console", srv.Handler())
+	if err != nil {
+		if nc != nil {
+			nc.Close()
+		}
+		return "", nil, err
+	}
+	run := func() error {
+		if nc != nil {
+			defer nc.Close()
+		}
+		return srv.Run(ctx)
+	}
+	return "http://" + bound.String() + "/", run, nil
+}
+
+// askStatuses lays the live listeners' answers over the recorded
+// statuses, waiting at most 300 ms; without NATS it returns recorded.
+func askStatuses(ctx context.Context, nc *nats.Conn, recorded []registry.Status) []registry.Status {
+	byNode := map[string]registry.Status{}
+	for _, s := range recorded {
+		byNode[s.Node] = s
+	}
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return recorded
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest(events.StatusSubject, inbox, nil); err != nil {
+		return recorded
+	}
+	wait, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	for {
+		msg, err := sub.NextMsgWithContext(wait)
+		if err != nil {
+			break // the wait is over
+		}
+		var s registry.Status
+		if json.Unmarshal(msg.Data, &s) == nil && s.Node != "" {
+			byNode[s.Node] = s
+		}
+	}
+	out := make([]registry.Status, 0, len(byNode))
+	for _, node := range slices.Sorted(maps.Keys(byNode)) {
+		out = append(out, byNode[node])
+	}
+	return out
+}
+
+// devConsole starts the console for patchbay dev and prints its URL; it
+// shows the registry's error until dev's Consul is up. The returned
+// function stops it and waits for it.
+func (a *app) devConsole(ctx context.Context, addr string) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	url, run, err := a.startConsole(ctx, &wg, consoleFlags{addr: addr, refresh: time.Second})
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return nil, err
+	}
+	fmt.Fprintf(a.stdout, "console: %s\n", url)
+	wg.Go(func() { _ = run() })
+	return func() { cancel(); wg.Wait() }, nil
+}

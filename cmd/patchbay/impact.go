@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/plan"
+	"github.com/patchbay/patchbay/registry"
+)
+
+func newImpactCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "impact node NODE | impact instance ID",
+		Short: "Show what would break if a node or an instance went away",
+		Long: `Impact resolves the cluster as if every instance on NODE (or the one
+instance ID) were gone, and prints what would change: requirements that move
+to another provider, fall back to a datastore or become unresolved (and
+why), load-balancer routes that lose upstreams (or are left empty), unique
+services that fail over, and what the remaining nodes would re-render and
+run. Nothing is written.
+
+Exit status: 0 nothing would change, 3 something would change, 1 bad input
+(no such node or instance), 2 Consul unreachable.`,
+		Example: `  patchbay impact node web-3
+  patchbay impact instance api@api-1:8080 --json`,
+		Args:      cobra.ExactArgs(2),
+		ValidArgs: []string{"node", "instance"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var gone func(registry.Instance) bool
+			switch args[0] {
+			case "node":
+				gone = func(in registry.Instance) bool { return in.Node == args[1] }
+			case "instance":
+				gone = func(in registry.Instance) bool { return in.ID == args[1] }
+			default:
+				return usageErrorf("impact %q: say 'impact node NODE' or 'impact instance ID'", args[0])
+			}
+			p, err := a.impact(cmd.Context(), gone)
+			if err != nil {
+				return err
+			}
+			if len(p.Removed) == 0 {
+				return usageErrorf("no live instance matches %s %s in the registry", args[0], args[1])
+			}
+			return a.showPlan(p, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the impact as JSON")
+	return cmd
+}
+
+func (a *app) impact(ctx context.Context, gone func(registry.Instance) bool) (*plan.Plan, error) {
+	return a.computePlan(ctx, func(snap *registry.Snapshot, opts []plan.Option) (*plan.Plan, error) {
+		return plan.Impact(ctx, snap, gone, opts...)
+	})
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/plan"
+	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/templates"
+)
+
+// errChanges is plan's and impact's "something would change": exit 3, so
+// that scripts tell it from no change (0), bad input (1) and an
+// unreachable backend (2), as terraform's -detailed-exitcode does.
+var errChanges = errors.New("changes pending")
+
+type planFlags struct {
+	datastores []string
+	asJSON     bool
+}
+
+func newPlanCmd(a *app) *cobra.Command {
+	var f planFlags
+	cmd := &cobra.Command{
+		Use:   "plan PATH... [--datastore KEY=VALUE]...",
+		Short: "Show what publishing these manifests would change, before publishing",
+		Long: `Plan resolves the cluster as if the manifests and datastores files in PATHs
+(and every --datastore KEY=VALUE, in the --federation) were published, against
+the live registry, and prints what would change: per service and region the
+bindings before → after (and why anything becomes unresolved), load-balancer
+routes that lose upstreams, which nodes would re-render which files (a unified
+diff of each template rendered from the old and the new binding), which
+reload and provision commands would run, and which rollout groups would roll.
+Nothing is written.
+
+Nodes are those running an instance of a service, plus those whose last
+recorded status names it (load balancers often register no instance).
+
+Exit status: 0 nothing would change, 3 something would change, 1 bad input,
+2 Consul unreachable.`,
+		Example: `  patchbay plan services/app-www
+  patchbay plan examples/services --datastore PRIMARY_DATABASE_URL=postgres://db2/app --json`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, paths []string) error {
+			set, err := a.loadForPlan(paths)
+			if err != nil {
+				return err
+			}
+			p, err := a.publishPlan(cmd.Context(), set, f.datastores)
+			if err != nil {
+				return err
+			}
+			return a.showPlan(p, f.asJSON)
+		},
+	}
+	cmd.Flags().StringArrayVar(&f.datastores, "datastore", nil, "also set datastore KEY=VALUE (repeatable)")
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print the plan as JSON")
+	return cmd
+}
+
+// loadForPlan loads and validates PATHs, reporting every problem.
+func (a *app) loadForPlan(paths []string) (*manifest.Set, error) {
+	set, err := manifest.Load(paths...)
+	var probs manifest.Problems
+	if errors.As(err, &probs) {
+		a.printValidation(validateReport{Problems: probs}, "")
+		return nil, alreadyReported{err}
+	}
+	return set, err
+}
+
+// showPlan prints p and turns "something changes" into exit 3.
+func (a *app) showPlan(p *plan.Plan, asJSON bool) error {
+	var err error
+	if asJSON {
+		err = a.printJSON(p)
+	} else {
+		err = p.WriteText(a.stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if p.Changed() {
+		return alreadyReported{errChanges}
+	}
+	return nil
+}
+
+// publishPlan computes the plan of publishing set and the extra
+// datastore values against the live registry.
+func (a *app) publishPlan(ctx context.Context, set *manifest.Set, extra []string) (*plan.Plan, error) {
+	ds, err := datastoreValues(set, extra, a.g.Federation)
+	if err != nil {
+		return nil, err
+	}
+	var ms []manifest.Manifest
+	for _, s := range set.Services {
+		ms = append(ms, s.Manifest)
+	}
+	return a.computePlan(ctx, func(snap *registry.Snapshot, opts []plan.Option) (*plan.Plan, error) {
+		return plan.Compute(ctx, snap, plan.Publish(snap, ms, ds), opts...)
+	})
+}
+
+// datastoreValues gathers the datastores files' values and KEY=VALUE flags.
+func datastoreValues(set *manifest.Set, extra []string, fed string) ([]registry.Datastore, error) {
+	var out []registry.Datastore
+	for _, f := range set.Datastores {
+		for _, k := range slices.Sorted(maps.Keys(f.Datastores.Values)) {
+			out = append(out, registry.Datastore{Federation: f.Datastores.Federation, Key: k, Value: f.Datastores.Values[k]})
+		}
+	}
+	for _, kv := range extra {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !manifest.IsKeyName(k) {
+			return nil, usageErrorf("--datastore %q: want KEY=VALUE with an upper-case KEY", kv)
+		}
+		out = append(out, registry.Datastore{Federation: fed, Key: k, Value: v})
+	}
+	return out, nil
+}
+
+// computePlan reads the registry once and runs compute on it with the
+// options that render templates with the registry's lookups.
+func (a *app) computePlan(ctx context.Context, compute func(*registry.Snapshot, []plan.Option) (*plan.Plan, error)) (*plan.Plan, error) {
+	reg, err := a.registry()
+	if err != nil {
+		return nil, err
+	}
+	snap, err := a.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	opts, closeFn, err := a.planOptions(ctx, reg, snap)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	return compute(snap, opts)
+}
+
+// planOptions are the renderer (with Consul lookups) and the nodes that
+// host services without instances, from their recorded statuses.
+func (a *app) planOptions(ctx context.Context, reg *registry.Client, snap *registry.Snapshot) ([]plan.Option, func(), error) {
+	statuses, _, err := reg.Statuses(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	lookups, err := reg.Lookups()
+	if err != nil {
+		return nil, nil, err
+	}
+	r := templates.NewRenderer(templates.WithFetcher(lookups), templates.WithFetchTimeout(a.g.Timeout), templates.WithLogger(a.logger()))
+	return []plan.Option{plan.WithRenderer(r), plan.WithHosts(hostsOf(statuses, snap))}, func() { lookups.Close() }, nil
+}
+
+// hostsOf lists the services each node's last status names, in the
+// region the node's instances run in.
+func hostsOf(statuses []registry.Status, snap *registry.Snapshot) []plan.Host {
+	region := map[string]string{}
+	for _, in := range snap.Instances {
+		region[in.Node] = in.Region
+	}
+	var out []plan.Host
+	for _, s := range statuses {
+		fed := s.Federation
+		if fed == "" {
+			fed = manifest.DefaultFederation
+		}
+		for _, svc := range slices.Sorted(maps.Keys(s.Details)) {
+			out = append(out, plan.Host{Node: s.Node, Federation: fed, Service: svc, Region: region[s.Node]})
+		}
+	}
+	return out
+}
+
+// confirmPlan shows the plan of publishing set and asks, unless yes;
+// false means the user declined.
+func (a *app) confirmPlan(cmd *cobra.Command, set *manifest.Set, yes bool) (bool, error) {
+	p, err := a.publishPlan(cmd.Context(), set, nil)
+	if err != nil {
+		return false, err
+	}
+	if err := p.WriteText(a.stdout); err != nil {
+		return false, err
+	}
+	if yes {
+		return true, nil
+	}
+	fmt.Fprint(a.stdout, "publish? [y/N] ")
+	line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	if err != nil && line == "" {
+		return false, nil // no answer (end of input) is no
+	}
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes", nil
+}

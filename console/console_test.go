@@ -1,0 +1,213 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/registry"
+)
+
+var fixtureDocs = []string{
+	"id: api\nunique: true\nprovides: {API_URL: \"http://{HOST}:{PORT}\"}\n",
+	"id: web\npublic: true\nrequires: {API_URL: \"{API_URL}\"}\nprovides: {WEB_URL: \"http://{HOST}:{PORT}\"}\n",
+	"id: www\nrequires: {API_URL: \"{API_URL}\", SEARCH_URL: \"{MISSING_URL}\", DATABASE_URL: \"{DB_URL}\"}\nrollout: {group: www}\n",
+	"id: lb\nrequires:\n  ROUTES: {key: \"*_URL\", select: all, public: true, region: any, optional: true}\n",
+}
+
+// consoleFixture is a real Consul with the fixture published, and a
+// console running against it behind a test HTTP server on loopback.
+type consoleFixture struct {
+	reg *registry.Client
+	srv *httptest.Server
+}
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newConsoleFixture(t *testing.T, opts ...Option) *consoleFixture {
+	t.Helper()
+	consul := testcluster.StartConsul(t)
+	reg, err := registry.New(registry.WithAddress(consul.Addr), registry.WithLogger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, doc := range fixtureDocs {
+		m, err := manifest.Parse("test.yaml", []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := reg.SetDatastore(ctx, "default", "DB_URL", "postgres://secret@db/app"); err != nil {
+		t.Fatal(err)
+	}
+	c := New(reg, append([]Option{WithLogger(discard()), WithRefresh(200 * time.Millisecond)}, opts...)...)
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = c.Run(runCtx) })
+	srv := httptest.NewServer(c.Handler())
+	t.Cleanup(func() { cancel(); wg.Wait(); srv.Close() }) // Run's end ends the event streams
+	return &consoleFixture{reg: reg, srv: srv}
+}
+
+func (f *consoleFixture) register(t *testing.T, service, node string, port int) {
+	t.Helper()
+	o, err := f.reg.Register(context.Background(), registry.InstanceSpec{Federation: "default", Service: service, Node: node, Address: "127.0.0.1", Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = o.Close(context.Background()) })
+	if err := o.WaitRegistered(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// state polls /api/state until ok holds.
+func (f *consoleFixture) state(t *testing.T, ok func(State) bool) State {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var st State
+		if resp, err := http.Get(f.srv.URL + "/api/state"); err == nil {
+			_ = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if ok(st) {
+				return st
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state never as expected: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+}
+
+func TestState(t *testing.T) {
+	f := newConsoleFixture(t)
+	f.register(t, "api", "n1", 8001)
+	st := f.state(t, func(st State) bool {
+		return len(st.Federations) == 1 && len(st.Federations[0].Services) == 4 && len(st.Federations[0].Services[0].Instances) == 1
+	})
+	fed := st.Federations[0]
+	if !fed.GraphIsSVG || !strings.Contains(fed.Graph, "<svg") || !strings.Contains(fed.Graph, "MISSING_URL") || !strings.Contains(fed.Graph, "datastore") {
+		t.Fatalf("graph: svg %v\n%.400s", fed.GraphIsSVG, fed.Graph)
+	}
+	www := fed.Services[3]
+	var search, db *Var
+	for i, v := range www.Bindings[0].Vars {
+		switch v.Name {
+		case "SEARCH_URL":
+			search = &www.Bindings[0].Vars[i]
+		case "DATABASE_URL":
+			db = &www.Bindings[0].Vars[i]
+		}
+	}
+	if search == nil || search.Resolved || !strings.Contains(search.Why, "MISSING_URL") {
+		t.Fatalf("SEARCH_URL: %+v", search)
+	}
+	if db == nil || !db.Resolved || strings.Contains(db.Value, "secret") {
+		t.Fatalf("DATABASE_URL must show its datastore, never its value: %+v", db)
+	}
+	resp, err := http.Get(f.srv.URL + "/api/explain?service=www&var=SEARCH_URL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "MISSING_URL") {
+		t.Fatalf("explain: %s %s", resp.Status, body)
+	}
+}
+
+// Requests by another host name (DNS rebinding) and state changes from
+// another origin, or while read-only, are refused; the right ones work.
+func TestGuardAndResume(t *testing.T) {
+	f := newConsoleFixture(t, WithActions(true))
+	readOnly := httptest.NewServer(New(f.reg, WithLogger(discard())).Handler())
+	defer readOnly.Close()
+	g, err := f.reg.Rollout("default", "www")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		srv    *httptest.Server
+		host   string
+		origin string
+		ctype  string
+		want   int
+	}{
+		{"read-only", readOnly, "", "self", "application/json", http.StatusForbidden},
+		{"rebinding host", f.srv, "evil.example:80", "http://evil.example:80", "application/json", http.StatusForbidden},
+		{"no origin", f.srv, "", "", "application/json", http.StatusForbidden},
+		{"cross-site origin", f.srv, "", "http://evil.example", "application/json", http.StatusForbidden},
+		{"form post", f.srv, "", "self", "application/x-www-form-urlencoded", http.StatusForbidden},
+		{"own origin", f.srv, "", "self", "application/json", http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := g.SetHalt(context.Background(), registry.Halt{Node: "n1", Reason: "check failed"}); err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest(http.MethodPost, tt.srv.URL+"/api/rollout/resume", strings.NewReader(`{"federation":"default","group":"www"}`))
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			origin := tt.origin
+			if origin == "self" {
+				origin = tt.srv.URL
+			}
+			if origin != "" {
+				req.Header.Set("Origin", origin)
+			}
+			req.Header.Set("Content-Type", tt.ctype)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+			h, err := g.Halted(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (h == nil) != (tt.want == http.StatusOK) {
+				t.Fatalf("halt after the request: %+v", h)
+			}
+		})
+	}
+	t.Run("halts shown", func(t *testing.T) {
+		if err := g.SetHalt(context.Background(), registry.Halt{Node: "n2", Reason: "health timeout"}); err != nil {
+			t.Fatal(err)
+		}
+		f.state(t, func(st State) bool {
+			return len(st.Halts) == 1 && st.Halts[0].Node == "n2" && st.Halts[0].Reason == "health timeout" && st.Actions
+		})
+	})
+	t.Run("rebinding host on a read", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/api/state", nil)
+		req.Host = "attacker.example"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("status %d, want 403", resp.StatusCode)
+		}
+	})
+}
