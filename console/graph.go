@@ -1,15 +1,10 @@
 package console
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-
-	"github.com/goccy/go-graphviz"
 
 	"github.com/patchbay/patchbay/resolver"
 )
@@ -38,7 +33,13 @@ func unresolvedOf(res *resolver.Result, fed string) []missing {
 	return out
 }
 
-// graphDOT draws one federation: services (public ones with a double
+// graphDOT draws one federation, for the page to lay out with Graphviz
+// compiled to WebAssembly (assets/graphviz.js: the npm package
+// @hpcc-js/wasm-graphviz 1.29.2, its dist/index.js as published, Apache-2.0,
+// licence beside it). Laying out in the browser keeps Graphviz out of the
+// patchbay binary, which every listener runs: linked in Go, its WebAssembly
+// runtime cost every patchbay process 87 ms and 16 MB of RSS at start.
+// graphDOT draws services (public ones with a double
 // border, those with an unresolved requirement in red), datastores as
 // cylinders, an edge per key bound labelled with the key (dashed to a
 // datastore, red on a cycle), and unresolved requirements as red edges to
@@ -90,66 +91,4 @@ func graphDOT(g *resolver.Graph, miss []missing) string {
 
 func quote(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
-}
-
-// layout renders DOT to SVG with Graphviz compiled to WebAssembly (pure
-// Go, no cgo, no dot binary). The instance is costly to create and not
-// safe for concurrent use: one per console, behind a mutex, with the last
-// layouts cached since most state changes (a node's run) leave the graph
-// as it was.
-type layout struct {
-	mu    sync.Mutex
-	gv    *graphviz.Graphviz
-	cache map[string]string
-}
-
-func newLayout() *layout { return &layout{cache: map[string]string{}} }
-
-// svg returns the SVG of dot, or dot itself and false when it cannot be
-// laid out (the page then shows the DOT text).
-func (l *layout) svg(ctx context.Context, dot string) (string, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if s, ok := l.cache[dot]; ok {
-		return s, true
-	}
-	if l.gv == nil {
-		gv, err := graphviz.New(ctx)
-		if err != nil {
-			return dot, false
-		}
-		l.gv = gv
-	}
-	g, err := graphviz.ParseBytes([]byte(dot))
-	if err != nil {
-		return dot, false
-	}
-	defer g.Close()
-	var buf bytes.Buffer
-	if err := l.gv.Render(ctx, g, graphviz.SVG, &buf); err != nil {
-		return dot, false
-	}
-	if len(l.cache) > 64 {
-		clear(l.cache)
-	}
-	out := svgBody(buf.String())
-	l.cache[dot] = out
-	return out, true
-}
-
-// svgBody drops the XML prolog and doctype so the SVG can be inlined.
-func svgBody(s string) string {
-	if i := strings.Index(s, "<svg"); i >= 0 {
-		return s[i:]
-	}
-	return s
-}
-
-func (l *layout) close() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.gv != nil {
-		_ = l.gv.Close()
-		l.gv = nil
-	}
 }

@@ -45,7 +45,6 @@ type Server struct {
 	actions bool
 	hosts   []string
 	live    func(context.Context, []registry.Status) []registry.Status
-	layout  *layout
 
 	mu    sync.Mutex
 	state []byte // the State as JSON
@@ -81,7 +80,7 @@ func WithLiveStatuses(fn func(context.Context, []registry.Status) []registry.Sta
 
 // New returns a console reading reg.
 func New(reg Registry, opts ...Option) *Server {
-	s := &Server{reg: reg, log: slog.Default(), refresh: 2 * time.Second, layout: newLayout(), subs: map[chan []byte]struct{}{}}
+	s := &Server{reg: reg, log: slog.Default(), refresh: 2 * time.Second, subs: map[chan []byte]struct{}{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -90,7 +89,6 @@ func New(reg Registry, opts ...Option) *Server {
 
 // Run keeps the state current until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
-	defer s.layout.close()
 	defer s.endStreams()
 	wake := make(chan struct{}, 1)
 	poke := func() {
@@ -156,7 +154,7 @@ func (s *Server) rebuild(ctx context.Context) {
 		s.mu.Unlock()
 		st.Error = err.Error()
 	} else {
-		st = build(in, func(dot string) (string, bool) { return s.layout.svg(ctx, dot) })
+		st = build(in)
 	}
 	st.Actions = s.actions
 	s.publish(st, in.snap)

@@ -26,8 +26,7 @@ type State struct {
 // Federation is one isolation domain: its graph and its services.
 type Federation struct {
 	Name       string     `json:"name"`
-	Graph      string     `json:"graph"` // SVG, or DOT when it could not be laid out
-	GraphIsSVG bool       `json:"graph_is_svg"`
+	Graph      string     `json:"graph"` // DOT, laid out by the page
 	Cycles     [][]string `json:"cycles"`
 	Services   []Service  `json:"services"`
 	Datastores []string   `json:"datastores"` // keys only: values may be credentials
@@ -107,8 +106,8 @@ type inputs struct {
 	halts    map[string]registry.Halt
 }
 
-// build turns one read into the page's state; graph lays out DOT.
-func build(in inputs, graph func(dot string) (string, bool)) State {
+// build turns one read into the page's state.
+func build(in inputs) State {
 	res := resolver.Resolve(in.snap)
 	st := State{Nodes: nodes(in), Halts: halts(in.halts)}
 	stored := storedBindings(in.stored)
@@ -117,7 +116,7 @@ func build(in inputs, graph func(dot string) (string, bool)) State {
 		ms := manifestsOf(in.snap, fed)
 		g := resolver.BuildGraph(ms, resolver.WithDatastores(datastoresOf(in.snap, fed)))
 		f.Cycles = orEmpty(g.Cycles())
-		f.Graph, f.GraphIsSVG = graph(graphDOT(g, unresolvedOf(res, fed)))
+		f.Graph = graphDOT(g, unresolvedOf(res, fed))
 		for _, d := range datastoresOf(in.snap, fed) {
 			f.Datastores = append(f.Datastores, d.Key)
 		}

@@ -1,6 +1,24 @@
 // patchbay console: renders the State the server pushes over server-sent
 // events. No framework and no build step: the page is this file.
-"use strict";
+import { Graphviz } from "./graphviz.js";
+
+// Graphviz (WebAssembly) lays out each federation's DOT; layouts are kept,
+// since most pushes (a node's run) leave the graph as it was.
+const graphviz = Graphviz.load();
+const layouts = new Map();
+
+async function layOut(el) {
+  const dot = el.dataset.dot;
+  if (!layouts.has(dot)) {
+    try {
+      if (layouts.size > 64) layouts.clear();
+      layouts.set(dot, (await graphviz).dot(dot));
+    } catch (err) {
+      layouts.set(dot, `<pre>${esc(dot)}</pre>`);
+    }
+  }
+  if (el.isConnected && el.dataset.dot === dot) el.innerHTML = layouts.get(dot);
+}
 
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 const when = (t) => (t ? new Date(t).toLocaleString() : "");
@@ -32,10 +50,9 @@ function renderService(fed, s) {
 }
 
 function renderFederation(f) {
-  const graph = f.graph_is_svg ? f.graph : `<pre>${esc(f.graph)}</pre>`;
   const cycles = f.cycles.length ? `<div class="cycle">cycles: ${f.cycles.map((c) => esc(c.join(" → "))).join("; ")}</div>` : "";
   return `<section class="federation" id="fed-${esc(f.name)}"><h2>federation ${esc(f.name)}</h2>${cycles}
-    <div class="graph">${graph}</div>
+    <div class="graph" data-dot="${esc(f.graph)}">${layouts.get(f.graph) ?? ""}</div>
     <div class="why">datastores: ${f.datastores.map((k) => `<code>${esc(k)}</code>`).join(", ") || "none"}</div>
     <div class="services">${f.services.map((s) => renderService(f.name, s)).join("")}</div></section>`;
 }
@@ -60,6 +77,7 @@ function render(st) {
   err.hidden = !st.error;
   err.textContent = st.error ? "registry unreachable, showing the last state: " + st.error : "";
   $("#federations").innerHTML = st.federations.map(renderFederation).join("") || `<div class="panel why">nothing published yet</div>`;
+  document.querySelectorAll(".graph[data-dot]").forEach((el) => { if (!el.firstChild) layOut(el); });
   $("#nodes tbody").innerHTML = st.nodes.map((n) => `<tr data-node="${esc(n.name)}"><td>${esc(n.name)}</td><td>${when(n.at)}${n.live ? "" : n.result ? ' <span class="why">(recorded)</span>' : ""}</td>
       <td class="${esc(n.result)}">${esc(n.result || "no run recorded")}</td><td>${esc(n.message)}${n.details.map((d) => `<div class="why">${esc(d)}</div>`).join("")}</td>
       <td>${esc(queueText(n.queue))}</td><td>${n.revision || ""}</td><td>${n.services.map(esc).join(", ")}</td><td>${n.instances.map(esc).join(", ")}</td></tr>`).join("");
