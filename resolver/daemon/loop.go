@@ -1,4 +1,8 @@
-package resolver
+// Package daemon is the resolver's leader-elected loop: the I/O around the
+// pure engine in package resolver. It campaigns for the resolver lock in
+// Consul, reads snapshots, resolves them, writes the bindings that changed,
+// announces them on NATS and serves the loop's metrics.
+package daemon
 
 import (
 	"context"
