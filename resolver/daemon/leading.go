@@ -223,7 +223,7 @@ func (ld *leader) due(first, last time.Time) time.Time {
 // transaction (more when Consul's limits require). On a conflict (someone
 // else wrote a binding) it returns the error, and the next attempt starts
 // over from what is stored.
-func (ld *leader) pass(ctx context.Context, snap *registry.Snapshot) error {
+func (ld *leader) pass(ctx context.Context, snap *resolver.Snapshot) error {
 	start := time.Now()
 	result := resolver.Resolve(snap)
 	changes := ld.changes(result)
