@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
 )
 
 // ErrForbidden: a request came through another host name (DNS
@@ -28,11 +29,11 @@ var ErrForbidden = errors.New("console: forbidden")
 
 // Registry is what the console reads; *registry.Client is one.
 type Registry interface {
-	Snapshot(ctx context.Context) (*registry.Snapshot, error)
+	Snapshot(ctx context.Context) (*resolver.Snapshot, error)
 	Watch(ctx context.Context, index uint64) (uint64, error)
-	Bindings(ctx context.Context) ([]registry.StoredBinding, []registry.SkippedKey, uint64, error)
+	Bindings(ctx context.Context) ([]registry.StoredBinding, []resolver.SkippedKey, uint64, error)
 	WatchBindings(ctx context.Context, index uint64) (uint64, error)
-	Statuses(ctx context.Context) ([]registry.Status, []registry.SkippedKey, error)
+	Statuses(ctx context.Context) ([]registry.Status, []resolver.SkippedKey, error)
 	Halts(ctx context.Context) (map[string]registry.Halt, error)
 	Rollout(fed, group string) (*registry.RolloutGroup, error)
 }
@@ -48,7 +49,7 @@ type Server struct {
 
 	mu    sync.Mutex
 	state []byte // the State as JSON
-	snap  *registry.Snapshot
+	snap  *resolver.Snapshot
 	subs  map[chan []byte]struct{}
 	ended bool // Run returned: streams end, new ones end at once
 }
@@ -181,7 +182,7 @@ func (s *Server) read(ctx context.Context) (inputs, error) {
 
 // publish stores st and sends it to every subscriber when it changed; the
 // time stamp alone is no change.
-func (s *Server) publish(st State, snap *registry.Snapshot) {
+func (s *Server) publish(st State, snap *resolver.Snapshot) {
 	data, err := json.Marshal(st)
 	if err != nil {
 		s.log.Error("console: encode state", "err", err)
@@ -247,7 +248,7 @@ func (s *Server) endStreams() {
 	}
 }
 
-func (s *Server) current() ([]byte, *registry.Snapshot) {
+func (s *Server) current() ([]byte, *resolver.Snapshot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.state, s.snap

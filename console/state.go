@@ -100,7 +100,7 @@ type Halt struct {
 
 // inputs is one read of the registry.
 type inputs struct {
-	snap     *registry.Snapshot
+	snap     *resolver.Snapshot
 	stored   []registry.StoredBinding
 	statuses []registry.Status
 	halts    map[string]registry.Halt
@@ -140,7 +140,7 @@ func orEmpty[T any](s []T) []T {
 
 func fedOf(fed string) string { return cmp.Or(fed, manifest.DefaultFederation) }
 
-func federationNames(snap *registry.Snapshot) []string {
+func federationNames(snap *resolver.Snapshot) []string {
 	var out []string
 	for _, m := range snap.Manifests {
 		out = append(out, fedOf(m.Federation))
@@ -152,7 +152,7 @@ func federationNames(snap *registry.Snapshot) []string {
 	return slices.Compact(out)
 }
 
-func manifestsOf(snap *registry.Snapshot, fed string) []manifest.Manifest {
+func manifestsOf(snap *resolver.Snapshot, fed string) []manifest.Manifest {
 	var out []manifest.Manifest
 	for _, m := range snap.Manifests {
 		if fedOf(m.Federation) == fed {
@@ -162,8 +162,8 @@ func manifestsOf(snap *registry.Snapshot, fed string) []manifest.Manifest {
 	return out
 }
 
-func datastoresOf(snap *registry.Snapshot, fed string) []registry.Datastore {
-	var out []registry.Datastore
+func datastoresOf(snap *resolver.Snapshot, fed string) []resolver.Datastore {
+	var out []resolver.Datastore
 	for _, d := range snap.Datastores {
 		if fedOf(d.Federation) == fed {
 			out = append(out, d)
@@ -187,7 +187,7 @@ func storedBindings(list []registry.StoredBinding) map[bindingKey]resolver.Bindi
 	return out
 }
 
-func service(m *manifest.Manifest, snap *registry.Snapshot, res *resolver.Result, stored map[bindingKey]resolver.Binding) Service {
+func service(m *manifest.Manifest, snap *resolver.Snapshot, res *resolver.Result, stored map[bindingKey]resolver.Binding) Service {
 	fed := fedOf(m.Federation)
 	s := Service{Name: m.ID, Public: m.Public, Unique: m.Unique, Provides: slices.Sorted(maps.Keys(m.Provides))}
 	s.Provides = orEmpty(s.Provides)

@@ -21,7 +21,7 @@ import (
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/resolver/daemon"
 )
 
 // cluster is a real Consul and NATS, a resolver, and the listeners of a
@@ -93,7 +93,7 @@ func (c *cluster) publish(doc string) {
 func (c *cluster) startResolver() {
 	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	loop := resolver.NewLoop(c.reg, c.nc, resolver.WithDebounce(500*time.Millisecond, 5*time.Second), resolver.WithLogger(testLogger(c.t, "resolver")))
+	loop := daemon.NewLoop(c.reg, c.nc, daemon.WithDebounce(500*time.Millisecond, 5*time.Second), daemon.WithLogger(testLogger(c.t, "resolver")))
 	done := make(chan struct{})
 	go func() { defer close(done); _ = loop.Run(ctx) }()
 	c.t.Cleanup(func() { cancel(); <-done })

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )
@@ -33,7 +32,7 @@ import (
 // snapshotReader is what the policy check needs of the registry; a
 // registry without it leaves last-good files alone.
 type snapshotReader interface {
-	Snapshot(ctx context.Context) (*registry.Snapshot, error)
+	Snapshot(ctx context.Context) (*resolver.Snapshot, error)
 }
 
 // policyRender renders, for a binding that is not ready, the templates

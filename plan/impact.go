@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
 )
 
 // Failover is a unique service whose live instance would go away.
@@ -20,10 +20,10 @@ type Failover struct {
 
 // WithoutInstances returns snap without the instances gone reports true
 // for, and those instances. snap is not modified.
-func WithoutInstances(snap *registry.Snapshot, gone func(registry.Instance) bool) (*registry.Snapshot, []registry.Instance) {
+func WithoutInstances(snap *resolver.Snapshot, gone func(resolver.Instance) bool) (*resolver.Snapshot, []resolver.Instance) {
 	out := *snap
 	out.Instances = nil
-	var removed []registry.Instance
+	var removed []resolver.Instance
 	for _, in := range snap.Instances {
 		if gone(in) {
 			removed = append(removed, in)
@@ -39,7 +39,7 @@ func WithoutInstances(snap *registry.Snapshot, gone func(registry.Instance) bool
 // unresolved, which routes lose upstreams, which unique services fail
 // over. Removed instances' own nodes are left out of Nodes: they are the
 // ones gone.
-func Impact(ctx context.Context, snap *registry.Snapshot, gone func(registry.Instance) bool, opts ...Option) (*Plan, error) {
+func Impact(ctx context.Context, snap *resolver.Snapshot, gone func(resolver.Instance) bool, opts ...Option) (*Plan, error) {
 	after, removed := WithoutInstances(snap, gone)
 	p, err := Compute(ctx, snap, after, opts...)
 	if err != nil {
@@ -48,14 +48,14 @@ func Impact(ctx context.Context, snap *registry.Snapshot, gone func(registry.Ins
 	p.Removed = removed
 	goneNodes := map[string]bool{}
 	for _, in := range removed {
-		goneNodes[in.Node] = !slices.ContainsFunc(after.Instances, func(o registry.Instance) bool { return o.Node == in.Node })
+		goneNodes[in.Node] = !slices.ContainsFunc(after.Instances, func(o resolver.Instance) bool { return o.Node == in.Node })
 	}
 	p.Nodes = slices.DeleteFunc(p.Nodes, func(n NodeChange) bool { return goneNodes[n.Node] })
 	p.Failovers = failovers(snap, removed)
 	return p, nil
 }
 
-func failovers(snap *registry.Snapshot, removed []registry.Instance) []Failover {
+func failovers(snap *resolver.Snapshot, removed []resolver.Instance) []Failover {
 	unique := map[svcKey]bool{}
 	for _, m := range snap.Manifests {
 		unique[svcKey{fedOf(m.Federation), m.ID}] = m.Unique

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )
@@ -236,7 +235,7 @@ func distinctReloads(runs []ServiceRun) [][]string {
 // staleProvides notes services whose provides change: live instances keep
 // the values they registered with until they register again, so the plan
 // (like the resolver) still binds the old ones.
-func staleProvides(before, after *registry.Snapshot) []string {
+func staleProvides(before, after *resolver.Snapshot) []string {
 	old := map[svcKey]*manifest.Manifest{}
 	for i := range before.Manifests {
 		m := &before.Manifests[i]

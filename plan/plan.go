@@ -16,7 +16,6 @@ import (
 	"slices"
 
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )
@@ -34,7 +33,7 @@ type Plan struct {
 	Rollouts []RolloutChange `json:"rollouts"`
 	// Removed and Failovers are filled by Impact: the instances taken
 	// away, and the unique services among them.
-	Removed   []registry.Instance `json:"removed,omitempty"`
+	Removed   []resolver.Instance `json:"removed,omitempty"`
 	Failovers []Failover          `json:"failovers,omitempty"`
 	// Notes are caveats a person should read (stale provides, templates
 	// whose source is not readable here, services without live nodes).
@@ -58,7 +57,7 @@ type config struct {
 func WithRenderer(r Renderer) Option { return func(c *config) { c.render = r } }
 
 // Compute resolves before and after and returns what differs.
-func Compute(ctx context.Context, before, after *registry.Snapshot, opts ...Option) (*Plan, error) {
+func Compute(ctx context.Context, before, after *resolver.Snapshot, opts ...Option) (*Plan, error) {
 	var cfg config
 	for _, o := range opts {
 		o(&cfg)
@@ -94,7 +93,7 @@ func orEmpty[T any](s []T) []T {
 
 // side is one snapshot resolved, with its manifests by service.
 type side struct {
-	snap      *registry.Snapshot
+	snap      *resolver.Snapshot
 	res       *resolver.Result
 	manifests map[svcKey]*manifest.Manifest
 }
@@ -103,11 +102,11 @@ type svcKey struct{ fed, service string }
 
 type sides struct{ before, after side }
 
-func newSides(before, after *registry.Snapshot) *sides {
+func newSides(before, after *resolver.Snapshot) *sides {
 	return &sides{before: newSide(before), after: newSide(after)}
 }
 
-func newSide(snap *registry.Snapshot) side {
+func newSide(snap *resolver.Snapshot) side {
 	s := side{snap: snap, res: resolver.Resolve(snap), manifests: map[svcKey]*manifest.Manifest{}}
 	for i := range snap.Manifests {
 		m := &snap.Manifests[i]
@@ -131,7 +130,7 @@ func fedOf(fed string) string { return cmp.Or(fed, manifest.DefaultFederation) }
 // Publish returns snap as it would be once ms are published and ds set:
 // manifests replace those of the same federation and id, datastore values
 // replace those of the same federation and key. snap is not modified.
-func Publish(snap *registry.Snapshot, ms []manifest.Manifest, ds []registry.Datastore) *registry.Snapshot {
+func Publish(snap *resolver.Snapshot, ms []manifest.Manifest, ds []resolver.Datastore) *resolver.Snapshot {
 	out := *snap
 	out.Manifests = slices.Clone(snap.Manifests)
 	for _, m := range ms {
@@ -149,7 +148,7 @@ func Publish(snap *registry.Snapshot, ms []manifest.Manifest, ds []registry.Data
 	})
 	out.Datastores = slices.Clone(snap.Datastores)
 	for _, d := range ds {
-		i := slices.IndexFunc(out.Datastores, func(o registry.Datastore) bool {
+		i := slices.IndexFunc(out.Datastores, func(o resolver.Datastore) bool {
 			return fedOf(o.Federation) == fedOf(d.Federation) && o.Key == d.Key
 		})
 		if i >= 0 {
@@ -158,7 +157,7 @@ func Publish(snap *registry.Snapshot, ms []manifest.Manifest, ds []registry.Data
 			out.Datastores = append(out.Datastores, d)
 		}
 	}
-	slices.SortFunc(out.Datastores, func(a, b registry.Datastore) int {
+	slices.SortFunc(out.Datastores, func(a, b resolver.Datastore) int {
 		return cmp.Or(cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)), cmp.Compare(a.Key, b.Key))
 	})
 	return &out

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -45,19 +45,19 @@ func parse(t *testing.T, docs ...string) []manifest.Manifest {
 	return out
 }
 
-func inst(service, node string, port int, public bool, key string) registry.Instance {
+func inst(service, node string, port int, public bool, key string) resolver.Instance {
 	url := "http://10.0.0." + node[len(node)-1:] + ":" + strconv.Itoa(port)
-	return registry.Instance{ID: registry.InstanceID(service, node, port), Service: service, Federation: "default",
+	return resolver.Instance{ID: resolver.InstanceID(service, node, port), Service: service, Federation: "default",
 		Node: node, Address: "10.0.0." + node[len(node)-1:], Port: port, Index: -1, Public: public,
 		Provides: map[string]string{key: url}}
 }
 
 // fixture: one api on n1, two webs (n1, n2), www on n3 and lb on n4,
 // instances sorted as a registry snapshot is.
-func fixture(t *testing.T) *registry.Snapshot {
-	return &registry.Snapshot{
+func fixture(t *testing.T) *resolver.Snapshot {
+	return &resolver.Snapshot{
 		Manifests: parse(t, apiDoc, lbDoc, webDoc, wwwDoc),
-		Instances: []registry.Instance{
+		Instances: []resolver.Instance{
 			inst("api", "n1", 8001, false, "API_URL"),
 			inst("lb", "n4", 8080, false, "LB_ADMIN"),
 			inst("web", "n1", 8002, true, "WEB_URL"),
@@ -67,7 +67,7 @@ func fixture(t *testing.T) *registry.Snapshot {
 	}
 }
 
-func compute(t *testing.T, before, after *registry.Snapshot) *Plan {
+func compute(t *testing.T, before, after *resolver.Snapshot) *Plan {
 	t.Helper()
 	p, err := Compute(context.Background(), before, after, WithRenderer(templates.NewRenderer()))
 	if err != nil {
@@ -118,15 +118,15 @@ func TestPublishUnresolvedAndDatastore(t *testing.T) {
 	tests := []struct {
 		name     string
 		docs     []string
-		ds       []registry.Datastore
+		ds       []resolver.Datastore
 		kind     string
 		skipped  bool
 		diffHas  string
 		provided bool
 	}{
 		{"requirement nobody provides", []string{strings.Replace(wwwDoc, `"{API_URL}"`, `"{MISSING_URL}"`, 1)}, nil, KindUnresolved, true, "", false},
-		{"datastore replaces nothing: live beats it", []string{wwwDoc}, []registry.Datastore{{Federation: "default", Key: "API_URL", Value: "http://db"}}, "", false, "", false},
-		{"new requirement served by a datastore", []string{strings.Replace(wwwDoc, "requires: {", "requires: {DB: \"{DB_URL}\", ", 1)}, []registry.Datastore{{Federation: "default", Key: "DB_URL", Value: "postgres://db"}}, KindAdded, false, "+export DB='postgres://db'", true},
+		{"datastore replaces nothing: live beats it", []string{wwwDoc}, []resolver.Datastore{{Federation: "default", Key: "API_URL", Value: "http://db"}}, "", false, "", false},
+		{"new requirement served by a datastore", []string{strings.Replace(wwwDoc, "requires: {", "requires: {DB: \"{DB_URL}\", ", 1)}, []resolver.Datastore{{Federation: "default", Key: "DB_URL", Value: "postgres://db"}}, KindAdded, false, "+export DB='postgres://db'", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -166,8 +166,8 @@ func TestPublishUnresolvedAndDatastore(t *testing.T) {
 
 func TestImpactNode(t *testing.T) {
 	snap := fixture(t)
-	snap.Datastores = []registry.Datastore{{Federation: "default", Key: "API_URL", Value: "http://api.example"}}
-	p, err := Impact(context.Background(), snap, func(in registry.Instance) bool { return in.Node == "n1" }, WithRenderer(templates.NewRenderer()))
+	snap.Datastores = []resolver.Datastore{{Federation: "default", Key: "API_URL", Value: "http://api.example"}}
+	p, err := Impact(context.Background(), snap, func(in resolver.Instance) bool { return in.Node == "n1" }, WithRenderer(templates.NewRenderer()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestImpactNode(t *testing.T) {
 func TestImpactEmptiesRouteAndFailsOver(t *testing.T) {
 	snap := fixture(t)
 	snap.Manifests = parse(t, strings.Replace(apiDoc, "id: api\n", "id: api\nunique: true\n", 1), lbDoc, webDoc, wwwDoc)
-	p, err := Impact(context.Background(), snap, func(in registry.Instance) bool { return in.Node == "n1" || in.Node == "n2" }, WithRenderer(templates.NewRenderer()))
+	p, err := Impact(context.Background(), snap, func(in resolver.Instance) bool { return in.Node == "n1" || in.Node == "n2" }, WithRenderer(templates.NewRenderer()))
 	if err != nil {
 		t.Fatal(err)
 	}

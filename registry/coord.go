@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/resolver"
 )
 
 // Status is a node's last provision, as listeners record it.
@@ -66,7 +67,7 @@ func (c *Client) DeleteStatus(ctx context.Context, node string) error {
 
 // Statuses reads every node's last provision, sorted by node. Unreadable
 // records are returned as skipped.
-func (c *Client) Statuses(ctx context.Context) ([]Status, []SkippedKey, error) {
+func (c *Client) Statuses(ctx context.Context) ([]Status, []resolver.SkippedKey, error) {
 	q, cancel := c.query(ctx)
 	defer cancel()
 	pairs, _, err := c.consul.KV().List(c.keys.status(), q)
@@ -75,12 +76,12 @@ func (c *Client) Statuses(ctx context.Context) ([]Status, []SkippedKey, error) {
 	}
 	var (
 		out     []Status
-		skipped []SkippedKey
+		skipped []resolver.SkippedKey
 	)
 	for _, p := range pairs { // KV lists are sorted by key
 		var s Status
 		if err := json.Unmarshal(p.Value, &s); err != nil {
-			skipped = append(skipped, SkippedKey{Key: p.Key, Reason: "malformed status JSON: " + err.Error()})
+			skipped = append(skipped, resolver.SkippedKey{Key: p.Key, Reason: "malformed status JSON: " + err.Error()})
 			continue
 		}
 		out = append(out, s)

@@ -13,13 +13,14 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/resolver"
 )
 
 // Snapshot reads manifests, live instances and datastores in one
 // consistent request, at one Consul index. Entries that cannot be read are
 // listed in Skipped and logged, never fatal: one bad key written by hand
 // must not stop the resolver.
-func (c *Client) Snapshot(ctx context.Context) (*Snapshot, error) {
+func (c *Client) Snapshot(ctx context.Context) (*resolver.Snapshot, error) {
 	q, cancel := c.query(ctx)
 	defer cancel()
 	pairs, meta, err := c.consul.KV().List(c.keys.inputs(), q)
@@ -29,26 +30,26 @@ func (c *Client) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if err := c.unlisted(meta, c.keys.inputs()); err != nil {
 		return nil, err // never resolve from a registry the token only partly sees
 	}
-	snap := &Snapshot{Index: meta.LastIndex}
+	snap := &resolver.Snapshot{Index: meta.LastIndex}
 	for _, p := range pairs {
 		if err := c.addToSnapshot(snap, p); err != nil {
-			snap.Skipped = append(snap.Skipped, SkippedKey{Key: p.Key, Reason: err.Error()})
+			snap.Skipped = append(snap.Skipped, resolver.SkippedKey{Key: p.Key, Reason: err.Error()})
 			c.log.Warn("skipping unreadable registry entry", "key", p.Key, "reason", err)
 		}
 	}
 	slices.SortFunc(snap.Manifests, func(a, b manifest.Manifest) int {
 		return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.ID, b.ID))
 	})
-	slices.SortFunc(snap.Instances, func(a, b Instance) int {
+	slices.SortFunc(snap.Instances, func(a, b resolver.Instance) int {
 		return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.Service, b.Service), cmp.Compare(a.ID, b.ID))
 	})
-	slices.SortFunc(snap.Datastores, func(a, b Datastore) int {
+	slices.SortFunc(snap.Datastores, func(a, b resolver.Datastore) int {
 		return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.Key, b.Key))
 	})
 	return snap, nil
 }
 
-func (c *Client) addToSnapshot(snap *Snapshot, p *api.KVPair) error {
+func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair) error {
 	k := c.keys
 	switch {
 	case strings.HasPrefix(p.Key, k.manifests()):
@@ -69,7 +70,7 @@ func (c *Client) addToSnapshot(snap *Snapshot, p *api.KVPair) error {
 		if err != nil {
 			return err
 		}
-		var in Instance
+		var in resolver.Instance
 		if err := json.Unmarshal(p.Value, &in); err != nil {
 			return fmt.Errorf("malformed instance JSON: %w", err)
 		}
@@ -82,7 +83,7 @@ func (c *Client) addToSnapshot(snap *Snapshot, p *api.KVPair) error {
 		if err != nil {
 			return err
 		}
-		snap.Datastores = append(snap.Datastores, Datastore{Federation: seg[0], Key: seg[1], Value: string(p.Value)})
+		snap.Datastores = append(snap.Datastores, resolver.Datastore{Federation: seg[0], Key: seg[1], Value: string(p.Value)})
 	default:
 		return fmt.Errorf("not part of patchbay's layout")
 	}

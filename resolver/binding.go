@@ -2,8 +2,11 @@
 //
 // Everything here is pure: Resolve, Explain and BuildGraph read a snapshot
 // or manifests and return values, with no I/O, clock or goroutines, so the
-// same input always gives byte-identical output. The leader-elected loop
-// that feeds snapshots in and writes bindings out lives elsewhere.
+// same input always gives byte-identical output. Its input types (Snapshot,
+// Instance, Datastore) are its own, so it links neither the registry nor
+// any network client. The leader-elected loop that reads snapshots from
+// Consul, writes bindings back and announces them on NATS is package
+// resolver/daemon.
 package resolver
 
 import (

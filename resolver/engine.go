@@ -11,14 +11,13 @@ import (
 	"strings"
 
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/registry"
 )
 
 // Resolve binds every requirement of every manifest in snap, for region ""
 // and for each region the service's own instances run in. Only live
 // instances and datastores of the consumer's own federation are ever
 // candidates. Revision is left 0: numbering is the resolver loop's job.
-func Resolve(snap *registry.Snapshot) *Result {
+func Resolve(snap *Snapshot) *Result {
 	e := newEngine(snap)
 	res := &Result{}
 	for _, m := range e.manifests {
@@ -100,12 +99,12 @@ type group struct {
 // offer is one instance's value of one key, kept beside the instance so
 // that listing thousands of upstreams needs no map lookups.
 type offer struct {
-	in    *registry.Instance
+	in    *Instance
 	value string
 	rank  int // the instance's place in ID order: sorting by it is cheap
 }
 
-func newEngine(snap *registry.Snapshot) *engine {
+func newEngine(snap *Snapshot) *engine {
 	e := &engine{
 		feds:      map[string]*fedIndex{},
 		regions:   map[serviceKey][]string{},
@@ -154,12 +153,12 @@ func (e *engine) addManifests(ms []manifest.Manifest) {
 // is the truth about a service: an instance whose service is unpublished
 // binds to nothing, and an instance is public when its manifest says so now,
 // whatever the flag it was registered with.
-func (e *engine) addInstances(list []registry.Instance) {
+func (e *engine) addInstances(list []Instance) {
 	public := make(map[serviceKey]bool, len(e.manifests))
 	for _, m := range e.manifests {
 		public[serviceKey{fedOf(m.Federation), m.ID}] = m.Public
 	}
-	insts := make([]*registry.Instance, 0, len(list))
+	insts := make([]*Instance, 0, len(list))
 	for i := range list {
 		pub, published := public[serviceKey{fedOf(list[i].Federation), list[i].Service}]
 		if !published {
@@ -190,7 +189,7 @@ func (e *engine) addInstances(list []registry.Instance) {
 	}
 }
 
-func compareInstances(a, b *registry.Instance) int {
+func compareInstances(a, b *Instance) int {
 	return cmp.Or(
 		cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)),
 		cmp.Compare(a.ID, b.ID),
@@ -394,8 +393,8 @@ func (e *engine) selectOne(q *query, fi *fedIndex, gs []group) (Var, string) {
 }
 
 // pick returns the admitted instance with the highest rendezvous score.
-func (q *query) pick(gs []group, narrowed bool) *registry.Instance {
-	var best *registry.Instance
+func (q *query) pick(gs []group, narrowed bool) *Instance {
+	var best *Instance
 	var bestScore uint64
 	for _, g := range gs {
 		for _, o := range g.offers {
@@ -411,7 +410,7 @@ func (q *query) pick(gs []group, narrowed bool) *registry.Instance {
 	return best
 }
 
-func (q *query) bindInstance(in *registry.Instance) (Var, string) {
+func (q *query) bindInstance(in *Instance) (Var, string) {
 	v := q.emptyVar()
 	if q.tmpl == nil {
 		val := in.Provides[q.req.Key]
@@ -449,7 +448,7 @@ func datastoreProviders(fi *fedIndex, keys []string) []Provider {
 	return ps
 }
 
-func instanceProvider(in *registry.Instance, key, value string) Provider {
+func instanceProvider(in *Instance, key, value string) Provider {
 	return Provider{
 		Key: key, Value: value,
 		Service: in.Service, Instance: in.ID, Node: in.Node, Address: in.Address,
@@ -596,7 +595,7 @@ const (
 
 // judge applies the rules that concern one instance alone; narrowed says
 // whether the region filter keeps only the consumer's region.
-func (q *query) judge(in *registry.Instance, narrowed bool) verdict {
+func (q *query) judge(in *Instance, narrowed bool) verdict {
 	switch {
 	case fedOf(in.Federation) != q.fed:
 		return otherFederation
@@ -610,7 +609,7 @@ func (q *query) judge(in *registry.Instance, narrowed bool) verdict {
 	return kept
 }
 
-func providesAll(in *registry.Instance, keys []string) bool {
+func providesAll(in *Instance, keys []string) bool {
 	for _, k := range keys {
 		if _, ok := in.Provides[k]; !ok {
 			return false
@@ -676,10 +675,10 @@ func fnvString(h uint64, s string) uint64 {
 }
 
 // score is fnv-1a 64 of service "\x00" region "\x00" instance ID.
-func (q *query) score(in *registry.Instance) uint64 { return fnvString(q.seed, in.ID) }
+func (q *query) score(in *Instance) uint64 { return fnvString(q.seed, in.ID) }
 
 // beats orders candidates by score, then by ID so that even a hash tie
 // has one answer.
-func beats(s uint64, a *registry.Instance, t uint64, b *registry.Instance) bool {
+func beats(s uint64, a *Instance, t uint64, b *Instance) bool {
 	return s > t || (s == t && a.ID < b.ID)
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/patchbay/patchbay/internal/suggest"
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/registry"
 )
 
 // Explain errors.
@@ -51,7 +50,7 @@ type Candidate struct {
 // Explain tells how Resolve binds varName of service for consumers in
 // region, listing every candidate and why it was kept or dropped. A region
 // in which the service runs no instance is explained as if it did.
-func Explain(snap *registry.Snapshot, fed, service, region, varName string) (*Explanation, error) {
+func Explain(snap *Snapshot, fed, service, region, varName string) (*Explanation, error) {
 	e := newEngine(snap)
 	fed = fedOf(fed)
 	m, err := e.lookupManifest(fed, service)
@@ -113,7 +112,7 @@ func unknownVar(m *manifest.Manifest, varName string) error {
 // with the verdict of the same rules Resolve applies.
 type row struct {
 	fed        string
-	inst       *registry.Instance // nil for a datastore
+	inst       *Instance // nil for a datastore
 	key, value string
 	verdict    verdict
 	missing    []string // the template keys lacking, when incomplete
@@ -173,8 +172,8 @@ func (q *query) instanceRows(rows []row, fed string, fi *fedIndex, narrowed bool
 }
 
 // templateOffers returns every instance providing any of keys, by ID.
-func templateOffers(fi *fedIndex, keys []string) []*registry.Instance {
-	var out []*registry.Instance
+func templateOffers(fi *fedIndex, keys []string) []*Instance {
+	var out []*Instance
 	for _, k := range keys {
 		for _, o := range fi.byKey[k] {
 			out = append(out, o.in)
@@ -217,7 +216,7 @@ func (q *query) datastoreKeys(fi *fedIndex) []string {
 // candidates words the verdicts of rows; for select one, the admitted
 // instance that beats every other is the one chosen.
 func (q *query) candidates(rows []row) []Candidate {
-	var winner *registry.Instance
+	var winner *Instance
 	var best uint64
 	for _, r := range rows {
 		if q.req.Select == manifest.SelectOne && r.inst != nil && r.verdict == kept {
@@ -296,7 +295,7 @@ func regionLabel(r string) string {
 	return "region " + r
 }
 
-func missingKeys(in *registry.Instance, keys []string) []string {
+func missingKeys(in *Instance, keys []string) []string {
 	var out []string
 	for _, k := range keys {
 		if _, ok := in.Provides[k]; !ok {
@@ -317,7 +316,7 @@ type tally struct {
 
 func (e *engine) tally(q *query, narrowed bool) *tally {
 	t := &tally{others: map[string]int{}, dsMissing: e.feds[q.fed].missing(q.keys)}
-	var prev *registry.Instance
+	var prev *Instance
 	dsCounted := map[string]bool{}
 	for _, r := range e.survey(q, narrowed) {
 		if q.tmpl != nil && !firstOfProvider(r, prev, dsCounted) {
@@ -338,7 +337,7 @@ func (e *engine) tally(q *query, narrowed bool) *tally {
 
 // firstOfProvider reports whether r is the first row of its instance, or
 // of its federation's datastores: a template offers several keys per row.
-func firstOfProvider(r row, prev *registry.Instance, dsCounted map[string]bool) bool {
+func firstOfProvider(r row, prev *Instance, dsCounted map[string]bool) bool {
 	if r.inst != nil {
 		return r.inst != prev
 	}

@@ -6,19 +6,18 @@ import (
 	"slices"
 
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/registry"
 )
 
 // GraphOption configures BuildGraph.
 type GraphOption func(*graphConfig)
 
 type graphConfig struct {
-	datastores []registry.Datastore
+	datastores []Datastore
 }
 
 // WithDatastores adds the datastores to the graph: one node per key, and
 // an edge from every requirement that would fall back to it.
-func WithDatastores(ds []registry.Datastore) GraphOption {
+func WithDatastores(ds []Datastore) GraphOption {
 	return func(c *graphConfig) { c.datastores = append(c.datastores, ds...) }
 }
 
@@ -29,7 +28,7 @@ const datastorePrefix = "datastore:"
 // addDatastores adds a node per datastore key of a federation that has
 // services, and an edge per requirement key (or glob) that matches it.
 // Public-only requirements never fall back to datastores.
-func (g *Graph) addDatastores(ms []*manifest.Manifest, names map[serviceKey]string, qualify bool, ds []registry.Datastore) {
+func (g *Graph) addDatastores(ms []*manifest.Manifest, names map[serviceKey]string, qualify bool, ds []Datastore) {
 	keys := map[string][]string{} // fed → keys
 	for _, d := range ds {
 		fed := fedOf(d.Federation)

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/registry"
 )
 
 func edgeList(g *Graph) []string {
@@ -161,10 +160,10 @@ func TestGraphDOTGolden(t *testing.T) {
 	tests := []struct {
 		file string
 		ms   []manifest.Manifest
-		ds   []registry.Datastore
+		ds   []Datastore
 	}{
 		{"examples.dot", examples.Manifests, examples.Datastores},
-		{"cycles.dot", multi, []registry.Datastore{ds("pci", "VAULT_URL", "https://vault"), ds("default", "UNUSED_URL", "x")}},
+		{"cycles.dot", multi, []Datastore{ds("pci", "VAULT_URL", "https://vault"), ds("default", "UNUSED_URL", "x")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -218,7 +217,7 @@ func TestGraphJSON(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var opts []GraphOption
 			if tt.name == "datastore" {
-				opts = append(opts, WithDatastores([]registry.Datastore{ds("default", "DB_URL", "postgres://db")}))
+				opts = append(opts, WithDatastores([]Datastore{ds("default", "DB_URL", "postgres://db")}))
 			}
 			b, err := json.Marshal(BuildGraph(tt.ms, opts...))
 			if err != nil {

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/registry"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -52,9 +51,9 @@ func svc(fed, id string, pub bool, requires map[string]manifest.Requirement, pro
 
 // inst is a live instance of service on node; each provided key's value
 // is "<key>@<node>" so tests can tell values apart.
-func inst(fed, service, node, reg string, pub bool, keys ...string) registry.Instance {
-	in := registry.Instance{
-		ID: registry.InstanceID(service, node, 80), Service: service, Federation: fed,
+func inst(fed, service, node, reg string, pub bool, keys ...string) Instance {
+	in := Instance{
+		ID: InstanceID(service, node, 80), Service: service, Federation: fed,
 		Node: node, Address: "10.0.0." + node, Port: 80, Region: reg, Index: -1, Public: pub,
 		Provides: map[string]string{},
 	}
@@ -64,31 +63,31 @@ func inst(fed, service, node, reg string, pub bool, keys ...string) registry.Ins
 	return in
 }
 
-func ds(fed, key, value string) registry.Datastore {
-	return registry.Datastore{Federation: fed, Key: key, Value: value}
+func ds(fed, key, value string) Datastore {
+	return Datastore{Federation: fed, Key: key, Value: value}
 }
 
 // sortSnapshot orders a snapshot the way the registry does.
-func sortSnapshot(s *registry.Snapshot) {
+func sortSnapshot(s *Snapshot) {
 	slices.SortFunc(s.Manifests, func(a, b manifest.Manifest) int {
 		return strings.Compare(a.Federation+"\x00"+a.ID, b.Federation+"\x00"+b.ID)
 	})
-	slices.SortFunc(s.Instances, func(a, b registry.Instance) int {
+	slices.SortFunc(s.Instances, func(a, b Instance) int {
 		return strings.Compare(a.Federation+"\x00"+a.Service+"\x00"+a.ID, b.Federation+"\x00"+b.Service+"\x00"+b.ID)
 	})
-	slices.SortFunc(s.Datastores, func(a, b registry.Datastore) int {
+	slices.SortFunc(s.Datastores, func(a, b Datastore) int {
 		return strings.Compare(a.Federation+"\x00"+a.Key, b.Federation+"\x00"+b.Key)
 	})
 }
 
 // loadExamples returns the example manifests and datastores.
-func loadExamples(t testing.TB) registry.Snapshot {
+func loadExamples(t testing.TB) Snapshot {
 	t.Helper()
 	set, err := manifest.Load("../examples/services")
 	if err != nil {
 		t.Fatalf("load examples: %v", err)
 	}
-	var snap registry.Snapshot
+	var snap Snapshot
 	for _, s := range set.Services {
 		snap.Manifests = append(snap.Manifests, s.Manifest)
 	}
@@ -146,7 +145,7 @@ func mustJSON(t testing.TB, v any) string {
 // publishProviders adds a manifest for every instance's service that has
 // none, public as the instance says, as if each provider were published.
 // Tables that describe providers only by their instances use it.
-func publishProviders(s *registry.Snapshot) {
+func publishProviders(s *Snapshot) {
 	have := map[[2]string]bool{}
 	for _, m := range s.Manifests {
 		have[[2]string{m.Federation, m.ID}] = true

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/registry"
 )
 
 var (
@@ -26,8 +25,8 @@ func pickOf[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
 // genCluster builds a random cluster: up to size services over up to
 // three federations, instances in four regions (one being none), public
 // and private services, datastores, globs and templates.
-func genCluster(r *rand.Rand, size int) registry.Snapshot {
-	var snap registry.Snapshot
+func genCluster(r *rand.Rand, size int) Snapshot {
+	var snap Snapshot
 	feds := genFeds[:1+r.IntN(len(genFeds))]
 	for i := range 1 + r.IntN(size) {
 		m := genManifest(r, pickOf(r, feds), fmt.Sprintf("s%d", i))
@@ -79,11 +78,11 @@ func genRequirement(r *rand.Rand) manifest.Requirement {
 	return req
 }
 
-func genInstance(r *rand.Rand, m manifest.Manifest, j int) registry.Instance {
+func genInstance(r *rand.Rand, m manifest.Manifest, j int) Instance {
 	node := fmt.Sprintf("n%d", r.IntN(30))
 	port := 8000 + j
-	in := registry.Instance{
-		ID: registry.InstanceID(m.ID, node, port), Service: m.ID, Federation: m.Federation,
+	in := Instance{
+		ID: InstanceID(m.ID, node, port), Service: m.ID, Federation: m.Federation,
 		Node: node, Address: "10.1.0." + node[1:], Port: port, Region: pickOf(r, genRegions),
 		Index: -1, Public: m.Public, Provides: map[string]string{},
 	}
@@ -94,7 +93,7 @@ func genInstance(r *rand.Rand, m manifest.Manifest, j int) registry.Instance {
 }
 
 // forClusters runs check on n random clusters of varied size.
-func forClusters(t *testing.T, n int, check func(t *testing.T, r *rand.Rand, snap registry.Snapshot)) {
+func forClusters(t *testing.T, n int, check func(t *testing.T, r *rand.Rand, snap Snapshot)) {
 	for seed := range uint64(n) {
 		r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 		snap := genCluster(r, 2+int(seed%40))
@@ -104,15 +103,15 @@ func forClusters(t *testing.T, n int, check func(t *testing.T, r *rand.Rand, sna
 
 type instKey struct{ fed, id string }
 
-func instanceIndex(snap registry.Snapshot) map[instKey]registry.Instance {
-	out := map[instKey]registry.Instance{}
+func instanceIndex(snap Snapshot) map[instKey]Instance {
+	out := map[instKey]Instance{}
 	for _, in := range snap.Instances {
 		out[instKey{in.Federation, in.ID}] = in
 	}
 	return out
 }
 
-func requirementOf(snap registry.Snapshot, b *Binding, v string) manifest.Requirement {
+func requirementOf(snap Snapshot, b *Binding, v string) manifest.Requirement {
 	for _, m := range snap.Manifests {
 		if m.Federation == b.Federation && m.ID == b.Service {
 			return m.Requires[v]
@@ -125,9 +124,9 @@ func requirementOf(snap registry.Snapshot, b *Binding, v string) manifest.Requir
 // federation, public-only requirements see public services only,
 // local-only ones only their region, and Unresolved matches the vars.
 func TestPropertyIsolation(t *testing.T) {
-	forClusters(t, 200, func(t *testing.T, _ *rand.Rand, snap registry.Snapshot) {
+	forClusters(t, 200, func(t *testing.T, _ *rand.Rand, snap Snapshot) {
 		insts := instanceIndex(snap)
-		stores := map[registry.Datastore]bool{}
+		stores := map[Datastore]bool{}
 		for _, d := range snap.Datastores {
 			stores[d] = true
 		}
@@ -148,7 +147,7 @@ func TestPropertyIsolation(t *testing.T) {
 	})
 }
 
-func checkProvider(t *testing.T, b *Binding, name string, req manifest.Requirement, p Provider, insts map[instKey]registry.Instance, stores map[registry.Datastore]bool) {
+func checkProvider(t *testing.T, b *Binding, name string, req manifest.Requirement, p Provider, insts map[instKey]Instance, stores map[Datastore]bool) {
 	t.Helper()
 	where := fmt.Sprintf("%s/%s@%s %s from %s%s", b.Federation, b.Service, b.Region, name, p.Instance, p.Key)
 	if p.Datastore {
@@ -172,7 +171,7 @@ func checkProvider(t *testing.T, b *Binding, name string, req manifest.Requireme
 // TestPropertyRemoval removes one instance and checks that only what was
 // bound to it moves.
 func TestPropertyRemoval(t *testing.T) {
-	forClusters(t, 200, func(t *testing.T, r *rand.Rand, snap registry.Snapshot) {
+	forClusters(t, 200, func(t *testing.T, r *rand.Rand, snap Snapshot) {
 		if len(snap.Instances) == 0 {
 			return
 		}
@@ -231,7 +230,7 @@ func checkMoved(t *testing.T, where string, sameFed bool, id string, v1, v2 Var)
 // TestPropertyDeterminism checks byte-identical output for equal cluster
 // states, however the snapshot's slices and maps were built.
 func TestPropertyDeterminism(t *testing.T) {
-	forClusters(t, 200, func(t *testing.T, r *rand.Rand, snap registry.Snapshot) {
+	forClusters(t, 200, func(t *testing.T, r *rand.Rand, snap Snapshot) {
 		want := mustJSON(t, Resolve(&snap))
 		if again := mustJSON(t, Resolve(&snap)); again != want {
 			t.Fatal("two resolves of one snapshot differ")
@@ -251,8 +250,8 @@ func TestPropertyDeterminism(t *testing.T) {
 }
 
 // shuffle copies snap with every slice shuffled and every map rebuilt.
-func shuffle(r *rand.Rand, snap registry.Snapshot) registry.Snapshot {
-	out := registry.Snapshot{
+func shuffle(r *rand.Rand, snap Snapshot) Snapshot {
+	out := Snapshot{
 		Manifests:  slices.Clone(snap.Manifests),
 		Instances:  slices.Clone(snap.Instances),
 		Datastores: slices.Clone(snap.Datastores),
@@ -272,7 +271,7 @@ func shuffle(r *rand.Rand, snap registry.Snapshot) registry.Snapshot {
 // TestPropertyExplain checks that Explain, which words every candidate,
 // keeps exactly what Resolve bound.
 func TestPropertyExplain(t *testing.T) {
-	forClusters(t, 200, func(t *testing.T, r *rand.Rand, snap registry.Snapshot) {
+	forClusters(t, 200, func(t *testing.T, r *rand.Rand, snap Snapshot) {
 		res := Resolve(&snap)
 		for range 10 {
 			b := &res.Bindings[r.IntN(len(res.Bindings))]

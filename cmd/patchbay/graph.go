@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
 )
 
@@ -28,10 +27,10 @@ func (a *app) graphFrom(ctx context.Context, paths []string) (*resolver.Graph, e
 	for _, s := range set.Services {
 		ms = append(ms, s.Manifest)
 	}
-	var ds []registry.Datastore
+	var ds []resolver.Datastore
 	for _, f := range set.Datastores {
 		for _, k := range slices.Sorted(maps.Keys(f.Datastores.Values)) {
-			ds = append(ds, registry.Datastore{Federation: f.Datastores.Federation, Key: k, Value: f.Datastores.Values[k]})
+			ds = append(ds, resolver.Datastore{Federation: f.Datastores.Federation, Key: k, Value: f.Datastores.Values[k]})
 		}
 	}
 	return resolver.BuildGraph(ms, resolver.WithDatastores(ds)), nil

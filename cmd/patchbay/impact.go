@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/plan"
-	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
 )
 
 func newImpactCmd(a *app) *cobra.Command {
@@ -28,12 +28,12 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input
 		Args:      cobra.ExactArgs(2),
 		ValidArgs: []string{"node", "instance"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var gone func(registry.Instance) bool
+			var gone func(resolver.Instance) bool
 			switch args[0] {
 			case "node":
-				gone = func(in registry.Instance) bool { return in.Node == args[1] }
+				gone = func(in resolver.Instance) bool { return in.Node == args[1] }
 			case "instance":
-				gone = func(in registry.Instance) bool { return in.ID == args[1] }
+				gone = func(in resolver.Instance) bool { return in.ID == args[1] }
 			default:
 				return usageErrorf("impact %q: say 'impact node NODE' or 'impact instance ID'", args[0])
 			}
@@ -51,8 +51,8 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input
 	return cmd
 }
 
-func (a *app) impact(ctx context.Context, gone func(registry.Instance) bool) (*plan.Plan, error) {
-	return a.computePlan(ctx, func(snap *registry.Snapshot, opts []plan.Option) (*plan.Plan, error) {
+func (a *app) impact(ctx context.Context, gone func(resolver.Instance) bool) (*plan.Plan, error) {
+	return a.computePlan(ctx, func(snap *resolver.Snapshot, opts []plan.Option) (*plan.Plan, error) {
 		return plan.Impact(ctx, snap, gone, opts...)
 	})
 }

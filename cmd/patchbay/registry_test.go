@@ -17,6 +17,7 @@ import (
 
 	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
 )
 
 // process is patchbay running as a child process.
@@ -118,13 +119,13 @@ func freePort(t *testing.T) int {
 }
 
 // liveInstances lists the live instances of service.
-func liveInstances(t *testing.T, reg *registry.Client, service string) []registry.Instance {
+func liveInstances(t *testing.T, reg *registry.Client, service string) []resolver.Instance {
 	t.Helper()
 	snap, err := reg.Snapshot(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []registry.Instance
+	var out []resolver.Instance
 	for _, in := range snap.Instances {
 		if in.Service == service {
 			out = append(out, in)

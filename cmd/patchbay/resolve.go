@@ -18,7 +18,7 @@ import (
 )
 
 // snapshot reads the registry for the inspection commands.
-func (a *app) snapshot(ctx context.Context) (*registry.Snapshot, error) {
+func (a *app) snapshot(ctx context.Context) (*resolver.Snapshot, error) {
 	reg, err := a.registry()
 	if err != nil {
 		return nil, err
@@ -94,7 +94,7 @@ TOKEN, KEY, ...) and the passwords of URLs are masked, in --json too;
 
 // bindingFor resolves one service's binding for region, falling back to
 // the region-less binding as listeners do.
-func bindingFor(snap *registry.Snapshot, fed, service, region string) (*resolver.Binding, error) {
+func bindingFor(snap *resolver.Snapshot, fed, service, region string) (*resolver.Binding, error) {
 	res := resolver.Resolve(snap)
 	if b, ok := res.Lookup(fed, service, region); ok {
 		return b, nil

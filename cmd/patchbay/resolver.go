@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/resolver/daemon"
 )
 
 func newResolverCmd(a *app) *cobra.Command {
@@ -62,8 +62,8 @@ leadership, the lag from a registry change to the bindings written) and
 			if err != nil {
 				return err
 			}
-			opts := append([]resolver.LoopOption{resolver.WithHolder(holder), resolver.WithDebounce(quiet, maxWait), resolver.WithLogger(a.logger())}, metrics...)
-			loop := resolver.NewLoop(reg, nc, opts...)
+			opts := append([]daemon.LoopOption{daemon.WithHolder(holder), daemon.WithDebounce(quiet, maxWait), daemon.WithLogger(a.logger())}, metrics...)
+			loop := daemon.NewLoop(reg, nc, opts...)
 			sd := notifier{a.logger()}
 			wg.Go(func() { sd.watchdog(ctx, func() {}) })
 			wg.Go(func() { <-ctx.Done(); sd.stopping() })
@@ -72,8 +72,8 @@ leadership, the lag from a registry change to the bindings written) and
 		},
 	}
 	f := cmd.Flags()
-	f.DurationVar(&quiet, "quiet", resolver.DefaultQuiet, "an isolated change is resolved at once; changes within this long of a pass wait until the registry has been unchanged this long")
-	f.DurationVar(&maxWait, "max-wait", resolver.DefaultMaxWait, "resolve at the latest this long after the first change of a burst")
+	f.DurationVar(&quiet, "quiet", daemon.DefaultQuiet, "an isolated change is resolved at once; changes within this long of a pass wait until the registry has been unchanged this long")
+	f.DurationVar(&maxWait, "max-wait", daemon.DefaultMaxWait, "resolve at the latest this long after the first change of a burst")
 	f.StringVar(&holder, "name", holder, "name of this resolver in the leader lock")
 	f.StringVar(&httpAddr, "http-addr", "", "serve GET /metrics (Prometheus) and GET /healthz on this address, e.g. 127.0.0.1:9102 (default: off)")
 	return cmd

@@ -22,7 +22,7 @@ import (
 
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/resolver/daemon"
 )
 
 // DefaultNodes are the simulated nodes of patchbay dev, for the example
@@ -99,8 +99,8 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	loop := resolver.NewLoop(reg, nc, resolver.WithHolder("patchbay-dev"),
-		resolver.WithDebounce(200*time.Millisecond, 2*time.Second), resolver.WithLogger(log.With("part", "resolver")))
+	loop := daemon.NewLoop(reg, nc, daemon.WithHolder("patchbay-dev"),
+		daemon.WithDebounce(200*time.Millisecond, 2*time.Second), daemon.WithLogger(log.With("part", "resolver")))
 	wg.Go(func() { _ = loop.Run(ctx) })
 	deps := nodeDeps{reg: reg, bus: nc, fetcher: lookups, log: log}
 	for _, n := range cfg.Nodes {

@@ -1,4 +1,4 @@
-package resolver
+package daemon
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
 )
 
 // loopFixture is a real Consul and NATS with the examples published.
@@ -37,7 +38,7 @@ func newLoopFixture(t *testing.T) *loopFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := manifest.Load("../examples/services")
+	set, err := manifest.Load("../../examples/services")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func (f *loopFixture) startLoop(t *testing.T, holder string, passes chan<- Pass)
 }
 
 // waitEvent waits for an event of service whose binding satisfies ok.
-func (f *loopFixture) waitEvent(t *testing.T, service string, deadline time.Duration, ok func(*Binding) bool) (*Binding, time.Duration) {
+func (f *loopFixture) waitEvent(t *testing.T, service string, deadline time.Duration, ok func(*resolver.Binding) bool) (*resolver.Binding, time.Duration) {
 	t.Helper()
 	start := time.Now()
 	timeout := time.After(deadline)
@@ -112,7 +113,7 @@ func (f *loopFixture) waitEvent(t *testing.T, service string, deadline time.Dura
 	}
 }
 
-func (f *loopFixture) stored(t *testing.T, service string) *Binding {
+func (f *loopFixture) stored(t *testing.T, service string) *resolver.Binding {
 	t.Helper()
 	sb, err := f.reg.Binding(context.Background(), "default", service, "")
 	if err != nil {
@@ -121,7 +122,7 @@ func (f *loopFixture) stored(t *testing.T, service string) *Binding {
 	if sb == nil {
 		return nil
 	}
-	var b Binding
+	var b resolver.Binding
 	if err := json.Unmarshal(sb.Value, &b); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestLoopEndToEnd(t *testing.T) {
 	f.startLoop(t, "r1", nil)
 
 	// First pass: app-www binds DATABASE_URL to the datastore; no api yet.
-	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool { return b.Revision >= 1 })
+	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return b.Revision >= 1 })
 	if v := b.Vars["DATABASE_URL"]; !v.Resolved || v.Value != "postgres://db.internal:5432/app" {
 		t.Fatalf("DATABASE_URL = %+v", v)
 	}
@@ -155,7 +156,7 @@ func TestLoopEndToEnd(t *testing.T) {
 	if err := owner.WaitRegistered(wctx); err != nil {
 		t.Fatal(err)
 	}
-	b, took := f.waitEvent(t, "app-www", 5*time.Second, func(b *Binding) bool { return b.Vars["API_URL"].Resolved })
+	b, took := f.waitEvent(t, "app-www", 5*time.Second, func(b *resolver.Binding) bool { return b.Vars["API_URL"].Resolved })
 	t.Logf("api instance registered → app-www binding in Consul and event on NATS: %s", took.Round(time.Millisecond))
 	if b.Revision != firstRevision+1 || !strings.HasSuffix(b.Vars["API_URL"].Value, "/api/readonly") || len(b.Unresolved) != 0 {
 		t.Fatalf("binding after api registered = %+v", b)
@@ -166,7 +167,7 @@ func TestLoopEndToEnd(t *testing.T) {
 	if err := owner.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b, _ = f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool { return !b.Vars["API_URL"].Resolved })
+	b, _ = f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return !b.Vars["API_URL"].Resolved })
 	if v := b.Vars["DATABASE_URL"]; !v.Resolved || !v.Providers[0].Datastore {
 		t.Fatalf("DATABASE_URL after the api went = %+v", v)
 	}
@@ -191,7 +192,7 @@ func TestLoopStandbyTakesOver(t *testing.T) {
 	if _, err := f.reg.SetDatastore(ctx, "default", "PRIMARY_DATABASE_URL", "postgres://db-2/app"); err != nil {
 		t.Fatal(err)
 	}
-	f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool { return b.Vars["DATABASE_URL"].Value == "postgres://db-2/app" })
+	f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return b.Vars["DATABASE_URL"].Value == "postgres://db-2/app" })
 	if len(passesB) != 0 {
 		t.Fatal("standby resolved while the leader was alive")
 	}
@@ -207,7 +208,7 @@ func TestLoopStandbyTakesOver(t *testing.T) {
 	if _, err := f.reg.SetDatastore(ctx, "default", "PRIMARY_DATABASE_URL", "postgres://db-3/app"); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool { return b.Vars["DATABASE_URL"].Value == "postgres://db-3/app" })
+	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return b.Vars["DATABASE_URL"].Value == "postgres://db-3/app" })
 	if b.Revision < 3 {
 		t.Fatalf("revision %d: the new leader did not continue the old one's revisions", b.Revision)
 	}
@@ -219,14 +220,14 @@ func TestLoopSurvivesNATSRestart(t *testing.T) {
 	f := newLoopFixture(t)
 	ctx := context.Background()
 	f.startLoop(t, "r1", nil)
-	f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool { return b.Revision >= 1 })
+	f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return b.Revision >= 1 })
 
 	f.nats.Restart(t)
 	testcluster.Eventually(t, 10*time.Second, "client reconnected to the restarted NATS", f.nc.IsConnected)
 	if _, err := f.reg.SetDatastore(ctx, "default", "PRIMARY_DATABASE_URL", "postgres://after-restart/app"); err != nil {
 		t.Fatal(err)
 	}
-	f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool {
+	f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool {
 		return b.Vars["DATABASE_URL"].Value == "postgres://after-restart/app"
 	})
 }
@@ -273,7 +274,7 @@ func TestLoopEventsCarryBindingsWrittenInOneTransaction(t *testing.T) {
 func TestLoopRewritesABindingWrittenByHand(t *testing.T) {
 	f := newLoopFixture(t)
 	f.startLoop(t, "r1", nil)
-	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *Binding) bool { return b.Revision >= 1 })
+	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return b.Revision >= 1 })
 	for _, tc := range []struct{ name, value string }{
 		{"garbage", "not json {"},
 		{"an older copy", `{"federation":"default","service":"app-www","region":"","revision":1,"vars":{}}`},
@@ -283,7 +284,7 @@ func TestLoopRewritesABindingWrittenByHand(t *testing.T) {
 			if _, err := f.consulKV().Put(&api.KVPair{Key: "patchbay/bindings/default/app-www/_", Value: []byte(tc.value)}, nil); err != nil {
 				t.Fatal(err)
 			}
-			got, took := f.waitEvent(t, "app-www", 5*time.Second, func(got *Binding) bool { return got.Revision > before })
+			got, took := f.waitEvent(t, "app-www", 5*time.Second, func(got *resolver.Binding) bool { return got.Revision > before })
 			if got.Vars["DATABASE_URL"].Value != b.Vars["DATABASE_URL"].Value {
 				t.Fatalf("rewritten binding = %+v", got)
 			}

@@ -1,4 +1,4 @@
-package resolver
+package daemon
 
 import (
 	"encoding/json"

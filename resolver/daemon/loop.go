@@ -1,4 +1,8 @@
-package resolver
+// Package daemon is the resolver's leader-elected loop: the I/O around the
+// pure engine in package resolver. It campaigns for the resolver lock in
+// Consul, reads snapshots, resolves them, writes the bindings that changed,
+// announces them on NATS and serves the loop's metrics.
+package daemon
 
 import (
 	"context"
@@ -10,14 +14,15 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
 )
 
 // Registry is what the loop needs of Consul.
 type Registry interface {
 	Campaign(ctx context.Context, name, holder string, opts ...registry.CandidateOption) (*registry.Candidate, error)
-	Snapshot(ctx context.Context) (*registry.Snapshot, error)
+	Snapshot(ctx context.Context) (*resolver.Snapshot, error)
 	Watch(ctx context.Context, index uint64) (uint64, error)
-	Bindings(ctx context.Context) ([]registry.StoredBinding, []registry.SkippedKey, uint64, error)
+	Bindings(ctx context.Context) ([]registry.StoredBinding, []resolver.SkippedKey, uint64, error)
 	WatchBindings(ctx context.Context, index uint64) (uint64, error)
 	WriteBindings(ctx context.Context, writes []registry.BindingWrite) ([]uint64, error)
 }

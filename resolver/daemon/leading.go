@@ -1,4 +1,4 @@
-package resolver
+package daemon
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
 )
 
 // leader is one term of leadership. lead's goroutine owns it; the two
@@ -112,18 +113,18 @@ func (ld *leader) adopt(list []registry.StoredBinding, index uint64) {
 	}
 	for _, sb := range list {
 		k := bindingKey{sb.Federation, sb.Service, sb.Region}
-		var b Binding
+		var b resolver.Binding
 		rev := next[k].revision
 		if err := json.Unmarshal(sb.Value, &b); err != nil {
 			ld.log.Warn("stored binding is malformed; it is rewritten", "federation", sb.Federation, "service", sb.Service, "region", sb.Region, "err", err)
-			b, rev = Binding{}, max(rev, sb.ModifyIndex)
+			b, rev = resolver.Binding{}, max(rev, sb.ModifyIndex)
 		}
 		next[k] = storedBinding{revision: max(rev, b.Revision), modifyIndex: sb.ModifyIndex, content: canonical(b)}
 	}
 	ld.stored, ld.reload, ld.readIndex = next, false, index
 }
 
-func canonical(b Binding) []byte {
+func canonical(b resolver.Binding) []byte {
 	b.Revision = 0
 	data, _ := json.Marshal(b) // Binding holds only strings, numbers, maps and slices
 	return data
@@ -222,9 +223,9 @@ func (ld *leader) due(first, last time.Time) time.Time {
 // transaction (more when Consul's limits require). On a conflict (someone
 // else wrote a binding) it returns the error, and the next attempt starts
 // over from what is stored.
-func (ld *leader) pass(ctx context.Context, snap *registry.Snapshot) error {
+func (ld *leader) pass(ctx context.Context, snap *resolver.Snapshot) error {
 	start := time.Now()
-	result := Resolve(snap)
+	result := resolver.Resolve(snap)
 	changes := ld.changes(result)
 	indexes, err := ld.reg.WriteBindings(ctx, changes.writes)
 	for i, idx := range indexes { // those applied, even if a later batch failed
@@ -253,7 +254,7 @@ type passChanges struct {
 	written int // writes that are not deletes
 }
 
-func (ld *leader) changes(result *Result) passChanges {
+func (ld *leader) changes(result *resolver.Result) passChanges {
 	var c passChanges
 	seen := map[bindingKey]bool{}
 	for _, b := range result.Bindings {

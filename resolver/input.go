@@ -1,8 +1,4 @@
-// Package registry is the only package that talks to Consul. It stores
-// manifests, datastores and live instances in Consul KV, registers instances
-// in the Consul catalog, and offers the locks, semaphores and status records
-// the resolver and listeners coordinate with.
-package registry
+package resolver
 
 import (
 	"fmt"
@@ -10,8 +6,9 @@ import (
 	"github.com/patchbay/patchbay/manifest"
 )
 
-// Instance is one running copy of a service on one node, as stored in KV
-// while its owner's session lives: presence means live and healthy.
+// Instance is one running copy of a service on one node. The registry
+// lists an instance while its owner's session lives: presence means live
+// and healthy.
 type Instance struct {
 	ID         string `json:"id"` // "<service>@<node>:<port>", unique in its federation
 	Service    string `json:"service"`
@@ -42,7 +39,8 @@ type Datastore struct {
 	Value      string `json:"value"`
 }
 
-// Snapshot is everything the resolver needs, read at one Consul index.
+// Snapshot is everything the resolver needs: the engine's input, which the
+// registry reads at one Consul index.
 // Every slice is sorted (manifests by federation and id, instances by
 // federation, service and id, datastores by federation and key), so equal
 // cluster states give equal snapshots.
