@@ -493,8 +493,9 @@ func (fs *Files) Run(ctx context.Context) error {
 	// Closed before waiting for the checks: one may be adding a watch
 	// while the watcher's goroutine, holding the watcher's lock, waits for
 	// this goroutine to read an error. Adding to a closed watcher fails
-	// at once.
-	defer fs.w.Close()
+	// at once. Its error is fsnotify ending its own goroutine: nothing left
+	// to watch or report.
+	defer func() { _ = fs.w.Close() }()
 	defer l.timer.Stop()
 	// Files installed before Run may have been changed before their
 	// events could be read.

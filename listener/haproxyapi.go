@@ -35,7 +35,7 @@ func (h *haproxyAPI) cmd(ctx context.Context, command string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrHAProxyAPI, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // the answer is read in full before
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}

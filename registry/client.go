@@ -262,7 +262,7 @@ func (t *retry429) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil // the caller reads the 429 and its reason
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
+		_ = resp.Body.Close() // drained and dropped; the request is retried
 		t.log.Warn("consul answered 429 Too Many Requests; retrying", "consul", t.addr, "request", req.Method+" "+req.URL.Path, "retry_in", wait.Round(time.Millisecond), "hint", "limits { http_max_conns_per_client } of the Consul agent")
 		if req, err = rewound(req); err != nil {
 			return nil, err

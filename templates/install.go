@@ -105,8 +105,8 @@ type stagedFile struct{ *os.File }
 
 // release removes the staged file (unless renamed) and then drops the lock.
 func (s stagedFile) release() {
-	os.Remove(s.Name())
-	s.Close()
+	_ = os.Remove(s.Name()) // gone already once renamed into place
+	_ = s.Close()           // only held for its lock
 }
 
 // stage writes content to a temporary file in the destination's directory
@@ -143,8 +143,8 @@ func createLocked(dir, pattern string) (*os.File, error) {
 			return nil, err
 		}
 		if err := lockStaged(tmp); err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			_ = tmp.Close() // nothing written yet; the lock error is the one to report
+			_ = os.Remove(tmp.Name())
 			return nil, err
 		}
 		held, err1 := tmp.Stat()
@@ -152,7 +152,7 @@ func createLocked(dir, pattern string) (*os.File, error) {
 		if err1 == nil && err2 == nil && os.SameFile(held, named) {
 			return tmp, nil
 		}
-		tmp.Close()
+		_ = tmp.Close() // removed under us by another staging: nothing written, try again
 		if attempt == 10 {
 			return nil, fmt.Errorf("%s: staged files keep being removed while staging", dir)
 		}
@@ -242,7 +242,7 @@ func removeUnlocked(path string) (removed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // only opened to test its lock
 	free, err := tryLockStaged(f)
 	if err != nil || !free {
 		return false, err

@@ -144,7 +144,7 @@ func (a *app) postControl(ctx context.Context, addr, tokenFile, action string) e
 	if err != nil {
 		return controlUnreachable(addr, err, a.g.Timeout.String())
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	if resp.StatusCode/100 != 2 {
 		// Something answers there, but not a listener that knows the action.

@@ -164,7 +164,7 @@ func startChild(logFile string, argv ...string) (*child, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s log: %w", filepath.Base(argv[0]), err)
 	}
-	defer log.Close() // the child has its own descriptor
+	defer func() { _ = log.Close() }() // the child has its own descriptor; ours is never written
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = childProcAttr()
@@ -242,12 +242,14 @@ func startConsul(ctx context.Context, bin, httpAddr, logFile string) (*child, er
 // waits for it, killing it if it takes more than ten seconds.
 func (c *child) Stop() {
 	_ = c.cmd.Process.Signal(os.Interrupt)
+	var err error
 	select {
-	case <-c.done:
+	case err = <-c.done:
 	case <-time.After(10 * time.Second):
 		_ = c.cmd.Process.Kill()
-		<-c.done
+		err = <-c.done
 	}
+	_ = err // the child was asked to end: how it ended (a signal's exit status) says nothing
 }
 
 // portFree reports an error when something already listens on addr.
@@ -268,7 +270,7 @@ func freePort(host string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("pick a free port on %s: %w", host, err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only held to learn a free port
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
