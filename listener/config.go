@@ -18,13 +18,14 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/internal/suggest"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 )
 
 // ErrConfig marks an invalid listener.yaml; its message names file:line.
-var ErrConfig = errors.New("listener: invalid config")
+var ErrConfig = errkind.New(errkind.Input, "listener: invalid config")
 
 // Defaults of listener.yaml.
 const (

@@ -8,16 +8,17 @@ package listener
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"time"
+
+	"github.com/patchbay/patchbay/internal/errkind"
 )
 
 // ErrHAProxyAPI: HAProxy's runtime API refused a command or cannot be reached.
-var ErrHAProxyAPI = errors.New("listener: haproxy runtime api")
+var ErrHAProxyAPI = errkind.New(errkind.Backend, "listener: haproxy runtime api")
 
 // haproxyAPI speaks to one HAProxy's stats socket (level admin), one
 // command per connection: HAProxy answers and closes in that mode.

@@ -1,16 +1,17 @@
 package manifest
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/patchbay/patchbay/internal/errkind"
 )
 
 // Placeholder errors.
 var (
-	ErrTemplateSyntax     = errors.New("manifest: template syntax")
-	ErrUnknownPlaceholder = errors.New("manifest: unknown placeholder")
+	ErrTemplateSyntax     = errkind.New(errkind.Input, "manifest: template syntax")
+	ErrUnknownPlaceholder = errkind.New(errkind.Input, "manifest: unknown placeholder")
 )
 
 // keyPattern is what provided keys, variable names and placeholders look like.

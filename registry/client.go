@@ -20,23 +20,24 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/hashicorp/consul/api"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
 )
 
 // Errors a caller can act on; every error of this package that means one of
 // these wraps it (errors.Is).
 var (
-	ErrUnreachable      = errors.New("registry: consul unreachable")
-	ErrPermissionDenied = errors.New("registry: permission denied")
-	ErrConflict         = errors.New("registry: conflicting write")
-	ErrNotFound         = errors.New("registry: not found")
-	ErrUnsupported      = errors.New("registry: not supported")
+	ErrUnreachable      = errkind.New(errkind.Backend, "registry: consul unreachable")
+	ErrPermissionDenied = errkind.New(errkind.Backend, "registry: permission denied")
+	ErrConflict         = errkind.New(errkind.Input, "registry: conflicting write")
+	ErrNotFound         = errkind.New(errkind.Input, "registry: not found")
+	ErrUnsupported      = errkind.New(errkind.Input, "registry: not supported")
 	// ErrRateLimited: Consul answered 429, refusing the request before
 	// reading it. It is not ErrUnreachable: Consul is up and says so, and
 	// the fix is its limits, not the address. Every client retries it a few
 	// times first (WithRateLimitRetries), so callers see it only when the
 	// limit stays exceeded.
-	ErrRateLimited = errors.New("registry: consul rate limited")
+	ErrRateLimited = errkind.New(errkind.Backend, "registry: consul rate limited")
 )
 
 // rateLimitAdvice names the Consul settings behind a 429.

@@ -4,16 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
 )
 
 // ErrInvalid marks arguments the registry refuses before touching Consul.
-var ErrInvalid = errors.New("registry: invalid argument")
+var ErrInvalid = errkind.New(errkind.Input, "registry: invalid argument")
 
 // Publish stores a normalized manifest. Publishing identical content
 // changes nothing (not even Consul's modify index); a concurrent publish of

@@ -20,15 +20,16 @@ import (
 
 	"github.com/pmezard/go-difflib/difflib"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
 )
 
 // ErrCheckFailed: the template's check rejected the staged file; nothing
 // was installed.
-var ErrCheckFailed = errors.New("templates: check failed")
+var ErrCheckFailed = errkind.New(errkind.Input, "templates: check failed")
 
 // ErrCommand: a reload or other command failed or timed out.
-var ErrCommand = errors.New("templates: command failed")
+var ErrCommand = errkind.New(errkind.Backend, "templates: command failed")
 
 // BackupSuffix is appended to a destination to name its backup.
 const BackupSuffix = ".bak"

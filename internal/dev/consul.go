@@ -3,7 +3,6 @@ package dev
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,16 +14,18 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/patchbay/patchbay/internal/errkind"
 )
 
 // Errors for the user to fix.
 var (
 	// ErrNoConsul: no Consul binary was found and none could be built.
-	ErrNoConsul = errors.New("dev: no consul binary")
+	ErrNoConsul = errkind.New(errkind.Input, "dev: no consul binary")
 	// ErrNoNATS: no nats-server binary was found and none could be built.
-	ErrNoNATS = errors.New("dev: no nats-server binary")
+	ErrNoNATS = errkind.New(errkind.Input, "dev: no nats-server binary")
 	// ErrInUse: an address or directory the dev cluster needs is taken.
-	ErrInUse = errors.New("dev: in use")
+	ErrInUse = errkind.New(errkind.Input, "dev: in use")
 )
 
 // SourceRoot returns the patchbay source tree that holds dir (its go.mod
