@@ -199,7 +199,7 @@ func (c *Client) fail(ctx context.Context, err error, format string, args ...any
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", what, ctx.Err())
 	default:
-		return fmt.Errorf("%w at %s: %s: %v; check --consul-addr and that the agent is running", ErrUnreachable, c.addr, what, unwrapURLError(err))
+		return fmt.Errorf("%w at %s: %s: %w; check --consul-addr and that the agent is running", ErrUnreachable, c.addr, what, unwrapURLError(err))
 	}
 }
 

@@ -41,7 +41,7 @@ func (c *Client) Manifest(ctx context.Context, fed, service string) (*manifest.M
 	}
 	var m manifest.Manifest
 	if err := json.Unmarshal(pair.Value, &m); err != nil {
-		return nil, fmt.Errorf("registry: %s holds malformed manifest JSON (%v); republish the service", key, err)
+		return nil, fmt.Errorf("registry: %s holds malformed manifest JSON (%w); republish the service", key, err)
 	}
 	return &m, nil
 }

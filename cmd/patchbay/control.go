@@ -135,7 +135,7 @@ func (a *app) postControl(ctx context.Context, addr, tokenFile, action string) e
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base.JoinPath(action).String(), nil)
 	if err != nil {
-		return usageErrorf("--control %q: %v", addr, err)
+		return usageErrorf("--control %q: %w", addr, err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -78,14 +78,16 @@ func exitCode(err error) int {
 // errUsage marks a command's error as the user's to fix.
 var errUsage = errkind.New(errkind.Input, "usage")
 
-// usageErrorf returns an error that exits with exitUser.
+// usageErrorf returns an error that exits with exitUser; like fmt.Errorf,
+// %w wraps its cause.
 func usageErrorf(format string, args ...any) error {
-	return usage{msg: fmt.Sprintf(format, args...)}
+	return usage{err: fmt.Errorf(format, args...)}
 }
 
-type usage struct{ msg string }
+type usage struct{ err error }
 
-func (u usage) Error() string        { return u.msg }
+func (u usage) Error() string        { return u.err.Error() }
+func (u usage) Unwrap() error        { return errors.Unwrap(u.err) }
 func (u usage) Is(target error) bool { return target == errUsage }
 
 // commandError marks an error returned by a command's own code, as opposed

@@ -52,7 +52,7 @@ func startConsul(ctx context.Context, bin, dir string) (*proc, string, error) {
 		return consulLeads(addr)
 	})
 	if ok, werr := p.exited(); ok {
-		return nil, "", fmt.Errorf("bench: consul exited (%v); see %s", werr, filepath.Join(dir, "consul.log"))
+		return nil, "", fmt.Errorf("bench: consul exited (%w); see %s", werr, filepath.Join(dir, "consul.log"))
 	}
 	if err != nil {
 		p.stop(5 * time.Second)

@@ -257,7 +257,7 @@ func preflight(cfg Config) (unlock func(), err error) {
 	}
 	if err := lockFile(f); err != nil {
 		_ = f.Close() // only read for its lock
-		return nil, fmt.Errorf("%w: another patchbay dev runs with --dir %s (%v): stop it, or give another --dir", ErrInUse, cfg.Dir, err)
+		return nil, fmt.Errorf("%w: another patchbay dev runs with --dir %s (%w): stop it, or give another --dir", ErrInUse, cfg.Dir, err)
 	}
 	return func() { _ = f.Close() }, nil // closing releases the lock; nothing was written
 }

@@ -188,7 +188,7 @@ func (c *child) await(ctx context.Context, what, logFile string, ready func() bo
 		select {
 		case err := <-c.done:
 			c.done <- err // for Stop
-			return fmt.Errorf("%s exited (%v); see %s", what, err, logFile)
+			return fmt.Errorf("%s exited (%w); see %s", what, err, logFile)
 		case <-deadline.C:
 			return fmt.Errorf("%s not ready within a minute; see %s", what, logFile)
 		case <-ctx.Done():
