@@ -418,9 +418,9 @@ func (l *Listener) putStatus(ctx context.Context, status registry.Status, outcom
 	if outcome == l.recorded {
 		return
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := l.reg.PutStatus(sctx, status); err != nil {
+	// Recorded even on shutdown; the registry client bounds the write by
+	// its timeout (--timeout).
+	if err := l.reg.PutStatus(context.WithoutCancel(ctx), status); err != nil {
 		l.log.Warn("cannot record the run's status in Consul; trying again after the next run", "err", err)
 		return
 	}
