@@ -352,15 +352,7 @@ func (l *configLoader) check(n *yaml.Node, t reflect.Type, path, label string) b
 
 // entries checks the keys of mapping n against the yaml fields of struct t.
 func (l *configLoader) entries(n *yaml.Node, t reflect.Type, path, label string) {
-	fields := map[string]reflect.Type{}
-	var known []string
-	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name != "" && name != "-" {
-			fields[name] = f.Type
-			known = append(known, name)
-		}
-	}
+	fields, known := manifest.YAMLFields(t)
 	top := path == ""
 	seen := map[string]int{}
 	kept := n.Content[:0:0]

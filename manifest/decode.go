@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -298,7 +299,7 @@ func parseTOML(file string, data []byte) (*yaml.Node, *Problem) {
 		switch v := v.(type) {
 		case map[string]any:
 			n.Kind, n.Tag = yaml.MappingNode, "!!map"
-			for _, k := range mapKeys(v) {
+			for _, k := range slices.Sorted(maps.Keys(v)) {
 				kp := append(slices.Clip(path), k)
 				c, p := convert(v[k], kp, depth+1)
 				if p != nil {

@@ -2,7 +2,6 @@ package manifest
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -69,8 +68,4 @@ func suggest(w string, known []string) string {
 		return fmt.Sprintf("; did you mean %q?", k)
 	}
 	return ""
-}
-
-func mapKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
 }

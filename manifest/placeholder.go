@@ -2,7 +2,9 @@ package manifest
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/patchbay/patchbay/internal/errkind"
@@ -102,7 +104,7 @@ func (t Template) Expand(vars map[string]string) (string, error) {
 		}
 		v, ok := vars[p.name]
 		if !ok {
-			return "", fmt.Errorf("%w {%s}%s", ErrUnknownPlaceholder, p.name, suggest(p.name, mapKeys(vars)))
+			return "", fmt.Errorf("%w {%s}%s", ErrUnknownPlaceholder, p.name, suggest(p.name, slices.Sorted(maps.Keys(vars))))
 		}
 		b.WriteString(v)
 	}
