@@ -3,10 +3,11 @@
 
 CONSUL_VERSION := $(shell awk '$$1 == "github.com/hashicorp/consul" {print $$2; exit}' tools/consul/go.mod)
 
-.PHONY: test dev build completions consul lb-servers browser deploy-check fuzz clean
+.PHONY: test lint dev build completions consul lb-servers browser deploy-check fuzz clean
 
 test: bin/consul bin/nats-server lb-servers browser deploy-check bin/gotestsum
 	go vet ./...
+	$(MAKE) --no-print-directory lint
 	bin/gotestsum --format pkgname --format-hide-empty-pkg -- -race ./...
 	$(MAKE) --no-print-directory chaos
 
@@ -15,6 +16,16 @@ test: bin/consul bin/nats-server lb-servers browser deploy-check bin/gotestsum
 # each skip's reason; it exits with go test's status.
 bin/gotestsum: tools/gotestsum/go.mod tools/gotestsum/go.sum
 	go -C tools/gotestsum build -o ../../bin/gotestsum gotest.tools/gotestsum
+
+# golangci-lint (pinned by tools/golangci-lint) with .golangci.yml: the
+# standard linters (errcheck, govet, ineffassign, staticcheck, unused).
+lint: bin/golangci-lint
+	bin/golangci-lint run ./...
+
+bin/golangci-lint: tools/golangci-lint/go.mod tools/golangci-lint/go.sum
+	@echo "building golangci-lint $$(awk '$$1 == "github.com/golangci/golangci-lint/v2" {print $$2; exit}' tools/golangci-lint/go.mod) into bin/golangci-lint (a few minutes the first time)"
+	go -C tools/golangci-lint build -o ../../bin/golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+	@touch $@
 
 build:
 	go build -o bin/patchbay ./cmd/patchbay

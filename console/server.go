@@ -14,18 +14,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
 )
 
 // ErrForbidden: a request came through another host name (DNS
 // rebinding) or from another origin (a cross-site request).
-var ErrForbidden = errors.New("console: forbidden")
+var ErrForbidden = errkind.New(errkind.Input, "console: forbidden")
 
 // Registry is what the console reads; *registry.Client is one.
 type Registry interface {

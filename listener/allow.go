@@ -2,7 +2,6 @@ package listener
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"path"
@@ -15,13 +14,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/templates"
 )
 
 // ErrRefused: listener.yaml's allow does not let a manifest use a command
 // or template file on this node.
-var ErrRefused = errors.New("listener: refused by allow")
+var ErrRefused = errkind.New(errkind.Input, "listener: refused by allow")
 
 // AllowConfig is what manifests may make this node do as root: whoever can
 // publish a manifest chooses its commands (provision, check, reload) and

@@ -18,13 +18,14 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/internal/suggest"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 )
 
 // ErrConfig marks an invalid listener.yaml; its message names file:line.
-var ErrConfig = errors.New("listener: invalid config")
+var ErrConfig = errkind.New(errkind.Input, "listener: invalid config")
 
 // Defaults of listener.yaml.
 const (
@@ -163,57 +164,6 @@ func LoadConfig(path string, ignore ...string) (*Config, error) {
 	return cfg, nil
 }
 
-// ServiceNamed returns the hosted service called name.
-func (c *Config) ServiceNamed(name string) (ServiceConfig, bool) {
-	for _, s := range c.Services {
-		if s.Service == name {
-			return s, true
-		}
-	}
-	return ServiceConfig{}, false
-}
-
-// Order returns the hosted services' names with every service after those
-// its after entries name, ties in file order, so that every node steps
-// through its services the same way. A config LoadConfig returned has no
-// cycle; in one built by hand, a cycle is broken at its earliest entry in
-// the file, so that every service still comes once.
-func (c *Config) Order() []string {
-	var names []string
-	deps := map[string][]string{}
-	for _, s := range c.Services {
-		if _, seen := deps[s.Service]; !seen {
-			names = append(names, s.Service)
-		}
-		deps[s.Service] = append(deps[s.Service], s.After...)
-	}
-	done := make(map[string]bool, len(names))
-	order := make([]string, 0, len(names))
-	for len(order) < len(names) {
-		next := ""
-		for _, n := range names {
-			if !done[n] && !slices.ContainsFunc(deps[n], func(d string) bool {
-				_, hosted := deps[d]
-				return hosted && d != n && !done[d]
-			}) {
-				next = n
-				break // the earliest ready entry wins a tie
-			}
-		}
-		if next == "" { // a cycle: nothing is ready
-			for _, n := range names {
-				if !done[n] {
-					next = n
-					break
-				}
-			}
-		}
-		done[next] = true
-		order = append(order, next)
-	}
-	return order
-}
-
 // configLoader turns one listener.yaml into a Config and collects every
 // problem, so that a user fixes them all in one round.
 type configLoader struct {
@@ -279,8 +229,6 @@ func (l *configLoader) line(path ...string) int {
 	return l.root
 }
 
-var configYAMLLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // parse returns the top-level mapping, or nil after reporting why there is
 // none.
 func (l *configLoader) parse(data []byte) *yaml.Node {
@@ -321,12 +269,8 @@ func (l *configLoader) parse(data []byte) *yaml.Node {
 }
 
 func (l *configLoader) yamlError(err error) {
-	if m := configYAMLLine.FindStringSubmatch(err.Error()); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		l.report(line, "invalid YAML: %s", m[2])
-		return
-	}
-	l.report(0, "invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	line, msg := manifest.YAMLError(err)
+	l.report(line, "invalid YAML: %s", msg)
 }
 
 var configDurationType = reflect.TypeFor[manifest.Duration]()
@@ -408,15 +352,7 @@ func (l *configLoader) check(n *yaml.Node, t reflect.Type, path, label string) b
 
 // entries checks the keys of mapping n against the yaml fields of struct t.
 func (l *configLoader) entries(n *yaml.Node, t reflect.Type, path, label string) {
-	fields := map[string]reflect.Type{}
-	var known []string
-	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name != "" && name != "-" {
-			fields[name] = f.Type
-			known = append(known, name)
-		}
-	}
+	fields, known := manifest.YAMLFields(t)
 	top := path == ""
 	seen := map[string]int{}
 	kept := n.Content[:0:0]

@@ -369,65 +369,12 @@ func TestLoadConfigMissingFile(t *testing.T) {
 	}
 }
 
-func TestConfigOrder(t *testing.T) {
-	tests := []struct {
-		name     string
-		services []ServiceConfig
-		want     []string
-	}{
-		{"file order without after", []ServiceConfig{{Service: "b"}, {Service: "a"}, {Service: "c"}}, []string{"b", "a", "c"}},
-		{"dependencies first", []ServiceConfig{{Service: "lb", After: []string{"www"}}, {Service: "www"}}, []string{"www", "lb"}},
-		{"ties in file order", []ServiceConfig{
-			{Service: "lb", After: []string{"www", "api"}},
-			{Service: "www", After: []string{"api"}},
-			{Service: "worker"},
-			{Service: "api"},
-		}, []string{"worker", "api", "www", "lb"}},
-		{"diamond", []ServiceConfig{
-			{Service: "top", After: []string{"left", "right"}},
-			{Service: "right", After: []string{"base"}},
-			{Service: "left", After: []string{"base"}},
-			{Service: "base"},
-		}, []string{"base", "right", "left", "top"}},
-		// Only a config built by hand can have these; Order still names
-		// every service once.
-		{"cycle", []ServiceConfig{{Service: "a", After: []string{"b"}}, {Service: "b", After: []string{"a"}}, {Service: "c"}}, []string{"c", "a", "b"}},
-		{"unknown after", []ServiceConfig{{Service: "a", After: []string{"zz"}}}, []string{"a"}},
-		{"duplicate", []ServiceConfig{{Service: "a"}, {Service: "a"}}, []string{"a"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := &Config{Services: tt.services}
-			if got := c.Order(); !slices.Equal(got, tt.want) {
-				t.Errorf("Order() = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestConfigOrderLoaded(t *testing.T) {
-	cfg, err := LoadConfig(writeListenerYAML(t, `node: n
-services:
-  - service: lb-public
-    after: [app-www, api]
-  - service: app-www
-    after: [api]
-  - service: api
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := cfg.Order(), []string{"api", "app-www", "lb-public"}; !slices.Equal(got, want) {
-		t.Errorf("Order() = %v, want %v", got, want)
-	}
-}
-
 func TestConfigServiceNamed(t *testing.T) {
 	c := &Config{Services: []ServiceConfig{{Service: "app-www", Port: 8080}, {Service: "lb-public", Port: 80}}}
-	if s, ok := c.ServiceNamed("lb-public"); !ok || s.Port != 80 {
+	if s, ok := serviceNamed(c, "lb-public"); !ok || s.Port != 80 {
 		t.Errorf("ServiceNamed(lb-public) = %+v, %v", s, ok)
 	}
-	if s, ok := c.ServiceNamed("api"); ok {
+	if s, ok := serviceNamed(c, "api"); ok {
 		t.Errorf("ServiceNamed(api) = %+v, true", s)
 	}
 }
@@ -440,20 +387,30 @@ func TestLoadConfigExample(t *testing.T) {
 	if cfg.Node != "web-1" || cfg.Address != "10.0.0.11" || cfg.Region != "us-east-1" {
 		t.Errorf("node %q, address %q, region %q", cfg.Node, cfg.Address, cfg.Region)
 	}
-	www, ok := cfg.ServiceNamed("app-www")
+	www, ok := serviceNamed(cfg, "app-www")
 	if !ok || www.Port != 8080 || www.Provision != nil {
 		t.Errorf("app-www = %+v, %v", www, ok)
 	}
-	lb, ok := cfg.ServiceNamed("lb-public")
+	lb, ok := serviceNamed(cfg, "lb-public")
 	if !ok || lb.Port != 80 || !slices.Equal(lb.After, []string{"app-www"}) {
 		t.Errorf("lb-public = %+v, %v", lb, ok)
 	}
-	if got := cfg.Order(); !slices.Equal(got, []string{"app-www", "lb-public"}) {
-		t.Errorf("Order() = %v", got)
+	if len(www.After) != 0 {
+		t.Errorf("app-www after %v, want nothing", www.After)
 	}
 	// The example shows the defaults commented out: it must not set them
 	// to other values.
 	if cfg.StateDir != DefaultStateDir || cfg.Control != DefaultControlAddr || cfg.Queue.Burst != 3 || cfg.Retry.Max != configDur(DefaultRetryMax) {
 		t.Errorf("defaults changed by the example: %+v", cfg)
 	}
+}
+
+// serviceNamed returns the hosted service called name.
+func serviceNamed(c *Config, name string) (ServiceConfig, bool) {
+	for _, s := range c.Services {
+		if s.Service == name {
+			return s, true
+		}
+	}
+	return ServiceConfig{}, false
 }

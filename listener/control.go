@@ -140,7 +140,10 @@ func (s *ControlServer) Serve(ctx context.Context) error {
 		s.log.Warn("control endpoint: requests still running at shutdown; closing them", "err", err)
 		_ = srv.Close()
 	}
-	<-served // http.ErrServerClosed once Shutdown or Close has run
+	// http.ErrServerClosed once Shutdown or Close has run.
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("listener: control endpoint %s: %w", ln.Addr(), err)
+	}
 	return nil
 }
 

@@ -183,7 +183,7 @@ func (l *Listener) dryRunCheck(ctx context.Context, f *rendered) *CheckResult {
 			res.Error = fmt.Sprintf("stage for the check: %v", err)
 			return res
 		}
-		defer os.RemoveAll(dir)
+		defer func() { _ = os.RemoveAll(dir) }() // a staging directory under the OS temp dir
 		file.Destination = filepath.Join(dir, filepath.Base(file.Destination))
 	}
 	if l.simulated {

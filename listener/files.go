@@ -57,7 +57,7 @@ type Files struct {
 // kept is one path Files keeps. write serialises every write of the path
 // (Install, restore) and Forget, so that the expected content is recorded
 // together with writing it; the other fields are guarded by Files.mu, so
-// Installed never waits for a slow check command.
+// reading them never waits for a slow check command.
 type kept struct {
 	write     sync.Mutex
 	installed bool // false until an Install put the content in place
@@ -160,18 +160,6 @@ func (fs *Files) Install(ctx context.Context, content []byte, f templates.File, 
 func fileHolds(path string, content []byte) bool {
 	got, err := os.ReadFile(path)
 	return err == nil && bytes.Equal(got, content)
-}
-
-// Installed returns the content last installed at path (for rollback and
-// status).
-func (fs *Files) Installed(path string) ([]byte, bool) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	e, ok := fs.paths[filepath.Clean(path)]
-	if !ok || !e.installed {
-		return nil, false
-	}
-	return bytes.Clone(e.want.content), true
 }
 
 // Forget stops keeping path (its template was removed); the file stays.
@@ -493,8 +481,9 @@ func (fs *Files) Run(ctx context.Context) error {
 	// Closed before waiting for the checks: one may be adding a watch
 	// while the watcher's goroutine, holding the watcher's lock, waits for
 	// this goroutine to read an error. Adding to a closed watcher fails
-	// at once.
-	defer fs.w.Close()
+	// at once. Its error is fsnotify ending its own goroutine: nothing left
+	// to watch or report.
+	defer func() { _ = fs.w.Close() }()
 	defer l.timer.Stop()
 	// Files installed before Run may have been changed before their
 	// events could be read.

@@ -116,7 +116,7 @@ func (h *filesHarness) await(path string, change func()) restoreEvent {
 func (h *filesHarness) barrier() {
 	h.t.Helper()
 	f := h.file("zz-barrier")
-	if _, ok := h.files.Installed(f.Destination); !ok {
+	if _, ok := installed(h.files, f.Destination); !ok {
 		h.install(f, "barrier\n")
 	}
 	h.await(f.Destination, func() { handWrite(h.t, f.Destination, "hand edit\n") })
@@ -302,7 +302,7 @@ func TestFilesNewInstallIsNotUndone(t *testing.T) {
 	if got := readOrEmpty(t, f.Destination); got != "v2\n" {
 		t.Fatalf("restored %q, want v2", got)
 	}
-	if got, ok := h.files.Installed(f.Destination); !ok || string(got) != "v2\n" {
+	if got, ok := installed(h.files, f.Destination); !ok || string(got) != "v2\n" {
 		t.Fatalf("Installed: %q, %v", got, ok)
 	}
 }
@@ -345,7 +345,7 @@ func TestFilesInstallsRaceWithEdits(t *testing.T) {
 	if got := readOrEmpty(t, f.Destination); got != last {
 		t.Fatalf("content: %q, want %q", got, last)
 	}
-	if got, _ := h.files.Installed(f.Destination); string(got) != last {
+	if got, _ := installed(h.files, f.Destination); string(got) != last {
 		t.Fatalf("Installed: %q, want %q", got, last)
 	}
 }
@@ -358,7 +358,7 @@ func TestFilesForget(t *testing.T) {
 	h.run()
 
 	h.files.Forget(a.Destination)
-	if _, ok := h.files.Installed(a.Destination); ok {
+	if _, ok := installed(h.files, a.Destination); ok {
 		t.Error("Installed after Forget")
 	}
 	if slices.Contains(h.files.w.WatchList(), filepath.Dir(a.Destination)) {
@@ -449,7 +449,7 @@ func TestFilesFailedFirstInstallIsNotKept(t *testing.T) {
 	if !errors.Is(err, templates.ErrCheckFailed) {
 		t.Fatalf("Install: %v, want %v", err, templates.ErrCheckFailed)
 	}
-	if _, ok := h.files.Installed(f.Destination); ok {
+	if _, ok := installed(h.files, f.Destination); ok {
 		t.Error("Installed after a failed install")
 	}
 	if w := h.files.w.WatchList(); len(w) != 0 {
@@ -543,4 +543,15 @@ func BenchmarkRestore(b *testing.B) {
 			}
 		})
 	}
+}
+
+// installed returns the content last installed at path.
+func installed(fs *Files, path string) ([]byte, bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	e, ok := fs.paths[filepath.Clean(path)]
+	if !ok || !e.installed {
+		return nil, false
+	}
+	return bytes.Clone(e.want.content), true
 }

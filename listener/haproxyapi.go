@@ -8,16 +8,17 @@ package listener
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"time"
+
+	"github.com/patchbay/patchbay/internal/errkind"
 )
 
 // ErrHAProxyAPI: HAProxy's runtime API refused a command or cannot be reached.
-var ErrHAProxyAPI = errors.New("listener: haproxy runtime api")
+var ErrHAProxyAPI = errkind.New(errkind.Backend, "listener: haproxy runtime api")
 
 // haproxyAPI speaks to one HAProxy's stats socket (level admin), one
 // command per connection: HAProxy answers and closes in that mode.
@@ -35,7 +36,7 @@ func (h *haproxyAPI) cmd(ctx context.Context, command string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrHAProxyAPI, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // the answer is read in full before
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}

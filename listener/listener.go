@@ -2,7 +2,6 @@ package listener
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -15,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/templates"
 )
@@ -38,7 +38,7 @@ type Bus interface {
 var _ Bus = (*nats.Conn)(nil)
 
 // ErrControl: the control endpoint cannot listen (address in use).
-var ErrControl = errors.New("listener: control endpoint")
+var ErrControl = errkind.New(errkind.Input, "listener: control endpoint")
 
 // Listener is the daemon of one node: it registers the node's instances,
 // follows changes to their bindings, and runs provisions through its queue.
@@ -113,10 +113,6 @@ func WithFetcher(f templates.Fetcher) Option { return func(l *Listener) { l.fetc
 // WithConvergedTimeout makes Run return once the queue has been idle for d
 // after its first run: the node has converged.
 func WithConvergedTimeout(d time.Duration) Option { return func(l *Listener) { l.converged = d } }
-
-// WithRunHook has fn called after every provision run, from the run's
-// goroutine (tests, patchbay dev's status table).
-func WithRunHook(fn func(RunReport)) Option { return func(l *Listener) { l.onRun = fn } }
 
 // WithSimulation makes the listener one of several simulated nodes on one
 // machine (patchbay dev): check, reload and provision commands are logged

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
@@ -22,7 +23,7 @@ import (
 )
 
 // ErrProvision: a run did not apply everything (see its report).
-var ErrProvision = errors.New("listener: provision failed")
+var ErrProvision = errkind.New(errkind.Input, "listener: provision failed")
 
 // plan is what one run does for one hosted service. Each step of the run
 // writes a plan from one goroutine at a time; the run's phases hand plans
@@ -417,9 +418,9 @@ func (l *Listener) putStatus(ctx context.Context, status registry.Status, outcom
 	if outcome == l.recorded {
 		return
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := l.reg.PutStatus(sctx, status); err != nil {
+	// Recorded even on shutdown; the registry client bounds the write by
+	// its timeout (--timeout).
+	if err := l.reg.PutStatus(context.WithoutCancel(ctx), status); err != nil {
 		l.log.Warn("cannot record the run's status in Consul; trying again after the next run", "err", err)
 		return
 	}

@@ -205,7 +205,9 @@ func outputOf(st registry.CheckState) string {
 func (l *Listener) rollback(ctx context.Context, plans []*plan, reason string) {
 	l.log.Error("apply failed; restoring the previous files", "reason", reason)
 	ctx = context.WithoutCancel(ctx) // a rollback must finish even on shutdown
-	reloads := map[string][]string{}
+	// One reload per distinct command, with the longest timeout of the
+	// templates that share it.
+	reloads := map[string]reloadJob{}
 	for _, p := range plans {
 		for _, f := range p.files {
 			if !f.changed {
@@ -217,14 +219,16 @@ func (l *Listener) rollback(ctx context.Context, plans []*plan, reason string) {
 			}
 			f.report.Changed = false
 			if len(f.spec.Reload) > 0 {
-				reloads[strings.Join(f.spec.Reload, "\x00")] = f.spec.Reload
+				key := strings.Join(f.spec.Reload, "\x00")
+				j := reloads[key]
+				reloads[key] = reloadJob{argv: f.spec.Reload, timeout: max(j.timeout, time.Duration(f.spec.Timeout))}
 			}
 		}
 		p.finish(ResultFailed, "rolled back: "+reason)
 	}
-	for _, argv := range reloads {
-		if err := l.runCommand(ctx, argv, time.Minute); err != nil {
-			l.log.Error("reload after rollback failed", "command", strings.Join(argv, " "), "err", err)
+	for _, j := range reloads {
+		if err := l.runCommand(ctx, j.argv, j.timeout); err != nil {
+			l.log.Error("reload after rollback failed", "command", strings.Join(j.argv, " "), "err", err)
 		}
 	}
 }
@@ -245,9 +249,9 @@ func (l *Listener) restore(ctx context.Context, f *rendered) error {
 func (l *Listener) halt(ctx context.Context, cfg *Config, group, reason string) {
 	rg, err := l.reg.Rollout(l.fed, group)
 	if err == nil {
-		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		err = rg.SetHalt(hctx, registry.Halt{Node: cfg.Node, Reason: reason, At: time.Now()})
+		// Set even on shutdown; the registry client bounds the write by
+		// its timeout (--timeout).
+		err = rg.SetHalt(context.WithoutCancel(ctx), registry.Halt{Node: cfg.Node, Reason: reason, At: time.Now()})
 	}
 	if err != nil {
 		l.log.Error("cannot set the halt flag; other nodes of the group may apply the same change", "group", group, "err", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -133,12 +134,20 @@ func rejectAliases(file string, n *yaml.Node, depth int) *Problem {
 }
 
 func yamlProblem(file string, err error) *Problem {
-	msg := err.Error()
+	line, msg := YAMLError(err)
+	return &Problem{File: file, Line: line, Message: "invalid YAML: " + msg}
+}
+
+// YAMLError splits a syntax error of the YAML decoder into its line (0 when
+// it names none) and its message without the "yaml: " prefix, for every
+// file patchbay reads (manifests, listener.yaml).
+func YAMLError(err error) (line int, msg string) {
+	msg = err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &Problem{File: file, Line: line, Message: "invalid YAML: " + m[2]}
+		line, _ = strconv.Atoi(m[1])
+		return line, m[2]
 	}
-	return &Problem{File: file, Message: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	return 0, strings.TrimPrefix(msg, "yaml: ")
 }
 
 // lineIndex converts byte offsets into 1-based line and column.
@@ -290,7 +299,7 @@ func parseTOML(file string, data []byte) (*yaml.Node, *Problem) {
 		switch v := v.(type) {
 		case map[string]any:
 			n.Kind, n.Tag = yaml.MappingNode, "!!map"
-			for _, k := range mapKeys(v) {
+			for _, k := range slices.Sorted(maps.Keys(v)) {
 				kp := append(slices.Clip(path), k)
 				c, p := convert(v[k], kp, depth+1)
 				if p != nil {

@@ -1,18 +1,17 @@
 package manifest
 
 import (
-	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	suggestpkg "github.com/patchbay/patchbay/internal/suggest"
 )
 
 // ErrInvalid is matched (errors.Is) by every error that means the input is
 // wrong, as opposed to unreadable.
-var ErrInvalid = errors.New("manifest: invalid")
+var ErrInvalid = errkind.New(errkind.Input, "manifest: invalid")
 
 // Problem is one thing wrong with an input file, where it is and what to do.
 type Problem struct {
@@ -69,8 +68,4 @@ func suggest(w string, known []string) string {
 		return fmt.Sprintf("; did you mean %q?", k)
 	}
 	return ""
-}
-
-func mapKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
 }

@@ -116,7 +116,7 @@ func fileGroups(path string) ([][]string, *Problem) {
 		return nil, &Problem{File: path, Message: "no manifest files (.yaml, .yml, .json, .toml) in this directory"}
 	}
 	var groups [][]string
-	for _, dir := range mapKeys(byDir) {
+	for _, dir := range slices.Sorted(maps.Keys(byDir)) {
 		files := byDir[dir]
 		slices.Sort(files) // WalkDir is lexical already; sorting states the contract
 		groups = append(groups, files)

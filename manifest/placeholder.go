@@ -1,16 +1,19 @@
 package manifest
 
 import (
-	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/patchbay/patchbay/internal/errkind"
 )
 
 // Placeholder errors.
 var (
-	ErrTemplateSyntax     = errors.New("manifest: template syntax")
-	ErrUnknownPlaceholder = errors.New("manifest: unknown placeholder")
+	ErrTemplateSyntax     = errkind.New(errkind.Input, "manifest: template syntax")
+	ErrUnknownPlaceholder = errkind.New(errkind.Input, "manifest: unknown placeholder")
 )
 
 // keyPattern is what provided keys, variable names and placeholders look like.
@@ -101,7 +104,7 @@ func (t Template) Expand(vars map[string]string) (string, error) {
 		}
 		v, ok := vars[p.name]
 		if !ok {
-			return "", fmt.Errorf("%w {%s}%s", ErrUnknownPlaceholder, p.name, suggest(p.name, mapKeys(vars)))
+			return "", fmt.Errorf("%w {%s}%s", ErrUnknownPlaceholder, p.name, suggest(p.name, slices.Sorted(maps.Keys(vars))))
 		}
 		b.WriteString(v)
 	}

@@ -2,7 +2,9 @@ package manifest
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,11 +50,11 @@ func (c *schemaChecker) check(n *yaml.Node, t reflect.Type, path string) bool {
 		if n.Kind != yaml.MappingNode {
 			return c.report(n, "%s: expected a mapping of fields, found %s", path, NodeKind(n))
 		}
-		fields := yamlFields(t)
+		fields, _ := YAMLFields(t)
 		c.entries(n, path, func(k *yaml.Node) (reflect.Type, bool) {
 			f, ok := fields[k.Value]
 			if !ok {
-				c.report(k, "unknown field %q%s%s", k.Value, in(path), suggest(k.Value, mapKeys(fields)))
+				c.report(k, "unknown field %q%s%s", k.Value, in(path), suggest(k.Value, slices.Sorted(maps.Keys(fields))))
 			}
 			return f, ok
 		})
@@ -121,16 +123,19 @@ func (c *schemaChecker) entries(n *yaml.Node, path string, fieldType func(k *yam
 	n.Content = kept
 }
 
-// yamlFields maps each yaml tag name of struct t to its field type.
-func yamlFields(t reflect.Type) map[string]reflect.Type {
-	fields := map[string]reflect.Type{}
+// YAMLFields maps each yaml tag name of struct t to its field type, and
+// lists the names in the order of the fields, for every schema check of a
+// YAML file patchbay reads (manifests here, listener.yaml in listener).
+func YAMLFields(t reflect.Type) (fields map[string]reflect.Type, names []string) {
+	fields = map[string]reflect.Type{}
 	for f := range t.Fields() {
 		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		if name != "" && name != "-" {
 			fields[name] = f.Type
+			names = append(names, name)
 		}
 	}
-	return fields
+	return fields, names
 }
 
 func join(path, key string) string {

@@ -25,7 +25,7 @@ func readFile(file string) ([]byte, *Problem) {
 	if err != nil {
 		return nil, &Problem{File: file, Message: "cannot read: " + unwrapPathError(err)}
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
 		return nil, &Problem{File: file, Message: "cannot read: " + unwrapPathError(err)}

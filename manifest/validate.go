@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -58,19 +59,19 @@ func (v *validator) manifest(m *Manifest) {
 		m.Federation = DefaultFederation
 	}
 	v.label(m.Federation, []string{"federation"}, "seatgeek")
-	for _, k := range mapKeys(m.Environment) {
+	for _, k := range slices.Sorted(maps.Keys(m.Environment)) {
 		v.keyName(k, []string{"environment", k}, "environment variable")
 	}
-	known := append(slices.Clone(InstancePlaceholders), mapKeys(m.Environment)...)
+	known := append(slices.Clone(InstancePlaceholders), slices.Sorted(maps.Keys(m.Environment))...)
 	if !m.Indexed {
 		// only indexed services number their instances
 		known = slices.DeleteFunc(known, func(k string) bool { return k == PlaceholderIndex && m.Environment[k] == "" })
 	}
-	for _, k := range mapKeys(m.Provides) {
+	for _, k := range slices.Sorted(maps.Keys(m.Provides)) {
 		v.keyName(k, []string{"provides", k}, "provided key")
 		v.template(m.Provides[k], known, []string{"provides", k})
 	}
-	for _, k := range mapKeys(m.Requires) {
+	for _, k := range slices.Sorted(maps.Keys(m.Requires)) {
 		r := m.Requires[k]
 		v.keyName(k, []string{"requires", k}, "required variable")
 		v.requirement(&r, []string{"requires", k})
@@ -92,7 +93,7 @@ func (v *validator) manifest(m *Manifest) {
 		v.health(m.Health, known)
 	}
 	v.tests(m.Tests, known)
-	for _, name := range mapKeys(m.Templates) {
+	for _, name := range slices.Sorted(maps.Keys(m.Templates)) {
 		t := m.Templates[name]
 		v.templateSpec(name, &t)
 		m.Templates[name] = t
@@ -241,7 +242,7 @@ func (v *validator) datastores(ds *Datastores) {
 	if len(ds.Values) == 0 {
 		v.report([]string{"datastores"}, "datastores: empty; give KEY: value pairs such as PRIMARY_DATABASE_URL: postgres://db:5432/app")
 	}
-	for _, k := range mapKeys(ds.Values) {
+	for _, k := range slices.Sorted(maps.Keys(ds.Values)) {
 		v.keyName(k, []string{"datastores", k}, "datastore key")
 		if ds.Values[k] == "" {
 			v.report([]string{"datastores", k}, "datastores.%s: empty value; give the URL or remove the key", k)

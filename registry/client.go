@@ -20,23 +20,24 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/hashicorp/consul/api"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
 )
 
 // Errors a caller can act on; every error of this package that means one of
 // these wraps it (errors.Is).
 var (
-	ErrUnreachable      = errors.New("registry: consul unreachable")
-	ErrPermissionDenied = errors.New("registry: permission denied")
-	ErrConflict         = errors.New("registry: conflicting write")
-	ErrNotFound         = errors.New("registry: not found")
-	ErrUnsupported      = errors.New("registry: not supported")
+	ErrUnreachable      = errkind.New(errkind.Backend, "registry: consul unreachable")
+	ErrPermissionDenied = errkind.New(errkind.Backend, "registry: permission denied")
+	ErrConflict         = errkind.New(errkind.Input, "registry: conflicting write")
+	ErrNotFound         = errkind.New(errkind.Input, "registry: not found")
+	ErrUnsupported      = errkind.New(errkind.Input, "registry: not supported")
 	// ErrRateLimited: Consul answered 429, refusing the request before
 	// reading it. It is not ErrUnreachable: Consul is up and says so, and
 	// the fix is its limits, not the address. Every client retries it a few
 	// times first (WithRateLimitRetries), so callers see it only when the
 	// limit stays exceeded.
-	ErrRateLimited = errors.New("registry: consul rate limited")
+	ErrRateLimited = errkind.New(errkind.Backend, "registry: consul rate limited")
 )
 
 // rateLimitAdvice names the Consul settings behind a 429.
@@ -198,7 +199,7 @@ func (c *Client) fail(ctx context.Context, err error, format string, args ...any
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", what, ctx.Err())
 	default:
-		return fmt.Errorf("%w at %s: %s: %v; check --consul-addr and that the agent is running", ErrUnreachable, c.addr, what, unwrapURLError(err))
+		return fmt.Errorf("%w at %s: %s: %w; check --consul-addr and that the agent is running", ErrUnreachable, c.addr, what, unwrapURLError(err))
 	}
 }
 
@@ -262,7 +263,7 @@ func (t *retry429) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil // the caller reads the 429 and its reason
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
+		_ = resp.Body.Close() // drained and dropped; the request is retried
 		t.log.Warn("consul answered 429 Too Many Requests; retrying", "consul", t.addr, "request", req.Method+" "+req.URL.Path, "retry_in", wait.Round(time.Millisecond), "hint", "limits { http_max_conns_per_client } of the Consul agent")
 		if req, err = rewound(req); err != nil {
 			return nil, err

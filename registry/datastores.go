@@ -2,16 +2,16 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
 )
 
 // ErrNotUTF8 marks a datastore value that is not UTF-8 text. Consul would
 // store it, but bindings are JSON, which turns such bytes into U+FFFD: every
 // host would get a value nobody wrote.
-var ErrNotUTF8 = errors.New("registry: value is not UTF-8")
+var ErrNotUTF8 = errkind.New(errkind.Input, "registry: value is not UTF-8")
 
 // SetDatastore stores a static provider value; it reports whether the
 // value changed.

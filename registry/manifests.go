@@ -4,16 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
 )
 
 // ErrInvalid marks arguments the registry refuses before touching Consul.
-var ErrInvalid = errors.New("registry: invalid argument")
+var ErrInvalid = errkind.New(errkind.Input, "registry: invalid argument")
 
 // Publish stores a normalized manifest. Publishing identical content
 // changes nothing (not even Consul's modify index); a concurrent publish of
@@ -41,7 +41,7 @@ func (c *Client) Manifest(ctx context.Context, fed, service string) (*manifest.M
 	}
 	var m manifest.Manifest
 	if err := json.Unmarshal(pair.Value, &m); err != nil {
-		return nil, fmt.Errorf("registry: %s holds malformed manifest JSON (%v); republish the service", key, err)
+		return nil, fmt.Errorf("registry: %s holds malformed manifest JSON (%w); republish the service", key, err)
 	}
 	return &m, nil
 }

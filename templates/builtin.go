@@ -2,7 +2,6 @@ package templates
 
 import (
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -10,11 +9,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
 )
 
 // ErrUnknownBuiltin: a builtin:NAME that patchbay does not have.
-var ErrUnknownBuiltin = errors.New("templates: unknown builtin")
+var ErrUnknownBuiltin = errkind.New(errkind.Input, "templates: unknown builtin")
 
 //go:embed builtin/*.tmpl
 var builtins embed.FS

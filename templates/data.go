@@ -2,7 +2,6 @@ package templates
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/resolver"
 )
 
@@ -20,12 +20,12 @@ import (
 var (
 	// ErrUnresolved: the template needs a requirement that did not resolve;
 	// the last good file stays.
-	ErrUnresolved = errors.New("templates: requirement unresolved")
+	ErrUnresolved = errkind.New(errkind.Input, "templates: requirement unresolved")
 	// ErrTooFewUpstreams: an upstreams or routes call returned fewer
 	// providers than the template's min; the last good file stays.
-	ErrTooFewUpstreams = errors.New("templates: too few upstreams")
+	ErrTooFewUpstreams = errkind.New(errkind.Input, "templates: too few upstreams")
 	// ErrUnknownVar: the template names a requirement the service lacks.
-	ErrUnknownVar = errors.New("templates: unknown requirement")
+	ErrUnknownVar = errkind.New(errkind.Input, "templates: unknown requirement")
 )
 
 // Data is what patchbay's template functions read. It is all in memory, so

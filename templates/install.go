@@ -20,15 +20,16 @@ import (
 
 	"github.com/pmezard/go-difflib/difflib"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
 )
 
 // ErrCheckFailed: the template's check rejected the staged file; nothing
 // was installed.
-var ErrCheckFailed = errors.New("templates: check failed")
+var ErrCheckFailed = errkind.New(errkind.Input, "templates: check failed")
 
 // ErrCommand: a reload or other command failed or timed out.
-var ErrCommand = errors.New("templates: command failed")
+var ErrCommand = errkind.New(errkind.Backend, "templates: command failed")
 
 // BackupSuffix is appended to a destination to name its backup.
 const BackupSuffix = ".bak"
@@ -105,8 +106,8 @@ type stagedFile struct{ *os.File }
 
 // release removes the staged file (unless renamed) and then drops the lock.
 func (s stagedFile) release() {
-	os.Remove(s.Name())
-	s.Close()
+	_ = os.Remove(s.Name()) // gone already once renamed into place
+	_ = s.Close()           // only held for its lock
 }
 
 // stage writes content to a temporary file in the destination's directory
@@ -143,8 +144,8 @@ func createLocked(dir, pattern string) (*os.File, error) {
 			return nil, err
 		}
 		if err := lockStaged(tmp); err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			_ = tmp.Close() // nothing written yet; the lock error is the one to report
+			_ = os.Remove(tmp.Name())
 			return nil, err
 		}
 		held, err1 := tmp.Stat()
@@ -152,7 +153,7 @@ func createLocked(dir, pattern string) (*os.File, error) {
 		if err1 == nil && err2 == nil && os.SameFile(held, named) {
 			return tmp, nil
 		}
-		tmp.Close()
+		_ = tmp.Close() // removed under us by another staging: nothing written, try again
 		if attempt == 10 {
 			return nil, fmt.Errorf("%s: staged files keep being removed while staging", dir)
 		}
@@ -242,7 +243,7 @@ func removeUnlocked(path string) (removed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // only opened to test its lock
 	free, err := tryLockStaged(f)
 	if err != nil || !free {
 		return false, err

@@ -1,15 +1,16 @@
 package templates
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/patchbay/patchbay/internal/errkind"
 )
 
 // ErrUnquotable: a value cannot be written in a file format so that it
 // reads back the same; the file is not rendered.
-var ErrUnquotable = errors.New("templates: value cannot be quoted")
+var ErrUnquotable = errkind.New(errkind.Input, "templates: value cannot be quoted")
 
 var errNUL = fmt.Errorf("%w: it contains a NUL byte, which no environment can carry", ErrUnquotable)
 

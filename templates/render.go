@@ -12,7 +12,6 @@ package templates
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -23,13 +22,15 @@ import (
 	ctemplate "github.com/hashicorp/consul-template/template"
 
 	dep "github.com/hashicorp/consul-template/dependency"
+
+	"github.com/patchbay/patchbay/internal/errkind"
 )
 
 // ErrTemplate: the template does not parse or fails to execute.
-var ErrTemplate = errors.New("templates: bad template")
+var ErrTemplate = errkind.New(errkind.Input, "templates: bad template")
 
 // ErrLookup: a consul-template lookup (key, service, ...) failed or timed out.
-var ErrLookup = errors.New("templates: lookup failed")
+var ErrLookup = errkind.New(errkind.Backend, "templates: lookup failed")
 
 // DefaultFetchTimeout bounds all consul-template lookups of one render.
 const DefaultFetchTimeout = 10 * time.Second

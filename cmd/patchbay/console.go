@@ -115,7 +115,7 @@ func askStatuses(ctx context.Context, nc *nats.Conn, recorded []registry.Status)
 	if err != nil {
 		return recorded
 	}
-	defer sub.Unsubscribe()
+	defer func() { _ = sub.Unsubscribe() }() // the connection closes right after; nothing to undo
 	if err := nc.PublishRequest(events.StatusSubject, inbox, nil); err != nil {
 		return recorded
 	}

@@ -135,7 +135,7 @@ func (a *app) postControl(ctx context.Context, addr, tokenFile, action string) e
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base.JoinPath(action).String(), nil)
 	if err != nil {
-		return usageErrorf("--control %q: %v", addr, err)
+		return usageErrorf("--control %q: %w", addr, err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -144,7 +144,7 @@ func (a *app) postControl(ctx context.Context, addr, tokenFile, action string) e
 	if err != nil {
 		return controlUnreachable(addr, err, a.g.Timeout.String())
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	if resp.StatusCode/100 != 2 {
 		// Something answers there, but not a listener that knows the action.

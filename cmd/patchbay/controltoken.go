@@ -12,7 +12,7 @@ func controlToken(file string) (string, error) {
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return "", usageErrorf("--control-token-file: %v", err)
+		return "", usageErrorf("--control-token-file: %w", err)
 	}
 	token := strings.TrimSpace(string(data))
 	if token == "" {

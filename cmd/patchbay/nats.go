@@ -96,7 +96,7 @@ func (a *app) natsOptions() ([]nats.Option, error) {
 		case jwt == "" || strings.ContainsAny(jwt, " \t\r\n") || strings.Count(jwt, ".") != 2:
 			return nil, usageErrorf("nats-creds %s: no user JWT in it; %s", g.NATSCreds, want)
 		case kerr != nil:
-			return nil, usageErrorf("nats-creds %s: %v; %s", g.NATSCreds, kerr, want)
+			return nil, usageErrorf("nats-creds %s: %w; %s", g.NATSCreds, kerr, want)
 		}
 		opts = append(opts, nats.UserCredentials(g.NATSCreds))
 	}
@@ -134,7 +134,7 @@ func (a *app) natsOptions() ([]nats.Option, error) {
 			clear(data)
 		}
 		if _, err := tls.LoadX509KeyPair(g.NATSCert, g.NATSKey); err != nil {
-			return nil, usageErrorf("nats-cert %s, nats-key %s: %v; %s", g.NATSCert, g.NATSKey, err, want)
+			return nil, usageErrorf("nats-cert %s, nats-key %s: %w; %s", g.NATSCert, g.NATSKey, err, want)
 		}
 		opts = append(opts, nats.ClientCert(g.NATSCert, g.NATSKey))
 	}
@@ -146,7 +146,7 @@ func (a *app) natsOptions() ([]nats.Option, error) {
 func readSettingFile(setting, path, want string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, usageErrorf("%s %s: %v; %s", setting, path, err, want)
+		return nil, usageErrorf("%s %s: %w; %s", setting, path, err, want)
 	}
 	return data, nil
 }

@@ -38,7 +38,7 @@ func holdConnections(t *testing.T, addr string) (release func()) {
 	for range 200 {
 		// Refused three times running: every held connection is counted
 		// (the agent accepts them asynchronously), not just the first ones.
-		if refused(addr) && refused(addr) && refused(addr) {
+		if refused(addr) && refused(addr) && refused(addr) { //nolint:staticcheck // each call dials anew
 			return release
 		}
 		conn, err := net.Dial("tcp", addr)

@@ -173,7 +173,7 @@ masked as in resolve unless --show-secrets.`,
 				}
 			}
 			if errors.Is(err, resolver.ErrUnknownService) || errors.Is(err, resolver.ErrUnknownVar) {
-				return usageErrorf("%v", err)
+				return usageErrorf("%w", err)
 			}
 			if err != nil {
 				return err
@@ -296,7 +296,7 @@ and prints the cycle.`,
 			}
 			order, err := resolver.BuildGraph(ms).Order()
 			if err != nil {
-				return usageErrorf("%v", err)
+				return usageErrorf("%w", err)
 			}
 			if asJSON {
 				return a.printJSON(order)

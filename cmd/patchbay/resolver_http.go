@@ -18,7 +18,7 @@ import (
 func (a *app) serveHTTP(ctx context.Context, wg *sync.WaitGroup, addr, what string, h http.Handler) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, usageErrorf("%s address %s: %v", what, addr, err)
+		return nil, usageErrorf("%s address %s: %w", what, addr, err)
 	}
 	// Requests' contexts derive from ctx, so long-lived ones (the
 	// console's event streams) end with it.

@@ -95,7 +95,7 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		if e.dir, err = os.MkdirTemp("", "patchbay-bench-"); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
-		defer os.RemoveAll(e.dir)
+		defer func() { _ = os.RemoveAll(e.dir) }() // a temporary directory; the OS cleans up what is left
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -214,12 +214,12 @@ func (e *env) startOwners(ctx context.Context) (stop func(), err error) {
 	}
 	log := slog.New(slog.NewTextHandler(ownerLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if e.reg, err = registry.New(registry.WithAddress(e.consulAddr), registry.WithLogger(log)); err != nil {
-		ownerLog.Close()
+		_ = ownerLog.Close() // the error returned says more than a failed close of an unused log
 		return nil, err
 	}
 	var cancel context.CancelFunc
 	e.ownerCtx, cancel = context.WithCancel(context.WithoutCancel(ctx))
-	return func() { e.closeOwners(); cancel(); ownerLog.Close() }, nil
+	return func() { e.closeOwners(); cancel(); _ = ownerLog.Close() }, nil // warnings only; a lost tail does not change the figures
 }
 
 // phases are the fleet sizes to start, each once, smallest first.

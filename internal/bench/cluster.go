@@ -20,7 +20,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("bench: free port: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only held to learn a free port
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -52,7 +52,7 @@ func startConsul(ctx context.Context, bin, dir string) (*proc, string, error) {
 		return consulLeads(addr)
 	})
 	if ok, werr := p.exited(); ok {
-		return nil, "", fmt.Errorf("bench: consul exited (%v); see %s", werr, filepath.Join(dir, "consul.log"))
+		return nil, "", fmt.Errorf("bench: consul exited (%w); see %s", werr, filepath.Join(dir, "consul.log"))
 	}
 	if err != nil {
 		p.stop(5 * time.Second)
@@ -67,7 +67,7 @@ func consulLeads(addr string) bool {
 	if err != nil {
 		return false
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	var b [64]byte
 	n, _ := resp.Body.Read(b[:])
 	return resp.StatusCode == http.StatusOK && strings.Contains(string(b[:n]), ":")

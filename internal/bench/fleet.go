@@ -104,14 +104,6 @@ func (f *fleet) stop() int {
 	return killed
 }
 
-func (f *fleet) pids() []int {
-	pids := make([]int, len(f.procs))
-	for i, p := range f.procs {
-		pids[i] = p.pid()
-	}
-	return pids
-}
-
 // register makes this process the owner of one more provider instance
 // (registry.Client.Register, the code behind `patchbay register`, directly
 // against Consul) and returns the line consumers will render for it,

@@ -70,7 +70,7 @@ func (o *observer) forget(paths []string) {
 
 // run handles events until ctx ends, then closes the watcher.
 func (o *observer) run(ctx context.Context) error {
-	defer o.w.Close()
+	defer func() { _ = o.w.Close() }() // the run is over; nothing is lost with the watcher
 	for {
 		select {
 		case <-ctx.Done():

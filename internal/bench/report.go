@@ -43,8 +43,8 @@ func (r *Results) Table(w io.Writer, periodic string) {
 		reloads := func(f *Figures) float64 { return f.ReloadsMean }
 		rows = append(rows,
 			countRow(fmt.Sprintf("burst of %s, N=%d: reloads per consumer (no wait)", burstWhat(s), s.N), ct, pb, reloads, "%.1f"),
-			countRow(fmt.Sprintf("same, consul-template with wait 1s:10s: reloads per consumer"), wait, pb, reloads, "%.1f"),
-			latencyRow(fmt.Sprintf("same: time until each file holds each registration, p50 / p99 (s)"), ct, pb))
+			countRow("same, consul-template with wait 1s:10s: reloads per consumer", wait, pb, reloads, "%.1f"),
+			latencyRow("same: time until each file holds each registration, p50 / p99 (s)", ct, pb))
 	}
 	if s := r.Periodic; s != nil {
 		ct, pb := s.Fleets[ctName], s.Fleets[pbName]

@@ -31,12 +31,12 @@ func (e *env) simulate(ctx context.Context, n int) (*Scenario, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }() // a temporary directory
 	logFile, err := os.Create(filepath.Join(e.dir, "logs", fmt.Sprintf("sim%d.log", n)))
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }() // warnings only; a lost tail does not change the figures
 	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	f := &fleet{kind: simulated, proxy: e.proxies[simulated]}
 	reg, err := registry.New(registry.WithAddress(f.proxy.Addr), registry.WithLogger(log))

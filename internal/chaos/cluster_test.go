@@ -62,8 +62,6 @@ type cluster struct {
 	opts    options
 	marks   *marks
 	samples *sampler
-
-	mu sync.Mutex
 }
 
 func (c *cluster) bin(name string) string { return filepath.Join(c.repo, "bin", name) }

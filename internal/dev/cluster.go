@@ -157,7 +157,7 @@ func RunNode(ctx context.Context, c Cluster, n NodeSpec, out io.Writer) error {
 		return err
 	}
 	defer lookups.Close()
-	defer os.Remove(c.listenerFile(n.Name)) // the table drops the node
+	defer func() { _ = os.Remove(c.listenerFile(n.Name)) }() // the table drops the node; a file left over is overwritten next start
 	fmt.Fprintf(out, "node %s: hosting %s; listener.yaml in %s, logs in %s; Ctrl-C deregisters and stops it\n",
 		n.Name, serviceList(n), c.listenerFile(n.Name), logPath)
 	err = runNode(ctx, c, n, nodeDeps{reg: reg, bus: nc, fetcher: lookups, log: log})
@@ -256,10 +256,10 @@ func preflight(cfg Config) (unlock func(), err error) {
 		return nil, fmt.Errorf("dev: %w", err)
 	}
 	if err := lockFile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%w: another patchbay dev runs with --dir %s (%v): stop it, or give another --dir", ErrInUse, cfg.Dir, err)
+		_ = f.Close() // only read for its lock
+		return nil, fmt.Errorf("%w: another patchbay dev runs with --dir %s (%w): stop it, or give another --dir", ErrInUse, cfg.Dir, err)
 	}
-	return func() { f.Close() }, nil // closing releases the lock
+	return func() { _ = f.Close() }, nil // closing releases the lock; nothing was written
 }
 
 // checkDirOurs refuses a directory with files that patchbay dev did not

@@ -3,7 +3,6 @@ package dev
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,16 +14,18 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/patchbay/patchbay/internal/errkind"
 )
 
 // Errors for the user to fix.
 var (
 	// ErrNoConsul: no Consul binary was found and none could be built.
-	ErrNoConsul = errors.New("dev: no consul binary")
+	ErrNoConsul = errkind.New(errkind.Input, "dev: no consul binary")
 	// ErrNoNATS: no nats-server binary was found and none could be built.
-	ErrNoNATS = errors.New("dev: no nats-server binary")
+	ErrNoNATS = errkind.New(errkind.Input, "dev: no nats-server binary")
 	// ErrInUse: an address or directory the dev cluster needs is taken.
-	ErrInUse = errors.New("dev: in use")
+	ErrInUse = errkind.New(errkind.Input, "dev: in use")
 )
 
 // SourceRoot returns the patchbay source tree that holds dir (its go.mod
@@ -164,7 +165,7 @@ func startChild(logFile string, argv ...string) (*child, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s log: %w", filepath.Base(argv[0]), err)
 	}
-	defer log.Close() // the child has its own descriptor
+	defer func() { _ = log.Close() }() // the child has its own descriptor; ours is never written
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = childProcAttr()
@@ -187,7 +188,7 @@ func (c *child) await(ctx context.Context, what, logFile string, ready func() bo
 		select {
 		case err := <-c.done:
 			c.done <- err // for Stop
-			return fmt.Errorf("%s exited (%v); see %s", what, err, logFile)
+			return fmt.Errorf("%s exited (%w); see %s", what, err, logFile)
 		case <-deadline.C:
 			return fmt.Errorf("%s not ready within a minute; see %s", what, logFile)
 		case <-ctx.Done():
@@ -242,12 +243,14 @@ func startConsul(ctx context.Context, bin, httpAddr, logFile string) (*child, er
 // waits for it, killing it if it takes more than ten seconds.
 func (c *child) Stop() {
 	_ = c.cmd.Process.Signal(os.Interrupt)
+	var err error
 	select {
-	case <-c.done:
+	case err = <-c.done:
 	case <-time.After(10 * time.Second):
 		_ = c.cmd.Process.Kill()
-		<-c.done
+		err = <-c.done
 	}
+	_ = err // the child was asked to end: how it ended (a signal's exit status) says nothing
 }
 
 // portFree reports an error when something already listens on addr.
@@ -268,7 +271,7 @@ func freePort(host string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("pick a free port on %s: %w", host, err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only held to learn a free port
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 

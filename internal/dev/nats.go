@@ -38,7 +38,7 @@ func startNATS(ctx context.Context, bin, url, logFile string) (*child, error) {
 	accepts := func() bool {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
-			conn.Close()
+			_ = conn.Close() // only dialled to see it accepts
 		}
 		return err == nil
 	}

@@ -131,7 +131,7 @@ func (t *table) status(ctx context.Context, addr string) (listener.Report, error
 	if err != nil {
 		return r, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	if resp.StatusCode != http.StatusOK {
 		return r, fmt.Errorf("status %s", resp.Status)
 	}

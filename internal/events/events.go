@@ -13,8 +13,9 @@ package events
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
+
+	"github.com/patchbay/patchbay/internal/errkind"
 )
 
 // BindingsSubject is where changes to a service's bindings are announced.
@@ -41,7 +42,7 @@ const StatusSubject = "patchbay.status"
 const MaxInlineBinding = 512 << 10
 
 // ErrMalformed: a message is not a patchbay event.
-var ErrMalformed = errors.New("events: malformed message")
+var ErrMalformed = errkind.New(errkind.Backend, "events: malformed message")
 
 // BindingsChanged says that the binding of a service in a region has a new
 // revision in Consul, and carries it.

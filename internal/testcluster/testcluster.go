@@ -228,7 +228,7 @@ func WaitClosed(t testing.TB, addr string, deadline time.Duration) {
 		if err != nil {
 			return
 		}
-		conn.Close()
+		_ = conn.Close() // only dialled to see it still accepts
 		if time.Now().After(end) {
 			t.Fatalf("%s still accepts connections %s after stop", addr, deadline)
 		}
@@ -245,14 +245,14 @@ func TCPBackend(t testing.TB) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	go func() { // ends when the listener closes at cleanup
+	t.Cleanup(func() { _ = l.Close() }) // ends the accept loop below; nothing else to report
+	go func() {                         // ends when the listener closes at cleanup
 		for {
 			conn, err := l.Accept()
 			if err != nil {
 				return
 			}
-			conn.Close()
+			_ = conn.Close() // accepted only to be closed
 		}
 	}()
 	return l.Addr().(*net.TCPAddr).Port
