@@ -1,20 +1,20 @@
 package resolver
 
 import (
-	"errors"
 	"fmt"
 	"path"
 	"slices"
 	"strings"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/internal/suggest"
 	"github.com/patchbay/patchbay/manifest"
 )
 
 // Explain errors.
 var (
-	ErrUnknownService = errors.New("resolver: unknown service")
-	ErrUnknownVar     = errors.New("resolver: unknown variable")
+	ErrUnknownService = errkind.New(errkind.Input, "resolver: unknown service")
+	ErrUnknownVar     = errkind.New(errkind.Input, "resolver: unknown variable")
 )
 
 // Explanation is how one variable of one service binding was decided.

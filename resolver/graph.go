@@ -4,19 +4,19 @@ import (
 	"cmp"
 	"container/heap"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"path"
 	"slices"
 	"strings"
 
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
 )
 
 // ErrCycle is matched by the error of Order when services depend on each
 // other in a cycle.
-var ErrCycle = errors.New("resolver: dependency cycle")
+var ErrCycle = errkind.New(errkind.Input, "resolver: dependency cycle")
 
 // Graph is who depends on whom, from manifests alone, so it works before
 // anything runs. An edge goes from consumer to provider when a requirement's
