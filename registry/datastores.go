@@ -3,6 +3,8 @@ package registry
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
@@ -34,7 +36,7 @@ func (c *Client) SetDatastore(ctx context.Context, fed, key, value string) (bool
 // PublishDatastores stores every value of a datastores file. Keys the file
 // does not name are left alone: removing one is an explicit datastore rm.
 func (c *Client) PublishDatastores(ctx context.Context, ds *manifest.Datastores) (changed []string, err error) {
-	for _, k := range sortedKeys(ds.Values) {
+	for _, k := range slices.Sorted(maps.Keys(ds.Values)) {
 		ok, err := c.SetDatastore(ctx, ds.Federation, k, ds.Values[k])
 		if err != nil {
 			return changed, err

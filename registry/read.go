@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -89,8 +88,6 @@ func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair) error {
 	}
 	return nil
 }
-
-func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // DefaultWatchWait is how long one blocking query waits before Consul
 // answers with no change.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -123,8 +124,8 @@ func newEngine(snap *Snapshot) *engine {
 	}
 	for name, fi := range e.feds {
 		e.fedNames = append(e.fedNames, name)
-		fi.keys = sortedKeys(fi.byKey)
-		fi.dsKeys = sortedKeys(fi.datastores)
+		fi.keys = slices.Sorted(maps.Keys(fi.byKey))
+		fi.dsKeys = slices.Sorted(maps.Keys(fi.datastores))
 	}
 	slices.Sort(e.fedNames)
 	for k, rs := range e.regions {
@@ -217,15 +218,6 @@ func (e *engine) regionsOf(fed, service string) []string {
 	return []string{""}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
-}
-
 // match returns the groups of the keys pattern matches, cached because a
 // few load balancers ask for the same glob from every region.
 func (fi *fedIndex) match(pattern string) []group {
@@ -272,7 +264,7 @@ type parsedTemplate struct {
 
 func newPlans(m *manifest.Manifest, cache map[string]parsedTemplate) []plan {
 	plans := make([]plan, 0, len(m.Requires))
-	for _, name := range sortedKeys(m.Requires) {
+	for _, name := range slices.Sorted(maps.Keys(m.Requires)) {
 		plans = append(plans, newPlan(name, m.Requires[name], cache))
 	}
 	return plans

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -97,7 +98,7 @@ func (e *engine) lookupManifest(fed, service string) (*manifest.Manifest, error)
 }
 
 func unknownVar(m *manifest.Manifest, varName string) error {
-	vars := sortedKeys(m.Requires)
+	vars := slices.Sorted(maps.Keys(m.Requires))
 	hint := "; it requires nothing"
 	if len(vars) > 0 {
 		hint = "; it requires " + strings.Join(vars, ", ")
@@ -405,7 +406,7 @@ func othersNote(others map[string]int) string {
 		return ""
 	}
 	var parts []string
-	for i, fed := range sortedKeys(others) {
+	for i, fed := range slices.Sorted(maps.Keys(others)) {
 		n := others[fed]
 		if i == 0 {
 			parts = append(parts, fmt.Sprintf("%d %s in federation %s", n, verb(n, "exists", "exist"), fed))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -125,7 +126,7 @@ func newProvidesIndex(ms []*manifest.Manifest) *providesIndex {
 		}
 	}
 	for fed, byKey := range idx.byKey {
-		idx.keys[fed] = sortedKeys(byKey)
+		idx.keys[fed] = slices.Sorted(maps.Keys(byKey))
 	}
 	return idx
 }
@@ -134,7 +135,7 @@ func newProvidesIndex(ms []*manifest.Manifest) *providesIndex {
 func (idx *providesIndex) edges(m *manifest.Manifest, names map[serviceKey]string) []Edge {
 	fed := fedOf(m.Federation)
 	var out []Edge
-	for _, v := range sortedKeys(m.Requires) {
+	for _, v := range slices.Sorted(maps.Keys(m.Requires)) {
 		req := m.Requires[v]
 		for _, key := range idx.matching(fed, req) {
 			for _, p := range idx.byKey[fed][key] {

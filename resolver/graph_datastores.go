@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"cmp"
+	"maps"
 	"path"
 	"slices"
 
@@ -49,7 +50,7 @@ func (g *Graph) addDatastores(ms []*manifest.Manifest, names map[serviceKey]stri
 	slices.SortFunc(g.stores, func(a, b Node) int { return cmp.Compare(a.Name, b.Name) })
 	for _, m := range ms {
 		fed := fedOf(m.Federation)
-		for _, v := range sortedKeys(m.Requires) {
+		for _, v := range slices.Sorted(maps.Keys(m.Requires)) {
 			req := m.Requires[v]
 			if req.Public {
 				continue

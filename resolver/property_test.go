@@ -278,7 +278,7 @@ func TestPropertyExplain(t *testing.T) {
 			if len(b.Vars) == 0 {
 				continue
 			}
-			name := pickOf(r, sortedKeys(b.Vars))
+			name := pickOf(r, slices.Sorted(maps.Keys(b.Vars)))
 			x, err := Explain(&snap, b.Federation, b.Service, b.Region, name)
 			if err != nil {
 				t.Fatal(err)
