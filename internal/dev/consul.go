@@ -159,7 +159,7 @@ type child struct {
 	done chan error // receives Wait's result once
 }
 
-// startChild starts argv with its output appended to logFile.
+// startChild starts argv with its output written to logFile.
 func startChild(logFile string, argv ...string) (*child, error) {
 	log, err := os.Create(logFile)
 	if err != nil {
