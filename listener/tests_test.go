@@ -5,8 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -53,16 +51,6 @@ func (g *gateway) serve(n *node) {
 	g.n = n
 }
 
-func needCurl(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("curl missing: the declared tests are real HTTP checks (apt-get install -y curl)")
-		}
-		t.Skip("curl missing (apt-get install -y curl)")
-	}
-}
-
 // gatewayManifest declares two HTTP checks of the gateway, as an
 // operations team's meta-configuration would.
 func gatewayManifest(id, extra string) string {
@@ -89,7 +77,7 @@ func lastService(n *node) *listener.ServiceRun {
 // test's output (report, status in Consul, metrics), the previous file is
 // back, and the queue retries with backoff until a fix passes.
 func TestDeclaredTestsOutsideRollout(t *testing.T) {
-	needCurl(t)
+	testcluster.RequirePrograms(t, "curl") // the declared tests are real HTTP checks
 	c := newCluster(t)
 	ctx := t.Context()
 	setDB := func(v string) {
@@ -166,7 +154,7 @@ func TestDeclaredTestsOutsideRollout(t *testing.T) {
 // A failing declared test inside a rollout group rolls back and halts the
 // group, as a failing health wait does; the other node stages only.
 func TestDeclaredTestsHaltRollout(t *testing.T) {
-	needCurl(t)
+	testcluster.RequirePrograms(t, "curl") // the declared tests are real HTTP checks
 	c := newCluster(t)
 	ctx := t.Context()
 	setDB := func(v string) {
