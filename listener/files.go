@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +34,11 @@ const (
 //
 // Directories are watched rather than files, because every install replaces
 // the file by a rename, which ends a watch on the file itself.
+//
+// The watch state belongs to Run's goroutine while it runs: Install and
+// Forget send it requests. Before Run and after it returns, the state waits
+// in idle and each request is done by the caller that takes it: files are
+// installed and kept as usual, and Run checks them all when it starts.
 type Files struct {
 	log       *slog.Logger
 	settle    time.Duration
@@ -40,28 +47,27 @@ type Files struct {
 	w         *fsnotify.Watcher // nil: WithoutWatcher, drift is not watched
 	noWatch   bool
 
-	// wmu serialises changes of the watch list, so that watchedDir.watched
-	// follows it; taken before mu, never by Run's goroutine.
-	wmu sync.Mutex
-	// mu guards the maps, and the fields of kept other than write. Held
-	// briefly, never while waiting for a command, a write or the watcher.
-	mu    sync.Mutex
-	paths map[string]*kept
-	dirs  map[string]*watchedDir
-	// pending are paths to check soon, handed to Run's goroutine: a watch
-	// added after a write may have missed a change made in between.
-	pending map[string]struct{}
-	wake    chan struct{} // capacity 1: tells Run that pending is not empty
+	reqs chan func(*watchState) // served by Run's goroutine
+	idle chan *watchState       // capacity 1: holds the state while Run does not
 }
 
-// kept is one path Files keeps. write serialises every write of the path
-// (Install, restore) and Forget, so that the expected content is recorded
-// together with writing it; the other fields are guarded by Files.mu, so
-// reading them never waits for a slow check command.
-type kept struct {
-	write     sync.Mutex
-	installed bool // false until an Install put the content in place
-	want      expectation
+// watchState is what Files knows of the paths it keeps; one goroutine at a
+// time has it (Files.do).
+type watchState struct {
+	log    *slog.Logger
+	settle time.Duration
+	kept   map[string]expectation
+	// busy paths are being written (Install, Forget) or checked, one writer
+	// at a time so that the expected content is recorded together with
+	// writing it. The writers waiting for a path wait for their channel to
+	// be closed, in turn.
+	busy map[string][]chan struct{}
+
+	// Only while Run runs, else nil and empty.
+	w      *fsnotify.Watcher
+	dirs   map[string]bool      // watched directories
+	due    map[string]time.Time // when each path with recent events is to be checked
+	checks int                  // check goroutines not done yet
 }
 
 // expectation is what was installed at a path, and how.
@@ -70,13 +76,6 @@ type expectation struct {
 	file          templates.File
 	reload        []string
 	reloadTimeout time.Duration
-}
-
-// watchedDir counts the paths kept in a directory, so its watch is removed
-// with the last one.
-type watchedDir struct {
-	paths   int
-	watched bool
 }
 
 // FilesOption configures Files.
@@ -114,11 +113,14 @@ func WithoutWatcher() FilesOption { return func(fs *Files) { fs.noWatch = true }
 func NewFiles(opts ...FilesOption) (*Files, error) {
 	fs := &Files{
 		log: slog.Default(), settle: DefaultSettle, onRestore: func(string, error) {}, run: templates.Run,
-		paths: make(map[string]*kept), dirs: make(map[string]*watchedDir),
-		pending: make(map[string]struct{}), wake: make(chan struct{}, 1),
+		reqs: make(chan func(*watchState)), idle: make(chan *watchState, 1),
 	}
 	for _, o := range opts {
 		o(fs)
+	}
+	fs.idle <- &watchState{
+		log: fs.log, settle: fs.settle, kept: make(map[string]expectation), busy: make(map[string][]chan struct{}),
+		dirs: make(map[string]bool), due: make(map[string]time.Time),
 	}
 	if fs.noWatch {
 		return fs, nil
@@ -131,28 +133,42 @@ func NewFiles(opts ...FilesOption) (*Files, error) {
 	return fs, nil
 }
 
+// do runs fn with the watch state: on Run's goroutine while it runs, else
+// on the caller's. fn must not block.
+func (fs *Files) do(fn func(st *watchState)) {
+	done := make(chan struct{})
+	select {
+	case fs.reqs <- func(st *watchState) { fn(st); close(done) }:
+		<-done
+	case st := <-fs.idle:
+		fn(st)
+		fs.idle <- st
+	}
+}
+
 // Install installs content at f.Destination (templates.Install) and from
 // then on keeps it there. The reload command is run after a restore, never
-// after Install: the caller deduplicates the reloads of a run.
+// after Install: the caller deduplicates the reloads of a run. An install
+// waits for one of the same path in progress, or its restore.
 func (fs *Files) Install(ctx context.Context, content []byte, f templates.File, reload []string, reloadTimeout time.Duration) (changed bool, err error) {
 	path := filepath.Clean(f.Destination)
 	f.Destination, f.Log = path, fs.log // the first install removes a killed one's staged files, logged here
-	e := fs.lock(path)
-	defer e.write.Unlock()
+	fs.acquire(path)
 	changed, err = templates.Install(ctx, content, f)
 	if err != nil && !changed && !fileHolds(path, content) {
 		// Nothing was written (a failed check, say): the previous
 		// expectation, if any, still describes the file.
-		fs.dropUninstalled(path, e)
+		fs.do(func(st *watchState) { st.release(path) })
 		return false, err
 	}
 	// Recorded even on an error once the content is in place (a failed
 	// directory sync, chmod or chown), or a restore would put back the old
 	// content.
-	fs.record(path, e, expectation{
+	want := expectation{
 		content: bytes.Clone(content), file: f,
 		reload: append([]string(nil), reload...), reloadTimeout: reloadTimeout,
-	})
+	}
+	fs.do(func(st *watchState) { st.keep(path, want); st.release(path) })
 	return changed, err
 }
 
@@ -166,247 +182,258 @@ func fileHolds(path string, content []byte) bool {
 // It waits for an install or restore of path in progress.
 func (fs *Files) Forget(path string) {
 	path = filepath.Clean(path)
-	e := fs.lock(path)
-	defer e.write.Unlock()
-	fs.mu.Lock()
-	fs.dropLocked(path)
-	fs.mu.Unlock()
-	fs.unwatchUnused(filepath.Dir(path))
+	fs.acquire(path)
+	fs.do(func(st *watchState) { st.forget(path); st.release(path) })
 }
 
-// lock returns path's entry, created if need be, with its write lock held.
-func (fs *Files) lock(path string) *kept {
-	for {
-		fs.mu.Lock()
-		e, ok := fs.paths[path]
-		if !ok {
-			e = &kept{}
-			fs.paths[path] = e
-			fs.countPathLocked(filepath.Dir(path))
-		}
-		fs.mu.Unlock()
-		if !ok {
-			// Before the install, so that it is watched from the start
-			// when the directory exists already.
-			fs.watchDir(filepath.Dir(path))
-		}
-		e.write.Lock()
-		fs.mu.Lock()
-		current := fs.paths[path] == e
-		fs.mu.Unlock()
-		if current {
-			return e
-		}
-		// Forgotten while we waited: a new entry must not be written
-		// concurrently with this one.
-		e.write.Unlock()
+// acquire waits until path is the caller's to write.
+func (fs *Files) acquire(path string) {
+	var turn chan struct{}
+	fs.do(func(st *watchState) { turn = st.acquire(path) })
+	if turn != nil {
+		<-turn
 	}
 }
 
-// lockInstalled returns path's entry with its write lock held and a copy
-// of what is expected there; ok is false when path is not kept.
-func (fs *Files) lockInstalled(path string) (e *kept, want expectation, ok bool) {
-	fs.mu.Lock()
-	e, ok = fs.paths[path]
-	fs.mu.Unlock()
-	if !ok {
-		return nil, expectation{}, false
-	}
-	e.write.Lock()
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if fs.paths[path] != e || !e.installed {
-		e.write.Unlock()
-		return nil, expectation{}, false
-	}
-	return e, e.want, true
-}
-
-// record sets what is expected at path and makes sure its directory is
-// watched.
-func (fs *Files) record(path string, e *kept, want expectation) {
-	fs.mu.Lock()
-	e.installed, e.want = true, want
-	fs.mu.Unlock()
-	fs.watchDir(filepath.Dir(path))
-}
-
-// dropUninstalled forgets an entry whose first install failed.
-func (fs *Files) dropUninstalled(path string, e *kept) {
-	fs.mu.Lock()
-	drop := !e.installed && fs.paths[path] == e
-	if drop {
-		fs.dropLocked(path)
-	}
-	fs.mu.Unlock()
-	if drop {
-		fs.unwatchUnused(filepath.Dir(path))
-	}
-}
-
-func (fs *Files) dropLocked(path string) {
-	if _, ok := fs.paths[path]; !ok {
-		return
-	}
-	delete(fs.paths, path)
-	dir := filepath.Dir(path)
-	d := fs.dirs[dir]
-	if d.paths--; d.paths == 0 {
-		delete(fs.dirs, dir)
-	}
-}
-
-func (fs *Files) countPathLocked(dir string) {
-	d, ok := fs.dirs[dir]
-	if !ok {
-		d = &watchedDir{}
-		fs.dirs[dir] = d
-	}
-	d.paths++
-}
-
-// Watches are added and removed under wmu but outside mu: the watcher's
-// goroutine may hold its own lock while it waits for Run's goroutine to
-// read an error, and Run's goroutine takes mu.
-
-// watchDir watches dir if it keeps paths and is not watched yet. A watch
-// added now may have missed changes made before it, so the installed paths
-// in dir are checked.
-func (fs *Files) watchDir(dir string) {
-	if fs.w == nil {
-		return
-	}
-	fs.wmu.Lock()
-	defer fs.wmu.Unlock()
-	fs.mu.Lock()
-	d, ok := fs.dirs[dir]
-	ok = ok && !d.watched
-	fs.mu.Unlock()
-	if !ok {
-		return
-	}
-	if err := fs.w.Add(dir); err != nil {
-		// The directory may not exist yet (the install creates it), or
-		// the watcher is closed; the next install or check tries again.
-		fs.log.Debug("listener: cannot watch directory yet", "dir", dir, "err", err)
-		return
-	}
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if fs.dirs[dir] != d {
-		return // dropped meanwhile; unwatchUnused waits for wmu
-	}
-	d.watched = true
-	paths := fs.keptLocked(dir)
-	if len(paths) == 0 {
-		return
-	}
-	for _, p := range paths {
-		fs.pending[p] = struct{}{}
-	}
-	select {
-	case fs.wake <- struct{}{}:
-	default: // Run has been told already
-	}
-}
-
-// unwatchUnused removes the watch on dir if no path is kept in it.
-func (fs *Files) unwatchUnused(dir string) {
-	if fs.w == nil {
-		return
-	}
-	fs.wmu.Lock()
-	defer fs.wmu.Unlock()
-	fs.mu.Lock()
-	_, used := fs.dirs[dir]
-	fs.mu.Unlock()
-	if used {
-		return
-	}
-	err := fs.w.Remove(dir)
-	if err != nil && !errors.Is(err, fsnotify.ErrNonExistentWatch) {
-		fs.log.Debug("listener: remove directory watch", "dir", dir, "err", err)
-	}
-}
-
-// lostDir handles a watched directory removed or moved away: the watcher
-// dropped its watch, and the files in it are to be restored.
-func (fs *Files) lostDir(dir string) []string {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	d, ok := fs.dirs[dir]
-	if !ok {
+// acquire makes path busy, or returns the channel to wait on for it.
+func (st *watchState) acquire(path string) chan struct{} {
+	waiters, busy := st.busy[path]
+	if !busy {
+		st.busy[path] = nil
 		return nil
 	}
-	// If the event is stale, about a directory already recreated and
-	// watched again, the check of its paths adds the watch again: adding
-	// an existing watch is harmless.
-	d.watched = false
-	return fs.keptLocked(dir)
+	turn := make(chan struct{})
+	st.busy[path] = append(waiters, turn)
+	return turn
 }
 
-// keptLocked returns the installed paths in dir, or all of them if dir is "".
-func (fs *Files) keptLocked(dir string) []string {
+// release hands path to the next writer waiting for it, if any.
+func (st *watchState) release(path string) {
+	waiters := st.busy[path]
+	if len(waiters) == 0 {
+		delete(st.busy, path)
+		return
+	}
+	close(waiters[0])
+	st.busy[path] = waiters[1:]
+}
+
+// keep records what is expected at path and makes sure its directory is
+// watched.
+func (st *watchState) keep(path string, want expectation) {
+	st.kept[path] = want
+	st.watch(filepath.Dir(path))
+}
+
+// forget stops keeping path, and watching its directory with the last path
+// kept in it.
+func (st *watchState) forget(path string) {
+	delete(st.kept, path)
+	dir := filepath.Dir(path)
+	if !st.dirs[dir] || len(st.keptIn(dir)) > 0 {
+		return
+	}
+	delete(st.dirs, dir)
+	if err := st.w.Remove(dir); err != nil && !errors.Is(err, fsnotify.ErrNonExistentWatch) {
+		st.log.Debug("listener: remove directory watch", "dir", dir, "err", err)
+	}
+}
+
+// watch watches dir while Run runs, if it is not watched yet. A watch added
+// now may have missed changes made before it, so the paths kept in dir are
+// checked.
+func (st *watchState) watch(dir string) {
+	if st.w == nil || st.dirs[dir] {
+		return
+	}
+	if err := st.w.Add(dir); err != nil {
+		// The directory may not exist yet (the install creates it); the
+		// next install or check tries again.
+		st.log.Debug("listener: cannot watch directory yet", "dir", dir, "err", err)
+		return
+	}
+	st.dirs[dir] = true
+	st.markDue(st.keptIn(dir)...)
+}
+
+// keptIn returns the paths kept in dir.
+func (st *watchState) keptIn(dir string) []string {
 	var paths []string
-	for path, e := range fs.paths {
-		if e.installed && (dir == "" || filepath.Dir(path) == dir) {
+	for path := range st.kept {
+		if filepath.Dir(path) == dir {
 			paths = append(paths, path)
 		}
 	}
 	return paths
 }
 
-func (fs *Files) allKept() []string {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	return fs.keptLocked("")
-}
-
-// isKnown reports whether path is kept or being installed for the first
-// time: an edit right after that install is to be checked once it is
-// recorded.
-func (fs *Files) isKnown(path string) bool {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	_, ok := fs.paths[path]
-	return ok
-}
-
-func (fs *Files) isWatchedDir(dir string) bool {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	_, ok := fs.dirs[dir]
-	return ok
-}
-
-func (fs *Files) takePending() []string {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	paths := make([]string, 0, len(fs.pending))
-	for path := range fs.pending {
-		paths = append(paths, path)
+// Run watches until ctx is done and restores drifted files; it closes the
+// watcher before returning, and returns nil once ctx is done. It waits for
+// the checks it started, and Install and Forget work on without watching
+// after it returned.
+func (fs *Files) Run(ctx context.Context) error {
+	if fs.w == nil {
+		<-ctx.Done()
+		return nil
 	}
-	clear(fs.pending)
-	return paths
+	st := <-fs.idle
+	defer func() { fs.idle <- st }()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	lost := make(chan struct{}, 1)
+	wg.Go(func() { fs.readErrors(lost) })
+	st.start(fs.w)
+	err := fs.watch(ctx, st, lost, &wg)
+	st.stop()
+	// Its error is fsnotify ending its own goroutine: nothing left to
+	// watch or report.
+	_ = fs.w.Close()
+	for st.checks > 0 {
+		(<-fs.reqs)(st)
+	}
+	return err
+}
+
+// readErrors reads the watcher's errors until it is closed, never waiting
+// for Run's goroutine: the watcher's goroutine may send one while holding
+// the lock that adding or removing a watch, on Run's goroutine, waits for.
+func (fs *Files) readErrors(lost chan<- struct{}) {
+	for err := range fs.w.Errors {
+		fs.log.Warn("listener: file watcher may have lost events, checking every kept file", "err", err)
+		select {
+		case lost <- struct{}{}:
+		default: // a check of every file is due already
+		}
+	}
+}
+
+// watch serves requests and events until ctx is done or the watcher fails.
+func (fs *Files) watch(ctx context.Context, st *watchState, lost <-chan struct{}, wg *sync.WaitGroup) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		st.arm(timer)
+		select {
+		case <-ctx.Done():
+			return nil
+		case req := <-fs.reqs:
+			req(st)
+		case ev, ok := <-fs.w.Events:
+			if !ok {
+				return errors.New("listener: file watcher closed")
+			}
+			st.event(ev)
+		case <-lost:
+			st.markDue(slices.Collect(maps.Keys(st.kept))...)
+		case <-timer.C:
+			// Each in its own goroutine, so that a slow check or reload
+			// command does not delay the other files.
+			for path, want := range st.settled() {
+				wg.Go(func() {
+					fs.check(ctx, path, want)
+					fs.do(func(st *watchState) { st.checked(path) })
+				})
+			}
+		}
+	}
+}
+
+// start watches the directories of the paths kept, and has them all
+// checked: they may have been changed before their events could be read.
+func (st *watchState) start(w *fsnotify.Watcher) {
+	st.w = w
+	for path := range st.kept {
+		st.watch(filepath.Dir(path))
+	}
+	st.markDue(slices.Collect(maps.Keys(st.kept))...)
+}
+
+// stop ends watching; the checks in progress finish.
+func (st *watchState) stop() {
+	st.w = nil
+	clear(st.dirs)
+	clear(st.due)
+}
+
+func (st *watchState) event(ev fsnotify.Event) {
+	name := filepath.Clean(ev.Name)
+	if ev.Has(fsnotify.Remove|fsnotify.Rename) && st.dirs[name] {
+		// The watcher dropped the directory's watch, and the files in it
+		// are to be restored. If the event is stale, about a directory
+		// recreated and watched again, adding the watch again is harmless.
+		delete(st.dirs, name)
+		st.markDue(st.keptIn(name)...)
+	}
+	// A path being installed for the first time is checked once recorded.
+	_, kept := st.kept[name]
+	_, busy := st.busy[name]
+	if kept || busy {
+		st.markDue(name)
+	}
+}
+
+// markDue (re)starts the settle time of paths.
+func (st *watchState) markDue(paths ...string) {
+	at := time.Now().Add(st.settle)
+	for _, p := range paths {
+		st.due[p] = at
+	}
+}
+
+// arm sets the timer to the earliest deadline of a path that can be
+// checked now: a busy path waits in due until it is released.
+func (st *watchState) arm(timer *time.Timer) {
+	var next time.Time
+	for p, at := range st.due {
+		if _, busy := st.busy[p]; !busy && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	if next.IsZero() {
+		timer.Stop()
+		return
+	}
+	timer.Reset(time.Until(next))
+}
+
+// settled returns the due paths to check now, with what is expected there,
+// and makes them busy until checked.
+func (st *watchState) settled() map[string]expectation {
+	now := time.Now()
+	checks := make(map[string]expectation)
+	for p, at := range st.due {
+		if _, busy := st.busy[p]; busy || at.After(now) {
+			continue
+		}
+		delete(st.due, p)
+		if want, ok := st.kept[p]; ok {
+			st.busy[p] = nil
+			st.checks++
+			checks[p] = want
+		}
+	}
+	return checks
+}
+
+// checked ends the check of path. Its directory is watched again even
+// after a failed restore, which may have recreated a removed directory:
+// without a watch no event would bring a retry. And after no change at
+// all, since the directory's removal may be reported after it was
+// recreated.
+func (st *watchState) checked(path string) {
+	st.checks--
+	st.release(path)
+	st.watch(filepath.Dir(path))
 }
 
 // check restores path if it differs from what was installed there, then
-// runs its reload command if the content had to be put back.
-func (fs *Files) check(ctx context.Context, path string) {
-	e, want, ok := fs.lockInstalled(path)
-	if !ok {
-		return
-	}
+// runs its reload command if the content had to be put back. path is busy
+// meanwhile: an install of it waits, and comes after the reload.
+func (fs *Files) check(ctx context.Context, path string, want expectation) {
 	what, err := driftOf(path, want)
 	if what != "" && err == nil {
 		err = restoreKept(ctx, want)
 	}
-	e.write.Unlock()
-	// Even after a failed restore, which may have recreated a removed
-	// directory: without a watch no event would bring a retry. And after
-	// no change at all, since the directory's removal may be reported
-	// after it was recreated.
-	fs.watchDir(filepath.Dir(path))
 	if what == "" && err == nil {
 		return // our own install, or an edit undone
 	}
@@ -432,23 +459,18 @@ func (fs *Files) check(ctx context.Context, path string) {
 // does not.
 func driftOf(path string, want expectation) (string, error) {
 	got, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	var info os.FileInfo
+	if err == nil {
+		info, err = os.Stat(path)
+	}
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return driftRemoved, nil
-	}
-	if err != nil {
+	case err != nil:
 		return "", fmt.Errorf("listener: check %s: %w", path, err)
-	}
-	if !bytes.Equal(got, want.content) {
+	case !bytes.Equal(got, want.content):
 		return driftEdited, nil
-	}
-	st, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return driftRemoved, nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("listener: check %s: %w", path, err)
-	}
-	if st.Mode().Perm() != want.file.Perms {
+	case info.Mode().Perm() != want.file.Perms:
 		return driftMode, nil
 	}
 	return "", nil
@@ -464,119 +486,4 @@ func restoreKept(ctx context.Context, want expectation) error {
 		return fmt.Errorf("listener: restore %s: %w", f.Destination, err)
 	}
 	return nil
-}
-
-// Run watches until ctx is done and restores drifted files; it closes the
-// watcher before returning, and returns nil once ctx is done.
-func (fs *Files) Run(ctx context.Context) error {
-	if fs.w == nil {
-		<-ctx.Done()
-		return nil
-	}
-	l := &watchLoop{
-		fs: fs, ctx: ctx, due: make(map[string]time.Time), busy: make(map[string]bool),
-		done: make(chan string), timer: time.NewTimer(time.Hour),
-	}
-	defer l.wg.Wait()
-	// Closed before waiting for the checks: one may be adding a watch
-	// while the watcher's goroutine, holding the watcher's lock, waits for
-	// this goroutine to read an error. Adding to a closed watcher fails
-	// at once. Its error is fsnotify ending its own goroutine: nothing left
-	// to watch or report.
-	defer func() { _ = fs.w.Close() }()
-	defer l.timer.Stop()
-	// Files installed before Run may have been changed before their
-	// events could be read.
-	l.markDue(fs.allKept())
-	for {
-		l.arm()
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-fs.w.Events:
-			if !ok {
-				return errors.New("listener: file watcher closed")
-			}
-			l.event(ev)
-		case err, ok := <-fs.w.Errors:
-			if !ok {
-				return errors.New("listener: file watcher closed")
-			}
-			fs.log.Warn("listener: file watcher may have lost events, checking every kept file", "err", err)
-			l.markDue(fs.allKept())
-		case <-fs.wake:
-			l.markDue(fs.takePending())
-		case path := <-l.done:
-			delete(l.busy, path)
-		case <-l.timer.C:
-			l.dispatch()
-		}
-	}
-}
-
-// watchLoop is the state of Run's goroutine, which alone touches it.
-type watchLoop struct {
-	fs  *Files
-	ctx context.Context
-	// due is when each path with recent events is to be checked.
-	due map[string]time.Time
-	// busy paths are being checked; their events wait in due until done.
-	busy  map[string]bool
-	done  chan string
-	timer *time.Timer
-	wg    sync.WaitGroup
-}
-
-func (l *watchLoop) event(ev fsnotify.Event) {
-	name := filepath.Clean(ev.Name)
-	if ev.Has(fsnotify.Remove|fsnotify.Rename) && l.fs.isWatchedDir(name) {
-		l.markDue(l.fs.lostDir(name))
-	}
-	if l.fs.isKnown(name) {
-		l.markDue([]string{name})
-	}
-}
-
-// markDue (re)starts the settle time of paths.
-func (l *watchLoop) markDue(paths []string) {
-	at := time.Now().Add(l.fs.settle)
-	for _, p := range paths {
-		l.due[p] = at
-	}
-}
-
-// arm sets the timer to the earliest deadline of a path that can be
-// checked now.
-func (l *watchLoop) arm() {
-	var next time.Time
-	for p, at := range l.due {
-		if !l.busy[p] && (next.IsZero() || at.Before(next)) {
-			next = at
-		}
-	}
-	if next.IsZero() {
-		l.timer.Stop()
-		return
-	}
-	l.timer.Reset(time.Until(next))
-}
-
-// dispatch checks the settled paths, each in its own goroutine so that a
-// slow check or reload command does not delay the other files.
-func (l *watchLoop) dispatch() {
-	now := time.Now()
-	for p, at := range l.due {
-		if l.busy[p] || at.After(now) {
-			continue
-		}
-		delete(l.due, p)
-		l.busy[p] = true
-		l.wg.Go(func() {
-			l.fs.check(l.ctx, p)
-			select {
-			case l.done <- p:
-			case <-l.ctx.Done():
-			}
-		})
-	}
 }

@@ -546,12 +546,12 @@ func BenchmarkRestore(b *testing.B) {
 }
 
 // installed returns the content last installed at path.
-func installed(fs *Files, path string) ([]byte, bool) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	e, ok := fs.paths[filepath.Clean(path)]
-	if !ok || !e.installed {
-		return nil, false
-	}
-	return bytes.Clone(e.want.content), true
+func installed(fs *Files, path string) (content []byte, ok bool) {
+	fs.do(func(st *watchState) {
+		var want expectation
+		if want, ok = st.kept[filepath.Clean(path)]; ok {
+			content = bytes.Clone(want.content)
+		}
+	})
+	return content, ok
 }
