@@ -149,7 +149,7 @@ func LoadConfig(path string, ignore ...string) (*Config, error) {
 		Retry: RetryConfig{Initial: manifest.Duration(DefaultRetryInitial), Max: manifest.Duration(DefaultRetryMax)},
 	}
 	l.root = root.Line
-	l.check(root, reflect.TypeFor[Config](), "", "")
+	l.checkSchema(root)
 	// The check pruned every entry that cannot decode, so an error here is
 	// a gap in the check, reported rather than hidden.
 	if err := root.Decode(cfg); err != nil {
@@ -273,21 +273,32 @@ func (l *configLoader) yamlError(err error) {
 	l.report(line, "invalid YAML: %s", msg)
 }
 
-var configDurationType = reflect.TypeFor[manifest.Duration]()
+var (
+	configDurationType = reflect.TypeFor[manifest.Duration]()
+	serviceConfigType  = reflect.TypeFor[ServiceConfig]()
+)
 
-// check reports whether n can decode into t, reporting why not. In a
-// mapping it prunes every entry that cannot (unknown, repeated, mistyped),
-// so that decoding afterwards cannot fail and validation goes on with the
-// rest: all problems show at once, without follow-on noise. Null values are
-// pruned as unset so that defaults hold. path locates the value in l.lines;
-// label names it in messages.
-func (l *configLoader) check(n *yaml.Node, t reflect.Type, path, label string) bool {
+// checkSchema prunes from root every entry that cannot decode into a
+// Config (unknown, repeated, mistyped), and every null as unset so that
+// defaults hold, and records where each kept value is.
+func (l *configLoader) checkSchema(root *yaml.Node) {
+	_, checked := manifest.CheckSchema(root, reflect.TypeFor[Config](), l,
+		manifest.NullsUnset(), manifest.DropBadEntries(), manifest.IgnoreKeys(l.ignore...))
+	for _, p := range checked.Pruned {
+		l.pruned[strings.Join(p.Parts(), ".")] = true
+	}
+	for _, k := range checked.Kept {
+		l.lines[strings.Join(k.At.Parts(), ".")] = k.Line
+	}
+}
+
+// Check holds listener.yaml's own rules: no anchors, and the types whose
+// values have a form of their own.
+func (l *configLoader) Check(n *yaml.Node, t reflect.Type, at manifest.Path) (ok, handled bool) {
+	label := configLabel(at)
 	if n.Kind == yaml.AliasNode || n.Anchor != "" {
 		l.report(n.Line, "%sYAML anchors and aliases are not supported; write the value out", configPrefix(label))
-		return false
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+		return false, true
 	}
 	switch {
 	case t == configDurationType:
@@ -295,100 +306,56 @@ func (l *configLoader) check(n *yaml.Node, t reflect.Type, path, label string) b
 		switch {
 		case n.Kind != yaml.ScalarNode || err != nil:
 			l.report(n.Line, "%s: %s is not a duration; write it like \"30s\" or \"1m30s\"", label, manifest.NodeKind(n))
-			return false
+			return false, true
 		case d <= 0:
 			l.report(n.Line, "%s: %s is not more than zero; give a positive duration like \"30s\", or leave the key out for the default", label, n.Value)
-			return false
+			return false, true
 		}
-	case t.Kind() == reflect.Struct:
-		if n.Kind == yaml.ScalarNode && t == reflect.TypeFor[ServiceConfig]() {
-			l.report(n.Line, "%s: %s is not an entry; write it as \"- service: %s\"", label, manifest.NodeKind(n), n.Value)
-			return false
-		}
-		if n.Kind != yaml.MappingNode {
-			l.report(n.Line, "%s: expected a mapping of keys, found %s", label, manifest.NodeKind(n))
-			return false
-		}
-		l.entries(n, t, path, label)
+		return true, true
+	case t == serviceConfigType && n.Kind == yaml.ScalarNode:
+		l.report(n.Line, "%s: %s is not an entry; write it as \"- service: %s\"", label, manifest.NodeKind(n), n.Value)
+		return false, true
 	case t == commandPatternType:
-		return l.commandPattern(n, label)
-	case t.Kind() == reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			l.report(n.Line, "%s: expected a list, found %s", label, manifest.NodeKind(n))
-			return false
+		return l.commandPattern(n, label), true
+	}
+	return false, false
+}
+
+// Scalar checks a single value by decoding it.
+func (l *configLoader) Scalar(n *yaml.Node, t reflect.Type, at manifest.Path) bool {
+	if err := n.Decode(reflect.New(t).Interface()); err != nil {
+		what := "a single value"
+		if t.Kind() == reflect.Int {
+			what = "a whole number"
 		}
-		kept := n.Content[:0:0]
-		for _, e := range n.Content {
-			p := configJoin(path, strconv.Itoa(len(kept)))
-			if e.Kind == yaml.ScalarNode && e.Tag == "!!null" {
-				l.report(e.Line, "%s: an empty entry; fill it in or remove the \"-\"", label)
-				continue
-			}
-			if l.check(e, t.Elem(), p, label) {
-				l.lines[p] = e.Line
-				kept = append(kept, e)
-			}
-		}
-		if len(kept) < len(n.Content) {
-			l.pruned[path] = true // an empty list now is no mistake of its own
-		}
-		n.Content = kept
-	default:
-		if n.Kind != yaml.ScalarNode {
-			l.report(n.Line, "%s: expected a single value, found %s", label, manifest.NodeKind(n))
-			return false
-		}
-		if err := n.Decode(reflect.New(t).Interface()); err != nil {
-			what := "a single value"
-			if t.Kind() == reflect.Int {
-				what = "a whole number"
-			}
-			l.report(n.Line, "%s: %s is not %s", label, manifest.NodeKind(n), what)
-			return false
-		}
+		l.report(n.Line, "%s: %s is not %s", configLabel(at), manifest.NodeKind(n), what)
+		return false
 	}
 	return true
 }
 
-// entries checks the keys of mapping n against the yaml fields of struct t.
-func (l *configLoader) entries(n *yaml.Node, t reflect.Type, path, label string) {
-	fields, known := manifest.YAMLFields(t)
-	top := path == ""
-	seen := map[string]int{}
-	kept := n.Content[:0:0]
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		p, lbl := configJoin(path, k.Value), configLabel(label, k.Value)
-		if first, dup := seen[k.Value]; dup {
-			l.report(k.Line, "%s: repeats the key of line %d; keep one", lbl, first)
-			continue
+// Report words the problems of shape the schema check finds.
+func (l *configLoader) Report(is manifest.Issue) {
+	label := configLabel(is.At)
+	switch is.Kind {
+	case manifest.NotMapping:
+		l.report(is.Node.Line, "%s: expected a mapping of keys, found %s", label, manifest.NodeKind(is.Node))
+	case manifest.NotList:
+		l.report(is.Node.Line, "%s: expected a list, found %s", label, manifest.NodeKind(is.Node))
+	case manifest.NotScalar:
+		l.report(is.Node.Line, "%s: expected a single value, found %s", label, manifest.NodeKind(is.Node))
+	case manifest.EmptyEntry:
+		l.report(is.Node.Line, "%s: an empty entry; fill it in or remove the \"-\"", label)
+	case manifest.RepeatedKey:
+		l.report(is.Node.Line, "%s: repeats the key of line %d; keep one", label, is.FirstLine)
+	case manifest.UnknownKey:
+		in := is.At[:len(is.At)-1]
+		if is.Node.Tag == "!!merge" {
+			l.report(is.Node.Line, "%sYAML merge keys (<<) are not supported; write the keys out", configPrefix(configLabel(in)))
+			return
 		}
-		seen[k.Value] = k.Line
-		if top && slices.Contains(l.ignore, k.Value) {
-			continue // a global setting, read by the CLI
-		}
-		if k.Tag == "!!merge" {
-			l.report(k.Line, "%sYAML merge keys (<<) are not supported; write the keys out", configPrefix(label))
-			l.pruned[p] = true
-			continue
-		}
-		ft, ok := fields[k.Value]
-		if !ok {
-			l.unknownKey(k, label, known, top)
-			l.pruned[p] = true
-			continue
-		}
-		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
-			continue // unset: the default holds
-		}
-		if !l.check(v, ft, p, lbl) {
-			l.pruned[p] = true
-			continue
-		}
-		l.lines[p] = k.Line
-		kept = append(kept, k, v)
+		l.unknownKey(is.Node, configLabel(in), is.Fields, len(in) == 0)
 	}
-	n.Content = kept
 }
 
 func (l *configLoader) unknownKey(k *yaml.Node, label string, known []string, top bool) {
@@ -656,21 +623,14 @@ func (l *configLoader) after(c *Config, first map[string]int) {
 	}
 }
 
-func configJoin(path, key string) string {
-	if path == "" {
-		return key
+// configLabel names a value in messages: its keys without list positions,
+// and services' keys without "services", which the line already tells.
+func configLabel(at manifest.Path) string {
+	keys := at.Keys()
+	if len(keys) > 1 && keys[0] == "services" {
+		keys = keys[1:]
 	}
-	return path + "." + key
-}
-
-// configLabel names a key in messages: services' keys go without their
-// list index, which the line already tells.
-func configLabel(label, key string) string {
-	switch label {
-	case "", "services":
-		return key
-	}
-	return label + "." + key
+	return strings.Join(keys, ".")
 }
 
 func configPrefix(label string) string {
