@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/internal/graph"
 	"github.com/patchbay/patchbay/internal/suggest"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
@@ -538,7 +539,9 @@ func (l *configLoader) services(c *Config) {
 	l.after(c, first)
 }
 
-// after checks the after entries and reports each cycle they form.
+// after checks the after entries and reports a cycle of each group of
+// entries that wait for each other, the shortest through the group's
+// earliest entry: fixing it shows the next, as patchbay graph does.
 func (l *configLoader) after(c *Config, first map[string]int) {
 	names := make([]string, 0, len(first)) // in file order: suggestions must not depend on map order
 	for i, s := range c.Services {
@@ -546,7 +549,7 @@ func (l *configLoader) after(c *Config, first map[string]int) {
 			names = append(names, s.Service)
 		}
 	}
-	edges := map[int][]int{} // entry index → entry indexes it waits for
+	edges := make([][]int, len(c.Services)) // entry index → entry indexes it waits for
 	for i, s := range c.Services {
 		for j, a := range s.After {
 			at := l.line("services", strconv.Itoa(i), "after", strconv.Itoa(j))
@@ -571,55 +574,16 @@ func (l *configLoader) after(c *Config, first map[string]int) {
 			}
 		}
 	}
-	// Depth-first search in file order; each edge back into the stack
-	// closes a cycle.
-	const (
-		unseen = iota
-		onStack
-		finished
-	)
-	state := make([]int, len(c.Services))
-	var stack []int
-	reported := map[string]bool{}
-	var visit func(i int)
-	visit = func(i int) {
-		state[i] = onStack
-		stack = append(stack, i)
-		for _, d := range edges[i] {
-			switch state[d] {
-			case unseen:
-				visit(d)
-			case onStack:
-				cycle := slices.Clone(stack[slices.Index(stack, d):])
-				// Start at the entry earliest in the file, so that the same
-				// cycle always reads the same.
-				lowest := slices.Index(cycle, slices.Min(cycle))
-				cycle = append(cycle[lowest:], cycle[:lowest]...)
-				names := make([]string, 0, len(cycle)+1)
-				for _, k := range cycle {
-					names = append(names, c.Services[k].Service)
-				}
-				names = append(names, names[0])
-				text := strings.Join(names, " → ")
-				if reported[text] {
-					continue
-				}
-				reported[text] = true
-				at := c.Services[cycle[0]].Line
-				next := c.Services[cycle[1]].Service // a cycle has two entries or more: none waits for itself
-				if j := slices.Index(c.Services[cycle[0]].After, next); j >= 0 {
-					at = l.line("services", strconv.Itoa(cycle[0]), "after", strconv.Itoa(j))
-				}
-				l.report(at, "after: cycle %s; remove one of these after entries", text)
-			}
+	for _, cycle := range graph.FindCycles(edges).Paths() {
+		ring := make([]string, len(cycle))
+		for k, i := range cycle {
+			ring[k] = c.Services[i].Service
 		}
-		stack = stack[:len(stack)-1]
-		state[i] = finished
-	}
-	for i := range c.Services {
-		if state[i] == unseen {
-			visit(i)
+		at := c.Services[cycle[0]].Line
+		if j := slices.Index(c.Services[cycle[0]].After, ring[1]); j >= 0 {
+			at = l.line("services", strconv.Itoa(cycle[0]), "after", strconv.Itoa(j))
 		}
+		l.report(at, "after: cycle %s; remove one of these after entries", strings.Join(ring, " → "))
 	}
 }
 
