@@ -108,7 +108,8 @@ type Checked struct {
 	// Pruned are the values dropped for a problem, and under DropBadEntries
 	// each list that lost an entry.
 	Pruned []Path
-	// Kept are the keys and list entries kept, each with its line.
+	// Kept are the keys and list entries that passed, each with its line
+	// (without DropBadEntries, even those of a list that failed).
 	Kept []Placed
 }
 
