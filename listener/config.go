@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/internal/graph"
 	"github.com/patchbay/patchbay/internal/suggest"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
@@ -149,7 +150,7 @@ func LoadConfig(path string, ignore ...string) (*Config, error) {
 		Retry: RetryConfig{Initial: manifest.Duration(DefaultRetryInitial), Max: manifest.Duration(DefaultRetryMax)},
 	}
 	l.root = root.Line
-	l.check(root, reflect.TypeFor[Config](), "", "")
+	l.checkSchema(root)
 	// The check pruned every entry that cannot decode, so an error here is
 	// a gap in the check, reported rather than hidden.
 	if err := root.Decode(cfg); err != nil {
@@ -273,21 +274,32 @@ func (l *configLoader) yamlError(err error) {
 	l.report(line, "invalid YAML: %s", msg)
 }
 
-var configDurationType = reflect.TypeFor[manifest.Duration]()
+var (
+	configDurationType = reflect.TypeFor[manifest.Duration]()
+	serviceConfigType  = reflect.TypeFor[ServiceConfig]()
+)
 
-// check reports whether n can decode into t, reporting why not. In a
-// mapping it prunes every entry that cannot (unknown, repeated, mistyped),
-// so that decoding afterwards cannot fail and validation goes on with the
-// rest: all problems show at once, without follow-on noise. Null values are
-// pruned as unset so that defaults hold. path locates the value in l.lines;
-// label names it in messages.
-func (l *configLoader) check(n *yaml.Node, t reflect.Type, path, label string) bool {
+// checkSchema prunes from root every entry that cannot decode into a
+// Config (unknown, repeated, mistyped), and every null as unset so that
+// defaults hold, and records where each kept value is.
+func (l *configLoader) checkSchema(root *yaml.Node) {
+	_, checked := manifest.CheckSchema(root, reflect.TypeFor[Config](), l,
+		manifest.NullsUnset(), manifest.DropBadEntries(), manifest.IgnoreKeys(l.ignore...))
+	for _, p := range checked.Pruned {
+		l.pruned[strings.Join(p.Parts(), ".")] = true
+	}
+	for _, k := range checked.Kept {
+		l.lines[strings.Join(k.At.Parts(), ".")] = k.Line
+	}
+}
+
+// Check holds listener.yaml's own rules: no anchors, and the types whose
+// values have a form of their own.
+func (l *configLoader) Check(n *yaml.Node, t reflect.Type, at manifest.Path) (ok, handled bool) {
+	label := configLabel(at)
 	if n.Kind == yaml.AliasNode || n.Anchor != "" {
 		l.report(n.Line, "%sYAML anchors and aliases are not supported; write the value out", configPrefix(label))
-		return false
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+		return false, true
 	}
 	switch {
 	case t == configDurationType:
@@ -295,100 +307,56 @@ func (l *configLoader) check(n *yaml.Node, t reflect.Type, path, label string) b
 		switch {
 		case n.Kind != yaml.ScalarNode || err != nil:
 			l.report(n.Line, "%s: %s is not a duration; write it like \"30s\" or \"1m30s\"", label, manifest.NodeKind(n))
-			return false
+			return false, true
 		case d <= 0:
 			l.report(n.Line, "%s: %s is not more than zero; give a positive duration like \"30s\", or leave the key out for the default", label, n.Value)
-			return false
+			return false, true
 		}
-	case t.Kind() == reflect.Struct:
-		if n.Kind == yaml.ScalarNode && t == reflect.TypeFor[ServiceConfig]() {
-			l.report(n.Line, "%s: %s is not an entry; write it as \"- service: %s\"", label, manifest.NodeKind(n), n.Value)
-			return false
-		}
-		if n.Kind != yaml.MappingNode {
-			l.report(n.Line, "%s: expected a mapping of keys, found %s", label, manifest.NodeKind(n))
-			return false
-		}
-		l.entries(n, t, path, label)
+		return true, true
+	case t == serviceConfigType && n.Kind == yaml.ScalarNode:
+		l.report(n.Line, "%s: %s is not an entry; write it as \"- service: %s\"", label, manifest.NodeKind(n), n.Value)
+		return false, true
 	case t == commandPatternType:
-		return l.commandPattern(n, label)
-	case t.Kind() == reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			l.report(n.Line, "%s: expected a list, found %s", label, manifest.NodeKind(n))
-			return false
+		return l.commandPattern(n, label), true
+	}
+	return false, false
+}
+
+// Scalar checks a single value by decoding it.
+func (l *configLoader) Scalar(n *yaml.Node, t reflect.Type, at manifest.Path) bool {
+	if err := n.Decode(reflect.New(t).Interface()); err != nil {
+		what := "a single value"
+		if t.Kind() == reflect.Int {
+			what = "a whole number"
 		}
-		kept := n.Content[:0:0]
-		for _, e := range n.Content {
-			p := configJoin(path, strconv.Itoa(len(kept)))
-			if e.Kind == yaml.ScalarNode && e.Tag == "!!null" {
-				l.report(e.Line, "%s: an empty entry; fill it in or remove the \"-\"", label)
-				continue
-			}
-			if l.check(e, t.Elem(), p, label) {
-				l.lines[p] = e.Line
-				kept = append(kept, e)
-			}
-		}
-		if len(kept) < len(n.Content) {
-			l.pruned[path] = true // an empty list now is no mistake of its own
-		}
-		n.Content = kept
-	default:
-		if n.Kind != yaml.ScalarNode {
-			l.report(n.Line, "%s: expected a single value, found %s", label, manifest.NodeKind(n))
-			return false
-		}
-		if err := n.Decode(reflect.New(t).Interface()); err != nil {
-			what := "a single value"
-			if t.Kind() == reflect.Int {
-				what = "a whole number"
-			}
-			l.report(n.Line, "%s: %s is not %s", label, manifest.NodeKind(n), what)
-			return false
-		}
+		l.report(n.Line, "%s: %s is not %s", configLabel(at), manifest.NodeKind(n), what)
+		return false
 	}
 	return true
 }
 
-// entries checks the keys of mapping n against the yaml fields of struct t.
-func (l *configLoader) entries(n *yaml.Node, t reflect.Type, path, label string) {
-	fields, known := manifest.YAMLFields(t)
-	top := path == ""
-	seen := map[string]int{}
-	kept := n.Content[:0:0]
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		p, lbl := configJoin(path, k.Value), configLabel(label, k.Value)
-		if first, dup := seen[k.Value]; dup {
-			l.report(k.Line, "%s: repeats the key of line %d; keep one", lbl, first)
-			continue
+// Report words the problems of shape the schema check finds.
+func (l *configLoader) Report(is manifest.Issue) {
+	label := configLabel(is.At)
+	switch is.Kind {
+	case manifest.NotMapping:
+		l.report(is.Node.Line, "%s: expected a mapping of keys, found %s", label, manifest.NodeKind(is.Node))
+	case manifest.NotList:
+		l.report(is.Node.Line, "%s: expected a list, found %s", label, manifest.NodeKind(is.Node))
+	case manifest.NotScalar:
+		l.report(is.Node.Line, "%s: expected a single value, found %s", label, manifest.NodeKind(is.Node))
+	case manifest.EmptyEntry:
+		l.report(is.Node.Line, "%s: an empty entry; fill it in or remove the \"-\"", label)
+	case manifest.RepeatedKey:
+		l.report(is.Node.Line, "%s: repeats the key of line %d; keep one", label, is.FirstLine)
+	case manifest.UnknownKey:
+		in := is.At[:len(is.At)-1]
+		if is.Node.Tag == "!!merge" {
+			l.report(is.Node.Line, "%sYAML merge keys (<<) are not supported; write the keys out", configPrefix(configLabel(in)))
+			return
 		}
-		seen[k.Value] = k.Line
-		if top && slices.Contains(l.ignore, k.Value) {
-			continue // a global setting, read by the CLI
-		}
-		if k.Tag == "!!merge" {
-			l.report(k.Line, "%sYAML merge keys (<<) are not supported; write the keys out", configPrefix(label))
-			l.pruned[p] = true
-			continue
-		}
-		ft, ok := fields[k.Value]
-		if !ok {
-			l.unknownKey(k, label, known, top)
-			l.pruned[p] = true
-			continue
-		}
-		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
-			continue // unset: the default holds
-		}
-		if !l.check(v, ft, p, lbl) {
-			l.pruned[p] = true
-			continue
-		}
-		l.lines[p] = k.Line
-		kept = append(kept, k, v)
+		l.unknownKey(is.Node, configLabel(in), is.Fields, len(in) == 0)
 	}
-	n.Content = kept
 }
 
 func (l *configLoader) unknownKey(k *yaml.Node, label string, known []string, top bool) {
@@ -571,7 +539,9 @@ func (l *configLoader) services(c *Config) {
 	l.after(c, first)
 }
 
-// after checks the after entries and reports each cycle they form.
+// after checks the after entries and reports a cycle of each group of
+// entries that wait for each other, the shortest through the group's
+// earliest entry: fixing it shows the next, as patchbay graph does.
 func (l *configLoader) after(c *Config, first map[string]int) {
 	names := make([]string, 0, len(first)) // in file order: suggestions must not depend on map order
 	for i, s := range c.Services {
@@ -579,7 +549,7 @@ func (l *configLoader) after(c *Config, first map[string]int) {
 			names = append(names, s.Service)
 		}
 	}
-	edges := map[int][]int{} // entry index → entry indexes it waits for
+	edges := make([][]int, len(c.Services)) // entry index → entry indexes it waits for
 	for i, s := range c.Services {
 		for j, a := range s.After {
 			at := l.line("services", strconv.Itoa(i), "after", strconv.Itoa(j))
@@ -604,73 +574,27 @@ func (l *configLoader) after(c *Config, first map[string]int) {
 			}
 		}
 	}
-	// Depth-first search in file order; each edge back into the stack
-	// closes a cycle.
-	const (
-		unseen = iota
-		onStack
-		finished
-	)
-	state := make([]int, len(c.Services))
-	var stack []int
-	reported := map[string]bool{}
-	var visit func(i int)
-	visit = func(i int) {
-		state[i] = onStack
-		stack = append(stack, i)
-		for _, d := range edges[i] {
-			switch state[d] {
-			case unseen:
-				visit(d)
-			case onStack:
-				cycle := slices.Clone(stack[slices.Index(stack, d):])
-				// Start at the entry earliest in the file, so that the same
-				// cycle always reads the same.
-				lowest := slices.Index(cycle, slices.Min(cycle))
-				cycle = append(cycle[lowest:], cycle[:lowest]...)
-				names := make([]string, 0, len(cycle)+1)
-				for _, k := range cycle {
-					names = append(names, c.Services[k].Service)
-				}
-				names = append(names, names[0])
-				text := strings.Join(names, " → ")
-				if reported[text] {
-					continue
-				}
-				reported[text] = true
-				at := c.Services[cycle[0]].Line
-				next := c.Services[cycle[1]].Service // a cycle has two entries or more: none waits for itself
-				if j := slices.Index(c.Services[cycle[0]].After, next); j >= 0 {
-					at = l.line("services", strconv.Itoa(cycle[0]), "after", strconv.Itoa(j))
-				}
-				l.report(at, "after: cycle %s; remove one of these after entries", text)
-			}
+	for _, cycle := range graph.FindCycles(edges).Paths() {
+		ring := make([]string, len(cycle))
+		for k, i := range cycle {
+			ring[k] = c.Services[i].Service
 		}
-		stack = stack[:len(stack)-1]
-		state[i] = finished
-	}
-	for i := range c.Services {
-		if state[i] == unseen {
-			visit(i)
+		at := c.Services[cycle[0]].Line
+		if j := slices.Index(c.Services[cycle[0]].After, ring[1]); j >= 0 {
+			at = l.line("services", strconv.Itoa(cycle[0]), "after", strconv.Itoa(j))
 		}
+		l.report(at, "after: cycle %s; remove one of these after entries", strings.Join(ring, " → "))
 	}
 }
 
-func configJoin(path, key string) string {
-	if path == "" {
-		return key
+// configLabel names a value in messages: its keys without list positions,
+// and services' keys without "services", which the line already tells.
+func configLabel(at manifest.Path) string {
+	keys := at.Keys()
+	if len(keys) > 1 && keys[0] == "services" {
+		keys = keys[1:]
 	}
-	return path + "." + key
-}
-
-// configLabel names a key in messages: services' keys go without their
-// list index, which the line already tells.
-func configLabel(label, key string) string {
-	switch label {
-	case "", "services":
-		return key
-	}
-	return label + "." + key
+	return strings.Join(keys, ".")
 }
 
 func configPrefix(label string) string {

@@ -299,6 +299,15 @@ services:
 			`4: after: cycle a → b → a;`,
 			`8: after: cycle c → d → c;`,
 		}},
+		{"one per tangled group, the shortest", `node: n
+services:
+  - service: a
+    after: [b, c]
+  - service: b
+    after: [c]
+  - service: c
+    after: [a]
+`, []string{`4: after: cycle a → c → a; remove one of these after entries`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -216,10 +216,9 @@ func buildService(fragments []fragment) (*Manifest, Problems) {
 	origin := map[*yaml.Node]string{}
 	pruned := map[string]bool{}
 	for _, fr := range fragments {
-		c := schemaChecker{file: fr.file}
-		c.check(fr.root, reflect.TypeFor[Manifest](), "")
-		probs = append(probs, c.probs...)
-		maps.Copy(pruned, c.pruned)
+		ps, pr := checkManifestSchema(fr.file, fr.root, reflect.TypeFor[Manifest]())
+		probs = append(probs, ps...)
+		maps.Copy(pruned, pr)
 		markOrigin(fr.root, fr.file, origin)
 	}
 	merged := fragments[0].root
@@ -238,17 +237,16 @@ func buildService(fragments []fragment) (*Manifest, Problems) {
 }
 
 func buildDatastores(file string, root *yaml.Node) (*Datastores, Problems) {
-	c := schemaChecker{file: file}
-	c.check(root, reflect.TypeFor[Datastores](), "")
+	probs, pruned := checkManifestSchema(file, root, reflect.TypeFor[Datastores]())
 	var ds Datastores
 	if err := root.Decode(&ds); err != nil {
 		return nil, Problems{{File: file, Message: "internal error decoding checked datastores: " + err.Error()}}
 	}
 	origin := map[*yaml.Node]string{}
 	markOrigin(root, file, origin)
-	v := validator{loc: locator{root: root, origin: origin, fallback: file}, pruned: c.pruned}
+	v := validator{loc: locator{root: root, origin: origin, fallback: file}, pruned: pruned}
 	v.datastores(&ds)
-	return &ds, append(c.probs, v.probs...)
+	return &ds, append(probs, v.probs...)
 }
 
 func markOrigin(n *yaml.Node, file string, origin map[*yaml.Node]string) {

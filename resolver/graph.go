@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/internal/graph"
 	"github.com/patchbay/patchbay/manifest"
 )
 
@@ -33,7 +34,6 @@ type Graph struct {
 	nodes  []Node // sorted by Name
 	edges  []Edge // sorted by (From, To, Var, Key)
 	adj    [][]int
-	comp   []int // strongly connected component of each node
 	cycles [][]string
 	stores []Node // datastores, sorted by Name
 	// storeEdges go from consumers to datastores, sorted like edges.
@@ -182,116 +182,26 @@ func (g *Graph) link() {
 	}
 }
 
-// findCycles runs Tarjan's algorithm, then reports one shortest cycle
-// through the first node of every component of more than one node, and
-// every self-loop.
+// findCycles reports one shortest cycle through the first node of every
+// group of services that depend on each other, and every self-loop, and
+// marks the nodes and edges on cycles.
 func (g *Graph) findCycles() {
-	g.comp = tarjan(g.adj)
-	size := map[int]int{}
-	for _, c := range g.comp {
-		size[c]++
-	}
-	seen := map[int]bool{}
-	for i, c := range g.comp {
-		if size[c] > 1 && !seen[c] {
-			seen[c] = true
-			g.cycles = append(g.cycles, g.cycleThrough(i))
+	cycles := graph.FindCycles(g.adj)
+	for _, p := range cycles.Paths() {
+		names := make([]string, len(p))
+		for i, n := range p {
+			names[i] = g.nodes[n].Name
 		}
-		if slices.Contains(g.adj[i], i) {
-			g.cycles = append(g.cycles, []string{g.nodes[i].Name, g.nodes[i].Name})
-		}
-		g.nodes[i].OnCycle = size[c] > 1 || slices.Contains(g.adj[i], i)
+		g.cycles = append(g.cycles, names)
 	}
 	slices.SortFunc(g.cycles, slices.Compare)
+	for i := range g.nodes {
+		g.nodes[i].OnCycle = cycles.OnCycle(i)
+	}
 	for i := range g.edges {
 		e := &g.edges[i]
-		from, to := g.index(e.From), g.index(e.To)
-		e.OnCycle = g.comp[from] == g.comp[to] && (from == to || size[g.comp[from]] > 1)
+		e.OnCycle = cycles.EdgeOnCycle(g.index(e.From), g.index(e.To))
 	}
-}
-
-// cycleThrough finds, by breadth-first search inside start's component,
-// the shortest path from start back to itself.
-func (g *Graph) cycleThrough(start int) []string {
-	prev := map[int]int{}
-	queue := []int{start}
-	for len(queue) > 0 {
-		n := queue[0]
-		queue = queue[1:]
-		for _, m := range g.adj[n] {
-			if g.comp[m] != g.comp[start] {
-				continue
-			}
-			if m == start && n != start {
-				return g.path(prev, start, n)
-			}
-			if _, ok := prev[m]; !ok && m != start {
-				prev[m] = n
-				queue = append(queue, m)
-			}
-		}
-	}
-	return nil // unreachable: a component of two or more nodes has a cycle
-}
-
-func (g *Graph) path(prev map[int]int, start, last int) []string {
-	out := []string{g.nodes[start].Name}
-	for n := last; n != start; n = prev[n] {
-		out = append(out, g.nodes[n].Name)
-	}
-	slices.Reverse(out[1:])
-	return append(out, g.nodes[start].Name)
-}
-
-// tarjan returns the strongly connected component of every node.
-func tarjan(adj [][]int) []int {
-	n := len(adj)
-	t := &tarjanState{adj: adj, index: make([]int, n), low: make([]int, n), comp: make([]int, n), onStack: make([]bool, n)}
-	for i := range t.index {
-		t.index[i] = -1
-	}
-	for i := range adj {
-		if t.index[i] < 0 {
-			t.visit(i)
-		}
-	}
-	return t.comp
-}
-
-type tarjanState struct {
-	adj              [][]int
-	index, low, comp []int
-	stack            []int
-	onStack          []bool
-	next, comps      int
-}
-
-func (t *tarjanState) visit(v int) {
-	t.index[v], t.low[v] = t.next, t.next
-	t.next++
-	t.stack = append(t.stack, v)
-	t.onStack[v] = true
-	for _, w := range t.adj[v] {
-		if t.index[w] < 0 {
-			t.visit(w)
-			t.low[v] = min(t.low[v], t.low[w])
-		} else if t.onStack[w] {
-			t.low[v] = min(t.low[v], t.index[w])
-		}
-	}
-	if t.low[v] != t.index[v] {
-		return
-	}
-	for {
-		w := t.stack[len(t.stack)-1]
-		t.stack = t.stack[:len(t.stack)-1]
-		t.onStack[w] = false
-		t.comp[w] = t.comps
-		if w == v {
-			break
-		}
-	}
-	t.comps++
 }
 
 // Nodes returns the services, sorted by name, then the datastores.
