@@ -66,9 +66,14 @@ func TestHarness(t *testing.T) {
 	if s := res.Sim[0].Fleets[simulated.String()]; s.Missing != 0 || s.Requests != 0 {
 		t.Errorf("fleet simulation: %d files never held the change, %d Consul requests; want none, none", s.Missing, s.Requests)
 	}
+	// The burst's providers are gone again: the simulation's binding holds
+	// the first provider, the one-new-provider one and its own.
+	if got := res.Sim[0].Providers; got != 3 {
+		t.Errorf("fleet simulation: a binding of %d providers, want 3 (the burst's 2 deregistered)", got)
+	}
 	var out bytes.Buffer
 	res.Table(&out, "1s for 2s")
-	for _, want := range []string{"| scenario | consul-template | patchbay | ratio |", "one new provider, N=2", "reloads per consumer", "fleet simulation, 3 listeners"} {
+	for _, want := range []string{"| scenario | consul-template | patchbay | ratio |", "one new provider, N=2", "reloads per consumer", "fleet simulation, 3 listeners in one process, a binding of 3 providers"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

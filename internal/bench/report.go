@@ -62,7 +62,7 @@ func (r *Results) Table(w io.Writer, periodic string) {
 	for _, s := range r.Sim {
 		sim := s.Fleets[simulated.String()]
 		rows = append(rows,
-			row{fmt.Sprintf("fleet simulation, %d listeners in one process: one change in every file, p50 / p99 / max (s)", s.N), "—",
+			row{fmt.Sprintf("fleet simulation, %d listeners in one process, a binding of %d providers: one change in every file, p50 / p99 / max (s)", s.N, s.Providers), "—",
 				fmt.Sprintf("%.2f / %.2f / %.2f%s", sim.P50, sim.P99, sim.Max, missed(sim)), ""},
 			row{"same: Consul requests until all files hold it", "—", fmt.Sprint(sim.Requests), ""})
 	}

@@ -35,6 +35,9 @@ type Scenario struct {
 	N      int                 `json:"n"`
 	Note   string              `json:"note,omitempty"`
 	Fleets map[string]*Figures `json:"fleets"`
+	// Providers is how many providers the changed binding holds after the
+	// change, where its size matters (the fleet simulation).
+	Providers int `json:"providers,omitempty"`
 }
 
 func classes(c Counts) map[string]int {
@@ -261,6 +264,13 @@ func (e *env) burst(ctx context.Context, n int, fleets map[kind]*fleet, tag stri
 			most = max(most, d)
 		}
 		figs[k.String()].ReloadsMean, figs[k.String()].ReloadsMax = Mean(per), most
+	}
+	e.logf("N=%d: deregistering the burst's %d providers", n, len(ts))
+	if err := e.deregisterLast(ctx, len(ts)); err != nil {
+		return nil, err
+	}
+	if err := e.settle(ctx, all); err != nil {
+		return nil, err
 	}
 	return &Scenario{N: n, Fleets: figs, Note: fmt.Sprintf("%d registrations; latency until a file holds each", e.cfg.Burst)}, nil
 }

@@ -91,7 +91,7 @@ func (e *env) simulate(ctx context.Context, n int) (*Scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Scenario{N: n, Fleets: figs, Note: "listeners in one process, default queue settings, no drift watch"}, nil
+	return &Scenario{N: n, Fleets: figs, Providers: len(e.providers), Note: "listeners in one process, default queue settings, no drift watch"}, nil
 }
 
 // simListenersPerConn is how many simulated listeners share a NATS
