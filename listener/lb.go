@@ -63,9 +63,12 @@ func (l *Listener) evicting(cfg *Config, p *plan, vars []string) []string {
 	if len(vars) == 0 || len(p.m.Templates) == 0 {
 		return nil
 	}
-	forbidden, omitted := forbidden(p.binding, vars)
+	hostPorts, omitted := forbidden(p.binding, vars)
 	if omitted > 0 {
 		l.log.Warn("the binding lists only part of the providers policy withholds; a file may keep routing to one left out", "service", p.m.ID, "left_out", omitted)
+	}
+	if len(hostPorts) == 0 {
+		return nil
 	}
 	var names []string
 	for _, name := range slices.Sorted(maps.Keys(p.m.Templates)) {
@@ -77,7 +80,7 @@ func (l *Listener) evicting(cfg *Config, p *plan, vars []string) []string {
 		if err != nil {
 			continue // nothing installed: nothing to evict
 		}
-		if hp, ok := containsAny(string(b), forbidden); ok {
+		if hp, ok := containsAny(string(b), hostPorts); ok {
 			l.log.Warn("installed file routes to a provider policy no longer allows; rendering without it", "service", p.m.ID, "template", name, "upstream", hp)
 			l.metrics.PolicyEvicted()
 			names = append(names, name)
