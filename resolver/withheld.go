@@ -89,9 +89,9 @@ func (e *engine) surveyWithheld(q *query) []Withheld {
 			}
 		}
 	}
-	public := func(in *Instance) bool { return !q.req.Public || in.Public }
+	allowed := func(in *Instance) bool { return !q.req.Public || in.Public }
 	none := func(*Instance) bool { return false }
-	add(e.feds[q.fed], WithheldNotPublic, public)
+	add(e.feds[q.fed], WithheldNotPublic, allowed)
 	add(e.unpublished[q.fed], WithheldUnpublished, none)
 	for fed, fi := range e.feds {
 		if fed != q.fed {
