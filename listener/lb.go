@@ -98,14 +98,14 @@ func forbidden(b *resolver.Binding, vars []string) ([]string, int) {
 	omitted := 0
 	for _, name := range vars {
 		v := b.Vars[name]
-		omitted += v.WithheldOmitted
+		omitted += v.Withheld.LeftOut()
 		granted := map[string]bool{}
 		for _, pr := range v.Providers {
 			if u, ok := templates.UpstreamOf(pr); ok {
 				granted[u.HostPort] = true
 			}
 		}
-		for _, w := range v.Withheld {
+		for _, w := range v.Withheld.List() {
 			if u, ok := templates.UpstreamOf(w.Provider()); ok && !granted[u.HostPort] {
 				out = append(out, u.HostPort)
 			}

@@ -47,12 +47,10 @@ type Var struct {
 	// min or its service's largest template min, the live providers that
 	// policy keeps out: a listener keeping a last good file must still
 	// render it when that file routes to one of them. Elsewhere it is
-	// empty, so that a change of policy-withheld providers costs no
-	// binding write unless it can matter.
-	Withheld []Withheld `json:"withheld,omitempty"`
-	// WithheldOmitted counts the withheld providers past MaxWithheld left
-	// out to keep the binding within one Consul KV value.
-	WithheldOmitted int `json:"withheld_omitted,omitempty"`
+	// nil, so that a change of policy-withheld providers costs no binding
+	// write unless it can matter, and a pointer, so that the many vars
+	// without it stay small.
+	Withheld *Withholding `json:"withheld,omitempty"`
 }
 
 // Provider is where one value of a Var came from.

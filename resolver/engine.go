@@ -81,7 +81,7 @@ type engine struct {
 	// unpublished indexes, by federation, the instances of services with
 	// no manifest: they bind to nothing, but a binding lists them withheld.
 	unpublished map[string]*fedIndex
-	withheld    map[withheldKey][]Withheld // surveys, shared across bindings
+	withheld    map[withheldKey]survey // shared across bindings
 }
 
 type serviceKey struct{ fed, service string }
@@ -118,7 +118,7 @@ func newEngine(snap *Snapshot) *engine {
 		memo:      map[memoKey]memoEntry{},
 
 		unpublished: map[string]*fedIndex{},
-		withheld:    map[withheldKey][]Withheld{},
+		withheld:    map[withheldKey]survey{},
 	}
 	e.addManifests(snap.Manifests)
 	e.addInstances(snap.Instances)

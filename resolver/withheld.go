@@ -15,10 +15,33 @@ const (
 	WithheldUnpublished     = "unpublished"
 )
 
-// MaxWithheld bounds Var.Withheld: at about 150 bytes each, a binding stays
-// well inside Consul's 512 KiB value however many providers policy keeps
-// out of it.
+// MaxWithheld bounds a Withholding: at about 150 bytes each, a binding
+// stays well inside Consul's 512 KiB value however many providers policy
+// keeps out of it.
 const MaxWithheld = 1000
+
+// Withholding is what policy keeps out of one select-all var.
+type Withholding struct {
+	Providers []Withheld `json:"providers"` // sorted by instance, key
+	// Omitted counts the withheld providers past MaxWithheld left out.
+	Omitted int `json:"omitted,omitempty"`
+}
+
+// List is w's providers; none when w is nil.
+func (w *Withholding) List() []Withheld {
+	if w == nil {
+		return nil
+	}
+	return w.Providers
+}
+
+// LeftOut is how many withheld providers w left out for size.
+func (w *Withholding) LeftOut() int {
+	if w == nil {
+		return 0
+	}
+	return w.Omitted
+}
 
 // Withheld is a live provider of a select-all key that policy keeps out of
 // a binding. It carries only what locates the provider in a rendered
@@ -46,6 +69,13 @@ type withheldKey struct {
 	public   bool
 }
 
+// survey is every provider withheld for a withheldKey, and the
+// Withholding that bindings without instances of their own share.
+type survey struct {
+	all    []Withheld
+	shared *Withholding
+}
+
 // withhold adds to v, a select-all var of q, the providers policy keeps
 // out, when v has fewer providers than a listener needs to render.
 func (e *engine) withhold(q *query, v Var) Var {
@@ -53,24 +83,33 @@ func (e *engine) withhold(q *query, v Var) Var {
 		return v
 	}
 	wk := withheldKey{q.fed, q.req.Key, q.req.Public}
-	all, ok := e.withheld[wk]
+	sv, ok := e.withheld[wk]
 	if !ok {
-		all = e.surveyWithheld(q)
-		e.withheld[wk] = all
+		sv.all = e.surveyWithheld(q)
+		sv.shared = bounded(sv.all)
+		e.withheld[wk] = sv
 	}
 	// The consumer's own instances are no upstream of it: its file names
 	// its own address as the one it listens on.
 	own := func(w Withheld) bool { return w.Service == q.service && w.Reason != WithheldOtherFederation }
-	list := all
-	if slices.ContainsFunc(all, own) {
-		list = slices.DeleteFunc(slices.Clone(all), own)
+	v.Withheld = sv.shared
+	if slices.ContainsFunc(sv.all, own) {
+		v.Withheld = bounded(slices.DeleteFunc(slices.Clone(sv.all), own))
 	}
-	if len(list) > MaxWithheld {
-		v.WithheldOmitted = len(list) - MaxWithheld
-		list = list[:MaxWithheld:MaxWithheld]
-	}
-	v.Withheld = list
 	return v
+}
+
+// bounded is list as a Withholding of at most MaxWithheld providers; nil
+// when list is empty.
+func bounded(list []Withheld) *Withholding {
+	if len(list) == 0 {
+		return nil
+	}
+	w := &Withholding{Providers: list}
+	if len(list) > MaxWithheld {
+		w.Providers, w.Omitted = list[:MaxWithheld:MaxWithheld], len(list)-MaxWithheld
+	}
+	return w
 }
 
 // surveyWithheld lists every live provider of q's key that policy keeps from

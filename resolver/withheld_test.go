@@ -12,7 +12,7 @@ import (
 // withheldOfVar names v's withheld providers as "instance/key reason".
 func withheldOfVar(v Var) []string {
 	var out []string
-	for _, w := range v.Withheld {
+	for _, w := range v.Withheld.List() {
 		out = append(out, w.Instance+"/"+w.Key+" "+w.Reason)
 	}
 	return out
@@ -135,7 +135,7 @@ func TestWithheldByPolicy(t *testing.T) {
 			if got := withheldOfVar(v); !slices.Equal(got, tc.want) {
 				t.Fatalf("withheld %q, want %q", got, tc.want)
 			}
-			if len(b.Vars["DB"].Withheld) != 0 {
+			if b.Vars["DB"].Withheld != nil {
 				t.Fatalf("a select-one var lists withheld providers: %+v", b.Vars["DB"])
 			}
 			x, err := Explain(&snap, "default", "lb", "", "ROUTES")
@@ -159,7 +159,7 @@ func TestWithheldValueLocatesOnly(t *testing.T) {
 	}
 	v := mustLookup(t, Resolve(&snap), "default", "lb", "").Vars["R"]
 	var got []string
-	for _, w := range v.Withheld {
+	for _, w := range v.Withheld.List() {
 		got = append(got, w.Key+"="+w.Value)
 		if w.Address != "10.0.0.1" || w.Port != 80 || w.Service != "web" {
 			t.Fatalf("withheld %+v lost where the instance is", w)
@@ -180,8 +180,8 @@ func TestWithheldBounded(t *testing.T) {
 		snap.Instances = append(snap.Instances, inst("default", "web", fmt.Sprint(i), "", false, "WEB_URL"))
 	}
 	v := mustLookup(t, Resolve(&snap), "default", "lb", "").Vars["R"]
-	if len(v.Withheld) != MaxWithheld || v.WithheldOmitted != 5 {
-		t.Fatalf("%d withheld and %d omitted, want %d and 5", len(v.Withheld), v.WithheldOmitted, MaxWithheld)
+	if len(v.Withheld.List()) != MaxWithheld || v.Withheld.LeftOut() != 5 {
+		t.Fatalf("%d withheld and %d omitted, want %d and 5", len(v.Withheld.List()), v.Withheld.LeftOut(), MaxWithheld)
 	}
 	if n := len(mustJSON(t, v)); n > 200*MaxWithheld {
 		t.Fatalf("a var at the withheld bound is %d bytes", n)

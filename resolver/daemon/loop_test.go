@@ -320,7 +320,7 @@ func TestLoopPublishesAWithheldChange(t *testing.T) {
 	ctx := context.Background()
 	f.startLoop(t, "r1", nil)
 	b, _ := f.waitEvent(t, "lb-public", 10*time.Second, func(b *resolver.Binding) bool { return b.Revision >= 1 })
-	if v := b.Vars["ROUTES"]; !v.Resolved || len(v.Providers) != 0 || len(v.Withheld) != 0 {
+	if v := b.Vars["ROUTES"]; !v.Resolved || len(v.Providers) != 0 || v.Withheld != nil {
 		t.Fatalf("ROUTES with no instance = %+v", v)
 	}
 	first := b.Revision
@@ -331,12 +331,12 @@ func TestLoopPublishesAWithheldChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer owner.Close(ctx)
-	b, _ = f.waitEvent(t, "lb-public", 15*time.Second, func(b *resolver.Binding) bool { return len(b.Vars["ROUTES"].Withheld) > 0 })
+	b, _ = f.waitEvent(t, "lb-public", 15*time.Second, func(b *resolver.Binding) bool { return b.Vars["ROUTES"].Withheld != nil })
 	v := b.Vars["ROUTES"]
-	if b.Revision != first+1 || len(v.Providers) != 0 || len(v.Withheld) != 2 {
+	if b.Revision != first+1 || len(v.Providers) != 0 || len(v.Withheld.List()) != 2 {
 		t.Fatalf("binding after a private api registered = revision %d (want %d), ROUTES %+v", b.Revision, first+1, v)
 	}
-	for _, w := range v.Withheld {
+	for _, w := range v.Withheld.List() {
 		if w.Service != "api" || w.Reason != resolver.WithheldNotPublic || w.Port != port {
 			t.Fatalf("withheld %+v, want the api instance, not public", w)
 		}
@@ -345,7 +345,7 @@ func TestLoopPublishesAWithheldChange(t *testing.T) {
 	if err := owner.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b, _ = f.waitEvent(t, "lb-public", 10*time.Second, func(b *resolver.Binding) bool { return len(b.Vars["ROUTES"].Withheld) == 0 })
+	b, _ = f.waitEvent(t, "lb-public", 10*time.Second, func(b *resolver.Binding) bool { return b.Vars["ROUTES"].Withheld == nil })
 	if b.Revision != first+2 {
 		t.Fatalf("revision %d after the api went, want %d", b.Revision, first+2)
 	}
