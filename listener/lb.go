@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net"
 	"os"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -21,19 +20,13 @@ import (
 //
 //   - Policy beats last-good. The min guard and an unresolved requirement
 //     keep a file's last good version, which protects a load balancer
-//     against its providers dying. A provider the resolver dropped while
+//     against its providers dying. A provider the resolver withheld while
 //     it is still live was dropped by policy (made private, moved to
-//     another federation, unpublished); a file that still routes to it is
-//     rendered anyway, even with an empty route.
+//     another federation, unpublished), and the binding lists it; a file
+//     that still routes to it is rendered anyway, even with an empty route.
 //   - One bad upstream never blocks the rest: in a template with a check,
 //     a provider whose host name does not resolve is left out of the
 //     render and reported, rather than failing the check for everyone.
-
-// snapshotReader is what the policy check needs of the registry; a
-// registry without it leaves last-good files alone.
-type snapshotReader interface {
-	Snapshot(ctx context.Context) (*resolver.Snapshot, error)
-}
 
 // policyRender renders, for a binding that is not ready, the templates
 // whose installed file routes to a provider that policy now forbids. It
@@ -46,7 +39,7 @@ func (l *Listener) policyRender(ctx context.Context, cfg *Config, p *plan) bool 
 			vars = append(vars, name)
 		}
 	}
-	names := l.evicting(ctx, cfg, p, vars)
+	names := l.evicting(cfg, p, vars)
 	if len(names) == 0 {
 		return false
 	}
@@ -65,14 +58,16 @@ func (l *Listener) policyRender(ctx context.Context, cfg *Config, p *plan) bool 
 }
 
 // evicting lists the templates of p whose installed file contains the
-// address of a live provider of vars that the binding no longer grants.
-func (l *Listener) evicting(ctx context.Context, cfg *Config, p *plan, vars []string) []string {
+// address of a live provider of vars that the binding withholds by policy.
+func (l *Listener) evicting(cfg *Config, p *plan, vars []string) []string {
 	if len(vars) == 0 || len(p.m.Templates) == 0 {
 		return nil
 	}
-	forbidden, err := l.forbidden(ctx, p, vars)
-	if err != nil {
-		l.log.Warn("cannot tell whether policy removed providers; files keep their last good version", "service", p.m.ID, "err", err)
+	hostPorts, omitted := forbidden(p.binding, vars)
+	if omitted > 0 {
+		l.log.Warn("the binding lists only part of the providers policy withholds; a file may keep routing to one left out", "service", p.m.ID, "left_out", omitted)
+	}
+	if len(hostPorts) == 0 {
 		return nil
 	}
 	var names []string
@@ -85,7 +80,7 @@ func (l *Listener) evicting(ctx context.Context, cfg *Config, p *plan, vars []st
 		if err != nil {
 			continue // nothing installed: nothing to evict
 		}
-		if hp, ok := containsAny(string(b), forbidden); ok {
+		if hp, ok := containsAny(string(b), hostPorts); ok {
 			l.log.Warn("installed file routes to a provider policy no longer allows; rendering without it", "service", p.m.ID, "template", name, "upstream", hp)
 			l.metrics.PolicyEvicted()
 			names = append(names, name)
@@ -94,47 +89,29 @@ func (l *Listener) evicting(ctx context.Context, cfg *Config, p *plan, vars []st
 	return names
 }
 
-// forbidden returns the host:port of every live instance (any federation)
-// providing a key of vars that the binding does not grant. Instances that
-// died are not live, so a kept file still keeps them.
-func (l *Listener) forbidden(ctx context.Context, p *plan, vars []string) ([]string, error) {
-	sr, ok := l.reg.(snapshotReader)
-	if !ok {
-		return nil, nil
-	}
-	snap, err := sr.Snapshot(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read the registry: %w", err)
-	}
+// forbidden returns the host:port of every provider of vars that the
+// binding withholds by policy (the resolver lists only live ones, so a
+// kept file still keeps those that died) and no granted provider shares,
+// and how many withheld providers the binding left out for size.
+func forbidden(b *resolver.Binding, vars []string) ([]string, int) {
 	var out []string
+	omitted := 0
 	for _, name := range vars {
-		req := p.m.Requires[name]
-		if req.Key == "" {
-			continue // a template of several keys is no load-balancer route
-		}
+		v := b.Vars[name]
+		omitted += v.Withheld.LeftOut()
 		granted := map[string]bool{}
-		for _, pr := range p.binding.Vars[name].Providers {
+		for _, pr := range v.Providers {
 			if u, ok := templates.UpstreamOf(pr); ok {
 				granted[u.HostPort] = true
 			}
 		}
-		for i := range snap.Instances {
-			in := &snap.Instances[i]
-			if in.Service == p.m.ID && in.Federation == l.fed {
-				continue // the load balancer itself
-			}
-			for k, v := range in.Provides {
-				if m, _ := path.Match(req.Key, k); !m {
-					continue
-				}
-				u, ok := templates.UpstreamOf(resolver.Provider{Key: k, Value: v, Address: in.Address, Port: in.Port, Instance: in.ID})
-				if ok && !granted[u.HostPort] {
-					out = append(out, u.HostPort)
-				}
+		for _, w := range v.Withheld.List() {
+			if u, ok := templates.UpstreamOf(w.Provider()); ok && !granted[u.HostPort] {
+				out = append(out, u.HostPort)
 			}
 		}
 	}
-	return out, nil
+	return out, omitted
 }
 
 // containsAny finds a host:port in a config file as a whole token: not
@@ -209,7 +186,7 @@ func (l *Listener) lbData(ctx context.Context, p *plan, check bool, data templat
 // evictsOnGuard reports whether a render that failed the min guard must
 // be done again without it: the installed file routes to a provider
 // policy no longer allows.
-func (l *Listener) evictsOnGuard(ctx context.Context, cfg *Config, p *plan, name string, err error) bool {
+func (l *Listener) evictsOnGuard(cfg *Config, p *plan, name string, err error) bool {
 	if !errors.Is(err, templates.ErrTooFewUpstreams) || p.relaxed {
 		return false
 	}
@@ -219,7 +196,7 @@ func (l *Listener) evictsOnGuard(ctx context.Context, cfg *Config, p *plan, name
 			vars = append(vars, v)
 		}
 	}
-	return slices.Contains(l.evicting(ctx, cfg, p, vars), name)
+	return slices.Contains(l.evicting(cfg, p, vars), name)
 }
 
 // hostResolver remembers, for a while, which host names resolve, so that

@@ -201,7 +201,7 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 		Environment: p.m.Environment, Binding: p.binding, Options: spec.Options, Min: minimum,
 	}, tr)
 	out, err := l.renderer.Render(ctx, name, contents, data)
-	if l.evictsOnGuard(ctx, cfg, p, name, err) { // policy beats last-good
+	if l.evictsOnGuard(cfg, p, name, err) { // policy beats last-good
 		data.Min = 0
 		out, err = l.renderer.Render(ctx, name, contents, data)
 	}

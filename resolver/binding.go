@@ -43,6 +43,14 @@ type Var struct {
 	Providers []Provider `json:"providers,omitempty"`
 	Optional  bool       `json:"optional,omitempty"`
 	Resolved  bool       `json:"resolved"`
+	// Withheld lists, for a select-all var with fewer providers than its
+	// min or its service's largest template min, the live providers that
+	// policy keeps out: a listener keeping a last good file must still
+	// render it when that file routes to one of them. Elsewhere it is
+	// nil, so that a change of policy-withheld providers costs no binding
+	// write unless it can matter, and a pointer, so that the many vars
+	// without it stay small.
+	Withheld *Withholding `json:"withheld,omitempty"`
 }
 
 // Provider is where one value of a Var came from.

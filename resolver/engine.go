@@ -41,7 +41,7 @@ func (e *engine) bind(fed, service, region string, plans []plan) Binding {
 	for i := range plans {
 		q := newQuery(&plans[i], fed, service, region)
 		v, reason := e.resolveVar(&q)
-		b.Vars[q.name] = v
+		b.Vars[q.name] = e.withhold(&q, v)
 		if reason != "" && !q.req.Optional {
 			b.Unresolved = append(b.Unresolved, Unresolved{Var: q.name, Key: q.display(), Reason: reason})
 		}
@@ -77,6 +77,11 @@ type engine struct {
 	regions   map[serviceKey][]string // "" first, then the instances' regions
 	templates map[string]parsedTemplate
 	memo      map[memoKey]memoEntry // select-all answers, shared across bindings
+
+	// unpublished indexes, by federation, the instances of services with
+	// no manifest: they bind to nothing, but a binding lists them withheld.
+	unpublished map[string]*fedIndex
+	withheld    map[withheldKey]survey // shared across bindings
 }
 
 type serviceKey struct{ fed, service string }
@@ -111,6 +116,9 @@ func newEngine(snap *Snapshot) *engine {
 		regions:   map[serviceKey][]string{},
 		templates: map[string]parsedTemplate{},
 		memo:      map[memoKey]memoEntry{},
+
+		unpublished: map[string]*fedIndex{},
+		withheld:    map[withheldKey]survey{},
 	}
 	e.addManifests(snap.Manifests)
 	e.addInstances(snap.Instances)
@@ -128,6 +136,9 @@ func newEngine(snap *Snapshot) *engine {
 		fi.dsKeys = slices.Sorted(maps.Keys(fi.datastores))
 	}
 	slices.Sort(e.fedNames)
+	for _, fi := range e.unpublished {
+		fi.keys = slices.Sorted(maps.Keys(fi.byKey))
+	}
 	for k, rs := range e.regions {
 		slices.Sort(rs[1:])
 		e.regions[k] = slices.Compact(rs)
@@ -160,18 +171,21 @@ func (e *engine) addInstances(list []Instance) {
 		public[serviceKey{fedOf(m.Federation), m.ID}] = m.Public
 	}
 	insts := make([]*Instance, 0, len(list))
+	var unpublished []*Instance
 	for i := range list {
-		pub, published := public[serviceKey{fedOf(list[i].Federation), list[i].Service}]
+		in := list[i]
+		pub, published := public[serviceKey{fedOf(in.Federation), in.Service}]
 		if !published {
+			unpublished = append(unpublished, &in)
 			continue
 		}
-		in := list[i]
 		in.Public = pub
 		insts = append(insts, &in)
 	}
 	// Sorting here rather than trusting the snapshot's order makes every
 	// answer independent of how the snapshot was assembled.
 	slices.SortFunc(insts, compareInstances)
+	e.addUnpublished(unpublished)
 	for rank, in := range insts {
 		fed := fedOf(in.Federation)
 		fi := e.fed(fed)
@@ -190,6 +204,22 @@ func (e *engine) addInstances(list []Instance) {
 	}
 }
 
+// addUnpublished indexes instances of unpublished services apart, so that
+// only the survey of withheld providers ever sees them.
+func (e *engine) addUnpublished(insts []*Instance) {
+	slices.SortFunc(insts, compareInstances)
+	for rank, in := range insts {
+		fi, ok := e.unpublished[fedOf(in.Federation)]
+		if !ok {
+			fi = newFedIndex()
+			e.unpublished[fedOf(in.Federation)] = fi
+		}
+		for k, v := range in.Provides {
+			fi.byKey[k] = append(fi.byKey[k], offer{in, v, rank})
+		}
+	}
+}
+
 func compareInstances(a, b *Instance) int {
 	return cmp.Or(
 		cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)),
@@ -205,10 +235,14 @@ func compareInstances(a, b *Instance) int {
 func (e *engine) fed(name string) *fedIndex {
 	fi, ok := e.feds[name]
 	if !ok {
-		fi = &fedIndex{byKey: map[string][]offer{}, globs: map[string][]group{}, datastores: map[string]string{}}
+		fi = newFedIndex()
 		e.feds[name] = fi
 	}
 	return fi
+}
+
+func newFedIndex() *fedIndex {
+	return &fedIndex{byKey: map[string][]offer{}, globs: map[string][]group{}, datastores: map[string]string{}}
 }
 
 func (e *engine) regionsOf(fed, service string) []string {
@@ -254,6 +288,9 @@ type plan struct {
 	tmpl    *manifest.Template   // set for a template requirement
 	glob    bool                 // Key has wildcards
 	invalid string               // why it cannot resolve whatever runs
+	// needs is how many providers a listener needs to render the service's
+	// files; below it, the var lists what policy withheld.
+	needs int
 }
 
 type parsedTemplate struct {
@@ -264,8 +301,11 @@ type parsedTemplate struct {
 
 func newPlans(m *manifest.Manifest, cache map[string]parsedTemplate) []plan {
 	plans := make([]plan, 0, len(m.Requires))
+	need := templatesNeed(m)
 	for _, name := range slices.Sorted(maps.Keys(m.Requires)) {
-		plans = append(plans, newPlan(name, m.Requires[name], cache))
+		p := newPlan(name, m.Requires[name], cache)
+		p.needs = max(p.min(), need)
+		plans = append(plans, p)
 	}
 	return plans
 }

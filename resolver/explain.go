@@ -63,10 +63,12 @@ func Explain(snap *Snapshot, fed, service, region, varName string) (*Explanation
 		return nil, unknownVar(m, varName)
 	}
 	p := newPlan(varName, req, e.templates)
+	p.needs = max(p.min(), templatesNeed(m))
 	q := newQuery(&p, fed, service, region)
 	q.explain = true
 	x := &Explanation{Federation: fed, Service: service, Region: region, Var: varName, Requirement: p.req}
 	x.Result, x.Reason = e.resolveVar(&q)
+	x.Result = e.withhold(&q, x.Result)
 	x.Winners = x.Result.Providers
 	if p.invalid != "" {
 		return x, nil

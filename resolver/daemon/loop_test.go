@@ -310,3 +310,43 @@ func (f *loopFixture) nextEvent(t *testing.T, service string) events.BindingsCha
 		}
 	}
 }
+
+// TestLoopPublishesAWithheldChange: lb-public has no public provider, so a
+// listener keeps its last good file; a private api instance then changes
+// only what its binding lists as withheld by policy. That alone is a new
+// revision with an event, since a file routing to it must be rendered.
+func TestLoopPublishesAWithheldChange(t *testing.T) {
+	f := newLoopFixture(t)
+	ctx := context.Background()
+	f.startLoop(t, "r1", nil)
+	b, _ := f.waitEvent(t, "lb-public", 10*time.Second, func(b *resolver.Binding) bool { return b.Revision >= 1 })
+	if v := b.Vars["ROUTES"]; !v.Resolved || len(v.Providers) != 0 || v.Withheld != nil {
+		t.Fatalf("ROUTES with no instance = %+v", v)
+	}
+	first := b.Revision
+
+	port := testcluster.TCPBackend(t)
+	owner, err := f.reg.Register(ctx, registry.InstanceSpec{Federation: "default", Service: "api", Node: "api-1", Address: "127.0.0.1", Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close(ctx)
+	b, _ = f.waitEvent(t, "lb-public", 15*time.Second, func(b *resolver.Binding) bool { return b.Vars["ROUTES"].Withheld != nil })
+	v := b.Vars["ROUTES"]
+	if b.Revision != first+1 || len(v.Providers) != 0 || len(v.Withheld.List()) != 2 {
+		t.Fatalf("binding after a private api registered = revision %d (want %d), ROUTES %+v", b.Revision, first+1, v)
+	}
+	for _, w := range v.Withheld.List() {
+		if w.Service != "api" || w.Reason != resolver.WithheldNotPublic || w.Port != port {
+			t.Fatalf("withheld %+v, want the api instance, not public", w)
+		}
+	}
+
+	if err := owner.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = f.waitEvent(t, "lb-public", 10*time.Second, func(b *resolver.Binding) bool { return b.Vars["ROUTES"].Withheld == nil })
+	if b.Revision != first+2 {
+		t.Fatalf("revision %d after the api went, want %d", b.Revision, first+2)
+	}
+}
