@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	dep "github.com/hashicorp/consul-template/dependency"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/patchbay/patchbay/internal/errkind"
@@ -257,24 +256,4 @@ func (l *configLoader) allow(a *AllowConfig) {
 			l.report(at, "allow.sources: %q is not a valid glob (%v)", s, err)
 		}
 	}
-}
-
-// newRefusedCounter registers patchbay_listener_refused_total on reg.
-func newRefusedCounter(reg *prometheus.Registry) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "patchbay_listener_refused_total",
-		Help: "Manifest commands (kind command) and template files (kind source) that listener.yaml's allow refused, each time a run met them; they were not run or read.",
-	}, []string{"kind"})
-	c.WithLabelValues("command")
-	c.WithLabelValues("source")
-	reg.MustRegister(c)
-	return c
-}
-
-// Refused records a command or template file refused by allow.
-func (m *Metrics) Refused(kind string) {
-	if m == nil {
-		return
-	}
-	m.refused.WithLabelValues(kind).Inc()
 }

@@ -189,6 +189,7 @@ type configError struct {
 
 func (e *configError) Error() string        { return strings.Join(e.lines, "\n") }
 func (e *configError) Is(target error) bool { return target == ErrConfig }
+func (e *configError) Kind() errkind.Kind   { return errkind.Of(ErrConfig) }
 func (e *configError) Unwrap() error        { return e.cause }
 
 func configReadError(path string, err error) error {

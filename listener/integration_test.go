@@ -103,6 +103,7 @@ func (c *cluster) startResolver() {
 type node struct {
 	name string
 	root string
+	cfg  *listener.Config // as loaded at start
 	l    *listener.Listener
 	runs atomic.Int64
 	last atomic.Pointer[listener.RunReport]
@@ -169,6 +170,7 @@ retry: {initial: 1s, max: 5s}
 	if c.nodeBus != nil {
 		bus = c.nodeBus
 	}
+	n.cfg = cfg
 	n.l, err = listener.New(cfg, reg,
 		listener.WithBus(bus), listener.WithLogger(cmpOrLogger(c.nodeLog, testLogger(c.t, name))),
 		listener.WithOwnerOptions(registry.WithOwnerTTL(2*time.Second)),

@@ -75,6 +75,7 @@ type Listener struct {
 	owners     atomic.Pointer[map[string]*registry.Owner]
 	ownersMu   sync.Mutex    // serializes registrars' copy-on-write of owners
 	activity   chan struct{} // a queue change, for the converged timeout
+	probes     chan struct{} // unbuffered: taken only by supervise's select
 
 	// Owned by the provision run; the queue runs one at a time.
 	provisioned   map[string]seenInputs // inputs of each service's last successful provision
@@ -130,7 +131,7 @@ func WithoutDriftWatch() Option { return func(l *Listener) { l.noDrift = true } 
 func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	l := &Listener{
 		reg: reg, fed: "default", log: slog.Default(),
-		reloads: make(chan *Config, 1), groups: make(chan []string, 1), activity: make(chan struct{}, 1),
+		reloads: make(chan *Config, 1), groups: make(chan []string, 1), activity: make(chan struct{}, 1), probes: make(chan struct{}),
 		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, inputs: newInputs(), hosts: newHostResolver(),
 		malformedLog: &rate.Sometimes{Interval: 10 * time.Second},
 	}
@@ -291,6 +292,20 @@ func (l *Listener) Resume() { l.queue.Resume() }
 func (l *Listener) Resync(reason string) {
 	l.inputs.invalidate()
 	l.queue.Trigger(reason)
+}
+
+// Alive returns nil once Run's loops, the one keeping registrations and
+// subscriptions in step and the queue's, have each taken a probe; an error
+// when one did not before ctx ended (Run not running, or a loop stuck).
+// It is what the systemd watchdog asks before it pings: a process whose
+// goroutines still run but whose loops do not is not alive.
+func (l *Listener) Alive(ctx context.Context) error {
+	select {
+	case l.probes <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("listener: run loop did not answer: %w", ctx.Err())
+	}
+	return l.queue.Alive(ctx)
 }
 
 // Provision queues a run as soon as the throttle allows.

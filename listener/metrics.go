@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/patchbay/patchbay/internal/events"
 )
 
 // Metrics are the listener's Prometheus metrics, served at GET /metrics of
@@ -16,106 +18,54 @@ import (
 // global one, so that two listeners in one process (tests, `patchbay dev`)
 // do not collide and nothing a library registers globally leaks out.
 //
+// Every metric of the listener is declared in this file, one declare
+// method per concern, each followed by the methods that record it.
+//
 // A nil *Metrics records nothing, so parts of the daemon can run without.
 type Metrics struct {
 	reg *prometheus.Registry
 
+	// Runs (declareRuns).
 	provisions     *prometheus.CounterVec
 	runDuration    prometheus.Histogram
 	lastSuccess    prometheus.Gauge
 	renderDuration prometheus.Histogram
-	pending        prometheus.Gauge
-	running        prometheus.Gauge
-	paused         prometheus.Gauge
-	coalesced      prometheus.Counter
+	tests          *prometheus.CounterVec
 	restores       *prometheus.CounterVec
-	inputsRead     *prometheus.CounterVec
-	malformed      prometheus.Counter
-	statusWrites   prometheus.Counter
 	refused        *prometheus.CounterVec
-	more           moreMetrics // tests and region filtering (metrics_more.go)
-	lb             lbMetrics
 
+	// The queue (declareQueue).
+	pending       prometheus.Gauge
+	running       prometheus.Gauge
+	paused        prometheus.Gauge
+	coalesced     prometheus.Counter
 	mu            sync.Mutex
 	lastCoalesced uint64 // QueueState.Coalesced as last seen, to add deltas
+
+	// Inputs: events and Consul (declareInputs).
+	inputsRead    *prometheus.CounterVec
+	malformed     prometheus.Counter
+	eventsIgnored *prometheus.CounterVec
+	statusWrites  prometheus.Counter
+
+	// Load balancers: lb.go and haproxy.go (declareLB).
+	leftOut       prometheus.Gauge
+	policyEvicted prometheus.Counter
+	haproxy       *prometheus.CounterVec
 }
 
 // NewMetrics returns the listener's metrics with Go runtime and process
 // metrics alongside.
 func NewMetrics() *Metrics {
-	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		provisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "patchbay_listener_provisions_total",
-			Help: "Provision runs finished, by result: ok (every service applied), failed (a template, reload or provision command failed), " +
-				"skipped (a service had unresolved requirements), halted (its rollout group is halted; staged, not applied).",
-		}, []string{"result"}),
-		runDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "patchbay_listener_run_duration_seconds",
-			Help: "Duration of whole provision runs: reading bindings, rendering, checks, reloads and provision commands.",
-			// Runs range from a re-render with nothing to do to a
-			// configuration-management run of several minutes.
-			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800},
-		}),
-		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "patchbay_listener_last_success_timestamp_seconds",
-			Help: "Unix time when a provision run last finished with result ok; 0 until one has. Alert on time() minus this to catch a node stuck failing.",
-		}),
-		renderDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "patchbay_listener_render_duration_seconds",
-			Help:    "Duration of rendering one template from the bindings, before its check and install.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8), // 1ms … 16s
-		}),
-		pending: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "patchbay_listener_queue_pending",
-			Help: "1 while a provision run is queued and waiting for the quiet window, the throttle or a resume; else 0.",
-		}),
-		running: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "patchbay_listener_queue_running",
-			Help: "1 while a provision run is in progress; else 0.",
-		}),
-		paused: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "patchbay_listener_queue_paused",
-			Help: "1 while the listener is paused (patchbay pause): triggers are remembered, no run starts until patchbay resume; else 0.",
-		}),
-		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "patchbay_listener_triggers_coalesced_total",
-			Help: "Triggers absorbed into an already queued provision run instead of causing a run of their own: the reload storms avoided.",
-		}),
-		restores: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "patchbay_listener_drift_restores_total",
-			Help: "Rendered files restored after being edited or deleted by hand, by destination path. A rising count means something keeps changing the file.",
-		}, []string{"path"}), // bounded: one value per template destination of this node
-		inputsRead: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "patchbay_listener_inputs_read_total",
-			Help: "Provision runs by where they read the bindings: events (carried by NATS, no Consul request) or consul (start, a manifest change, an oversized binding, anti-entropy).",
-		}, []string{"source"}),
-		malformed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "patchbay_listener_events_malformed_total",
-			Help: "NATS messages on patchbay's subjects that were not patchbay events and were ignored (logged at most every 10s).",
-		}),
-		statusWrites: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "patchbay_listener_status_writes_total",
-			Help: "Writes of the node's status to Consul: one when a run's outcome differs from the last one recorded, never one per run.",
-		}),
-	}
-	// Results are known in advance: exporting them at 0 from the start lets
-	// rate() and increase() see the first run of each.
-	for _, r := range []string{ResultOK, ResultFailed, ResultSkipped, ResultHalted} {
-		m.provisions.WithLabelValues(r)
-	}
-	m.more = newMoreMetrics(m.reg)
-	m.inputsRead.WithLabelValues("events")
-	m.inputsRead.WithLabelValues("consul")
-	m.refused = newRefusedCounter(m.reg)
+	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.provisions, m.runDuration, m.lastSuccess, m.renderDuration,
-		m.pending, m.running, m.paused, m.coalesced, m.restores,
-		m.inputsRead, m.malformed, m.statusWrites,
 	)
-	m.lb = newLBMetrics(m.reg)
+	m.declareRuns()
+	m.declareQueue()
+	m.declareInputs()
+	m.declareLB()
 	return m
 }
 
@@ -127,6 +77,55 @@ func (m *Metrics) Handler() http.Handler {
 		ErrorHandling: promhttp.ContinueOnError,
 		ErrorLog:      slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
 	})
+}
+
+// counterVec returns a registered counter with labels, exported at 0 for
+// each of the known label values given (one label), so that rate() and
+// increase() see the first increment of each.
+func (m *Metrics) counterVec(opts prometheus.CounterOpts, labels []string, known ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(opts, labels)
+	for _, v := range known {
+		c.WithLabelValues(v)
+	}
+	m.reg.MustRegister(c)
+	return c
+}
+
+func (m *Metrics) declareRuns() {
+	m.provisions = m.counterVec(prometheus.CounterOpts{
+		Name: "patchbay_listener_provisions_total",
+		Help: "Provision runs finished, by result: ok (every service applied), failed (a template, reload or provision command failed), " +
+			"skipped (a service had unresolved requirements), halted (its rollout group is halted; staged, not applied).",
+	}, []string{"result"}, ResultOK, ResultFailed, ResultSkipped, ResultHalted)
+	m.runDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "patchbay_listener_run_duration_seconds",
+		Help: "Duration of whole provision runs: reading bindings, rendering, checks, reloads and provision commands.",
+		// Runs range from a re-render with nothing to do to a
+		// configuration-management run of several minutes.
+		Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800},
+	})
+	m.lastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "patchbay_listener_last_success_timestamp_seconds",
+		Help: "Unix time when a provision run last finished with result ok; 0 until one has. Alert on time() minus this to catch a node stuck failing.",
+	})
+	m.renderDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "patchbay_listener_render_duration_seconds",
+		Help:    "Duration of rendering one template from the bindings, before its check and install.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8), // 1ms … 16s
+	})
+	m.reg.MustRegister(m.runDuration, m.lastSuccess, m.renderDuration)
+	m.tests = m.counterVec(prometheus.CounterOpts{
+		Name: "patchbay_listener_tests_total",
+		Help: "Declared tests (manifest tests:) run after an apply, by service and result (passed, failed). A failed test undoes the service's apply.",
+	}, []string{"service", "result"}) // bounded: the node's hosted services
+	m.restores = m.counterVec(prometheus.CounterOpts{
+		Name: "patchbay_listener_drift_restores_total",
+		Help: "Rendered files restored after being edited or deleted by hand, by destination path. A rising count means something keeps changing the file.",
+	}, []string{"path"}) // bounded: one value per template destination of this node
+	m.refused = m.counterVec(prometheus.CounterOpts{
+		Name: "patchbay_listener_refused_total",
+		Help: "Manifest commands (kind command) and template files (kind source) that listener.yaml's allow refused, each time a run met them; they were not run or read.",
+	}, []string{"kind"}, "command", "source")
 }
 
 // RunFinished records a finished provision run with its result (ResultOK,
@@ -148,6 +147,55 @@ func (m *Metrics) Rendered(d time.Duration) {
 		return
 	}
 	m.renderDuration.Observe(d.Seconds())
+}
+
+// TestFinished records a declared test's result.
+func (m *Metrics) TestFinished(service string, passed bool) {
+	if m == nil {
+		return
+	}
+	result := "failed"
+	if passed {
+		result = "passed"
+	}
+	m.tests.WithLabelValues(service, result).Inc()
+}
+
+// Restored records that the rendered file at path was put back after it
+// drifted.
+func (m *Metrics) Restored(path string) {
+	if m == nil {
+		return
+	}
+	m.restores.WithLabelValues(path).Inc()
+}
+
+// Refused records a command or template file refused by allow.
+func (m *Metrics) Refused(kind string) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(kind).Inc()
+}
+
+func (m *Metrics) declareQueue() {
+	m.pending = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "patchbay_listener_queue_pending",
+		Help: "1 while a provision run is queued and waiting for the quiet window, the throttle or a resume; else 0.",
+	})
+	m.running = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "patchbay_listener_queue_running",
+		Help: "1 while a provision run is in progress; else 0.",
+	})
+	m.paused = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "patchbay_listener_queue_paused",
+		Help: "1 while the listener is paused (patchbay pause): triggers are remembered, no run starts until patchbay resume; else 0.",
+	})
+	m.coalesced = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "patchbay_listener_triggers_coalesced_total",
+		Help: "Triggers absorbed into an already queued provision run instead of causing a run of their own: the reload storms avoided.",
+	})
+	m.reg.MustRegister(m.pending, m.running, m.paused, m.coalesced)
 }
 
 // QueueChanged records the queue's state each time its owner reports it.
@@ -173,20 +221,38 @@ func (m *Metrics) QueueChanged(s QueueState) {
 	m.lastCoalesced = s.Coalesced
 }
 
-// Restored records that the rendered file at path was put back after it
-// drifted.
-func (m *Metrics) Restored(path string) {
-	if m == nil {
-		return
-	}
-	m.restores.WithLabelValues(path).Inc()
-}
-
 func boolGauge(b bool) float64 {
 	if b {
 		return 1
 	}
 	return 0
+}
+
+// Why a bindings event woke no run.
+const (
+	ignoredOtherRegion     = "other-region"
+	ignoredHeld            = "held"
+	ignoredOtherFederation = "other-federation"
+)
+
+func (m *Metrics) declareInputs() {
+	m.inputsRead = m.counterVec(prometheus.CounterOpts{
+		Name: "patchbay_listener_inputs_read_total",
+		Help: "Provision runs by where they read the bindings: events (carried by NATS, no Consul request) or consul (start, a manifest change, an oversized binding, anti-entropy).",
+	}, []string{"source"}, "events", "consul")
+	m.malformed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "patchbay_listener_events_malformed_total",
+		Help: "NATS messages on patchbay's subjects that were not patchbay events and were ignored (logged at most every 10s).",
+	})
+	m.eventsIgnored = m.counterVec(prometheus.CounterOpts{
+		Name: "patchbay_listener_events_ignored_total",
+		Help: "Bindings events that woke no run, by reason: other-region (a binding of a region the node does not use), held (a revision the node holds already), other-federation.",
+	}, []string{"reason"}, ignoredOtherRegion, ignoredHeld, ignoredOtherFederation)
+	m.statusWrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "patchbay_listener_status_writes_total",
+		Help: "Writes of the node's status to Consul: one when a run's outcome differs from the last one recorded, never one per run.",
+	})
+	m.reg.MustRegister(m.malformed, m.statusWrites)
 }
 
 // InputsRead records where a run read its bindings: "events" or "consul".
@@ -205,10 +271,62 @@ func (m *Metrics) Malformed() {
 	m.malformed.Inc()
 }
 
+// EventIgnored records a bindings event that woke no run.
+func (m *Metrics) EventIgnored(reason string) {
+	if m == nil {
+		return
+	}
+	m.eventsIgnored.WithLabelValues(reason).Inc()
+}
+
+// eventIgnored says why a bindings event woke no run: at debug level, as a
+// node in one region sees every region's events of its services.
+func (l *Listener) eventIgnored(e events.BindingsChanged, reason string) {
+	l.metrics.EventIgnored(reason)
+	l.log.Debug("bindings event ignored", "service", e.Service, "event_region", e.Region, "node_region", l.cfg.Load().Region, "revision", e.Revision, "reason", reason)
+}
+
 // StatusWritten records a write of the node's status to Consul.
 func (m *Metrics) StatusWritten() {
 	if m == nil {
 		return
 	}
 	m.statusWrites.Inc()
+}
+
+func (m *Metrics) declareLB() {
+	m.leftOut = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "patchbay_listener_upstreams_left_out",
+		Help: "Upstreams the last provision run left out of load-balancer renders because their host names do not resolve; the other changes applied. See patchbay status.",
+	})
+	m.policyEvicted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "patchbay_listener_policy_evictions_total",
+		Help: "Renders of a file that would have kept its last good version but routed to a live provider policy no longer allows (made private, another federation, unpublished).",
+	})
+	m.reg.MustRegister(m.leftOut, m.policyEvicted)
+	m.haproxy = m.counterVec(prometheus.CounterOpts{
+		Name: "patchbay_listener_haproxy_runtime_total",
+		Help: "Changed HAProxy configs by how they were applied: runtime (servers changed over the runtime API, no reload), reload (the structure changed), fallback (the runtime API failed; reloaded).",
+	}, []string{"applied"}, "runtime", "reload", "fallback")
+}
+
+// LeftOut records how many upstreams the last run left out.
+func (m *Metrics) LeftOut(n int) {
+	if m != nil {
+		m.leftOut.Set(float64(n))
+	}
+}
+
+// PolicyEvicted records a render forced by policy over a last good file.
+func (m *Metrics) PolicyEvicted() {
+	if m != nil {
+		m.policyEvicted.Inc()
+	}
+}
+
+// HAProxyApplied records how a changed HAProxy config was applied.
+func (m *Metrics) HAProxyApplied(how string) {
+	if m != nil {
+		m.haproxy.WithLabelValues(how).Inc()
+	}
 }

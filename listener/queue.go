@@ -70,6 +70,7 @@ type Queue struct {
 
 	triggers chan string
 	control  chan control
+	probes   chan struct{} // unbuffered: taken only by Run's select
 }
 
 type control int
@@ -120,7 +121,7 @@ func WithRetry(initial, maxInterval time.Duration) QueueOption {
 func NewQueue(opts ...QueueOption) *Queue {
 	q := &Queue{
 		quiet: DefaultQuiet, maxWait: DefaultMaxWait, minInterval: DefaultMinInterval, burst: DefaultBurst,
-		log: slog.Default(), triggers: make(chan string, 64), control: make(chan control, 8),
+		log: slog.Default(), triggers: make(chan string, 64), control: make(chan control, 8), probes: make(chan struct{}),
 		observe: func(QueueState) {}, retryInitial: DefaultRetryInitial, retryMax: DefaultRetryMax,
 	}
 	for _, o := range opts {
@@ -156,6 +157,19 @@ func (q *Queue) send(c control) {
 	case q.control <- c:
 	default:
 		q.log.Warn("queue not running; control request dropped")
+	}
+}
+
+// Alive returns nil once Run's loop has taken a probe, or an error when it
+// did not before ctx ended: Run is not running, or it is stuck outside its
+// wait. A provision in progress does not delay the answer; it runs on a
+// goroutine of its own.
+func (q *Queue) Alive(ctx context.Context) error {
+	select {
+	case q.probes <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("listener: queue loop did not answer: %w", ctx.Err())
 	}
 }
 
@@ -206,6 +220,9 @@ func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) 
 			q.add(st, reason, time.Now())
 		case c := <-q.control:
 			q.apply(st, c, time.Now())
+		case <-q.probes:
+			timer.Stop()
+			continue // nothing changed: no observer call, which is activity to the converged timeout
 		case err := <-done:
 			q.finished(st, err, time.Now())
 		case <-timer.C:

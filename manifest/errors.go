@@ -49,6 +49,9 @@ func (ps Problems) Error() string {
 // Is makes errors.Is(err, ErrInvalid) true.
 func (ps Problems) Is(target error) bool { return target == ErrInvalid }
 
+// Kind is ErrInvalid's: the input is wrong.
+func (ps Problems) Kind() errkind.Kind { return errkind.Of(ErrInvalid) }
+
 func (ps Problems) sorted() Problems {
 	slices.SortStableFunc(ps, func(a, b Problem) int {
 		if c := strings.Compare(a.File, b.File); c != 0 {

@@ -52,7 +52,8 @@ deregisters the instances and exits 0; SIGHUP reloads listener.yaml.
 
 Under systemd (NOTIFY_SOCKET set; Type=notify or notify-reload) it reports
 READY=1 once running, RELOADING=1 and READY=1 around each reload, STOPPING=1
-on the way out, and pings the watchdog at half WatchdogSec=.
+on the way out, and pings the watchdog at half WatchdogSec= while its loops
+answer (a wedged daemon stops pinging, and systemd restarts it).
 
 The control endpoint (control, default ` + listener.DefaultControlAddr + `) serves
 /healthz, /status and /metrics, and patchbay pause, resume and provision.`,
@@ -129,7 +130,7 @@ func (a *app) listen(ctx context.Context, f listenFlags) error {
 	defer stop()
 	sd := notifier{a.logger()}
 	wg.Go(func() { a.reloadOnHangup(ctx, hup, l, sd) })
-	wg.Go(func() { sd.watchdog(ctx, func() { l.Report() }) })
+	wg.Go(func() { sd.watchdog(ctx, l.Alive) })
 	sd.ready("listening; node " + cfg.Node)
 	return l.Run(ctx)
 }

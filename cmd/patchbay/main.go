@@ -89,6 +89,7 @@ type usage struct{ err error }
 func (u usage) Error() string        { return u.err.Error() }
 func (u usage) Unwrap() error        { return errors.Unwrap(u.err) }
 func (u usage) Is(target error) bool { return target == errUsage }
+func (u usage) Kind() errkind.Kind   { return errkind.Of(errUsage) }
 
 // commandError marks an error returned by a command's own code, as opposed
 // to cobra's parsing of the command line.

@@ -65,7 +65,7 @@ leadership, the lag from a registry change to the bindings written) and
 			opts := append([]daemon.LoopOption{daemon.WithHolder(holder), daemon.WithDebounce(quiet, maxWait), daemon.WithLogger(a.logger())}, metrics...)
 			loop := daemon.NewLoop(reg, nc, opts...)
 			sd := notifier{a.logger()}
-			wg.Go(func() { sd.watchdog(ctx, func() {}) })
+			wg.Go(func() { sd.watchdog(ctx, loop.Alive) })
 			wg.Go(func() { <-ctx.Done(); sd.stopping() })
 			sd.ready("resolving as " + holder)
 			return loop.Run(ctx)

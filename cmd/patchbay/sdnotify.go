@@ -37,9 +37,11 @@ func (n notifier) stopping() {
 }
 
 // watchdog pings systemd's watchdog (WatchdogSec=) at half its interval
-// until ctx ends, as long as alive returns: a daemon wedged inside alive
-// stops pinging, and systemd restarts it.
-func (n notifier) watchdog(ctx context.Context, alive func()) {
+// until ctx ends, each time the daemon's loop answers alive within a
+// quarter of it. A process whose goroutines run but whose loop is wedged
+// stops pinging, and systemd restarts it; a quarter keeps an answered
+// ping within three quarters of the interval of the one before.
+func (n notifier) watchdog(ctx context.Context, alive func(context.Context) error) {
 	interval, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
 		n.log.Warn("systemd watchdog settings unreadable; not pinging it", "err", err)
@@ -51,12 +53,23 @@ func (n notifier) watchdog(ctx context.Context, alive func()) {
 	tick := time.NewTicker(interval / 2)
 	defer tick.Stop()
 	for {
-		alive()
-		n.send(daemon.SdNotifyWatchdog)
+		n.pingIfAlive(ctx, alive, interval/4)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+func (n notifier) pingIfAlive(ctx context.Context, alive func(context.Context) error, within time.Duration) {
+	actx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	err := alive(actx)
+	switch {
+	case err == nil:
+		n.send(daemon.SdNotifyWatchdog)
+	case ctx.Err() == nil:
+		n.log.Warn("daemon loop did not answer; not pinging the systemd watchdog, which restarts the daemon if this lasts", "within", within, "err", err)
 	}
 }

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -118,6 +123,109 @@ func TestResolverNotifiesSystemd(t *testing.T) {
 	d.signal(t, syscall.SIGTERM)
 	sock.expect(t, `^STOPPING=1\n`, 10*time.Second)
 	if code := d.wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+}
+
+// mark sends text to the notify socket after everything sent before it,
+// so that reading up to it reads everything the watchdog had sent.
+func (s *notifySocket) mark(t *testing.T, text string) {
+	t.Helper()
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: os.Getenv("NOTIFY_SOCKET"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(text)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// until returns the messages before text.
+func (s *notifySocket) until(t *testing.T, text string) []string {
+	t.Helper()
+	var got []string
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-s.msgs:
+			if m == text {
+				return got
+			}
+			got = append(got, m)
+		case <-timeout:
+			t.Fatalf("mark %q never read; got %q", text, got)
+		}
+	}
+}
+
+// The watchdog pings while the daemon's loop answers, and not while it
+// does not: systemd then restarts the daemon.
+func TestWatchdogPingsOnlyWhenLoopAnswers(t *testing.T) {
+	sock := listenNotify(t)
+	t.Setenv("WATCHDOG_USEC", "200000") // a probe every 100ms, answered within 50ms
+	var answering atomic.Bool
+	answering.Store(true)
+	failed := make(chan error, 100)
+	alive := func(ctx context.Context) error {
+		if answering.Load() {
+			return nil
+		}
+		<-ctx.Done() // a wedged loop never takes the probe
+		failed <- ctx.Err()
+		return ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { notifier{slog.New(slog.DiscardHandler)}.watchdog(ctx, alive) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	for range 2 {
+		sock.expect(t, `^WATCHDOG=1$`, 2*time.Second)
+	}
+	nextFailed := func() error {
+		t.Helper()
+		select {
+		case err := <-failed:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("the watchdog stopped probing")
+			return nil
+		}
+	}
+	answering.Store(false)
+	nextFailed() // every ping before this probe was sent
+	sock.mark(t, "MARK=before")
+	sock.until(t, "MARK=before")
+	for range 3 {
+		if err := nextFailed(); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("unanswered probe ended with %v", err)
+		}
+	}
+	sock.mark(t, "MARK=after")
+	if got := sock.until(t, "MARK=after"); len(got) != 0 {
+		t.Fatalf("sent %q while the loop did not answer three probes", got)
+	}
+	answering.Store(true)
+	sock.expect(t, `^WATCHDOG=1$`, 2*time.Second)
+}
+
+// The resolver daemon pings the watchdog while its loop answers: here
+// standing by (the cluster's own resolver leads), against a real Consul
+// and NATS.
+func TestResolverPingsWatchdog(t *testing.T) {
+	sock := listenNotify(t)
+	t.Setenv("WATCHDOG_USEC", "400000")
+	c := startListenCluster(t)
+	d := startDaemon(t, "resolver", "--consul-addr="+c.consul.Addr, "--nats-url="+c.nats.URL, "--name", "sd-resolver")
+	sock.expect(t, `^READY=1\nSTATUS=resolving as sd-resolver$`, 20*time.Second)
+	for range 2 {
+		sock.expect(t, `^WATCHDOG=1$`, 2*time.Second)
+	}
+	d.signal(t, syscall.SIGTERM)
+	// A standby leaves only once consul/api's blocking lock query returns
+	// (its LockWaitTime, 15s), which checks the stop channel in between.
+	if code := d.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
 }

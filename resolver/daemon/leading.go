@@ -179,6 +179,8 @@ func (ld *leader) waitForChange(ctx context.Context, inputs <-chan uint64, bindi
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-ld.probes:
+			continue
 		case <-wake:
 			return nil
 		case wake := <-bindings:

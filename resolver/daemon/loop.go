@@ -7,6 +7,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -56,6 +57,8 @@ type Loop struct {
 	onApplied func(Pass)
 	// onLeading, when set, hears when leadership starts and ends (metrics).
 	onLeading func(bool)
+	// probes are taken by the loop's waits only (see Alive); unbuffered.
+	probes chan struct{}
 }
 
 // Pass describes one resolve-and-write pass.
@@ -105,7 +108,7 @@ func WithPassHook(fn func(Pass)) LoopOption { return func(l *Loop) { l.onApplied
 
 // NewLoop returns a resolver loop.
 func NewLoop(reg Registry, pub Publisher, opts ...LoopOption) *Loop {
-	l := &Loop{reg: reg, pub: pub, holder: "resolver", quiet: DefaultQuiet, max: DefaultMaxWait, ttl: registry.DefaultLeaderTTL, log: slog.Default()}
+	l := &Loop{reg: reg, pub: pub, holder: "resolver", quiet: DefaultQuiet, max: DefaultMaxWait, ttl: registry.DefaultLeaderTTL, log: slog.Default(), probes: make(chan struct{})}
 	for _, opt := range opts {
 		opt(l)
 	}
@@ -153,38 +156,87 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		wait := b.NextBackOff()
 		l.log.Warn("resolver not leading; retrying", "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
+		l.sleep(ctx, wait)
 	}
 	return nil
 }
 
+// Alive returns nil once the loop has taken a probe, or an error when it
+// did not before ctx ended: Run is not running, or it is stuck in a pass
+// (a Consul request that never returns). The loop takes probes wherever it
+// waits: for a change while leading, for leadership while standing by, and
+// between retries; so an outage it is riding out is not taken for a wedge.
+// It is what the systemd watchdog asks before it pings.
+func (l *Loop) Alive(ctx context.Context) error {
+	select {
+	case l.probes <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("resolver: loop did not answer: %w", ctx.Err())
+	}
+}
+
+// sleep waits for d or the end of ctx, taking probes meanwhile.
+func (l *Loop) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case <-l.probes:
+		}
+	}
+}
+
 // retry runs op until it succeeds, ctx ends (nil) or Consul refuses a
 // permission (that error).
+// Its waits take probes (see Alive), which backoff.Retry's could not.
 func (l *Loop) retry(ctx context.Context, what string, op func() error) error {
-	notify := func(err error, wait time.Duration) {
-		l.log.Warn("resolver cannot "+what+"; retrying", "err", err, "retry_in", wait)
-	}
-	err := backoff.RetryNotify(func() error {
+	b := retryBackoff()
+	for {
 		err := op()
-		if errors.Is(err, registry.ErrPermissionDenied) {
-			return backoff.Permanent(err)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err == nil, errors.Is(err, registry.ErrPermissionDenied):
+			return err
 		}
-		return err
-	}, backoff.WithContext(retryBackoff(), ctx), notify)
-	if ctx.Err() != nil {
-		return nil
+		wait := b.NextBackOff()
+		l.log.Warn("resolver cannot "+what+"; retrying", "err", err, "retry_in", wait)
+		l.sleep(ctx, wait)
 	}
-	return err
+}
+
+// acquire waits for leadership, taking probes meanwhile: standing by is a
+// standby's idle wait.
+func (l *Loop) acquire(ctx context.Context, cand *registry.Candidate) (*registry.Leadership, error) {
+	type acquired struct {
+		lead *registry.Leadership
+		err  error
+	}
+	done := make(chan acquired, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		lead, err := cand.Acquire(ctx)
+		done <- acquired{lead, err}
+	})
+	for {
+		select {
+		case a := <-done:
+			return a.lead, a.err
+		case <-l.probes:
+		}
+	}
 }
 
 // leadOnce waits for leadership and resolves until it is lost.
 func (l *Loop) leadOnce(ctx context.Context, cand *registry.Candidate, leading func()) error {
 	l.log.Info("resolver standing by for leadership", "holder", l.holder)
-	lead, err := cand.Acquire(ctx)
+	lead, err := l.acquire(ctx, cand)
 	if err != nil {
 		return err
 	}
