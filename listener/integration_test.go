@@ -89,11 +89,13 @@ func (c *cluster) publish(doc string) {
 	}
 }
 
-// startResolver runs the resolver loop until the test ends.
-func (c *cluster) startResolver() {
+// startResolver runs the resolver loop until the test ends, with a short
+// debounce unless opts say otherwise.
+func (c *cluster) startResolver(opts ...daemon.LoopOption) {
 	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	loop := daemon.NewLoop(c.reg, c.nc, daemon.WithDebounce(500*time.Millisecond, 5*time.Second), daemon.WithLogger(testLogger(c.t, "resolver")))
+	opts = append([]daemon.LoopOption{daemon.WithDebounce(500*time.Millisecond, 5*time.Second), daemon.WithLogger(testLogger(c.t, "resolver"))}, opts...)
+	loop := daemon.NewLoop(c.reg, c.nc, opts...)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = loop.Run(ctx) }()
 	c.t.Cleanup(func() { cancel(); <-done })
@@ -207,7 +209,9 @@ templates:
   upstreams:
     contents: "{{ range upstreams \"API_URL\" }}{{ .HostPort }}\n{{ end }}"
     destination: /etc/web/upstreams`)
-	c.startResolver()
+	// The target holds with the default debounce: a shorter one turns a
+	// loaded machine's pauses between registrations into extra passes.
+	c.startResolver(daemon.WithDebounce(daemon.DefaultQuiet, daemon.DefaultMaxWait))
 	var nodes []*node
 	for i := range 3 {
 		nodes = append(nodes, c.startListener(fmt.Sprintf("web-%d", i+1), "{quiet: 1s, max_wait: 10s, min_interval: 30s, burst: 3}", fmt.Sprintf("  - service: web\n    port: %d\n", 9000+i)))
