@@ -115,6 +115,10 @@ func WithFetcher(f templates.Fetcher) Option { return func(l *Listener) { l.fetc
 // after its first run: the node has converged.
 func WithConvergedTimeout(d time.Duration) Option { return func(l *Listener) { l.converged = d } }
 
+// WithRunHook has fn called after every provision run, from the run's
+// goroutine, before the run's status is published: keep it short.
+func WithRunHook(fn func(RunReport)) Option { return func(l *Listener) { l.onRun = fn } }
+
 // WithSimulation makes the listener one of several simulated nodes on one
 // machine (patchbay dev): check, reload and provision commands are logged
 // as "would run" instead of run, because `systemctl reload` or `nginx -s

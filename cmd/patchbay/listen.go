@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -118,7 +119,7 @@ func (a *app) listen(ctx context.Context, f listenFlags) error {
 		return err
 	}
 	defer nc.Close()
-	opts = append(opts, listener.WithBus(nc), listener.WithConvergedTimeout(f.converged))
+	opts = append(opts, listener.WithBus(nc), listener.WithConvergedTimeout(f.converged), listener.WithRunHook(releaseStartup()))
 	l, err := listener.New(cfg, reg, opts...)
 	if err != nil {
 		return err
@@ -209,4 +210,16 @@ func (a *app) resyncOnEventLoss(nc *nats.Conn, l *listener.Listener) {
 		}
 		log.Warn("nats error", "subject", subject, "err", err)
 	})
+}
+
+// releaseStartup returns a run hook that, after the first run, collects
+// the garbage of starting up (manifests read, templates parsed, the first
+// render) and gives the memory back to the OS. Otherwise the heap stays
+// near the collector's 4 MB goal and the first change after a start pays
+// for that collection in the middle of its run, on every node at once: it
+// made the isolated change of `make bench` 1.7× slower at p99. Idle RSS
+// drops too.
+func releaseStartup() func(listener.RunReport) {
+	var once sync.Once
+	return func(listener.RunReport) { once.Do(debug.FreeOSMemory) }
 }

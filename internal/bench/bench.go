@@ -266,6 +266,13 @@ func (e *env) phase(ctx context.Context, n int, res *Results) error {
 		}
 		res.One = append(res.One, *r)
 	}
+	if len(e.cfg.Sizes) > 0 && n == slices.Max(e.cfg.Sizes) {
+		r, err := e.oneProviderAlone(ctx, n, fleets)
+		if err != nil {
+			return err
+		}
+		res.Alone = r
+	}
 	if n == e.cfg.PeriodicN && e.cfg.Interval > 0 && e.cfg.Duration > 0 {
 		r, err := e.periodic(ctx, n, fleets)
 		if err != nil {

@@ -39,7 +39,7 @@ func TestHarness(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if len(res.One) != 1 || res.Burst == nil || res.Idle == nil || len(res.Sim) != 1 {
+	if len(res.One) != 1 || res.Alone == nil || res.Burst == nil || res.Idle == nil || len(res.Sim) != 1 {
 		t.Fatalf("scenarios missing from the results: %+v", res)
 	}
 	for _, name := range []string{ctName, pbName} {
@@ -50,6 +50,14 @@ func TestHarness(t *testing.T) {
 		if idle := res.Idle.Fleets[name]; idle.RSSMeanMB <= 0 {
 			t.Errorf("idle, %s: RSS %.1f MB, want > 0", name, idle.RSSMeanMB)
 		}
+	}
+	for name, f := range res.Alone.Fleets {
+		if f.Missing != 0 || f.P99 <= 0 {
+			t.Errorf("one new provider alone, %s: %d files never held it, p99 %.3fs; want all, > 0", name, f.Missing, f.P99)
+		}
+	}
+	if len(res.Alone.Fleets) != 2 {
+		t.Errorf("one new provider alone: figures of %d fleets, want 2", len(res.Alone.Fleets))
 	}
 	// Each consul-template process holds one blocking query on the service,
 	// and issues it again once the query returned the new provider.
@@ -67,13 +75,14 @@ func TestHarness(t *testing.T) {
 		t.Errorf("fleet simulation: %d files never held the change, %d Consul requests; want none, none", s.Missing, s.Requests)
 	}
 	// The burst's providers are gone again: the simulation's binding holds
-	// the first provider, the one-new-provider one and its own.
-	if got := res.Sim[0].Providers; got != 3 {
-		t.Errorf("fleet simulation: a binding of %d providers, want 3 (the burst's 2 deregistered)", got)
+	// the first provider, the one-new-provider one, one per fleet alone and
+	// its own.
+	if got := res.Sim[0].Providers; got != 5 {
+		t.Errorf("fleet simulation: a binding of %d providers, want 5 (the burst's 2 deregistered)", got)
 	}
 	var out bytes.Buffer
 	res.Table(&out, "1s for 2s")
-	for _, want := range []string{"| scenario | consul-template | patchbay | ratio |", "one new provider, N=2", "reloads per consumer", "fleet simulation, 3 listeners in one process, a binding of 3 providers"} {
+	for _, want := range []string{"| scenario | consul-template | patchbay | ratio |", "one new provider, N=2", "each fleet alone", "reloads per consumer", "fleet simulation, 3 listeners in one process, a binding of 5 providers"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

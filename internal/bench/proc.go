@@ -63,6 +63,10 @@ func cleanEnv() []string {
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
+// signal sends sig to the process; one that has exited has nothing to
+// pause or resume.
+func (p *proc) signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
+
 // exited reports whether the process has ended, with its error.
 func (p *proc) exited() (bool, error) {
 	select {

@@ -13,6 +13,7 @@ type Results struct {
 	Started  time.Time  `json:"started"`
 	Elapsed  string     `json:"elapsed"`
 	One      []Scenario `json:"one_new_provider"`
+	Alone    *Scenario  `json:"one_new_provider_alone,omitempty"`
 	Periodic *Scenario  `json:"periodic,omitempty"`
 	Idle     *Scenario  `json:"idle,omitempty"`
 	Burst    *Scenario  `json:"burst,omitempty"`
@@ -37,6 +38,9 @@ func (r *Results) Table(w io.Writer, periodic string) {
 		rows = append(rows,
 			countRow(fmt.Sprintf("one new provider, N=%d: Consul requests until all files hold it", s.N), ct, pb, func(f *Figures) float64 { return float64(f.Requests) }, "%.0f"),
 			latencyRow(fmt.Sprintf("same, N=%d: time until each file holds it, p50 / p99 (s)", s.N), ct, pb))
+	}
+	if s := r.Alone; s != nil {
+		rows = append(rows, latencyRow(fmt.Sprintf("same, N=%d, each fleet alone (the other paused): p50 / p99 (s)", s.N), s.Fleets[ctName], s.Fleets[pbName]))
 	}
 	if s := r.Burst; s != nil {
 		ct, pb, wait := s.Fleets[ctName], s.Fleets[pbName], s.Fleets[consulTemplateWait.String()]

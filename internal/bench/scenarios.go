@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -125,6 +126,54 @@ func (e *env) oneProvider(ctx context.Context, n int, fleets map[kind]*fleet) (*
 		return nil, err
 	}
 	return &Scenario{N: n, Fleets: figs}, e.settle(ctx, fleets)
+}
+
+// oneProviderAlone measures one new provider in each fleet while the
+// other fleet is paused (SIGSTOP). Side by side on a machine of few cores,
+// the consumers the change reaches first take the CPUs, and the other
+// fleet's figure is mostly the wait behind them; alone, each figure is the
+// tool's own path from registration to file.
+func (e *env) oneProviderAlone(ctx context.Context, n int, fleets map[kind]*fleet) (*Scenario, error) {
+	e.logf("N=%d: one new provider, each fleet alone", n)
+	figs := map[string]*Figures{}
+	for _, k := range []kind{consulTemplate, patchbay} {
+		alone := map[kind]*fleet{k: fleets[k]}
+		resume := pauseAllBut(fleets, k)
+		before := snapshot(alone)
+		t, err := e.register(ctx)
+		if err == nil {
+			var got map[string]*Figures
+			got, err = e.measure(ctx, alone, before, time.Minute, t)
+			figs[k.String()] = got[k.String()]
+		}
+		resume()
+		if err != nil {
+			return nil, err
+		}
+		if err := e.settle(ctx, fleets); err != nil {
+			return nil, err
+		}
+	}
+	return &Scenario{N: n, Fleets: figs, Note: "each fleet measured while the other is paused"}, nil
+}
+
+// pauseAllBut stops every fleet but k's processes; the returned function
+// lets them go on.
+func pauseAllBut(fleets map[kind]*fleet, k kind) (resume func()) {
+	var paused []*proc
+	for other, f := range fleets {
+		if other != k {
+			paused = append(paused, f.procs...)
+		}
+	}
+	for _, p := range paused {
+		p.signal(syscall.SIGSTOP)
+	}
+	return func() {
+		for _, p := range paused {
+			p.signal(syscall.SIGCONT)
+		}
+	}
 }
 
 // periodic registers one provider every Interval for Duration and
