@@ -22,6 +22,12 @@ const (
 	// Consul has no leader or is unreachable; it keeps retrying as long as
 	// its session lives, so an election or an outage costs no leadership.
 	monitorRetryTime = 500 * time.Millisecond
+	// standbyWait bounds each blocking query of a standby on the lock:
+	// consul/api checks whether to stop only between them, so a stopped
+	// standby leaves within it (with consul/api's default, 15 s, every
+	// `systemctl stop` of a standby waited that long), at the cost of one
+	// query of the lock key every 2 s per standby.
+	standbyWait = 2 * time.Second
 )
 
 // Candidate runs for leadership of one name ("resolver") as one holder. It
@@ -107,7 +113,7 @@ func (cand *Candidate) Acquire(ctx context.Context) (*Leadership, error) {
 	}
 	lock, err := cand.c.consul.LockOpts(&api.LockOptions{
 		Key: key, Value: []byte(cand.holder), Session: sid,
-		MonitorRetries: 1 << 30, MonitorRetryTime: monitorRetryTime,
+		MonitorRetries: 1 << 30, MonitorRetryTime: monitorRetryTime, LockWaitTime: standbyWait,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("registry: leader lock %s: %w", key, err)
