@@ -198,6 +198,17 @@ func redactNATSURL(urls string) string {
 // successful reconnect.
 const maxReconnectDelay = time.Second
 
+func reconnectDelay() func(attempts int) time.Duration {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, maxReconnectDelay, 0
+	return func(attempts int) time.Duration {
+		if attempts <= 1 {
+			b.Reset()
+		}
+		return b.NextBackOff()
+	}
+}
+
 // keepAliveDialer dials NATS with TCP keepalives that notice a link cut
 // without a reset (a partition, a dropped route) in about 15 s: the
 // kernel probes an idle connection after 5 s, and two probes unanswered
@@ -212,16 +223,5 @@ func keepAliveDialer() *net.Dialer {
 	return &net.Dialer{
 		Timeout:         nats.DefaultTimeout,
 		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 2},
-	}
-}
-
-func reconnectDelay() func(attempts int) time.Duration {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, maxReconnectDelay, 0
-	return func(attempts int) time.Duration {
-		if attempts <= 1 {
-			b.Reset()
-		}
-		return b.NextBackOff()
 	}
 }
