@@ -7,13 +7,16 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/patchbay/patchbay/internal/bench"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/registry"
 )
 
@@ -148,5 +151,128 @@ func TestMalformedEventsAreBounded(t *testing.T) {
 	testcluster.Eventually(t, 10*time.Second, "the metric counts every malformed message", func() bool { return metric() == strconv.Itoa(flood) })
 	if got := logged.Load(); got < 1 || got > 2 {
 		t.Errorf("%d log lines for %d malformed messages in under 10 s, want 1 (or 2 across a 10 s boundary)", got, flood)
+	}
+}
+
+// heldBus delivers events as they come, except between hold and release,
+// when it keeps them: the event of a change that anti-entropy finds first.
+type heldBus struct {
+	nc *nats.Conn
+
+	mu      sync.Mutex
+	holding bool
+	held    []func()
+}
+
+func (b *heldBus) Subscribe(subject string, cb nats.MsgHandler) (*nats.Subscription, error) {
+	return b.nc.Subscribe(subject, func(m *nats.Msg) {
+		b.mu.Lock()
+		if b.holding {
+			b.held = append(b.held, func() { cb(m) })
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		cb(m)
+	})
+}
+
+func (b *heldBus) hold() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.holding = true
+}
+
+// release delivers the kept events, on the caller's goroutine, and stops
+// keeping them; it reports how many there were.
+func (b *heldBus) release() int {
+	b.mu.Lock()
+	held := b.held
+	b.held, b.holding = nil, false
+	b.mu.Unlock()
+	for _, deliver := range held {
+		deliver()
+	}
+	return len(held)
+}
+
+func (b *heldBus) keeps() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.held)
+}
+
+// releaseOnNextRead releases the bus's events just before the read that
+// follows one showing service's binding past since: that is the read of
+// the run anti-entropy triggered, if the run reads Consul again.
+type releaseOnNextRead struct {
+	listener.Registry
+	bus     *heldBus
+	service string
+	since   atomic.Uint64
+	sawNew  atomic.Bool
+}
+
+func (r *releaseOnNextRead) ReadNode(ctx context.Context, fed string, services []string, region string) ([]registry.HostedService, error) {
+	if r.sawNew.Load() {
+		r.bus.release()
+	}
+	hosted, err := r.Registry.ReadNode(ctx, fed, services, region)
+	for _, h := range hosted {
+		if h.Service == r.service && h.Binding != nil && r.since.Load() != 0 && h.Binding.ModifyIndex > r.since.Load() {
+			r.sawNew.Store(true)
+		}
+	}
+	return hosted, err
+}
+
+// A change that anti-entropy finds before its event arrives gives one run,
+// and the late event is recognised as held. Before, anti-entropy marked the
+// inputs stale; an event landing between that and the run's read of Consul
+// looked new and queued a second run (a CI failure of the burst test).
+func TestLateEventAfterAntiEntropy(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	c.publish(`id: web
+requires: {DB: "{DB_URL}"}
+templates:
+  env: {contents: "DB={{ binding \"DB\" }}\n", destination: /etc/web/env}`)
+	setDB := func(v string) {
+		t.Helper()
+		if _, err := c.reg.SetDatastore(ctx, "default", "DB_URL", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setDB("postgres://one")
+	c.startResolver()
+	bus := &heldBus{nc: c.nc}
+	reads := &releaseOnNextRead{Registry: c.reg, bus: bus, service: "web"}
+	c.antiEntropy, c.nodeBus, c.nodeReg = "1s", bus, reads
+	n := c.startListener("web-1", "{quiet: 100ms, max_wait: 1s, min_interval: 100ms, burst: 10}", "  - service: web\n")
+	holds := func(s string) bool { return n.file("/etc/web/env") == s && idle(n) }
+	testcluster.Eventually(t, 30*time.Second, "web-1 renders the first value", func() bool { return holds("DB=postgres://one\n") })
+
+	first, err := c.reg.Binding(ctx, "default", "web", "")
+	if err != nil || first == nil {
+		t.Fatalf("web's binding: %v, %v", first, err)
+	}
+	runs := n.runs.Load()
+	ignored := metric(scrape(t, n), `patchbay_listener_events_ignored_total{reason="held"}`)
+	bus.hold()
+	reads.since.Store(first.ModifyIndex)
+	setDB("postgres://two")
+	testcluster.Eventually(t, 30*time.Second, "anti-entropy brings the change while its event is kept", func() bool {
+		return holds("DB=postgres://two\n") && (bus.keeps() > 0 || reads.sawNew.Load())
+	})
+	bus.release() // if the run did not read Consul again, the event comes now
+	testcluster.Eventually(t, 10*time.Second, "the late event is handled", func() bool {
+		return metric(scrape(t, n), `patchbay_listener_events_ignored_total{reason="held"}`) > ignored || !idle(n) || n.runs.Load() > runs+1
+	})
+	testcluster.Eventually(t, 10*time.Second, "web-1 is idle", func() bool { return idle(n) })
+	if got := n.runs.Load() - runs; got != 1 {
+		t.Errorf("%d runs for one change found by anti-entropy before its event; want 1", got)
+	}
+	if got := metric(scrape(t, n), `patchbay_listener_events_ignored_total{reason="held"}`); got <= ignored {
+		t.Errorf("the late event was not ignored as held (ignored %v, was %v)", got, ignored)
 	}
 }

@@ -14,13 +14,15 @@ import (
 // cannot be trusted: at start, for a service it does not hold, after a
 // deletion, an oversized binding or a manifest change (the binding's
 // manifest digest differs), and after anti-entropy found Consul differing.
-// Otherwise events keep it current and a run reads nothing from Consul.
+// Otherwise events, and the reads of anti-entropy that found a difference,
+// keep it current and a run reads nothing from Consul.
 //
 // Events arrive on nats.go's goroutines and runs read from the queue's, so
 // a mutex guards the map; no method does I/O while holding it.
 type inputs struct {
 	mu       sync.Mutex
 	services map[string]*held
+	events   uint64 // events applied so far: what a read's start is compared with
 }
 
 // held is one service's inputs as the listener holds them.
@@ -29,39 +31,58 @@ type held struct {
 	revision uint64 // of hosted.Binding
 	digest   string // of hosted.Manifest
 	stale    bool   // Consul must be read before the next run
+	touched  uint64 // inputs.events after the last event applied to it
+	source   string // who brought it: sourceEvents, sourceAntiEntropy or sourceConsul
 }
 
 func newInputs() *inputs { return &inputs{services: map[string]*held{}} }
 
 // current returns the inputs of services in order, and false when any must
-// be read from Consul first.
-func (in *inputs) current(services []string) ([]registry.HostedService, bool) {
+// be read from Consul first. The source is sourceAntiEntropy when
+// anti-entropy brought any of them, else sourceEvents.
+func (in *inputs) current(services []string) ([]registry.HostedService, string, bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	out := make([]registry.HostedService, len(services))
+	out, source := make([]registry.HostedService, len(services)), sourceEvents
 	for i, s := range services {
 		h := in.services[s]
 		if h == nil || h.stale || h.hosted.Problem != "" {
-			return nil, false
+			return nil, "", false
 		}
 		out[i] = h.hosted
+		if h.source == sourceAntiEntropy {
+			source = sourceAntiEntropy
+		}
 	}
-	return out, true
+	return out, source, true
 }
 
-// fromConsul records what a run read from Consul. A binding an event
-// brought in meanwhile with a newer revision of the same key is kept: a
-// revision never goes backwards.
-func (in *inputs) fromConsul(hosted []registry.HostedService) {
+// readStart marks the start of a Consul read, for fromConsul.
+func (in *inputs) readStart() uint64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.events
+}
+
+// fromConsul records what source (a run, or anti-entropy) read from Consul
+// in a read that began at start (readStart). What an event brought in
+// meanwhile is newer: a binding of a newer revision of the same key is kept
+// (a revision never goes backwards), and a service an event marked stale
+// stays stale, so the next run reads it again.
+func (in *inputs) fromConsul(hosted []registry.HostedService, start uint64, source string) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for _, h := range hosted {
-		next := &held{hosted: h, revision: revisionOf(h.Binding)}
+		was := in.services[h.Service]
+		if was != nil && was.stale && was.touched > start {
+			continue
+		}
+		next := &held{hosted: h, revision: revisionOf(h.Binding), source: source}
 		if h.Manifest != nil {
 			next.digest = resolver.ManifestDigest(h.Manifest)
 		}
-		if was := in.services[h.Service]; was != nil && !was.stale && sameKey(was.hosted.Binding, h.Binding) && was.revision > next.revision {
-			next.hosted.Binding, next.revision = was.hosted.Binding, was.revision
+		if was != nil && !was.stale && sameKey(was.hosted.Binding, h.Binding) && was.revision > next.revision {
+			next.hosted.Binding, next.revision, next.touched, next.source = was.hosted.Binding, was.revision, was.touched, was.source
 		}
 		in.services[h.Service] = next
 	}
@@ -108,6 +129,8 @@ func (in *inputs) event(e events.BindingsChanged, region string) (run bool, igno
 	if uses != nil && uses.Region == e.Region && e.Revision != 0 && e.Revision <= h.revision {
 		return false, ignoredHeld // or older than what is held
 	}
+	in.events++
+	h.touched = in.events
 	var b struct {
 		Manifest string `json:"manifest"`
 	}
@@ -116,7 +139,7 @@ func (in *inputs) event(e events.BindingsChanged, region string) (run bool, igno
 		return true, ""
 	}
 	h.hosted.Binding = &registry.StoredBinding{Federation: e.Federation, Service: e.Service, Region: e.Region, Value: e.Binding, ModifyIndex: e.ModifyIndex}
-	h.revision = e.Revision
+	h.revision, h.source = e.Revision, sourceEvents
 	return true, ""
 }
 

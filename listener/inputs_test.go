@@ -10,6 +10,12 @@ import (
 	"github.com/patchbay/patchbay/resolver"
 )
 
+// currentWeb is inputs.current of web alone, without the source.
+func currentWeb(in *inputs) ([]registry.HostedService, bool) {
+	hosted, _, ok := in.current([]string{"web"})
+	return hosted, ok
+}
+
 func TestInputsEvents(t *testing.T) {
 	m := &manifest.Manifest{ID: "web", Federation: "default"}
 	digest := resolver.ManifestDigest(m)
@@ -48,11 +54,11 @@ func TestInputsEvents(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newInputs()
-			in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, ManifestIndex: 7, Binding: tc.held}})
+			in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, ManifestIndex: 7, Binding: tc.held}}, in.readStart(), sourceConsul)
 			if got, _ := in.event(tc.e, tc.nodeRegion); got != tc.wantRun {
 				t.Errorf("event → run %v, want %v", got, tc.wantRun)
 			}
-			hosted, ok := in.current([]string{"web"})
+			hosted, ok := currentWeb(in)
 			if ok == tc.wantRead {
 				t.Fatalf("current ok = %v, want the next run to read Consul: %v", ok, tc.wantRead)
 			}
@@ -73,18 +79,31 @@ func TestInputsConsulReadNeverGoesBack(t *testing.T) {
 		return b
 	}
 	in := newInputs()
-	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, Binding: &registry.StoredBinding{Value: doc(4)}}})
+	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, Binding: &registry.StoredBinding{Value: doc(4)}}}, in.readStart(), sourceConsul)
+	start := in.readStart()
 	in.event(events.BindingsChanged{Federation: "default", Service: "web", Revision: 6, Binding: doc(6)}, "")
-	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, Binding: &registry.StoredBinding{Value: doc(5)}}})
-	hosted, ok := in.current([]string{"web"})
+	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, Binding: &registry.StoredBinding{Value: doc(5)}}}, start, sourceConsul)
+	hosted, ok := currentWeb(in)
 	if !ok || revisionOf(hosted[0].Binding) != 6 {
 		t.Fatalf("after a read of revision 5 the listener holds %v (ok %v), want 6", hosted, ok)
 	}
+	// An event that needs a read (a manifest change) during a read keeps
+	// the service stale: what was read is older than the event.
+	start = in.readStart()
+	in.event(events.BindingsChanged{Federation: "default", Service: "web", Revision: 7}, "") // too large to carry
+	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, Binding: &registry.StoredBinding{Value: doc(6)}}}, start, sourceConsul)
+	if _, ok := currentWeb(in); ok {
+		t.Fatal("a read that began before an event needing a read cleared it: the next run would not read Consul")
+	}
+	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, Binding: &registry.StoredBinding{Value: doc(7)}}}, in.readStart(), sourceConsul)
+	if hosted, ok := currentWeb(in); !ok || revisionOf(hosted[0].Binding) != 7 {
+		t.Fatalf("after a read begun after the event the listener holds %v (ok %v), want 7", hosted, ok)
+	}
 	in.invalidate()
-	if _, ok := in.current([]string{"web"}); ok {
+	if _, ok := currentWeb(in); ok {
 		t.Fatal("after invalidate the next run does not read Consul")
 	}
-	if _, ok := newInputs().current([]string{"web"}); ok {
+	if _, ok := currentWeb(newInputs()); ok {
 		t.Fatal("a listener that read nothing yet does not read Consul")
 	}
 }
@@ -93,7 +112,7 @@ func TestInputsHolds(t *testing.T) {
 	m := &manifest.Manifest{ID: "web", Federation: "default"}
 	doc, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: 5, Manifest: resolver.ManifestDigest(m)})
 	in := newInputs()
-	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, ManifestIndex: 7, Binding: &registry.StoredBinding{Value: doc, ModifyIndex: 40}}})
+	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, ManifestIndex: 7, Binding: &registry.StoredBinding{Value: doc, ModifyIndex: 40}}}, in.readStart(), sourceConsul)
 	tests := []struct {
 		name string
 		h    registry.HostedService
@@ -109,6 +128,43 @@ func TestInputsHolds(t *testing.T) {
 	for _, tc := range tests {
 		if got := in.holds(tc.h); got != tc.want {
 			t.Errorf("%s: holds = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A run's source says who brought its inputs: anti-entropy when its read
+// brought any of them, until events replace them.
+func TestInputsSource(t *testing.T) {
+	m := &manifest.Manifest{ID: "web", Federation: "default"}
+	doc := func(service string, rev uint64) []byte {
+		b, _ := json.Marshal(resolver.Binding{Federation: "default", Service: service, Revision: rev, Manifest: resolver.ManifestDigest(m)})
+		return b
+	}
+	read := func(rev uint64) []registry.HostedService {
+		return []registry.HostedService{
+			{Service: "web", Manifest: m, Binding: &registry.StoredBinding{Value: doc("web", rev)}},
+			{Service: "api", Manifest: m, Binding: &registry.StoredBinding{Value: doc("api", rev)}},
+		}
+	}
+	in := newInputs()
+	steps := []struct {
+		name string
+		do   func()
+		want string
+	}{
+		{"a run's read, held for the next run", func() { in.fromConsul(read(1), in.readStart(), sourceConsul) }, sourceEvents},
+		{"anti-entropy's read", func() { in.fromConsul(read(2), in.readStart(), sourceAntiEntropy) }, sourceAntiEntropy},
+		{"an event for one service", func() {
+			in.event(events.BindingsChanged{Federation: "default", Service: "web", Revision: 3, Binding: doc("web", 3)}, "")
+		}, sourceAntiEntropy},
+		{"an event for the other", func() {
+			in.event(events.BindingsChanged{Federation: "default", Service: "api", Revision: 3, Binding: doc("api", 3)}, "")
+		}, sourceEvents},
+	}
+	for _, step := range steps {
+		step.do()
+		if _, got, ok := in.current([]string{"web", "api"}); !ok || got != step.want {
+			t.Errorf("after %s: source %q (ok %v), want %q", step.name, got, ok, step.want)
 		}
 	}
 }

@@ -32,9 +32,9 @@ type cluster struct {
 	nats   *testcluster.NATS
 	reg    *registry.Client
 	nc     *nats.Conn
-	// nodeReg, when set, is the registry client of the listeners (one
+	// nodeReg, when set, is the registry of the listeners (a client
 	// through a counting proxy); else they use reg.
-	nodeReg     *registry.Client
+	nodeReg     listener.Registry
 	antiEntropy string       // of the listeners; default 2s
 	nodeLog     *slog.Logger // of the listeners; default testLogger
 	nodeExtra   string       // more listener.yaml lines of the next listeners (region: eu)
@@ -164,7 +164,7 @@ retry: {initial: 1s, max: 5s}
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	reg := c.reg
+	var reg listener.Registry = c.reg
 	if c.nodeReg != nil {
 		reg = c.nodeReg
 	}
@@ -211,15 +211,22 @@ templates:
     destination: /etc/web/upstreams`)
 	// The target holds with the default debounce: a shorter one turns a
 	// loaded machine's pauses between registrations into extra passes.
-	c.startResolver(daemon.WithDebounce(daemon.DefaultQuiet, daemon.DefaultMaxWait))
+	// Every pass is logged, so a failure shows which change made a run.
+	c.startResolver(daemon.WithDebounce(daemon.DefaultQuiet, daemon.DefaultMaxWait), daemon.WithPassHook(func(p daemon.Pass) {
+		t.Logf("resolver pass at index %d: %d written, %d deleted", p.Index, p.Written, p.Deleted)
+	}))
 	var nodes []*node
 	for i := range 3 {
 		nodes = append(nodes, c.startListener(fmt.Sprintf("web-%d", i+1), "{quiet: 1s, max_wait: 10s, min_interval: 30s, burst: 3}", fmt.Sprintf("  - service: web\n    port: %d\n", 9000+i)))
 	}
+	// The 101 owners are goroutines of this one process. On a loaded CI
+	// machine their heartbeats can miss the default 3 s TTL; the lost and
+	// re-registered provider is then a real change after the burst, and a
+	// real extra run (seen in CI). The burst is what this test measures.
 	register := func(i int) *registry.Owner {
 		o, err := c.reg.Register(context.Background(), registry.InstanceSpec{
 			Federation: "default", Service: "api", Node: fmt.Sprintf("api-%d", i), Address: "127.0.0.1", Port: 10000 + i,
-		})
+		}, registry.WithOwnerTTL(time.Minute))
 		if err != nil {
 			t.Error(err)
 			return nil
@@ -262,8 +269,8 @@ templates:
 		}
 	}
 	t.Logf("100 instances registered in %s", time.Since(start).Round(time.Millisecond))
-	took := testcluster.Eventually(t, 90*time.Second, "three listeners render 101 upstreams", converged(101))
-	t.Logf("all three listeners rendered 101 upstreams %s after the burst began", (time.Since(start) - took + took).Round(time.Millisecond))
+	testcluster.Eventually(t, 90*time.Second, "three listeners render 101 upstreams", converged(101))
+	t.Logf("all three listeners rendered 101 upstreams %s after the burst began", time.Since(start).Round(time.Millisecond))
 
 	want := nodes[0].file("/etc/web/upstreams")
 	for i, n := range nodes {

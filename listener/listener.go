@@ -384,23 +384,30 @@ func (l *Listener) antiEntropy(ctx context.Context) {
 			return
 		case <-time.After(jittered):
 		}
-		if reason, err := l.drifted(ctx); err != nil {
+		cfg, start := l.cfg.Load(), l.inputs.readStart()
+		hosted, err := l.reg.ReadNode(ctx, l.fed, cfg.serviceNames(), cfg.Region)
+		if err != nil {
+			l.log.Warn("anti-entropy check failed", "err", err)
+			continue
+		}
+		reason, err := l.drifted(ctx, hosted)
+		if err != nil {
 			l.log.Warn("anti-entropy check failed", "err", err)
 		} else if reason != "" {
 			l.log.Info("anti-entropy: Consul differs from the last run", "reason", reason)
-			l.inputs.invalidate()
+			// What was just read is what the run needs: holding it, rather
+			// than marking the inputs stale, saves the run a read, and the
+			// change's own event, when it comes late, is seen as held
+			// instead of queuing a second run.
+			l.inputs.fromConsul(hosted, start, sourceAntiEntropy)
 			l.queue.Trigger("anti-entropy: " + reason)
 		}
 	}
 }
 
-// drifted says what differs between Consul and the last run, "" if nothing.
-func (l *Listener) drifted(ctx context.Context) (string, error) {
-	cfg := l.cfg.Load()
-	hosted, err := l.reg.ReadNode(ctx, l.fed, cfg.serviceNames(), cfg.Region)
-	if err != nil {
-		return "", err
-	}
+// drifted says what differs between hosted, as Consul holds it now, and
+// the last run; "" if nothing.
+func (l *Listener) drifted(ctx context.Context, hosted []registry.HostedService) (string, error) {
 	seen := *l.seen.Load()
 	for _, h := range hosted {
 		now := inputsOf(h)

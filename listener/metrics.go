@@ -235,11 +235,18 @@ const (
 	ignoredOtherFederation = "other-federation"
 )
 
+// Where a run's inputs came from.
+const (
+	sourceEvents      = "events"       // carried by NATS: no Consul request
+	sourceAntiEntropy = "anti-entropy" // anti-entropy's read, which found the change
+	sourceConsul      = "consul"       // the run's own read
+)
+
 func (m *Metrics) declareInputs() {
 	m.inputsRead = m.counterVec(prometheus.CounterOpts{
 		Name: "patchbay_listener_inputs_read_total",
-		Help: "Provision runs by where they read the bindings: events (carried by NATS, no Consul request) or consul (start, a manifest change, an oversized binding, anti-entropy).",
-	}, []string{"source"}, "events", "consul")
+		Help: "Provision runs by where they read the bindings: events (carried by NATS, no Consul request), anti-entropy (its read found the change; the run read nothing more) or consul (start, a manifest change, an oversized binding, a resync).",
+	}, []string{"source"}, sourceEvents, sourceAntiEntropy, sourceConsul)
 	m.malformed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "patchbay_listener_events_malformed_total",
 		Help: "NATS messages on patchbay's subjects that were not patchbay events and were ignored (logged at most every 10s).",
@@ -255,7 +262,7 @@ func (m *Metrics) declareInputs() {
 	m.reg.MustRegister(m.malformed, m.statusWrites)
 }
 
-// InputsRead records where a run read its bindings: "events" or "consul".
+// InputsRead records where a run read its bindings: a source* constant.
 func (m *Metrics) InputsRead(source string) {
 	if m == nil {
 		return

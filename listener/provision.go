@@ -104,16 +104,17 @@ func (l *Listener) provision(ctx context.Context) error {
 // events brought in, or Consul's when the listener cannot trust its copy.
 func (l *Listener) readInputs(ctx context.Context, cfg *Config) ([]registry.HostedService, error) {
 	names := cfg.serviceNames()
-	if hosted, ok := l.inputs.current(names); ok {
-		l.metrics.InputsRead("events")
+	if hosted, source, ok := l.inputs.current(names); ok {
+		l.metrics.InputsRead(source)
 		return hosted, nil
 	}
+	start := l.inputs.readStart()
 	hosted, err := l.reg.ReadNode(ctx, l.fed, names, cfg.Region)
 	if err != nil {
 		return nil, err
 	}
-	l.metrics.InputsRead("consul")
-	l.inputs.fromConsul(hosted)
+	l.metrics.InputsRead(sourceConsul)
+	l.inputs.fromConsul(hosted, start, sourceConsul)
 	return hosted, nil
 }
 

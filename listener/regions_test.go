@@ -175,4 +175,7 @@ templates:
 	if got := metric(scrape(t, deafEU), `patchbay_listener_inputs_read_total{source="events"}`); got != 0 {
 		t.Errorf("deaf-eu ran %v times from events, want 0: it gets none", got)
 	}
+	if got := metric(scrape(t, deafEU), `patchbay_listener_inputs_read_total{source="anti-entropy"}`); got < 2 {
+		t.Errorf("deaf-eu ran %v times from anti-entropy's reads, want at least 2 (the fallover and the way back)", got)
+	}
 }
