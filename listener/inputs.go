@@ -13,7 +13,7 @@ import (
 // service's manifest and binding. A run reads Consul only when the copy
 // cannot be trusted: at start, for a service it does not hold, after a
 // deletion, an oversized binding or a manifest change (the binding's
-// manifest digest differs), and after anti-entropy found Consul differing.
+// manifest digest differs), and after a resync (NATS reconnected).
 // Otherwise events, and the reads of anti-entropy that found a difference,
 // keep it current and a run reads nothing from Consul.
 //
