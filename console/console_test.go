@@ -9,12 +9,15 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/bench"
 	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/resolver"
 )
 
 var fixtureDocs = []string{
@@ -210,4 +213,94 @@ func TestGuardAndResume(t *testing.T) {
 			t.Fatalf("status %d, want 403", resp.StatusCode)
 		}
 	})
+}
+
+// An idle cluster costs the console no Consul reads, however often it asks
+// the live listeners; a change is read at once, and only its part: a
+// recorded status one list of the statuses, a halt one of the rollouts.
+func TestReadsOnlyWhatChanged(t *testing.T) {
+	consul := testcluster.StartConsul(t)
+	proxy, err := bench.StartProxy("console", consul.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	direct, err := registry.New(registry.WithAddress(consul.Addr), registry.WithLogger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m, err := manifest.Parse("test.yaml", []byte(fixtureDocs[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := direct.Publish(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	// A binding, as a resolver would have written. A prefix with no keys
+	// may wake on a write elsewhere (Consul answers it with an index of
+	// the whole store): the bounds below allow one such read, and no more.
+	binding, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "api", Revision: 1})
+	if _, err := direct.WriteBindings(ctx, []registry.BindingWrite{{StoredBinding: registry.StoredBinding{Federation: "default", Service: "api", Value: binding}}}); err != nil {
+		t.Fatal(err)
+	}
+	viaProxy, err := registry.New(registry.WithAddress(proxy.Addr), registry.WithLogger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int64
+	c := New(viaProxy, WithLogger(discard()), WithRefresh(20*time.Millisecond), WithLiveStatuses(func(_ context.Context, recorded []registry.Status) []registry.Status {
+		asked.Add(1)
+		return recorded
+	}))
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = c.Run(runCtx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	// Each of the four watches has had its first answer once it holds a
+	// blocking query; two refreshes later, what those answers woke is done.
+	testcluster.Eventually(t, 10*time.Second, "four blocking queries held", func() bool { return proxy.Counts()[bench.Blocking] >= 4 })
+	after := func(n int64) { // n more refreshes
+		want := asked.Load() + n
+		testcluster.Eventually(t, 10*time.Second, "refreshes", func() bool { return asked.Load() >= want })
+	}
+	after(2)
+	reads := func() int { return proxy.Counts()[bench.Read] }
+	idle := reads()
+	after(20)
+	if got := reads() - idle; got != 0 {
+		t.Errorf("%d Consul reads over 20 refreshes of an idle cluster, want 0 (by path: %v)", got, proxy.ByPath())
+	}
+
+	state := func() State {
+		var st State
+		data, _ := c.current()
+		_ = json.Unmarshal(data, &st)
+		return st
+	}
+	before := reads()
+	if err := direct.PutStatus(ctx, registry.Status{Node: "n1", Federation: "default", Result: "ok", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 10*time.Second, "the recorded status shows", func() bool {
+		st := state()
+		return len(st.Nodes) == 1 && st.Nodes[0].Name == "n1" && st.Nodes[0].Result == "ok"
+	})
+	if got := reads() - before; got < 1 || got > 2 {
+		t.Errorf("%d Consul reads for a recorded status, want the statuses' and at most the empty rollouts' (by path: %v)", got, proxy.ByPath())
+	}
+
+	g, err := direct.Rollout("default", "www")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = reads()
+	if err := g.SetHalt(ctx, registry.Halt{Node: "n1", Reason: "check failed"}); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 10*time.Second, "the halt shows", func() bool { return len(state().Halts) == 1 })
+	if got := reads() - before; got < 1 || got > 2 {
+		t.Errorf("%d Consul reads for a halt, want the rollouts' and at most one more (by path: %v)", got, proxy.ByPath())
+	}
 }

@@ -3,9 +3,10 @@
 // federation, each service's instances and bindings with the reasons
 // behind them, every node's last run and the halted rollout groups.
 //
-// The server keeps one State, rebuilt whenever the registry's inputs or
-// bindings change (two blocking queries) or, for node statuses and halts,
-// every refresh interval, and pushes it to pages over server-sent events.
+// The server keeps one State, rebuilt whenever the registry's inputs, the
+// bindings, the nodes' recorded statuses or the rollout groups change (a
+// blocking query each) and, with live listeners to ask, every refresh
+// interval, and pushes it to pages over server-sent events.
 // It is read-only unless WithActions: then a page may resume a halted
 // rollout group, and only from the console's own origin.
 package console
@@ -16,6 +17,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/patchbay/patchbay/internal/errkind"
@@ -34,7 +36,9 @@ type Registry interface {
 	Bindings(ctx context.Context) ([]registry.StoredBinding, []resolver.SkippedKey, uint64, error)
 	WatchBindings(ctx context.Context, index uint64) (uint64, error)
 	Statuses(ctx context.Context) ([]registry.Status, []resolver.SkippedKey, error)
+	WatchStatuses(ctx context.Context, index uint64) (uint64, error)
 	Halts(ctx context.Context) (map[string]registry.Halt, error)
+	WatchRollouts(ctx context.Context, index uint64) (uint64, error)
 	Rollout(fed, group string) (*registry.RolloutGroup, error)
 }
 
@@ -60,8 +64,9 @@ type Option func(*Server)
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
-// WithRefresh sets how often node statuses and halts are read again
-// (default 2s); registry changes show at once.
+// WithRefresh sets how often the live listeners are asked for their
+// state (WithLiveStatuses), and how soon a failed read is tried again
+// (default 2s). What Consul records shows at once.
 func WithRefresh(d time.Duration) Option { return func(s *Server) { s.refresh = d } }
 
 // WithActions enables state-changing requests (resume a rollout group).
@@ -88,39 +93,67 @@ func New(reg Registry, opts ...Option) *Server {
 	return s
 }
 
-// Run keeps the state current until ctx ends.
+// part is a part of the console's inputs, read again when a watch sees
+// it change.
+type part uint32
+
+const (
+	partRegistry part = 1 << iota // the snapshot and the stored bindings
+	partStatuses
+	partHalts
+	allParts = partRegistry | partStatuses | partHalts
+)
+
+// Run keeps the state current until ctx ends: one blocking query per part
+// says when to read it again, so an idle cluster costs no reads; the
+// refresh interval only asks the live listeners again.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.endStreams()
+	var dirty atomic.Uint32
 	wake := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case wake <- struct{}{}:
-		default:
+	changed := func(p part) func() {
+		return func() {
+			dirty.Or(uint32(p))
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
 		}
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // before wg.Wait: deferred calls run last first
-	wg.Go(func() { s.watch(ctx, "registry", s.reg.Watch, poke) })
-	wg.Go(func() { s.watch(ctx, "bindings", s.reg.WatchBindings, poke) })
-	tick := time.NewTicker(s.refresh)
-	defer tick.Stop()
-	s.rebuild(ctx)
-	for {
+	wg.Go(func() { s.watch(ctx, "registry", s.reg.Watch, changed(partRegistry)) })
+	wg.Go(func() { s.watch(ctx, "bindings", s.reg.WatchBindings, changed(partRegistry)) })
+	wg.Go(func() { s.watch(ctx, "statuses", s.reg.WatchStatuses, changed(partStatuses)) })
+	wg.Go(func() { s.watch(ctx, "rollouts", s.reg.WatchRollouts, changed(partHalts)) })
+	var tick <-chan time.Time
+	if s.live != nil {
+		t := time.NewTicker(s.refresh)
+		defer t.Stop()
+		tick = t.C
+	}
+	var in inputs
+	for parts := allParts; ; parts = part(dirty.Swap(0)) {
+		var retry <-chan time.Time
+		if failed := s.rebuild(ctx, &in, parts); failed != 0 {
+			dirty.Or(uint32(failed))
+			retry = time.After(s.refresh)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-wake:
-		case <-tick.C:
+		case <-tick:
+		case <-retry:
 		}
-		s.rebuild(ctx)
 	}
 }
 
-// watch pokes on every change seen by one blocking query; on an error it
-// waits a refresh interval before asking again.
-func (s *Server) watch(ctx context.Context, what string, w func(context.Context, uint64) (uint64, error), poke func()) {
+// watch calls changed on every change seen by one blocking query; on an
+// error it waits a refresh interval before asking again.
+func (s *Server) watch(ctx context.Context, what string, w func(context.Context, uint64) (uint64, error), changed func()) {
 	var index uint64
 	for ctx.Err() == nil {
 		next, err := w(ctx, index)
@@ -136,48 +169,63 @@ func (s *Server) watch(ctx context.Context, what string, w func(context.Context,
 		}
 		if next != index {
 			index = next
-			poke()
+			changed()
 		}
 	}
 }
 
-// rebuild reads the registry and, when the state changed, sends it to
-// every page. A failed read keeps the last state, marked with the error.
-func (s *Server) rebuild(ctx context.Context) {
-	in, err := s.read(ctx)
+// rebuild reads the parts of in that changed and, when the state changed,
+// sends it to every page. A failed read keeps the last state, marked with
+// the error, and returns the parts to read again.
+func (s *Server) rebuild(ctx context.Context, in *inputs, parts part) (failed part) {
+	if parts == 0 && s.live == nil {
+		return 0 // a wake whose parts an earlier rebuild read already
+	}
+	next := *in
+	err := s.read(ctx, &next, parts)
 	var st State
 	if err != nil {
 		if ctx.Err() != nil {
-			return
+			return 0
 		}
 		s.mu.Lock()
 		_ = json.Unmarshal(s.state, &st)
 		s.mu.Unlock()
 		st.Error = err.Error()
+		failed = parts
 	} else {
-		st = build(in)
+		*in = next
+		shown := next
+		if s.live != nil {
+			shown.statuses = s.live(ctx, next.statuses)
+		}
+		st = build(shown)
 	}
 	st.Actions = s.actions
 	s.publish(st, in.snap)
+	return failed
 }
 
-func (s *Server) read(ctx context.Context) (inputs, error) {
-	var in inputs
+// read reads parts into in.
+func (s *Server) read(ctx context.Context, in *inputs, parts part) error {
 	var err error
-	if in.snap, err = s.reg.Snapshot(ctx); err != nil {
-		return in, err
+	if parts&partRegistry != 0 {
+		if in.snap, err = s.reg.Snapshot(ctx); err != nil {
+			return err
+		}
+		if in.stored, _, _, err = s.reg.Bindings(ctx); err != nil {
+			return err
+		}
 	}
-	if in.stored, _, _, err = s.reg.Bindings(ctx); err != nil {
-		return in, err
+	if parts&partStatuses != 0 {
+		if in.statuses, _, err = s.reg.Statuses(ctx); err != nil {
+			return err
+		}
 	}
-	if in.statuses, _, err = s.reg.Statuses(ctx); err != nil {
-		return in, err
+	if parts&partHalts != 0 {
+		in.halts, err = s.reg.Halts(ctx)
 	}
-	if s.live != nil {
-		in.statuses = s.live(ctx, in.statuses)
-	}
-	in.halts, err = s.reg.Halts(ctx)
-	return in, err
+	return err
 }
 
 // publish stores st and sends it to every subscriber when it changed; the

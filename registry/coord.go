@@ -184,7 +184,7 @@ func (g *RolloutGroup) Resume(ctx context.Context) (bool, error) {
 func (c *Client) Halts(ctx context.Context) (map[string]Halt, error) {
 	// The rollout(fed, group) subtrees of keys.go, all federations at once:
 	// halt flags sit among the semaphores' entries, which are few.
-	base := c.keys.prefix + "rollout/"
+	base := c.keys.rollouts()
 	q, cancel := c.query(ctx)
 	defer cancel()
 	pairs, _, err := c.consul.KV().List(base, q)

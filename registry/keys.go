@@ -60,8 +60,9 @@ func (k keys) leader(name string) string { return k.prefix + "locks/leader/" + n
 
 func (k keys) status() string                { return k.prefix + "status/" }
 func (k keys) nodeStatus(node string) string { return k.status() + node }
+func (k keys) rollouts() string              { return k.prefix + "rollout/" }
 func (k keys) rollout(fed, group string) string {
-	return k.prefix + "rollout/" + fed + "/" + group + "/"
+	return k.rollouts() + fed + "/" + group + "/"
 }
 
 // parts splits key below base into its path segments, checking the count.

@@ -106,6 +106,17 @@ func (c *Client) WatchBindings(ctx context.Context, index uint64) (uint64, error
 	return c.watch(ctx, c.keys.bindings(), index)
 }
 
+// WatchStatuses is Watch for the nodes' recorded statuses (Statuses).
+func (c *Client) WatchStatuses(ctx context.Context, index uint64) (uint64, error) {
+	return c.watch(ctx, c.keys.status(), index)
+}
+
+// WatchRollouts is Watch for the rollout groups of every federation: their
+// halts (Halts) and slots.
+func (c *Client) WatchRollouts(ctx context.Context, index uint64) (uint64, error) {
+	return c.watch(ctx, c.keys.rollouts(), index)
+}
+
 // watch is one blocking query on prefix. It lists keys only up to the next
 // "/", so Consul answers with a few folder names instead of every key, while
 // the index it waits on still covers every key below prefix.

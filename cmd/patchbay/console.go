@@ -68,7 +68,7 @@ authenticates.`,
 	fl.StringVar(&f.addr, "addr", defaultConsoleAddr, "address to serve the console on")
 	fl.BoolVar(&f.actions, "allow-actions", false, "allow state changes from the page (resume a halted rollout group)")
 	fl.StringArrayVar(&f.hosts, "allow-host", nil, "a host name the console may be addressed by, besides loopback and localhost (repeatable)")
-	fl.DurationVar(&f.refresh, "refresh", 2*time.Second, "how often node statuses and halts are read again; registry changes show at once")
+	fl.DurationVar(&f.refresh, "refresh", 2*time.Second, "how often live listeners are asked for their state over NATS; what Consul records shows at once")
 	return cmd
 }
 
