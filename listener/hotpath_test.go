@@ -44,12 +44,7 @@ templates:
     contents: "DB={{ binding \"DB\" }}%s\n"
     destination: /etc/web/env`
 	c.publish(strings.Replace(web, "%s", "", 1))
-	setDB := func(v string) {
-		t.Helper()
-		if _, err := c.reg.SetDatastore(ctx, "default", "DB_URL", v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setDB := func(v string) { c.provSetDatastore(t, "DB_URL", v) }
 	setDB("postgres://one")
 	c.startResolver()
 	n := c.startListener("web-1", "{}", "  - service: web\n")
@@ -237,12 +232,7 @@ func TestLateEventAfterAntiEntropy(t *testing.T) {
 requires: {DB: "{DB_URL}"}
 templates:
   env: {contents: "DB={{ binding \"DB\" }}\n", destination: /etc/web/env}`)
-	setDB := func(v string) {
-		t.Helper()
-		if _, err := c.reg.SetDatastore(ctx, "default", "DB_URL", v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setDB := func(v string) { c.provSetDatastore(t, "DB_URL", v) }
 	setDB("postgres://one")
 	c.startResolver()
 	bus := &heldBus{nc: c.nc}
