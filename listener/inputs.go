@@ -120,7 +120,11 @@ func (in *inputs) event(e events.BindingsChanged, region string) (run bool, igno
 	defer in.mu.Unlock()
 	h := in.services[e.Service]
 	if h == nil {
-		return true, "" // not read yet: the run reads Consul
+		// Not read yet: the run reads Consul, and a read already under way
+		// (the node's first) began before this event, so it must not count.
+		in.events++
+		in.services[e.Service] = &held{stale: true, touched: in.events}
+		return true, ""
 	}
 	uses := h.hosted.Binding
 	if e.Region == "" && uses != nil && uses.Region != "" {

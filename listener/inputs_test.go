@@ -106,6 +106,16 @@ func TestInputsConsulReadNeverGoesBack(t *testing.T) {
 	if _, ok := currentWeb(newInputs()); ok {
 		t.Fatal("a listener that read nothing yet does not read Consul")
 	}
+	// The first read of a service, begun before its first event (the node
+	// just started): what it read is older than the event, so the next run
+	// reads again instead of waiting for anti-entropy.
+	in = newInputs()
+	start = in.readStart()
+	in.event(events.BindingsChanged{Federation: "default", Service: "web", Revision: 1, Binding: doc(1)}, "")
+	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m}}, start, sourceConsul)
+	if _, ok := currentWeb(in); ok {
+		t.Fatal("a first read that began before the service's first event is trusted: the next run renders without the binding")
+	}
 }
 
 func TestInputsHolds(t *testing.T) {

@@ -71,12 +71,7 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
-func testLogger(t *testing.T, who string) *slog.Logger {
-	if os.Getenv("PATCHBAY_TEST_LOGS") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("who", who)
-}
+func testLogger(t *testing.T, who string) *slog.Logger { return testcluster.Logger(t, who) }
 
 func (c *cluster) publish(doc string) {
 	c.t.Helper()
@@ -184,6 +179,13 @@ retry: {initial: 1s, max: 5s}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = n.l.Run(ctx) }()
 	c.t.Cleanup(func() { cancel(); <-done })
+	c.t.Cleanup(func() { // runs first: a failure shows what each node did
+		if c.t.Failed() {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			c.t.Logf("%s: queue %+v, runs %q", name, n.l.Report().Queue, n.results)
+		}
+	})
 	return n
 }
 

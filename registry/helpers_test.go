@@ -86,13 +86,4 @@ func waitRegistered(t *testing.T, o *Owner) {
 }
 
 // testLogger sends logs to the test's log, shown with -v or on failure.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+func testLogger(t *testing.T) *slog.Logger { return testcluster.Logger(t, "registry") }
