@@ -25,8 +25,8 @@ func Logger(t testing.TB, who string) *slog.Logger {
 }
 
 type testWriter struct {
-	mu   sync.Mutex
-	out  io.Writer // nil once the test's cleanups began
+	mu  sync.Mutex
+	out io.Writer // nil once the test's cleanups began
 }
 
 func newTestWriter(t testing.TB) *testWriter {
