@@ -17,6 +17,7 @@ import (
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/listener"
+	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 )
 
@@ -265,4 +266,59 @@ templates:
 	if got := metric(scrape(t, n), `patchbay_listener_events_ignored_total{reason="held"}`); got <= ignored {
 		t.Errorf("the late event was not ignored as held (ignored %v, was %v)", got, ignored)
 	}
+}
+
+// An event landing while the node's first read of Consul is under way is
+// newer than that read: the next run reads again and renders the change.
+// Before, the run trusted the first read and the change waited for
+// anti-entropy (2 minutes by default).
+func TestEventDuringFirstRead(t *testing.T) {
+	c := newCluster(t)
+	c.provSetDatastore(t, "DB_URL", "postgres://one")
+	m, err := manifest.Parse("web.yaml", []byte(`id: web
+requires: {DB: "{DB_URL}"}
+templates:
+  env: {contents: "DB={{ binding \"DB\" }}\n", destination: /etc/web/env}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.startResolver()
+	bus := &heldBus{nc: c.nc}
+	bus.hold()
+	var published atomic.Int64 // events delivered inside the first read; -1: publishing failed
+	reads := &duringFirstRead{Registry: c.reg, hook: func() {
+		// The read is done: web is not published in what it saw. Now it
+		// is, and its binding's event arrives before the read returns.
+		if _, err := c.reg.Publish(context.Background(), m); err != nil {
+			published.Store(-1)
+			return
+		}
+		for deadline := time.Now().Add(20 * time.Second); bus.keeps() == 0 && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		published.Store(int64(bus.release()))
+	}}
+	c.antiEntropy, c.nodeBus, c.nodeReg = "1m", bus, reads
+	n := c.startListener("web-1", "{quiet: 100ms, max_wait: 1s, min_interval: 100ms, burst: 10}", "  - service: web\n")
+	testcluster.Eventually(t, 30*time.Second, "web's event delivered inside the first read", func() bool { return published.Load() != 0 })
+	if published.Load() < 0 {
+		t.Fatal("publishing web inside the first read failed")
+	}
+	testcluster.Eventually(t, 15*time.Second, "web-1 renders the binding without waiting for anti-entropy", func() bool {
+		return n.file("/etc/web/env") == "DB=postgres://one\n" && idle(n)
+	})
+}
+
+// duringFirstRead calls hook once, after the first ReadNode read Consul
+// and before it returns.
+type duringFirstRead struct {
+	listener.Registry
+	once sync.Once
+	hook func()
+}
+
+func (r *duringFirstRead) ReadNode(ctx context.Context, fed string, services []string, region string) ([]registry.HostedService, error) {
+	hosted, err := r.Registry.ReadNode(ctx, fed, services, region)
+	r.once.Do(r.hook)
+	return hosted, err
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,12 +99,13 @@ func (c *cluster) startResolver(opts ...daemon.LoopOption) {
 
 // node is one running listener.
 type node struct {
-	name string
-	root string
-	cfg  *listener.Config // as loaded at start
-	l    *listener.Listener
-	runs atomic.Int64
-	last atomic.Pointer[listener.RunReport]
+	name   string
+	root   string
+	cfg    *listener.Config // as loaded at start
+	l      *listener.Listener
+	runs   atomic.Int64
+	last   atomic.Pointer[listener.RunReport]
+	tested atomic.Pointer[listener.RunReport] // the last run that ran declared tests
 
 	mu      sync.Mutex
 	results []string // every run's result and message
@@ -112,6 +114,9 @@ type node struct {
 func (n *node) ran(r listener.RunReport) {
 	n.runs.Add(1)
 	n.last.Store(&r)
+	if slices.ContainsFunc(r.Services, func(s listener.ServiceRun) bool { return len(s.Tests) > 0 }) {
+		n.tested.Store(&r)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.results = append(n.results, r.Result+": "+r.Message)
