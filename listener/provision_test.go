@@ -734,8 +734,10 @@ templates:
   - service: od-c
 `})
 		testcluster.Eventually(t, provSettle, "three provisions ran", func() bool {
-			r := n.last.Load()
-			return r != nil && r.Result == listener.ResultOK && len(r.Services) == 3 && r.Services[0].Provision != nil
+			_, ok := n.find(func(r listener.RunReport) bool {
+				return r.Result == listener.ResultOK && len(r.Services) == 3 && r.Services[0].Provision != nil
+			})
+			return ok
 		})
 		a, b, cc := provStamps(t, out+"/a.log"), provStamps(t, out+"/b.log"), provStamps(t, out+"/c.log")
 		if len(a) != 2 || len(b) != 2 || len(cc) != 2 {
