@@ -253,6 +253,8 @@ func TestReadsOnlyWhatChanged(t *testing.T) {
 		asked.Add(1)
 		return recorded
 	}))
+	_, unsubscribe := c.subscribe() // a page watching: every refresh asks the listeners
+	t.Cleanup(unsubscribe)
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = c.Run(runCtx) })
@@ -303,4 +305,95 @@ func TestReadsOnlyWhatChanged(t *testing.T) {
 	if got := reads() - before; got < 1 || got > 2 {
 		t.Errorf("%d Consul reads for a halt, want the rollouts' and at most one more (by path: %v)", got, proxy.ByPath())
 	}
+}
+
+// The live listeners are asked only while someone watches: a page's event
+// stream, or a script asking /api/state. Nobody watching, refreshes wake
+// no listener and the state shows what Consul records.
+func TestAsksListenersOnlyWhileWatched(t *testing.T) {
+	consul := testcluster.StartConsul(t)
+	reg, err := registry.New(registry.WithAddress(consul.Addr), registry.WithLogger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := reg.PutStatus(ctx, registry.Status{Node: "n1", Federation: "default", Result: "ok", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int64
+	c := New(reg, WithLogger(discard()), WithRefresh(100*time.Millisecond), WithLiveStatuses(func(_ context.Context, recorded []registry.Status) []registry.Status {
+		asked.Add(1)
+		live := make([]registry.Status, len(recorded))
+		for i, s := range recorded {
+			s.Live = true
+			live[i] = s
+		}
+		return live
+	}))
+	ticks := make(chan time.Time) // unbuffered: a send returns once Run took the tick
+	c.ticks = ticks
+	// refreshes returns once n refreshes are done: Run takes the next tick
+	// only after it finished with the one before.
+	refreshes := func(n int) {
+		for range n + 1 {
+			ticks <- time.Now()
+		}
+	}
+	srv := httptest.NewServer(c.Handler())
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = c.Run(runCtx) })
+	t.Cleanup(func() { cancel(); wg.Wait(); srv.Close() })
+	live := func() (shown, ok bool) {
+		var st State
+		data, _ := c.current()
+		if json.Unmarshal(data, &st) != nil || len(st.Nodes) != 1 {
+			return false, false
+		}
+		return st.Nodes[0].Live, true
+	}
+	unwatched := func(when string) {
+		t.Helper()
+		testcluster.Eventually(t, 10*time.Second, "nobody watches "+when, func() bool { return !c.watched() })
+		refreshes(1) // drops the listeners' answers shown
+		before := asked.Load()
+		refreshes(10)
+		if got := asked.Load() - before; got != 0 {
+			t.Errorf("%s: the listeners were asked %d times over 10 refreshes with nobody watching, want 0", when, got)
+		}
+		if shown, ok := live(); !ok || shown {
+			t.Errorf("%s: the state shows n1 live %v (ok %v), want its record", when, shown, ok)
+		}
+	}
+	testcluster.Eventually(t, 10*time.Second, "the recorded status shows", func() bool { _, ok := live(); return ok })
+	unwatched("at start")
+
+	// A page opens its event stream: asked at once, then every refresh.
+	streamCtx, closeStream := context.WithCancel(ctx)
+	req, _ := http.NewRequestWithContext(streamCtx, http.MethodGet, srv.URL+"/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 10*time.Second, "a page's stream shows n1 live", func() bool { shown, _ := live(); return shown })
+	before := asked.Load()
+	refreshes(5)
+	if got := asked.Load() - before; got < 5 {
+		t.Errorf("with a page open the listeners were asked %d times over 5 refreshes, want every refresh", got)
+	}
+	closeStream()
+	resp.Body.Close()
+	unwatched("after the page closed")
+
+	// A script polling /api/state: its next answers show the listeners'.
+	testcluster.Eventually(t, 10*time.Second, "/api/state shows n1 live", func() bool {
+		resp, err := http.Get(srv.URL + "/api/state")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st State
+		return json.NewDecoder(resp.Body).Decode(&st) == nil && len(st.Nodes) == 1 && st.Nodes[0].Live
+	})
+	unwatched("after the script stopped polling")
 }

@@ -85,6 +85,7 @@ func checkOrigin(r *http.Request) error {
 }
 
 func (s *Server) serveState(w http.ResponseWriter, _ *http.Request) {
+	s.polled()
 	state, _ := s.current()
 	if state == nil {
 		http.Error(w, "console: no state yet; the registry has not answered", http.StatusServiceUnavailable)

@@ -5,8 +5,9 @@
 //
 // The server keeps one State, rebuilt whenever the registry's inputs, the
 // bindings, the nodes' recorded statuses or the rollout groups change (a
-// blocking query each) and, with live listeners to ask, every refresh
-// interval, and pushes it to pages over server-sent events.
+// blocking query each) and, with live listeners to ask and someone
+// watching, every refresh interval, and pushes it to pages over
+// server-sent events.
 // It is read-only unless WithActions: then a page may resume a halted
 // rollout group, and only from the console's own origin.
 package console
@@ -56,6 +57,10 @@ type Server struct {
 	snap  *resolver.Snapshot
 	subs  map[chan []byte]struct{}
 	ended bool // Run returned: streams end, new ones end at once
+
+	wake        chan struct{}    // capacity 1: Run has something to do
+	polledUntil atomic.Int64     // unix nanoseconds: /api/state was asked lately
+	ticks       <-chan time.Time // when set (tests), replaces the refresh ticker
 }
 
 // Option configures a Server.
@@ -65,8 +70,8 @@ type Option func(*Server)
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
 // WithRefresh sets how often the live listeners are asked for their
-// state (WithLiveStatuses), and how soon a failed read is tried again
-// (default 2s). What Consul records shows at once.
+// state (WithLiveStatuses) while someone watches, and how soon a failed
+// read is tried again (default 2s). What Consul records shows at once.
 func WithRefresh(d time.Duration) Option { return func(s *Server) { s.refresh = d } }
 
 // WithActions enables state-changing requests (resume a rollout group).
@@ -79,14 +84,14 @@ func WithAllowedHosts(hosts ...string) Option {
 }
 
 // WithLiveStatuses lays fresher statuses (asked of the listeners) over
-// the recorded ones on every refresh.
+// the recorded ones on every refresh while someone watches (see Run).
 func WithLiveStatuses(fn func(context.Context, []registry.Status) []registry.Status) Option {
 	return func(s *Server) { s.live = fn }
 }
 
 // New returns a console reading reg.
 func New(reg Registry, opts ...Option) *Server {
-	s := &Server{reg: reg, log: slog.Default(), refresh: 2 * time.Second, subs: map[chan []byte]struct{}{}}
+	s := &Server{reg: reg, log: slog.Default(), refresh: 2 * time.Second, subs: map[chan []byte]struct{}{}, wake: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -105,19 +110,17 @@ const (
 )
 
 // Run keeps the state current until ctx ends: one blocking query per part
-// says when to read it again, so an idle cluster costs no reads; the
-// refresh interval only asks the live listeners again.
+// says when to read it again, so an idle cluster costs no reads. While
+// someone watches (a page's event stream, or /api/state asked within the
+// last few refreshes) every refresh asks the live listeners again; nobody
+// watching, no listener is woken and the state shows what Consul records.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.endStreams()
 	var dirty atomic.Uint32
-	wake := make(chan struct{}, 1)
 	changed := func(p part) func() {
 		return func() {
 			dirty.Or(uint32(p))
-			select {
-			case wake <- struct{}{}:
-			default:
-			}
+			s.poke()
 		}
 	}
 	var wg sync.WaitGroup
@@ -128,28 +131,67 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.watch(ctx, "bindings", s.reg.WatchBindings, changed(partRegistry)) })
 	wg.Go(func() { s.watch(ctx, "statuses", s.reg.WatchStatuses, changed(partStatuses)) })
 	wg.Go(func() { s.watch(ctx, "rollouts", s.reg.WatchRollouts, changed(partHalts)) })
-	var tick <-chan time.Time
-	if s.live != nil {
+	tick := s.ticks
+	if tick == nil && s.live != nil {
 		t := time.NewTicker(s.refresh)
 		defer t.Stop()
 		tick = t.C
 	}
 	var in inputs
+	shownLive := false // the state shown carries the listeners' answers
 	for parts := allParts; ; parts = part(dirty.Swap(0)) {
 		var retry <-chan time.Time
-		if failed := s.rebuild(ctx, &in, parts); failed != 0 {
-			dirty.Or(uint32(failed))
-			retry = time.After(s.refresh)
+		ask := s.live != nil && s.watched()
+		if parts != 0 || ask || shownLive {
+			if failed := s.rebuild(ctx, &in, parts, ask); failed != 0 {
+				dirty.Or(uint32(failed))
+				retry = time.After(s.refresh)
+			} else {
+				shownLive = ask
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-wake:
+		case <-s.wake:
 		case <-tick:
 		case <-retry:
 		}
 	}
 }
+
+// poke wakes Run, which then reads what changed and, if someone watches,
+// asks the live listeners.
+func (s *Server) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// watched reports whether a page streams the state or /api/state was
+// asked lately: only then are the live listeners worth waking.
+func (s *Server) watched() bool {
+	s.mu.Lock()
+	streams := len(s.subs)
+	s.mu.Unlock()
+	return streams > 0 || time.Now().UnixNano() < s.polledUntil.Load()
+}
+
+// polled notes a request for /api/state: the next few refreshes ask the
+// live listeners, at once if none was asking, so that a script polling
+// the state sees them.
+func (s *Server) polled() {
+	was := s.watched()
+	s.polledUntil.Store(time.Now().Add(pollWatches * s.refresh).UnixNano())
+	if !was {
+		s.poke()
+	}
+}
+
+// pollWatches is how many refreshes a request for /api/state keeps the
+// live listeners asked.
+const pollWatches = 3
 
 // watch calls changed on every change seen by one blocking query; on an
 // error it waits a refresh interval before asking again.
@@ -177,10 +219,7 @@ func (s *Server) watch(ctx context.Context, what string, w func(context.Context,
 // rebuild reads the parts of in that changed and, when the state changed,
 // sends it to every page. A failed read keeps the last state, marked with
 // the error, and returns the parts to read again.
-func (s *Server) rebuild(ctx context.Context, in *inputs, parts part) (failed part) {
-	if parts == 0 && s.live == nil {
-		return 0 // a wake whose parts an earlier rebuild read already
-	}
+func (s *Server) rebuild(ctx context.Context, in *inputs, parts part, ask bool) (failed part) {
 	next := *in
 	err := s.read(ctx, &next, parts)
 	var st State
@@ -196,7 +235,7 @@ func (s *Server) rebuild(ctx context.Context, in *inputs, parts part) (failed pa
 	} else {
 		*in = next
 		shown := next
-		if s.live != nil {
+		if ask {
 			shown.statuses = s.live(ctx, next.statuses)
 		}
 		st = build(shown)
@@ -273,6 +312,9 @@ func (s *Server) subscribe() (<-chan []byte, func()) {
 	s.subs[ch] = struct{}{}
 	if s.state != nil {
 		ch <- s.state
+	}
+	if len(s.subs) == 1 {
+		s.poke() // the first page: ask the live listeners now, not at the next refresh
 	}
 	return ch, func() {
 		s.mu.Lock()

@@ -40,7 +40,9 @@ services, edges labelled with the key they bind, unresolved requirements and
 cycles in red), each service's instances (node, address, health) and its
 bindings per region with their revision and why each requirement resolved as
 it did (a button runs explain), and every node's last run, result and reason
-and the halted rollout groups.
+and the halted rollout groups. The live listeners are asked for their queue
+every --refresh only while someone watches (a page is open, or /api/state
+was asked within the last three refreshes); else nothing wakes them.
 
 It is read-only unless --allow-actions, which adds a "resume" button to
 halted rollout groups. Every request must name the console by a loopback
@@ -68,7 +70,7 @@ authenticates.`,
 	fl.StringVar(&f.addr, "addr", defaultConsoleAddr, "address to serve the console on")
 	fl.BoolVar(&f.actions, "allow-actions", false, "allow state changes from the page (resume a halted rollout group)")
 	fl.StringArrayVar(&f.hosts, "allow-host", nil, "a host name the console may be addressed by, besides loopback and localhost (repeatable)")
-	fl.DurationVar(&f.refresh, "refresh", 2*time.Second, "how often live listeners are asked for their state over NATS; what Consul records shows at once")
+	fl.DurationVar(&f.refresh, "refresh", 2*time.Second, "how often live listeners are asked for their state over NATS while a page or a script watches; what Consul records shows at once")
 	return cmd
 }
 
