@@ -64,12 +64,16 @@ func WithACLs(rootToken string) ConsulOption {
 	}
 }
 
+// consulStartAttempts is how many agents StartConsul starts before it
+// gives up on one answering.
+const consulStartAttempts = 3
+
 // StartConsul starts a Consul agent, waits for it to elect itself leader and
 // stops it when the test ends.
 func StartConsul(t testing.TB, opts ...ConsulOption) *Consul {
 	t.Helper()
 	RequireConsulBinary(t)
-	srv, err := testutil.NewTestServerConfigT(t, func(c *testutil.TestServerConfig) {
+	configure := func(c *testutil.TestServerConfig) {
 		c.LogLevel = "warn"
 		if os.Getenv("PATCHBAY_TEST_CONSUL_LOGS") == "" {
 			c.Stdout, c.Stderr = io.Discard, io.Discard
@@ -77,9 +81,20 @@ func StartConsul(t testing.TB, opts ...ConsulOption) *Consul {
 		for _, opt := range opts {
 			opt(c)
 		}
-	})
-	if err != nil {
-		t.Fatalf("start consul: %v", err)
+	}
+	// The SDK gives a new agent 2 s to answer HTTP, then stops it and
+	// returns an error, for the caller to try again: a loaded machine (the
+	// race detector, packages tested side by side) can take longer.
+	var srv *testutil.TestServer
+	var err error
+	for attempt := 1; ; attempt++ {
+		if srv, err = testutil.NewTestServerConfigT(t, configure); err == nil {
+			break
+		}
+		if attempt == consulStartAttempts {
+			t.Fatalf("start consul: %v (%d attempts)", err, attempt)
+		}
+		t.Logf("start consul: %v; trying again (attempt %d of %d)", err, attempt+1, consulStartAttempts)
 	}
 	c := &Consul{Server: srv, Addr: srv.HTTPAddr}
 	t.Cleanup(func() {
