@@ -22,15 +22,18 @@ func TestKeygen(t *testing.T) {
 	if _, err := events.NewVerifier(public); err != nil {
 		t.Fatalf("printed %q: %v", stdout, err)
 	}
-	if fi, err := os.Stat(seed); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("seed file: %v, mode %v; want 0600", err, fi.Mode())
+	if fi, err := os.Stat(seed); err != nil {
+		t.Fatal(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("seed file mode %v, want 0600", fi.Mode())
 	}
 	if got, _ := os.ReadFile(pubFile); string(got) != public+"\n" {
 		t.Errorf("public file holds %q, want %q", got, public)
 	}
-	s, err := readSigningKey(seed)
-	if err != nil || s.PublicKey() != public {
-		t.Fatalf("readSigningKey: %v; public key %v, want %s", err, s, public)
+	if s, err := readSigningKey(seed); err != nil {
+		t.Fatal(err)
+	} else if s.PublicKey() != public {
+		t.Fatalf("readSigningKey: public key %s, want %s", s.PublicKey(), public)
 	}
 
 	before, _ := os.ReadFile(seed)
