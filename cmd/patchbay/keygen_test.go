@@ -5,8 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/internal/testcluster"
 )
 
 // keygen writes a seed only the owner may read, prints its public key,
@@ -81,5 +83,34 @@ func TestResolverSigningKeyFile(t *testing.T) {
 				t.Fatalf("stderr shows the seed:\n%s", stderr)
 			}
 		})
+	}
+}
+
+// The resolver daemon, as a process with the seed keygen wrote, signs its
+// events with the key keygen printed.
+func TestResolverSignsEvents(t *testing.T) {
+	consul := testcluster.StartConsul(t)
+	natsSrv := testcluster.StartNATS(t)
+	addr := "--consul-addr=" + consul.Addr
+	if code, _, stderr := patchbay(t, "publish", addr, "../../examples/services"); code != 0 {
+		t.Fatalf("publish: %s", stderr)
+	}
+	seed := filepath.Join(t.TempDir(), "resolver.nk")
+	code, stdout, stderr := patchbay(t, "keygen", seed)
+	if code != 0 {
+		t.Fatalf("keygen: %s", stderr)
+	}
+	verifier, err := events.NewVerifier(strings.TrimSpace(stdout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := subscribeBindings(t, natsSrv.URL, "app-www")
+	startPatchbay(t, "resolver", addr, "--nats-url", natsSrv.URL, "--quiet", "0", "--signing-key-file", seed)
+	m, err := sub.NextMsg(15 * time.Second)
+	if err != nil {
+		t.Fatalf("no bindings event: %v", err)
+	}
+	if err := verifier.Verify(m); err != nil {
+		t.Fatalf("the resolver's event does not verify with keygen's public key: %v (headers %v)", err, m.Header)
 	}
 }
