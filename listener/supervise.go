@@ -254,9 +254,10 @@ func (l *Listener) onBindings(m *nats.Msg) {
 }
 
 // trusted reports whether a bindings event may be applied: always when
-// listener.yaml names no key, else only when a key it names signed it.
-// Anti-entropy still reads Consul, so a dropped event delays nothing that
-// a genuine one would not also have brought.
+// listener.yaml names no key, else only when a key it names signed it. It
+// runs before the body is parsed. A genuine event dropped (its resolver's
+// key not listed yet) only delays the change until anti-entropy reads
+// Consul.
 func (l *Listener) trusted(m *nats.Msg) bool {
 	v := l.cfg.Load().Events.verifier
 	if v == nil {
@@ -275,7 +276,7 @@ func (l *Listener) trusted(m *nats.Msg) bool {
 	}
 	l.metrics.Rejected(reason)
 	l.rejectedLog.Do(func() {
-		l.log.Warn("ignoring bindings events that no key of listener.yaml's events signed (logged at most every 10s; see patchbay_listener_events_rejected_total)", "subject", m.Subject, "reason", reason, "err", err)
+		l.log.Warn("ignoring bindings events not signed by a key of listener.yaml's events.public_keys (logged at most every 10s; see patchbay_listener_events_rejected_total)", "subject", m.Subject, "reason", reason, "err", err)
 	})
 	return false
 }
