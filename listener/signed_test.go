@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,4 +159,30 @@ func (c *cluster) forgedEvent(t *testing.T, from, to string) []byte {
 		t.Fatal(err)
 	}
 	return events.BindingsChanged{Federation: "default", Service: "web", Revision: b.Revision, ModifyIndex: sb.ModifyIndex + 1, Binding: value}.Encode()
+}
+
+// Without keys a listener says once, at start, that it trusts events
+// unauthenticated; with keys it does not.
+func TestUnkeyedListenerWarns(t *testing.T) {
+	c := newCluster(t)
+	c.publish("id: web\n")
+	cases := []struct {
+		node, extra string
+		want        int64
+	}{
+		{"web-1", "", 1},
+		{"web-2", "events: {public_keys: [" + newSigner(t).PublicKey() + "]}\n", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.node, func(t *testing.T) {
+			var logged atomic.Int64
+			c.nodeLog = slog.New(countingHandler{Handler: slog.DiscardHandler, part: "trusted unauthenticated", count: &logged})
+			c.nodeExtra = tc.extra
+			n := c.startListener(tc.node, "{}", "  - service: web\n")
+			testcluster.Eventually(t, 30*time.Second, tc.node+" runs", func() bool { return n.runs.Load() > 0 })
+			if got := logged.Load(); got != tc.want {
+				t.Errorf("%d warnings that events are trusted unauthenticated, want %d", got, tc.want)
+			}
+		})
+	}
 }
