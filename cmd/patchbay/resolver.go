@@ -62,6 +62,7 @@ leadership, the lag from a registry change to the bindings written) and
 				return err
 			}
 			defer nc.Close()
+			a.logSigning(signer)
 			var wg sync.WaitGroup
 			defer wg.Wait() // after stop below
 			ctx, stop := context.WithCancel(cmd.Context())
@@ -91,19 +92,21 @@ leadership, the lag from a registry change to the bindings written) and
 	return cmd
 }
 
-// signer reads the resolver's signing key; without one it warns that
-// events go unsigned and returns nil.
+// signer reads the resolver's signing key; nil without one.
 func (a *app) signer(file string) (*events.Signer, error) {
 	if file == "" {
-		a.logger().Warn("bindings events are published unsigned: listeners that trust a key drop them, and the others cannot tell them from forgeries; give --signing-key-file (patchbay keygen)")
 		return nil, nil
 	}
-	s, err := readSigningKey(file)
-	if err != nil {
-		return nil, err
+	return readSigningKey(file)
+}
+
+// logSigning says once the daemon is up how its events are signed.
+func (a *app) logSigning(s *events.Signer) {
+	if s == nil {
+		a.logger().Warn("bindings events are published unsigned: listeners that trust a key drop them, and the others cannot tell them from forgeries; give --signing-key-file (patchbay keygen)")
+		return
 	}
 	a.logger().Info("signing bindings events", "public_key", s.PublicKey())
-	return s, nil
 }
 
 // ignoreHangup logs each SIGHUP until ctx ends, so that a daemon without
