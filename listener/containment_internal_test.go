@@ -16,10 +16,19 @@ import (
 func TestExampleShellPatternsAreSafe(t *testing.T) {
 	shell := regexp.MustCompile(`\[(sh|bash|dash|zsh|ksh|busybox|env), (\S+, )?-c, [^\]\n]*\]`)
 	off := false
-	for _, file := range []string{"../README.md", "../examples/listener.yaml", "allow.go"} {
+	compose, err := filepath.Glob("../deploy/compose/*/listener.yaml")
+	if err != nil || len(compose) == 0 {
+		t.Fatalf("no compose listener.yaml: %v", err)
+	}
+	for _, file := range append([]string{"../README.md", "../examples/listener.yaml", "allow.go"}, compose...) {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if strings.HasPrefix(file, "../deploy/") {
+			if _, err := LoadConfig(file, configGlobals...); err != nil {
+				t.Errorf("%s does not load: %v", file, err)
+			}
 		}
 		found := shell.FindAllString(strings.ReplaceAll(string(b), `\"`, `"`), -1)
 		if len(found) == 0 {
