@@ -88,7 +88,7 @@ func (a AllowConfig) defaults() bool { return a.Defaults == nil || *a.Defaults }
 
 // Command reports whether a manifest of service may run argv on this node:
 // the argv that runs, its placeholders expanded. A pattern's {STAGED}
-// matches no argument here: only a check's staged path (checkCommand).
+// matches no argument here: only a check's staged path (command).
 func (a AllowConfig) Command(service string, argv []string) bool {
 	return a.command(service, "", argv)
 }
