@@ -74,6 +74,8 @@ type Config struct {
 	Retry           RetryConfig       `yaml:"retry"`
 	// Allow is what manifests may run and read on this node.
 	Allow AllowConfig `yaml:"allow"`
+	// Env is what of the node's environment templates and commands see.
+	Env EnvConfig `yaml:"env"`
 	// Services are the services this node hosts, in file order.
 	Services []ServiceConfig `yaml:"services"`
 }
@@ -417,6 +419,7 @@ func (l *configLoader) validate(c *Config) {
 	}
 	l.services(c)
 	l.allow(&c.Allow)
+	l.env(&c.Env)
 }
 
 // exceeds reports a lower bound above its upper bound, at the one of the

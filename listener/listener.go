@@ -144,6 +144,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	}
 	l.log = l.log.With("node", cfg.Node)
 	l.cfg.Store(cfg)
+	l.warnShellGlobs(cfg)
 	l.queueState.Store(&QueueState{})
 	l.seen.Store(&map[string]seenInputs{})
 	l.owners.Store(&map[string]*registry.Owner{})
@@ -449,12 +450,14 @@ func (c *Config) serviceNames() []string {
 }
 
 // runCommand runs a reload or provision command, or only logs it on a
-// simulated node.
+// simulated node. Its environment is the node's (nodeEnv) unless opts
+// give another.
 func (l *Listener) runCommand(ctx context.Context, argv []string, timeout time.Duration, opts ...templates.RunOption) error {
 	if l.simulated {
 		l.log.Info("simulated node: would run", "command", strings.Join(argv, " "))
 		return nil
 	}
+	opts = append([]templates.RunOption{templates.WithEnv(nodeEnv(l.cfg.Load()))}, opts...)
 	return templates.Run(ctx, argv, timeout, opts...)
 }
 

@@ -188,6 +188,7 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 		return fail(err)
 	}
 	file.Destination = cfg.destination(spec.Destination)
+	file.Env, file.Guard = nodeEnv(cfg), l.checkGuard(cfg, p.sc.Service, name)
 	if l.simulated {
 		file.Check, file.Owner, file.Group = nil, "", ""
 	}
@@ -199,7 +200,7 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 	start := time.Now()
 	data := l.lbData(ctx, p, len(file.Check) > 0, templates.Data{
 		Service: p.m.ID, Federation: l.fed, Region: cfg.Region,
-		Environment: p.m.Environment, Binding: p.binding, Options: spec.Options, Min: minimum,
+		Environment: p.m.Environment, NodeEnv: nodeEnv(cfg), Binding: p.binding, Options: spec.Options, Min: minimum,
 	}, tr)
 	out, err := l.renderer.Render(ctx, name, contents, data)
 	if l.evictsOnGuard(cfg, p, name, err) { // policy beats last-good
