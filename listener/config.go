@@ -65,8 +65,9 @@ type Config struct {
 	// ControlTokenFile holds a token every control request but GET
 	// /healthz must carry; "" for none.
 	ControlTokenFile string `yaml:"control_token_file"`
-	// AntiEntropy is how often revisions in Consul are compared with the
-	// last applied ones (jittered by up to a fifth).
+	// AntiEntropy is how often the bindings in Consul are compared with
+	// those held and last applied, Consul winning (jittered by up to a
+	// fifth).
 	AntiEntropy manifest.Duration `yaml:"anti_entropy"`
 	// ShutdownTimeout bounds how long SIGTERM waits for the running step.
 	ShutdownTimeout manifest.Duration `yaml:"shutdown_timeout"`
