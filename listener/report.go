@@ -1,6 +1,11 @@
 package listener
 
-import "time"
+import (
+	"log/slog"
+	"time"
+
+	"github.com/patchbay/patchbay/templates"
+)
 
 // Report is what GET /status returns and `patchbay status` reads: the
 // listener's view of its node.
@@ -83,4 +88,15 @@ type CommandResult struct {
 	Ran      bool          `json:"ran"`
 	Duration time.Duration `json:"duration_ns"`
 	Error    string        `json:"error,omitempty"`
+}
+
+// outputAttr is the end of a failed command's output for the node's log,
+// the one place it goes: reasons and statuses leave the node, and carry
+// the command and its exit status only. No attribute when err is not a
+// command's or it printed nothing.
+func outputAttr(err error) slog.Attr {
+	if out := templates.CommandOutput(err); out != "" {
+		return slog.String("output", out)
+	}
+	return slog.Attr{}
 }
