@@ -77,7 +77,7 @@ TOKEN, KEY, ...) and the passwords of URLs are masked, in --json too;
 				return a.deniedOr(cmd.Context(), args[0], err)
 			}
 			if !showSecrets {
-				b = maskBinding(b)
+				b = b.Redacted()
 			}
 			if asJSON {
 				return a.printJSON(b)
@@ -179,7 +179,7 @@ masked as in resolve unless --show-secrets.`,
 				return err
 			}
 			if !showSecrets {
-				x = maskExplanation(x)
+				x = x.Redacted()
 			}
 			if asJSON {
 				return a.printJSON(x)
