@@ -1,0 +1,101 @@
+package listener
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/patchbay/patchbay/internal/testcluster"
+)
+
+// The control endpoint is by default a unix socket of mode 0600: the
+// listener's user may pause it and read its status; another local user
+// (nobody) cannot connect at all, although every directory on the way is
+// open to it.
+func TestControlUnixSocket(t *testing.T) {
+	if !strings.HasPrefix(DefaultControlAddr, "unix://") {
+		t.Errorf("DefaultControlAddr = %q, want a unix socket", DefaultControlAddr)
+	}
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil { // only the socket's mode may keep nobody out
+			t.Fatal(err)
+		}
+	}
+	sock := filepath.Join(dir, "listener.sock")
+	r := &recorder{report: Report{Node: "n1"}}
+	s := NewControlServer(r, nil, WithControlLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if _, err := s.Listen("unix://" + sock); err != nil {
+		t.Fatalf("Listen on a unix socket: %v", err)
+	}
+	if got := s.Addr(); got != "unix://"+sock {
+		t.Errorf("Addr = %q, want unix://%s", got, sock)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+			t.Errorf("the socket is left behind after Serve: %v", err)
+		}
+	}()
+
+	fi, err := os.Lstat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v, want a socket of mode 0600", fi.Mode())
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != os.Geteuid() {
+		t.Errorf("socket owned by uid %d, want the listener's %d", st.Uid, os.Geteuid())
+	}
+
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := client.Post("http://localhost/pause", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || len(r.Calls()) != 1 {
+		t.Fatalf("POST /pause as the listener's user: %s, calls %v", resp.Status, r.Calls())
+	}
+
+	if os.Geteuid() != 0 {
+		t.Skip("running a client as nobody needs root") // CI runs the tests as root
+	}
+	curl := testcluster.RequirePrograms(t, "curl")["curl"]
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	for _, req := range [][]string{{"-X", "POST", "http://localhost/pause"}, {"http://localhost/status"}} {
+		cmd := exec.Command(curl, append([]string{"-sS", "--unix-socket", sock}, req...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "Couldn't connect") {
+			t.Errorf("curl %v as nobody: %v\n%s\nwant the connection refused", req, err, out)
+		}
+	}
+	if calls := r.Calls(); len(calls) != 1 {
+		t.Errorf("calls %v: nobody's request reached the controller", calls)
+	}
+}
