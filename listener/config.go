@@ -30,7 +30,7 @@ var ErrConfig = errkind.New(errkind.Input, "listener: invalid config")
 
 // Defaults of listener.yaml.
 const (
-	DefaultStateDir    = "/var/lib/patchbay"
+	DefaultStateDir = "/var/lib/patchbay"
 	// DefaultControlAddr is a unix socket only the listener's user may
 	// connect to (mode 0600). TCP ("127.0.0.1:7676") without
 	// control_token_file lets any local user pause the node: it is warned
