@@ -179,7 +179,14 @@ func (s *ControlServer) routes() *http.ServeMux {
 }
 
 func (s *ControlServer) status(w http.ResponseWriter, _ *http.Request) {
-	data, err := json.MarshalIndent(s.c.Report(), "", "  ")
+	report := s.c.Report()
+	s.mu.Lock()
+	authenticated := s.sock != "" || s.token != "" // the socket's mode, or the guard's token
+	s.mu.Unlock()
+	if !authenticated {
+		report = report.withoutOutput() // any local user reaches it: results and reasons only
+	}
+	data, err := json.MarshalIndent(report, "", "  ")
 	if err != nil { // a Report holds strings, numbers and times: cannot happen
 		s.log.Error("control endpoint: encode status", "err", err)
 		http.Error(w, "encode status: "+err.Error(), http.StatusInternalServerError)

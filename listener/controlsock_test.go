@@ -99,3 +99,60 @@ func TestControlUnixSocket(t *testing.T) {
 		t.Errorf("calls %v: nobody's request reached the controller", calls)
 	}
 }
+
+// GET /status carries the end of a failed test's output only to readers
+// the endpoint authenticates: the listener's user on the socket, a token
+// holder on TCP. A TCP endpoint without a token, which any local user
+// reaches, serves the results and reasons without it.
+func TestControlStatusOutputOnlyAuthenticated(t *testing.T) {
+	const secret = "TOP-SECRET-CONTENT"
+	run := &RunReport{Result: ResultFailed, Services: []ServiceRun{{Service: "app", Result: ResultFailed, Reason: "test t failed: exit status 1",
+		Tests: []TestResult{{Name: "t", Output: secret, Error: "exit status 1"}}}}}
+	r := &recorder{report: Report{Node: "n1", LastRun: run}}
+	tests := []struct {
+		name, listen, token string
+		want                bool
+	}{
+		{"tcp without a token", "127.0.0.1:0", "", false},
+		{"tcp with a token", "127.0.0.1:0", "tok", true},
+		{"unix socket", "unix://" + filepath.Join(t.TempDir(), "l.sock"), "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewControlServer(r, nil, WithControlLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithControlToken(tt.token))
+			if _, err := s.Listen(tt.listen); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			served := make(chan error, 1)
+			go func() { served <- s.Serve(ctx) }()
+			defer func() { cancel(); <-served }()
+			client, base := http.DefaultClient, "http://"+s.Addr()
+			if sock, ok := strings.CutPrefix(s.Addr(), "unix://"); ok {
+				client = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+				}}}
+				base = "http://localhost"
+			}
+			req, _ := http.NewRequest(http.MethodGet, base+"/status", nil)
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "exit status 1") {
+				t.Fatalf("GET /status: %s %s", resp.Status, body)
+			}
+			if got := strings.Contains(string(body), secret); got != tt.want {
+				t.Errorf("/status shows the test's output: %v, want %v\n%s", got, tt.want, body)
+			}
+		})
+	}
+	if run.Services[0].Tests[0].Output != secret {
+		t.Errorf("serving /status changed the listener's report: %+v", run.Services[0].Tests[0])
+	}
+}

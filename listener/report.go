@@ -2,6 +2,7 @@ package listener
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/patchbay/patchbay/templates"
@@ -99,4 +100,23 @@ func outputAttr(err error) slog.Attr {
 		return slog.String("output", out)
 	}
 	return slog.Attr{}
+}
+
+// withoutOutput is r without the commands' output: what an endpoint that
+// authenticates nobody may serve. r and the run it points to are unchanged.
+func (r Report) withoutOutput() Report {
+	if r.LastRun == nil {
+		return r
+	}
+	run := *r.LastRun
+	run.Services = slices.Clone(run.Services)
+	for i := range run.Services {
+		tests := slices.Clone(run.Services[i].Tests)
+		for j := range tests {
+			tests[j].Output = ""
+		}
+		run.Services[i].Tests = tests
+	}
+	r.LastRun = &run
+	return r
 }
