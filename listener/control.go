@@ -42,8 +42,8 @@ const controlShutdownTimeout = 5 * time.Second
 // By default it is a unix socket of mode 0600 (DefaultControlAddr): only
 // the listener's user may connect. On TCP, whoever reaches it can pause the
 // node and read its status unless a token (WithControlToken) is required,
-// which the daemon warns about. Browsers are kept out: cross-origin requests from web pages
-// are refused, and so are requests whose Host is not the endpoint's
+// which the daemon warns about. Browsers are kept out: cross-origin
+// requests from web pages are refused, and so are requests whose Host is not the endpoint's
 // address (DNS rebinding), so a page open on the host cannot reach it.
 type ControlServer struct {
 	c   Controller

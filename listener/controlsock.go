@@ -35,8 +35,14 @@ func listenUnix(path string) (net.Listener, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("listener: control socket directory: %w", err)
 	}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != fs.ModeSocket {
-		return nil, fmt.Errorf("listener: control socket %s: a file that is not a socket is there; remove it or set control to another path", path)
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("listener: control socket %s: a file that is not a socket is there; remove it or set control to another path", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil { // a killed listener's socket refuses
+			_ = c.Close()
+			return nil, fmt.Errorf("listener: control socket %s: another listener serves it; give each listener its own control path", path)
+		}
 	}
 	private, err := os.MkdirTemp(dir, ".control-")
 	if err != nil {

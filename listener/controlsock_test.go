@@ -156,3 +156,26 @@ func TestControlStatusOutputOnlyAuthenticated(t *testing.T) {
 		t.Errorf("serving /status changed the listener's report: %+v", run.Services[0].Tests[0])
 	}
 }
+
+// A socket another listener serves is not taken over; one left by a killed
+// listener, or by this one, is replaced.
+func TestControlSocketInUse(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "l.sock")
+	quiet := WithControlLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	first := NewControlServer(&recorder{}, nil, quiet)
+	if _, err := first.Listen("unix://" + sock); err != nil {
+		t.Fatal(err)
+	}
+	second := NewControlServer(&recorder{}, nil, quiet)
+	if _, err := second.Listen("unix://" + sock); err == nil || !strings.Contains(err.Error(), "another listener serves it") {
+		t.Fatalf("Listen on a served socket: %v, want it refused", err)
+	}
+	first.ln.Close() // as a kill -9 leaves it: the file stays, nobody answers
+	if _, err := os.Lstat(sock); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := second.Listen("unix://" + sock); err != nil {
+		t.Fatalf("Listen on a stale socket: %v", err)
+	}
+	second.ln.Close()
+}
