@@ -252,7 +252,7 @@ func (l *Listener) install(ctx context.Context, active []*plan) {
 				changed, err := l.files.Install(ctx, f.content, f.file, f.spec.Reload, time.Duration(f.spec.Timeout))
 				if err != nil {
 					f.report.Error = err.Error()
-					l.log.Error("file not installed; it keeps its last good version", "service", p.sc.Service, "template", f.name, "err", err)
+					l.log.Error("file not installed; it keeps its last good version", "service", p.sc.Service, "template", f.name, "err", err, outputAttr(err))
 					continue
 				}
 				f.changed, f.report.Changed = changed, changed
@@ -312,7 +312,7 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 				return
 			}
 			failed[i] = true
-			l.log.Error("reload failed; it runs again in the next run", "command", strings.Join(j.argv, " "), "err", err)
+			l.log.Error("reload failed; it runs again in the next run", "command", strings.Join(j.argv, " "), "err", err, outputAttr(err))
 			for _, f := range j.files { // each file belongs to one plan, written only here
 				f.report.Error = "installed, but its reload failed: " + err.Error()
 			}

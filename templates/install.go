@@ -421,9 +421,10 @@ func WithOutput(w io.Writer) RunOption {
 }
 
 // Run runs a command, with BaseEnv unless WithEnv gives another
-// environment, bounded by timeout, in a process group of its own
-// that is killed whole on timeout; the last MaxKeptOutput bytes of its
-// output are kept for the error.
+// environment, bounded by timeout, in a process group of its own that is
+// killed whole on timeout. Its error is a *CommandError: the last
+// MaxKeptOutput bytes of the output are kept there (CommandOutput), apart
+// from the message, which travels further than the node.
 func Run(ctx context.Context, argv []string, timeout time.Duration, opts ...RunOption) error {
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -443,22 +444,41 @@ func Run(ctx context.Context, argv []string, timeout time.Duration, opts ...RunO
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w after %s", ctx.Err(), timeout)
 		}
-		return fmt.Errorf("%w: %s: %w%s", ErrCommand, strings.Join(argv, " "), err, tail(out.String()))
+		return &CommandError{Argv: argv, Err: err, Output: out.String()}
 	}
 	return nil
 }
 
-// tail is the last lines of a command's output, on one line.
-func tail(out string) string {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
+// CommandError is a command that failed or timed out. Its message names
+// the command and the cause, never the output: messages end up in the
+// node's status, which leaves the node, and a command may print anything
+// it can read (as root). Output is for the node's own log.
+type CommandError struct {
+	Argv   []string
+	Err    error
+	Output string // the end of what the command printed
+}
+
+func (e *CommandError) Error() string {
+	return fmt.Sprintf("%v: %s: %v", ErrCommand, strings.Join(e.Argv, " "), e.Err)
+}
+
+// Unwrap lets errors.Is match ErrCommand and the cause (a deadline, say).
+func (e *CommandError) Unwrap() []error { return []error{ErrCommand, e.Err} }
+
+// CommandOutput is the last lines of the output of the command err
+// reports, on one line; "" when err is not a command's or it printed
+// nothing. Log it on the node; never put it in a status or reason.
+func CommandOutput(err error) string {
+	var ce *CommandError
+	if !errors.As(err, &ce) {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(ce.Output), "\n")
 	if len(lines) > 3 {
 		lines = lines[len(lines)-3:]
 	}
-	s := strings.Join(lines, " | ")
-	if s == "" {
-		return ""
-	}
-	return ": " + s
+	return strings.Join(lines, " | ")
 }
 
 // Diff is a unified diff from the installed file to the rendered one, ""
