@@ -86,26 +86,41 @@ const allowRest = "**"
 
 func (a AllowConfig) defaults() bool { return a.Defaults == nil || *a.Defaults }
 
-// Command reports whether a manifest of service may run argv on this node.
+// Command reports whether a manifest of service may run argv on this node:
+// the argv that runs, its placeholders expanded. A pattern's {STAGED}
+// matches no argument here: only a check's staged path (command).
 func (a AllowConfig) Command(service string, argv []string) bool {
-	match := func(p CommandPattern) bool { return p.matches(service, argv) }
+	return a.command(service, "", argv)
+}
+
+// command is Command where a pattern's {STAGED} matches exactly staged,
+// the path the listener staged a check's file at ("" for no check).
+func (a AllowConfig) command(service, staged string, argv []string) bool {
+	match := func(p CommandPattern) bool { return p.matches(service, staged, argv) }
 	return slices.ContainsFunc(a.Commands, match) || (a.defaults() && slices.ContainsFunc(DefaultAllowCommands, match))
 }
 
-func (p CommandPattern) matches(service string, argv []string) bool {
+func (p CommandPattern) matches(service, staged string, argv []string) bool {
+	// The values are quoted: a glob character in them matches only itself.
+	r := strings.NewReplacer(allowServicePlaceholder, globQuote(service), manifest.StagedPlaceholder, globQuote(staged))
 	for i, word := range p {
 		if word == allowRest && i == len(p)-1 {
 			return true
 		}
-		if i >= len(argv) {
+		if i >= len(argv) || (staged == "" && strings.Contains(word, manifest.StagedPlaceholder)) {
 			return false
 		}
-		ok, err := path.Match(strings.ReplaceAll(word, allowServicePlaceholder, service), argv[i])
+		ok, err := path.Match(r.Replace(word), argv[i])
 		if err != nil || !ok {
 			return false
 		}
 	}
 	return len(p) == len(argv)
+}
+
+// globQuote escapes s for path.Match, so that it matches only itself.
+func globQuote(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`).Replace(s)
 }
 
 // Source reports whether templates may read the file at p (an absolute
@@ -136,8 +151,12 @@ func sourceMatches(glob, p string) bool {
 }
 
 // refusals lists what of p's manifest listener.yaml does not allow, each
-// as "what it is: why", nil when everything is allowed.
-func (a AllowConfig) refusals(p *plan) (commands, sources []string) {
+// as "what it is: why", nil when everything is allowed. Commands are
+// matched as they will run: a test's placeholders expanded as runTest
+// expands them, a check's {STAGED} as a path staged beside its
+// destination (the check is matched again on the real path before it
+// runs).
+func (a AllowConfig) refusals(cfg *Config, p *plan) (commands, sources []string) {
 	service := p.sc.Service
 	cmd := func(what string, argv []string) {
 		if len(argv) > 0 && !a.Command(service, argv) {
@@ -149,14 +168,19 @@ func (a AllowConfig) refusals(p *plan) (commands, sources []string) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.m.Templates)) {
 		t := p.m.Templates[name]
-		cmd("check of template "+name, t.Check)
+		if staged := templates.StagedExample(cfg.destination(t.Destination)); len(t.Check) > 0 && !a.command(service, staged, templates.ExpandStaged(t.Check, staged)) {
+			commands = append(commands, fmt.Sprintf("check of template %s %q", name, t.Check))
+		}
 		cmd("reload of template "+name, t.Reload)
 		if t.Source != "" && !strings.HasPrefix(t.Source, manifest.BuiltinPrefix) && !a.Source(t.Source) {
 			sources = append(sources, fmt.Sprintf("source of template %s %q", name, t.Source))
 		}
 	}
+	vars := manifest.TestVars(p.m, cfg.addrOf(p.sc), p.sc.Port, cfg.Node, cfg.Region)
 	for _, t := range p.m.Tests {
-		cmd("test "+t.Name, t.Command)
+		if argv, err := t.Argv(vars); err == nil { // else the test fails without running
+			cmd("test "+t.Name, argv)
+		}
 	}
 	return commands, sources
 }
@@ -165,7 +189,7 @@ func (a AllowConfig) refusals(p *plan) (commands, sources []string) {
 // before anything of it is rendered or run, and reports it in the status,
 // the metrics and the log.
 func (l *Listener) refuse(cfg *Config, p *plan) bool {
-	commands, sources := cfg.Allow.refusals(p)
+	commands, sources := cfg.Allow.refusals(cfg, p)
 	if len(commands) == 0 && len(sources) == 0 {
 		return false
 	}
@@ -218,13 +242,13 @@ func (l *configLoader) commandPattern(n *yaml.Node, label string) bool {
 	case yaml.SequenceNode:
 		for _, w := range n.Content {
 			if w.Kind != yaml.ScalarNode {
-				l.report(w.Line, "%s: a word is %s; give the command as words, like \"nginx -s reload\" or [sh, -c, \"echo *\"]", label, manifest.NodeKind(w))
+				l.report(w.Line, "%s: a word is %s; give the command as words, like \"nginx -s reload\" or [sh, -c, 'echo \"$1\"', sh, \"*\"]", label, manifest.NodeKind(w))
 				return false
 			}
 			words = append(words, w.Value)
 		}
 	default:
-		l.report(n.Line, "%s: expected a command, found %s; give it as words, like \"nginx -s reload\" or [sh, -c, \"echo *\"]", label, manifest.NodeKind(n))
+		l.report(n.Line, "%s: expected a command, found %s; give it as words, like \"nginx -s reload\" or [sh, -c, 'echo \"$1\"', sh, \"*\"]", label, manifest.NodeKind(n))
 		return false
 	}
 	if len(words) == 0 || words[0] == "" {

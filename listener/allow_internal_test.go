@@ -16,7 +16,7 @@ func TestAllowCommand(t *testing.T) {
 		argv  []string
 		want  bool
 	}{
-		{"default nginx check", AllowConfig{}, []string{"nginx", "-t", "-q", "-c", "{STAGED}"}, true},
+		{"{STAGED} only matches a staged path", AllowConfig{}, []string{"nginx", "-t", "-q", "-c", "{STAGED}"}, false},
 		{"default own unit", AllowConfig{}, []string{"systemctl", "restart", "app-www"}, true},
 		{"default other unit", AllowConfig{}, []string{"systemctl", "restart", "sshd"}, false},
 		{"default stop", AllowConfig{}, []string{"systemctl", "stop", "app-www"}, false},

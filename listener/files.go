@@ -447,7 +447,7 @@ func (fs *Files) check(ctx context.Context, path string, want expectation) {
 	if what != driftMode && len(want.reload) > 0 {
 		if err := fs.run(ctx, want.reload, want.reloadTimeout); err != nil {
 			err = fmt.Errorf("listener: reload after restoring %s: %w", path, err)
-			fs.log.Error("listener: reload after restoring a file failed", "path", path, "err", err)
+			fs.log.Error("listener: reload after restoring a file failed", "path", path, "err", err, outputAttr(err))
 			fs.onRestore(path, err)
 			return
 		}

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"bytes"
 	"encoding/json"
 	"sync"
 
@@ -16,6 +17,15 @@ import (
 // manifest digest differs), and after a resync (NATS reconnected).
 // Otherwise events, and the reads of anti-entropy that found a difference,
 // keep it current and a run reads nothing from Consul.
+//
+// Consul is the source of truth, events only bring its changes early:
+// anyone who can publish on NATS can send an event, with any revision. So
+// what an event brought is held only until a Consul read that began after
+// it (anti-entropy's, every interval, or a run's): that read replaces it
+// unless it confirms it, whatever the revisions say. Revisions only order
+// what arrives concurrently: a read racing with an event is older than the
+// event and does not replace it, and an event older than what is held is
+// ignored, so a reordered event cannot roll a binding back.
 //
 // Events arrive on nats.go's goroutines and runs read from the queue's, so
 // a mutex guards the map; no method does I/O while holding it.
@@ -65,23 +75,27 @@ func (in *inputs) readStart() uint64 {
 }
 
 // fromConsul records what source (a run, or anti-entropy) read from Consul
-// in a read that began at start (readStart). What an event brought in
-// meanwhile is newer: a binding of a newer revision of the same key is kept
-// (a revision never goes backwards), and a service an event marked stale
-// stays stale, so the next run reads it again.
+// in a read that began at start (readStart). The read is the truth for
+// every service no event touched since start: it replaces what is held,
+// even a higher revision (a forged event's, or one Consul no longer has
+// after a snapshot restore). What an event brought in meanwhile is newer
+// than the read: a binding of a newer revision of the same key is kept,
+// until the next read confirms or replaces it, and a service an event
+// marked stale stays stale, so the next run reads it again.
 func (in *inputs) fromConsul(hosted []registry.HostedService, start uint64, source string) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for _, h := range hosted {
 		was := in.services[h.Service]
-		if was != nil && was.stale && was.touched > start {
+		racing := was != nil && was.touched > start
+		if racing && was.stale {
 			continue
 		}
 		next := &held{hosted: h, revision: revisionOf(h.Binding), source: source}
 		if h.Manifest != nil {
 			next.digest = resolver.ManifestDigest(h.Manifest)
 		}
-		if was != nil && !was.stale && sameKey(was.hosted.Binding, h.Binding) && was.revision > next.revision {
+		if racing && sameKey(was.hosted.Binding, h.Binding) && was.revision > next.revision {
 			next.hosted.Binding, next.revision, next.touched, next.source = was.hosted.Binding, was.revision, was.touched, was.source
 		}
 		in.services[h.Service] = next
@@ -89,7 +103,10 @@ func (in *inputs) fromConsul(hosted []registry.HostedService, start uint64, sour
 }
 
 // holds reports whether the listener holds what Consul holds for h's
-// service: the same binding and manifest, by modify index.
+// service: the same manifest, by modify index, and the same binding, by
+// modify index and content. A forged event can copy Consul's modify index,
+// not its content; an event carries the stored bytes as the resolver wrote
+// them (compact JSON), so a genuine one compares equal.
 func (in *inputs) holds(h registry.HostedService) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -97,8 +114,22 @@ func (in *inputs) holds(h registry.HostedService) bool {
 	if was == nil || was.stale || was.hosted.ManifestIndex != h.ManifestIndex {
 		return false
 	}
-	a, b := was.hosted.Binding, h.Binding
-	return (a == nil && b == nil) || (a != nil && b != nil && a.Region == b.Region && a.ModifyIndex == b.ModifyIndex)
+	return sameBinding(was.hosted.Binding, h.Binding)
+}
+
+// disputes reports whether Consul, in a read that began at start, does not
+// confirm what the listener holds for h's service although no event
+// touched it since: the read is the truth and fromConsul will replace what
+// is held. A stale service, or one an event touched during the read, is
+// not disputed: the next run, or the next read, decides.
+func (in *inputs) disputes(h registry.HostedService, start uint64) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	was := in.services[h.Service]
+	if was == nil || was.stale || was.touched > start {
+		return false
+	}
+	return was.hosted.ManifestIndex != h.ManifestIndex || !sameBinding(was.hosted.Binding, h.Binding)
 }
 
 // invalidate makes the next run read everything from Consul.
@@ -145,6 +176,13 @@ func (in *inputs) event(e events.BindingsChanged, region string) (run bool, igno
 	h.hosted.Binding = &registry.StoredBinding{Federation: e.Federation, Service: e.Service, Region: e.Region, Value: e.Binding, ModifyIndex: e.ModifyIndex}
 	h.revision, h.source = e.Revision, sourceEvents
 	return true, ""
+}
+
+func sameBinding(a, b *registry.StoredBinding) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Region == b.Region && a.ModifyIndex == b.ModifyIndex && bytes.Equal(a.Value, b.Value)
 }
 
 func sameKey(a, b *registry.StoredBinding) bool {

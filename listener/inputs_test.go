@@ -121,6 +121,7 @@ func TestInputsConsulReadNeverGoesBack(t *testing.T) {
 func TestInputsHolds(t *testing.T) {
 	m := &manifest.Manifest{ID: "web", Federation: "default"}
 	doc, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: 5, Manifest: resolver.ManifestDigest(m)})
+	other, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: 5, Manifest: "forged"})
 	in := newInputs()
 	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, ManifestIndex: 7, Binding: &registry.StoredBinding{Value: doc, ModifyIndex: 40}}}, in.readStart(), sourceConsul)
 	tests := []struct {
@@ -128,9 +129,10 @@ func TestInputsHolds(t *testing.T) {
 		h    registry.HostedService
 		want bool
 	}{
-		{"same indexes", registry.HostedService{Service: "web", ManifestIndex: 7, Binding: &registry.StoredBinding{ModifyIndex: 40}}, true},
-		{"newer binding", registry.HostedService{Service: "web", ManifestIndex: 7, Binding: &registry.StoredBinding{ModifyIndex: 41}}, false},
-		{"newer manifest", registry.HostedService{Service: "web", ManifestIndex: 8, Binding: &registry.StoredBinding{ModifyIndex: 40}}, false},
+		{"same indexes and content", registry.HostedService{Service: "web", ManifestIndex: 7, Binding: &registry.StoredBinding{Value: doc, ModifyIndex: 40}}, true},
+		{"same indexes, other content", registry.HostedService{Service: "web", ManifestIndex: 7, Binding: &registry.StoredBinding{Value: other, ModifyIndex: 40}}, false},
+		{"newer binding", registry.HostedService{Service: "web", ManifestIndex: 7, Binding: &registry.StoredBinding{Value: doc, ModifyIndex: 41}}, false},
+		{"newer manifest", registry.HostedService{Service: "web", ManifestIndex: 8, Binding: &registry.StoredBinding{Value: doc, ModifyIndex: 40}}, false},
 		{"binding gone", registry.HostedService{Service: "web", ManifestIndex: 7}, false},
 		{"another region's binding", registry.HostedService{Service: "web", ManifestIndex: 7, Binding: &registry.StoredBinding{Region: "eu", ModifyIndex: 40}}, false},
 		{"a service not held", registry.HostedService{Service: "api"}, false},
@@ -176,5 +178,121 @@ func TestInputsSource(t *testing.T) {
 		if _, got, ok := in.current([]string{"web", "api"}); !ok || got != step.want {
 			t.Errorf("after %s: source %q (ok %v), want %q", step.name, got, ok, step.want)
 		}
+	}
+}
+
+// Consul is the source of truth: what an event brought is held only until
+// a Consul read that began after it, which replaces it unless it confirms
+// it, whatever the revisions say. Only a read racing with an event (the
+// event arrived during the read) keeps the event's newer revision, until
+// the next read.
+func TestInputsConsulIsTheTruth(t *testing.T) {
+	m := &manifest.Manifest{ID: "web", Federation: "default"}
+	doc := func(rev uint64, password string) []byte {
+		b, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: rev, Manifest: resolver.ManifestDigest(m),
+			Vars: map[string]resolver.Var{"DB_PASSWORD": {Select: "one", Value: password}}})
+		return b
+	}
+	consul := func(rev, index uint64, password string) []registry.HostedService {
+		return []registry.HostedService{{Service: "web", Manifest: m, ManifestIndex: 7, Binding: &registry.StoredBinding{Federation: "default", Service: "web", Value: doc(rev, password), ModifyIndex: index}}}
+	}
+	event := func(rev, index uint64, password string) events.BindingsChanged {
+		return events.BindingsChanged{Federation: "default", Service: "web", Revision: rev, ModifyIndex: index, Binding: doc(rev, password)}
+	}
+	tests := []struct {
+		name string
+		// held: a run's read of Consul, then an event (if any) applied
+		// before the next read begins, or during it when racing
+		held    []registry.HostedService
+		e       *events.BindingsChanged
+		racing  bool
+		read    []registry.HostedService // what the next read finds in Consul
+		wantRev uint64
+		wantPw  string
+	}{
+		{"a forged future revision is replaced by the next read", consul(1, 26, "pw-1"), new(event(1000, 26, "FORGED")), false, consul(1, 26, "pw-1"), 1, "pw-1"},
+		{"a forged future revision is replaced by Consul's newer binding", consul(1, 26, "pw-1"), new(event(1000, 26, "FORGED")), false, consul(2, 30, "rotated"), 2, "rotated"},
+		{"Consul's revision going backwards is followed", consul(5, 50, "pw-v5"), nil, false, consul(3, 60, "pw-v3"), 3, "pw-v3"},
+		{"an event the read confirms is kept", consul(1, 26, "pw-1"), new(event(2, 30, "pw-2")), false, consul(2, 30, "pw-2"), 2, "pw-2"},
+		{"an event racing with the read is kept", consul(1, 26, "pw-1"), new(event(2, 30, "pw-2")), true, consul(1, 26, "pw-1"), 2, "pw-2"},
+		{"a racing event older than the read is replaced", consul(1, 26, "pw-1"), new(event(2, 30, "pw-2")), true, consul(3, 34, "pw-3"), 3, "pw-3"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := newInputs()
+			in.fromConsul(tc.held, in.readStart(), sourceConsul)
+			start := in.readStart() // a racing read begins before the event
+			if tc.e != nil {
+				in.event(*tc.e, "")
+			}
+			if !tc.racing {
+				start = in.readStart()
+			}
+			in.fromConsul(tc.read, start, sourceAntiEntropy)
+			hosted, ok := currentWeb(in)
+			if !ok {
+				t.Fatal("the read left web stale")
+			}
+			var b resolver.Binding
+			if err := json.Unmarshal(hosted[0].Binding.Value, &b); err != nil {
+				t.Fatal(err)
+			}
+			if b.Revision != tc.wantRev || b.Vars["DB_PASSWORD"].Value != tc.wantPw || revisionOf(hosted[0].Binding) != tc.wantRev {
+				t.Errorf("after the read the listener holds revision %d with %q, want %d with %q", b.Revision, b.Vars["DB_PASSWORD"].Value, tc.wantRev, tc.wantPw)
+			}
+		})
+	}
+	// A racing event is kept only until a read that began after it.
+	in := newInputs()
+	in.fromConsul(consul(1, 26, "pw-1"), in.readStart(), sourceConsul)
+	start := in.readStart()
+	in.event(event(1000, 26, "FORGED"), "")
+	in.fromConsul(consul(1, 26, "pw-1"), start, sourceAntiEntropy)
+	in.fromConsul(consul(1, 26, "pw-1"), in.readStart(), sourceAntiEntropy)
+	if hosted, ok := currentWeb(in); !ok {
+		t.Fatal("the read left web stale")
+	} else if got := revisionOf(hosted[0].Binding); got != 1 {
+		t.Fatalf("a read begun after a racing forged event left revision %d held, want 1", got)
+	}
+}
+
+// A forged event that copies Consul's modify index is told apart by its
+// content: anti-entropy sees that Consul does not confirm it.
+func TestInputsForgedSameModifyIndex(t *testing.T) {
+	m := &manifest.Manifest{ID: "web", Federation: "default"}
+	doc := func(rev uint64, password string) []byte {
+		b, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: rev, Manifest: resolver.ManifestDigest(m),
+			Vars: map[string]resolver.Var{"DB_PASSWORD": {Select: "one", Value: password}}})
+		return b
+	}
+	inConsul := registry.HostedService{Service: "web", Manifest: m, ManifestIndex: 7, Binding: &registry.StoredBinding{Federation: "default", Service: "web", Value: doc(1, "pw-1"), ModifyIndex: 26}}
+	in := newInputs()
+	in.fromConsul([]registry.HostedService{inConsul}, in.readStart(), sourceConsul)
+	if !in.holds(inConsul) {
+		t.Fatal("the listener does not hold what it just read")
+	}
+	start := in.readStart() // anti-entropy's read races with the event
+	in.event(events.BindingsChanged{Federation: "default", Service: "web", Revision: 1000, ModifyIndex: 26, Binding: doc(1000, "FORGED")}, "")
+	if in.holds(inConsul) {
+		t.Error("after a forged event with Consul's modify index the listener still holds what Consul holds")
+	}
+	if in.disputes(inConsul, start) {
+		t.Error("a read racing with the event disputes it: the event is newer than the read")
+	}
+	if !in.disputes(inConsul, in.readStart()) {
+		t.Error("a read begun after the forged event does not dispute it: anti-entropy would not replace it")
+	}
+	restored := inConsul
+	restored.Binding = &registry.StoredBinding{Federation: "default", Service: "web", Value: doc(1, "pw-restored"), ModifyIndex: 60}
+	in.fromConsul([]registry.HostedService{inConsul}, in.readStart(), sourceAntiEntropy)
+	if in.disputes(inConsul, in.readStart()) {
+		t.Error("Consul disputes what was just read from it")
+	}
+	if !in.disputes(restored, in.readStart()) {
+		t.Error("a binding Consul rewrote at a lower revision is not disputed")
+	}
+	in.invalidate()
+	if in.disputes(restored, in.readStart()) {
+		t.Error("a stale service is disputed: the next run reads Consul anyway")
 	}
 }

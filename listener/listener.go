@@ -146,6 +146,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	}
 	l.log = l.log.With("node", cfg.Node)
 	l.cfg.Store(cfg)
+	l.warnShellGlobs(cfg)
 	l.queueState.Store(&QueueState{})
 	l.seen.Store(&map[string]seenInputs{})
 	l.owners.Store(&map[string]*registry.Owner{})
@@ -378,8 +379,9 @@ func (l *Listener) untilConverged(ctx context.Context, stop context.CancelFunc) 
 }
 
 // antiEntropy compares, every interval (jittered so that nodes spread
-// their reads), what the last run read with what Consul holds now, and
-// triggers a run when they differ: a lost event costs at most an interval.
+// their reads), what the last run read and what the listener holds with
+// what Consul holds now, and triggers a run when they differ: a lost event
+// costs at most an interval, and so does a forged one (Consul wins).
 func (l *Listener) antiEntropy(ctx context.Context) {
 	for {
 		every := time.Duration(l.cfg.Load().AntiEntropy)
@@ -395,7 +397,7 @@ func (l *Listener) antiEntropy(ctx context.Context) {
 			l.log.Warn("anti-entropy check failed", "err", err)
 			continue
 		}
-		reason, err := l.drifted(ctx, hosted)
+		reason, err := l.drifted(ctx, hosted, start)
 		if err != nil {
 			l.log.Warn("anti-entropy check failed", "err", err)
 		} else if reason != "" {
@@ -410,9 +412,10 @@ func (l *Listener) antiEntropy(ctx context.Context) {
 	}
 }
 
-// drifted says what differs between hosted, as Consul holds it now, and
-// the last run; "" if nothing.
-func (l *Listener) drifted(ctx context.Context, hosted []registry.HostedService) (string, error) {
+// drifted says what differs between hosted, as Consul holds it now in a
+// read that began at start, and the last run or what the listener holds;
+// "" if nothing.
+func (l *Listener) drifted(ctx context.Context, hosted []registry.HostedService, start uint64) (string, error) {
 	seen := *l.seen.Load()
 	for _, h := range hosted {
 		now := inputsOf(h)
@@ -424,6 +427,11 @@ func (l *Listener) drifted(ctx context.Context, hosted []registry.HostedService)
 			// An event brought it in already when the listener holds it: its
 			// run is queued or done, and triggering again would only repeat it.
 			return fmt.Sprintf("%s binding or manifest changed", h.Service), nil
+		case l.inputs.disputes(h, start):
+			// The last run read Consul's indexes, but what the listener
+			// holds is not Consul's: an event Consul does not confirm (a
+			// forged one can copy the modify index, not the content).
+			return fmt.Sprintf("%s binding held is not Consul's", h.Service), nil
 		case was.halted != "":
 			g, err := l.reg.Rollout(l.fed, was.halted)
 			if err != nil {
@@ -454,12 +462,14 @@ func (c *Config) serviceNames() []string {
 }
 
 // runCommand runs a reload or provision command, or only logs it on a
-// simulated node.
+// simulated node. Its environment is the node's (nodeEnv) unless opts
+// give another.
 func (l *Listener) runCommand(ctx context.Context, argv []string, timeout time.Duration, opts ...templates.RunOption) error {
 	if l.simulated {
 		l.log.Info("simulated node: would run", "command", strings.Join(argv, " "))
 		return nil
 	}
+	opts = append([]templates.RunOption{templates.WithEnv(nodeEnv(l.cfg.Load()))}, opts...)
 	return templates.Run(ctx, argv, timeout, opts...)
 }
 

@@ -188,6 +188,7 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 		return fail(err)
 	}
 	file.Destination = cfg.destination(spec.Destination)
+	file.Env, file.Guard = nodeEnv(cfg), l.checkGuard(cfg, p.sc.Service, name)
 	if l.simulated {
 		file.Check, file.Owner, file.Group = nil, "", ""
 	}
@@ -199,7 +200,7 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 	start := time.Now()
 	data := l.lbData(ctx, p, len(file.Check) > 0, templates.Data{
 		Service: p.m.ID, Federation: l.fed, Region: cfg.Region,
-		Environment: p.m.Environment, Binding: p.binding, Options: spec.Options, Min: minimum,
+		Environment: p.m.Environment, NodeEnv: nodeEnv(cfg), Binding: p.binding, Options: spec.Options, Min: minimum,
 	}, tr)
 	out, err := l.renderer.Render(ctx, name, contents, data)
 	if l.evictsOnGuard(cfg, p, name, err) { // policy beats last-good
@@ -251,7 +252,7 @@ func (l *Listener) install(ctx context.Context, active []*plan) {
 				changed, err := l.files.Install(ctx, f.content, f.file, f.spec.Reload, time.Duration(f.spec.Timeout))
 				if err != nil {
 					f.report.Error = err.Error()
-					l.log.Error("file not installed; it keeps its last good version", "service", p.sc.Service, "template", f.name, "err", err)
+					l.log.Error("file not installed; it keeps its last good version", "service", p.sc.Service, "template", f.name, "err", err, outputAttr(err))
 					continue
 				}
 				f.changed, f.report.Changed = changed, changed
@@ -311,7 +312,7 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 				return
 			}
 			failed[i] = true
-			l.log.Error("reload failed; it runs again in the next run", "command", strings.Join(j.argv, " "), "err", err)
+			l.log.Error("reload failed; it runs again in the next run", "command", strings.Join(j.argv, " "), "err", err, outputAttr(err))
 			for _, f := range j.files { // each file belongs to one plan, written only here
 				f.report.Error = "installed, but its reload failed: " + err.Error()
 			}

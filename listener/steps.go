@@ -5,9 +5,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -93,7 +90,7 @@ func (l *Listener) runProvision(ctx context.Context, cfg *Config, p *plan) {
 		timeout = time.Duration(manifest.DefaultProvisionLimit)
 	}
 	log.Info("running the provision command")
-	err := l.runCommand(ctx, prov.Command, timeout, templates.WithEnv(provisionEnv(cfg, l.fed, p)), templates.WithOutput(out))
+	err := l.runCommand(ctx, prov.Command, timeout, templates.WithEnv(l.provisionEnv(cfg, p)), templates.WithOutput(out))
 	out.Flush()
 	res := &CommandResult{Ran: true, Duration: time.Since(start)}
 	p.report.Provision = res
@@ -106,33 +103,15 @@ func (l *Listener) runProvision(ctx context.Context, cfg *Config, p *plan) {
 	log.Info("provision command succeeded", "took", res.Duration.Round(time.Millisecond))
 }
 
-// provisionEnv is the command's environment: the listener's own, the
-// manifest's environment, every requirement's value, and PATCHBAY_*.
-func provisionEnv(cfg *Config, fed string, p *plan) []string {
-	env := os.Environ()
-	keys := make([]string, 0, len(p.m.Environment))
-	for k := range p.m.Environment {
-		keys = append(keys, k)
+// provisionEnv is a provision command's and a test's environment
+// (commandEnv), logging what of the manifest's it leaves out.
+func (l *Listener) provisionEnv(cfg *Config, p *plan) []string {
+	env, dropped := commandEnv(cfg, l.fed, p)
+	if len(dropped) > 0 {
+		l.log.Warn("manifest environment names not given to commands: they choose what programs load, or listener.yaml sets them",
+			"service", p.sc.Service, "names", dropped)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, k+"="+p.m.Environment[k])
-	}
-	vars := make([]string, 0, len(p.binding.Vars))
-	for k := range p.binding.Vars {
-		vars = append(vars, k)
-	}
-	sort.Strings(vars)
-	for _, k := range vars {
-		env = append(env, k+"="+p.binding.Vars[k].Value)
-	}
-	return append(env,
-		"PATCHBAY_SERVICE="+p.sc.Service,
-		"PATCHBAY_FEDERATION="+fed,
-		"PATCHBAY_NODE="+cfg.Node,
-		"PATCHBAY_REGION="+cfg.Region,
-		"PATCHBAY_REVISION="+strconv.FormatUint(p.report.Revision, 10),
-	)
+	return env
 }
 
 // lineLogger logs a command's output one line at a time.

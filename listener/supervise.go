@@ -70,6 +70,7 @@ func (l *Listener) reconfigure(ctx context.Context, s *supervisor, cfg *Config, 
 		cfg.Node, cfg.StateDir, cfg.Control, cfg.Queue = old.Node, old.StateDir, old.Control, old.Queue
 	}
 	l.cfg.Store(cfg)
+	l.warnShellGlobs(cfg)
 	l.configure(ctx, s, cfg, wg)
 	l.log.Info("listener.yaml reloaded", "services", cfg.serviceNames())
 	l.queue.Trigger("listener.yaml reloaded")

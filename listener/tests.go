@@ -63,9 +63,9 @@ func (l *Listener) runTests(ctx context.Context, cfg *Config, plans []*plan, g *
 // when all passed.
 func (l *Listener) runServiceTests(ctx context.Context, cfg *Config, p *plan) string {
 	vars := manifest.TestVars(p.m, cfg.addrOf(p.sc), p.sc.Port, cfg.Node, cfg.Region)
-	env := templates.WithEnv(provisionEnv(cfg, l.fed, p))
+	env := templates.WithEnv(l.provisionEnv(cfg, p))
 	for _, t := range p.m.Tests {
-		res := l.runTest(ctx, t, vars, env)
+		res := l.runTest(ctx, cfg, p.sc.Service, t, vars, env)
 		p.report.Tests = append(p.report.Tests, res)
 		l.metrics.TestFinished(p.sc.Service, res.Passed)
 		log := l.log.With("service", p.sc.Service, "test", t.Name, "command", res.Command, "took", res.Duration.Round(time.Millisecond))
@@ -79,7 +79,7 @@ func (l *Listener) runServiceTests(ctx context.Context, cfg *Config, p *plan) st
 	return ""
 }
 
-func (l *Listener) runTest(ctx context.Context, t manifest.Test, vars map[string]string, env templates.RunOption) TestResult {
+func (l *Listener) runTest(ctx context.Context, cfg *Config, service string, t manifest.Test, vars map[string]string, env templates.RunOption) TestResult {
 	res := TestResult{Name: t.Name, Command: strings.Join(t.Command, " ")}
 	argv, err := t.Argv(vars)
 	if err != nil {
@@ -87,6 +87,10 @@ func (l *Listener) runTest(ctx context.Context, t manifest.Test, vars map[string
 		return res
 	}
 	res.Command = strings.Join(argv, " ")
+	if !cfg.Allow.Command(service, argv) { // refusals matched the same argv; this is what runs
+		res.Error = fmt.Sprintf("%v: %q is not in allow.commands of %s", ErrRefused, argv, cfg.File)
+		return res
+	}
 	out := templates.NewTailBuffer(maxTestOutput)
 	start := time.Now()
 	err = l.runCommand(ctx, argv, time.Duration(t.Timeout), env, templates.WithOutput(out))

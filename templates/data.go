@@ -36,6 +36,10 @@ type Data struct {
 	Region     string
 	// Environment is the manifest's environment; bindings and env see it.
 	Environment map[string]string
+	// NodeEnv is what else env sees, as NAME=value: the node's PATH and
+	// what its listener.yaml passes. It wins over the manifest's names; the
+	// process environment is never seen.
+	NodeEnv []string
 	// Binding is the service's binding; nil for a service that requires nothing.
 	Binding *resolver.Binding
 	// Options are the template's options (the option function).
@@ -120,6 +124,7 @@ func (f *funcs) quoter(q func(string) (string, error)) func(string) (string, err
 
 // funcMap is patchbay's functions, added to consul-template's.
 func (f *funcs) funcMap() template.FuncMap {
+	env := envFuncs(environ(f.data))
 	return template.FuncMap{
 		"patchbay":     f.info,
 		"binding":      f.binding,
@@ -130,6 +135,10 @@ func (f *funcs) funcMap() template.FuncMap {
 		"shellQuote":   f.quoter(ShellQuote),
 		"systemdQuote": f.quoter(SystemdQuote),
 		"dotenvQuote":  f.quoter(DotenvQuote),
+		// consul-template's own fall back to the process environment.
+		"env":          env.get,
+		"mustEnv":      env.must,
+		"envOrDefault": env.orDefault,
 		"mustUTF8": func(vars map[string]string) (map[string]string, error) {
 			out, err := mustUTF8(vars)
 			if err != nil {

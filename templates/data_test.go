@@ -276,9 +276,17 @@ func TestEnv(t *testing.T) {
 	// The data must shadow the process environment, not the other way round.
 	t.Setenv("PORT", "9999")
 	t.Setenv("DATABASE_URL", "from-process")
+	t.Setenv("PATCHBAY_CONSUL_TOKEN", "listener-token")
+	node := func(d *Data) { d.NodeEnv = []string{"PATH=/usr/bin", "HTTP_PROXY=http://proxy", "PORT=7000"} }
 	runCases(t, []renderCase{
 		{name: "environment", tmpl: `{{ env "PORT" }}`, want: "8080"},
 		{name: "requirement wins over environment", tmpl: `{{ env "DATABASE_URL" }}`, want: "postgres://db:5432/app"},
+		// The process environment holds the listener's credentials.
+		{name: "never the process's", tmpl: `[{{ env "PATCHBAY_CONSUL_TOKEN" }}]`, want: "[]"},
+		{name: "envOrDefault never the process's", tmpl: `{{ envOrDefault "PATCHBAY_CONSUL_TOKEN" "unset" }}`, want: "unset"},
+		{name: "mustEnv never the process's", tmpl: `{{ mustEnv "PATCHBAY_CONSUL_TOKEN" }}`, is: ErrTemplate, msg: []string{"mustEnv: PATCHBAY_CONSUL_TOKEN is empty or not set"}},
+		{name: "the node's", edit: node, tmpl: `{{ env "HTTP_PROXY" }} {{ mustEnv "PATH" }}`, want: "http://proxy /usr/bin"},
+		{name: "the node's wins", edit: node, tmpl: `{{ env "PORT" }}`, want: "7000"},
 	})
 }
 

@@ -45,6 +45,11 @@ type File struct {
 	Check   []string
 	Backup  bool
 	Timeout time.Duration // bounds Check
+	// Env is Check's environment (nil: PATH only, as Run).
+	Env []string
+	// Guard, when set, is asked before Check runs, with the argv that
+	// runs and the staged path it names; an error refuses the check.
+	Guard func(argv []string, staged string) error
 	// Log reports the staged files a killed install left and the first
 	// install removed (nil: slog.Default()).
 	Log *slog.Logger
@@ -331,14 +336,37 @@ func (f File) check(ctx context.Context, staged string) error {
 	if len(f.Check) == 0 {
 		return nil
 	}
-	argv := make([]string, len(f.Check))
-	for i, a := range f.Check {
-		argv[i] = strings.ReplaceAll(a, manifest.StagedPlaceholder, staged)
+	argv := ExpandStaged(f.Check, staged)
+	if f.Guard != nil {
+		if err := f.Guard(argv, staged); err != nil {
+			return fmt.Errorf("%w for %s, kept the installed file: %w", ErrCheckFailed, f.Destination, err)
+		}
 	}
-	if err := Run(ctx, argv, f.Timeout); err != nil {
+	var opts []RunOption
+	if f.Env != nil {
+		opts = append(opts, WithEnv(f.Env))
+	}
+	if err := Run(ctx, argv, f.Timeout, opts...); err != nil {
 		return fmt.Errorf("%w for %s, kept the installed file: %w", ErrCheckFailed, f.Destination, err)
 	}
 	return nil
+}
+
+// ExpandStaged is a check command with manifest.StagedPlaceholder replaced
+// by the staged file's path.
+func ExpandStaged(check []string, staged string) []string {
+	argv := make([]string, len(check))
+	for i, a := range check {
+		argv[i] = strings.ReplaceAll(a, manifest.StagedPlaceholder, staged)
+	}
+	return argv
+}
+
+// StagedExample is a path like those dest's file is staged at, for
+// matching a check command before anything is staged: the real ones end in
+// other digits.
+func StagedExample(dest string) string {
+	return filepath.Join(filepath.Dir(dest), stagedPrefix(filepath.Base(dest))+"0")
 }
 
 // backup keeps the current destination as DEST.bak: a hard link, so the
@@ -369,8 +397,20 @@ func Check(ctx context.Context, content []byte, f File) error {
 // RunOption configures Run.
 type RunOption func(*exec.Cmd)
 
-// WithEnv sets the command's environment (default: this process's).
-func WithEnv(env []string) RunOption { return func(c *exec.Cmd) { c.Env = env } }
+// WithEnv sets the command's environment (default: PATH alone, never
+// the rest of this process's, which holds its credentials).
+func WithEnv(env []string) RunOption {
+	return func(c *exec.Cmd) { c.Env = append([]string{}, env...) } // nil would mean this process's
+}
+
+// BaseEnv is a command's environment unless WithEnv sets another: this
+// process's PATH, and nothing else of it.
+func BaseEnv() []string {
+	if p, ok := os.LookupEnv("PATH"); ok {
+		return []string{"PATH=" + p}
+	}
+	return []string{}
+}
 
 // WithOutput copies the command's output to w as well.
 func WithOutput(w io.Writer) RunOption {
@@ -380,9 +420,11 @@ func WithOutput(w io.Writer) RunOption {
 	}
 }
 
-// Run runs a command, bounded by timeout, in a process group of its own
-// that is killed whole on timeout; the last MaxKeptOutput bytes of its
-// output are kept for the error.
+// Run runs a command, with BaseEnv unless WithEnv gives another
+// environment, bounded by timeout, in a process group of its own that is
+// killed whole on timeout. Its error is a *CommandError: the last
+// MaxKeptOutput bytes of the output are kept there (CommandOutput), apart
+// from the message, which travels further than the node.
 func Run(ctx context.Context, argv []string, timeout time.Duration, opts ...RunOption) error {
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -391,6 +433,7 @@ func Run(ctx context.Context, argv []string, timeout time.Duration, opts ...RunO
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.WaitDelay = time.Second // a child holding the output pipe cannot hang us
+	cmd.Env = BaseEnv()
 	contain(cmd)
 	out := NewTailBuffer(MaxKeptOutput)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -401,22 +444,41 @@ func Run(ctx context.Context, argv []string, timeout time.Duration, opts ...RunO
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w after %s", ctx.Err(), timeout)
 		}
-		return fmt.Errorf("%w: %s: %w%s", ErrCommand, strings.Join(argv, " "), err, tail(out.String()))
+		return &CommandError{Argv: argv, Err: err, Output: out.String()}
 	}
 	return nil
 }
 
-// tail is the last lines of a command's output, on one line.
-func tail(out string) string {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
+// CommandError is a command that failed or timed out. Its message names
+// the command and the cause, never the output: messages end up in the
+// node's status, which leaves the node, and a command may print anything
+// it can read (as root). Output is for the node's own log.
+type CommandError struct {
+	Argv   []string
+	Err    error
+	Output string // the end of what the command printed
+}
+
+func (e *CommandError) Error() string {
+	return fmt.Sprintf("%v: %s: %v", ErrCommand, strings.Join(e.Argv, " "), e.Err)
+}
+
+// Unwrap lets errors.Is match ErrCommand and the cause (a deadline, say).
+func (e *CommandError) Unwrap() []error { return []error{ErrCommand, e.Err} }
+
+// CommandOutput is the last lines of the output of the command err
+// reports, on one line; "" when err is not a command's or it printed
+// nothing. Log it on the node; never put it in a status or reason.
+func CommandOutput(err error) string {
+	var ce *CommandError
+	if !errors.As(err, &ce) {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(ce.Output), "\n")
 	if len(lines) > 3 {
 		lines = lines[len(lines)-3:]
 	}
-	s := strings.Join(lines, " | ")
-	if s == "" {
-		return ""
-	}
-	return ": " + s
+	return strings.Join(lines, " | ")
 }
 
 // Diff is a unified diff from the installed file to the rendered one, ""

@@ -142,10 +142,10 @@ func executeError(name string, f *funcs, err error) error {
 	return fmt.Errorf("%w %s%s", ErrTemplate, name, msg) // "bad template nginx:12:5: ..."
 }
 
-// environ is what consul-template's env function sees before the process
-// environment: the manifest's environment and every requirement, an
-// unresolved one as "" (as bindings has it), so env never falls through to
-// patchbay's own process environment for a requirement's name.
+// environ is all a template's env function sees: the manifest's
+// environment and every requirement, an unresolved one as "" (as bindings
+// has it), then the node's (Data.NodeEnv); never patchbay's own process
+// environment, which holds its tokens.
 func environ(d *Data) []string {
 	env := maps.Clone(d.Environment)
 	if env == nil {
@@ -156,9 +156,42 @@ func environ(d *Data) []string {
 			env[k] = v.Value
 		}
 	}
+	for _, kv := range d.NodeEnv {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
 	out := make([]string, 0, len(env))
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		out = append(out, k+"="+env[k])
 	}
 	return out
+}
+
+// envFuncs are env, mustEnv and envOrDefault over one environment.
+type envFuncs []string
+
+func (e envFuncs) lookup(name string) (string, bool) {
+	for _, kv := range e {
+		if k, v, _ := strings.Cut(kv, "="); k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func (e envFuncs) get(name string) string { v, _ := e.lookup(name); return v }
+
+func (e envFuncs) must(name string) (string, error) {
+	if v, _ := e.lookup(name); v != "" {
+		return v, nil
+	}
+	return "", fmt.Errorf("mustEnv: %s is empty or not set; env sees the manifest's environment, its requirements and what listener.yaml's env passes", name)
+}
+
+func (e envFuncs) orDefault(name, def string) string {
+	if v, ok := e.lookup(name); ok {
+		return v
+	}
+	return def
 }

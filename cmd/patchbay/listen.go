@@ -45,8 +45,8 @@ reload command once, then the provision commands (in "after:" order). A
 service with unresolved requirements is skipped and keeps its last good files.
 Services in a rollout group apply a few nodes at a time and halt the group
 when one fails. Files edited by hand are restored at once. Every 30 s
-(anti_entropy) it compares revisions with Consul, so a lost event delays a
-change by at most that.
+(anti_entropy) it compares what it holds with Consul, which wins, so a lost
+event delays a change, and a forged event lasts, at most that.
 
 Signals: SIGTERM or Ctrl-C lets the running step finish (shutdown_timeout),
 deregisters the instances and exits 0; SIGHUP reloads listener.yaml.

@@ -152,7 +152,7 @@ func (a *app) install(ctx context.Context, out []byte, spec manifest.TemplateFil
 	}
 	file.Destination = res.Destination
 	if res.Changed, err = templates.Install(ctx, out, file); err != nil {
-		return err
+		return withOutput(err)
 	}
 	if !res.Changed || f.out != "" || len(spec.Reload) == 0 { // only manifest templates have one
 		return nil
@@ -162,7 +162,7 @@ func (a *app) install(ctx context.Context, out []byte, spec manifest.TemplateFil
 		return nil
 	}
 	if err := templates.Run(ctx, spec.Reload, time.Duration(spec.Timeout)); err != nil {
-		return fmt.Errorf("installed %s, but its reload failed: %w", res.Destination, err)
+		return withOutput(fmt.Errorf("installed %s, but its reload failed: %w", res.Destination, err))
 	}
 	res.Reloaded = true
 	return nil
@@ -301,4 +301,14 @@ func diffInstalled(dest string, out []byte) (string, error) {
 		return "", err
 	}
 	return templates.Diff(installed, out, dest)
+}
+
+// withOutput adds the end of a failed command's output to err: render runs
+// the command on the user's own behalf, who reads it here, while a
+// listener keeps output out of what leaves the node.
+func withOutput(err error) error {
+	if out := templates.CommandOutput(err); out != "" {
+		return fmt.Errorf("%w; its output ends: %s", err, out)
+	}
+	return err
 }

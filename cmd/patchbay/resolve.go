@@ -62,9 +62,10 @@ the --federation) binds to for a node in --region: the value, where it comes
 from, and for anything unresolved, why. It computes this live, so it works
 whether or not a resolver is running.
 
-Values of variables and keys whose names look secret (PASSWORD, SECRET,
-TOKEN, KEY, ...) and the passwords of URLs are masked, in --json too;
---show-secrets prints them.`,
+Values from datastores (often credentials) and of variables and keys whose
+names look secret (PASSWORD, SECRET, TOKEN, KEY, ...) are masked, and so
+are the passwords of URLs, in --json too: the policy plan, impact and the
+console follow. --show-secrets prints them.`,
 		Example: "  patchbay resolve app-www --region eu-1",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -77,7 +78,7 @@ TOKEN, KEY, ...) and the passwords of URLs are masked, in --json too;
 				return a.deniedOr(cmd.Context(), args[0], err)
 			}
 			if !showSecrets {
-				b = maskBinding(b)
+				b = b.Redacted()
 			}
 			if asJSON {
 				return a.printJSON(b)
@@ -179,7 +180,7 @@ masked as in resolve unless --show-secrets.`,
 				return err
 			}
 			if !showSecrets {
-				x = maskExplanation(x)
+				x = x.Redacted()
 			}
 			if asJSON {
 				return a.printJSON(x)

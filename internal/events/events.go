@@ -7,8 +7,12 @@
 // the source of truth: NATS delivers at most once, so listeners still
 // compare revisions with Consul periodically (anti-entropy) and read it at
 // start, when a binding is too large to travel in an event, and whenever
-// they cannot trust what they hold. A listener never applies a revision
-// older than one it holds, so a reordered event is harmless.
+// they cannot trust what they hold. A listener ignores an event older than
+// the revision it holds, so a reordered event is harmless; and it holds
+// what an event brought only until a Consul read that began after it,
+// which replaces it unless it confirms it, whatever the revisions say: a
+// forged event, or a revision Consul went back from (a snapshot restore),
+// lasts at most one anti-entropy interval.
 package events
 
 import (
