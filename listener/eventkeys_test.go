@@ -97,3 +97,35 @@ func TestLoadConfigEventKeys(t *testing.T) {
 		})
 	}
 }
+
+// composeKeysFile is where docker-compose.yml's listeners find the
+// resolvers' public key, written by its keygen service.
+const composeKeysFile = "/etc/patchbay/keys/resolver.pub"
+
+// loadComposeConfig loads a compose node's listener.yaml with its keys
+// file, which only the containers have, replaced by one with a new key.
+func loadComposeConfig(t *testing.T, file string) (*Config, error) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "public_keys_file: "+composeKeysFile) {
+		t.Errorf("%s does not trust the resolvers' key (events.public_keys_file: %s)", file, composeKeysFile)
+	}
+	public, _ := newPublicKey(t)
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "resolver.pub")
+	if err := os.WriteFile(keys, []byte(public+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "listener.yaml")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(data), composeKeysFile, keys)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(path, configGlobals...)
+	if err == nil && cfg.Events.verifier == nil {
+		t.Errorf("%s: no verifier", file)
+	}
+	return cfg, err
+}
