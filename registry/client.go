@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -58,6 +59,10 @@ type Client struct {
 	timeout     time.Duration
 	log         *slog.Logger
 	rateRetries int
+	// sharedAgents are Consul nodes whose agent hosts several patchbay
+	// nodes (patchbay dev, tests): their sessions may hold any node's
+	// instances.
+	sharedAgents map[string]bool
 }
 
 // Option configures a Client.
@@ -69,6 +74,24 @@ type options struct {
 	timeout     time.Duration
 	log         *slog.Logger
 	rateRetries int
+	shared      []string
+}
+
+// SharedAgentsEnv names the environment variable that gives
+// WithSharedAgentNodes's default, a comma-separated list.
+const SharedAgentsEnv = "PATCHBAY_SHARED_AGENT_NODES"
+
+// WithSharedAgentNodes names Consul nodes whose one agent serves several
+// patchbay nodes, as in patchbay dev and tests: an instance held by a
+// session of one of them is live whatever node it names. By default an
+// instance is live only while a session of the Consul node it names holds
+// its key, which is what stops a node's token from binding as another node;
+// never name a production node here. The default is $PATCHBAY_SHARED_AGENT_NODES.
+func WithSharedAgentNodes(nodes ...string) Option {
+	return func(o *options) error {
+		o.shared = nodes
+		return nil
+	}
 }
 
 // WithAddress sets the Consul HTTP address ("127.0.0.1:8500",
@@ -143,6 +166,9 @@ func WithRateLimitRetries(n int) Option {
 // (CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_HTTP_SSL, ...) are honoured.
 func New(opts ...Option) (*Client, error) {
 	o := options{config: api.DefaultConfig(), prefix: DefaultPrefix, timeout: DefaultTimeout, log: slog.Default(), rateRetries: DefaultRateLimitRetries}
+	if env := os.Getenv(SharedAgentsEnv); env != "" {
+		o.shared = strings.Split(env, ",")
+	}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -161,7 +187,13 @@ func New(opts ...Option) (*Client, error) {
 	if hc := o.config.HttpClient; hc != nil && o.rateRetries > 0 {
 		hc.Transport = &retry429{next: hc.Transport, retries: o.rateRetries, log: o.log, addr: o.config.Address}
 	}
-	return &Client{consul: c, config: o.config, addr: o.config.Address, keys: keys{prefix: o.prefix}, timeout: o.timeout, log: o.log, rateRetries: o.rateRetries}, nil
+	shared := map[string]bool{}
+	for _, n := range o.shared {
+		if n = strings.TrimSpace(n); n != "" {
+			shared[n] = true
+		}
+	}
+	return &Client{consul: c, config: o.config, addr: o.config.Address, keys: keys{prefix: o.prefix}, timeout: o.timeout, log: o.log, rateRetries: o.rateRetries, sharedAgents: shared}, nil
 }
 
 // Address is the Consul address the client talks to.
