@@ -410,7 +410,7 @@ func (c *Client) missingRule(body string) string {
 	m := denial.FindStringSubmatch(body)
 	if m == nil {
 		// No resource named: the token itself is unknown or not yet usable.
-		return fmt.Sprintf("consul refused the ACL token: %s; check --consul-token (key_prefix %q { policy = \"write\" } covers patchbay's keys)", body, c.keys.prefix)
+		return fmt.Sprintf("consul refused the ACL token: %s; check --consul-token, and README's \"Consul ACL policy per federation\" for the rules of each role", body)
 	}
 	token := "the ACL token (AccessorID '" + m[2] + "')"
 	if m[2] == "" {
@@ -427,26 +427,38 @@ func (c *Client) rule(resource, access, name string) string {
 	case name == "":
 		return fmt.Sprintf("%s = %q", resource, access)
 	case resource == "key":
-		return fmt.Sprintf("key_prefix %q %s", c.keyArea(name), policy)
+		if area, whole := c.keyArea(name); !whole {
+			return fmt.Sprintf("key_prefix %q %s", area, policy)
+		}
+		return fmt.Sprintf("key %q %s", name, policy)
 	default: // service, session, node, ...: their names are exact
 		return fmt.Sprintf("%s %q %s", resource, name, policy)
 	}
 }
 
-// keyArea is the part of patchbay's layout a key belongs to, such as
-// "patchbay/registry/instances/": a rule on it serves every key of its kind.
-func (c *Client) keyArea(key string) string {
+// federationDepth is, for each top folder of patchbay's layout kept per
+// federation, how many segments name the kind of key before the
+// federation's: registry/manifests/<fed>/, bindings/<fed>/, ... The others
+// (status/<node>, locks/leader/<name>) are per node or name.
+var federationDepth = map[string]int{"registry": 2, "indexes": 1, "bindings": 1, "rollout": 1, "locks/unique": 2}
+
+// keyArea is the part of patchbay's layout a key belongs to, down to its
+// federation, such as "patchbay/registry/instances/seatgeek/": a rule on it
+// serves every key of that kind in that federation and none of another
+// federation's, which is what keeps federations apart (PCI). A key kept
+// per node or name comes back whole.
+func (c *Client) keyArea(key string) (area string, whole bool) {
 	rest, ok := strings.CutPrefix(key, c.keys.prefix)
 	if !ok {
-		return key
+		return key, true
 	}
 	segs := strings.Split(rest, "/")
-	n := 1
-	if segs[0] == "registry" {
-		n = 2
+	n, ok := federationDepth[segs[0]]
+	if !ok && len(segs) > 1 {
+		n, ok = federationDepth[segs[0]+"/"+segs[1]]
 	}
-	if len(segs) <= n {
-		return c.keys.prefix
+	if !ok || len(segs) <= n+1 {
+		return key, true
 	}
-	return c.keys.prefix + strings.Join(segs[:n], "/") + "/"
+	return c.keys.prefix + strings.Join(segs[:n+1], "/") + "/", false
 }
