@@ -32,6 +32,36 @@ func (c *Client) Snapshot(ctx context.Context) (*resolver.Snapshot, error) {
 	return c.snapshotOf(ctx, pairs, meta.LastIndex)
 }
 
+// FederationSnapshot is Snapshot of one federation's inputs alone: what a
+// token scoped to that federation may read (README's policy for people and
+// CI), for commands about one of its services. Its manifests, instances and
+// datastores are three consistent reads, each refused, naming the rule to
+// add, if Consul left keys out for the token (a transaction would leave
+// them out without a word).
+func (c *Client) FederationSnapshot(ctx context.Context, fed string) (*resolver.Snapshot, error) {
+	if !manifest.IsDNSLabel(fed) {
+		return nil, fmt.Errorf("%w: federation %q is not a DNS label", ErrInvalid, fed)
+	}
+	var (
+		pairs api.KVPairs
+		index uint64
+	)
+	for _, base := range []string{c.keys.manifests(), c.keys.instances(), c.keys.datastores()} {
+		prefix := base + fed + "/"
+		q, cancel := c.query(ctx)
+		read, meta, err := c.consul.KV().List(prefix, q)
+		cancel()
+		if err != nil {
+			return nil, c.fail(ctx, err, "read %s", prefix)
+		}
+		if err := c.unlisted(meta, prefix); err != nil {
+			return nil, err
+		}
+		pairs, index = append(pairs, read...), max(index, meta.LastIndex)
+	}
+	return c.snapshotOf(ctx, pairs, index)
+}
+
 // snapshotOf builds a snapshot from the registry keys read at index.
 func (c *Client) snapshotOf(ctx context.Context, pairs api.KVPairs, index uint64) (*resolver.Snapshot, error) {
 	snap := &resolver.Snapshot{Index: index}
