@@ -59,6 +59,13 @@ func TestInstanceLiveness(t *testing.T) {
 		putInstance(t, consul, c, resolver.Instance{Service: "db", Federation: "default", Node: "evil", Address: "6.6.6.6", Port: f.port, Index: -1,
 			Provides: map[string]string{"DATABASE_URL": "postgres://6.6.6.6/app"}}, f.session)
 	}
+	// A held key rewritten by a plain write (any token of the federation
+	// may): Consul keeps the session, so only the changed value tells.
+	held := resolver.Instance{Service: "db", Federation: "default", Node: agent, Address: "10.0.0.9", Port: 5436, Index: -1, Provides: map[string]string{"DATABASE_URL": "postgres://10.0.0.9/app"}}
+	putInstance(t, consul, c, held, own)
+	held.Address, held.Provides = "6.6.6.6", map[string]string{"DATABASE_URL": "postgres://6.6.6.6/app"}
+	putInstance(t, consul, c, held, "")
+	rewritten := resolver.InstanceID("db", agent, 5436)
 
 	snap, err := c.Snapshot(ctx)
 	if err != nil {
@@ -88,6 +95,9 @@ func TestInstanceLiveness(t *testing.T) {
 			t.Errorf("explain %s: %q, want %q", id, why[id], f.reason)
 		}
 	}
+	if want := "not live: its value was rewritten after its session acquired it"; why[rewritten] != want {
+		t.Errorf("explain %s: %q, want %q", rewritten, why[rewritten], want)
+	}
 	if !strings.HasPrefix(why[genuine.ID()], "listed") {
 		t.Errorf("explain %s: %q, want it listed", genuine.ID(), why[genuine.ID()])
 	}
@@ -105,7 +115,7 @@ func TestInstanceLiveness(t *testing.T) {
 	}
 	want := []string{genuine.ID(), resolver.InstanceID("db", "evil", 5434)}
 	slices.Sort(want)
-	if !slices.Equal(ids, want) || len(snap.NotLive) != 2 {
+	if !slices.Equal(ids, want) || len(snap.NotLive) != 3 {
 		t.Fatalf("shared agent: live %v (want %v), not live %+v", ids, want, snap.NotLive)
 	}
 }

@@ -140,7 +140,7 @@ func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair, live live
 }
 
 // liveness tells which instance keys are live: held by a live session of
-// the Consul node the instance names. A node's token may write any key of
+// the Consul node the instance names, with the value that session wrote. A node's token may write any key of
 // its federation's instances, but Consul lets it create sessions on its own
 // node only (ACL rule session "<node>"), so the session's node is what
 // cannot be forged.
@@ -183,6 +183,11 @@ func (l liveness) why(p *api.KVPair, in resolver.Instance) string {
 		return fmt.Sprintf("its session %s has ended", p.Session)
 	case node != in.Node && !l.shared[node]:
 		return fmt.Sprintf("held by a session of node %s, not %s", node, in.Node)
+	case p.ModifyIndex != p.CreateIndex:
+		// An owner creates its key by acquiring it and never writes it
+		// again; a plain write by any token of the federation keeps the
+		// session but changes the value.
+		return "its value was rewritten after its session acquired it"
 	}
 	return ""
 }
