@@ -85,8 +85,9 @@ func Explain(snap *Snapshot, fed, service, region, varName string) (*Explanation
 }
 
 // notLiveCandidates lists the instance keys the registry found not live
-// (no session, or a session of another node) that offer a key q draws on:
-// Resolve never sees them, so only Explain can say why they did not bind.
+// (no session, a session of another node, a value rewritten since) that
+// offer a key q draws on: Resolve never sees them, so only Explain can say
+// why they did not bind.
 func (q *query) notLiveCandidates(nl []NotLiveInstance) []Candidate {
 	var out []Candidate
 	for i := range nl {

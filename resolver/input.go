@@ -55,8 +55,9 @@ type Snapshot struct {
 	// (malformed JSON written by hand, say); they are left out, not fatal.
 	Skipped []SkippedKey `json:"skipped,omitempty"`
 	// NotLive lists instance keys that no live session of the node they
-	// name holds: written by hand, or by another node's token. They never
-	// bind; Explain lists them with the reason.
+	// name holds, or whose value changed since it acquired them: written by
+	// hand, or by another node's token. They never bind; Explain lists them
+	// with the reason.
 	NotLive []NotLiveInstance `json:"not_live,omitempty"`
 }
 
