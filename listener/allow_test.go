@@ -14,8 +14,8 @@ import (
 )
 
 // testAllowAll is the allow of the tests' listener.yaml files: their
-// manifests run sh scripts, which no default allows.
-const testAllowAll = `allow: {commands: ["**"], sources: ["/**"]}`
+// manifests run sh scripts and write anywhere, which no default allows.
+const testAllowAll = `allow: {commands: ["**"], sources: ["/**"], destinations: ["/**"]}`
 
 // A manifest command that listener.yaml does not allow is not run: the
 // service fails with the reason in the run, the status in Consul, a metric

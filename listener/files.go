@@ -28,7 +28,7 @@ const (
 	driftRemoved = "removed"
 	// A symbolic link or directory put in the file's place: replaced by
 	// the file, never followed.
-	driftReplaced = "replaced by something not a file"
+	driftSwapped = "replaced by something not a file"
 	driftMode    = "mode changed"
 )
 
@@ -469,7 +469,7 @@ func driftOf(path string, want expectation) (string, error) {
 	case errors.Is(err, os.ErrNotExist):
 		return driftRemoved, nil
 	case errors.Is(err, templates.ErrNotRegular):
-		return driftReplaced, nil
+		return driftSwapped, nil
 	case err != nil:
 		return "", fmt.Errorf("listener: check %s: %w", path, err)
 	case !bytes.Equal(got, want.content):
