@@ -39,7 +39,8 @@ templates:
 		allow: fmt.Sprintf(`control: "127.0.0.1:0"
 allow:
   commands:
-    - [sh, -c, "touch %s/re*ed"]`, out),
+    - [sh, -c, "touch %s/re*ed"]
+  destinations: [/etc/al/*]`, out),
 		services: fmt.Sprintf("  - service: al-evil\n  - service: al-fine\n    provision: {command: %s}\n", provSh("touch "+out+"/node-ran")),
 	})
 	var r listener.RunReport
