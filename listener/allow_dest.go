@@ -83,7 +83,7 @@ func (c *Config) confinedRoot() string { return cmp.Or(c.Root, "/") }
 func (l *configLoader) allowDestinations(a *AllowConfig) {
 	for i, d := range a.Destinations {
 		at := l.line("allow", "destinations", strconv.Itoa(i))
-		dir := strings.TrimSuffix(d, "/"+allowRest)
+		dir := cmp.Or(strings.TrimSuffix(d, "/"+allowRest), "/")
 		if !path.IsAbs(d) || path.Clean(dir) != dir {
 			l.report(at, "allow.destinations: %q is not a clean absolute path; give a glob from /, like %q", d, DefaultAllowDestinations[0])
 			continue

@@ -64,7 +64,7 @@ func TestAllowDestinationsConfig(t *testing.T) {
 		}
 		return LoadConfig(path)
 	}
-	cfg, err := load(t, "allow:\n  destinations: [\"/srv/{SERVICE}/**\", /etc/cron.d/app]\n")
+	cfg, err := load(t, "allow:\n  destinations: [\"/srv/{SERVICE}/**\", /etc/cron.d/app, \"/**\"]\n")
 	if err != nil {
 		t.Fatal(err)
 	}
