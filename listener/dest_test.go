@@ -52,8 +52,8 @@ func settledRun(t *testing.T, n *pnode, services ...string) listener.RunReport {
 // rendered or run, as for a refused command. A service writing in its
 // own /etc directory, with a builtin, is applied with the same defaults.
 func TestAllowRefusesDestinations(t *testing.T) {
+	c := newCluster(t) // first: it may put the repository's bin on PATH, which t.Setenv then keeps
 	calls := fakeSystemctl(t)
-	c := newCluster(t)
 	c.startProvResolver(t)
 	c.provPublish(t, `id: sdef
 templates:

@@ -160,3 +160,19 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkInstallUnchanged is the hot path of every run: an install that
+// finds the same content, three directories below the root.
+func BenchmarkInstallUnchanged(b *testing.B) {
+	root := b.TempDir()
+	f := File{Root: root, Destination: filepath.Join(root, "etc", "app", "conf.d", "env"), Perms: 0o640}
+	content := []byte("PORT=8080\n")
+	if _, err := Install(context.Background(), content, f); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if changed, err := Install(context.Background(), content, f); err != nil || changed {
+			b.Fatal(changed, err)
+		}
+	}
+}
