@@ -84,12 +84,15 @@ func Install(ctx context.Context, content []byte, f File) (changed bool, err err
 	}
 	defer d.close()
 	f.sweepOnce(d)
-	old, err := d.readInstalled()
+	old, cur, err := d.readInstalled()
 	if err != nil {
 		return false, fmt.Errorf("templates: read %s: %w", f.Destination, err)
 	}
+	if cur != nil {
+		defer func() { _ = cur.Close() }() // read, and its mode fixed through it
+	}
 	if old != nil && bytes.Equal(old, content) {
-		return false, f.fixMode(d)
+		return false, f.fixMode(cur)
 	}
 	staged, err := f.stage(d, content)
 	if err != nil {
@@ -112,22 +115,26 @@ func Install(ctx context.Context, content []byte, f File) (changed bool, err err
 }
 
 // readInstalled returns the content of the regular file at the
-// destination; nil when there is none, or something else is there (a
-// symbolic link), which the install replaces.
-func (d *destDir) readInstalled() ([]byte, error) {
+// destination, and the file, open, for the caller to close; nil when there
+// is none, or something else is there (a symbolic link), which the install
+// replaces.
+func (d *destDir) readInstalled() ([]byte, *os.File, error) {
 	file, err := d.openInstalled()
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotRegular) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer func() { _ = file.Close() }() // read only
 	b, err := io.ReadAll(file)
-	if b == nil && err == nil {
+	if err != nil {
+		_ = file.Close() // read only
+		return nil, nil, err
+	}
+	if b == nil {
 		b = []byte{} // an empty file is a file
 	}
-	return b, err
+	return b, file, nil
 }
 
 // stagedFile is a staged file, open and locked until released: the lock is
@@ -322,14 +329,9 @@ func write(f *os.File, content []byte) error {
 	return err
 }
 
-// fixMode restores permissions and owner of an unchanged file, on the
-// file itself (never a link's target).
-func (f File) fixMode(d *destDir) error {
-	file, err := d.openInstalled()
-	if err != nil {
-		return fmt.Errorf("templates: %w", err)
-	}
-	defer func() { _ = file.Close() }() // only its mode and owner change
+// fixMode restores permissions and owner of an unchanged file, through
+// its open descriptor (never a link's target).
+func (f File) fixMode(file *os.File) error {
 	st, err := file.Stat()
 	if err != nil {
 		return fmt.Errorf("templates: %w", err)
