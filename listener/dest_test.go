@@ -50,7 +50,8 @@ func settledRun(t *testing.T, n *pnode, services ...string) listener.RunReport {
 // job or a systemd unit (and restart it with the default "systemctl
 // restart {SERVICE}"): its service fails before anything of it is
 // rendered or run, as for a refused command. A service writing in its
-// own /etc directory, with a builtin, is applied with the same defaults.
+// own /etc directory, and the nginx and HAProxy builtins writing theirs,
+// are applied with the same defaults.
 func TestAllowRefusesDestinations(t *testing.T) {
 	c := newCluster(t) // first: it may put the repository's bin on PATH, which t.Setenv then keeps
 	calls := fakeSystemctl(t)
@@ -62,11 +63,16 @@ templates:
 	c.provPublish(t, `id: sdef-ok
 templates:
   env: {source: "builtin:env", destination: /etc/sdef-ok/env, reload: [systemctl, restart, sdef-ok]}`)
+	c.provPublish(t, `id: sdef-lb
+requires: {ROUTES: {key: "*_URL", select: all, min: 0}}
+templates:
+  nginx: {source: "builtin:nginx", destination: /etc/nginx/nginx.conf, min: 0, reload: [systemctl, reload, nginx]}
+  haproxy: {source: "builtin:haproxy", destination: /etc/haproxy/haproxy.cfg, min: 0}`)
 	n := c.startProvNode(t, "sdef-node", provNodeSpec{
 		allow:    `control: "off"`, // listener.yaml's defaults
-		services: "  - service: sdef\n  - service: sdef-ok\n",
+		services: "  - service: sdef\n  - service: sdef-ok\n  - service: sdef-lb\n",
 	})
-	r := settledRun(t, n, "sdef", "sdef-ok")
+	r := settledRun(t, n, "sdef", "sdef-ok", "sdef-lb")
 	evil := provService(r, "sdef")
 	for _, want := range []string{
 		`destination of template cron "/etc/cron.d/sdef" is not in allow.destinations`,
@@ -90,9 +96,17 @@ templates:
 	if got := n.file("/etc/sdef-ok/env"); !strings.Contains(got, "sdef-ok: rendered by patchbay") {
 		t.Errorf("/etc/sdef-ok/env holds %q, want the builtin env file", got)
 	}
+	if lb := provService(r, "sdef-lb"); lb.Result != listener.ResultOK {
+		t.Errorf("sdef-lb: %s: %s, want its builtin load balancers applied with the default allow", lb.Result, lb.Reason)
+	}
+	for _, p := range []string{"/etc/nginx/nginx.conf", "/etc/haproxy/haproxy.cfg"} {
+		if n.file(p) == "" {
+			t.Errorf("%s not installed", p)
+		}
+	}
 	log := provRead(calls)
-	if strings.Contains(log, "restart sdef\n") || !strings.Contains(log, "restart sdef-ok\n") {
-		t.Errorf("systemctl calls %q: want sdef-ok restarted, sdef not", log)
+	if strings.Contains(log, "restart sdef\n") || !strings.Contains(log, "restart sdef-ok\n") || !strings.Contains(log, "reload nginx\n") {
+		t.Errorf("systemctl calls %q: want sdef-ok restarted and nginx reloaded, sdef not restarted", log)
 	}
 	if !n.logged("template destination refused", "service=sdef", "cron.d") {
 		t.Error("no log line for the refused destination")
