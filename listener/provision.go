@@ -216,6 +216,8 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 	switch {
 	case err == nil:
 		f.existed = true
+	case errors.Is(err, templates.ErrConfined):
+		return fail(err) // says which directory is a link
 	case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, templates.ErrNotRegular):
 		return fail(fmt.Errorf("read the installed %s: %w", file.Destination, err))
 	}

@@ -55,7 +55,10 @@ func (f File) openDir(create bool) (*destDir, error) {
 			next, err := openSubdir(r, name, create)
 			_ = r.Close() // a directory handle, nothing written through it
 			dir = filepath.Join(dir, name)
-			if err != nil {
+			switch {
+			case errors.Is(err, errLinkOnWay) || errors.Is(err, errSwapped):
+				return nil, fmt.Errorf("%w: %s: %s %v", ErrConfined, f.Destination, dir, err)
+			case err != nil:
 				return nil, fmt.Errorf("templates: %s: %s: %w", f.Destination, dir, err)
 			}
 			r = next
@@ -63,6 +66,12 @@ func (f File) openDir(create bool) (*destDir, error) {
 	}
 	return &destDir{root: r, path: dir, base: filepath.Base(rel)}, nil
 }
+
+// Why a directory on the way is refused.
+var (
+	errLinkOnWay = errors.New("is a symbolic link; patchbay never writes through one: make it a directory, or give the real path as destination")
+	errSwapped   = errors.New("was replaced while being opened")
+)
 
 // openSubdir opens the directory name in r, refusing a symbolic link, and
 // one swapped in between the check and the open.
@@ -78,7 +87,7 @@ func openSubdir(r *os.Root, name string, create bool) (*os.Root, error) {
 	case err != nil:
 		return nil, err
 	case before.Mode()&fs.ModeSymlink != 0:
-		return nil, fmt.Errorf("%w: a symbolic link; patchbay never writes through one: make it a directory, or give the real path as destination", ErrConfined)
+		return nil, errLinkOnWay
 	case !before.IsDir():
 		return nil, fmt.Errorf("not a directory")
 	}
@@ -89,7 +98,7 @@ func openSubdir(r *os.Root, name string, create bool) (*os.Root, error) {
 	now, err := sub.Stat(".")
 	if err != nil || !os.SameFile(before, now) {
 		_ = sub.Close()
-		return nil, fmt.Errorf("%w: replaced while being opened", ErrConfined)
+		return nil, errSwapped
 	}
 	return sub, nil
 }
