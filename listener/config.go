@@ -425,6 +425,7 @@ func (l *configLoader) validate(c *Config) {
 	l.services(c)
 	l.allow(&c.Allow)
 	l.env(&c.Env)
+	l.allowDestinations(&c.Allow)
 }
 
 // exceeds reports a lower bound above its upper bound, at the one of the
