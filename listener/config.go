@@ -442,6 +442,7 @@ func (l *configLoader) validate(c *Config) {
 	l.services(c)
 	l.allow(&c.Allow)
 	l.env(&c.Env)
+	l.allowDestinations(&c.Allow)
 	l.events(&c.Events)
 }
 

@@ -150,7 +150,15 @@ func (a *app) install(ctx context.Context, out []byte, spec manifest.TemplateFil
 	if err != nil {
 		return err
 	}
-	file.Destination = res.Destination
+	// Confined as a listener confines it: beneath root ("/" without one),
+	// or, for --out, the directory the operator named.
+	file.Destination, file.Root = res.Destination, root
+	if f.out != "" {
+		if file.Destination, err = filepath.Abs(f.out); err != nil {
+			return err
+		}
+		file.Root = filepath.Dir(file.Destination)
+	}
 	if res.Changed, err = templates.Install(ctx, out, file); err != nil {
 		return withOutput(err)
 	}
@@ -278,7 +286,7 @@ func (a *app) underRoot(dest string) string {
 	if root == "" || dest == "" || dest == "-" {
 		return dest
 	}
-	return filepath.Join(root, dest)
+	return filepath.Join(root, filepath.Clean("/"+dest)) // cleaned alone first: ".." cannot climb out of root
 }
 
 // differs reports whether out differs from the installed file (missing:

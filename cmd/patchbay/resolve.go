@@ -24,6 +24,17 @@ func (a *app) snapshot(ctx context.Context) (*resolver.Snapshot, error) {
 		return nil, err
 	}
 	snap, err := reg.Snapshot(ctx)
+	if errors.Is(err, registry.ErrPermissionDenied) {
+		// A token scoped to its federation (README's policy for people and
+		// CI) reads that federation alone, which is all a binding draws on.
+		fsnap, ferr := reg.FederationSnapshot(ctx, a.g.Federation)
+		switch {
+		case ferr == nil:
+			snap, err = fsnap, nil
+		case errors.Is(ferr, registry.ErrPermissionDenied):
+			err = ferr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
