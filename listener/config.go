@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/internal/graph"
 	"github.com/patchbay/patchbay/internal/suggest"
 	"github.com/patchbay/patchbay/manifest"
@@ -81,6 +82,8 @@ type Config struct {
 	Allow AllowConfig `yaml:"allow"`
 	// Env is what of the node's environment templates and commands see.
 	Env EnvConfig `yaml:"env"`
+	// Events says whose bindings events the node trusts.
+	Events EventsConfig `yaml:"events"`
 	// Services are the services this node hosts, in file order.
 	Services []ServiceConfig `yaml:"services"`
 }
@@ -97,6 +100,20 @@ type QueueConfig struct {
 	// a start and every run after a failed one (restart and failure loops).
 	MinInterval manifest.Duration `yaml:"min_interval"`
 	Burst       int               `yaml:"burst"`
+}
+
+// EventsConfig lists the resolvers' public signing keys. With none, any
+// bindings event is applied as it comes, whoever published it.
+type EventsConfig struct {
+	// PublicKeys are public keys of `patchbay keygen` (N...).
+	PublicKeys []string `yaml:"public_keys"`
+	// PublicKeysFile holds more, one a line ("#" starts a comment); it is
+	// read at start and at every reload, and must not be writable by
+	// others than its owner.
+	PublicKeysFile string `yaml:"public_keys_file"`
+
+	// verifier checks events against every key above; nil without keys.
+	verifier *events.Verifier
 }
 
 // RetryConfig bounds the backoff between retries of a failed provision.
@@ -426,6 +443,7 @@ func (l *configLoader) validate(c *Config) {
 	l.allow(&c.Allow)
 	l.env(&c.Env)
 	l.allowDestinations(&c.Allow)
+	l.events(&c.Events)
 }
 
 // exceeds reports a lower bound above its upper bound, at the one of the

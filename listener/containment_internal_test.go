@@ -26,7 +26,7 @@ func TestExampleShellPatternsAreSafe(t *testing.T) {
 			t.Fatal(err)
 		}
 		if strings.HasPrefix(file, "../deploy/") {
-			if _, err := LoadConfig(file, configGlobals...); err != nil {
+			if _, err := loadComposeConfig(t, file); err != nil {
 				t.Errorf("%s does not load: %v", file, err)
 			}
 		}

@@ -66,6 +66,8 @@ type Listener struct {
 	hosts    *hostResolver
 	// malformedLog bounds the log lines of a flood of malformed messages.
 	malformedLog *rate.Sometimes
+	// rejectedLog bounds those of events whose signature is refused.
+	rejectedLog *rate.Sometimes
 
 	// Written by one goroutine each, read by others for status and events.
 	queueState atomic.Pointer[QueueState]
@@ -137,7 +139,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 		reg: reg, fed: "default", log: slog.Default(),
 		reloads: make(chan *Config, 1), groups: make(chan []string, 1), activity: make(chan struct{}, 1), probes: make(chan struct{}),
 		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, inputs: newInputs(), hosts: newHostResolver(),
-		malformedLog: &rate.Sometimes{Interval: 10 * time.Second},
+		malformedLog: &rate.Sometimes{Interval: 10 * time.Second}, rejectedLog: &rate.Sometimes{Interval: 10 * time.Second},
 	}
 	for _, o := range opts {
 		o(l)
@@ -200,6 +202,9 @@ func (l *Listener) Run(ctx context.Context) error {
 		}
 		l.log.Info("control endpoint listening", "addr", addr.String())
 		wg.Go(func() { _ = l.control.Serve(ctx) })
+	}
+	if l.bus != nil && cfg.Events.verifier == nil {
+		l.log.Warn("bindings events are trusted unauthenticated: whoever can publish on NATS can change what this node renders; set events.public_keys in " + cfg.File + " to the resolver's public key (patchbay keygen)")
 	}
 	wg.Go(func() { _ = l.files.Run(ctx) })
 	wg.Go(func() { l.antiEntropy(ctx) })

@@ -47,6 +47,7 @@ type Metrics struct {
 	malformed     prometheus.Counter
 	eventsIgnored *prometheus.CounterVec
 	statusWrites  prometheus.Counter
+	rejected      *prometheus.CounterVec
 
 	// Load balancers: lb.go and haproxy.go (declareLB).
 	leftOut       prometheus.Gauge
@@ -260,6 +261,26 @@ func (m *Metrics) declareInputs() {
 		Help: "Writes of the node's status to Consul: one when a run's outcome differs from the last one recorded, never one per run.",
 	})
 	m.reg.MustRegister(m.malformed, m.statusWrites)
+	m.rejected = m.counterVec(prometheus.CounterOpts{
+		Name: "patchbay_listener_events_rejected_total",
+		Help: "Bindings events dropped because listener.yaml's events keys are set and no trusted key signed them, by reason: unsigned, unknown-key, bad-signature (logged at most every 10s).",
+	}, []string{"reason"}, rejectedUnsigned, rejectedUnknownKey, rejectedBadSignature)
+}
+
+// Why a bindings event was dropped unapplied.
+const (
+	rejectedUnsigned     = "unsigned"
+	rejectedUnknownKey   = "unknown-key"
+	rejectedBadSignature = "bad-signature"
+)
+
+// Rejected records a bindings event dropped for its signature: a
+// rejected* constant.
+func (m *Metrics) Rejected(reason string) {
+	if m == nil {
+		return
+	}
+	m.rejected.WithLabelValues(reason).Inc()
 }
 
 // InputsRead records where a run read its bindings: a source* constant.

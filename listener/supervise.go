@@ -232,6 +232,9 @@ func (l *Listener) subscribe(s *supervisor) {
 
 // onBindings runs on nats.go's goroutines: it only records and triggers.
 func (l *Listener) onBindings(m *nats.Msg) {
+	if !l.trusted(m) {
+		return
+	}
 	e, err := events.DecodeBindingsChanged(m.Data)
 	if err != nil {
 		l.metrics.Malformed()
@@ -249,6 +252,34 @@ func (l *Listener) onBindings(m *nats.Msg) {
 	} else {
 		l.eventIgnored(e, ignored)
 	}
+}
+
+// trusted reports whether a bindings event may be applied: always when
+// listener.yaml names no key, else only when a key it names signed it. It
+// runs before the body is parsed. A genuine event dropped (its resolver's
+// key not listed yet) only delays the change until anti-entropy reads
+// Consul.
+func (l *Listener) trusted(m *nats.Msg) bool {
+	v := l.cfg.Load().Events.verifier
+	if v == nil {
+		return true
+	}
+	err := v.Verify(m)
+	if err == nil {
+		return true
+	}
+	reason := rejectedBadSignature
+	switch {
+	case errors.Is(err, events.ErrUnsigned):
+		reason = rejectedUnsigned
+	case errors.Is(err, events.ErrUnknownKey):
+		reason = rejectedUnknownKey
+	}
+	l.metrics.Rejected(reason)
+	l.rejectedLog.Do(func() {
+		l.log.Warn("ignoring bindings events not signed by a key of listener.yaml's events.public_keys (logged at most every 10s; see patchbay_listener_events_rejected_total)", "subject", m.Subject, "reason", reason, "err", err)
+	})
+	return false
 }
 
 // onStatusRequest answers `patchbay status` with the last run, once there

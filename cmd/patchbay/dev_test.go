@@ -185,6 +185,16 @@ func TestDev(t *testing.T) {
 		if log, _ := os.ReadFile(filepath.Join(c.dir, "api-5.log")); !strings.Contains(string(log), "instance deregistered") {
 			t.Errorf("api-5 did not deregister before Consul stopped:\n%s", log)
 		}
+		// Every node trusted the resolver's key of this run, and every
+		// event it published verified.
+		for _, name := range []string{"dev.log", "api-5.log"} {
+			log, _ := os.ReadFile(filepath.Join(c.dir, name))
+			for _, bad := range []string{"trusted unauthenticated", "not signed by a key"} {
+				if strings.Contains(string(log), bad) {
+					t.Errorf("%s says %q: dev's events are not signed end to end", name, bad)
+				}
+			}
+		}
 		testcluster.WaitClosed(t, c.flags[1], 10*time.Second)
 		testcluster.WaitClosed(t, strings.TrimPrefix(c.flags[3], "nats://"), 10*time.Second)
 		if pids := consulAgents(t, c.flags[1]); len(pids) > 0 {

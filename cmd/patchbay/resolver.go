@@ -10,12 +10,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/resolver/daemon"
 )
 
 func newResolverCmd(a *app) *cobra.Command {
 	var quiet, maxWait time.Duration
 	var httpAddr string
+	signingKey := os.Getenv("PATCHBAY_SIGNING_KEY_FILE")
 	hostname, _ := os.Hostname()
 	holder := hostname
 	cmd := &cobra.Command{
@@ -34,6 +36,11 @@ Signals: SIGTERM or Ctrl-C releases the leader lock (a standby leads at once)
 and exits 0. SIGHUP is logged and ignored: the resolver has no file to
 reload; change its settings with a restart.
 
+--signing-key-file names the seed of the key that signs every bindings event
+(patchbay keygen writes one, mode 0600); listeners given its public key in
+listener.yaml (events.public_keys) apply no event it did not sign. Without it
+events go unsigned, and the resolver says so at start.
+
 --http-addr serves Prometheus metrics at /metrics (passes, bindings written,
 leadership, the lag from a registry change to the bindings written) and
 /healthz ({"status": "ok", "leading": true|false, "last_pass": ...}).`,
@@ -42,6 +49,10 @@ leadership, the lag from a registry change to the bindings written) and
 			hup := make(chan os.Signal, 1) // caught from the start
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
+			signer, err := a.signer(signingKey)
+			if err != nil {
+				return err
+			}
 			reg, err := a.registry()
 			if err != nil {
 				return err
@@ -51,6 +62,7 @@ leadership, the lag from a registry change to the bindings written) and
 				return err
 			}
 			defer nc.Close()
+			a.logSigning(signer)
 			var wg sync.WaitGroup
 			defer wg.Wait() // after stop below
 			ctx, stop := context.WithCancel(cmd.Context())
@@ -62,7 +74,7 @@ leadership, the lag from a registry change to the bindings written) and
 			if err != nil {
 				return err
 			}
-			opts := append([]daemon.LoopOption{daemon.WithHolder(holder), daemon.WithDebounce(quiet, maxWait), daemon.WithLogger(a.logger())}, metrics...)
+			opts := append([]daemon.LoopOption{daemon.WithHolder(holder), daemon.WithDebounce(quiet, maxWait), daemon.WithLogger(a.logger()), daemon.WithSigner(signer)}, metrics...)
 			loop := daemon.NewLoop(reg, nc, opts...)
 			sd := notifier{a.logger()}
 			wg.Go(func() { sd.watchdog(ctx, loop.Alive) })
@@ -75,8 +87,26 @@ leadership, the lag from a registry change to the bindings written) and
 	f.DurationVar(&quiet, "quiet", daemon.DefaultQuiet, "an isolated change is resolved at once; changes within this long of a pass wait until the registry has been unchanged this long")
 	f.DurationVar(&maxWait, "max-wait", daemon.DefaultMaxWait, "resolve at the latest this long after the first change of a burst")
 	f.StringVar(&holder, "name", holder, "name of this resolver in the leader lock")
+	f.StringVar(&signingKey, "signing-key-file", signingKey, "sign bindings events with the seed in this file, from patchbay keygen (mode 0600) [$PATCHBAY_SIGNING_KEY_FILE]")
 	f.StringVar(&httpAddr, "http-addr", "", "serve GET /metrics (Prometheus) and GET /healthz on this address, e.g. 127.0.0.1:9102 (default: off)")
 	return cmd
+}
+
+// signer reads the resolver's signing key; nil without one.
+func (a *app) signer(file string) (*events.Signer, error) {
+	if file == "" {
+		return nil, nil
+	}
+	return readSigningKey(file)
+}
+
+// logSigning says once the daemon is up how its events are signed.
+func (a *app) logSigning(s *events.Signer) {
+	if s == nil {
+		a.logger().Warn("bindings events are published unsigned: listeners that trust a key drop them, and the others cannot tell them from forgeries; give --signing-key-file (patchbay keygen)")
+		return
+	}
+	a.logger().Info("signing bindings events", "public_key", s.PublicKey())
 }
 
 // ignoreHangup logs each SIGHUP until ctx ends, so that a daemon without

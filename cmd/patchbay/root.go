@@ -109,7 +109,7 @@ and NATS's own: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, NATS_URL, NATS_CREDS), then
 	root.AddCommand(newVersionCmd(a), newValidateCmd(a), newPublishCmd(a), newUnpublishCmd(a), newRegisterCmd(a), newDatastoreCmd(a),
 		newResolveCmd(a), newExplainCmd(a), newGraphCmd(a), newOrderCmd(a), newResolverCmd(a), newRenderCmd(a),
 		newPauseCmd(a), newResumeCmd(a), newProvisionCmd(a), newStatusCmd(a), newRolloutCmd(a))
-	root.AddCommand(newListenCmd(a), newDevCmd(a))
+	root.AddCommand(newListenCmd(a), newDevCmd(a), newKeygenCmd(a))
 	root.AddCommand(newPlanCmd(a), newImpactCmd(a), newConsoleCmd(a))
 	refuseUnknownSubcommands(root)
 	markCommandErrors(root)

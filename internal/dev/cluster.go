@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver/daemon"
@@ -56,6 +57,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer unlock()
 	if err := prepareDir(cfg); err != nil {
+		return err
+	}
+	signer, err := makeKey(cfg.Cluster)
+	if err != nil {
 		return err
 	}
 	log, events, closeLog, err := openLog(filepath.Join(cfg.Dir, "dev.log"))
@@ -100,7 +105,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stop()
 	var wg sync.WaitGroup
 	loop := daemon.NewLoop(reg, nc, daemon.WithHolder("patchbay-dev"),
-		daemon.WithDebounce(200*time.Millisecond, 2*time.Second), daemon.WithLogger(log.With("part", "resolver")))
+		daemon.WithDebounce(200*time.Millisecond, 2*time.Second), daemon.WithLogger(log.With("part", "resolver")), daemon.WithSigner(signer))
 	wg.Go(func() { _ = loop.Run(ctx) })
 	deps := nodeDeps{reg: reg, bus: nc, fetcher: lookups, log: log}
 	for _, n := range cfg.Nodes {
@@ -170,6 +175,25 @@ func RunNode(ctx context.Context, c Cluster, n NodeSpec, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "node %s stopped%s\n", n.Name, why)
 	return err
+}
+
+// makeKey makes the resolver's signing key of this run, as production
+// does with patchbay keygen: the seed in Dir/resolver.nk (0600), the
+// public key in Dir/resolver.pub, which every node's listener.yaml names,
+// so that a dev cluster drops events the resolver did not sign.
+func makeKey(c Cluster) (*events.Signer, error) {
+	seed, public, err := events.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	defer clear(seed)
+	if err := os.WriteFile(filepath.Join(c.Dir, "resolver.nk"), append(seed, '\n'), 0o600); err != nil {
+		return nil, fmt.Errorf("dev: signing key: %w", err)
+	}
+	if err := os.WriteFile(c.publicKeyFile(), []byte(public+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("dev: signing key: %w", err)
+	}
+	return events.NewSigner(seed)
 }
 
 // stopSubject is where a stopping dev cluster tells its dev nodes to stop.

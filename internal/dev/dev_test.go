@@ -217,6 +217,10 @@ func TestQueueState(t *testing.T) {
 func TestListenerFileLoads(t *testing.T) {
 	c := Cluster{Dir: t.TempDir(), ConsulAddr: "127.0.0.1:8500", NATSURL: "nats://127.0.0.1:4222", Prefix: "patchbay/", Federation: "default"}
 	n := NodeSpec{Name: "lb-1", Control: "127.0.0.1:7704", Services: []ServiceSpec{{"lb-public", 0}, {"api", 18091}}}
+	signer, err := makeKey(c)
+	if err != nil {
+		t.Fatal(err)
+	}
 	path, err := writeListenerFile(c, n)
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +233,16 @@ func TestListenerFileLoads(t *testing.T) {
 	got := fmt.Sprintf("%s %s %s %d:%s:%d", cfg.Node, cfg.Root, cfg.Control, len(cfg.Services), cfg.Services[1].Service, cfg.Services[1].Port)
 	if want := fmt.Sprintf("lb-1 %s 127.0.0.1:7704 2:api:18091", root); got != want {
 		t.Errorf("loaded %q, want %q", got, want)
+	}
+	// The node trusts the resolver's key of this run, and only that one.
+	keys, err := os.ReadFile(cfg.Events.PublicKeysFile)
+	if err != nil || string(keys) != signer.PublicKey()+"\n" {
+		t.Errorf("events.public_keys_file %s holds %q (%v), want the resolver's %s", cfg.Events.PublicKeysFile, keys, err, signer.PublicKey())
+	}
+	if fi, err := os.Stat(filepath.Join(c.Dir, "resolver.nk")); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("resolver.nk has mode %v, want 0600", fi.Mode())
 	}
 }
 

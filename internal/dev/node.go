@@ -47,6 +47,11 @@ func (c Cluster) listenerFile(node string) string {
 	return filepath.Join(c.Dir, node, "listener.yaml")
 }
 
+// publicKeyFile holds the public key of the resolver's signing key.
+func (c Cluster) publicKeyFile() string {
+	return filepath.Join(c.Dir, "resolver.pub")
+}
+
 // nodeDeps is what the nodes of one process share.
 type nodeDeps struct {
 	reg     *registry.Client
@@ -67,6 +72,11 @@ func writeListenerFile(c Cluster, n NodeSpec) (string, error) {
 	fmt.Fprintf(&b, "consul-addr: %s\nnats-url: %s\nprefix: %s\nfederation: %s\n\n", c.ConsulAddr, c.NATSURL, c.Prefix, c.Federation)
 	fmt.Fprintf(&b, "node: %s\naddress: 127.0.0.1\nroot: %s          # destinations go under it\nstate_dir: %s\ncontrol: %s\n",
 		n.Name, dir, filepath.Join(dir, "state"), n.Control)
+	keys, err := filepath.Abs(c.publicKeyFile())
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(&b, "events: {public_keys_file: %s}   # the resolver's key: events it did not sign are dropped\n", keys)
 	b.WriteString("anti_entropy: 10s\nshutdown_timeout: 3s\nqueue: {quiet: 500ms, max_wait: 3s, min_interval: 5s, burst: 3}\nretry: {initial: 2s, max: 30s}\n\nservices:\n")
 	for _, s := range n.Services {
 		fmt.Fprintf(&b, "  - service: %s\n    port: %d\n", s.Service, s.Port)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
@@ -309,8 +311,17 @@ func (ld *leader) applied(w registry.BindingWrite, next storedBinding, index uin
 // announce publishes an event. A failure is only logged: the binding is in
 // Consul already, and listeners' anti-entropy finds it without the event.
 func (l *Loop) announce(e events.BindingsChanged) {
-	if err := l.pub.Publish(events.BindingsSubject(e.Federation, e.Service), e.Encode()); err != nil {
-		l.log.Warn("bindings event not published; listeners will catch up by anti-entropy", "subject", events.BindingsSubject(e.Federation, e.Service), "err", err)
+	subject := events.BindingsSubject(e.Federation, e.Service)
+	m := &nats.Msg{Subject: subject, Data: e.Encode()}
+	if l.signer != nil {
+		var err error
+		if m, err = l.signer.Msg(subject, m.Data); err != nil {
+			l.log.Warn("bindings event not signed, so not published; listeners will catch up by anti-entropy", "subject", subject, "err", err)
+			return
+		}
+	}
+	if err := l.pub.PublishMsg(m); err != nil {
+		l.log.Warn("bindings event not published; listeners will catch up by anti-entropy", "subject", subject, "err", err)
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
 
+	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
 )
@@ -30,9 +32,10 @@ type Registry interface {
 
 var _ Registry = (*registry.Client)(nil)
 
-// Publisher announces events; *nats.Conn is one.
+// Publisher announces events; *nats.Conn is one. Messages, not bodies:
+// a signed event carries its signature in headers.
 type Publisher interface {
-	Publish(subject string, data []byte) error
+	PublishMsg(m *nats.Msg) error
 }
 
 // Loop is the resolver daemon. Several may run: one leads, through a
@@ -48,6 +51,7 @@ type Publisher interface {
 type Loop struct {
 	reg    Registry
 	pub    Publisher
+	signer *events.Signer // nil: events go unsigned
 	holder string
 	quiet  time.Duration
 	max    time.Duration
@@ -102,6 +106,11 @@ func WithLeaderTTL(d time.Duration) LoopOption { return func(l *Loop) { l.ttl = 
 
 // WithLogger sets the logger.
 func WithLogger(log *slog.Logger) LoopOption { return func(l *Loop) { l.log = log } }
+
+// WithSigner signs every bindings event with s; listeners that trust its
+// public key apply no event without a valid signature. Without it events
+// are published unsigned.
+func WithSigner(s *events.Signer) LoopOption { return func(l *Loop) { l.signer = s } }
 
 // WithPassHook calls fn after every pass.
 func WithPassHook(fn func(Pass)) LoopOption { return func(l *Loop) { l.onApplied = fn } }
