@@ -25,7 +25,7 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input
 (no such node or instance), 2 Consul unreachable.`,
 		Example: `  patchbay impact node web-3
   patchbay impact instance api@api-1:8080 --json`,
-		Args:      cobra.ExactArgs(2),
+		Args:      namedArgs("node|instance", "NODE|ID"),
 		ValidArgs: []string{"node", "instance"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var gone func(resolver.Instance) bool

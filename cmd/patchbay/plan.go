@@ -49,7 +49,7 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input,
 2 Consul unreachable.`,
 		Example: `  patchbay plan services/app-www
   patchbay plan examples/services --datastore PRIMARY_DATABASE_URL=postgres://db2/app --json`,
-		Args: cobra.MinimumNArgs(1),
+		Args: namedArgs("PATH..."),
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			set, err := a.loadForPlan(paths)
 			if err != nil {

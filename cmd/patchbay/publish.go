@@ -36,12 +36,7 @@ for a yes on stdin; --yes skips the question. A no publishes nothing (exit 1).`,
 		Example: `  patchbay publish examples/services
   patchbay publish services/app-www --json
   patchbay publish --plan services/app-www`,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return errors.New("publish needs at least one PATH (a manifest file or a directory)")
-			}
-			return nil
-		},
+		Args: namedArgs("PATH..."),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was published as JSON")
 	cmd.Flags().BoolVar(&withPlan, "plan", false, "first show what publishing would change (patchbay plan) and ask")

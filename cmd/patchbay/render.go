@@ -71,7 +71,7 @@ fewer upstreams than its min, is not rendered: the installed file stays.`,
 		Example: `  patchbay render --service lb-public --template nginx --diff --dry-run
   patchbay render --service app-www --template builtin:env --out -
   patchbay render --service app-www --template ./app.env.tmpl --out /etc/app-www/env`,
-		Args: cobra.NoArgs,
+		Args: namedArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.render(cmd.Context(), f) },
 	}
 	fl := cmd.Flags()

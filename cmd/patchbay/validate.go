@@ -39,12 +39,7 @@ winning. A file with a top-level "datastores" key is a datastores file.
 Exit status: 0 when everything is valid, 1 when anything is not.`,
 		Example: `  patchbay validate examples/services
   patchbay validate --json services/app-www`,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return errors.New("validate needs at least one PATH (a manifest file or a directory)")
-			}
-			return nil
-		},
+		Args: namedArgs("PATH..."),
 	}
 	cmd.RunE = func(_ *cobra.Command, paths []string) error {
 		set, err := manifest.Load(paths...)

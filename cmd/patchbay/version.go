@@ -23,7 +23,7 @@ func newVersionCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of patchbay",
-		Args:  cobra.NoArgs,
+		Args:  namedArgs(),
 		RunE: func(*cobra.Command, []string) error {
 			info := versionInfo{Version: version, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 			if bi, ok := debug.ReadBuildInfo(); ok {
