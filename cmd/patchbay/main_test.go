@@ -101,7 +101,7 @@ func TestExitCodes(t *testing.T) {
 		{"missing config", []string{"--config", "/nonexistent/patchbay.yaml", "version"}, 1, "", "config file /nonexistent/patchbay.yaml: no such file or directory", 1},
 		{"unknown config key", []string{"--config", badConfig, "version"}, 1, "", `unknown key "consul-adr"`, 1},
 		{"bad federation", []string{"--federation", "Bad_Fed", "version"}, 1, "", `--federation "Bad_Fed" is not a DNS label`, 1},
-		{"version", []string{"version"}, 0, "patchbay dev (go", "", 0},
+		{"version", []string{"version"}, 0, "patchbay dev (", "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
