@@ -87,8 +87,8 @@ func ImpactNode(ctx context.Context, snap *resolver.Snapshot, node string, opts 
 	return p, nil
 }
 
-// unhosted lists the services node hosts, with the other nodes that host
-// each.
+// unhosted lists the services node hosts that render files, with the
+// other nodes that host each.
 func unhosted(snap *resolver.Snapshot, hosts []Host, node string) []Unhosted {
 	nodesOf := map[svcKey]map[string]bool{}
 	add := func(fed, service, n string) {
@@ -112,8 +112,8 @@ func unhosted(snap *resolver.Snapshot, hosts []Host, node string) []Unhosted {
 	for _, k := range slices.SortedFunc(maps.Keys(nodesOf), func(a, b svcKey) int {
 		return cmp.Or(cmp.Compare(a.fed, b.fed), cmp.Compare(a.service, b.service))
 	}) {
-		if !nodesOf[k][node] {
-			continue
+		if !nodesOf[k][node] || len(manifests[k].Templates) == 0 {
+			continue // a service without templates renders nothing
 		}
 		u := Unhosted{Node: node, Federation: k.fed, Service: k.service, Files: []string{}, OtherNodes: []string{}}
 		for _, name := range slices.Sorted(maps.Keys(manifests[k].Templates)) {
