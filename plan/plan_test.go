@@ -2,8 +2,8 @@ package plan
 
 import (
 	"context"
-	"strconv"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
