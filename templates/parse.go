@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template/parse"
 
 	ctemplate "github.com/hashicorp/consul-template/template"
@@ -122,6 +123,22 @@ func parseError(name, msg string) error {
 // of a rendered template: a probe that parses a call of it inside
 // {{ if false }}, so that nothing runs.
 func knownFunc(name string) error {
+	if r, ok := probed.Load(name); ok {
+		return r.(probeResult).err
+	}
+	err := probeFunc(name)
+	probed.Store(name, probeResult{err})
+	return err
+}
+
+// probed caches knownFunc by name (a probeResult): a probe builds
+// consul-template's whole function map, sprig's included, and one builtin
+// calls dozens of functions.
+var probed sync.Map
+
+type probeResult struct{ err error }
+
+func probeFunc(name string) error {
 	if slices.Contains(denied, name) {
 		return fmt.Errorf("function %q is not allowed in patchbay templates (it has side effects)", name)
 	}

@@ -102,3 +102,17 @@ func TestParseFile(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// BenchmarkParse is what validate spends on one builtin (nginx, the
+// largest): about 0.3 ms with function probes cached, 0.9 ms without.
+func BenchmarkParse(b *testing.B) {
+	text, err := Builtin("nginx")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := Parse("nginx", text); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
