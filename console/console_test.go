@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/bench"
+	"github.com/patchbay/patchbay/internal/redact"
 	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
@@ -131,6 +132,26 @@ func TestState(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "MISSING_URL") {
 		t.Fatalf("explain: %s %s", resp.Status, body)
+	}
+}
+
+// /api/explain follows the one redaction policy, as /api/state and the
+// CLI do: a datastore value is masked in the result, the winners and the
+// candidates.
+func TestExplainMasksDatastoreValues(t *testing.T) {
+	f := newConsoleFixture(t)
+	f.state(t, func(st State) bool { return len(st.Federations) == 1 })
+	resp, err := http.Get(f.srv.URL + "/api/explain?service=www&var=DATABASE_URL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"datastore":true`) || !strings.Contains(string(body), redact.Masked) {
+		t.Fatalf("explain: %s %s, want the datastore named and its value masked", resp.Status, body)
+	}
+	if strings.Contains(string(body), "secret@db") {
+		t.Errorf("explain shows the datastore value: %s", body)
 	}
 }
 

@@ -148,7 +148,7 @@ func (s *Server) serveExplain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(x)
+	_ = json.NewEncoder(w).Encode(x.Redacted()) // the page shows what resolve shows
 }
 
 // serveResume clears a rollout group's halt flag, as `patchbay rollout

@@ -222,7 +222,7 @@ func vars(m *manifest.Manifest, b resolver.Binding) []Var {
 		case !v.Resolved:
 			view.Why = reasonOf(b.Unresolved, name, v.Optional)
 		default:
-			view.Value, view.Why = shownValue(v), whyResolved(v)
+			view.Value, view.Why = v.Redacted(name).Value, whyResolved(v)
 		}
 		out = append(out, view)
 	}
@@ -239,17 +239,6 @@ func reasonOf(us []resolver.Unresolved, name string, optional bool) string {
 		return "optional and unresolved: bound to empty"
 	}
 	return "unresolved"
-}
-
-// shownValue hides what came from datastores, which hold credentials
-// (database URLs) more often than live providers do.
-func shownValue(v resolver.Var) string {
-	for _, p := range v.Providers {
-		if p.Datastore {
-			return "(datastore value, not shown)"
-		}
-	}
-	return v.Value
 }
 
 func whyResolved(v resolver.Var) string {

@@ -32,8 +32,11 @@ type AllowConfig struct {
 	// Sources are path globs a template's source path, and a path read by
 	// consul-template's file function, must match.
 	Sources []string `yaml:"sources"`
-	// Defaults keeps DefaultAllowCommands and DefaultAllowSources besides
-	// the lists above (nil: true).
+	// Destinations are path globs ({SERVICE} as in commands) a template's
+	// destination must match (allow_dest.go).
+	Destinations []string `yaml:"destinations"`
+	// Defaults keeps DefaultAllowCommands, DefaultAllowSources and
+	// DefaultAllowDestinations besides the lists above (nil: true).
 	Defaults *bool `yaml:"defaults"`
 }
 
@@ -190,7 +193,8 @@ func (a AllowConfig) refusals(cfg *Config, p *plan) (commands, sources []string)
 // the metrics and the log.
 func (l *Listener) refuse(cfg *Config, p *plan) bool {
 	commands, sources := cfg.Allow.refusals(cfg, p)
-	if len(commands) == 0 && len(sources) == 0 {
+	destinations := cfg.Allow.destinationRefusals(p)
+	if len(commands) == 0 && len(sources) == 0 && len(destinations) == 0 {
 		return false
 	}
 	var why []string
@@ -203,6 +207,11 @@ func (l *Listener) refuse(cfg *Config, p *plan) bool {
 		l.metrics.Refused("source")
 		l.log.Error("template source refused by listener.yaml allow; not read", "service", p.sc.Service, "refused", s)
 		why = append(why, s+" is not in allow.sources")
+	}
+	for _, d := range destinations {
+		l.metrics.Refused("destination")
+		l.log.Error("template destination refused by listener.yaml allow; not installed", "service", p.sc.Service, "refused", d)
+		why = append(why, d)
 	}
 	p.finish(ResultFailed, fmt.Sprintf("refused: %s; nothing of the service is applied until %s allows it or the manifest changes",
 		strings.Join(why, "; "), cfg.File))

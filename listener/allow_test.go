@@ -14,8 +14,8 @@ import (
 )
 
 // testAllowAll is the allow of the tests' listener.yaml files: their
-// manifests run sh scripts, which no default allows.
-const testAllowAll = `allow: {commands: ["**"], sources: ["/**"]}`
+// manifests run sh scripts and write anywhere, which no default allows.
+const testAllowAll = `allow: {commands: ["**"], sources: ["/**"], destinations: ["/**"]}`
 
 // A manifest command that listener.yaml does not allow is not run: the
 // service fails with the reason in the run, the status in Consul, a metric
@@ -39,7 +39,8 @@ templates:
 		allow: fmt.Sprintf(`control: "127.0.0.1:0"
 allow:
   commands:
-    - [sh, -c, "touch %s/re*ed"]`, out),
+    - [sh, -c, "touch %s/re*ed"]
+  destinations: [/etc/al/*]`, out),
 		services: fmt.Sprintf("  - service: al-evil\n  - service: al-fine\n    provision: {command: %s}\n", provSh("touch "+out+"/node-ran")),
 	})
 	var r listener.RunReport

@@ -30,8 +30,12 @@ var ErrConfig = errkind.New(errkind.Input, "listener: invalid config")
 
 // Defaults of listener.yaml.
 const (
-	DefaultStateDir    = "/var/lib/patchbay"
-	DefaultControlAddr = "127.0.0.1:7676"
+	DefaultStateDir = "/var/lib/patchbay"
+	// DefaultControlAddr is a unix socket only the listener's user may
+	// connect to (mode 0600). TCP ("127.0.0.1:7676") without
+	// control_token_file lets any local user pause the node: it is warned
+	// about at start.
+	DefaultControlAddr = "unix:///run/patchbay/listener.sock"
 	// DefaultAntiEntropy is long because it is the last resort: events carry
 	// every change, and a listener reads Consul at once when events may have
 	// been lost (NATS reconnected, a slow consumer dropped some). The
@@ -421,6 +425,7 @@ func (l *configLoader) validate(c *Config) {
 	l.services(c)
 	l.allow(&c.Allow)
 	l.env(&c.Env)
+	l.allowDestinations(&c.Allow)
 }
 
 // exceeds reports a lower bound above its upper bound, at the one of the
@@ -475,16 +480,22 @@ func (l *configLoader) control(ctl string) {
 	}
 	at := l.line("control")
 	if ctl == "" {
-		l.report(at, "control: empty; give host:port, like %q, or \"off\" to disable the control endpoint", DefaultControlAddr)
+		l.report(at, "control: empty; give host:port with control_token_file, a unix socket like %q, or \"off\" to disable the control endpoint", DefaultControlAddr)
+		return
+	}
+	if path, ok := strings.CutPrefix(ctl, unixScheme); ok {
+		if !filepath.IsAbs(path) {
+			l.report(at, "control: %q: the socket's path must be absolute, like %q", ctl, DefaultControlAddr)
+		}
 		return
 	}
 	_, port, err := net.SplitHostPort(ctl)
 	if err != nil {
-		l.report(at, "control: %q is not host:port; write it like %q, or \"off\" to disable the control endpoint", ctl, DefaultControlAddr)
+		l.report(at, "control: %q is not host:port; write it like \"127.0.0.1:7676\", or \"off\" to disable the control endpoint, or a unix socket like %q", ctl, DefaultControlAddr)
 		return
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		l.report(at, "control: port %q is not a number from 0 to 65535; write the address like %q, or \"off\" to disable the control endpoint", port, DefaultControlAddr)
+		l.report(at, "control: port %q is not a number from 0 to 65535; write the address like \"127.0.0.1:7676\", or \"off\" to disable the control endpoint", port)
 	}
 }
 

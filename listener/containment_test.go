@@ -46,7 +46,8 @@ templates:
 allow:
   commands:
     - cat *
-    - [test, -s, "{STAGED}"]`,
+    - [test, -s, "{STAGED}"]
+  destinations: [/etc/am/**]`,
 		services: "  - service: am-leak\n  - service: am-staged\n  - service: am-fixed\n",
 	})
 	var r listener.RunReport

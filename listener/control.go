@@ -39,11 +39,11 @@ const controlShutdownTimeout = 5 * time.Second
 //	POST /resume     start again, with one run at once (202)
 //	POST /provision  run as soon as the throttle allows (202)
 //
-// Without a token (WithControlToken) whoever reaches it can pause the node
-// and read its status. That is why it listens on localhost by default
-// (DefaultControlAddr); bind it elsewhere only with a token, on a network
-// you trust. Browsers are kept out: cross-origin requests from web pages
-// are refused, and so are requests whose Host is not the endpoint's
+// By default it is a unix socket of mode 0600 (DefaultControlAddr): only
+// the listener's user may connect. On TCP, whoever reaches it can pause the
+// node and read its status unless a token (WithControlToken) is required,
+// which the daemon warns about. Browsers are kept out: cross-origin
+// requests from web pages are refused, and so are requests whose Host is not the endpoint's
 // address (DNS rebinding), so a page open on the host cannot reach it.
 type ControlServer struct {
 	c   Controller
@@ -55,6 +55,7 @@ type ControlServer struct {
 	mu   sync.Mutex
 	ln   net.Listener
 	host string // the host Listen was given, which Host headers may name
+	sock string // the unix socket's path; "" on TCP
 }
 
 // ControlOption configures a ControlServer.
@@ -84,6 +85,14 @@ func (s *ControlServer) Listen(addr string) (net.Addr, error) {
 	if s.ln != nil {
 		return nil, fmt.Errorf("listener: control endpoint already listens at %s", s.ln.Addr())
 	}
+	if path := socketPath(addr); path != "" {
+		ln, err := listenUnix(path)
+		if err != nil {
+			return nil, err
+		}
+		s.ln, s.sock = ln, path
+		return &net.UnixAddr{Name: path, Net: "unix"}, nil
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err // net's error names the address and the cause; the caller says which setting to change
@@ -100,6 +109,9 @@ func (s *ControlServer) Addr() string {
 	if s.ln == nil {
 		return ""
 	}
+	if s.sock != "" {
+		return unixScheme + s.sock
+	}
 	return s.ln.Addr().String()
 }
 
@@ -108,10 +120,13 @@ func (s *ControlServer) Addr() string {
 // at most) and returns nil. It returns an error only when serving fails.
 func (s *ControlServer) Serve(ctx context.Context) error {
 	s.mu.Lock()
-	ln := s.ln
+	ln, sock := s.ln, s.sock
 	s.mu.Unlock()
 	if ln == nil {
 		return errors.New("listener: control endpoint: Serve before Listen")
+	}
+	if sock != "" {
+		defer removeSocket(sock, ln)
 	}
 	srv := &http.Server{
 		Handler: s.guard(http.NewCrossOriginProtection().Handler(s.routes())),
@@ -164,7 +179,14 @@ func (s *ControlServer) routes() *http.ServeMux {
 }
 
 func (s *ControlServer) status(w http.ResponseWriter, _ *http.Request) {
-	data, err := json.MarshalIndent(s.c.Report(), "", "  ")
+	report := s.c.Report()
+	s.mu.Lock()
+	authenticated := s.sock != "" || s.token != "" // the socket's mode, or the guard's token
+	s.mu.Unlock()
+	if !authenticated {
+		report = report.withoutOutput() // any local user reaches it: results and reasons only
+	}
+	data, err := json.MarshalIndent(report, "", "  ")
 	if err != nil { // a Report holds strings, numbers and times: cannot happen
 		s.log.Error("control endpoint: encode status", "err", err)
 		http.Error(w, "encode status: "+err.Error(), http.StatusInternalServerError)

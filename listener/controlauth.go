@@ -22,7 +22,8 @@ func WithControlToken(token string) ControlOption {
 func (s *ControlServer) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-		if !s.hostAllowed(r.Host, local) {
+		_, onSocket := local.(*net.UnixAddr) // no browser page reaches a unix socket
+		if !onSocket && !s.hostAllowed(r.Host, local) {
 			s.log.Warn("control request refused: Host is not the endpoint's address", "host", r.Host, "remote", r.RemoteAddr, "path", r.URL.Path)
 			http.Error(w, fmt.Sprintf("Host %q is not this control endpoint's address; use localhost or the address it listens on", r.Host), http.StatusForbidden)
 			return
@@ -75,8 +76,8 @@ func (s *ControlServer) hostAllowed(host string, local net.Addr) bool {
 func controlOptions(cfg *Config, log *slog.Logger) ([]ControlOption, error) {
 	opts := []ControlOption{WithControlLogger(log)}
 	if cfg.ControlTokenFile == "" {
-		if cfg.Control != "off" && !loopbackAddr(cfg.Control) {
-			log.Warn("the control endpoint listens beyond loopback without a token: anyone who reaches it can pause this node and read its status; set control_token_file",
+		if cfg.Control != "off" && socketPath(cfg.Control) == "" {
+			log.Warn("the control endpoint listens on TCP without a token: anyone who reaches it, any local user included, can pause this node and read its status; set control_token_file, or remove control to use the unix socket "+DefaultControlAddr,
 				"control", cfg.Control)
 		}
 		return opts, nil
@@ -90,14 +91,4 @@ func controlOptions(cfg *Config, log *slog.Logger) ([]ControlOption, error) {
 		return nil, fmt.Errorf("%w: control_token_file %s is empty; write a random token into it (openssl rand -hex 32)", ErrConfig, cfg.ControlTokenFile)
 	}
 	return append(opts, WithControlToken(token)), nil
-}
-
-// loopbackAddr reports whether host:port is on localhost or a loopback IP.
-func loopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return strings.EqualFold(host, "localhost") || (ip != nil && ip.IsLoopback())
 }

@@ -184,7 +184,7 @@ func (l *Listener) dryRunCheck(ctx context.Context, f *rendered) *CheckResult {
 			return res
 		}
 		defer func() { _ = os.RemoveAll(dir) }() // a staging directory under the OS temp dir
-		file.Destination = filepath.Join(dir, filepath.Base(file.Destination))
+		file.Destination, file.Root = filepath.Join(dir, filepath.Base(file.Destination)), dir
 	}
 	if l.simulated {
 		l.log.Info("simulated node: would run", "command", res.Command)

@@ -26,6 +26,9 @@ const DefaultSettle = 100 * time.Millisecond
 const (
 	driftEdited  = "edited"
 	driftRemoved = "removed"
+	// A symbolic link or directory put in the file's place: replaced by
+	// the file, never followed.
+	driftSwapped = "replaced by something not a file"
 	driftMode    = "mode changed"
 )
 
@@ -155,7 +158,7 @@ func (fs *Files) Install(ctx context.Context, content []byte, f templates.File, 
 	f.Destination, f.Log = path, fs.log // the first install removes a killed one's staged files, logged here
 	fs.acquire(path)
 	changed, err = templates.Install(ctx, content, f)
-	if err != nil && !changed && !fileHolds(path, content) {
+	if err != nil && !changed && !installedHolds(f, content) {
 		// Nothing was written (a failed check, say): the previous
 		// expectation, if any, still describes the file.
 		fs.do(func(st *watchState) { st.release(path) })
@@ -172,9 +175,10 @@ func (fs *Files) Install(ctx context.Context, content []byte, f templates.File, 
 	return changed, err
 }
 
-// fileHolds reports whether path has exactly content.
-func fileHolds(path string, content []byte) bool {
-	got, err := os.ReadFile(path)
+// installedHolds reports whether f's destination is a regular file with
+// exactly content.
+func installedHolds(f templates.File, content []byte) bool {
+	got, _, err := templates.ReadInstalled(f)
 	return err == nil && bytes.Equal(got, content)
 }
 
@@ -447,7 +451,7 @@ func (fs *Files) check(ctx context.Context, path string, want expectation) {
 	if what != driftMode && len(want.reload) > 0 {
 		if err := fs.run(ctx, want.reload, want.reloadTimeout); err != nil {
 			err = fmt.Errorf("listener: reload after restoring %s: %w", path, err)
-			fs.log.Error("listener: reload after restoring a file failed", "path", path, "err", err)
+			fs.log.Error("listener: reload after restoring a file failed", "path", path, "err", err, outputAttr(err))
 			fs.onRestore(path, err)
 			return
 		}
@@ -457,20 +461,20 @@ func (fs *Files) check(ctx context.Context, path string, want expectation) {
 
 // driftOf says how path differs from what was installed there, "" if it
 // does not.
+// It reads through the install's confinement: a link at path or on the way
+// to it is never followed.
 func driftOf(path string, want expectation) (string, error) {
-	got, err := os.ReadFile(path)
-	var info os.FileInfo
-	if err == nil {
-		info, err = os.Stat(path)
-	}
+	got, mode, err := templates.ReadInstalled(want.file)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return driftRemoved, nil
+	case errors.Is(err, templates.ErrNotRegular):
+		return driftSwapped, nil
 	case err != nil:
 		return "", fmt.Errorf("listener: check %s: %w", path, err)
 	case !bytes.Equal(got, want.content):
 		return driftEdited, nil
-	case info.Mode().Perm() != want.file.Perms:
+	case mode.Perm() != want.file.Perms:
 		return driftMode, nil
 	}
 	return "", nil

@@ -555,3 +555,9 @@ func installed(fs *Files, path string) (content []byte, ok bool) {
 	})
 	return content, ok
 }
+
+// fileHolds reports whether path has exactly content.
+func fileHolds(path string, content []byte) bool {
+	got, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(got, content)
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -76,7 +75,7 @@ func (l *Listener) evicting(cfg *Config, p *plan, vars []string) []string {
 		if dest == "" {
 			continue
 		}
-		b, err := os.ReadFile(cfg.destination(dest))
+		b, _, err := templates.ReadInstalled(templates.File{Root: cfg.confinedRoot(), Destination: cfg.destination(dest)})
 		if err != nil {
 			continue // nothing installed: nothing to evict
 		}

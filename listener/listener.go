@@ -468,8 +468,11 @@ func (l *Listener) runCommand(ctx context.Context, argv []string, timeout time.D
 	return templates.Run(ctx, argv, timeout, opts...)
 }
 
-// destination is where a template's file goes on this node.
+// destination is where a template's file goes on this node: beneath
+// root, the destination cleaned alone first, so that ".." cannot climb
+// out of root (allow refuses such a destination before this).
 func (c *Config) destination(dest string) string {
+	dest = filepath.Clean("/" + dest)
 	if c.Root == "" || c.Root == "/" {
 		return dest
 	}

@@ -124,7 +124,7 @@ func (m *Metrics) declareRuns() {
 	}, []string{"path"}) // bounded: one value per template destination of this node
 	m.refused = m.counterVec(prometheus.CounterOpts{
 		Name: "patchbay_listener_refused_total",
-		Help: "Manifest commands (kind command) and template files (kind source) that listener.yaml's allow refused, each time a run met them; they were not run or read.",
+		Help: "Manifest commands (kind command), template files (kind source) and destinations (kind destination) that listener.yaml's allow refused, each time a run met them; they were not run, read or written.",
 	}, []string{"kind"}, "command", "source")
 }
 

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -187,7 +186,7 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 	if err != nil {
 		return fail(err)
 	}
-	file.Destination = cfg.destination(spec.Destination)
+	file.Destination, file.Root = cfg.destination(spec.Destination), cfg.confinedRoot()
 	file.Env, file.Guard = nodeEnv(cfg), l.checkGuard(cfg, p.sc.Service, name)
 	if l.simulated {
 		file.Check, file.Owner, file.Group = nil, "", ""
@@ -212,11 +211,15 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 		return fail(err)
 	}
 	f := &rendered{name: name, spec: spec, file: file, content: out, report: tr}
-	f.previous, err = os.ReadFile(file.Destination)
+	// Read as the install reads it: a link there is not followed (its
+	// target would show in a dry run's diff).
+	f.previous, _, err = templates.ReadInstalled(file)
 	switch {
 	case err == nil:
 		f.existed = true
-	case !errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, templates.ErrConfined):
+		return fail(err) // says which directory is a link
+	case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, templates.ErrNotRegular):
 		return fail(fmt.Errorf("read the installed %s: %w", file.Destination, err))
 	}
 	return f
@@ -252,7 +255,7 @@ func (l *Listener) install(ctx context.Context, active []*plan) {
 				changed, err := l.files.Install(ctx, f.content, f.file, f.spec.Reload, time.Duration(f.spec.Timeout))
 				if err != nil {
 					f.report.Error = err.Error()
-					l.log.Error("file not installed; it keeps its last good version", "service", p.sc.Service, "template", f.name, "err", err)
+					l.log.Error("file not installed; it keeps its last good version", "service", p.sc.Service, "template", f.name, "err", err, outputAttr(err))
 					continue
 				}
 				f.changed, f.report.Changed = changed, changed
@@ -312,7 +315,7 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 				return
 			}
 			failed[i] = true
-			l.log.Error("reload failed; it runs again in the next run", "command", strings.Join(j.argv, " "), "err", err)
+			l.log.Error("reload failed; it runs again in the next run", "command", strings.Join(j.argv, " "), "err", err, outputAttr(err))
 			for _, f := range j.files { // each file belongs to one plan, written only here
 				f.report.Error = "installed, but its reload failed: " + err.Error()
 			}

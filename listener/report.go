@@ -1,6 +1,12 @@
 package listener
 
-import "time"
+import (
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/patchbay/patchbay/templates"
+)
 
 // Report is what GET /status returns and `patchbay status` reads: the
 // listener's view of its node.
@@ -83,4 +89,34 @@ type CommandResult struct {
 	Ran      bool          `json:"ran"`
 	Duration time.Duration `json:"duration_ns"`
 	Error    string        `json:"error,omitempty"`
+}
+
+// outputAttr is the end of a failed command's output for the node's log,
+// the one place it goes: reasons and statuses leave the node, and carry
+// the command and its exit status only. No attribute when err is not a
+// command's or it printed nothing.
+func outputAttr(err error) slog.Attr {
+	if out := templates.CommandOutput(err); out != "" {
+		return slog.String("output", out)
+	}
+	return slog.Attr{}
+}
+
+// withoutOutput is r without the commands' output: what an endpoint that
+// authenticates nobody may serve. r and the run it points to are unchanged.
+func (r Report) withoutOutput() Report {
+	if r.LastRun == nil {
+		return r
+	}
+	run := *r.LastRun
+	run.Services = slices.Clone(run.Services)
+	for i := range run.Services {
+		tests := slices.Clone(run.Services[i].Tests)
+		for j := range tests {
+			tests[j].Output = ""
+		}
+		run.Services[i].Tests = tests
+	}
+	r.LastRun = &run
+	return r
 }

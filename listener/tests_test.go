@@ -79,8 +79,9 @@ func onlyService(r *listener.RunReport) *listener.ServiceRun {
 	return &r.Services[0]
 }
 
-// A failing declared test outside a rollout group: the run fails with the
-// test's output (report, status in Consul, metrics), the previous file is
+// A failing declared test outside a rollout group: the run fails naming
+// the test and its exit status (report, status in Consul, metrics; the
+// output only in the report the control endpoint serves), the previous file is
 // back, and the queue retries with backoff until a fix passes.
 func TestDeclaredTestsOutsideRollout(t *testing.T) {
 	testcluster.RequirePrograms(t, "curl") // the declared tests are real HTTP checks
@@ -120,8 +121,8 @@ func TestDeclaredTestsOutsideRollout(t *testing.T) {
 		t.Errorf("env file after the failed test:\n%s\nwant the previous version restored", got)
 	}
 	s = lastService(n)
-	if s == nil || s.Result != listener.ResultFailed || !strings.Contains(s.Reason, "rolled back: test gateway-health failed") || !strings.Contains(s.Reason, "502") {
-		t.Fatalf("service report %+v, want failed, rolled back, naming the test and its 502", s)
+	if s == nil || s.Result != listener.ResultFailed || !strings.Contains(s.Reason, "rolled back: test gateway-health failed") || !strings.Contains(s.Reason, "exit status 22") || strings.Contains(s.Reason, "502") {
+		t.Fatalf("service report %+v, want failed, rolled back, naming the test and curl's exit status but not its output", s)
 	}
 	if len(s.Tests) != 1 || s.Tests[0].Passed || !strings.Contains(s.Tests[0].Output, "502") {
 		t.Errorf("tests %+v: want gateway-health failed with curl's output, gateway-root not run", s.Tests)
@@ -129,14 +130,17 @@ func TestDeclaredTestsOutsideRollout(t *testing.T) {
 	if q := n.l.Report().Queue; q.RetryAt.IsZero() && !q.Pending && !q.Running {
 		t.Errorf("queue %+v: a failed test leaves no retry due", q)
 	}
-	testcluster.Eventually(t, 10*time.Second, "the status in Consul names the test and its output", func() bool {
+	testcluster.Eventually(t, 10*time.Second, "the status in Consul names the test and its exit status", func() bool {
 		statuses, _, err := c.reg.Statuses(ctx)
 		if err != nil || len(statuses) != 1 {
 			return false
 		}
 		st := statuses[0]
-		return st.Result == listener.ResultFailed && strings.Contains(st.Details["gw"], "test gateway-health failed") && strings.Contains(st.Details["gw"], "502")
+		return st.Result == listener.ResultFailed && strings.Contains(st.Details["gw"], "test gateway-health failed") && strings.Contains(st.Details["gw"], "exit status 22")
 	})
+	if statuses, _, err := c.reg.Statuses(ctx); err != nil || strings.Contains(statuses[0].Details["gw"]+statuses[0].Message, "502") {
+		t.Errorf("status in Consul %+v (%v): holds the test's output, which stays on the node", statuses, err)
+	}
 	metrics := scrape(t, n)
 	for _, want := range []string{`patchbay_listener_tests_total{result="failed",service="gw"}`, `patchbay_listener_tests_total{result="passed",service="gw"} 2`} {
 		if !strings.Contains(metrics, want) {

@@ -144,6 +144,7 @@ templates:
   relative: {source: tmpl/env.tmpl, destination: etc/x, perms: "rw-r-----"}
   badname: {source: "builtin:Env!", destination: /etc/x, min: -1, check: []}
   Upper: {contents: x, destination: /etc/x}
+  escape: {contents: x, destination: /../../../srv/escaped}
 `},
 		want: []string{
 			`svc.yaml:3:18: templates.both: give source or contents, not both`,
@@ -155,6 +156,7 @@ templates:
 			`svc.yaml:6:63: templates.badname.min: -1 upstreams cannot work; use 0 or more`,
 			`svc.yaml:6:67: templates.badname.check: give the program and its arguments as a list, e.g. ["nginx", "-s", "reload"]`,
 			`svc.yaml:7:3: templates: "Upper" is not a name; use lower-case letters, digits and "-", like "nginx"`,
+			`svc.yaml:8:38: templates.escape.destination: "/../../../srv/escaped" is not a clean path; write it without "..", "//" or a trailing "/", like "/srv/escaped"`,
 		},
 	}, {
 		name: "toml positions",

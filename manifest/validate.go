@@ -275,6 +275,9 @@ func (v *validator) templateSpec(name string, t *TemplateFile) {
 	}
 	if !path.IsAbs(t.Destination) {
 		v.report(at("destination"), "templates.%s.destination: %q is not an absolute path; give where the file is installed, like \"/etc/%s/env\"", name, t.Destination, name)
+	} else if path.Clean(t.Destination) != t.Destination {
+		// A listener refuses it too: ".." could climb out of its root.
+		v.report(at("destination"), "templates.%s.destination: %q is not a clean path; write it without \"..\", \"//\" or a trailing \"/\", like %q", name, t.Destination, path.Clean(t.Destination))
 	}
 	if t.Perms == "" {
 		t.Perms = DefaultTemplatePerms

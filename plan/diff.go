@@ -166,7 +166,9 @@ func reasonOf(us []resolver.Unresolved, name string) string {
 
 // diffVar says how one var moves, and whether it moves at all.
 func diffVar(name string, b resolver.Var, hadB bool, a resolver.Var, hasA bool) (VarChange, bool) {
-	vc := VarChange{Var: name, Select: cmp.Or(a.Select, b.Select), Before: shown(b, hadB), After: shown(a, hasA)}
+	// Values as the one redaction policy shows them: a plan is read by
+	// people who could not read the datastore (a pull-request comment).
+	vc := VarChange{Var: name, Select: cmp.Or(a.Select, b.Select), Before: shown(b.Redacted(name), hadB), After: shown(a.Redacted(name), hasA)}
 	vc.From, vc.To = providerIDs(b.Providers), providerIDs(a.Providers)
 	vc.Lost, vc.Gained = minus(vc.From, vc.To), minus(vc.To, vc.From)
 	switch {

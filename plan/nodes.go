@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/patchbay/patchbay/internal/redact"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
@@ -179,9 +180,13 @@ func unresolvedReason(us []resolver.Unresolved) string {
 func (s *sides) fileChange(ctx context.Context, r Renderer, h hosting, old, m *manifest.Manifest, name string) (FileChange, error) {
 	spec := m.Templates[name]
 	fc := FileChange{Template: name, Destination: spec.Destination}
+	// The files are rendered from real values, so that the diff shows what
+	// changes; the values the redaction policy hides are masked in it (and
+	// in an error, which may quote the template's data).
+	secrets := slices.Concat(h.after.Secrets(), secretsOf(h.before))
 	after, err := renderOne(ctx, r, m, h.after, name, spec)
 	if err != nil {
-		fc.Error = err.Error()
+		fc.Error = redact.Text(err.Error(), secrets)
 		return fc, nil
 	}
 	var before []byte
@@ -191,10 +196,18 @@ func (s *sides) fileChange(ctx context.Context, r Renderer, h hosting, old, m *m
 	if fc.Diff, err = templates.Diff(before, after, spec.Destination); err != nil {
 		return fc, fmt.Errorf("plan: diff %s of %s: %w", name, m.ID, err)
 	}
+	fc.Diff = redact.Text(fc.Diff, secrets)
 	if fc.Diff != "" {
 		fc.Reload = spec.Reload
 	}
 	return fc, nil
+}
+
+func secretsOf(b *resolver.Binding) []string {
+	if b == nil {
+		return nil
+	}
+	return b.Secrets()
 }
 
 func templateOf(m *manifest.Manifest, name string) (manifest.TemplateFile, bool) {

@@ -127,7 +127,7 @@ func TestPublishUnresolvedAndDatastore(t *testing.T) {
 	}{
 		{"requirement nobody provides", []string{strings.Replace(wwwDoc, `"{API_URL}"`, `"{MISSING_URL}"`, 1)}, nil, KindUnresolved, true, "", false},
 		{"datastore replaces nothing: live beats it", []string{wwwDoc}, []resolver.Datastore{{Federation: "default", Key: "API_URL", Value: "http://db"}}, "", false, "", false},
-		{"new requirement served by a datastore", []string{strings.Replace(wwwDoc, "requires: {", "requires: {DB: \"{DB_URL}\", ", 1)}, []resolver.Datastore{{Federation: "default", Key: "DB_URL", Value: "postgres://db"}}, KindAdded, false, "+export DB='postgres://db'", true},
+		{"new requirement served by a datastore", []string{strings.Replace(wwwDoc, "requires: {", "requires: {DB: \"{DB_URL}\", ", 1)}, []resolver.Datastore{{Federation: "default", Key: "DB_URL", Value: "postgres://db"}}, KindAdded, false, "+export DB='(masked)'", true}, // a datastore value: masked (redact)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,7 +175,7 @@ func TestImpactNode(t *testing.T) {
 	if len(p.Removed) != 2 {
 		t.Fatalf("removed %+v", p.Removed)
 	}
-	if v := findVar(p, "www", "API_URL"); v == nil || v.Kind != KindDatastore || v.After != "http://api.example" {
+	if v := findVar(p, "www", "API_URL"); v == nil || v.Kind != KindDatastore || v.After != "(masked)" { // a datastore value (redact)
 		t.Fatalf("www API_URL: %+v", v)
 	}
 	if len(p.Routes) != 1 || p.Routes[0].Key != "WEB_URL" || p.Routes[0].Before != 2 || p.Routes[0].After != 1 || p.Routes[0].Empty {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -58,6 +59,10 @@ type Client struct {
 	timeout     time.Duration
 	log         *slog.Logger
 	rateRetries int
+	// sharedAgents are Consul nodes whose agent hosts several patchbay
+	// nodes (patchbay dev, tests): their sessions may hold any node's
+	// instances.
+	sharedAgents map[string]bool
 }
 
 // Option configures a Client.
@@ -69,6 +74,24 @@ type options struct {
 	timeout     time.Duration
 	log         *slog.Logger
 	rateRetries int
+	shared      []string
+}
+
+// SharedAgentsEnv names the environment variable that gives
+// WithSharedAgentNodes's default, a comma-separated list.
+const SharedAgentsEnv = "PATCHBAY_SHARED_AGENT_NODES"
+
+// WithSharedAgentNodes names Consul nodes whose one agent serves several
+// patchbay nodes, as in patchbay dev and tests: an instance held by a
+// session of one of them is live whatever node it names. By default an
+// instance is live only while a session of the Consul node it names holds
+// its key, which is what stops a node's token from binding as another node;
+// never name a production node here. The default is $PATCHBAY_SHARED_AGENT_NODES.
+func WithSharedAgentNodes(nodes ...string) Option {
+	return func(o *options) error {
+		o.shared = nodes
+		return nil
+	}
 }
 
 // WithAddress sets the Consul HTTP address ("127.0.0.1:8500",
@@ -143,6 +166,9 @@ func WithRateLimitRetries(n int) Option {
 // (CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_HTTP_SSL, ...) are honoured.
 func New(opts ...Option) (*Client, error) {
 	o := options{config: api.DefaultConfig(), prefix: DefaultPrefix, timeout: DefaultTimeout, log: slog.Default(), rateRetries: DefaultRateLimitRetries}
+	if env := os.Getenv(SharedAgentsEnv); env != "" {
+		o.shared = strings.Split(env, ",")
+	}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -161,7 +187,13 @@ func New(opts ...Option) (*Client, error) {
 	if hc := o.config.HttpClient; hc != nil && o.rateRetries > 0 {
 		hc.Transport = &retry429{next: hc.Transport, retries: o.rateRetries, log: o.log, addr: o.config.Address}
 	}
-	return &Client{consul: c, config: o.config, addr: o.config.Address, keys: keys{prefix: o.prefix}, timeout: o.timeout, log: o.log, rateRetries: o.rateRetries}, nil
+	shared := map[string]bool{}
+	for _, n := range o.shared {
+		if n = strings.TrimSpace(n); n != "" {
+			shared[n] = true
+		}
+	}
+	return &Client{consul: c, config: o.config, addr: o.config.Address, keys: keys{prefix: o.prefix}, timeout: o.timeout, log: o.log, rateRetries: o.rateRetries, sharedAgents: shared}, nil
 }
 
 // Address is the Consul address the client talks to.
@@ -378,7 +410,7 @@ func (c *Client) missingRule(body string) string {
 	m := denial.FindStringSubmatch(body)
 	if m == nil {
 		// No resource named: the token itself is unknown or not yet usable.
-		return fmt.Sprintf("consul refused the ACL token: %s; check --consul-token (key_prefix %q { policy = \"write\" } covers patchbay's keys)", body, c.keys.prefix)
+		return fmt.Sprintf("consul refused the ACL token: %s; check --consul-token, and README's \"Consul ACL policy per federation\" for the rules of each role", body)
 	}
 	token := "the ACL token (AccessorID '" + m[2] + "')"
 	if m[2] == "" {
@@ -395,26 +427,38 @@ func (c *Client) rule(resource, access, name string) string {
 	case name == "":
 		return fmt.Sprintf("%s = %q", resource, access)
 	case resource == "key":
-		return fmt.Sprintf("key_prefix %q %s", c.keyArea(name), policy)
+		if area, whole := c.keyArea(name); !whole {
+			return fmt.Sprintf("key_prefix %q %s", area, policy)
+		}
+		return fmt.Sprintf("key %q %s", name, policy)
 	default: // service, session, node, ...: their names are exact
 		return fmt.Sprintf("%s %q %s", resource, name, policy)
 	}
 }
 
-// keyArea is the part of patchbay's layout a key belongs to, such as
-// "patchbay/registry/instances/": a rule on it serves every key of its kind.
-func (c *Client) keyArea(key string) string {
+// federationDepth is, for each top folder of patchbay's layout kept per
+// federation, how many segments name the kind of key before the
+// federation's: registry/manifests/<fed>/, bindings/<fed>/, ... The others
+// (status/<node>, locks/leader/<name>) are per node or name.
+var federationDepth = map[string]int{"registry": 2, "indexes": 1, "bindings": 1, "rollout": 1, "locks/unique": 2}
+
+// keyArea is the part of patchbay's layout a key belongs to, down to its
+// federation, such as "patchbay/registry/instances/seatgeek/": a rule on it
+// serves every key of that kind in that federation and none of another
+// federation's, which is what keeps federations apart (PCI). A key kept
+// per node or name comes back whole.
+func (c *Client) keyArea(key string) (area string, whole bool) {
 	rest, ok := strings.CutPrefix(key, c.keys.prefix)
 	if !ok {
-		return key
+		return key, true
 	}
 	segs := strings.Split(rest, "/")
-	n := 1
-	if segs[0] == "registry" {
-		n = 2
+	n, ok := federationDepth[segs[0]]
+	if !ok && len(segs) > 1 {
+		n, ok = federationDepth[segs[0]+"/"+segs[1]]
 	}
-	if len(segs) <= n {
-		return c.keys.prefix
+	if !ok || len(segs) <= n+1 {
+		return key, true
 	}
-	return c.keys.prefix + strings.Join(segs[:n], "/") + "/"
+	return c.keys.prefix + strings.Join(segs[:n+1], "/") + "/", false
 }

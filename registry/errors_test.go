@@ -43,11 +43,11 @@ func TestPermissionDenied(t *testing.T) {
 		{"publish with a read-only token", rulesReadOnly, func(c *Client) error {
 			_, err := c.Publish(ctx, parseManifest(t, "id: api\n"))
 			return err
-		}, []string{"write " + p + "registry/manifests/default/api: the ACL token (AccessorID '", `lacks key:write on "` + p + `registry/manifests/default/api"; add the rule key_prefix "` + p + `registry/manifests/" { policy = "write" } to its policy`}},
+		}, []string{"write " + p + "registry/manifests/default/api: the ACL token (AccessorID '", `lacks key:write on "` + p + `registry/manifests/default/api"; add the rule key_prefix "` + p + `registry/manifests/default/" { policy = "write" } to its policy`}},
 		{"read without key rights", rulesNoKeys, func(c *Client) error {
 			_, err := c.Manifest(ctx, "default", "web")
 			return err
-		}, []string{`lacks key:read on "` + p + `registry/manifests/default/web"; add the rule key_prefix "` + p + `registry/manifests/" { policy = "read" }`}},
+		}, []string{`lacks key:read on "` + p + `registry/manifests/default/web"; add the rule key_prefix "` + p + `registry/manifests/default/" { policy = "read" }`}},
 		{"leader candidacy without service rights", rulesReadOnly, func(c *Client) error {
 			return lead(ctx, c)
 		}, []string{"register patchbay-resolver-test", "lacks service:write on", `add the rule service "patchbay-resolver" { policy = "write" }`}},
@@ -56,7 +56,7 @@ func TestPermissionDenied(t *testing.T) {
 		}, []string{"lacks session:write on", `add the rule session "`}},
 		{"leader lock without key write", rulesSession, func(c *Client) error {
 			return lead(ctx, c)
-		}, []string{"acquire " + p + "locks/leader/resolver", `add the rule key_prefix "` + p + `locks/" { policy = "write" }`}},
+		}, []string{"acquire " + p + "locks/leader/resolver", `add the rule key "` + p + `locks/leader/resolver" { policy = "write" }`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,7 +137,7 @@ func TestOwnerPermissionDenied(t *testing.T) {
 	}{
 		{"read-only", rulesReadOnly, `lacks service:write on "web"; add the rule service "web" { policy = "write" }`},
 		{"service write", rulesService, `lacks session:write on`},
-		{"session write", rulesSession, `add the rule key_prefix "` + p + `registry/instances/" { policy = "write" }`},
+		{"session write", rulesSession, `add the rule key_prefix "` + p + `registry/instances/default/" { policy = "write" }`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

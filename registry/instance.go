@@ -296,6 +296,7 @@ func (o *Owner) registerAndHold(ctx context.Context, m *manifest.Manifest, regis
 		return err
 	}
 	defer o.destroySession(sid)
+	o.warnOtherNode(ctx, sid)
 	lost := make(<-chan struct{})
 	if m.Unique {
 		var unlock func()
@@ -426,6 +427,20 @@ func (o *Owner) createSession(ctx context.Context, withHealth bool) (string, err
 		entry["ServiceChecks"] = []api.ServiceCheck{{ID: o.checkIDs.owner}, {ID: o.checkIDs.health}}
 	}
 	return o.c.createSession(ctx, entry)
+}
+
+// warnOtherNode logs when the session is on another Consul node than the
+// instance names: the resolver never counts such an instance live, which
+// would otherwise show only as a requirement nobody binds.
+func (o *Owner) warnOtherNode(ctx context.Context, sid string) {
+	q, cancel := o.c.query(ctx)
+	defer cancel()
+	entry, _, err := o.c.consul.Session().Info(sid, q)
+	if err != nil || entry == nil || entry.Node == o.spec.Node || o.c.sharedAgents[entry.Node] {
+		return
+	}
+	o.log.Error("the instance names another node than the local Consul agent's, so it is never live: set the node to the agent's node name",
+		"node", o.spec.Node, "agent_node", entry.Node)
 }
 
 // sessionName names the sessions of this instance's owners; a session of

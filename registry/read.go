@@ -29,9 +29,48 @@ func (c *Client) Snapshot(ctx context.Context) (*resolver.Snapshot, error) {
 	if err := c.unlisted(meta, c.keys.inputs()); err != nil {
 		return nil, err // never resolve from a registry the token only partly sees
 	}
-	snap := &resolver.Snapshot{Index: meta.LastIndex}
+	return c.snapshotOf(ctx, pairs, meta.LastIndex)
+}
+
+// FederationSnapshot is Snapshot of one federation's inputs alone: what a
+// token scoped to that federation may read (README's policy for people and
+// CI), for commands about one of its services. Its manifests, instances and
+// datastores are three consistent reads, each refused, naming the rule to
+// add, if Consul left keys out for the token (a transaction would leave
+// them out without a word).
+func (c *Client) FederationSnapshot(ctx context.Context, fed string) (*resolver.Snapshot, error) {
+	if !manifest.IsDNSLabel(fed) {
+		return nil, fmt.Errorf("%w: federation %q is not a DNS label", ErrInvalid, fed)
+	}
+	var (
+		pairs api.KVPairs
+		index uint64
+	)
+	for _, base := range []string{c.keys.manifests(), c.keys.instances(), c.keys.datastores()} {
+		prefix := base + fed + "/"
+		q, cancel := c.query(ctx)
+		read, meta, err := c.consul.KV().List(prefix, q)
+		cancel()
+		if err != nil {
+			return nil, c.fail(ctx, err, "read %s", prefix)
+		}
+		if err := c.unlisted(meta, prefix); err != nil {
+			return nil, err
+		}
+		pairs, index = append(pairs, read...), max(index, meta.LastIndex)
+	}
+	return c.snapshotOf(ctx, pairs, index)
+}
+
+// snapshotOf builds a snapshot from the registry keys read at index.
+func (c *Client) snapshotOf(ctx context.Context, pairs api.KVPairs, index uint64) (*resolver.Snapshot, error) {
+	snap := &resolver.Snapshot{Index: index}
+	live, err := c.liveness(ctx, pairs)
+	if err != nil {
+		return nil, err
+	}
 	for _, p := range pairs {
-		if err := c.addToSnapshot(snap, p); err != nil {
+		if err := c.addToSnapshot(snap, p, live); err != nil {
 			snap.Skipped = append(snap.Skipped, resolver.SkippedKey{Key: p.Key, Reason: err.Error()})
 			c.log.Warn("skipping unreadable registry entry", "key", p.Key, "reason", err)
 		}
@@ -42,13 +81,16 @@ func (c *Client) Snapshot(ctx context.Context) (*resolver.Snapshot, error) {
 	slices.SortFunc(snap.Instances, func(a, b resolver.Instance) int {
 		return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.Service, b.Service), cmp.Compare(a.ID, b.ID))
 	})
+	slices.SortFunc(snap.NotLive, func(a, b resolver.NotLiveInstance) int {
+		return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.Service, b.Service), cmp.Compare(a.ID, b.ID))
+	})
 	slices.SortFunc(snap.Datastores, func(a, b resolver.Datastore) int {
 		return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.Key, b.Key))
 	})
 	return snap, nil
 }
 
-func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair) error {
+func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair, live liveness) error {
 	k := c.keys
 	switch {
 	case strings.HasPrefix(p.Key, k.manifests()):
@@ -76,6 +118,14 @@ func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair) error {
 		if in.Federation != seg[0] || in.Service != seg[1] || in.ID != seg[2] {
 			return fmt.Errorf("instance %s of %s/%s stored under the key of %s", in.ID, in.Federation, in.Service, p.Key)
 		}
+		if id := resolver.InstanceID(in.Service, in.Node, in.Port); in.ID != id {
+			return fmt.Errorf("instance %s names node %s and port %d, whose ID is %s", in.ID, in.Node, in.Port, id)
+		}
+		if why := live.why(p, in); why != "" {
+			c.log.Warn("instance key not live: not bound", "key", p.Key, "reason", why)
+			snap.NotLive = append(snap.NotLive, resolver.NotLiveInstance{Instance: in, Reason: why})
+			return nil
+		}
 		snap.Instances = append(snap.Instances, in)
 	case strings.HasPrefix(p.Key, k.datastores()):
 		seg, err := parts(p.Key, k.datastores(), 2)
@@ -87,6 +137,59 @@ func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair) error {
 		return fmt.Errorf("not part of patchbay's layout")
 	}
 	return nil
+}
+
+// liveness tells which instance keys are live: held by a live session of
+// the Consul node the instance names, with the value that session wrote. A node's token may write any key of
+// its federation's instances, but Consul lets it create sessions on its own
+// node only (ACL rule session "<node>"), so the session's node is what
+// cannot be forged.
+type liveness struct {
+	nodes  map[string]string // live session ID → its Consul node
+	shared map[string]bool   // Consul nodes whose sessions may hold any node's instances
+}
+
+// liveness lists the live sessions, once per read whatever the number of
+// instances, after the keys were read: a session that ended in between
+// took its keys with it, so nothing live is missed.
+func (c *Client) liveness(ctx context.Context, pairs api.KVPairs) (liveness, error) {
+	l := liveness{nodes: map[string]string{}, shared: c.sharedAgents}
+	if !slices.ContainsFunc(pairs, func(p *api.KVPair) bool { return strings.HasPrefix(p.Key, c.keys.instances()) }) {
+		return l, nil
+	}
+	q, cancel := c.query(ctx)
+	defer cancel()
+	sessions, meta, err := c.consul.Session().List(q)
+	if err != nil {
+		return l, c.fail(ctx, err, "list sessions")
+	}
+	if meta.ResultsFilteredByACLs {
+		// Every instance of a node whose sessions are hidden would look dead.
+		return l, fmt.Errorf("%w: list sessions: the ACL token may not read some nodes' sessions, which Consul leaves out, so their instances cannot be told live; add the rule session_prefix \"\" { policy = \"read\" } to its policy", ErrPermissionDenied)
+	}
+	for _, s := range sessions {
+		l.nodes[s.ID] = s.Node
+	}
+	return l, nil
+}
+
+// why says why the instance in key p is not live; "" if it is.
+func (l liveness) why(p *api.KVPair, in resolver.Instance) string {
+	node, ok := l.nodes[p.Session]
+	switch {
+	case p.Session == "":
+		return "its key holds no session"
+	case !ok:
+		return fmt.Sprintf("its session %s has ended", p.Session)
+	case node != in.Node && !l.shared[node]:
+		return fmt.Sprintf("held by a session of node %s, not %s", node, in.Node)
+	case p.ModifyIndex != p.CreateIndex:
+		// An owner creates its key by acquiring it and never writes it
+		// again; a plain write by any token of the federation keeps the
+		// session but changes the value.
+		return "its value was rewritten after its session acquired it"
+	}
+	return ""
 }
 
 // DefaultWatchWait is how long one blocking query waits before Consul

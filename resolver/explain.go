@@ -30,7 +30,8 @@ type Explanation struct {
 	// Candidates lists every instance and datastore, in any federation,
 	// offering a key the requirement draws on: the consumer's federation
 	// first, then the others by name; instances by (ID, key), then
-	// datastores by key.
+	// datastores by key; last, instance keys that are not live (never
+	// candidates to Resolve), with why.
 	Candidates []Candidate `json:"candidates"`
 	Winners    []Provider  `json:"winners,omitempty"` // the providers Result holds
 	Result     Var         `json:"result"`            // what Resolve binds
@@ -75,7 +76,39 @@ func Explain(snap *Snapshot, fed, service, region, varName string) (*Explanation
 	}
 	x.LocalOnly = q.narrows(e.feds[fed].groups(&q))
 	x.Candidates = q.candidates(e.survey(&q, x.LocalOnly))
+	notLive := q.notLiveCandidates(snap.NotLive)
+	x.Candidates = append(x.Candidates, notLive...)
+	if !x.Result.Resolved && len(notLive) > 0 {
+		x.Reason += fmt.Sprintf("; %s not live, listed with why", count(len(notLive), "instance key"))
+	}
 	return x, nil
+}
+
+// notLiveCandidates lists the instance keys the registry found not live
+// (no session, a session of another node, a value rewritten since) that
+// offer a key q draws on: Resolve never sees them, so only Explain can say
+// why they did not bind.
+func (q *query) notLiveCandidates(nl []NotLiveInstance) []Candidate {
+	var out []Candidate
+	for i := range nl {
+		in := &nl[i].Instance
+		for _, k := range slices.Sorted(maps.Keys(in.Provides)) {
+			if q.drawsOn(k) {
+				c := Candidate{Federation: fedOf(in.Federation), Provider: instanceProvider(in, k, in.Provides[k]), Reason: "not live: " + nl[i].Reason}
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// drawsOn reports whether q would take a provider of key.
+func (q *query) drawsOn(key string) bool {
+	if q.glob {
+		ok, _ := path.Match(q.req.Key, key)
+		return ok
+	}
+	return slices.Contains(q.keys, key)
 }
 
 func (e *engine) lookupManifest(fed, service string) (*manifest.Manifest, error) {

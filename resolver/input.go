@@ -54,6 +54,18 @@ type Snapshot struct {
 	// Skipped lists entries under the prefix that could not be read
 	// (malformed JSON written by hand, say); they are left out, not fatal.
 	Skipped []SkippedKey `json:"skipped,omitempty"`
+	// NotLive lists instance keys that no live session of the node they
+	// name holds, or whose value changed since it acquired them: written by
+	// hand, or by another node's token. They never bind; Explain lists them
+	// with the reason.
+	NotLive []NotLiveInstance `json:"not_live,omitempty"`
+}
+
+// NotLiveInstance is an instance key the registry does not count as live,
+// and why.
+type NotLiveInstance struct {
+	Instance
+	Reason string `json:"reason"`
 }
 
 // SkippedKey is a KV entry a reader left out, and why.

@@ -62,7 +62,7 @@ func (w *countingWriter) Write(p []byte) (int, error) { w.n.Add(int64(len(p))); 
 // MaxKeptOutput bytes kept for its error.
 func TestRunBoundsKeptOutput(t *testing.T) {
 	const size = 8 << 20
-	argv := []string{"sh", "-c", `head -c ` + strconv.Itoa(size) + ` /dev/zero | tr '\0' x; echo; echo last words; exit 3`}
+	argv := []string{"sh", "-c", `head -c ` + strconv.Itoa(size) + ` /dev/zero | tr '\0' x; echo; echo last "$0"; exit 3`, "words"}
 	var streamed countingWriter
 	err := Run(context.Background(), argv, time.Minute, WithOutput(&streamed))
 	if !errors.Is(err, ErrCommand) {
@@ -74,8 +74,11 @@ func TestRunBoundsKeptOutput(t *testing.T) {
 	if len(err.Error()) > MaxKeptOutput+1024 {
 		t.Errorf("the error holds %d bytes of output, want at most about %d", len(err.Error()), MaxKeptOutput)
 	}
-	if !strings.Contains(err.Error(), "last words") {
-		t.Errorf("the error lost the end of the output: %.200s", err)
+	if out := CommandOutput(err); !strings.HasSuffix(out, "last words") || len(out) > MaxKeptOutput+8 {
+		t.Errorf("the kept output lost its end or its bound: %d bytes ending %q", len(out), out[max(0, len(out)-40):])
+	}
+	if strings.Contains(err.Error(), "last words") || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("error %.200q: want the command and its exit status, not its output (messages leave the node)", err)
 	}
 }
 

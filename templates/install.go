@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/user"
@@ -53,6 +54,10 @@ type File struct {
 	// Log reports the staged files a killed install left and the first
 	// install removed (nil: slog.Default()).
 	Log *slog.Logger
+	// Root confines Destination ("" for "/"): every directory below it on
+	// the way is a real directory, never a symbolic link, and what is at
+	// Destination is replaced, never followed (ErrConfined).
+	Root string
 }
 
 // FileOf reads the install settings of a manifest template.
@@ -78,89 +83,126 @@ func FileOf(t manifest.TemplateFile) (File, error) {
 // It reports whether the file changed. The first call for a destination in
 // a process first removes what a killed install left (RemoveStaged).
 func Install(ctx context.Context, content []byte, f File) (changed bool, err error) {
-	f.sweepOnce()
-	old, err := os.ReadFile(f.Destination)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	d, err := f.openDir(true)
+	if err != nil {
+		return false, err
+	}
+	defer d.close()
+	f.sweepOnce(d)
+	old, cur, err := d.readInstalled()
+	if err != nil {
 		return false, fmt.Errorf("templates: read %s: %w", f.Destination, err)
 	}
-	if err == nil && bytes.Equal(old, content) {
-		return false, f.fixMode()
+	if cur != nil {
+		defer func() { _ = cur.Close() }() // read, and its mode fixed through it
 	}
-	staged, err := f.stage(content)
+	if old != nil && bytes.Equal(old, content) {
+		return false, f.fixMode(cur)
+	}
+	staged, err := f.stage(d, content)
 	if err != nil {
 		return false, err
 	}
 	defer staged.release() // a no-op remove once renamed
-	if err := f.check(ctx, staged.Name()); err != nil {
+	if err := f.check(ctx, d.name(staged.name)); err != nil {
 		return false, err
 	}
 	if f.Backup && old != nil {
-		if err := backup(f.Destination); err != nil {
+		if err := backup(d); err != nil {
 			return false, err
 		}
 	}
-	if err := os.Rename(staged.Name(), f.Destination); err != nil {
+	// Renaming over a symbolic link replaces the link, not its target.
+	if err := d.root.Rename(staged.name, d.base); err != nil {
 		return false, fmt.Errorf("templates: install %s: %w", f.Destination, err)
 	}
 	return true, nil
 }
 
+// readInstalled returns the content of the regular file at the
+// destination, and the file, open, for the caller to close; nil when there
+// is none, or something else is there (a symbolic link), which the install
+// replaces.
+func (d *destDir) readInstalled() ([]byte, *os.File, error) {
+	file, err := d.openInstalled()
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotRegular) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := io.ReadAll(file)
+	if err != nil {
+		_ = file.Close() // read only
+		return nil, nil, err
+	}
+	if b == nil {
+		b = []byte{} // an empty file is a file
+	}
+	return b, file, nil
+}
+
 // stagedFile is a staged file, open and locked until released: the lock is
 // what tells RemoveStaged, in this process or another, that it is in use.
-type stagedFile struct{ *os.File }
+type stagedFile struct {
+	*os.File
+	dir  *destDir
+	name string // in dir
+}
 
 // release removes the staged file (unless renamed) and then drops the lock.
 func (s stagedFile) release() {
-	_ = os.Remove(s.Name()) // gone already once renamed into place
-	_ = s.Close()           // only held for its lock
+	_ = s.dir.root.Remove(s.name) // gone already once renamed into place
+	_ = s.Close()                 // only held for its lock
 }
 
 // stage writes content to a temporary file in the destination's directory
 // with the final permissions and owner, and keeps it locked.
-func (f File) stage(content []byte) (stagedFile, error) {
-	dir, base := filepath.Split(f.Destination)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return stagedFile{}, fmt.Errorf("templates: create directory for %s: %w", f.Destination, err)
-	}
-	tmp, err := createLocked(dir, stagedPrefix(base)+"*")
+func (f File) stage(d *destDir, content []byte) (stagedFile, error) {
+	tmp, err := createLocked(d, stagedPrefix(d.base))
 	if err != nil {
 		return stagedFile{}, fmt.Errorf("templates: stage %s: %w", f.Destination, err)
 	}
 	err = errors.Join(
-		write(tmp, content),
+		write(tmp.File, content),
 		tmp.Chmod(f.Perms),
-		f.chown(tmp.Name()),
+		f.chown(tmp.File),
 		tmp.Sync(),
 	)
 	if err != nil {
-		stagedFile{tmp}.release()
+		tmp.release()
 		return stagedFile{}, fmt.Errorf("templates: stage %s: %w", f.Destination, err)
 	}
-	return stagedFile{tmp}, nil
+	return tmp, nil
 }
 
-// createLocked creates a temporary file and locks it. A RemoveStaged in
-// another process can remove the name between the two: then the lock is on
-// a file no longer there, and a fresh one is made.
-func createLocked(dir, pattern string) (*os.File, error) {
+// createLocked creates a file named prefix and random digits in d, and
+// locks it. A RemoveStaged in another process can remove the name between
+// the two: then the lock is on a file no longer there, and a fresh one is
+// made.
+func createLocked(d *destDir, prefix string) (stagedFile, error) {
 	for attempt := 1; ; attempt++ {
-		tmp, err := os.CreateTemp(dir, pattern)
-		if err != nil {
-			return nil, err
+		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10)
+		tmp, err := d.root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) && attempt < 100 {
+			continue
 		}
+		if err != nil {
+			return stagedFile{}, err
+		}
+		s := stagedFile{File: tmp, dir: d, name: name}
 		if err := lockStaged(tmp); err != nil {
-			_ = tmp.Close() // nothing written yet; the lock error is the one to report
-			_ = os.Remove(tmp.Name())
-			return nil, err
+			s.release() // nothing written yet; the lock error is the one to report
+			return stagedFile{}, err
 		}
 		held, err1 := tmp.Stat()
-		named, err2 := os.Lstat(tmp.Name())
+		named, err2 := d.root.Lstat(name)
 		if err1 == nil && err2 == nil && os.SameFile(held, named) {
-			return tmp, nil
+			return s, nil
 		}
 		_ = tmp.Close() // removed under us by another staging: nothing written, try again
-		if attempt == 10 {
-			return nil, fmt.Errorf("%s: staged files keep being removed while staging", dir)
+		if attempt >= 10 {
+			return stagedFile{}, fmt.Errorf("%s: staged files keep being removed while staging", d.path)
 		}
 	}
 }
@@ -181,14 +223,14 @@ var sweeps = struct {
 // installed or checked in this process. A failure is logged, not returned:
 // leftovers must not stop a new version from being installed; the sweep is
 // tried again at the next install.
-func (f File) sweepOnce() {
+func (f File) sweepOnce(d *destDir) {
 	sweeps.mu.Lock()
 	defer sweeps.mu.Unlock()
 	if sweeps.done[f.Destination] {
 		return
 	}
 	log := cmp.Or(f.Log, slog.Default())
-	removed, err := RemoveStaged(f.Destination)
+	removed, err := d.removeStaged()
 	for _, p := range removed {
 		log.Info("removed a file staged by an interrupted install", "file", p, "destination", f.Destination)
 	}
@@ -205,31 +247,44 @@ func (f File) sweepOnce() {
 // install still holds, in this process or another, is kept. It returns the
 // paths removed.
 func RemoveStaged(dest string) ([]string, error) {
-	dir, base := filepath.Split(dest)
-	if dir == "" {
-		dir = "."
-	}
-	entries, err := os.ReadDir(dir)
+	dir := filepath.Dir(dest)
+	r, err := os.OpenRoot(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("templates: look for staged files of %s: %w", dest, err)
 	}
+	d := &destDir{root: r, path: dir, base: filepath.Base(dest)}
+	defer d.close()
+	return d.removeStaged()
+}
+
+// removeStaged is RemoveStaged in d.
+func (d *destDir) removeStaged() ([]string, error) {
+	dest := d.name(d.base)
+	dir, err := d.root.Open(".")
+	if err != nil {
+		return nil, fmt.Errorf("templates: look for staged files of %s: %w", dest, err)
+	}
+	entries, err := dir.ReadDir(-1)
+	_ = dir.Close() // read only
+	if err != nil {
+		return nil, fmt.Errorf("templates: look for staged files of %s: %w", dest, err)
+	}
 	var removed []string
 	var errs []error
 	for _, e := range entries {
-		suffix, ok := strings.CutPrefix(e.Name(), stagedPrefix(base))
+		suffix, ok := strings.CutPrefix(e.Name(), stagedPrefix(d.base))
 		if !ok || !e.Type().IsRegular() || !allDigits(suffix) {
 			continue
 		}
-		path := filepath.Join(dir, e.Name())
-		gone, err := removeUnlocked(path)
+		gone, err := d.removeUnlocked(e.Name())
 		if err != nil {
 			errs = append(errs, err)
 		}
 		if gone {
-			removed = append(removed, path)
+			removed = append(removed, d.name(e.Name()))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -238,22 +293,33 @@ func RemoveStaged(dest string) ([]string, error) {
 	return removed, nil
 }
 
-// removeUnlocked removes path unless an install holds its lock; the lock
-// is held while removing, so no install can take the file meanwhile.
-func removeUnlocked(path string) (removed bool, err error) {
-	f, err := openNoFollow(path)
+// removeUnlocked removes name unless an install holds its lock; the lock
+// is held while removing, so no install can take the file meanwhile. A
+// name that is not a regular file is not a staged file and is left alone.
+func (d *destDir) removeUnlocked(name string) (removed bool, err error) {
+	before, err := d.root.Lstat(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil // its install finished meanwhile
+	}
+	if err != nil || !before.Mode().IsRegular() {
+		return false, err
+	}
+	f, err := d.root.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
 	defer func() { _ = f.Close() }() // only opened to test its lock
+	if now, err := f.Stat(); err != nil || !os.SameFile(before, now) {
+		return false, err
+	}
 	free, err := tryLockStaged(f)
 	if err != nil || !free {
 		return false, err
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := d.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
 	return true, nil
@@ -268,21 +334,22 @@ func write(f *os.File, content []byte) error {
 	return err
 }
 
-// fixMode restores permissions and owner of an unchanged file.
-func (f File) fixMode() error {
-	st, err := os.Stat(f.Destination)
+// fixMode restores permissions and owner of an unchanged file, through
+// its open descriptor (never a link's target).
+func (f File) fixMode(file *os.File) error {
+	st, err := file.Stat()
 	if err != nil {
 		return fmt.Errorf("templates: %w", err)
 	}
 	if st.Mode().Perm() != f.Perms {
-		if err := os.Chmod(f.Destination, f.Perms); err != nil {
+		if err := file.Chmod(f.Perms); err != nil {
 			return fmt.Errorf("templates: %w", err)
 		}
 	}
-	return f.chown(f.Destination)
+	return f.chown(file)
 }
 
-func (f File) chown(path string) error {
+func (f File) chown(file *os.File) error {
 	if f.Owner == "" && f.Group == "" {
 		return nil
 	}
@@ -313,8 +380,8 @@ func (f File) chown(path string) error {
 		}
 		gid = g
 	}
-	if err := os.Lchown(path, uid, gid); err != nil {
-		return fmt.Errorf("chown %s: %w", path, err)
+	if err := file.Chown(uid, gid); err != nil {
+		return fmt.Errorf("chown %s: %w", file.Name(), err)
 	}
 	return nil
 }
@@ -371,13 +438,13 @@ func StagedExample(dest string) string {
 
 // backup keeps the current destination as DEST.bak: a hard link, so the
 // running version is kept without copying.
-func backup(dest string) error {
-	bak := dest + BackupSuffix
-	if err := os.Remove(bak); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("templates: backup %s: %w", dest, err)
+func backup(d *destDir) error {
+	bak := d.base + BackupSuffix
+	if err := d.root.Remove(bak); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("templates: backup %s: %w", d.name(d.base), err)
 	}
-	if err := os.Link(dest, bak); err != nil {
-		return fmt.Errorf("templates: backup %s: %w", dest, err)
+	if err := d.root.Link(d.base, bak); err != nil {
+		return fmt.Errorf("templates: backup %s: %w", d.name(d.base), err)
 	}
 	return nil
 }
@@ -385,13 +452,18 @@ func backup(dest string) error {
 // Check stages content beside f.Destination and runs f's check on it,
 // installing nothing: what a node whose rollout is halted does.
 func Check(ctx context.Context, content []byte, f File) error {
-	f.sweepOnce()
-	staged, err := f.stage(content)
+	d, err := f.openDir(true)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	f.sweepOnce(d)
+	staged, err := f.stage(d, content)
 	if err != nil {
 		return err
 	}
 	defer staged.release()
-	return f.check(ctx, staged.Name())
+	return f.check(ctx, d.name(staged.name))
 }
 
 // RunOption configures Run.
@@ -421,9 +493,10 @@ func WithOutput(w io.Writer) RunOption {
 }
 
 // Run runs a command, with BaseEnv unless WithEnv gives another
-// environment, bounded by timeout, in a process group of its own
-// that is killed whole on timeout; the last MaxKeptOutput bytes of its
-// output are kept for the error.
+// environment, bounded by timeout, in a process group of its own that is
+// killed whole on timeout. Its error is a *CommandError: the last
+// MaxKeptOutput bytes of the output are kept there (CommandOutput), apart
+// from the message, which travels further than the node.
 func Run(ctx context.Context, argv []string, timeout time.Duration, opts ...RunOption) error {
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -443,22 +516,41 @@ func Run(ctx context.Context, argv []string, timeout time.Duration, opts ...RunO
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w after %s", ctx.Err(), timeout)
 		}
-		return fmt.Errorf("%w: %s: %w%s", ErrCommand, strings.Join(argv, " "), err, tail(out.String()))
+		return &CommandError{Argv: argv, Err: err, Output: out.String()}
 	}
 	return nil
 }
 
-// tail is the last lines of a command's output, on one line.
-func tail(out string) string {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
+// CommandError is a command that failed or timed out. Its message names
+// the command and the cause, never the output: messages end up in the
+// node's status, which leaves the node, and a command may print anything
+// it can read (as root). Output is for the node's own log.
+type CommandError struct {
+	Argv   []string
+	Err    error
+	Output string // the end of what the command printed
+}
+
+func (e *CommandError) Error() string {
+	return fmt.Sprintf("%v: %s: %v", ErrCommand, strings.Join(e.Argv, " "), e.Err)
+}
+
+// Unwrap lets errors.Is match ErrCommand and the cause (a deadline, say).
+func (e *CommandError) Unwrap() []error { return []error{ErrCommand, e.Err} }
+
+// CommandOutput is the last lines of the output of the command err
+// reports, on one line; "" when err is not a command's or it printed
+// nothing. Log it on the node; never put it in a status or reason.
+func CommandOutput(err error) string {
+	var ce *CommandError
+	if !errors.As(err, &ce) {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(ce.Output), "\n")
 	if len(lines) > 3 {
 		lines = lines[len(lines)-3:]
 	}
-	s := strings.Join(lines, " | ")
-	if s == "" {
-		return ""
-	}
-	return ": " + s
+	return strings.Join(lines, " | ")
 }
 
 // Diff is a unified diff from the installed file to the rendered one, ""

@@ -30,9 +30,3 @@ func tryLockStaged(f *os.File) (free bool, err error) {
 	}
 	return true, nil
 }
-
-// openNoFollow opens a staged file's name for its lock; a symlink of that
-// name is not a staged file and is left alone.
-func openNoFollow(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/console"
+	"github.com/patchbay/patchbay/internal/dev"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/registry"
 )
@@ -26,6 +27,9 @@ type consoleFlags struct {
 	actions bool
 	hosts   []string
 	refresh time.Duration
+	// sharedAgents are Consul nodes serving several patchbay nodes
+	// (registry.WithSharedAgentNodes): patchbay dev's agent.
+	sharedAgents []string
 }
 
 func newConsoleCmd(a *app) *cobra.Command {
@@ -77,7 +81,11 @@ authenticates.`,
 // startConsole listens on f.addr and returns the console's URL and the
 // function that runs it until ctx ends.
 func (a *app) startConsole(ctx context.Context, wg *sync.WaitGroup, f consoleFlags) (string, func() error, error) {
-	reg, err := a.registry()
+	var regOpts []registry.Option
+	if len(f.sharedAgents) > 0 {
+		regOpts = append(regOpts, registry.WithSharedAgentNodes(f.sharedAgents...))
+	}
+	reg, err := a.registry(regOpts...)
 	if err != nil {
 		return "", nil, err
 	}
@@ -149,7 +157,7 @@ func (a *app) devConsole(ctx context.Context, addr string) (stop func(), err err
 	}
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
-	url, run, err := a.startConsole(ctx, &wg, consoleFlags{addr: addr, refresh: time.Second})
+	url, run, err := a.startConsole(ctx, &wg, consoleFlags{addr: addr, refresh: time.Second, sharedAgents: []string{dev.AgentNode}})
 	if err != nil {
 		cancel()
 		wg.Wait()

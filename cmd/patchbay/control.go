@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -36,7 +37,8 @@ paused are remembered, and patchbay resume applies them.
 The command talks to the listener's control endpoint, by default
 ` + listener.DefaultControlAddr + ` (the control setting of listener.yaml).`,
 		example: `  patchbay pause
-  patchbay pause --control 127.0.0.1:7676
+  patchbay pause --control unix:///run/patchbay/listener.sock
+  patchbay pause --control 127.0.0.1:7676 --control-token-file /etc/patchbay/control.token
   PATCHBAY_CONTROL=10.0.0.5:7676 patchbay pause`,
 		done: func(addr string) string {
 			return "paused the listener at " + addr + "; triggers are remembered until resume"
@@ -109,7 +111,7 @@ func (a *app) controlCmd(act controlAction) *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&addr, "control", addr, "address of the listener's control endpoint, host:port or http://host:port [$PATCHBAY_CONTROL]")
+	cmd.Flags().StringVar(&addr, "control", addr, "address of the listener's control endpoint: unix:///PATH, host:port or http://host:port [$PATCHBAY_CONTROL]")
 	cmd.Flags().StringVar(&tokenFile, "control-token-file", tokenFile, "file holding the token of listener.yaml's control_token_file [$PATCHBAY_CONTROL_TOKEN_FILE]")
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"action", "control", "message"} as JSON`)
 	return cmd
@@ -117,13 +119,14 @@ func (a *app) controlCmd(act controlAction) *cobra.Command {
 
 const controlAuthNote = `
 
-Without control_token_file in listener.yaml, anyone who can reach the control
-endpoint can pause the node: keep it on localhost (the default). With one,
-pass the same file with --control-token-file.`
+By default the control endpoint is a unix socket only the listener's user
+(root) may use: run the command as that user. A listener on TCP needs
+control_token_file in listener.yaml, else anyone who can reach it can pause
+the node; pass the same file with --control-token-file.`
 
 // postControl posts to the control endpoint's /<action>.
 func (a *app) postControl(ctx context.Context, addr, tokenFile, action string) error {
-	base, err := controlURL(addr)
+	base, client, err := controlTransport(addr)
 	if err != nil {
 		return err
 	}
@@ -140,7 +143,7 @@ func (a *app) postControl(ctx context.Context, addr, tokenFile, action string) e
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return controlUnreachable(addr, err, a.g.Timeout.String())
 	}
@@ -154,6 +157,25 @@ func (a *app) postControl(ctx context.Context, addr, tokenFile, action string) e
 	return nil
 }
 
+// controlTransport is the URL and the client that reach the control endpoint
+// at addr: a unix socket (unix:///run/patchbay/listener.sock, the default)
+// or host:port and a URL.
+func controlTransport(addr string) (*url.URL, *http.Client, error) {
+	sock, ok := strings.CutPrefix(addr, "unix://")
+	if !ok {
+		u, err := controlURL(addr)
+		return u, http.DefaultClient, err
+	}
+	if !filepath.IsAbs(sock) {
+		return nil, nil, usageErrorf("--control %q: the socket's path must be absolute, such as %s", addr, listener.DefaultControlAddr)
+	}
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}
+	// The Host is localhost: the endpoint checks Host on TCP only.
+	return &url.URL{Scheme: "http", Host: "localhost"}, &http.Client{Transport: &http.Transport{DialContext: dial}}, nil
+}
+
 // controlURL accepts host:port (the form listener.yaml uses) or a URL.
 func controlURL(addr string) (*url.URL, error) {
 	raw := addr
@@ -162,7 +184,7 @@ func controlURL(addr string) (*url.URL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, usageErrorf("--control %q is not an address; give host:port, such as %s", addr, listener.DefaultControlAddr)
+		return nil, usageErrorf("--control %q is not an address; give a unix socket, such as %s, or host:port", addr, listener.DefaultControlAddr)
 	}
 	return u, nil
 }

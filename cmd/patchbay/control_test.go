@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,9 +40,15 @@ func (r *recordingController) Calls() []string {
 // test ends and returns its address.
 func startControlServer(t *testing.T, c listener.Controller) string {
 	t.Helper()
+	return startControlAt(t, c, "127.0.0.1:0")
+}
+
+// startControlAt runs a real control endpoint at listen until the test ends
+// and returns the address it serves.
+func startControlAt(t *testing.T, c listener.Controller, listen string) string {
+	t.Helper()
 	s := listener.NewControlServer(c, listener.NewMetrics(), listener.WithControlLogger(discardLogger()))
-	addr, err := s.Listen("127.0.0.1:0")
-	if err != nil {
+	if _, err := s.Listen(listen); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -56,7 +63,7 @@ func startControlServer(t *testing.T, c listener.Controller) string {
 		cancel()
 		<-done
 	})
-	return addr.String()
+	return s.Addr()
 }
 
 func TestControlCommands(t *testing.T) {
@@ -64,6 +71,7 @@ func TestControlCommands(t *testing.T) {
 	rec := &recordingController{}
 	addr := startControlServer(t, rec)
 	closed := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	sock := startControlAt(t, rec, "unix://"+filepath.Join(t.TempDir(), "listener.sock"))
 	// Something that answers HTTP but is no listener.
 	other := startHTTP(t, http.NotFoundHandler())
 
@@ -79,6 +87,10 @@ func TestControlCommands(t *testing.T) {
 		{"pause", "", []string{"pause", "--control", addr}, 0, "paused the listener at " + addr + "; triggers are remembered until resume", "", "pause"},
 		{"resume", "", []string{"resume", "--control", addr}, 0, "resumed the listener at " + addr, "", "resume"},
 		{"provision", "", []string{"provision", "--control", addr}, 0, "asked the listener at " + addr + " for a provision run", "", "provision"},
+		{"unix socket", "", []string{"pause", "--control", sock}, 0, "paused the listener at " + sock, "", "pause"},
+		{"unix socket from the environment", sock, []string{"provision"}, 0, "asked the listener at " + sock, "", "provision"},
+		{"no socket", "", []string{"pause", "--control", "unix:///nonexistent/listener.sock"}, 2, "", "cannot reach a listener's control endpoint at unix:///nonexistent/listener.sock", ""},
+		{"relative socket", "", []string{"pause", "--control", "unix://listener.sock"}, 1, "", "must be absolute", ""},
 		{"as a URL", "", []string{"provision", "--control", "http://" + addr}, 0, "asked the listener at http://" + addr, "", "provision"},
 		{"from the environment", addr, []string{"pause"}, 0, "paused the listener at " + addr, "", "pause"},
 		{"flag over environment", closed, []string{"resume", "--control", addr}, 0, "resumed the listener at " + addr, "", "resume"},

@@ -77,8 +77,9 @@ func startLBNode(t *testing.T, c *listenCluster, haproxyOptions string) *lbNode 
 	m := strings.NewReplacer("{{DIR}}", l.dir, "{{ROOT}}", n.root, "{{NGINX_PORT}}", strconv.Itoa(ngPort),
 		"{{HAPROXY_PORT}}", strconv.Itoa(haPort), "{{HAPROXY_OPTIONS}}", haproxyOptions).Replace(lbListenManifest)
 	c.publish(t, map[string]string{"lb": m})
-	// The reloads count themselves through sh, which listener.yaml must allow.
-	n.write(t, "  - service: lb\n", "allow: {commands: [[sh, -c, \"**\"]]}\n")
+	// The reloads count themselves through sh, and the files go to /lb, which
+	// listener.yaml must allow.
+	n.write(t, "  - service: lb\n", "allow: {commands: [[sh, -c, \"**\"]], destinations: [/lb/*]}\n")
 	l.d = startListen(t, "--config", n.path)
 	return l
 }

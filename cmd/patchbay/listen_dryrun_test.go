@@ -17,8 +17,9 @@ import (
 
 // dryRunManifest renders VERSION into an env file checked, reloaded,
 // provisioned and tested with commands that leave a line in marks.
-// dryRunAllow lets the dry-run manifests' sh commands run on the node.
-const dryRunAllow = "allow: {commands: [[sh, \"**\"]]}\n"
+// dryRunAllow lets the dry-run manifests' sh commands run on the node, and
+// dr-h write dr-a's file.
+const dryRunAllow = "allow: {commands: [[sh, \"**\"]], destinations: [/etc/dr-a/*]}\n"
 
 func dryRunManifest(marks, version string) string {
 	return fmt.Sprintf(`id: dr-a

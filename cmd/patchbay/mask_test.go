@@ -5,45 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/internal/redact"
 	"github.com/patchbay/patchbay/internal/testcluster"
-	"github.com/patchbay/patchbay/resolver"
 )
-
-func TestMaskValue(t *testing.T) {
-	tests := []struct {
-		name, value, want string
-	}{
-		{"DATABASE_URL", "postgres://app:s3cret@db:5432/app", "postgres://app:xxxxx@db:5432/app"},
-		{"DATABASE_URL", "postgres://app@db:5432/app", "postgres://app@db:5432/app"},
-		{"CACHE_URLS", "redis://:pw@c1:6379,redis://c2:6379", "redis://:xxxxx@c1:6379,redis://c2:6379"},
-		{"DB_PASSWORD", "hunter2", masked},
-		{"stripe_api_key", "sk_live_1", masked},
-		{"SESSION_SECRET", "abc", masked},
-		{"GITHUB_TOKEN", "ghp_1", masked},
-		{"API_URL", "http://api:8080", "http://api:8080"},
-		{"DB_PASSWORD", "", ""},
-	}
-	for _, tt := range tests {
-		if got := maskValue(tt.name, tt.value); got != tt.want {
-			t.Errorf("maskValue(%q, %q) = %q, want %q", tt.name, tt.value, got, tt.want)
-		}
-	}
-}
-
-// A value built from a secret provided key is masked whole, although the
-// variable's own name says nothing.
-func TestMaskBindingSecretProvider(t *testing.T) {
-	b := &resolver.Binding{Vars: map[string]resolver.Var{
-		"DSN": {Value: "user=app password=hunter2", Resolved: true, Providers: []resolver.Provider{{Key: "DB_PASSWORD", Value: "hunter2"}}},
-	}}
-	got := maskBinding(b)
-	if v := got.Vars["DSN"]; v.Value != masked || v.Providers[0].Value != masked {
-		t.Fatalf("masked %+v", v)
-	}
-	if b.Vars["DSN"].Value != "user=app password=hunter2" || b.Vars["DSN"].Providers[0].Value != "hunter2" {
-		t.Fatalf("maskBinding changed its argument: %+v", b.Vars["DSN"])
-	}
-}
 
 // resolve and explain mask URL passwords and secret values in text and
 // JSON, and --show-secrets shows them.
@@ -88,7 +52,7 @@ func TestResolveMasksSecrets(t *testing.T) {
 					t.Errorf("output contains %q: %v, want %v\n%s", s, got, tt.show, stdout)
 				}
 			}
-			if !tt.show && !strings.Contains(stdout, "xxxxx") && !strings.Contains(stdout, masked) {
+			if !tt.show && !strings.Contains(stdout, "xxxxx") && !strings.Contains(stdout, redact.Masked) {
 				t.Errorf("no mask in the output:\n%s", stdout)
 			}
 			if strings.HasSuffix(tt.name, "json") && !json.Valid([]byte(stdout)) {

@@ -151,9 +151,17 @@ func (a *app) install(ctx context.Context, out []byte, spec manifest.TemplateFil
 	if err != nil {
 		return err
 	}
-	file.Destination = res.Destination
+	// Confined as a listener confines it: beneath root ("/" without one),
+	// or, for --out, the directory the operator named.
+	file.Destination, file.Root = res.Destination, root
+	if f.out != "" {
+		if file.Destination, err = filepath.Abs(f.out); err != nil {
+			return err
+		}
+		file.Root = filepath.Dir(file.Destination)
+	}
 	if res.Changed, err = templates.Install(ctx, out, file); err != nil {
-		return err
+		return withOutput(err)
 	}
 	if !res.Changed || f.out != "" || len(spec.Reload) == 0 { // only manifest templates have one
 		return nil
@@ -163,7 +171,7 @@ func (a *app) install(ctx context.Context, out []byte, spec manifest.TemplateFil
 		return nil
 	}
 	if err := templates.Run(ctx, spec.Reload, time.Duration(spec.Timeout)); err != nil {
-		return fmt.Errorf("installed %s, but its reload failed: %w", res.Destination, err)
+		return withOutput(fmt.Errorf("installed %s, but its reload failed: %w", res.Destination, err))
 	}
 	res.Reloaded = true
 	return nil
@@ -281,7 +289,7 @@ func (a *app) underRoot(dest string) string {
 	if root == "" || dest == "" || dest == "-" {
 		return dest
 	}
-	return filepath.Join(root, dest)
+	return filepath.Join(root, filepath.Clean("/"+dest)) // cleaned alone first: ".." cannot climb out of root
 }
 
 // differs reports whether out differs from the installed file (missing:
@@ -304,4 +312,14 @@ func diffInstalled(dest string, out []byte) (string, error) {
 		return "", err
 	}
 	return templates.Diff(installed, out, dest)
+}
+
+// withOutput adds the end of a failed command's output to err: render runs
+// the command on the user's own behalf, who reads it here, while a
+// listener keeps output out of what leaves the node.
+func withOutput(err error) error {
+	if out := templates.CommandOutput(err); out != "" {
+		return fmt.Errorf("%w; its output ends: %s", err, out)
+	}
+	return err
 }

@@ -24,6 +24,17 @@ func (a *app) snapshot(ctx context.Context) (*resolver.Snapshot, error) {
 		return nil, err
 	}
 	snap, err := reg.Snapshot(ctx)
+	if errors.Is(err, registry.ErrPermissionDenied) {
+		// A token scoped to its federation (README's policy for people and
+		// CI) reads that federation alone, which is all a binding draws on.
+		fsnap, ferr := reg.FederationSnapshot(ctx, a.g.Federation)
+		switch {
+		case ferr == nil:
+			snap, err = fsnap, nil
+		case errors.Is(ferr, registry.ErrPermissionDenied):
+			err = ferr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -62,9 +73,10 @@ the --federation) binds to for a node in --region: the value, where it comes
 from, and for anything unresolved, why. It computes this live, so it works
 whether or not a resolver is running.
 
-Values of variables and keys whose names look secret (PASSWORD, SECRET,
-TOKEN, KEY, ...) and the passwords of URLs are masked, in --json too;
---show-secrets prints them.`,
+Values from datastores (often credentials) and of variables and keys whose
+names look secret (PASSWORD, SECRET, TOKEN, KEY, ...) are masked, and so
+are the passwords of URLs, in --json too: the policy plan, impact and the
+console follow. --show-secrets prints them.`,
 		Example: "  patchbay resolve app-www --region eu-1",
 		Args:    namedArgs("SERVICE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -77,7 +89,7 @@ TOKEN, KEY, ...) and the passwords of URLs are masked, in --json too;
 				return a.deniedOr(cmd.Context(), args[0], err)
 			}
 			if !showSecrets {
-				b = maskBinding(b)
+				b = b.Redacted()
 			}
 			if asJSON {
 				return a.printJSON(b)
@@ -179,7 +191,7 @@ masked as in resolve unless --show-secrets.`,
 				return err
 			}
 			if !showSecrets {
-				x = maskExplanation(x)
+				x = x.Redacted()
 			}
 			if asJSON {
 				return a.printJSON(x)

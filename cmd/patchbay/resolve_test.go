@@ -24,19 +24,20 @@ func TestPermissionErrors(t *testing.T) {
 		args   []string
 		stderr string
 	}{
-		// resolve and explain read the whole registry: Consul leaves out the
-		// keys the token may not read, which they refuse rather than
-		// resolve from part of it.
+		// resolve and explain read the whole registry, else their
+		// federation's part: Consul leaves out the keys the token may not
+		// read, which they refuse rather than resolve from part of it, and
+		// the rule they name is the federation's, never all federations'.
 		{"resolve", []string{"resolve", addr, noKeys, "app-www"},
-			`registry: permission denied: list patchbay/registry/: the ACL token may not read some of its keys, which Consul leaves out; add the rule key_prefix "patchbay/registry/" { policy = "read" } to its policy`},
+			`registry: permission denied: list patchbay/registry/manifests/default/: the ACL token may not read some of its keys, which Consul leaves out; add the rule key_prefix "patchbay/registry/manifests/default/" { policy = "read" } to its policy`},
 		{"explain", []string{"explain", addr, noKeys, "app-www", "API_URL"},
-			`add the rule key_prefix "patchbay/registry/" { policy = "read" } to its policy`},
+			`add the rule key_prefix "patchbay/registry/manifests/default/" { policy = "read" } to its policy`},
 		{"register", []string{"register", addr, noKeys, "api", "--address", "127.0.0.1", "--port", "8080"},
-			`lacks key:read on "patchbay/registry/manifests/default/api"; add the rule key_prefix "patchbay/registry/manifests/" { policy = "read" }`},
+			`lacks key:read on "patchbay/registry/manifests/default/api"; add the rule key_prefix "patchbay/registry/manifests/default/" { policy = "read" }`},
 		{"publish", []string{"publish", addr, readOnly, fresh},
 			`write patchbay/registry/manifests/default/fresh: the ACL token (AccessorID '`},
 		{"datastore set", []string{"datastore", "set", addr, readOnly, "CACHE_URL", "redis://cache"},
-			`add the rule key_prefix "patchbay/registry/datastores/" { policy = "write" } to its policy`},
+			`add the rule key_prefix "patchbay/registry/datastores/default/" { policy = "write" } to its policy`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -34,9 +34,11 @@ func TestResolverCommands(t *testing.T) {
 		stdout []string
 		stderr string
 	}{
-		{"resolve", []string{"resolve", addr, "app-www"}, 0, []string{"DATABASE_URL  postgres://db.internal:5432/app  datastore PRIMARY_DATABASE_URL", "unresolved API_URL (READONLY_API_URL): no live provider of READONLY_API_URL in federation default and no datastore"}, ""},
+		{"resolve", []string{"resolve", addr, "app-www"}, 0, []string{"DATABASE_URL  (masked)      datastore PRIMARY_DATABASE_URL", "unresolved API_URL (READONLY_API_URL): no live provider of READONLY_API_URL in federation default and no datastore"}, ""},
 		{"resolve unknown", []string{"resolve", addr, "nope"}, 1, nil, "service nope is not published in federation default"},
-		{"explain", []string{"explain", addr, "app-www", "DATABASE_URL"}, 0, []string{"✓  datastore (default)  PRIMARY_DATABASE_URL  postgres://db.internal:5432/app", "result: postgres://db.internal:5432/app"}, ""},
+		{"explain", []string{"explain", addr, "app-www", "DATABASE_URL"}, 0, []string{"✓  datastore (default)  PRIMARY_DATABASE_URL  (masked)", "result: (masked)"}, ""},
+		// a datastore's value is masked (redact) unless --show-secrets
+		{"resolve shown", []string{"resolve", addr, "app-www", "--show-secrets"}, 0, []string{"DATABASE_URL  postgres://db.internal:5432/app  datastore PRIMARY_DATABASE_URL"}, ""},
 		{"explain unknown var", []string{"explain", addr, "app-www", "NOPE"}, 1, nil, "NOPE"},
 		{"order from consul", []string{"order", addr}, 0, []string{"1. api\n2. app-www"}, ""},
 		{"order with a cycle", []string{"order", cycle}, 1, nil, "a → b → a"},

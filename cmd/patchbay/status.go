@@ -57,7 +57,9 @@ failed to apply a change, so the group's other nodes stage changes without
 applying them until patchbay rollout resume GROUP.
 
 To see one host's listener live (its queue, whether it is paused), ask its
-control endpoint: curl 127.0.0.1:7676/status.`,
+control endpoint, as the listener's user (it shows the end of a failed
+command's output, which nothing that leaves the node carries):
+curl --unix-socket /run/patchbay/listener.sock http://localhost/status.`,
 		Example: `  patchbay status
   patchbay status --json | jq '.nodes[] | select(.result != "ok" or .stale)'
   patchbay status --prune                # forget nodes that no longer answer`,

@@ -178,7 +178,7 @@ func (e *env) setup(ctx context.Context) (stop func(), err error) {
 	if err := e.publish(ctx); err != nil {
 		return stop, err
 	}
-	resolver, err := startProc("resolver", e.dir, filepath.Join(e.dir, "logs", "resolver.log"), nil,
+	resolver, err := startProc("resolver", e.dir, filepath.Join(e.dir, "logs", "resolver.log"), []string{registry.SharedAgentsEnv + "=" + agentNode},
 		e.cfg.Patchbay, "resolver", "--consul-addr", e.proxies[patchbay].Addr, "--nats-url", e.natsURL, "--name", "bench")
 	if err != nil {
 		return stop, err
@@ -213,7 +213,7 @@ func (e *env) startOwners(ctx context.Context) (stop func(), err error) {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(ownerLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if e.reg, err = registry.New(registry.WithAddress(e.consulAddr), registry.WithLogger(log)); err != nil {
+	if e.reg, err = registry.New(registry.WithAddress(e.consulAddr), registry.WithLogger(log), registry.WithSharedAgentNodes(agentNode)); err != nil {
 		_ = ownerLog.Close() // the error returned says more than a failed close of an unused log
 		return nil, err
 	}

@@ -24,6 +24,11 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// agentNode is the bench agent's Consul node name. It serves every
+// simulated node, so the bench's registry clients name it shared
+// (registry.WithSharedAgentNodes): its sessions hold any node's instances.
+const agentNode = "bench"
+
 // startConsul runs `consul agent -dev` on free loopback ports and waits
 // for it to lead. Its per-client connection limit is raised: every fleet
 // reaches it from 127.0.0.1, through the proxies, and consul-template alone
@@ -40,7 +45,7 @@ func startConsul(ctx context.Context, bin, dir string) (*proc, string, error) {
 	hcl := fmt.Sprintf("ports { http = %d, dns = -1, grpc = -1, grpc_tls = -1, serf_lan = %d, serf_wan = -1, server = %d }\n"+
 		"limits { http_max_conns_per_client = 10000 }\n", ports[0], ports[1], ports[2])
 	p, err := startProc("consul", dir, filepath.Join(dir, "consul.log"), nil,
-		bin, "agent", "-dev", "-node", "bench", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-log-level", "warn", "-hcl", hcl)
+		bin, "agent", "-dev", "-node", agentNode, "-bind", "127.0.0.1", "-client", "127.0.0.1", "-log-level", "warn", "-hcl", hcl)
 	if err != nil {
 		return nil, "", err
 	}

@@ -57,7 +57,7 @@ func (e *env) startFleet(ctx context.Context, k kind, n int, tag string) (*fleet
 			f.stop()
 			return nil, err
 		}
-		p, err := startProc(fmt.Sprintf("%s %s/%d", k, tag, i), dir, filepath.Join(dir, "log"), nil, argv...)
+		p, err := startProc(fmt.Sprintf("%s %s/%d", k, tag, i), dir, filepath.Join(dir, "log"), []string{registry.SharedAgentsEnv + "=" + agentNode}, argv...)
 		if err != nil {
 			f.stop()
 			return nil, err

@@ -39,7 +39,7 @@ func (e *env) simulate(ctx context.Context, n int) (*Scenario, error) {
 	defer func() { _ = logFile.Close() }() // warnings only; a lost tail does not change the figures
 	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	f := &fleet{kind: simulated, proxy: e.proxies[simulated]}
-	reg, err := registry.New(registry.WithAddress(f.proxy.Addr), registry.WithLogger(log))
+	reg, err := registry.New(registry.WithAddress(f.proxy.Addr), registry.WithLogger(log), registry.WithSharedAgentNodes(agentNode))
 	if err != nil {
 		return nil, err
 	}

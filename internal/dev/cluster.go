@@ -320,7 +320,7 @@ func prepareDir(cfg Config) error {
 // connect opens the registry client and a NATS connection that rides out
 // restarts.
 func connect(c Cluster, name string, log *slog.Logger, opts ...nats.Option) (*registry.Client, *nats.Conn, error) {
-	reg, err := registry.New(registry.WithAddress(c.ConsulAddr), registry.WithPrefix(c.Prefix), registry.WithLogger(log))
+	reg, err := registry.New(registry.WithAddress(c.ConsulAddr), registry.WithPrefix(c.Prefix), registry.WithLogger(log), registry.WithSharedAgentNodes(AgentNode))
 	if err != nil {
 		return nil, nil, err
 	}

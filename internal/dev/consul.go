@@ -199,6 +199,12 @@ func (c *child) await(ctx context.Context, what, logFile string, ready func() bo
 	return nil
 }
 
+// AgentNode is the dev agent's Consul node name. It serves every simulated
+// node, so the cluster's clients name it a shared agent node
+// (registry.WithSharedAgentNodes); so must other commands run against the
+// cluster (PATCHBAY_SHARED_AGENT_NODES=patchbay-dev).
+const AgentNode = "patchbay-dev"
+
 // startConsul starts a dev agent serving HTTP on httpAddr, with its other
 // ports picked free (DNS and gRPC off), logging to logFile. It returns
 // once the agent has elected itself leader.
@@ -219,7 +225,7 @@ func startConsul(ctx context.Context, bin, httpAddr, logFile string) (*child, er
 		return nil, err
 	}
 	ports := fmt.Sprintf("ports { http = %s, dns = -1, grpc = -1, grpc_tls = -1, serf_lan = %d, serf_wan = -1, server = %d }", port, serf, server)
-	a, err := startChild(logFile, bin, "agent", "-dev", "-node", "patchbay-dev", "-bind", host, "-client", host, "-log-level", "warn", "-hcl", ports)
+	a, err := startChild(logFile, bin, "agent", "-dev", "-node", AgentNode, "-bind", host, "-client", host, "-log-level", "warn", "-hcl", ports)
 	if err != nil {
 		return nil, err
 	}

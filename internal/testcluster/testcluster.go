@@ -64,6 +64,25 @@ func WithACLs(rootToken string) ConsulOption {
 	}
 }
 
+// AgentNode is the Consul node name of every test agent. One agent serves
+// every simulated patchbay node of a test, so its sessions hold instances
+// of nodes other than its own, which patchbay counts as live only on a
+// node named in $PATCHBAY_SHARED_AGENT_NODES (registry.SharedAgentsEnv).
+const AgentNode = "patchbay-test-agent"
+
+var shareOnce sync.Once
+
+// shareAgentNode names AgentNode in $PATCHBAY_SHARED_AGENT_NODES for the
+// test process, unless the environment already says otherwise. Tests of
+// the strict rule give their clients registry.WithSharedAgentNodes().
+func shareAgentNode() {
+	shareOnce.Do(func() {
+		if _, set := os.LookupEnv("PATCHBAY_SHARED_AGENT_NODES"); !set {
+			_ = os.Setenv("PATCHBAY_SHARED_AGENT_NODES", AgentNode)
+		}
+	})
+}
+
 // consulStartAttempts is how many agents StartConsul starts before it
 // gives up on one answering.
 const consulStartAttempts = 3
@@ -73,8 +92,10 @@ const consulStartAttempts = 3
 func StartConsul(t testing.TB, opts ...ConsulOption) *Consul {
 	t.Helper()
 	RequireConsulBinary(t)
+	shareAgentNode()
 	configure := func(c *testutil.TestServerConfig) {
 		c.LogLevel = "warn"
+		c.NodeName = AgentNode
 		if os.Getenv("PATCHBAY_TEST_CONSUL_LOGS") == "" {
 			c.Stdout, c.Stderr = io.Discard, io.Discard
 		}
