@@ -78,6 +78,7 @@ func TestParseFile(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("\n\n{{ end }}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	fifo := mkfifo(t, filepath.Join(dir, "fifo.tmpl")) // opening it would block until a writer came
 	tests := []struct {
 		name string
 		file manifest.TemplateFile
@@ -90,6 +91,7 @@ func TestParseFile(t *testing.T) {
 		{"bad source here", manifest.TemplateFile{Source: bad}, "template t, line 3: unexpected {{end}}"},
 		{"source only on the hosts", manifest.TemplateFile{Source: filepath.Join(dir, "absent.tmpl")}, ""},
 		{"a directory", manifest.TemplateFile{Source: dir}, ""},
+		{"a FIFO", manifest.TemplateFile{Source: fifo}, ""}, // a directory again where there are none
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
