@@ -28,7 +28,7 @@ bin/golangci-lint: tools/golangci-lint/go.mod tools/golangci-lint/go.sum
 	@touch $@
 
 build:
-	go build -o bin/patchbay ./cmd/patchbay
+	go build -buildvcs=auto -o bin/patchbay ./cmd/patchbay # stamps the VCS revision patchbay version prints, even under GOFLAGS=-buildvcs=false
 
 # A whole patchbay on this machine; see "Try it" in README.md.
 dev: build bin/nats-server

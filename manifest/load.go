@@ -18,6 +18,9 @@ import (
 type Service struct {
 	Manifest Manifest `json:"manifest"`
 	Files    []string `json:"files"`
+	// loc finds where a field was written, for CheckTemplates; nil for a
+	// manifest not read from files by Load.
+	loc *locator
 }
 
 // DatastoreFile is one validated datastores document.
@@ -174,7 +177,7 @@ func loadGroup(set *Set, files []string) Problems {
 	if len(mProbs) > 0 {
 		return append(probs, mProbs...)
 	}
-	s := Service{Manifest: *m}
+	s := Service{Manifest: *m, loc: locate(fragments)}
 	for _, fr := range fragments {
 		s.Files = append(s.Files, fr.file)
 	}

@@ -1,12 +1,27 @@
 package plan
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
+	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/resolver"
 )
+
+// Unhosted is a service a node gone would stop rendering: its files there
+// are left as they are, no longer kept in step.
+type Unhosted struct {
+	Node       string `json:"node"`
+	Federation string `json:"federation"`
+	Service    string `json:"service"`
+	// Files are the destinations of the service's templates.
+	Files []string `json:"files"`
+	// OtherNodes still host the service; none means nothing renders it.
+	OtherNodes []string `json:"other_nodes"`
+}
 
 // Failover is a unique service whose live instance would go away.
 type Failover struct {
@@ -53,6 +68,65 @@ func Impact(ctx context.Context, snap *resolver.Snapshot, gone func(resolver.Ins
 	p.Nodes = slices.DeleteFunc(p.Nodes, func(n NodeChange) bool { return goneNodes[n.Node] })
 	p.Failovers = failovers(snap, removed)
 	return p, nil
+}
+
+// ImpactNode is Impact of losing node: every instance on it, and every
+// service its listener hosts, from its instances or from WithHosts (a
+// load balancer often registers no instance, and losing it changes no
+// binding: what it stops rendering is the impact).
+func ImpactNode(ctx context.Context, snap *resolver.Snapshot, node string, opts ...Option) (*Plan, error) {
+	p, err := Impact(ctx, snap, func(in resolver.Instance) bool { return in.Node == node }, opts...)
+	if err != nil {
+		return nil, err
+	}
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	p.Unhosted = unhosted(snap, cfg.hosts, node)
+	return p, nil
+}
+
+// unhosted lists the services node hosts that render files, with the
+// other nodes that host each.
+func unhosted(snap *resolver.Snapshot, hosts []Host, node string) []Unhosted {
+	nodesOf := map[svcKey]map[string]bool{}
+	add := func(fed, service, n string) {
+		k := svcKey{fedOf(fed), service}
+		if nodesOf[k] == nil {
+			nodesOf[k] = map[string]bool{}
+		}
+		nodesOf[k][n] = true
+	}
+	for _, in := range snap.Instances {
+		add(in.Federation, in.Service, in.Node)
+	}
+	for _, h := range hosts {
+		add(h.Federation, h.Service, h.Node)
+	}
+	manifests := map[svcKey]manifest.Manifest{}
+	for _, m := range snap.Manifests {
+		manifests[svcKey{fedOf(m.Federation), m.ID}] = m
+	}
+	var out []Unhosted
+	for _, k := range slices.SortedFunc(maps.Keys(nodesOf), func(a, b svcKey) int {
+		return cmp.Or(cmp.Compare(a.fed, b.fed), cmp.Compare(a.service, b.service))
+	}) {
+		if !nodesOf[k][node] || len(manifests[k].Templates) == 0 {
+			continue // a service without templates renders nothing
+		}
+		u := Unhosted{Node: node, Federation: k.fed, Service: k.service, Files: []string{}, OtherNodes: []string{}}
+		for _, name := range slices.Sorted(maps.Keys(manifests[k].Templates)) {
+			u.Files = append(u.Files, manifests[k].Templates[name].Destination)
+		}
+		for _, n := range slices.Sorted(maps.Keys(nodesOf[k])) {
+			if n != node {
+				u.OtherNodes = append(u.OtherNodes, n)
+			}
+		}
+		out = append(out, u)
+	}
+	return out
 }
 
 func failovers(snap *resolver.Snapshot, removed []resolver.Instance) []Failover {

@@ -35,13 +35,17 @@ type Plan struct {
 	// away, and the unique services among them.
 	Removed   []resolver.Instance `json:"removed,omitempty"`
 	Failovers []Failover          `json:"failovers,omitempty"`
+	// Unhosted is filled by ImpactNode: what the node gone stops rendering.
+	Unhosted []Unhosted `json:"unhosted,omitempty"`
 	// Notes are caveats a person should read (stale provides, templates
 	// whose source is not readable here, services without live nodes).
 	Notes []string `json:"notes,omitempty"`
 }
 
 // Changed reports whether anything would change.
-func (p *Plan) Changed() bool { return len(p.Bindings) > 0 || len(p.Removed) > 0 }
+func (p *Plan) Changed() bool {
+	return len(p.Bindings) > 0 || len(p.Removed) > 0 || len(p.Unhosted) > 0
+}
 
 // Option configures Compute.
 type Option func(*config)

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"context"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -217,5 +218,36 @@ func TestImpactEmptiesRouteAndFailsOver(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// A node that hosts a service without an instance (a load balancer known
+// from its status) is answerable: losing it changes no binding, and what
+// it stops rendering is the impact.
+func TestImpactNodeWithoutInstances(t *testing.T) {
+	snap := fixture(t)
+	hosts := WithHosts([]Host{{Node: "n5", Federation: "default", Service: "lb"}})
+	p, err := ImpactNode(context.Background(), snap, "n5", hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Unhosted{{Node: "n5", Federation: "default", Service: "lb", Files: []string{"/etc/lb.conf"}, OtherNodes: []string{"n4"}}}
+	if !reflect.DeepEqual(p.Unhosted, want) || len(p.Removed) != 0 || len(p.Bindings) != 0 || !p.Changed() {
+		t.Fatalf("unhosted %+v, removed %+v, bindings %+v, changed %v; want %+v", p.Unhosted, p.Removed, p.Bindings, p.Changed(), want)
+	}
+	// The only lb: nothing else renders it.
+	p, err = ImpactNode(context.Background(), snap, "n4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Unhosted) != 1 || p.Unhosted[0].Service != "lb" || len(p.Unhosted[0].OtherNodes) != 0 {
+		t.Fatalf("unhosted %+v", p.Unhosted)
+	}
+	var b strings.Builder
+	if err := p.WriteText(&b); err != nil || !strings.Contains(b.String(), "node n4 stops rendering lb (federation default): /etc/lb.conf; no other node renders it\n") {
+		t.Fatalf("text (%v):\n%s", err, b.String())
+	}
+	if p, err := ImpactNode(context.Background(), snap, "nowhere"); err != nil || p.Changed() || len(p.Unhosted) != 0 {
+		t.Fatalf("impact of no node: %+v, %v", p, err)
 	}
 }

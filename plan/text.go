@@ -31,6 +31,13 @@ func (p *Plan) WriteText(w io.Writer) error {
 	for _, f := range p.Failovers {
 		fmt.Fprintf(&b, "unique service %s fails over (its instance %s on %s goes): %s\n", f.Service, f.Instance, f.Node, f.Note)
 	}
+	for _, u := range p.Unhosted {
+		others := "no other node renders it"
+		if len(u.OtherNodes) > 0 {
+			others = "still rendered on " + strings.Join(u.OtherNodes, ", ")
+		}
+		fmt.Fprintf(&b, "node %s stops rendering %s (federation %s): %s; %s\n", u.Node, u.Service, u.Federation, orNone(strings.Join(u.Files, ", ")), others)
+	}
 	for _, n := range p.Nodes {
 		writeNode(&b, n)
 	}

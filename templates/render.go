@@ -82,12 +82,7 @@ func NewRenderer(opts ...Option) *Renderer {
 // the same data and lookups give the same bytes.
 func (r *Renderer) Render(ctx context.Context, name, contents string, data Data) ([]byte, error) {
 	f := &funcs{data: &data}
-	tmpl, err := ctemplate.NewTemplate(&ctemplate.NewTemplateInput{
-		Contents:         contents,
-		ErrMissingKey:    true,
-		ExtFuncMap:       f.funcMap(),
-		FunctionDenylist: denied,
-	})
+	tmpl, err := newEngineTemplate(contents, f)
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %w", ErrTemplate, name, err)
 	}
@@ -113,6 +108,18 @@ func (r *Renderer) Render(ctx context.Context, name, contents string, data Data)
 			brain.Remember(d, v)
 		}
 	}
+}
+
+// newEngineTemplate is the one way a template meets consul-template's
+// engine, for Render and for Parse's function probe alike: a template that
+// validates is one that renders.
+func newEngineTemplate(contents string, f *funcs) (*ctemplate.Template, error) {
+	return ctemplate.NewTemplate(&ctemplate.NewTemplateInput{
+		Contents:         contents,
+		ErrMissingKey:    true,
+		ExtFuncMap:       f.funcMap(),
+		FunctionDenylist: denied,
+	})
 }
 
 func (r *Renderer) lookup(ctx context.Context, d dep.Dependency) (any, error) {

@@ -26,6 +26,16 @@ func TestCommandLineMistakes(t *testing.T) {
 		{[]string{"rollout", "halt", "www"}, 1, []string{`unknown command "halt" for "patchbay rollout"`}},
 		{[]string{"unpublish"}, 1, []string{"missing SERVICE"}},
 		{[]string{"register", "--address", "127.0.0.1", "--port", "1"}, 1, []string{"missing SERVICE"}},
+		{[]string{"explain", "app-www"}, 1, []string{"missing VAR", "Usage: patchbay explain SERVICE VAR"}},
+		{[]string{"explain"}, 1, []string{"missing SERVICE VAR", "Usage: patchbay explain SERVICE VAR"}},
+		{[]string{"resolve"}, 1, []string{"missing SERVICE", "Usage: patchbay resolve SERVICE"}},
+		{[]string{"impact", "node"}, 1, []string{"missing NODE|ID", "Usage: patchbay impact node NODE | impact instance ID"}},
+		{[]string{"plan"}, 1, []string{"missing PATH\n", "Usage: patchbay plan PATH..."}},
+		{[]string{"validate"}, 1, []string{"missing PATH\n", "Usage: patchbay validate PATH..."}},
+		{[]string{"publish"}, 1, []string{"missing PATH\n", "Usage: patchbay publish PATH..."}},
+		{[]string{"dev", "node", "api-2"}, 1, []string{"missing SERVICE[:PORT]\n", "Usage: patchbay dev node NAME SERVICE[:PORT]..."}},
+		{[]string{"version", "now"}, 1, []string{`unexpected argument "now": patchbay version takes no arguments`, "Usage: patchbay version"}},
+		{[]string{"status", "web-1"}, 1, []string{`unexpected argument "web-1": patchbay status takes no arguments`}},
 		{[]string{"datastore"}, 0, []string{}}, // the group alone: its help
 	}
 	for _, tt := range tests {

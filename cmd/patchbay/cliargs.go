@@ -7,16 +7,24 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// namedArgs accepts exactly the positional arguments its names list, and
-// names the missing one as the usage line does: cobra's ExactArgs only
-// says "accepts 1 arg(s), received 0".
+// namedArgs is every command's Args: it accepts the positional arguments
+// its names list, as the usage line writes them, and names a missing one
+// with the usage line, where cobra's ExactArgs only says "accepts 1
+// arg(s), received 0". A last name ending in "..." takes one or more; no
+// names at all takes none.
 func namedArgs(names ...string) cobra.PositionalArgs {
+	variadic := len(names) > 0 && strings.HasSuffix(names[len(names)-1], "...")
 	return func(cmd *cobra.Command, args []string) error {
 		switch {
 		case len(args) < len(names):
-			return fmt.Errorf("missing %s\nUsage: %s", strings.Join(names[len(args):], " "), cmd.UseLine())
-		case len(args) > len(names):
-			return fmt.Errorf("unexpected argument %q: %s takes %s\nUsage: %s", args[len(names)], cmd.CommandPath(), strings.Join(names, " "), cmd.UseLine())
+			missing := strings.TrimSuffix(strings.Join(names[len(args):], " "), "...")
+			return usageErrorf("missing %s\nUsage: %s", missing, cmd.UseLine())
+		case len(args) > len(names) && !variadic:
+			takes := "no arguments"
+			if len(names) > 0 {
+				takes = strings.Join(names, " ")
+			}
+			return usageErrorf("unexpected argument %q: %s takes %s\nUsage: %s", args[len(names)], cmd.CommandPath(), takes, cmd.UseLine())
 		}
 		return nil
 	}

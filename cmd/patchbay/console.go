@@ -56,7 +56,7 @@ JSON only). Bind it elsewhere than loopback only behind a proxy that
 authenticates.`,
 		Example: `  patchbay console
   patchbay console --addr 0.0.0.0:8600 --allow-host patchbay.internal --allow-actions`,
-		Args: cobra.NoArgs,
+		Args: namedArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var wg sync.WaitGroup
 			defer wg.Wait()

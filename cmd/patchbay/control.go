@@ -99,7 +99,7 @@ func (a *app) controlCmd(act controlAction) *cobra.Command {
 		Short:   act.short,
 		Long:    act.long + controlAuthNote,
 		Example: act.example,
-		Args:    cobra.NoArgs,
+		Args:    namedArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.postControl(cmd.Context(), addr, tokenFile, act.name); err != nil {
 				return err

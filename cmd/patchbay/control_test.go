@@ -99,7 +99,7 @@ func TestControlCommands(t *testing.T) {
 		{"closed port from the environment", closed, []string{"provision"}, 2, "", "control endpoint at " + closed, ""},
 		{"not a listener", "", []string{"pause", "--control", other}, 2, "", "answered 404 Not Found to POST /pause", ""},
 		{"not an address", "", []string{"pause", "--control", "ftp://x"}, 1, "", `--control "ftp://x" is not an address`, ""},
-		{"arguments", "", []string{"pause", "now"}, 1, "", `unknown command "now"`, ""},
+		{"arguments", "", []string{"pause", "now"}, 1, "", `unexpected argument "now": patchbay pause takes no arguments`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

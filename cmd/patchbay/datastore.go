@@ -110,7 +110,7 @@ func newDatastoreListCmd(a *app) *cobra.Command {
 		Long: `List prints the datastore keys of the --federation, one a line. Values are
 often credentials (a database URL with its password), so they are shown only
 with --values.`,
-		Args: cobra.NoArgs,
+		Args: namedArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			snap, err := a.snapshot(cmd.Context())
 			if err != nil {

@@ -44,7 +44,7 @@ Ctrl-C stops everything: listeners deregister, then NATS and Consul stop.`,
   patchbay dev node api-2 api                # in a second terminal: one more api node
   patchbay pause --control 127.0.0.1:7704    # hold lb-1's changes
   patchbay publish .patchbay-dev/services/app-www`,
-		Args: cobra.NoArgs,
+		Args: namedArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			wd, err := os.Getwd()
 			if err != nil {
@@ -91,7 +91,7 @@ instances at once. kill -9 leaves them registered until their health checks
 fail, as a crashed host would.`,
 		Example: `  patchbay dev node api-2 api
   patchbay dev node web-3 app-www:18083`,
-		Args: cobra.MinimumNArgs(2),
+		Args: namedArgs("NAME", "SERVICE[:PORT]..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n := dev.NodeSpec{Name: args[0], Control: control}
 			for _, arg := range args[1:] {

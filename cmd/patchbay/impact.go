@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/plan"
@@ -15,7 +13,9 @@ func newImpactCmd(a *app) *cobra.Command {
 		Use:   "impact node NODE | impact instance ID",
 		Short: "Show what would break if a node or an instance went away",
 		Long: `Impact resolves the cluster as if every instance on NODE (or the one
-instance ID) were gone, and prints what would change: requirements that move
+instance ID) were gone, and prints what would change: what the node's
+listener stops rendering (every service it hosts, a load balancer's
+included, and which other nodes still render it), requirements that move
 to another provider, fall back to a datastore or become unresolved (and
 why), load-balancer routes that lose upstreams (or are left empty), unique
 services that fail over, and what the remaining nodes would re-render and
@@ -25,23 +25,30 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input
 (no such node or instance), 2 Consul unreachable.`,
 		Example: `  patchbay impact node web-3
   patchbay impact instance api@api-1:8080 --json`,
-		Args:      cobra.ExactArgs(2),
+		Args:      namedArgs("node|instance", "NODE|ID"),
 		ValidArgs: []string{"node", "instance"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var gone func(resolver.Instance) bool
+			var compute func(*resolver.Snapshot, []plan.Option) (*plan.Plan, error)
 			switch args[0] {
 			case "node":
-				gone = func(in resolver.Instance) bool { return in.Node == args[1] }
+				compute = func(snap *resolver.Snapshot, opts []plan.Option) (*plan.Plan, error) {
+					return plan.ImpactNode(cmd.Context(), snap, args[1], opts...)
+				}
 			case "instance":
-				gone = func(in resolver.Instance) bool { return in.ID == args[1] }
+				compute = func(snap *resolver.Snapshot, opts []plan.Option) (*plan.Plan, error) {
+					return plan.Impact(cmd.Context(), snap, func(in resolver.Instance) bool { return in.ID == args[1] }, opts...)
+				}
 			default:
 				return usageErrorf("impact %q: say 'impact node NODE' or 'impact instance ID'", args[0])
 			}
-			p, err := a.impact(cmd.Context(), gone)
+			p, err := a.computePlan(cmd.Context(), compute)
 			if err != nil {
 				return err
 			}
-			if len(p.Removed) == 0 {
+			if len(p.Removed) == 0 && len(p.Unhosted) == 0 {
+				if args[0] == "node" {
+					return usageErrorf("nothing runs on node %s: no live instance there and no recorded status of it in the registry", args[1])
+				}
 				return usageErrorf("no live instance matches %s %s in the registry", args[0], args[1])
 			}
 			return a.showPlan(p, asJSON)
@@ -49,10 +56,4 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the impact as JSON")
 	return cmd
-}
-
-func (a *app) impact(ctx context.Context, gone func(resolver.Instance) bool) (*plan.Plan, error) {
-	return a.computePlan(ctx, func(snap *resolver.Snapshot, opts []plan.Option) (*plan.Plan, error) {
-		return plan.Impact(ctx, snap, gone, opts...)
-	})
 }

@@ -61,7 +61,7 @@ The control endpoint (control, default ` + listener.DefaultControlAddr + `) serv
 		Example: `  patchbay listen --config /etc/patchbay/listener.yaml
   patchbay listen --config listener.yaml --once            # bootstrap: one run, then exit
   patchbay listen --config listener.yaml --converged-timeout 30s`,
-		Args: cobra.NoArgs,
+		Args: namedArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.listen(cmd.Context(), f) },
 		// --config is listener.yaml: its own loader reports its problems.
 		Annotations: map[string]string{configAnnotation: configListener},

@@ -95,13 +95,13 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"valid examples", []string{"validate", "../../examples/services"}, 0, "ok   service app-www (federation default)", "", 0},
 		{"three mistakes", []string{"validate", bad}, 1, "", bad + ":1:5: id: \"App_WWW\" is not a DNS label", 4},
-		{"no paths", []string{"validate"}, 1, "", "validate needs at least one PATH", 1},
+		{"no paths", []string{"validate"}, 1, "", "missing PATH", 2},
 		{"unknown flag", []string{"validate", "--bogus"}, 1, "", "unknown flag: --bogus", 2},
 		{"unknown command", []string{"frobnicate"}, 1, "", `unknown command "frobnicate"`, 1},
 		{"missing config", []string{"--config", "/nonexistent/patchbay.yaml", "version"}, 1, "", "config file /nonexistent/patchbay.yaml: no such file or directory", 1},
 		{"unknown config key", []string{"--config", badConfig, "version"}, 1, "", `unknown key "consul-adr"`, 1},
 		{"bad federation", []string{"--federation", "Bad_Fed", "version"}, 1, "", `--federation "Bad_Fed" is not a DNS label`, 1},
-		{"version", []string{"version"}, 0, "patchbay dev (go", "", 0},
+		{"version", []string{"version"}, 0, "patchbay dev (", "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,7 +49,7 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input,
 2 Consul unreachable.`,
 		Example: `  patchbay plan services/app-www
   patchbay plan examples/services --datastore PRIMARY_DATABASE_URL=postgres://db2/app --json`,
-		Args: cobra.MinimumNArgs(1),
+		Args: namedArgs("PATH..."),
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			set, err := a.loadForPlan(paths)
 			if err != nil {
@@ -69,11 +69,10 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input,
 
 // loadForPlan loads and validates PATHs, reporting every problem.
 func (a *app) loadForPlan(paths []string) (*manifest.Set, error) {
-	set, err := manifest.Load(paths...)
-	var probs manifest.Problems
-	if errors.As(err, &probs) {
+	set, probs, err := loadManifests(paths)
+	if len(probs) > 0 {
 		a.printValidation(validateReport{Problems: probs}, "")
-		return nil, alreadyReported{err}
+		return nil, alreadyReported{probs}
 	}
 	return set, err
 }

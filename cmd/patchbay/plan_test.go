@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -170,8 +171,22 @@ requires: {API_URL: "{API_URL}"}
 			t.Fatalf("exit %d\n%s", code, stdout)
 		}
 	})
+	t.Run("impact node of a load balancer without instances", func(t *testing.T) {
+		p := planJSON(t, exitChanges, "impact", addr, "node", "n5")
+		if len(p.Removed) != 0 || len(p.Bindings) != 0 {
+			t.Fatalf("removed %+v, bindings %+v: n5 runs no instance", p.Removed, p.Bindings)
+		}
+		want := []plan.Unhosted{{Node: "n5", Federation: "default", Service: "lb", Files: []string{dir + "/lb.conf"}, OtherNodes: []string{"n4"}}}
+		if !reflect.DeepEqual(p.Unhosted, want) {
+			t.Fatalf("unhosted %+v, want %+v", p.Unhosted, want)
+		}
+		code, stdout, stderr := patchbay(t, "impact", addr, "node", "n5")
+		if code != exitChanges || stdout != "node n5 stops rendering lb (federation default): "+dir+"/lb.conf; still rendered on n4\n" {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+	})
 	t.Run("impact of nothing", func(t *testing.T) {
-		if code, _, stderr := patchbay(t, "impact", addr, "node", "nowhere"); code != exitUser || !strings.Contains(stderr, "no live instance") {
+		if code, _, stderr := patchbay(t, "impact", addr, "node", "nowhere"); code != exitUser || !strings.Contains(stderr, "nothing runs on node nowhere") {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
 	})

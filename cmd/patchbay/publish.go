@@ -2,12 +2,9 @@ package main
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/patchbay/patchbay/manifest"
 )
 
 type publishResult struct {
@@ -25,6 +22,9 @@ func newPublishCmd(a *app) *cobra.Command {
 		Short: "Validate manifests and datastores files and store them in Consul",
 		Long: `Publish validates like 'patchbay validate' and, only when everything is
 valid, stores each normalized manifest and datastore value in Consul.
+A required key that no manifest given or published provides and no
+datastore holds is a warning on stderr (a typo, usually: it names the
+closest known key); it does not stop the publish.
 
 Writes use check-and-set: if two people publish the same service at the same
 moment, one of them gets a conflict (exit 1) instead of silently losing the
@@ -36,26 +36,21 @@ for a yes on stdin; --yes skips the question. A no publishes nothing (exit 1).`,
 		Example: `  patchbay publish examples/services
   patchbay publish services/app-www --json
   patchbay publish --plan services/app-www`,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return errors.New("publish needs at least one PATH (a manifest file or a directory)")
-			}
-			return nil
-		},
+		Args: namedArgs("PATH..."),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was published as JSON")
 	cmd.Flags().BoolVar(&withPlan, "plan", false, "first show what publishing would change (patchbay plan) and ask")
 	cmd.Flags().BoolVar(&yes, "yes", false, "with --plan: publish without asking")
 	cmd.RunE = func(cmd *cobra.Command, paths []string) error {
-		set, err := manifest.Load(paths...)
+		set, probs, err := loadManifests(paths)
 		if err != nil {
-			var probs manifest.Problems
-			if errors.As(err, &probs) {
-				a.printValidation(validateReport{Problems: probs}, "; nothing was published")
-				return alreadyReported{fmt.Errorf("nothing published: %w", err)}
-			}
 			return err
 		}
+		if len(probs) > 0 {
+			a.printValidation(validateReport{Problems: probs}, "; nothing was published")
+			return alreadyReported{fmt.Errorf("nothing published: %w", probs)}
+		}
+		a.printWarnings(a.unprovided(cmd.Context(), set, a.g.Timeout))
 		if withPlan {
 			if ok, err := a.confirmPlan(cmd, set, yes); err != nil || !ok {
 				return cmp.Or(err, usageErrorf("publish cancelled: nothing published"))

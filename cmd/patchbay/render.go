@@ -55,7 +55,8 @@ T is one of:
 
 --out F installs at F instead of the destination and runs no reload; with
 "--out -", or when T has no destination, the result goes to stdout.
---diff prints a unified diff from the installed file to the rendered one.
+--diff prints a unified diff from the installed file to the rendered one,
+and "no change" on stderr when there is none.
 --dry-run installs nothing and runs no command: with --diff it shows what
 would change, without it prints the rendered file (with --json, whether it
 would change).
@@ -71,7 +72,7 @@ fewer upstreams than its min, is not rendered: the installed file stays.`,
 		Example: `  patchbay render --service lb-public --template nginx --diff --dry-run
   patchbay render --service app-www --template builtin:env --out -
   patchbay render --service app-www --template ./app.env.tmpl --out /etc/app-www/env`,
-		Args: cobra.NoArgs,
+		Args: namedArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.render(cmd.Context(), f) },
 	}
 	fl := cmd.Flags()
@@ -181,6 +182,8 @@ func (a *app) report(res renderResult, f renderFlags) error {
 		return a.printJSON(res)
 	}
 	switch {
+	case f.dryRun && !res.Changed:
+		fmt.Fprintf(a.stderr, "no change: %s is up to date\n", res.Destination) // an empty diff alone looks like a failure
 	case f.dryRun:
 	case res.Reloaded:
 		fmt.Fprintf(a.stderr, "installed %s and reloaded\n", res.Destination)

@@ -65,6 +65,7 @@ templates:
 			assertContains(t, env, "PORT='9090'")
 			assertContains(t, env+".bak", "PORT='8080'")
 		}},
+		{name: "dry-run diff, no change", args: []string{"--template", "env", "--diff", "--dry-run"}, stderr: "no change: " + env + " is up to date\n"},
 		{name: "unknown template", args: []string{"--template", "nope"}, code: exitUser, stderr: "its templates: [env]"},
 		{name: "unknown builtin", args: []string{"--template", "builtin:nope"}, code: exitUser, stderr: "the builtins are dotenv, env, haproxy, json, nginx, systemd"},
 		{name: "unresolved requirement", args: []string{"--service", "broken", "--template", "env"}, code: exitUser, stderr: "requirement unresolved: X", check: func(t *testing.T) {

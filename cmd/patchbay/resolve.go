@@ -78,7 +78,7 @@ names look secret (PASSWORD, SECRET, TOKEN, KEY, ...) are masked, and so
 are the passwords of URLs, in --json too: the policy plan, impact and the
 console follow. --show-secrets prints them.`,
 		Example: "  patchbay resolve app-www --region eu-1",
-		Args:    cobra.ExactArgs(1),
+		Args:    namedArgs("SERVICE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			snap, err := a.snapshot(cmd.Context())
 			if err != nil {
@@ -172,7 +172,7 @@ datastore, in any federation, that offers a key the requirement draws on —
 and says why each was kept or dropped and which one won. Secret values are
 masked as in resolve unless --show-secrets.`,
 		Example: "  patchbay explain app-www API_URL --region eu-1",
-		Args:    cobra.ExactArgs(2),
+		Args:    namedArgs("SERVICE", "VAR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			snap, err := a.snapshot(cmd.Context())
 			if err != nil {

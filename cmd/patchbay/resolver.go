@@ -44,7 +44,7 @@ events go unsigned, and the resolver says so at start.
 --http-addr serves Prometheus metrics at /metrics (passes, bindings written,
 leadership, the lag from a registry change to the bindings written) and
 /healthz ({"status": "ok", "leading": true|false, "last_pass": ...}).`,
-		Args: cobra.NoArgs,
+		Args: namedArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			hup := make(chan os.Signal, 1) // caught from the start
 			signal.Notify(hup, syscall.SIGHUP)

@@ -63,7 +63,7 @@ curl --unix-socket /run/patchbay/listener.sock http://localhost/status.`,
 		Example: `  patchbay status
   patchbay status --json | jq '.nodes[] | select(.result != "ok" or .stale)'
   patchbay status --prune                # forget nodes that no longer answer`,
-		Args: cobra.NoArgs,
+		Args: namedArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.status(cmd.Context(), asJSON, wait, prune) },
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"nodes": [...], "halted": {"federation/group": {...}}} as JSON`)

@@ -100,7 +100,7 @@ func (t *table) rows(ctx context.Context) string {
 				parts = append(parts, fmt.Sprint(revs[s]))
 			}
 			revision = strings.Join(parts, ",")
-			last = t.when(run.Started) + " (" + run.Duration.Round(time.Millisecond).String() + ")"
+			last = t.lastProvision(run)
 			result = run.Result
 			if run.Message != "" {
 				result += ": " + truncate(run.Message, 60)
@@ -112,8 +112,14 @@ func (t *table) rows(ctx context.Context) string {
 	return b.String()
 }
 
-// when is a run's start: how long ago when live, the clock time otherwise,
-// so that a printed table changes only when a run does.
+// lastProvision is when the run finished and how long it took: finished,
+// as patchbay status's AGE counts (the time its outcome was recorded).
+func (t *table) lastProvision(run *listener.RunReport) string {
+	return t.when(run.Started.Add(run.Duration)) + " (" + run.Duration.Round(time.Millisecond).String() + ")"
+}
+
+// when is how long ago at was when live, the clock time otherwise, so
+// that a printed table changes only when a run does.
 func (t *table) when(at time.Time) string {
 	if t.live {
 		return time.Since(at).Round(time.Second).String() + " ago"
