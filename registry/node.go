@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -79,16 +78,16 @@ func (c *Client) readNodeTxn(ctx context.Context, fed string, services, regions 
 		h := HostedService{Service: s}
 		if p := found[c.keys.manifest(fed, s)]; p != nil {
 			h.ManifestIndex = p.ModifyIndex
-			var m manifest.Manifest
-			if err := json.Unmarshal(p.Value, &m); err != nil {
-				h.Problem = fmt.Sprintf("%s holds malformed manifest JSON (%v); republish the service", p.Key, err)
+			m, err := DecodeManifest(p.Key, fed, s, p.Value)
+			if err != nil {
+				h.Problem = "invalid manifest: " + err.Error()
 			} else {
-				h.Manifest = &m
+				h.Manifest = m
 			}
 		}
 		for _, r := range regions {
 			if p := found[c.keys.binding(fed, s, r)]; p != nil {
-				h.Binding = &StoredBinding{Federation: fed, Service: s, Region: r, Value: p.Value, ModifyIndex: p.ModifyIndex}
+				h.Binding = &StoredBinding{Federation: fed, Service: s, Region: r, Value: p.Value, ModifyIndex: p.ModifyIndex, Key: p.Key}
 				break
 			}
 		}
