@@ -22,7 +22,7 @@ func TestSnapshotValidatesStoredEntries(t *testing.T) {
 	publish(t, c, parseManifest(t, "id: app\nrequires: {DB_URL: \"{DB_URL}\"}\n"))
 	good := `{"id":"api@n1:80","service":"api","federation":"default","node":"n1","address":"10.0.0.1","port":80,"index":-1,"provides":{"API_URL":"http://10.0.0.1:80"}}`
 	bad := map[string]struct{ key, value, want string }{
-		"empty test command": {c.keys.manifest("default", "sdef"), `{"id":"sdef","federation":"default","tests":[{"name":"empty","command":[]}]}`, "tests[0].command: missing"},
+		"empty test command":     {c.keys.manifest("default", "sdef"), `{"id":"sdef","federation":"default","tests":[{"name":"empty","command":[]}]}`, "tests[0].command: missing"},
 		"manifest of another id": {c.keys.manifest("default", "other"), `{"id":"sdef","federation":"default"}`, "stored under the key of default/other"},
 		"manifest nested deep":   {c.keys.manifest("default", "deep"), `{"id":"deep","environment":{"A":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}}`, "nested deeper than 64 levels"},
 		"instance port 0":        {c.keys.instance("default", "api", "api@n2:0"), strings.NewReplacer("n1:80", "n2:0", `"port":80`, `"port":0`, `"node":"n1"`, `"node":"n2"`).Replace(good), "port 0 is not 1 to 65535"},
