@@ -129,7 +129,8 @@ func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair, live live
 		if err := checkDatastoreValue(d.Federation, d.Key, d.Value); err != nil {
 			// Kept as refused rather than left out, so that what needs the
 			// key gives this reason, naming the key, instead of "no datastore".
-			d.Value, d.Refused = "", fmt.Sprintf("%s: %v", p.Key, err)
+			err = fmt.Errorf("%s: %w", p.Key, err)
+			d.Value, d.Refused = "", err.Error()
 			snap.Datastores = append(snap.Datastores, d)
 			return err
 		}
