@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/resolver"
 )
 
 // maxTxnOps is Consul's limit on operations in one transaction.
@@ -86,10 +88,19 @@ func (c *Client) readNodeTxn(ctx context.Context, fed string, services, regions 
 			}
 		}
 		for _, r := range regions {
-			if p := found[c.keys.binding(fed, s, r)]; p != nil {
-				h.Binding = &StoredBinding{Federation: fed, Service: s, Region: r, Value: p.Value, ModifyIndex: p.ModifyIndex, Key: p.Key}
+			p := found[c.keys.binding(fed, s, r)]
+			if p == nil {
+				continue
+			}
+			if _, err := resolver.DecodeBinding(p.Key, p.Value); err != nil {
+				// Not held at all: a listener holding a refused binding's
+				// revision (one past 2^53-1, say) would take the
+				// resolver's rewrite for an older one.
+				h.Problem = cmp.Or(h.Problem, err.Error())
 				break
 			}
+			h.Binding = &StoredBinding{Federation: fed, Service: s, Region: r, Value: p.Value, ModifyIndex: p.ModifyIndex, Key: p.Key}
+			break
 		}
 		out[i] = h
 	}

@@ -81,6 +81,16 @@ func TestSnapshotValidatesStoredEntries(t *testing.T) {
 	if h := hosted[1]; h.Manifest == nil || h.Problem != "" {
 		t.Errorf("app read as %+v, want its manifest", h)
 	}
+	// A binding written by hand past the largest revision is refused, not
+	// held: a listener holding its revision would ignore the rewrite.
+	put(c.keys.binding("default", "app", ""), `{"federation":"default","service":"app","region":"","revision":18446744073709551615,"vars":{}}`)
+	hosted, err = c.ReadNode(ctx, "default", []string{"app"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := hosted[0]; h.Binding != nil || !strings.Contains(h.Problem, c.keys.binding("default", "app", "")) || !strings.Contains(h.Problem, "revision 18446744073709551615 is above the largest") {
+		t.Errorf("app with a wrapping revision read as %+v, want a problem naming its binding's key", h)
+	}
 	if _, err := c.Manifest(ctx, "default", "sdef"); err == nil || !strings.Contains(err.Error(), "tests[0].command: missing") {
 		t.Errorf("Manifest(sdef): %v, want the empty command refused", err)
 	}
