@@ -34,15 +34,18 @@ func FuzzResolverReadsStored(f *testing.F) {
 	f.Add(uint8(1), "api@n:1", []byte(`{"id":"api@n:1","service":"api","federation":"default","node":"n","address":"h","port":1,"index":-7,"provides":{"a b":"\xff"}}`))
 	f.Add(uint8(2), "DATABASE_URL", []byte("pw\xff\xfe"))
 	c := &Client{keys: keys{prefix: DefaultPrefix}}
+	// Every instance key held by session "s" is live: its node is an agent
+	// shared by all, so liveness never hides what decoding let through.
+	live := liveness{nodes: map[string]string{"s": "agent"}, shared: map[string]bool{"agent": true}}
 	f.Fuzz(func(t *testing.T, kind uint8, name string, value []byte) {
 		snap := &resolver.Snapshot{}
 		for _, p := range base {
-			if err := c.addToSnapshot(snap, p); err != nil {
+			if err := c.addToSnapshot(snap, p, live); err != nil {
 				t.Fatalf("example %s refused: %v", p.Key, err)
 			}
 		}
 		key := fuzzKey(c.keys, fuzzKinds[int(kind)%len(fuzzKinds)], name)
-		if err := c.addToSnapshot(snap, &api.KVPair{Key: key, Value: value}); err != nil {
+		if err := c.addToSnapshot(snap, &api.KVPair{Key: key, Value: value, Session: "s"}, live); err != nil {
 			if !strings.Contains(err.Error(), key) && !strings.Contains(err.Error(), "unexpected key layout") {
 				t.Fatalf("refusal of %s does not name it: %v", key, err)
 			}
@@ -113,7 +116,7 @@ func fuzzExamples(f *testing.F) ([]*api.KVPair, []fuzzSeed) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	pairs = append(pairs, &api.KVPair{Key: k.instance("default", "api", in.ID), Value: data})
+	pairs = append(pairs, &api.KVPair{Key: k.instance("default", "api", in.ID), Value: data, Session: "s"})
 	seeds = append(seeds, fuzzSeed{1, in.ID, data})
 	return pairs, seeds
 }
