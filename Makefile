@@ -9,6 +9,7 @@ test: bin/consul bin/nats-server lb-servers browser deploy-check bin/gotestsum
 	go vet ./...
 	$(MAKE) --no-print-directory lint
 	bin/gotestsum --format pkgname --format-hide-empty-pkg -- -race ./...
+	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory chaos
 
 # gotestsum (pinned by tools/gotestsum) runs go test and ends with one line
@@ -150,10 +151,24 @@ chaos: bin/consul bin/nats-server build
 bin/nats-server: go.mod go.sum
 	go build -o bin/nats-server github.com/nats-io/nats-server/v2
 
+# The native fuzz targets, package and name: the parsers of files, and
+# what the listener and the resolver read back from Consul (a key written
+# by hand is untrusted input). `make fuzz` runs each for FUZZTIME;
+# `make test` runs fuzz-short, 8 s each (about a minute in all), so every
+# change is fuzzed a little. A crasher is kept in the package's
+# testdata/fuzz and from then on runs with the package's tests.
+FUZZ_TARGETS := manifest:FuzzParseExpand templates:FuzzEnvSourcedBySh \
+	registry:FuzzResolverReadsStored resolver/daemon:FuzzLeaderAdoptsStored listener:FuzzListenerReadsStored
 FUZZTIME ?= 60s
+.PHONY: fuzz-short
 fuzz:
-	go test ./manifest -run '^$$' -fuzz FuzzParseExpand -fuzztime $(FUZZTIME)
-	go test ./templates -run '^$$' -fuzz FuzzEnvSourcedBySh -fuzztime $(FUZZTIME)
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz ./$${t%%:*} $${t##*:} for $(FUZZTIME)"; \
+		go test ./$${t%%:*} -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=8s
 
 clean:
 	rm -rf bin

@@ -3,7 +3,6 @@ package listener
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -122,6 +121,7 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 	h := p.hosted
 	switch {
 	case h.Problem != "":
+		l.log.Error("stored input refused; nothing of the service runs", "service", h.Service, "reason", h.Problem)
 		p.finish(ResultFailed, h.Problem)
 		return
 	case h.Manifest == nil:
@@ -135,12 +135,13 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 	if l.refuse(cfg, p) {
 		return
 	}
-	var b resolver.Binding
-	if err := json.Unmarshal(h.Binding.Value, &b); err != nil {
-		p.finish(ResultFailed, fmt.Sprintf("malformed binding (%v); the resolver rewrites it", err))
+	b, err := decodeBinding(h)
+	if err != nil {
+		l.log.Error("binding refused; the service's files keep their last good version", "service", h.Service, "err", err)
+		p.finish(ResultFailed, err.Error())
 		return
 	}
-	p.binding, p.report.Revision = &b, b.Revision
+	p.binding, p.report.Revision = b, b.Revision
 	if !b.Ready() {
 		if !l.policyRender(ctx, cfg, p) { // policy beats last-good
 			p.finish(ResultSkipped, unresolvedReason(b.Unresolved))
@@ -157,6 +158,25 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 	}
 	last, ok := l.provisioned[h.Service]
 	p.due = p.changes() || !ok || last != inputsOf(h)
+}
+
+// decodeBinding reads h's binding with the resolver's rules, and refuses
+// one that is not h's service's: whoever can write the key or publish the
+// event is not trusted to choose what a service renders.
+func decodeBinding(h registry.HostedService) (*resolver.Binding, error) {
+	sb := h.Binding
+	where := sb.Key
+	if where == "" {
+		where = fmt.Sprintf("the bindings event of %s/%s (region %q)", sb.Federation, sb.Service, sb.Region)
+	}
+	b, err := resolver.DecodeBinding(where, sb.Value)
+	if err != nil {
+		return nil, err
+	}
+	if b.Federation != sb.Federation || b.Service != sb.Service || b.Region != sb.Region {
+		return nil, fmt.Errorf("%w: %s holds the binding of %s/%s (region %q); the resolver rewrites it", resolver.ErrBadBinding, where, b.Federation, b.Service, b.Region)
+	}
+	return b, nil
 }
 
 func unresolvedReason(us []resolver.Unresolved) string {

@@ -32,6 +32,12 @@ var Extensions = map[string]string{".yaml": "yaml", ".yml": "yaml", ".json": "js
 // whatever its format, so that one schema check serves all three formats.
 // It returns the top-level mapping node.
 func parseDocument(file string, data []byte) (*yaml.Node, *Problem) {
+	return parseDocumentAs(file, Extensions[strings.ToLower(filepath.Ext(file))], data)
+}
+
+// parseDocumentAs is parseDocument in a format given apart from the name:
+// a Consul key has no extension.
+func parseDocumentAs(file, format string, data []byte) (*yaml.Node, *Problem) {
 	if prob := checkUTF8(file, data); prob != nil {
 		return nil, prob
 	}
@@ -39,7 +45,7 @@ func parseDocument(file string, data []byte) (*yaml.Node, *Problem) {
 		root *yaml.Node
 		prob *Problem
 	)
-	switch Extensions[strings.ToLower(filepath.Ext(file))] {
+	switch format {
 	case "json":
 		root, prob = parseJSON(file, data)
 	case "toml":
@@ -293,6 +299,7 @@ func parseTOML(file string, data []byte) (*yaml.Node, *Problem) {
 	convert = func(v any, path []string, depth int) (*yaml.Node, *Problem) {
 		pos := positions[strings.Join(path, "\x1f")]
 		if depth > maxDepth {
+			pos = nearestPosition(positions, path)
 			return nil, &Problem{File: file, Line: pos[0], Column: pos[1], Message: fmt.Sprintf("nested deeper than %d levels", maxDepth)}
 		}
 		n := &yaml.Node{Kind: yaml.ScalarNode, Line: pos[0], Column: pos[1]}
@@ -336,8 +343,22 @@ func parseTOML(file string, data []byte) (*yaml.Node, *Problem) {
 		return n, nil
 	}
 	root, p := convert(doc, nil, 0)
+	if p != nil {
+		return nil, p
+	}
 	root.Line, root.Column = 1, 1
-	return root, p
+	return root, nil
+}
+
+// nearestPosition is the position of path or of its deepest ancestor that
+// has one: the elements of nested inline arrays have none of their own.
+func nearestPosition(positions map[string][2]int, path []string) [2]int {
+	for i := len(path); i > 0; i-- {
+		if pos, ok := positions[strings.Join(path[:i], "\x1f")]; ok {
+			return pos
+		}
+	}
+	return [2]int{}
 }
 
 // tomlPositions maps each key path (parts joined by \x1f) to the line and
@@ -347,6 +368,9 @@ func tomlPositions(data []byte) map[string][2]int {
 	var p unstable.Parser
 	p.Reset(data)
 	record := func(path []string, n *unstable.Node) {
+		if n.Raw.Length == 0 {
+			return // arrays and inline tables carry no range: their parent's position serves
+		}
 		for i := range path {
 			k := strings.Join(path[:i+1], "\x1f")
 			if _, ok := pos[k]; !ok {

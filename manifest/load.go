@@ -69,10 +69,22 @@ func Load(paths ...string) (*Set, error) {
 // Parse reads one manifest document held in memory; file names it in
 // errors and chooses the format by its extension.
 func Parse(file string, data []byte) (*Manifest, error) {
+	return parseOne(file, Extensions[strings.ToLower(filepath.Ext(file))], data)
+}
+
+// ParseStored reads a manifest as the registry stores it, its normalized
+// JSON, with every rule publish applies; key names it in errors. The
+// listener and the resolver read every stored manifest through it: a
+// value written into Consul by hand is untrusted input like a file.
+func ParseStored(key string, data []byte) (*Manifest, error) {
+	return parseOne(key, "json", data)
+}
+
+func parseOne(file, format string, data []byte) (*Manifest, error) {
 	if len(data) > MaxSize {
 		return nil, Problems{*tooLarge(file, "file", int64(len(data)))}
 	}
-	root, prob := parseDocument(file, data)
+	root, prob := parseDocumentAs(file, format, data)
 	if prob != nil {
 		return nil, Problems{*prob}
 	}

@@ -19,6 +19,9 @@ type StoredBinding struct {
 	Region      string
 	Value       []byte
 	ModifyIndex uint64 // 0: not stored yet
+	// Key is the Consul key it was read from, to name it in errors; ""
+	// for one a bindings event carried.
+	Key string
 }
 
 // Bindings reads every stored binding, and the Consul index of the read.
@@ -42,7 +45,7 @@ func (c *Client) Bindings(ctx context.Context) ([]StoredBinding, []resolver.Skip
 			skipped = append(skipped, resolver.SkippedKey{Key: p.Key, Reason: err.Error()})
 			continue
 		}
-		out = append(out, StoredBinding{Federation: seg[0], Service: seg[1], Region: regionFromKey(seg[2]), Value: p.Value, ModifyIndex: p.ModifyIndex})
+		out = append(out, StoredBinding{Federation: seg[0], Service: seg[1], Region: regionFromKey(seg[2]), Value: p.Value, ModifyIndex: p.ModifyIndex, Key: p.Key})
 	}
 	return out, skipped, meta.LastIndex, nil
 }
@@ -53,7 +56,7 @@ func (c *Client) Binding(ctx context.Context, fed, service, region string) (*Sto
 	if err != nil || pair == nil {
 		return nil, err
 	}
-	return &StoredBinding{Federation: fed, Service: service, Region: region, Value: pair.Value, ModifyIndex: pair.ModifyIndex}, nil
+	return &StoredBinding{Federation: fed, Service: service, Region: region, Value: pair.Value, ModifyIndex: pair.ModifyIndex, Key: pair.Key}, nil
 }
 
 // BindingWrite is one change of a resolver pass: b is written (or, with

@@ -18,17 +18,8 @@ var ErrNotUTF8 = errkind.New(errkind.Input, "registry: value is not UTF-8")
 // SetDatastore stores a static provider value; it reports whether the
 // value changed.
 func (c *Client) SetDatastore(ctx context.Context, fed, key, value string) (bool, error) {
-	if err := checkDatastore(fed, key); err != nil {
+	if err := checkDatastoreValue(fed, key, value); err != nil {
 		return false, err
-	}
-	if value == "" {
-		return false, fmt.Errorf("%w: datastore %s: empty value; to remove it use datastore rm", ErrInvalid, key)
-	}
-	if err := checkUTF8(key, value); err != nil {
-		return false, err
-	}
-	if len(value) > manifest.MaxSize {
-		return false, fmt.Errorf("%w: datastore %s: value is %d bytes, over the %d-byte limit of one Consul KV value (kv_max_value_size)", ErrInvalid, key, len(value), manifest.MaxSize)
 	}
 	return c.putIfChanged(ctx, c.keys.datastore(fed, key), []byte(value))
 }
@@ -91,5 +82,7 @@ func checkUTF8(key, value string) error {
 	if off < 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: datastore %s: byte 0x%02x at offset %d; give the value as UTF-8 text (encode binary data, e.g. base64): bindings are JSON and would turn it into U+FFFD", ErrNotUTF8, key, value[off], off)
+	// The offending byte is not quoted: the value is often a credential,
+	// and this error reaches status and logs when read back from Consul.
+	return fmt.Errorf("%w: datastore %s: the byte at offset %d is not UTF-8; give the value as UTF-8 text (encode binary data, e.g. base64): bindings are JSON and would turn it into U+FFFD", ErrNotUTF8, key, off)
 }

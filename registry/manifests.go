@@ -39,11 +39,11 @@ func (c *Client) Manifest(ctx context.Context, fed, service string) (*manifest.M
 	if pair == nil {
 		return nil, fmt.Errorf("%w: service %s is not published in federation %s; run patchbay publish", ErrNotFound, service, fed)
 	}
-	var m manifest.Manifest
-	if err := json.Unmarshal(pair.Value, &m); err != nil {
-		return nil, fmt.Errorf("registry: %s holds malformed manifest JSON (%w); republish the service", key, err)
+	m, err := DecodeManifest(key, fed, service, pair.Value)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
 	}
-	return &m, nil
+	return m, nil
 }
 
 // Unpublish deletes the manifest of service in fed. Its live instances keep

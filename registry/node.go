@@ -1,14 +1,15 @@
 package registry
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/resolver"
 )
 
 // maxTxnOps is Consul's limit on operations in one transaction.
@@ -79,18 +80,27 @@ func (c *Client) readNodeTxn(ctx context.Context, fed string, services, regions 
 		h := HostedService{Service: s}
 		if p := found[c.keys.manifest(fed, s)]; p != nil {
 			h.ManifestIndex = p.ModifyIndex
-			var m manifest.Manifest
-			if err := json.Unmarshal(p.Value, &m); err != nil {
-				h.Problem = fmt.Sprintf("%s holds malformed manifest JSON (%v); republish the service", p.Key, err)
+			m, err := DecodeManifest(p.Key, fed, s, p.Value)
+			if err != nil {
+				h.Problem = "invalid manifest: " + err.Error()
 			} else {
-				h.Manifest = &m
+				h.Manifest = m
 			}
 		}
 		for _, r := range regions {
-			if p := found[c.keys.binding(fed, s, r)]; p != nil {
-				h.Binding = &StoredBinding{Federation: fed, Service: s, Region: r, Value: p.Value, ModifyIndex: p.ModifyIndex}
+			p := found[c.keys.binding(fed, s, r)]
+			if p == nil {
+				continue
+			}
+			if _, err := resolver.DecodeBinding(p.Key, p.Value); err != nil {
+				// Not held at all: a listener holding a refused binding's
+				// revision (one past 2^53-1, say) would take the
+				// resolver's rewrite for an older one.
+				h.Problem = cmp.Or(h.Problem, err.Error())
 				break
 			}
+			h.Binding = &StoredBinding{Federation: fed, Service: s, Region: r, Value: p.Value, ModifyIndex: p.ModifyIndex, Key: p.Key}
+			break
 		}
 		out[i] = h
 	}

@@ -3,7 +3,6 @@ package registry
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -98,25 +97,19 @@ func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair, live live
 		if err != nil {
 			return err
 		}
-		var m manifest.Manifest
-		if err := json.Unmarshal(p.Value, &m); err != nil {
-			return fmt.Errorf("malformed manifest JSON: %w", err)
+		m, err := DecodeManifest(p.Key, seg[0], seg[1], p.Value)
+		if err != nil {
+			return err
 		}
-		if m.Federation != seg[0] || m.ID != seg[1] {
-			return fmt.Errorf("manifest %s/%s stored under the key of %s/%s", m.Federation, m.ID, seg[0], seg[1])
-		}
-		snap.Manifests = append(snap.Manifests, m)
+		snap.Manifests = append(snap.Manifests, *m)
 	case strings.HasPrefix(p.Key, k.instances()):
 		seg, err := parts(p.Key, k.instances(), 3)
 		if err != nil {
 			return err
 		}
-		var in resolver.Instance
-		if err := json.Unmarshal(p.Value, &in); err != nil {
-			return fmt.Errorf("malformed instance JSON: %w", err)
-		}
-		if in.Federation != seg[0] || in.Service != seg[1] || in.ID != seg[2] {
-			return fmt.Errorf("instance %s of %s/%s stored under the key of %s", in.ID, in.Federation, in.Service, p.Key)
+		in, err := decodeInstance(p.Key, seg, p.Value)
+		if err != nil {
+			return err
 		}
 		if id := resolver.InstanceID(in.Service, in.Node, in.Port); in.ID != id {
 			return fmt.Errorf("instance %s names node %s and port %d, whose ID is %s", in.ID, in.Node, in.Port, id)
@@ -132,7 +125,16 @@ func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair, live live
 		if err != nil {
 			return err
 		}
-		snap.Datastores = append(snap.Datastores, resolver.Datastore{Federation: seg[0], Key: seg[1], Value: string(p.Value)})
+		d := resolver.Datastore{Federation: seg[0], Key: seg[1], Value: string(p.Value)}
+		if err := checkDatastoreValue(d.Federation, d.Key, d.Value); err != nil {
+			// Kept as refused rather than left out, so that what needs the
+			// key gives this reason, naming the key, instead of "no datastore".
+			err = fmt.Errorf("%s: %w", p.Key, err)
+			d.Value, d.Refused = "", err.Error()
+			snap.Datastores = append(snap.Datastores, d)
+			return err
+		}
+		snap.Datastores = append(snap.Datastores, d)
 	default:
 		return fmt.Errorf("not part of patchbay's layout")
 	}

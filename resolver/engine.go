@@ -92,7 +92,8 @@ type fedIndex struct {
 	keys       []string           // every key instances provide, sorted
 	globs      map[string][]group // pattern → groups of matching keys
 	datastores map[string]string
-	dsKeys     []string // sorted
+	dsKeys     []string          // sorted
+	refused    map[string]string // datastore keys whose stored value was refused, and why
 }
 
 // group is the instances offering one key, sorted by instance ID. A
@@ -123,6 +124,10 @@ func newEngine(snap *Snapshot) *engine {
 	e.addManifests(snap.Manifests)
 	e.addInstances(snap.Instances)
 	for _, d := range snap.Datastores {
+		if d.Refused != "" {
+			e.fed(fedOf(d.Federation)).refused[d.Key] = d.Refused
+			continue
+		}
 		ds := e.fed(fedOf(d.Federation)).datastores
 		// Keys are unique in the registry; should one repeat, the smaller
 		// value wins so that input order never matters.
@@ -242,7 +247,7 @@ func (e *engine) fed(name string) *fedIndex {
 }
 
 func newFedIndex() *fedIndex {
-	return &fedIndex{byKey: map[string][]offer{}, globs: map[string][]group{}, datastores: map[string]string{}}
+	return &fedIndex{byKey: map[string][]offer{}, globs: map[string][]group{}, datastores: map[string]string{}, refused: map[string]string{}}
 }
 
 func (e *engine) regionsOf(fed, service string) []string {
@@ -604,7 +609,26 @@ func (e *engine) why(q *query, listed []Provider, narrowed bool) string {
 	if q.req.Optional && !q.explain {
 		return unread
 	}
-	return e.whyFewer(q, listed, narrowed)
+	return e.whyFewer(q, listed, narrowed) + e.refusedNote(q)
+}
+
+// refusedNote names the datastore values q would have fallen back to but
+// that were refused when read: the operator's fix is that key.
+func (e *engine) refusedNote(q *query) string {
+	fi := e.feds[q.fed]
+	if fi == nil || len(fi.refused) == 0 || q.glob || q.req.Public {
+		return ""
+	}
+	var notes []string
+	for _, k := range sortedCopy(q.keys) {
+		if why, ok := fi.refused[k]; ok {
+			notes = append(notes, "the datastore value of "+k+" was refused ("+why+")")
+		}
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(notes, "; ")
 }
 
 // verdict is what the rules decided about one candidate. Resolve only

@@ -32,6 +32,9 @@ const datastorePrefix = "datastore:"
 func (g *Graph) addDatastores(ms []*manifest.Manifest, names map[serviceKey]string, qualify bool, ds []Datastore) {
 	keys := map[string][]string{} // fed → keys
 	for _, d := range ds {
+		if d.Refused != "" {
+			continue // serves nothing
+		}
 		fed := fedOf(d.Federation)
 		keys[fed] = append(keys[fed], d.Key)
 	}

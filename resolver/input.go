@@ -37,6 +37,9 @@ type Datastore struct {
 	Federation string `json:"federation"`
 	Key        string `json:"key"`
 	Value      string `json:"value"`
+	// Refused says why the stored value cannot be used (not UTF-8, say),
+	// naming its key; Value is then empty and the key serves nothing.
+	Refused string `json:"refused,omitempty"`
 }
 
 // Snapshot is everything the resolver needs: the engine's input, which the

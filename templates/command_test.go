@@ -118,3 +118,14 @@ func syscallKill(pid int) error {
 	}
 	return p.Kill()
 }
+
+// TestRunRefusesAnEmptyCommand: an argv with no program (a manifest
+// written past validation) is an error, not a slice-bounds panic.
+func TestRunRefusesAnEmptyCommand(t *testing.T) {
+	for _, argv := range [][]string{nil, {}, {""}} {
+		err := Run(context.Background(), argv, time.Second)
+		if !errors.Is(err, ErrCommand) || !strings.Contains(err.Error(), "no program") {
+			t.Errorf("Run(%q) = %v, want ErrCommand naming no program", argv, err)
+		}
+	}
+}

@@ -498,6 +498,11 @@ func WithOutput(w io.Writer) RunOption {
 // MaxKeptOutput bytes of the output are kept there (CommandOutput), apart
 // from the message, which travels further than the node.
 func Run(ctx context.Context, argv []string, timeout time.Duration, opts ...RunOption) error {
+	if len(argv) == 0 || argv[0] == "" {
+		// Validation refuses such a command; a manifest written past it
+		// must still fail here, not panic.
+		return fmt.Errorf("%w: no program to run: the command is empty", ErrCommand)
+	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)

@@ -23,7 +23,7 @@ func TestDatastoreRefusesNonUTF8(t *testing.T) {
 		args   []string
 		stderr string
 	}{
-		{"datastore set", []string{"datastore", "set", addr, "BAD_URL", "pg://db\xff"}, "patchbay: registry: value is not UTF-8: datastore BAD_URL: byte 0xff at offset 7; give the value as UTF-8 text"},
+		{"datastore set", []string{"datastore", "set", addr, "BAD_URL", "pg://db\xff"}, "patchbay: registry: value is not UTF-8: datastore BAD_URL: the byte at offset 7 is not UTF-8; give the value as UTF-8 text"},
 		{"publish", []string{"publish", addr, file}, file + ":1:36: byte 0xff is not UTF-8"},
 	}
 	for _, tt := range tests {

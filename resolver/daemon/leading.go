@@ -104,8 +104,10 @@ func (ld *leader) resolve(ctx context.Context) error {
 
 // adopt makes the stored bindings in list what the leader knows, keeping
 // revisions monotonic: a binding written by hand (garbage, an older copy)
-// or deleted continues above every revision the leader knew, and a
-// malformed one above its own modify index, which no earlier revision of
+// or deleted continues above every revision the leader knew, and one
+// DecodeBinding refuses (malformed, or a revision past MaxRevision that
+// would wrap to 0, "deleted") or at MaxRevision continues above its own
+// modify index, which no earlier revision of
 // that key exceeds (each revision was written at a Consul index of its
 // own, and Consul's indexes only grow).
 func (ld *leader) adopt(list []registry.StoredBinding, index uint64) {
@@ -115,13 +117,18 @@ func (ld *leader) adopt(list []registry.StoredBinding, index uint64) {
 	}
 	for _, sb := range list {
 		k := bindingKey{sb.Federation, sb.Service, sb.Region}
-		var b resolver.Binding
 		rev := next[k].revision
-		if err := json.Unmarshal(sb.Value, &b); err != nil {
-			ld.log.Warn("stored binding is malformed; it is rewritten", "federation", sb.Federation, "service", sb.Service, "region", sb.Region, "err", err)
-			b, rev = resolver.Binding{}, max(rev, sb.ModifyIndex)
+		b, err := resolver.DecodeBinding(sb.Key, sb.Value)
+		if err == nil && b.Revision == resolver.MaxRevision {
+			err = fmt.Errorf("%s: revision %d is the largest; no revision can follow it", sb.Key, b.Revision)
 		}
-		next[k] = storedBinding{revision: max(rev, b.Revision), modifyIndex: sb.ModifyIndex, content: canonical(b)}
+		if err != nil {
+			// Its revision is not one to continue from: one past
+			// MaxRevision would wrap to 0, which reads as deleted.
+			ld.log.Warn("stored binding refused; it is rewritten", "key", sb.Key, "err", err)
+			b, rev = &resolver.Binding{}, max(rev, min(sb.ModifyIndex, resolver.MaxRevision-1))
+		}
+		next[k] = storedBinding{revision: max(rev, b.Revision), modifyIndex: sb.ModifyIndex, content: canonical(*b)}
 	}
 	ld.stored, ld.reload, ld.readIndex = next, false, index
 }
@@ -268,7 +275,12 @@ func (ld *leader) changes(result *resolver.Result) passChanges {
 		if prev.modifyIndex != 0 && bytes.Equal(prev.content, content) {
 			continue
 		}
-		b.Revision = prev.revision + 1
+		rev, err := resolver.NextRevision(prev.revision)
+		if err != nil { // only a binding at MaxRevision: deleting its key starts it over
+			ld.log.Error("binding not written; delete its key and the resolver writes it anew", "federation", k.fed, "service", k.service, "region", k.region, "err", err)
+			continue
+		}
+		b.Revision = rev
 		data, _ := json.Marshal(b) // as canonical
 		c.writes = append(c.writes, registry.BindingWrite{StoredBinding: registry.StoredBinding{Federation: k.fed, Service: k.service, Region: k.region, Value: data, ModifyIndex: prev.modifyIndex}})
 		c.next = append(c.next, storedBinding{revision: b.Revision, content: content})

@@ -3,8 +3,11 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -289,6 +292,39 @@ func TestLoopRewritesABindingWrittenByHand(t *testing.T) {
 				t.Fatalf("rewritten binding = %+v", got)
 			}
 			t.Logf("%s rewritten in %s, revision %d → %d", tc.name, took.Round(time.Millisecond), before, got.Revision)
+		})
+	}
+}
+
+// TestLoopNeverWrapsARevision: a binding written by hand at the top of
+// uint64 used to be rewritten at revision 0, which events read as
+// "deleted". Its revision is refused and the rewrite continues above the
+// key's modify index, below MaxRevision.
+func TestLoopNeverWrapsARevision(t *testing.T) {
+	f := newLoopFixture(t)
+	f.startLoop(t, "r1", nil)
+	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return b.Revision >= 1 })
+	for _, rev := range []uint64{math.MaxUint64, resolver.MaxRevision + 1, resolver.MaxRevision} {
+		t.Run(strconv.FormatUint(rev, 10), func(t *testing.T) {
+			before := f.stored(t, "app-www").Revision
+			value := fmt.Sprintf(`{"federation":"default","service":"app-www","region":"","revision":%d,"vars":{}}`, rev)
+			_, meta, err := f.consulKV().Get("patchbay/bindings/default/app-www/_", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.consulKV().Put(&api.KVPair{Key: "patchbay/bindings/default/app-www/_", Value: []byte(value)}, nil); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := f.waitEvent(t, "app-www", 5*time.Second, func(got *resolver.Binding) bool { return got.Revision != rev })
+			if got.Revision <= before || got.Revision <= meta.LastIndex || got.Revision >= resolver.MaxRevision {
+				t.Errorf("rewritten at revision %d; want above %d (the last) and %d (Consul's index before the write), below %d", got.Revision, before, meta.LastIndex, uint64(resolver.MaxRevision))
+			}
+			if got.Vars["DATABASE_URL"].Value != b.Vars["DATABASE_URL"].Value {
+				t.Errorf("rewritten binding = %+v", got)
+			}
+			if stored := f.stored(t, "app-www"); stored.Revision != got.Revision {
+				t.Errorf("Consul holds revision %d, the event said %d", stored.Revision, got.Revision)
+			}
 		})
 	}
 }
