@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -35,8 +36,8 @@ type Status struct {
 
 // PutStatus records a node's last provision.
 func (c *Client) PutStatus(ctx context.Context, s Status) error {
-	if s.Node == "" {
-		return fmt.Errorf("%w: status without a node", ErrInvalid)
+	if err := s.validate(); err != nil {
+		return err
 	}
 	data, err := json.Marshal(s)
 	if err != nil {
@@ -79,9 +80,9 @@ func (c *Client) Statuses(ctx context.Context) ([]Status, []resolver.SkippedKey,
 		skipped []resolver.SkippedKey
 	)
 	for _, p := range pairs { // KV lists are sorted by key
-		var s Status
-		if err := json.Unmarshal(p.Value, &s); err != nil {
-			skipped = append(skipped, resolver.SkippedKey{Key: p.Key, Reason: "malformed status JSON: " + err.Error()})
+		s, err := DecodeStatus(p.Key, strings.TrimPrefix(p.Key, c.keys.status()), p.Value)
+		if err != nil {
+			skipped = append(skipped, resolver.SkippedKey{Key: p.Key, Reason: err.Error()})
 			continue
 		}
 		out = append(out, s)

@@ -2,11 +2,13 @@ package registry
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/resolver"
@@ -87,3 +89,41 @@ type oneLine struct{ err error }
 
 func (o oneLine) Error() string { return strings.ReplaceAll(o.err.Error(), "\n", "; ") }
 func (o oneLine) Unwrap() error { return o.err }
+
+// statusResults are the results a listener records (listener.Result*).
+var statusResults = []string{"ok", "failed", "skipped", "halted"}
+
+// DecodeStatus reads a node's status record, stored in Consul at key for
+// node, or answered over NATS (key and node ""), with the rules PutStatus
+// writes it by: whoever can write status/ or publish on NATS must not make
+// `patchbay status` or the console show another node's outcome, or bytes
+// that are not text.
+func DecodeStatus(key, node string, value []byte) (Status, error) {
+	var s Status
+	where := cmp.Or(key, "status answer")
+	if off := manifest.InvalidUTF8(string(value)); off >= 0 {
+		return s, fmt.Errorf("%s: the byte at offset %d is not UTF-8", where, off)
+	}
+	if err := json.Unmarshal(value, &s); err != nil {
+		return s, fmt.Errorf("%s: malformed status JSON: %w", where, err)
+	}
+	if err := s.validate(); err != nil {
+		return s, fmt.Errorf("%s: %w", where, err)
+	}
+	if key != "" && s.Node != node {
+		return s, fmt.Errorf("%s: status of node %q stored under the key of %q", key, s.Node, node)
+	}
+	return s, nil
+}
+
+func (s Status) validate() error {
+	switch {
+	case s.Node == "" || strings.ContainsAny(s.Node, "/ ") || strings.IndexFunc(s.Node, unicode.IsControl) >= 0:
+		return fmt.Errorf("%w: status node %q is not a node name", ErrInvalid, s.Node)
+	case s.Federation != "" && !manifest.IsDNSLabel(s.Federation):
+		return fmt.Errorf("%w: status federation %q is not a DNS label", ErrInvalid, s.Federation)
+	case !slices.Contains(statusResults, s.Result):
+		return fmt.Errorf("%w: status result %q is not one of %s", ErrInvalid, s.Result, strings.Join(statusResults, ", "))
+	}
+	return nil
+}

@@ -96,3 +96,68 @@ func TestSnapshotValidatesStoredEntries(t *testing.T) {
 		t.Errorf("Manifest(sdef): %v, want the empty command refused", err)
 	}
 }
+
+// TestStatusesValidated: status records written into Consul by hand are
+// read with PutStatus's rules: a record under another node's key, with a
+// result no listener records, or not text is skipped naming its key, and
+// never shown as a node's outcome.
+func TestStatusesValidated(t *testing.T) {
+	consul := testcluster.StartConsul(t)
+	c := newClient(t, consul)
+	ctx := context.Background()
+	if err := c.PutStatus(ctx, Status{Node: "web-1", Result: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]struct{ key, value, want string }{
+		"another node's key": {c.keys.nodeStatus("web-2"), `{"node":"web-1","result":"ok"}`, `status of node "web-1" stored under the key of "web-2"`},
+		"unknown result":     {c.keys.nodeStatus("web-3"), `{"node":"web-3","result":"pwned"}`, `status result "pwned" is not one of`},
+		"not UTF-8":          {c.keys.nodeStatus("web-4"), "{\"node\":\"web-4\",\"result\":\"ok\",\"message\":\"\xff\"}", "is not UTF-8"},
+		"malformed":          {c.keys.nodeStatus("web-5"), `{"node":`, "malformed status JSON"},
+		"bad federation":     {c.keys.nodeStatus("web-6"), `{"node":"web-6","federation":"a/b","result":"ok"}`, "is not a DNS label"},
+	}
+	for _, b := range bad {
+		if _, err := consul.Client.KV().Put(&api.KVPair{Key: b.key, Value: []byte(b.value)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	statuses, skipped, err := c.Statuses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(statuses) != 1 || statuses[0].Node != "web-1" {
+		t.Errorf("statuses %+v, want web-1's alone", statuses)
+	}
+	reasons := map[string]string{}
+	for _, s := range skipped {
+		reasons[s.Key] = s.Reason
+	}
+	for name, b := range bad {
+		if got := reasons[b.key]; !strings.Contains(got, b.want) || !strings.Contains(got, b.key) {
+			t.Errorf("%s: skipped reason %q, want one naming %s and containing %q", name, got, b.key, b.want)
+		}
+	}
+	if err := c.PutStatus(ctx, Status{Node: "web-1", Result: "pwned"}); err == nil {
+		t.Error("PutStatus wrote a result no listener records")
+	}
+}
+
+// TestDecodeStatusAnswer: a status answered over NATS is read with the
+// same rules, whoever published it.
+func TestDecodeStatusAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		data string
+		ok   bool
+	}{
+		{`{"node":"web-1","result":"failed","live":true}`, true},
+		{`{"node":"","result":"ok"}`, false},
+		{`{"node":"a/b","result":"ok"}`, false},
+		{`{"node":"web-1\n","result":"ok"}`, false},
+		{`{"node":"web-1","result":""}`, false},
+		{`[]`, false},
+	} {
+		_, err := DecodeStatus("", "", []byte(tc.data))
+		if (err == nil) != tc.ok {
+			t.Errorf("DecodeStatus(%s): %v, want ok %v", tc.data, err, tc.ok)
+		}
+	}
+}

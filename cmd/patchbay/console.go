@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -136,8 +135,7 @@ func askStatuses(ctx context.Context, nc *nats.Conn, recorded []registry.Status)
 		if err != nil {
 			break // the wait is over
 		}
-		var s registry.Status
-		if json.Unmarshal(msg.Data, &s) == nil && s.Node != "" {
+		if s, err := registry.DecodeStatus("", "", msg.Data); err == nil {
 			byNode[s.Node] = s
 		}
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -223,9 +222,9 @@ func (a *app) liveStatuses(recorded []registry.Status, wait time.Duration) ([]re
 		if err != nil {
 			break // the wait is over
 		}
-		var s registry.Status
-		if json.Unmarshal(msg.Data, &s) != nil || s.Node == "" {
-			continue
+		s, err := registry.DecodeStatus("", "", msg.Data)
+		if err != nil {
+			continue // not a listener's answer
 		}
 		byNode[s.Node], answered[s.Node] = s, true
 	}
