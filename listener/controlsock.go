@@ -55,7 +55,8 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, err // net's error names the path and the cause
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false) // it moves: closeUnix removes path
-	if err := os.Chmod(staged, 0o600); err == nil {
+	err = os.Chmod(staged, 0o600)
+	if err == nil {
 		err = os.Rename(staged, path) // replaces a stale socket atomically
 	}
 	if err != nil {

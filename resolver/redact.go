@@ -79,7 +79,7 @@ func (x *Explanation) Redacted() *Explanation {
 	out := *x
 	out.Candidates = slices.Clone(x.Candidates)
 	for i, c := range out.Candidates {
-		out.Candidates[i].Provider = c.Provider.redacted(x.Var)
+		out.Candidates[i].Provider = c.redacted(x.Var)
 	}
 	out.Winners = slices.Clone(x.Winners)
 	for i, p := range out.Winners {

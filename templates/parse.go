@@ -66,7 +66,7 @@ func readSource(path string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	b, err := io.ReadAll(io.LimitReader(f, maxSourceSize))
 	if err != nil {
 		return "", false
