@@ -111,6 +111,9 @@ templates:
 	// address:port line per healthy provider instance.
 	consulTemplateSource = `{{range service "provider"}}{{.Address}}:{{.Port}}{{"\n"}}{{end}}`
 	outputName           = "upstreams.txt"
+	// allowOutput lets the consumer's listeners write /upstreams.txt, a
+	// destination outside the default allow.destinations (/etc/consumer/**).
+	allowOutput = "allow: {destinations: [/upstreams.txt]}"
 )
 
 // publish writes the manifests and stores them in Consul (directly, not

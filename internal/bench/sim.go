@@ -106,8 +106,8 @@ func simListener(dir string, i int, reg *registry.Client, nc *nats.Conn, log *sl
 		return nil, "", fmt.Errorf("bench: %w", err)
 	}
 	path := filepath.Join(root, "listener.yaml")
-	yaml := fmt.Sprintf("node: bench-sim-%d\nroot: %s\nstate_dir: %s\ncontrol: \"off\"\nservices:\n  - service: consumer\n",
-		i, root, filepath.Join(root, "state"))
+	yaml := fmt.Sprintf("node: bench-sim-%d\nroot: %s\nstate_dir: %s\ncontrol: \"off\"\n%s\nservices:\n  - service: consumer\n",
+		i, root, filepath.Join(root, "state"), allowOutput)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		return nil, "", fmt.Errorf("bench: %w", err)
 	}
