@@ -54,14 +54,18 @@ Ctrl-C stops everything: listeners deregister, then NATS and Consul stop.`,
 			if services == "" && root != "" {
 				services = filepath.Join(root, "examples", "services")
 			}
+			cfg := dev.Config{
+				Cluster: a.devCluster(dir), Services: services, SourceRoot: root,
+				Nodes: dev.DefaultNodes, Out: a.stdout, Live: isTerminal(a.stdout), Console: consoleAddr,
+			}
+			if err := dev.Preflight(cfg); err != nil { // every conflict at once, before the console takes its port
+				return err
+			}
 			stopConsole, err := a.devConsole(cmd.Context(), consoleAddr)
 			if err != nil {
 				return err
 			}
-			err = dev.Run(cmd.Context(), dev.Config{
-				Cluster: a.devCluster(dir), Services: services, SourceRoot: root,
-				Nodes: dev.DefaultNodes, Out: a.stdout, Live: isTerminal(a.stdout),
-			})
+			err = dev.Run(cmd.Context(), cfg)
 			stopConsole()
 			if err == nil {
 				fmt.Fprintln(a.stdout, "patchbay dev stopped; nothing of it is left running")
