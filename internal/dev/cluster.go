@@ -163,7 +163,10 @@ func RunNode(ctx context.Context, c Cluster, n NodeSpec, out io.Writer) error {
 		return err
 	}
 	defer lookups.Close()
-	defer func() { _ = os.Remove(c.listenerFile(n.Name)) }() // the table drops the node; a file left over is overwritten next start
+	if err := writePidFile(c.listenerFile(n.Name)); err != nil {
+		return err
+	}
+	defer forgetNode(c.listenerFile(n.Name)) // the table drops the node; a file left over is overwritten next start
 	fmt.Fprintf(out, "node %s: hosting %s; listener.yaml in %s, logs in %s; Ctrl-C deregisters and stops it\n",
 		n.Name, serviceList(n), c.listenerFile(n.Name), logPath)
 	err = runNode(ctx, c, n, nodeDeps{reg: reg, bus: nc, fetcher: lookups, log: log})
@@ -222,11 +225,18 @@ func stopDevNodes(nc *nats.Conn, cfg Config, log *slog.Logger) {
 	}
 	others := func() (left []string) {
 		for _, f := range nodeFiles(cfg.Dir) {
-			if !own[f] {
+			switch {
+			case own[f]:
+			case nodeGone(f): // killed: nothing will remove its file, nothing to wait for
+				forgetNode(f)
+			default:
 				left = append(left, f)
 			}
 		}
 		return left
+	}
+	if left := others(); len(left) > 0 && cfg.Out != nil {
+		fmt.Fprintf(cfg.Out, "waiting up to 15s for %d dev node(s) to deregister: %s\n", len(left), strings.Join(left, ", "))
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for len(others()) > 0 && time.Now().Before(deadline) {
@@ -234,6 +244,9 @@ func stopDevNodes(nc *nats.Conn, cfg Config, log *slog.Logger) {
 	}
 	if left := others(); len(left) > 0 {
 		log.Warn("dev nodes did not stop in time; they stop once NATS is gone", "listener_files", left)
+		if cfg.Out != nil {
+			fmt.Fprintf(cfg.Out, "dev nodes did not stop within 15s (%s); they stop once NATS is gone\n", strings.Join(left, ", "))
+		}
 	}
 }
 
