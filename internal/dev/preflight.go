@@ -26,6 +26,9 @@ func Preflight(cfg Config) error {
 // conflicts lists what stops a start, and the ports of nodes that are taken
 // (not fatal: pickPorts moves those nodes to free ports).
 func conflicts(cfg Config) (problems, moved []string) {
+	if err := dirFree(cfg.Dir); err != nil { // first: a running cluster explains the taken addresses
+		problems = append(problems, err.Error())
+	}
 	if _, _, err := net.SplitHostPort(cfg.ConsulAddr); err != nil {
 		problems = append(problems, fmt.Sprintf("consul-addr %q: %v; give host:port", cfg.ConsulAddr, err))
 	} else if portFree(cfg.ConsulAddr) != nil {
@@ -38,9 +41,6 @@ func conflicts(cfg Config) (problems, moved []string) {
 	}
 	if cfg.Console != "" && portFree(cfg.Console) != nil {
 		problems = append(problems, fmt.Sprintf("console %s is taken: move it with --console 127.0.0.1:18700, or --console \"\" for none", cfg.Console))
-	}
-	if err := dirFree(cfg.Dir); err != nil {
-		problems = append(problems, err.Error())
 	}
 	for _, n := range cfg.Nodes {
 		if n.Control != "" && portFree(n.Control) != nil {
