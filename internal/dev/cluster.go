@@ -166,7 +166,7 @@ func RunNode(ctx context.Context, c Cluster, n NodeSpec, out io.Writer) error {
 	if err := writePidFile(c.listenerFile(n.Name)); err != nil {
 		return err
 	}
-	defer forgetNode(c.listenerFile(n.Name)) // the table drops the node; a file left over is overwritten next start
+	defer forgetNode(c.Dir, c.listenerFile(n.Name)) // the table drops the node; a file left over is overwritten next start
 	fmt.Fprintf(out, "node %s: hosting %s; listener.yaml in %s, logs in %s; Ctrl-C deregisters and stops it\n",
 		n.Name, serviceList(n), c.listenerFile(n.Name), logPath)
 	err = runNode(ctx, c, n, nodeDeps{reg: reg, bus: nc, fetcher: lookups, log: log})
@@ -228,7 +228,7 @@ func stopDevNodes(nc *nats.Conn, cfg Config, log *slog.Logger) {
 			switch {
 			case own[f]:
 			case nodeGone(f): // killed: nothing will remove its file, nothing to wait for
-				forgetNode(f)
+				forgetNode(cfg.Dir, f)
 			default:
 				left = append(left, f)
 			}

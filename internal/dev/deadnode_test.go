@@ -105,6 +105,16 @@ func TestStopDoesNotWaitOnGoneDevNodes(t *testing.T) {
 	if err := os.WriteFile(pidFile(c.listenerFile("api-8")), []byte(strconv.Itoa(gone.ProcessState.Pid())+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A node directory that is a symlink out of Dir: forgetting it removes nothing outside.
+	outside := t.TempDir()
+	for name, content := range map[string]string{"listener.yaml": "node: evil\n", "dev-node.pid": strconv.Itoa(gone.ProcessState.Pid()) + "\n"} {
+		if err := os.WriteFile(filepath.Join(outside, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(c.Dir, "evil")); err != nil {
+		t.Fatal(err)
+	}
 	nc, err := nats.Connect(ns.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -114,5 +124,11 @@ func TestStopDoesNotWaitOnGoneDevNodes(t *testing.T) {
 	stopDevNodes(nc, Config{Cluster: c}, slog.New(slog.DiscardHandler))
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("stopDevNodes took %s waiting on a node whose process is gone; want no wait", took.Round(time.Millisecond))
+	}
+	if _, err := os.Stat(c.listenerFile("api-8")); !os.IsNotExist(err) {
+		t.Errorf("the gone node's listener.yaml: %v; want it removed", err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "listener.yaml")); err != nil {
+		t.Errorf("a listener.yaml outside --dir, behind a symlink: %v; want it left alone", err)
 	}
 }

@@ -95,10 +95,20 @@ func nodeGone(listenerFile string) bool {
 
 // forgetNode removes the files that list a node whose process is gone, so
 // that the table drops it and a stopping cluster does not wait for it.
-// Its rendered files stay, as after a clean stop.
-func forgetNode(listenerFile string) {
-	_ = os.Remove(listenerFile)
-	_ = os.Remove(pidFile(listenerFile))
+// Its rendered files stay, as after a clean stop. It removes through an
+// os.Root of dir: a node directory that is a symlink cannot point the
+// removal outside it.
+func forgetNode(dir, listenerFile string) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return // nothing to forget in a directory that is gone
+	}
+	defer func() { _ = root.Close() }()
+	for _, f := range []string{listenerFile, pidFile(listenerFile)} {
+		if rel, err := filepath.Rel(dir, f); err == nil {
+			_ = root.Remove(rel) // already gone is fine
+		}
+	}
 }
 
 // nodeDeps is what the nodes of one process share.

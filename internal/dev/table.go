@@ -77,7 +77,7 @@ func (t *table) rows(ctx context.Context) string {
 	fmt.Fprintln(w, "NODE\tSERVICES\tREVISION\tLAST PROVISION\tRESULT\tQUEUE\tCONTROL")
 	for _, path := range nodeFiles(t.cluster.Dir) {
 		if nodeGone(path) { // its patchbay dev node was killed: forget it rather than show it unreachable forever
-			forgetNode(path)
+			forgetNode(t.cluster.Dir, path)
 			continue
 		}
 		cfg, err := listener.LoadConfig(path, globalKeys...)
