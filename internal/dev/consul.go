@@ -47,7 +47,7 @@ func SourceRoot(dir string) string {
 // pinned tools module, with progress written to w.
 func FindConsul(ctx context.Context, srcRoot string, w io.Writer) (string, error) {
 	return findServer(ctx, server{
-		name: "consul", title: "Consul", module: "tools/consul", pkg: "github.com/hashicorp/consul", took: "10 minutes (over 20 on a loaded machine)",
+		name: "consul", title: "Consul", module: "tools/consul", pkg: "github.com/hashicorp/consul", took: "10 minutes on 2 cores, over 20 on a loaded machine",
 		install: "install Consul (https://developer.hashicorp.com/consul/install)", missing: ErrNoConsul,
 	}, srcRoot, w)
 }
@@ -58,7 +58,7 @@ type server struct {
 	title   string // for people
 	module  string // directory of the module that pins it, in the source tree
 	pkg     string // its main package
-	took    string // a cold build's rough duration
+	took    string // a cold build's rough duration on 2 cores
 	install string // how a user installs it
 	missing error  // the sentinel when neither is possible
 }
@@ -78,20 +78,16 @@ func findServer(ctx context.Context, s server, srcRoot string, w io.Writer) (str
 	}
 	module := filepath.Join(srcRoot, s.module)
 	version := pinnedVersion(filepath.Join(module, "go.mod"), s.pkg)
-	total := countPackages(ctx, module, s.pkg)
-	fmt.Fprintf(w, "No %s on PATH: building %s %s from source into %s, once: %s, about %s on 2 cores (seconds once Go's cache is warm; cached afterwards). Put %s on PATH to skip this.\n",
-		s.name, s.title, version, cached, packageCount(total), s.took, s.name)
+	fmt.Fprintf(w, "No %s on PATH: building %s %s from source into %s, once: about %s (seconds once Go's cache is warm; cached afterwards). Put %s on PATH to skip this.\n",
+		s.name, s.title, version, cached, s.took, s.name)
+	total := countPackages(ctx, module, s.pkg) // after the line above: a cold module cache makes this minutes of downloads
+	if total > 0 {
+		fmt.Fprintf(w, "  building %s: %d packages in all (go list -deps); those not in Go's build cache are compiled\n", s.title, total)
+	}
 	if err := build(ctx, module, s.pkg, cached, s.title, total, w); err != nil {
 		return "", fmt.Errorf("%w: %w; %s to skip the build", s.missing, err, s.install)
 	}
 	return cached, nil
-}
-
-func packageCount(n int) string {
-	if n == 0 {
-		return "its packages"
-	}
-	return fmt.Sprintf("%d packages", n)
 }
 
 // pinnedVersion reads a module's version from a go.mod require line.

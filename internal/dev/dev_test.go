@@ -70,7 +70,7 @@ func TestFindConsul(t *testing.T) {
 			t.Errorf("no explanation and progress:\n%s", out.String())
 		}
 		// Up front: what, how many packages, how long, how to skip it; at the end, the count against the total.
-		for _, re := range []string{`building Consul \(pinned\) from source into \S+, once: [1-9]\d* packages, about \d+ minutes .* on 2 cores`, `Put consul on PATH to skip this\.`, `\d+ of [1-9]\d* packages compiled|from Go's build cache`} {
+		for _, re := range []string{`building Consul \(pinned\) from source into \S+, once: about \d+ minutes on 2 cores`, `Put consul on PATH to skip this\.`, `building Consul: [1-9]\d* packages in all \(go list -deps\)`, `\d+ of [1-9]\d* packages compiled|from Go's build cache`} {
 			if !regexp.MustCompile(re).MatchString(out.String()) {
 				t.Errorf("output does not match %s:\n%s", re, out.String())
 			}
