@@ -39,7 +39,11 @@ first. The table shows each node's services, the bindings revision of each, its 
 provision and result, and its queue; logs go to <dir>/dev.log. The defaults of
 --consul-addr and --nats-url are the ones every other command uses, so in a
 second terminal patchbay status, explain, publish, pause and dev node just work.
-Ctrl-C stops everything: listeners deregister, then NATS and Consul stop.`,
+Before it starts anything, it checks the lock on --dir (a dev cluster already
+running there, with its pid) and every address, and reports every conflict at
+once with the flag that moves it.
+Ctrl-C stops everything: listeners deregister, then NATS and Consul stop; a dev
+node whose process is gone (kill -9) leaves the table and is not waited for.`,
 		Example: `  patchbay dev
   patchbay dev node api-2 api                # in a second terminal: one more api node
   patchbay pause --control 127.0.0.1:7704    # hold lb-1's changes
@@ -54,14 +58,18 @@ Ctrl-C stops everything: listeners deregister, then NATS and Consul stop.`,
 			if services == "" && root != "" {
 				services = filepath.Join(root, "examples", "services")
 			}
+			cfg := dev.Config{
+				Cluster: a.devCluster(dir), Services: services, SourceRoot: root,
+				Nodes: dev.DefaultNodes, Out: a.stdout, Live: isTerminal(a.stdout), Console: consoleAddr,
+			}
+			if err := dev.Preflight(cfg); err != nil { // every conflict at once, before the console takes its port
+				return err
+			}
 			stopConsole, err := a.devConsole(cmd.Context(), consoleAddr)
 			if err != nil {
 				return err
 			}
-			err = dev.Run(cmd.Context(), dev.Config{
-				Cluster: a.devCluster(dir), Services: services, SourceRoot: root,
-				Nodes: dev.DefaultNodes, Out: a.stdout, Live: isTerminal(a.stdout),
-			})
+			err = dev.Run(cmd.Context(), cfg)
 			stopConsole()
 			if err == nil {
 				fmt.Fprintln(a.stdout, "patchbay dev stopped; nothing of it is left running")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -238,4 +239,29 @@ func consulAgents(t *testing.T, addr string) []string {
 		}
 	}
 	return pids
+}
+
+// A second patchbay dev names every taken address with the flag that
+// moves it, in one error, before the console takes its port: the console's
+// "address already in use" alone named no flag.
+func TestDevReportsEveryTakenAddress(t *testing.T) {
+	taken := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l.Addr().String()
+	}
+	consul, natsAddr, console := taken(), taken(), taken()
+	code, _, stderr := patchbay(t, "dev", "--dir", filepath.Join(t.TempDir(), ".patchbay-dev"), "--services", "../../examples/services",
+		"--console", console, "--consul-addr", consul, "--nats-url", "nats://"+natsAddr)
+	if code == 0 {
+		t.Fatalf("patchbay dev exited 0 with its addresses taken")
+	}
+	for _, want := range []string{"console " + console + " is taken", "--console 127.0.0.1:18700", "consul-addr " + consul + " is taken", "--consul-addr", "nats-url nats://" + natsAddr + " is taken", "--nats-url"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
 }

@@ -10,10 +10,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +43,9 @@ type Config struct {
 	Nodes      []NodeSpec
 	Out        io.Writer // progress and the status table
 	Live       bool      // Out is a terminal: redraw the table in place
+	// Console is the web console's address, which Preflight checks is
+	// free; cmd serves the console. "" for none.
+	Console string
 }
 
 // Run brings the dev cluster up, shows its status until ctx ends, then
@@ -162,7 +163,10 @@ func RunNode(ctx context.Context, c Cluster, n NodeSpec, out io.Writer) error {
 		return err
 	}
 	defer lookups.Close()
-	defer func() { _ = os.Remove(c.listenerFile(n.Name)) }() // the table drops the node; a file left over is overwritten next start
+	if err := writePidFile(c.listenerFile(n.Name)); err != nil {
+		return err
+	}
+	defer forgetNode(c.Dir, c.listenerFile(n.Name)) // the table drops the node; a file left over is overwritten next start
 	fmt.Fprintf(out, "node %s: hosting %s; listener.yaml in %s, logs in %s; Ctrl-C deregisters and stops it\n",
 		n.Name, serviceList(n), c.listenerFile(n.Name), logPath)
 	err = runNode(ctx, c, n, nodeDeps{reg: reg, bus: nc, fetcher: lookups, log: log})
@@ -221,11 +225,18 @@ func stopDevNodes(nc *nats.Conn, cfg Config, log *slog.Logger) {
 	}
 	others := func() (left []string) {
 		for _, f := range nodeFiles(cfg.Dir) {
-			if !own[f] {
+			switch {
+			case own[f]:
+			case nodeGone(f): // killed: nothing will remove its file, nothing to wait for
+				forgetNode(cfg.Dir, f)
+			default:
 				left = append(left, f)
 			}
 		}
 		return left
+	}
+	if left := others(); len(left) > 0 && cfg.Out != nil {
+		fmt.Fprintf(cfg.Out, "waiting up to 15s for %d dev node(s) to deregister: %s\n", len(left), strings.Join(left, ", "))
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for len(others()) > 0 && time.Now().Before(deadline) {
@@ -233,6 +244,9 @@ func stopDevNodes(nc *nats.Conn, cfg Config, log *slog.Logger) {
 	}
 	if left := others(); len(left) > 0 {
 		log.Warn("dev nodes did not stop in time; they stop once NATS is gone", "listener_files", left)
+		if cfg.Out != nil {
+			fmt.Fprintf(cfg.Out, "dev nodes did not stop within 15s (%s); they stop once NATS is gone\n", strings.Join(left, ", "))
+		}
 	}
 }
 
@@ -250,41 +264,6 @@ func serviceList(n NodeSpec) string {
 
 // dirMarker marks a directory patchbay dev made, and may therefore clear.
 const dirMarker = ".patchbay-dev"
-
-// preflight checks everything a start can check before it changes
-// anything: a second patchbay dev, started while one runs, must fail
-// without deleting the running one's files. It returns with Dir locked
-// against another patchbay dev until unlock.
-func preflight(cfg Config) (unlock func(), err error) {
-	if _, _, err := net.SplitHostPort(cfg.ConsulAddr); err != nil {
-		return nil, fmt.Errorf("consul-addr %q: %w; give host:port", cfg.ConsulAddr, err)
-	}
-	if err := portFree(cfg.ConsulAddr); err != nil {
-		return nil, fmt.Errorf("%w: consul-addr %s is taken (another patchbay dev or Consul agent?): stop it, or run patchbay dev --consul-addr 127.0.0.1:18500 and give the other commands the same flag", ErrInUse, cfg.ConsulAddr)
-	}
-	host, port, err := hostPort(cfg.NATSURL)
-	if err != nil {
-		return nil, fmt.Errorf("nats-url %q: %w; give nats://host:port", cfg.NATSURL, err)
-	}
-	if err := portFree(net.JoinHostPort(host, strconv.Itoa(port))); err != nil {
-		return nil, fmt.Errorf("%w: nats-url %s is taken (another patchbay dev or NATS server?): stop it, or run patchbay dev --nats-url nats://127.0.0.1:14222 and give the other commands the same flag", ErrInUse, cfg.NATSURL)
-	}
-	if err := checkDirOurs(cfg.Dir); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("dev: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(cfg.Dir, dirMarker), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("dev: %w", err)
-	}
-	if err := lockFile(f); err != nil {
-		_ = f.Close() // only read for its lock
-		return nil, fmt.Errorf("%w: another patchbay dev runs with --dir %s (%w): stop it, or give another --dir", ErrInUse, cfg.Dir, err)
-	}
-	return func() { _ = f.Close() }, nil // closing releases the lock; nothing was written
-}
 
 // checkDirOurs refuses a directory with files that patchbay dev did not
 // make: it clears the directory on every start.
@@ -316,7 +295,7 @@ func prepareDir(cfg Config) error {
 		return fmt.Errorf("dev: %w", err)
 	}
 	marker := filepath.Join(cfg.Dir, dirMarker)
-	if err := os.WriteFile(marker, []byte("made by patchbay dev, which clears this directory (but services/) on every start\n"), 0o644); err != nil {
+	if err := os.WriteFile(marker, fmt.Appendf(nil, "made by patchbay dev, which clears this directory (but services/) on every start\npid %d\n", os.Getpid()), 0o644); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
 	for _, e := range entries {

@@ -47,7 +47,7 @@ func SourceRoot(dir string) string {
 // pinned tools module, with progress written to w.
 func FindConsul(ctx context.Context, srcRoot string, w io.Writer) (string, error) {
 	return findServer(ctx, server{
-		name: "consul", title: "Consul", module: "tools/consul", pkg: "github.com/hashicorp/consul", took: "4 minutes",
+		name: "consul", title: "Consul", module: "tools/consul", pkg: "github.com/hashicorp/consul", took: "10 minutes on 2 cores, over 20 on a loaded machine",
 		install: "install Consul (https://developer.hashicorp.com/consul/install)", missing: ErrNoConsul,
 	}, srcRoot, w)
 }
@@ -58,7 +58,7 @@ type server struct {
 	title   string // for people
 	module  string // directory of the module that pins it, in the source tree
 	pkg     string // its main package
-	took    string // a cold build's rough duration
+	took    string // a cold build's rough duration on 2 cores
 	install string // how a user installs it
 	missing error  // the sentinel when neither is possible
 }
@@ -78,8 +78,13 @@ func findServer(ctx context.Context, s server, srcRoot string, w io.Writer) (str
 	}
 	module := filepath.Join(srcRoot, s.module)
 	version := pinnedVersion(filepath.Join(module, "go.mod"), s.pkg)
-	fmt.Fprintf(w, "No %s on PATH: building %s %s from source into %s, once (about %s; cached afterwards).\n", s.name, s.title, version, cached, s.took)
-	if err := Build(ctx, module, s.pkg, cached, w); err != nil {
+	fmt.Fprintf(w, "No %s on PATH: building %s %s from source into %s, once: about %s (seconds once Go's cache is warm; cached afterwards). Put %s on PATH to skip this.\n",
+		s.name, s.title, version, cached, s.took, s.name)
+	total := countPackages(ctx, module, s.pkg) // after the line above: a cold module cache makes this minutes of downloads
+	if total > 0 {
+		fmt.Fprintf(w, "  building %s: %d packages in all (go list -deps); those not in Go's build cache are compiled\n", s.title, total)
+	}
+	if err := build(ctx, module, s.pkg, cached, s.title, total, w); err != nil {
 		return "", fmt.Errorf("%w: %w; %s to skip the build", s.missing, err, s.install)
 	}
 	return cached, nil
@@ -100,9 +105,25 @@ func pinnedVersion(gomod, module string) string {
 }
 
 // Build compiles pkg of the module in dir into out, reporting the packages
-// compiled so far on w every few seconds: a cold build of a large program
+// compiled so far against the total on w: a cold build of a large program
 // is minutes of silence otherwise. out appears only once complete.
 func Build(ctx context.Context, dir, pkg, out string, w io.Writer) error {
+	return build(ctx, dir, pkg, out, pkg, countPackages(ctx, dir, pkg), w)
+}
+
+// countPackages is how many packages pkg's build takes, its own and the
+// standard library's (go list -deps), or 0 when go cannot tell.
+func countPackages(ctx context.Context, dir, pkg string) int {
+	cmd := exec.CommandContext(ctx, "go", "list", "-deps", pkg)
+	cmd.Dir = dir
+	list, err := cmd.Output()
+	if err != nil {
+		return 0 // the build reports why
+	}
+	return strings.Count(string(list), "\n")
+}
+
+func build(ctx context.Context, dir, pkg, out, title string, total int, w io.Writer) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return fmt.Errorf("build %s: %w", pkg, err)
 	}
@@ -117,40 +138,87 @@ func Build(ctx context.Context, dir, pkg, out string, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("build %s: %w", pkg, err)
 	}
-	start := time.Now()
+	p := newProgress(w, title, total, time.Now)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("build %s: run go: %w", pkg, err)
 	}
-	var tail []string // go's last lines, for the error
-	modules, packages, last := 0, 0, time.Now()
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
-		switch line := sc.Text(); {
-		case strings.HasPrefix(line, "go: downloading "):
-			modules++
-		case strings.Contains(line, "/") && !strings.Contains(line, " "):
-			packages++ // -v names each package as it is compiled
-		default:
-			tail = append(tail[max(0, len(tail)-9):], line)
-		}
-		if time.Since(last) >= 5*time.Second {
-			fmt.Fprintf(w, "  building: %d modules downloaded, %d packages compiled, %s\n", modules, packages, time.Since(start).Round(time.Second))
-			last = time.Now()
-		}
+		p.line(sc.Text())
 	}
 	if err := cmd.Wait(); err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("go build %s in %s: %w: %s", pkg, dir, err, strings.Join(tail, "; "))
+		return fmt.Errorf("go build %s in %s: %w: %s", pkg, dir, err, strings.Join(p.tail, "; "))
 	}
 	if err := os.Rename(tmp, out); err != nil {
 		return fmt.Errorf("build %s: %w", pkg, err)
 	}
-	compiled := "from Go's build cache"
-	if packages > 0 {
-		compiled = fmt.Sprintf("%d packages compiled", packages)
-	}
-	fmt.Fprintf(w, "  built %s in %s (%s)\n", out, time.Since(start).Round(time.Second), compiled)
+	fmt.Fprintf(w, "  built %s in %s (%s)\n", out, time.Since(p.start).Round(time.Second), p.summary())
 	return nil
+}
+
+// progress reads go build -v's stderr, which names each package as it is
+// compiled, and prints the count against the total every 5 % or, in a
+// slow stretch (downloads, linking), every 10 s.
+type progress struct {
+	w            io.Writer
+	title        string
+	total        int // 0: unknown
+	now          func() time.Time
+	start, last  time.Time
+	done         int // packages compiled
+	modules      int // modules downloaded
+	shownPercent int
+	tail         []string // go's last other lines, for the error
+}
+
+func newProgress(w io.Writer, title string, total int, now func() time.Time) *progress {
+	t := now()
+	return &progress{w: w, title: title, total: total, now: now, start: t, last: t}
+}
+
+func (p *progress) line(s string) {
+	switch {
+	case strings.HasPrefix(s, "go: downloading "):
+		p.modules++
+	case s != "" && !strings.ContainsAny(s, " :\t"):
+		p.done++ // an import path: -v names each package as it is compiled
+	default:
+		p.tail = append(p.tail[max(0, len(p.tail)-9):], s)
+	}
+	now := p.now()
+	percent := 0
+	if p.total > 0 {
+		percent = min(100, p.done*100/p.total)
+	}
+	if percent < p.shownPercent+5 && now.Sub(p.last) < 10*time.Second {
+		return
+	}
+	p.last = now
+	if percent >= p.shownPercent+5 {
+		p.shownPercent = percent - percent%5
+	}
+	took := now.Sub(p.start).Round(time.Second)
+	switch {
+	case p.done == 0 && p.modules > 0:
+		fmt.Fprintf(p.w, "  building %s: downloading modules (%d so far), %s\n", p.title, p.modules, took)
+	case p.total > 0:
+		fmt.Fprintf(p.w, "  building %s: %d/%d packages (%d%%), %s\n", p.title, p.done, p.total, percent, took)
+	default:
+		fmt.Fprintf(p.w, "  building %s: %d packages, %s\n", p.title, p.done, took)
+	}
+}
+
+// summary says how much was compiled, for the last line.
+func (p *progress) summary() string {
+	switch {
+	case p.done == 0:
+		return "from Go's build cache"
+	case p.total > 0:
+		return fmt.Sprintf("%d of %d packages compiled, the rest from Go's build cache", p.done, p.total)
+	default:
+		return fmt.Sprintf("%d packages compiled", p.done)
+	}
 }
 
 // child is a server the dev cluster runs as a child process.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,12 @@ func TestFindConsul(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "No consul on PATH: building Consul") || !strings.Contains(out.String(), "built "+bin) {
 			t.Errorf("no explanation and progress:\n%s", out.String())
+		}
+		// Up front: what, how many packages, how long, how to skip it; at the end, the count against the total.
+		for _, re := range []string{`building Consul \(pinned\) from source into \S+, once: about \d+ minutes on 2 cores`, `Put consul on PATH to skip this\.`, `building Consul: [1-9]\d* packages in all \(go list -deps\)`, `\d+ of [1-9]\d* packages compiled|from Go's build cache`} {
+			if !regexp.MustCompile(re).MatchString(out.String()) {
+				t.Errorf("output does not match %s:\n%s", re, out.String())
+			}
 		}
 		if got, err := exec.Command(bin).Output(); err != nil || string(got) != "stand-in consul\n" {
 			t.Fatalf("built binary says %q, %v", got, err)

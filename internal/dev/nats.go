@@ -15,7 +15,7 @@ import (
 // once-a-second CPU sampler its init starts, into every listener.
 func FindNATS(ctx context.Context, srcRoot string, w io.Writer) (string, error) {
 	return findServer(ctx, server{
-		name: "nats-server", title: "NATS", module: ".", pkg: "github.com/nats-io/nats-server/v2", took: "a minute",
+		name: "nats-server", title: "NATS", module: ".", pkg: "github.com/nats-io/nats-server/v2", took: "2 minutes on 2 cores",
 		install: "install nats-server (go install github.com/nats-io/nats-server/v2@latest)", missing: ErrNoNATS,
 	}, srcRoot, w)
 }

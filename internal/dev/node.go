@@ -10,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/patchbay/patchbay/listener"
@@ -50,6 +52,63 @@ func (c Cluster) listenerFile(node string) string {
 // publicKeyFile holds the public key of the resolver's signing key.
 func (c Cluster) publicKeyFile() string {
 	return filepath.Join(c.Dir, "resolver.pub")
+}
+
+// pidFile holds the pid of the patchbay dev node process that runs node:
+// a node killed with SIGKILL cannot remove its listener.yaml, and this
+// tells the cluster that nobody runs it any more.
+func pidFile(listenerFile string) string {
+	return filepath.Join(filepath.Dir(listenerFile), "dev-node.pid")
+}
+
+// writePidFile records this process as the one running the node of
+// listenerFile.
+func writePidFile(listenerFile string) error {
+	if err := os.MkdirAll(filepath.Dir(listenerFile), 0o755); err != nil {
+		return fmt.Errorf("dev node: %w", err)
+	}
+	if err := os.WriteFile(pidFile(listenerFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("dev node: %w", err)
+	}
+	return nil
+}
+
+// nodeGone reports whether the node of listenerFile was run by a
+// patchbay dev node process that no longer exists. The cluster's own
+// nodes have no pid file and are never gone.
+func nodeGone(listenerFile string) bool {
+	data, err := os.ReadFile(pidFile(listenerFile))
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return false // being written, or not ours to judge
+	}
+	p, err := os.FindProcess(pid) // a pidfd on Linux
+	if err != nil {
+		return true
+	}
+	defer func() { _ = p.Release() }()
+	return p.Signal(syscall.Signal(0)) != nil // signal 0 only checks the process exists
+}
+
+// forgetNode removes the files that list a node whose process is gone, so
+// that the table drops it and a stopping cluster does not wait for it.
+// Its rendered files stay, as after a clean stop. It removes through an
+// os.Root of dir: a node directory that is a symlink cannot point the
+// removal outside it.
+func forgetNode(dir, listenerFile string) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return // nothing to forget in a directory that is gone
+	}
+	defer func() { _ = root.Close() }()
+	for _, f := range []string{listenerFile, pidFile(listenerFile)} {
+		if rel, err := filepath.Rel(dir, f); err == nil {
+			_ = root.Remove(rel) // already gone is fine
+		}
+	}
 }
 
 // nodeDeps is what the nodes of one process share.

@@ -90,3 +90,82 @@ func TestSecondDevTouchesNothing(t *testing.T) {
 		})
 	}
 }
+
+// A second patchbay dev checks everything before it starts anything and
+// reports every conflict in one error: the running cluster's pid and
+// directory, and each taken address with the flag that moves it.
+func TestSecondDevReportsEveryConflict(t *testing.T) {
+	taken := func(t *testing.T) string {
+		t.Helper()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l.Addr().String()
+	}
+	dir := filepath.Join(t.TempDir(), ".patchbay-dev")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, dirMarker)
+	if err := os.WriteFile(marker, []byte("made by patchbay dev\npid 4242\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(marker, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := lockFile(f); err != nil {
+		t.Fatal(err)
+	}
+	consul, natsAddr, console, control := taken(t), taken(t), taken(t), taken(t)
+	cfg := Config{
+		Cluster: Cluster{Dir: dir, ConsulAddr: consul, NATSURL: "nats://" + natsAddr},
+		Nodes:   []NodeSpec{{Name: "web-1", Control: control}},
+		Console: console, Services: t.TempDir(), Out: &bytes.Buffer{},
+	}
+	wantAll := []string{
+		"a dev cluster is already running", "--dir " + dir + " (pid 4242)",
+		"consul-addr " + consul + " is taken", "--consul-addr 127.0.0.1:18500",
+		"nats-url nats://" + natsAddr + " is taken", "--nats-url nats://127.0.0.1:14222",
+		"web-1's control " + control + " is taken",
+	}
+	t.Run("Run", func(t *testing.T) {
+		err := Run(context.Background(), cfg)
+		if !errors.Is(err, ErrInUse) {
+			t.Fatalf("Run = %v, want ErrInUse", err)
+		}
+		for _, want := range wantAll {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("Run's error does not say %q:\n%v", want, err)
+			}
+		}
+	})
+	t.Run("Preflight also checks the console", func(t *testing.T) {
+		err := Preflight(cfg)
+		if !errors.Is(err, ErrInUse) {
+			t.Fatalf("Preflight = %v, want ErrInUse", err)
+		}
+		for _, want := range append(wantAll, "console "+console+" is taken", "--console 127.0.0.1:18700") {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("Preflight's error does not say %q:\n%v", want, err)
+			}
+		}
+	})
+	t.Run("nothing taken", func(t *testing.T) {
+		free := Config{Cluster: Cluster{Dir: filepath.Join(t.TempDir(), "d")}}
+		for _, p := range []*string{&free.ConsulAddr, &free.NATSURL, &free.Console} {
+			port, err := FreePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			*p = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		}
+		free.NATSURL = "nats://" + free.NATSURL
+		if err := Preflight(free); err != nil {
+			t.Fatalf("Preflight = %v, want nil", err)
+		}
+	})
+}

@@ -76,6 +76,10 @@ func (t *table) rows(ctx context.Context) string {
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NODE\tSERVICES\tREVISION\tLAST PROVISION\tRESULT\tQUEUE\tCONTROL")
 	for _, path := range nodeFiles(t.cluster.Dir) {
+		if nodeGone(path) { // its patchbay dev node was killed: forget it rather than show it unreachable forever
+			forgetNode(t.cluster.Dir, path)
+			continue
+		}
 		cfg, err := listener.LoadConfig(path, globalKeys...)
 		if err != nil {
 			continue // being written
