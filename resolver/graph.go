@@ -25,7 +25,8 @@ var ErrCycle = errkind.New(errkind.Input, "resolver: dependency cycle")
 // key, glob or any key of its template matches a key the provider's
 // manifest provides, within one federation; a public-only requirement gets
 // edges to public services only. Datastores given WithDatastores are nodes
-// too (graph_datastores.go), never on a cycle and never in Order.
+// too (graph_datastores.go), never on a cycle and never in Order; an edge
+// reaches one only where the engine would fall back to it.
 //
 // Nodes are named by service id when every manifest is in one federation,
 // and "federation/service" otherwise, so that names stay short in the
