@@ -273,3 +273,29 @@ func TestGraphDatastoreEdgesFollowEngine(t *testing.T) {
 		})
 	}
 }
+
+// TestGraphLiveEdgesFollowEngine: an edge to a service is drawn only when
+// the engine would admit an instance of it (judge): a template needs a
+// provider of every key, a public-only requirement a public provider.
+func TestGraphLiveEdgesFollowEngine(t *testing.T) {
+	ms := []manifest.Manifest{
+		svc("default", "a", false, map[string]manifest.Requirement{
+			"T": one("{HOST}:{PORT}"),
+			"P": one("B_URL", func(r *manifest.Requirement) { r.Public = true }),
+			"X": one("B_URL"),
+		}),
+		svc("default", "half", true, nil, "HOST"),
+		svc("default", "whole", false, nil, "HOST", "PORT", "B_URL"),
+		svc("default", "pub", true, nil, "B_URL"),
+	}
+	var got []string
+	for _, e := range BuildGraph(ms).Edges() {
+		got = append(got, e.From+" "+e.Var+" "+e.To+" "+e.Key)
+	}
+	want := []string{"a P pub B_URL", "a X pub B_URL", "a T whole HOST", "a T whole PORT", "a X whole B_URL"}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("edges\n got %q\nwant %q", got, want)
+	}
+}
