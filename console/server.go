@@ -57,8 +57,9 @@ type Server struct {
 	snap  *resolver.Snapshot
 	subs  map[chan []byte]struct{}
 	ended bool // Run returned: streams end, new ones end at once
-	// liveShown says the state carries the listeners' answers; liveNext
-	// is closed, and replaced, whenever such a state is published.
+	// liveShown says the state carries the listeners' answers (or the
+	// registry's error); liveNext is closed, and replaced, whenever such a
+	// state is published.
 	liveShown bool
 	liveNext  chan struct{}
 
@@ -245,7 +246,9 @@ func (s *Server) rebuild(ctx context.Context, in *inputs, parts part, ask bool) 
 		st = build(shown)
 	}
 	st.Actions = s.actions
-	s.publish(st, in.snap, ask && err == nil)
+	// A failed read is as fresh as it gets until the next retry: waiters
+	// see the error rather than wait for listeners.
+	s.publish(st, in.snap, ask || err != nil)
 	return failed
 }
 
@@ -272,8 +275,9 @@ func (s *Server) read(ctx context.Context, in *inputs, parts part) error {
 }
 
 // publish stores st and sends it to every subscriber when it changed; the
-// time stamp alone is no change.
-func (s *Server) publish(st State, snap *resolver.Snapshot, live bool) {
+// time stamp alone is no change. settled says no fresher state is to be
+// had by waiting: the listeners were asked, or the registry failed.
+func (s *Server) publish(st State, snap *resolver.Snapshot, settled bool) {
 	data, err := json.Marshal(st)
 	if err != nil {
 		s.log.Error("console: encode state", "err", err)
@@ -284,8 +288,8 @@ func (s *Server) publish(st State, snap *resolver.Snapshot, live bool) {
 	if snap != nil {
 		s.snap = snap
 	}
-	s.liveShown = live
-	if live {
+	s.liveShown = settled
+	if settled {
 		close(s.liveNext)
 		s.liveNext = make(chan struct{})
 	}
@@ -337,7 +341,7 @@ func (s *Server) subscribe() (<-chan []byte, func()) {
 
 // fresh reports whether the state is worth showing as it is: it carries
 // the listeners' answers, or there are no listeners to ask. s.mu is held.
-func (s *Server) fresh() bool { return s.live == nil || s.liveShown }
+func (s *Server) fresh() bool { return s.live == nil || s.liveShown || s.ended }
 
 // firstLiveWait bounds how long a first answer waits for the listeners:
 // past it, the page or script gets the recorded state, which says how old
