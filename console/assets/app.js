@@ -149,7 +149,8 @@ function showNode() {
   const dlg = $("#node");
   const m = location.hash.match(/^#node=(.*)$/);
   if (!m || !state) { if (dlg.open) dlg.close(); return; }
-  const name = decodeURIComponent(m[1]);
+  let name;
+  try { name = decodeURIComponent(m[1]); } catch { name = m[1]; } // a hand-typed "%" is no escape
   const n = state.nodes.find((x) => x.name === name);
   const svcs = [];
   for (const f of state.federations) for (const s of f.services) {
