@@ -189,4 +189,17 @@ func TestConsoleFleetInBrowser(t *testing.T) {
 	if hash := value(t, ctx, 5*time.Second, "address", chromedp.Evaluate[string](`location.hash`)); hash != "#node="+long {
 		t.Errorf("node page address %q, want #node=%s (linkable)", hash, long)
 	}
+
+	// Anyone can send a link: the address's node name is text, never
+	// markup, and a malformed escape in it does not break the page.
+	for _, tt := range []struct{ hash, heading string }{
+		{`%3Cimg%20id%3Dinjected%20src%3Dx%3E`, "node <img id=injected src=x>"},
+		{`%3Cimg%20id%3Dinjected%20src%3Dx%3E%E0%A4%A`, "node %3Cimg%20id%3Dinjected%20src%3Dx%3E%E0%A4%A"},
+	} {
+		run(t, ctx, 10*time.Second, "open a crafted node link", chromedp.Navigate(f.srv.URL+"/#node="+tt.hash), chromedp.WaitVisible(`#node #node-body h2`))
+		crafted := value(t, ctx, 5*time.Second, "crafted node page", chromedp.Evaluate[[]string](`[document.querySelector("#node-body h2").textContent, String(document.querySelector("#injected"))]`))
+		if crafted[0] != tt.heading || crafted[1] != "null" {
+			t.Errorf("link #node=%s: heading %q, injected element %s; want %q as text and no element", tt.hash, crafted[0], crafted[1], tt.heading)
+		}
+	}
 }
