@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -417,4 +418,68 @@ func TestAsksListenersOnlyWhileWatched(t *testing.T) {
 		return json.NewDecoder(resp.Body).Decode(&st) == nil && len(st.Nodes) == 1 && st.Nodes[0].Live
 	})
 	unwatched("after the script stopped polling")
+}
+
+// TestFirstAnswerIsLive: nobody watching, the console shows what Consul
+// records; the first answer to a script or a page that then asks is
+// nonetheless the listeners' own, however seldom it polls.
+func TestFirstAnswerIsLive(t *testing.T) {
+	consul := testcluster.StartConsul(t)
+	reg, err := registry.New(registry.WithAddress(consul.Addr), registry.WithLogger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := reg.PutStatus(ctx, registry.Status{Node: "n1", Federation: "default", Result: "ok", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	c := New(reg, WithLogger(discard()), WithRefresh(100*time.Millisecond), WithLiveStatuses(func(_ context.Context, recorded []registry.Status) []registry.Status {
+		live := make([]registry.Status, len(recorded))
+		for i, s := range recorded {
+			s.Live, s.Revision = true, 8
+			live[i] = s
+		}
+		return live
+	}))
+	srv := httptest.NewServer(c.Handler())
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = c.Run(runCtx) })
+	t.Cleanup(func() { cancel(); wg.Wait(); srv.Close() })
+	recorded := func() bool {
+		var st State
+		data, _ := c.current()
+		return json.Unmarshal(data, &st) == nil && len(st.Nodes) == 1 && !st.Nodes[0].Live
+	}
+	for i := range 3 { // a poller slower than the watch window
+		testcluster.Eventually(t, 10*time.Second, "nobody watches and the record shows", func() bool { return !c.watched() && recorded() })
+		resp, err := http.Get(srv.URL + "/api/state")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st State
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || len(st.Nodes) != 1 || !st.Nodes[0].Live || st.Nodes[0].Revision != 8 {
+			t.Fatalf("poll %d: first answer %+v (err %v), want n1 live at revision 8", i, st.Nodes, err)
+		}
+	}
+	testcluster.Eventually(t, 10*time.Second, "nobody watches and the record shows", func() bool { return !c.watched() && recorded() })
+	streamCtx, closeStream := context.WithCancel(ctx)
+	defer closeStream()
+	req, _ := http.NewRequestWithContext(streamCtx, http.MethodGet, srv.URL+"/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := bufio.NewReader(resp.Body)
+	line, err := body.ReadString('\n')
+	for err == nil && !strings.HasPrefix(line, "data: ") {
+		line, err = body.ReadString('\n')
+	}
+	var st State
+	if err != nil || json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &st) != nil || len(st.Nodes) != 1 || !st.Nodes[0].Live {
+		t.Fatalf("a page's first state %q (err %v), want n1 live", line, err)
+	}
 }

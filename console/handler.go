@@ -84,8 +84,9 @@ func checkOrigin(r *http.Request) error {
 	return nil
 }
 
-func (s *Server) serveState(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) serveState(w http.ResponseWriter, r *http.Request) {
 	s.polled()
+	s.awaitLive(r.Context()) // a poller slower than the watch window still sees the listeners'
 	state, _ := s.current()
 	if state == nil {
 		http.Error(w, "console: no state yet; the registry has not answered", http.StatusServiceUnavailable)
@@ -110,6 +111,16 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
 	flusher.Flush()
+	// The first paint shows the listeners' answers, not a record that may
+	// be minutes old; subscribe held the recorded state back for them.
+	// The page renders the same state twice at worst, if Run also sent it.
+	s.awaitLive(r.Context())
+	if state, _ := s.current(); state != nil && len(ch) == 0 {
+		if _, err := fmt.Fprintf(w, "event: state\ndata: %s\n\n", state); err != nil {
+			return
+		}
+		flusher.Flush()
+	}
 	for {
 		select {
 		case <-r.Context().Done():

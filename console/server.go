@@ -57,6 +57,11 @@ type Server struct {
 	snap  *resolver.Snapshot
 	subs  map[chan []byte]struct{}
 	ended bool // Run returned: streams end, new ones end at once
+	// liveShown says the state carries the listeners' answers (or the
+	// registry's error); liveNext is closed, and replaced, whenever such a
+	// state is published.
+	liveShown bool
+	liveNext  chan struct{}
 
 	wake        chan struct{}    // capacity 1: Run has something to do
 	polledUntil atomic.Int64     // unix nanoseconds: /api/state was asked lately
@@ -91,7 +96,7 @@ func WithLiveStatuses(fn func(context.Context, []registry.Status) []registry.Sta
 
 // New returns a console reading reg.
 func New(reg Registry, opts ...Option) *Server {
-	s := &Server{reg: reg, log: slog.Default(), refresh: 2 * time.Second, subs: map[chan []byte]struct{}{}, wake: make(chan struct{}, 1)}
+	s := &Server{reg: reg, log: slog.Default(), refresh: 2 * time.Second, subs: map[chan []byte]struct{}{}, wake: make(chan struct{}, 1), liveNext: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -241,7 +246,9 @@ func (s *Server) rebuild(ctx context.Context, in *inputs, parts part, ask bool) 
 		st = build(shown)
 	}
 	st.Actions = s.actions
-	s.publish(st, in.snap)
+	// A failed read is as fresh as it gets until the next retry: waiters
+	// see the error rather than wait for listeners.
+	s.publish(st, in.snap, ask || err != nil)
 	return failed
 }
 
@@ -268,8 +275,9 @@ func (s *Server) read(ctx context.Context, in *inputs, parts part) error {
 }
 
 // publish stores st and sends it to every subscriber when it changed; the
-// time stamp alone is no change.
-func (s *Server) publish(st State, snap *resolver.Snapshot) {
+// time stamp alone is no change. settled says no fresher state is to be
+// had by waiting: the listeners were asked, or the registry failed.
+func (s *Server) publish(st State, snap *resolver.Snapshot, settled bool) {
 	data, err := json.Marshal(st)
 	if err != nil {
 		s.log.Error("console: encode state", "err", err)
@@ -279,6 +287,11 @@ func (s *Server) publish(st State, snap *resolver.Snapshot) {
 	defer s.mu.Unlock()
 	if snap != nil {
 		s.snap = snap
+	}
+	s.liveShown = settled
+	if settled {
+		close(s.liveNext)
+		s.liveNext = make(chan struct{})
 	}
 	if bytes.Equal(data, s.state) {
 		return
@@ -310,7 +323,7 @@ func (s *Server) subscribe() (<-chan []byte, func()) {
 		return ch, func() {}
 	}
 	s.subs[ch] = struct{}{}
-	if s.state != nil {
+	if s.state != nil && s.fresh() {
 		ch <- s.state
 	}
 	if len(s.subs) == 1 {
@@ -323,6 +336,34 @@ func (s *Server) subscribe() (<-chan []byte, func()) {
 			delete(s.subs, ch)
 			close(ch)
 		}
+	}
+}
+
+// fresh reports whether the state is worth showing as it is: it carries
+// the listeners' answers, or there are no listeners to ask. s.mu is held.
+func (s *Server) fresh() bool { return s.live == nil || s.liveShown || s.ended }
+
+// firstLiveWait bounds how long a first answer waits for the listeners:
+// past it, the page or script gets the recorded state, which says how old
+// each node's run is.
+const firstLiveWait = 3 * time.Second
+
+// awaitLive returns once the state carries the listeners' answers (Run
+// was poked by the caller's subscribe or polled), after firstLiveWait, or
+// when ctx ends. A fresh state returns at once.
+func (s *Server) awaitLive(ctx context.Context) {
+	s.mu.Lock()
+	fresh, next := s.fresh(), s.liveNext
+	s.mu.Unlock()
+	if fresh {
+		return
+	}
+	t := time.NewTimer(firstLiveWait)
+	defer t.Stop()
+	select {
+	case <-next:
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 

@@ -278,6 +278,11 @@ func nodes(in inputs) []Node {
 		n := get(s.Node)
 		n.Federation, n.Result, n.Message, n.At, n.Revision, n.Live = s.Federation, s.Result, s.Message, s.At, s.Revision, s.Live
 		n.Queue = s.Queue
+		if len(s.Details) > 0 {
+			// A run's message is its services' reasons joined, which
+			// Details lists one per service: shown once, there.
+			n.Message = ""
+		}
 		for _, svc := range slices.Sorted(maps.Keys(s.Details)) {
 			n.Services = append(n.Services, svc)
 			n.Details = append(n.Details, svc+": "+s.Details[svc])

@@ -22,10 +22,13 @@ var ErrCycle = errkind.New(errkind.Input, "resolver: dependency cycle")
 
 // Graph is who depends on whom, from manifests alone, so it works before
 // anything runs. An edge goes from consumer to provider when a requirement's
-// key, glob or any key of its template matches a key the provider's
-// manifest provides, within one federation; a public-only requirement gets
-// edges to public services only. Datastores given WithDatastores are nodes
-// too (graph_datastores.go), never on a cycle and never in Order.
+// key or glob matches a key the provider's manifest provides, or the
+// provider provides every key of its template, within one federation; a
+// public-only requirement gets edges to public services only. The engine's
+// own rules (judge, datastoreVerdict) decide, so the graph shows what can
+// bind. Datastores given WithDatastores are nodes
+// too (graph_datastores.go), never on a cycle and never in Order; an edge
+// reaches one only where the engine would fall back to it.
 //
 // Nodes are named by service id when every manifest is in one federation,
 // and "federation/service" otherwise, so that names stay short in the
@@ -110,12 +113,13 @@ func compareEdges(a, b Edge) int {
 
 // providesIndex maps, per federation, each provided key to its services.
 type providesIndex struct {
-	byKey map[string]map[string][]*manifest.Manifest // fed → key → providers
-	keys  map[string][]string                        // fed → sorted keys
+	byKey     map[string]map[string][]*manifest.Manifest // fed → key → providers
+	keys      map[string][]string                        // fed → sorted keys
+	templates map[string]parsedTemplate                  // parsed once, as the engine does
 }
 
 func newProvidesIndex(ms []*manifest.Manifest) *providesIndex {
-	idx := &providesIndex{byKey: map[string]map[string][]*manifest.Manifest{}, keys: map[string][]string{}}
+	idx := &providesIndex{byKey: map[string]map[string][]*manifest.Manifest{}, keys: map[string][]string{}, templates: map[string]parsedTemplate{}}
 	for _, m := range ms {
 		fed := fedOf(m.Federation)
 		if idx.byKey[fed] == nil {
@@ -131,15 +135,21 @@ func newProvidesIndex(ms []*manifest.Manifest) *providesIndex {
 	return idx
 }
 
-// edges returns the edges of consumer m.
+// edges returns the edges of consumer m: to each provider the engine
+// would admit (judge), whatever region it runs in, as an instance offering
+// what its manifest provides. A template needs a provider of every key, a
+// public-only requirement a public provider.
 func (idx *providesIndex) edges(m *manifest.Manifest, names map[serviceKey]string) []Edge {
 	fed := fedOf(m.Federation)
 	var out []Edge
 	for _, v := range slices.Sorted(maps.Keys(m.Requires)) {
 		req := m.Requires[v]
+		pl := newPlan(v, req, idx.templates)
+		q := query{plan: &pl, fed: fed}
 		for _, key := range idx.matching(fed, req) {
 			for _, p := range idx.byKey[fed][key] {
-				if req.Public && !p.Public {
+				in := Instance{Federation: fed, Service: p.ID, Public: p.Public, Provides: p.Provides}
+				if q.judge(&in, false) != kept {
 					continue
 				}
 				out = append(out, Edge{From: names[serviceKey{fed, m.ID}], To: names[serviceKey{fed, p.ID}], Var: v, Key: key})

@@ -3,7 +3,6 @@ package resolver
 import (
 	"cmp"
 	"maps"
-	"path"
 	"slices"
 
 	"github.com/patchbay/patchbay/manifest"
@@ -27,16 +26,21 @@ func WithDatastores(ds []Datastore) GraphOption {
 const datastorePrefix = "datastore:"
 
 // addDatastores adds a node per datastore key of a federation that has
-// services, and an edge per requirement key (or glob) that matches it.
-// Public-only requirements never fall back to datastores.
+// services, and an edge per key a requirement would fall back to. Whether
+// it may fall back is the engine's own decision (datastoreVerdict): a glob
+// takes live providers only, a public-only requirement never takes a
+// datastore, and a template takes them only when every key is stored.
 func (g *Graph) addDatastores(ms []*manifest.Manifest, names map[serviceKey]string, qualify bool, ds []Datastore) {
-	keys := map[string][]string{} // fed → keys
+	feds := map[string]*fedIndex{}
 	for _, d := range ds {
 		if d.Refused != "" {
 			continue // serves nothing
 		}
 		fed := fedOf(d.Federation)
-		keys[fed] = append(keys[fed], d.Key)
+		if feds[fed] == nil {
+			feds[fed] = newFedIndex()
+		}
+		feds[fed].datastores[d.Key] = d.Value
 	}
 	storeName := func(fed, key string) string {
 		if qualify {
@@ -44,36 +48,30 @@ func (g *Graph) addDatastores(ms []*manifest.Manifest, names map[serviceKey]stri
 		}
 		return datastorePrefix + key
 	}
-	for fed, ks := range keys {
-		slices.Sort(ks)
-		for _, k := range slices.Compact(ks) {
+	for fed, fi := range feds {
+		for _, k := range slices.Sorted(maps.Keys(fi.datastores)) {
 			g.stores = append(g.stores, Node{Name: storeName(fed, k), Federation: fed, Datastore: k})
 		}
 	}
 	slices.SortFunc(g.stores, func(a, b Node) int { return cmp.Compare(a.Name, b.Name) })
+	templates := map[string]parsedTemplate{}
 	for _, m := range ms {
 		fed := fedOf(m.Federation)
+		fi := feds[fed]
+		if fi == nil {
+			continue
+		}
 		for _, v := range slices.Sorted(maps.Keys(m.Requires)) {
-			req := m.Requires[v]
-			if req.Public {
+			p := newPlan(v, m.Requires[v], templates)
+			q := query{plan: &p}
+			if p.invalid != "" || q.datastoreVerdict(fi, false) != kept {
 				continue
 			}
-			for _, k := range keys[fed] {
-				if matchesAny(req.Keys(), k) {
-					g.storeEdges = append(g.storeEdges, Edge{From: names[serviceKey{fed, m.ID}], To: storeName(fed, k), Var: v, Key: k})
-				}
+			for _, k := range p.keys {
+				g.storeEdges = append(g.storeEdges, Edge{From: names[serviceKey{fed, m.ID}], To: storeName(fed, k), Var: v, Key: k})
 			}
 		}
 	}
 	slices.SortFunc(g.storeEdges, compareEdges)
 	g.storeEdges = slices.Compact(g.storeEdges)
-}
-
-func matchesAny(patterns []string, key string) bool {
-	for _, p := range patterns {
-		if ok, _ := path.Match(p, key); ok {
-			return true
-		}
-	}
-	return false
 }

@@ -229,3 +229,73 @@ func TestGraphJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestGraphDatastoreEdgesFollowEngine: a datastore edge is drawn exactly
+// where Resolve, with no live instance running, binds that datastore.
+func TestGraphDatastoreEdgesFollowEngine(t *testing.T) {
+	examples := loadExamples(t)
+	stores := []Datastore{ds("default", "DB_URL", "postgres://db"), ds("default", "HOST", "h"), ds("default", "PORT", "1")}
+	tests := []struct {
+		name string
+		ms   []manifest.Manifest
+		ds   []Datastore
+	}{
+		{"examples", examples.Manifests, examples.Datastores},
+		{"glob", []manifest.Manifest{svc("default", "lb", false, map[string]manifest.Requirement{"R": {Key: "*_URL", Select: "all"}})}, stores},
+		{"key", []manifest.Manifest{svc("default", "a", false, map[string]manifest.Requirement{"X": one("DB_URL")})}, stores},
+		{"template complete", []manifest.Manifest{svc("default", "a", false, map[string]manifest.Requirement{"T": one("{HOST}:{PORT}")})}, stores},
+		{"template incomplete", []manifest.Manifest{svc("default", "a", false, map[string]manifest.Requirement{"T": one("{HOST}:{GONE}")})}, stores},
+		{"public", []manifest.Manifest{svc("default", "a", false, map[string]manifest.Requirement{"X": one("DB_URL", func(r *manifest.Requirement) { r.Public = true })})}, stores},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want []string
+			for _, b := range Resolve(&Snapshot{Manifests: tt.ms, Datastores: tt.ds}).Bindings {
+				for v, bound := range b.Vars {
+					for _, p := range bound.Providers {
+						if p.Datastore {
+							want = append(want, b.Service+" "+v+" "+p.Key)
+						}
+					}
+				}
+			}
+			var got []string
+			for _, e := range BuildGraph(tt.ms, WithDatastores(tt.ds)).Edges() {
+				if strings.Contains(e.To, datastorePrefix) {
+					got = append(got, e.From+" "+e.Var+" "+e.Key)
+				}
+			}
+			slices.Sort(want)
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("datastore edges\n got %q\nwant %q (what Resolve binds)", got, want)
+			}
+		})
+	}
+}
+
+// TestGraphLiveEdgesFollowEngine: an edge to a service is drawn only when
+// the engine would admit an instance of it (judge): a template needs a
+// provider of every key, a public-only requirement a public provider.
+func TestGraphLiveEdgesFollowEngine(t *testing.T) {
+	ms := []manifest.Manifest{
+		svc("default", "a", false, map[string]manifest.Requirement{
+			"T": one("{HOST}:{PORT}"),
+			"P": one("B_URL", func(r *manifest.Requirement) { r.Public = true }),
+			"X": one("B_URL"),
+		}),
+		svc("default", "half", true, nil, "HOST"),
+		svc("default", "whole", false, nil, "HOST", "PORT", "B_URL"),
+		svc("default", "pub", true, nil, "B_URL"),
+	}
+	var got []string
+	for _, e := range BuildGraph(ms).Edges() {
+		got = append(got, e.From+" "+e.Var+" "+e.To+" "+e.Key)
+	}
+	want := []string{"a P pub B_URL", "a X pub B_URL", "a T whole HOST", "a T whole PORT", "a X whole B_URL"}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("edges\n got %q\nwant %q", got, want)
+	}
+}

@@ -13,7 +13,8 @@ import (
 	"github.com/patchbay/patchbay/resolver"
 )
 
-// graph from files shows datastores and labels edges with the key bound.
+// graph from files shows datastores, edges to them only where the engine
+// falls back to one, and labels edges with the key bound.
 func TestGraphDatastoresAndKeys(t *testing.T) {
 	code, stdout, stderr := patchbay(t, "graph", "../../examples/services", "--format", "json")
 	if code != 0 {
@@ -32,6 +33,9 @@ func TestGraphDatastoresAndKeys(t *testing.T) {
 	}
 	for _, e := range g.Edges {
 		keyed = keyed || (e.From == "app-www" && e.To == "datastore:PRIMARY_DATABASE_URL" && e.Key == "PRIMARY_DATABASE_URL")
+		if e.From == "lb-internal" && strings.HasPrefix(e.To, "datastore:") {
+			t.Errorf("edge %s -> %s (%s): lb-internal's glob takes live providers only", e.From, e.To, e.Var)
+		}
 	}
 	if !store || !keyed {
 		t.Fatalf("datastore node %v, edge to it %v:\n%s", store, keyed, stdout)

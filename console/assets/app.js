@@ -21,9 +21,28 @@ async function layOut(el) {
 }
 
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-const when = (t) => (t ? new Date(t).toLocaleString() : "");
+// when shows a time as its age ("20 s ago", in the viewer's language), the
+// date and time in the viewer's locale on hover; tick() keeps ages current.
+const rtf = new Intl.RelativeTimeFormat(navigator.languages, { numeric: "always", style: "short" });
+function age(t) {
+  const s = Math.round((new Date(t) - Date.now()) / 1000);
+  const units = [["day", 86400], ["hour", 3600], ["minute", 60]];
+  for (const [unit, n] of units) if (Math.abs(s) >= n) return rtf.format(Math.trunc(s / n), unit);
+  return rtf.format(s, "second");
+}
+const when = (t) => (t ? `<time datetime="${esc(t)}" title="${esc(new Date(t).toLocaleString(navigator.languages))}">${esc(age(t))}</time>` : "");
+function tick() { document.querySelectorAll("time[datetime]").forEach((el) => { el.textContent = age(el.getAttribute("datetime")); }); }
+setInterval(tick, 1000);
 const $ = (sel) => document.querySelector(sel);
 let actions = false;
+let state = null; // the last State rendered, for the node page
+
+// recordedNote says plainly that a node's row is its record in Consul, not
+// its listener's answer now, and so is as old as its run.
+function recordedNote(n) {
+  if (n.live || !n.result) return "";
+  return ' <span class="why recorded">(recorded: the listener did not answer now)</span>';
+}
 
 function renderVar(fed, svc, region, v) {
   const cls = v.resolved ? "resolved" : (v.optional ? "optional" : "unresolved");
@@ -37,12 +56,13 @@ function renderVar(fed, svc, region, v) {
 function renderService(fed, s) {
   const broken = s.bindings.some((b) => b.vars.some((v) => !v.resolved && !v.optional));
   const inst = s.instances.length
-    ? s.instances.map((i) => `<tr data-instance="${esc(i.id)}"><td>${esc(i.id)}</td><td>${esc(i.node)}</td><td>${esc(i.address)}:${i.port}</td><td>${esc(i.region)}</td><td class="${esc(i.health)}">${esc(i.health)}</td></tr>`).join("")
+    ? s.instances.map((i) => `<tr data-instance="${esc(i.id)}"><td>${esc(i.id)}</td><td class="name"><a href="#node=${encodeURIComponent(i.node)}">${esc(i.node)}</a></td><td>${esc(i.address)}:${i.port}</td><td>${esc(i.region)}</td><td class="${esc(i.health)}">${esc(i.health)}</td></tr>`).join("")
     : `<tr><td colspan="5" class="why">no live instance</td></tr>`;
   const bindings = s.bindings.map((b) => `<h3>binding ${b.region ? "region " + esc(b.region) : "(no region)"}
       ${b.stored ? `revision ${b.revision}` : `<span class="why">not stored yet: resolved now</span>`}</h3>
       ${b.vars.length ? `<table>${b.vars.map((v) => renderVar(fed, s.name, b.region, v)).join("")}</table>` : `<div class="why">requires nothing</div>`}`).join("");
-  return `<div class="service${broken ? " broken" : ""}" id="svc-${esc(fed)}-${esc(s.name)}" data-service="${esc(s.name)}">
+  const find = [s.name, fed, ...s.instances.map((i) => i.node)].join(" ").toLowerCase();
+  return `<div class="service${broken ? " broken" : ""}" id="svc-${esc(fed)}-${esc(s.name)}" data-service="${esc(s.name)}" data-find="${esc(find)}">
     <h3>${esc(s.name)}${s.public ? '<span class="tag public">public</span>' : '<span class="tag">private</span>'}${s.unique ? '<span class="tag unique">unique</span>' : ""}</h3>
     <div class="why">provides ${s.provides.map((k) => `<code>${esc(k)}</code>`).join(", ") || "nothing"}</div>
     <table class="instances"><thead><tr><th>instance</th><th>node</th><th>address</th><th>region</th><th>health</th></tr></thead><tbody>${inst}</tbody></table>
@@ -51,7 +71,7 @@ function renderService(fed, s) {
 
 function renderFederation(f) {
   const cycles = f.cycles.length ? `<div class="cycle">cycles: ${f.cycles.map((c) => esc(c.join(" → "))).join("; ")}</div>` : "";
-  return `<section class="federation" id="fed-${esc(f.name)}"><h2>federation ${esc(f.name)}</h2>${cycles}
+  return `<section class="federation" id="fed-${esc(f.name)}" data-federation="${esc(f.name)}"><h2>federation ${esc(f.name)}</h2>${cycles}
     <div class="graph" data-dot="${esc(f.graph)}">${layouts.get(f.graph) ?? ""}</div>
     <div class="why">datastores: ${f.datastores.map((k) => `<code>${esc(k)}</code>`).join(", ") || "none"}</div>
     <div class="services">${f.services.map((s) => renderService(f.name, s)).join("")}</div></section>`;
@@ -65,12 +85,13 @@ function queueText(q) {
   if (q.paused) parts.push("paused");
   if (q.running) parts.push("running");
   if (q.pending) parts.push("queued");
-  if (q.retry_at) parts.push("retry at " + new Date(q.retry_at).toLocaleTimeString());
+  if (q.retry_at) parts.push("retry " + when(q.retry_at));
   return parts.join(", ") || "idle";
 }
 
 function render(st) {
   actions = st.actions;
+  state = st;
   $("#mode").textContent = st.actions ? "actions enabled" : "read-only";
   $("#updated").textContent = "updated " + new Date().toLocaleTimeString();
   const err = $("#error");
@@ -78,9 +99,12 @@ function render(st) {
   err.textContent = st.error ? "registry unreachable, showing the last state: " + st.error : "";
   $("#federations").innerHTML = st.federations.map(renderFederation).join("") || `<div class="panel why">nothing published yet</div>`;
   document.querySelectorAll(".graph[data-dot]").forEach((el) => { if (!el.firstChild) layOut(el); });
-  $("#nodes tbody").innerHTML = st.nodes.map((n) => `<tr data-node="${esc(n.name)}"><td>${esc(n.name)}</td><td>${when(n.at)}${n.live ? "" : n.result ? ' <span class="why">(recorded)</span>' : ""}</td>
-      <td class="${esc(n.result)}">${esc(n.result || "no run recorded")}</td><td>${esc(n.message)}${n.details.map((d) => `<div class="why">${esc(d)}</div>`).join("")}</td>
-      <td>${esc(queueText(n.queue))}</td><td>${n.revision || ""}</td><td>${n.services.map(esc).join(", ")}</td><td>${n.instances.map(esc).join(", ")}</td></tr>`).join("");
+  $("#nodes tbody").innerHTML = st.nodes.map((n) => `<tr data-node="${esc(n.name)}" data-find="${esc([n.name, n.federation, ...n.services, ...n.instances].join(" ").toLowerCase())}">
+      <td class="name"><a href="#node=${encodeURIComponent(n.name)}">${esc(n.name)}</a></td><td class="at">${when(n.at)}${recordedNote(n)}</td>
+      <td class="${esc(n.result)}">${esc(n.result || "no run recorded")}</td><td class="reason">${esc(n.message)}${n.details.map((d) => `<div class="why">${esc(d)}</div>`).join("")}</td>
+      <td>${queueText(n.queue)}</td><td>${n.revision || ""}</td><td>${n.services.map(esc).join(", ")}</td><td>${n.instances.map(esc).join(", ")}</td></tr>`).join("");
+  applyFilter();
+  showNode();
   $("#halts tbody").innerHTML = st.halts.map((h) => `<tr class="halted"><td>${esc(h.federation)}</td><td>${esc(h.group)}</td><td>${esc(h.node)}</td><td>${esc(h.reason)}</td><td>${when(h.at)}</td>
       <td>${actions ? `<button class="resume" data-fed="${esc(h.federation)}" data-group="${esc(h.group)}">resume</button>` : ""}</td></tr>`).join("") || `<tr><td colspan="6" class="why">none</td></tr>`;
 }
@@ -102,6 +126,47 @@ async function resume(btn) {
   const resp = await fetch("api/rollout/resume", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ federation: btn.dataset.fed, group: btn.dataset.group }) });
   if (!resp.ok) alert(await resp.text());
 }
+
+// applyFilter shows the services, federations and nodes whose service,
+// node or federation name contains the filter's text.
+function applyFilter() {
+  const q = $("#filter").value.trim().toLowerCase();
+  const hit = (el) => !q || el.dataset.find.includes(q);
+  document.querySelectorAll("section.federation").forEach((sec) => {
+    const fedHit = !q || sec.dataset.federation.toLowerCase().includes(q);
+    let any = false;
+    sec.querySelectorAll(".service").forEach((el) => { el.hidden = !(fedHit || hit(el)); any ||= !el.hidden; });
+    sec.hidden = !(fedHit || any);
+  });
+  document.querySelectorAll("#nodes tbody tr[data-node]").forEach((tr) => { tr.hidden = !hit(tr); });
+}
+$("#filter").addEventListener("input", applyFilter);
+
+// showNode renders the node page named by the address (#node=NAME): its
+// last run and each service's result, its queue, its instances and the
+// bindings those services were given.
+function showNode() {
+  const dlg = $("#node");
+  const m = location.hash.match(/^#node=(.*)$/);
+  if (!m || !state) { if (dlg.open) dlg.close(); return; }
+  let name;
+  try { name = decodeURIComponent(m[1]); } catch { name = m[1]; } // a hand-typed "%" is no escape
+  const n = state.nodes.find((x) => x.name === name);
+  const svcs = [];
+  for (const f of state.federations) for (const s of f.services) {
+    if (s.instances.some((i) => i.node === name) || (n && n.services.includes(s.name))) svcs.push([f.name, s]);
+  }
+  $("#node-body").innerHTML = `<h2>node <span class="name">${esc(name)}</span></h2>` + (n ? `
+    <p>last run ${when(n.at)}${recordedNote(n)}: <span class="${esc(n.result)}">${esc(n.result || "no run recorded")}</span>${n.revision ? ", revision " + n.revision : ""}</p>
+    <p>queue: ${n.live ? queueText(n.queue) : '<span class="why">not known: the listener did not answer</span>'}</p>
+    <table class="node-runs"><tr><th>service</th><th>last run</th></tr>${n.details.map((d, i) => `<tr><td>${esc(n.services[i])}</td><td>${esc(d.slice(n.services[i].length + 2))}</td></tr>`).join("") || '<tr><td colspan="2" class="why">no service run recorded</td></tr>'}</table>
+    <p>instances: ${n.instances.map(esc).join(", ") || "none"}</p>` : `<p class="why">no run recorded and no instance on this node</p>`) +
+    svcs.map(([fed, s]) => renderService(fed, s)).join("") +
+    `<p class="why">files: listeners do not report the files they render to the console; on the node, <code>curl 127.0.0.1:7704/status</code> shows its last run.</p>`;
+  if (!dlg.open) dlg.showModal();
+}
+window.addEventListener("hashchange", showNode);
+$("#node").addEventListener("close", () => { if (location.hash.startsWith("#node=")) history.replaceState(null, "", location.pathname + location.search); });
 
 document.addEventListener("click", (e) => {
   const t = e.target;
