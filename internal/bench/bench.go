@@ -63,6 +63,7 @@ type env struct {
 	ownerCtx   context.Context   // of the providers' owners
 	owners     []*registry.Owner // one per provider
 	resolver   *proc
+	eventKey   string // the public key the resolver signs events with
 	seq        int
 	progress   io.Writer
 }
@@ -178,8 +179,12 @@ func (e *env) setup(ctx context.Context) (stop func(), err error) {
 	if err := e.publish(ctx); err != nil {
 		return stop, err
 	}
+	seedFile, err := e.signingKey()
+	if err != nil {
+		return stop, err
+	}
 	resolver, err := startProc("resolver", e.dir, filepath.Join(e.dir, "logs", "resolver.log"), []string{registry.SharedAgentsEnv + "=" + agentNode},
-		e.cfg.Patchbay, "resolver", "--consul-addr", e.proxies[patchbay].Addr, "--nats-url", e.natsURL, "--name", "bench")
+		e.cfg.Patchbay, "resolver", "--consul-addr", e.proxies[patchbay].Addr, "--nats-url", e.natsURL, "--name", "bench", "--signing-key-file", seedFile)
 	if err != nil {
 		return stop, err
 	}

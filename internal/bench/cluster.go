@@ -12,6 +12,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/patchbay/patchbay/internal/events"
 )
 
 // freePort asks the kernel for a free TCP port on loopback.
@@ -111,10 +113,30 @@ templates:
 	// address:port line per healthy provider instance.
 	consulTemplateSource = `{{range service "provider"}}{{.Address}}:{{.Port}}{{"\n"}}{{end}}`
 	outputName           = "upstreams.txt"
-	// allowOutput lets the consumer's listeners write /upstreams.txt, a
-	// destination outside the default allow.destinations (/etc/consumer/**).
-	allowOutput = "allow: {destinations: [/upstreams.txt]}"
 )
+
+// listenerExtras is what every bench listener's listener.yaml adds to the
+// defaults: /upstreams.txt, a destination outside the default
+// allow.destinations (/etc/consumer/**), and the resolver's signing key,
+// so that the fleets verify every event as a default deployment does.
+func (e *env) listenerExtras() string {
+	return fmt.Sprintf("allow: {destinations: [/upstreams.txt]}\nevents: {public_keys: [%s]}", e.eventKey)
+}
+
+// signingKey writes the resolver's signing seed and keeps its public key
+// for the listeners.
+func (e *env) signingKey() (seedFile string, err error) {
+	seed, public, err := events.NewKey()
+	if err != nil {
+		return "", err
+	}
+	seedFile = filepath.Join(e.dir, "resolver.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		return "", fmt.Errorf("bench: %w", err)
+	}
+	e.eventKey = public
+	return seedFile, nil
+}
 
 // publish writes the manifests and stores them in Consul (directly, not
 // through a proxy: it is setup, not the fleets' work).

@@ -76,7 +76,7 @@ func (e *env) startFleet(ctx context.Context, k kind, n int, tag string) (*fleet
 func (e *env) member(k kind, dir, node, out string) ([]string, error) {
 	if k == patchbay {
 		cfg := fmt.Sprintf("consul-addr: %s\nnats-url: %s\nnode: %s\nroot: %s\nstate_dir: %s\ncontrol: \"off\"\n%s\nservices:\n  - service: consumer\n",
-			e.proxies[k].Addr, e.natsURL, node, dir, filepath.Join(dir, "state"), allowOutput)
+			e.proxies[k].Addr, e.natsURL, node, dir, filepath.Join(dir, "state"), e.listenerExtras())
 		path := filepath.Join(dir, "listener.yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)

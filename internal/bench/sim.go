@@ -60,7 +60,7 @@ func (e *env) simulate(ctx context.Context, n int) (*Scenario, error) {
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait(); e.obs.forget(f.files) }()
 	for i := range n {
-		l, out, err := simListener(dir, i, reg, conns[i/simListenersPerConn], log)
+		l, out, err := simListener(dir, i, e.listenerExtras(), reg, conns[i/simListenersPerConn], log)
 		if err != nil {
 			return nil, err
 		}
@@ -100,14 +100,14 @@ const simListenersPerConn = 50
 
 // simListener writes the listener.yaml of simulated node i and makes its
 // listener; it returns the file the listener renders.
-func simListener(dir string, i int, reg *registry.Client, nc *nats.Conn, log *slog.Logger) (*listener.Listener, string, error) {
+func simListener(dir string, i int, extras string, reg *registry.Client, nc *nats.Conn, log *slog.Logger) (*listener.Listener, string, error) {
 	root := filepath.Join(dir, strconv.Itoa(i))
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, "", fmt.Errorf("bench: %w", err)
 	}
 	path := filepath.Join(root, "listener.yaml")
 	yaml := fmt.Sprintf("node: bench-sim-%d\nroot: %s\nstate_dir: %s\ncontrol: \"off\"\n%s\nservices:\n  - service: consumer\n",
-		i, root, filepath.Join(root, "state"), allowOutput)
+		i, root, filepath.Join(root, "state"), extras)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		return nil, "", fmt.Errorf("bench: %w", err)
 	}
