@@ -38,7 +38,9 @@ The web console (patchbay console) runs at --console; its URL is printed
 first. The table shows each node's services, the bindings revision of each, its last
 provision and result, and its queue; logs go to <dir>/dev.log. The defaults of
 --consul-addr and --nats-url are the ones every other command uses, so in a
-second terminal patchbay status, explain, publish, pause and dev node just work.
+second terminal patchbay status, publish, pause and dev node just work; resolve
+and explain also need PATCHBAY_SHARED_AGENT_NODES=patchbay-dev (one Consul agent
+serves every dev node, and its sessions hold every node's instances).
 Before it starts anything, it checks the lock on --dir (a dev cluster already
 running there, with its pid) and every address, and reports every conflict at
 once with the flag that moves it.

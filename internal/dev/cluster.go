@@ -78,6 +78,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	fmt.Fprintf(cfg.Out, "starting Consul (%s) at %s, NATS (%s) at %s; logs in %s\n", bin, cfg.ConsulAddr, natsBin, cfg.NATSURL, filepath.Join(cfg.Dir, "dev.log"))
+	// One agent serves every dev node, so every instance is held by a
+	// session of its node: a resolve from another terminal must be told.
+	fmt.Fprintf(cfg.Out, "in a second terminal, run %s=%s before patchbay resolve or explain: one Consul agent serves every dev node\n", "export "+registry.SharedAgentsEnv, AgentNode)
 	consul, err := startConsul(ctx, bin, cfg.ConsulAddr, filepath.Join(cfg.Dir, "consul.log"))
 	if err != nil {
 		return err
