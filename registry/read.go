@@ -111,9 +111,6 @@ func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair, live live
 		if err != nil {
 			return err
 		}
-		if id := resolver.InstanceID(in.Service, in.Node, in.Port); in.ID != id {
-			return fmt.Errorf("instance %s names node %s and port %d, whose ID is %s", in.ID, in.Node, in.Port, id)
-		}
 		if why := live.why(p, in); why != "" {
 			c.log.Warn("instance key not live: not bound", "key", p.Key, "reason", why)
 			snap.NotLive = append(snap.NotLive, resolver.NotLiveInstance{Instance: in, Reason: why})
