@@ -25,7 +25,7 @@ func (a *app) snapshot(ctx context.Context) (*resolver.Snapshot, error) {
 	}
 	snap, err := reg.Snapshot(ctx)
 	if errors.Is(err, registry.ErrPermissionDenied) {
-		// A token scoped to its federation (README's policy for people and
+		// A token scoped to its federation (docs/security.md's policy for people and
 		// CI) reads that federation alone, which is all a binding draws on.
 		fsnap, ferr := reg.FederationSnapshot(ctx, a.g.Federation)
 		switch {
