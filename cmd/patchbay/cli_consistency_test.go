@@ -147,7 +147,7 @@ func TestResolverConfigSection(t *testing.T) {
 		t.Fatal(err)
 	}
 	type got struct {
-		quiet, maxWait       time.Duration
+		quiet, maxWait      time.Duration
 		name, http, key, ca string
 	}
 	tests := []struct {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-
 )
 
 // The docs-drift tests hold README.md and docs/ to the code: every flag,
@@ -118,7 +117,7 @@ func flagDrift(docs map[string]string, flags []cmdFlag) []string {
 		if f.hidden || mentions(docs, "--"+f.name) {
 			continue
 		}
-		page := pageOf(docs, f.command)
+		page := pageOf(f.command)
 		problems = append(problems, fmt.Sprintf("%s --%s is documented only in docs/cli: say what it does and when to use it in %s (the page that explains `%s`), e.g. \"`%s --%s …`: …\"; then run `go test ./cmd/patchbay -run TestCLIReference -update`", f.command, f.name, page, f.command, f.command, f.name))
 	}
 	return problems
@@ -135,21 +134,74 @@ func mentions(docs map[string]string, flag string) bool {
 	return false
 }
 
-// pageOf is the docs page that names command most often: where a new flag
-// of it belongs.
-func pageOf(docs map[string]string, command string) string {
-	name := strings.TrimPrefix(command, "patchbay ")
-	best, most := "docs/settings.md", 0
-	for _, path := range slices.Sorted(mapKeys(docs)) {
-		if path == "README.md" {
-			continue // the front page stays short
+// commandPages is the docs page that explains each command (by its first
+// word after patchbay): where a new flag of it is to be explained.
+var commandPages = map[string]string{
+	"patchbay":   "docs/settings.md",
+	"completion": "docs/settings.md",
+	"console":    "docs/console.md",
+	"datastore":  "docs/manifest.md",
+	"dev":        "README.md",
+	"explain":    "docs/resolution.md",
+	"graph":      "docs/resolution.md",
+	"impact":     "docs/plan.md",
+	"keygen":     "docs/security.md",
+	"listen":     "docs/listener.md",
+	"order":      "docs/resolution.md",
+	"pause":      "docs/operations.md",
+	"plan":       "docs/plan.md",
+	"provision":  "docs/operations.md",
+	"publish":    "docs/manifest.md",
+	"register":   "docs/operations.md",
+	"render":     "docs/templates.md",
+	"resolve":    "docs/resolution.md",
+	"resolver":   "docs/resolution.md",
+	"resume":     "docs/operations.md",
+	"rollout":    "docs/operations.md",
+	"status":     "docs/listener.md",
+	"unpublish":  "docs/manifest.md",
+	"validate":   "docs/manifest.md",
+	"version":    "docs/settings.md",
+}
+
+// commandWord is the first word of a command path after "patchbay".
+func commandWord(path string) string {
+	f := strings.Fields(path)
+	if len(f) < 2 {
+		return "patchbay"
+	}
+	return f[1]
+}
+
+// pageOf is the page that explains command, or a request to name one.
+func pageOf(command string) string {
+	if p, ok := commandPages[commandWord(command)]; ok {
+		return p
+	}
+	return fmt.Sprintf("the docs page that explains it (and add %q: \"docs/PAGE.md\" to commandPages in cmd/patchbay/docs_drift_test.go)", commandWord(command))
+}
+
+// pageDrift checks that every command has a page, and that its page names it.
+func pageDrift(docs map[string]string, flags []cmdFlag) []string {
+	var problems []string
+	seen := map[string]bool{}
+	for _, f := range flags {
+		w := commandWord(f.command)
+		if seen[w] || f.hidden {
+			continue
 		}
-		n := strings.Count(docs[path], "patchbay "+name) + strings.Count(docs[path], "`"+name)
-		if n > most {
-			best, most = path, n
+		seen[w] = true
+		page, ok := commandPages[w]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("command patchbay %s has no docs page: explain it in a page under docs/ (a new docs/%s.md, linked from README's \"Where next\", or the page of its subject) and add %q: \"docs/PAGE.md\" to commandPages in cmd/patchbay/docs_drift_test.go", w, w, w))
+		case docs[page] == "":
+			problems = append(problems, fmt.Sprintf("commandPages sends patchbay %s to %s, which does not exist", w, page))
+		case w != "patchbay" && !strings.Contains(docs[page], w):
+			problems = append(problems, fmt.Sprintf("%s, the page of patchbay %s (commandPages), never names it", page, w))
 		}
 	}
-	return best
+	return problems
 }
 
 func mapKeys[V any](m map[string]V) func(func(string) bool) {
@@ -163,7 +215,8 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 }
 
 func TestDocsFlags(t *testing.T) {
-	for _, p := range flagDrift(proseDocs(t), commandFlags()) {
+	docs, flags := proseDocs(t), commandFlags()
+	for _, p := range append(pageDrift(docs, flags), flagDrift(docs, flags)...) {
 		t.Error(p)
 	}
 }

@@ -62,9 +62,9 @@ type app struct {
 	viper          *viper.Viper
 	g              globals
 	logLevel       slog.LevelVar
-	logFormat      string // "text" or "json"
+	logFormat      string           // "text" or "json"
 	listenerConfig *listener.Config // --config as listener.yaml, loaded once for the commands that read it
-	globalLog      bool   // install the logger as slog's default and the standard logger's
+	globalLog      bool             // install the logger as slog's default and the standard logger's
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
