@@ -14,7 +14,7 @@ func TestDocsDriftCatches(t *testing.T) {
 		{command: "patchbay console", name: "addr", hidden: true},
 	}
 	good := map[string]string{
-		"README.md":             "See [the manifest](docs/manifest.md#validate-and-publish).\n",
+		"README.md":             "See [the manifest](docs/manifest.md#validate-and-publish), [console](docs/console.md), [settings](docs/settings.md), [listener.yaml](docs/listener-yaml.md).\n",
 		"docs/manifest.md":      "# Manifest\n\n## validate and publish\n\n`publish --plan` shows it first.\n",
 		"docs/console.md":       "# Console\n\n`console --http-addr` moves it; `patchbay_listener_provisions_total`.\n",
 		"docs/settings.md":      "# Settings\n\n## Exit codes\n\n| code | meaning |\n| --- | --- |\n| 0 | ok |\n| 1 | yours |\n",
@@ -41,6 +41,7 @@ func TestDocsDriftCatches(t *testing.T) {
 		p = append(p, linkDrift(docs, exists)...)
 		p = append(p, listenerKeyDrift(docs["docs/listener-yaml.md"], k)...)
 		p = append(p, exitCodeDrift(docs["docs/settings.md"], c)...)
+		p = append(p, orphanDrift(docs)...)
 		return p
 	}
 	if p := check(good, flags, metrics, codes, keys); len(p) > 0 {
@@ -66,6 +67,8 @@ func TestDocsDriftCatches(t *testing.T) {
 			flags, metrics, codes, keys, "names metric patchbay_listener_gone_total, which no code declares"},
 		{"new metric undocumented", good, flags, map[string]string{"patchbay_listener_provisions_total": "x", "patchbay_resolver_new_total": "resolver/daemon/metrics.go"},
 			codes, keys, `metric patchbay_resolver_new_total (resolver/daemon/metrics.go) is documented nowhere: name it and say what it counts in docs/resolution.md`},
+		{"a page nobody links to", with("docs/run.md", "# Run\n"), flags, metrics, codes, keys,
+			"docs/run.md is linked from no page: link it from README.md's \"Where next\" table"},
 		{"link to a missing file", with("README.md", "[x](docs/gone.md)\n"), flags, metrics, codes, keys, "README.md:1: link docs/gone.md: no file docs/gone.md"},
 		{"link to a missing heading", with("README.md", "[x](docs/manifest.md#publish)\n"), flags, metrics, codes, keys, "docs/manifest.md has no heading for #publish"},
 		{"link to a missing heading of the same page", with("docs/manifest.md", good["docs/manifest.md"]+"[up](#manifests)\n"), flags, metrics, codes, keys, "docs/manifest.md:6: link #manifests"},

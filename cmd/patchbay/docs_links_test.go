@@ -148,13 +148,38 @@ func checkLink(docs map[string]string, exists func(string) bool, file, target st
 	return ""
 }
 
+// orphanDrift names the pages of docs/ that no other page links to: a
+// reader starting at README.md could never find them. The generated
+// command pages are reached through docs/cli/patchbay.md.
+func orphanDrift(docs map[string]string) []string {
+	linked := map[string]bool{}
+	for _, file := range slices.Sorted(mapKeys(docs)) {
+		proseLines(docs[file], func(_ int, line string) {
+			for _, m := range inlineLink.FindAllStringSubmatch(codeSpan.ReplaceAllString(line, ""), -1) {
+				p, _, _ := strings.Cut(m[1], "#")
+				if dest := path.Clean(path.Join(path.Dir(file), p)); p != "" && dest != file {
+					linked[dest] = true
+				}
+			}
+		})
+	}
+	var problems []string
+	for _, file := range slices.Sorted(mapKeys(docs)) {
+		generated := strings.HasPrefix(file, "docs/cli/") && file != "docs/cli/patchbay.md"
+		if file != "README.md" && !generated && !linked[file] {
+			problems = append(problems, fmt.Sprintf("%s is linked from no page: link it from README.md's \"Where next\" table (or from the page of its subject)", file))
+		}
+	}
+	return problems
+}
+
 func TestDocsLinks(t *testing.T) {
 	docs := allDocs(t)
 	exists := func(p string) bool {
 		_, err := os.Stat(filepath.Join(repoRoot, filepath.FromSlash(p)))
 		return err == nil
 	}
-	for _, p := range linkDrift(docs, exists) {
+	for _, p := range append(linkDrift(docs, exists), orphanDrift(docs)...) {
 		t.Error(p)
 	}
 }
