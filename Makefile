@@ -121,8 +121,8 @@ deploy-check: build
 
 # The side-by-side benchmark: patchbay's listener fleet against
 # consul-template (pinned by tools/consul-template) on one Consul, plus a
-# fleet simulation; prints one table (README.md, "Performance"). About ten
-# minutes; BENCHFLAGS passes flags, e.g. BENCHFLAGS='-sizes 10 -sim "" -json bench.json'.
+# fleet simulation; prints one table (docs/performance.md). About 3 minutes
+# on 2 cores; BENCHFLAGS passes flags, e.g. BENCHFLAGS='-sizes 10 -sim "" -json bench.json'.
 .PHONY: bench
 BENCHFLAGS ?=
 bench: build bin/consul bin/consul-template
@@ -133,12 +133,12 @@ bin/consul-template: tools/consul-template/go.mod tools/consul-template/go.sum
 	go -C tools/consul-template build -o ../../bin/consul-template github.com/hashicorp/consul-template
 	@touch $@
 
-# The chaos suite (README.md, "Failure behaviour"): a real 3-server Consul
+# The chaos suite (docs/failure-behaviour.md): a real 3-server Consul
 # cluster, 2 NATS servers, 2 resolvers and 3 listener hosts, each in its own
 # network namespace, put through Consul, NATS and host faults; it prints a
 # table of figures and writes it to bin/chaos-results.txt. Needs root, ip and
 # iptables (as root in CI, a missing one is installed from Debian's
-# packages); about 5 minutes. PATCHBAY_CHAOS_STRICT=1 fails a missed target.
+# packages); about 4 minutes. PATCHBAY_CHAOS_STRICT=1 fails a missed target.
 .PHONY: chaos
 chaos: bin/consul bin/nats-server build
 	@for pair in ip:iproute2 iptables:iptables; do \

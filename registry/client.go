@@ -410,7 +410,7 @@ func (c *Client) missingRule(body string) string {
 	m := denial.FindStringSubmatch(body)
 	if m == nil {
 		// No resource named: the token itself is unknown or not yet usable.
-		return fmt.Sprintf("consul refused the ACL token: %s; check --consul-token, and README's \"Consul ACL policy per federation\" for the rules of each role", body)
+		return fmt.Sprintf("consul refused the ACL token: %s; check --consul-token, and \"Consul ACL policy per federation\" in docs/security.md for the rules of each role", body)
 	}
 	token := "the ACL token (AccessorID '" + m[2] + "')"
 	if m[2] == "" {

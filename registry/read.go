@@ -32,7 +32,7 @@ func (c *Client) Snapshot(ctx context.Context) (*resolver.Snapshot, error) {
 }
 
 // FederationSnapshot is Snapshot of one federation's inputs alone: what a
-// token scoped to that federation may read (README's policy for people and
+// token scoped to that federation may read (docs/security.md's policy for people and
 // CI), for commands about one of its services. Its manifests, instances and
 // datastores are three consistent reads, each refused, naming the rule to
 // add, if Consul left keys out for the token (a transaction would leave

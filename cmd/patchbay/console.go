@@ -34,7 +34,7 @@ type consoleFlags struct {
 func newConsoleCmd(a *app) *cobra.Command {
 	var f consoleFlags
 	cmd := &cobra.Command{
-		Use:   "console [--addr 127.0.0.1:8700]",
+		Use:   "console [--http-addr 127.0.0.1:8700]",
 		Short: "Serve a live web console of the cluster",
 		Long: `console serves a web page, from this binary, that shows the cluster live
 (server-sent events, no reload): the dependency graph of every federation
@@ -54,7 +54,7 @@ state-changing one must come from the console's own page (Origin checked,
 JSON only). Bind it elsewhere than loopback only behind a proxy that
 authenticates.`,
 		Example: `  patchbay console
-  patchbay console --addr 0.0.0.0:8600 --allow-host patchbay.internal --allow-actions`,
+  patchbay console --http-addr 0.0.0.0:8600 --allow-host patchbay.internal --allow-actions`,
 		Args: namedArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var wg sync.WaitGroup
@@ -70,7 +70,7 @@ authenticates.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.addr, "addr", defaultConsoleAddr, "address to serve the console on")
+	fl.StringVar(&f.addr, "http-addr", defaultConsoleAddr, "address to serve the console on (--addr before; still accepted)")
 	fl.BoolVar(&f.actions, "allow-actions", false, "allow state changes from the page (resume a halted rollout group)")
 	fl.StringArrayVar(&f.hosts, "allow-host", nil, "a host name the console may be addressed by, besides loopback and localhost (repeatable)")
 	fl.DurationVar(&f.refresh, "refresh", 2*time.Second, "how often live listeners are asked for their state over NATS while a page or a script watches; what Consul records shows at once")

@@ -54,7 +54,7 @@ func TestKeygen(t *testing.T) {
 func TestResolverSigningKeyFile(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.nk")
-	if _, err := keygen(good, false); err != nil {
+	if _, _, err := keygen(good, false); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(good)

@@ -23,7 +23,7 @@ import (
 )
 
 // lbChurn is the number of backend additions and removals of
-// TestListenLBChurn. The README's figures are of -lb.churn=200; the
+// TestListenLBChurn. docs/templates.md's figures are of -lb.churn=200; the
 // default keeps the test well under a minute.
 var (
 	lbChurn     = goflag.Int("lb.churn", 40, "backend additions and removals in TestListenLBChurn")

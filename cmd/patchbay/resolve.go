@@ -25,7 +25,7 @@ func (a *app) snapshot(ctx context.Context) (*resolver.Snapshot, error) {
 	}
 	snap, err := reg.Snapshot(ctx)
 	if errors.Is(err, registry.ErrPermissionDenied) {
-		// A token scoped to its federation (README's policy for people and
+		// A token scoped to its federation (docs/security.md's policy for people and
 		// CI) reads that federation alone, which is all a binding draws on.
 		fsnap, ferr := reg.FederationSnapshot(ctx, a.g.Federation)
 		switch {
@@ -265,16 +265,23 @@ func (a *app) manifestsFrom(ctx context.Context, paths []string) ([]manifest.Man
 
 func newGraphCmd(a *app) *cobra.Command {
 	var format string
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "graph [PATH...] [--format dot|json]",
+		Use:   "graph [PATH...] [--format dot|json | --json]",
 		Short: "Print the service dependency graph",
 		Long: `Graph draws an edge from each service to every service that provides a key
 it requires, labelled with that key, from the published manifests and
 datastores (or from PATHs, without Consul). Datastores are cylinders with
 dashed edges from the requirements that fall back to them. Services on a
 dependency cycle are drawn red.`,
-		Example: "  patchbay graph | dot -Tsvg > graph.svg\n  patchbay graph examples/services --format json",
+		Example: "  patchbay graph | dot -Tsvg > graph.svg\n  patchbay graph examples/services --json",
 		RunE: func(cmd *cobra.Command, paths []string) error {
+			if asJSON {
+				if cmd.Flags().Changed("format") && format != "json" {
+					return usageErrorf("--json and --format %s disagree; give one of them", format)
+				}
+				format = "json"
+			}
 			g, err := a.graphFrom(cmd.Context(), paths)
 			if err != nil {
 				return err
@@ -290,6 +297,7 @@ dependency cycle are drawn red.`,
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "dot", "output format: dot (graphviz) or json")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as every reporting command does: the same as --format json")
 	return cmd
 }
 

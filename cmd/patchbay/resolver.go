@@ -32,6 +32,10 @@ Run two or more for availability: one leads through a Consul lock, the others
 stand by and take over when it stops. It survives Consul and NATS outages,
 retrying with backoff; listeners catch up on any missed announcement.
 
+Every flag may also be set in the --config file, under resolver: with the
+flag's name as key (resolver: {quiet: 2s, http-addr: 127.0.0.1:9102}); the
+environment and the command line beat the file.
+
 Signals: SIGTERM or Ctrl-C releases the leader lock (a standby leads at once)
 and exits 0. SIGHUP is logged and ignored: the resolver has no file to
 reload; change its settings with a restart.
@@ -83,12 +87,14 @@ leadership, the lag from a registry change to the bindings written) and
 			return loop.Run(ctx)
 		},
 	}
+	cmd.Annotations = map[string]string{sectionAnnotation: "resolver"}
 	f := cmd.Flags()
 	f.DurationVar(&quiet, "quiet", daemon.DefaultQuiet, "an isolated change is resolved at once; changes within this long of a pass wait until the registry has been unchanged this long")
 	f.DurationVar(&maxWait, "max-wait", daemon.DefaultMaxWait, "resolve at the latest this long after the first change of a burst")
 	f.StringVar(&holder, "name", holder, "name of this resolver in the leader lock")
 	f.StringVar(&signingKey, "signing-key-file", signingKey, "sign bindings events with the seed in this file, from patchbay keygen (mode 0600) [$PATCHBAY_SIGNING_KEY_FILE]")
 	f.StringVar(&httpAddr, "http-addr", "", "serve GET /metrics (Prometheus) and GET /healthz on this address, e.g. 127.0.0.1:9102 (default: off)")
+	_ = f.SetAnnotation("signing-key-file", envAnnotation, []string{"PATCHBAY_SIGNING_KEY_FILE"}) // the flag was just added
 	return cmd
 }
 

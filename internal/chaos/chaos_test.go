@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// options are the suite's knobs, from the environment (see README.md,
-// "Failure behaviour").
+// options are the suite's knobs, from the environment (see
+// docs/failure-behaviour.md).
 type options struct {
 	outage    time.Duration // PATCHBAY_CHAOS_OUTAGE: Consul and NATS down
 	partition time.Duration // PATCHBAY_CHAOS_PARTITION: one host cut off

@@ -6,5 +6,5 @@
 // what the stored bindings imply.
 //
 // The suite lives in the package's tests and runs only when asked
-// (PATCHBAY_CHAOS=1), as root; see "Failure behaviour" in README.md.
+// (PATCHBAY_CHAOS=1), as root; see docs/failure-behaviour.md.
 package chaos

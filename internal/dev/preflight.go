@@ -40,7 +40,7 @@ func conflicts(cfg Config) (problems, moved []string) {
 		problems = append(problems, fmt.Sprintf("nats-url %s is taken (another patchbay dev or NATS server?): stop it, or move this one with --nats-url nats://127.0.0.1:14222 and give the other commands the same flag", cfg.NATSURL))
 	}
 	if cfg.Console != "" && portFree(cfg.Console) != nil {
-		problems = append(problems, fmt.Sprintf("console %s is taken: move it with --console 127.0.0.1:18700, or --console \"\" for none", cfg.Console))
+		problems = append(problems, fmt.Sprintf("console %s is taken: move it with --http-addr 127.0.0.1:18700, or --http-addr \"\" for none", cfg.Console))
 	}
 	for _, n := range cfg.Nodes {
 		if n.Control != "" && portFree(n.Control) != nil {

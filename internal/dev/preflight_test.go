@@ -148,7 +148,7 @@ func TestSecondDevReportsEveryConflict(t *testing.T) {
 		if !errors.Is(err, ErrInUse) {
 			t.Fatalf("Preflight = %v, want ErrInUse", err)
 		}
-		for _, want := range append(wantAll, "console "+console+" is taken", "--console 127.0.0.1:18700") {
+		for _, want := range append(wantAll, "console "+console+" is taken", "--http-addr 127.0.0.1:18700") {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("Preflight's error does not say %q:\n%v", want, err)
 			}

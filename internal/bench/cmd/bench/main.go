@@ -1,6 +1,6 @@
 // Command bench is `make bench`: patchbay's listener fleet side by side
-// with consul-template on one Consul, and a fleet simulation. See the
-// "Performance" section of README.md.
+// with consul-template on one Consul, and a fleet simulation. See
+// docs/performance.md.
 package main
 
 import (
