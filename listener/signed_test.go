@@ -14,9 +14,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/internal/testcluster"
-	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/resolver/daemon"
 )
 
@@ -145,7 +145,7 @@ func (c *cluster) forgedEvent(t *testing.T, from, to string) []byte {
 	if err != nil || sb == nil {
 		t.Fatalf("web's binding: %v, %v", sb, err)
 	}
-	var b resolver.Binding
+	var b binding.Binding
 	if err := json.Unmarshal(sb.Value, &b); err != nil {
 		t.Fatal(err)
 	}

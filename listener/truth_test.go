@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/resolver/daemon"
 )
 
@@ -32,7 +32,7 @@ func rewritten(t *testing.T, c *cluster, rev uint64, password string) (*registry
 	if err != nil || sb == nil {
 		t.Fatalf("web's binding: %v, %v", sb, err)
 	}
-	var b resolver.Binding
+	var b binding.Binding
 	if err := json.Unmarshal(sb.Value, &b); err != nil {
 		t.Fatal(err)
 	}

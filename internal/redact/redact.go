@@ -1,7 +1,7 @@
 // Package redact is patchbay's one redaction policy: which values are
 // secrets, and how they are shown to readers of the CLI, plans, the
 // console and statuses. The resolver applies it to bindings
-// (resolver.Binding.Redacted); text that may quote a secret (a rendered
+// (binding.Binding.Redacted); text that may quote a secret (a rendered
 // file's diff) is scrubbed with Text.
 package redact
 

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/testcluster"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // gatedRegistry is the real registry whose Snapshot, once armed, blocks
@@ -23,7 +23,7 @@ type gatedRegistry struct {
 	release chan struct{}
 }
 
-func (g *gatedRegistry) Snapshot(ctx context.Context) (*resolver.Snapshot, error) {
+func (g *gatedRegistry) Snapshot(ctx context.Context) (*binding.Snapshot, error) {
 	if g.armed.Load() {
 		g.entered <- struct{}{}
 		<-g.release

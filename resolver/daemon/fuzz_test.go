@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
@@ -47,11 +48,11 @@ func FuzzLeaderAdoptsStored(f *testing.F) {
 			if w.Delete {
 				continue
 			}
-			b, err := resolver.DecodeBinding("write", w.Value)
+			b, err := binding.DecodeBinding("write", w.Value)
 			if err != nil {
 				t.Fatalf("the leader would write a binding its readers refuse: %v", err)
 			}
-			if b.Revision == 0 || b.Revision > resolver.MaxRevision || b.Revision != c.next[i].revision {
+			if b.Revision == 0 || b.Revision > binding.MaxRevision || b.Revision != c.next[i].revision {
 				t.Fatalf("write of %s/%s at revision %d (next %d)", b.Service, b.Region, b.Revision, c.next[i].revision)
 			}
 			if b.Service == service && b.Region == region && b.Revision <= before {
@@ -66,16 +67,16 @@ func fuzzExamplesResolved(f *testing.F) *resolver.Result {
 	if err != nil {
 		f.Fatal(err)
 	}
-	snap := &resolver.Snapshot{}
+	snap := &binding.Snapshot{}
 	for _, s := range set.Services {
 		snap.Manifests = append(snap.Manifests, s.Manifest)
 	}
 	for _, d := range set.Datastores {
 		for k, v := range d.Datastores.Values {
-			snap.Datastores = append(snap.Datastores, resolver.Datastore{Federation: d.Datastores.Federation, Key: k, Value: v})
+			snap.Datastores = append(snap.Datastores, binding.Datastore{Federation: d.Datastores.Federation, Key: k, Value: v})
 		}
 	}
-	snap.Instances = append(snap.Instances, resolver.Instance{ID: "api@api-1:8080", Service: "api", Federation: "default", Node: "api-1", Address: "10.0.0.1", Port: 8080, Region: "eu", Index: -1,
+	snap.Instances = append(snap.Instances, binding.Instance{ID: "api@api-1:8080", Service: "api", Federation: "default", Node: "api-1", Address: "10.0.0.1", Port: 8080, Region: "eu", Index: -1,
 		Provides: map[string]string{"API_URL": "http://10.0.0.1:8080/api"}})
 	return resolver.Resolve(snap)
 }

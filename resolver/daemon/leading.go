@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
@@ -118,22 +119,22 @@ func (ld *leader) adopt(list []registry.StoredBinding, index uint64) {
 	for _, sb := range list {
 		k := bindingKey{sb.Federation, sb.Service, sb.Region}
 		rev := next[k].revision
-		b, err := resolver.DecodeBinding(sb.Key, sb.Value)
-		if err == nil && b.Revision == resolver.MaxRevision {
+		b, err := binding.DecodeBinding(sb.Key, sb.Value)
+		if err == nil && b.Revision == binding.MaxRevision {
 			err = fmt.Errorf("%s: revision %d is the largest; no revision can follow it", sb.Key, b.Revision)
 		}
 		if err != nil {
 			// Its revision is not one to continue from: one past
 			// MaxRevision would wrap to 0, which reads as deleted.
 			ld.log.Warn("stored binding refused; it is rewritten", "key", sb.Key, "err", err)
-			b, rev = &resolver.Binding{}, max(rev, min(sb.ModifyIndex, resolver.MaxRevision-1))
+			b, rev = &binding.Binding{}, max(rev, min(sb.ModifyIndex, binding.MaxRevision-1))
 		}
 		next[k] = storedBinding{revision: max(rev, b.Revision), modifyIndex: sb.ModifyIndex, content: canonical(*b)}
 	}
 	ld.stored, ld.reload, ld.readIndex = next, false, index
 }
 
-func canonical(b resolver.Binding) []byte {
+func canonical(b binding.Binding) []byte {
 	b.Revision = 0
 	data, _ := json.Marshal(b) // Binding holds only strings, numbers, maps and slices
 	return data
@@ -234,7 +235,7 @@ func (ld *leader) due(first, last time.Time) time.Time {
 // transaction (more when Consul's limits require). On a conflict (someone
 // else wrote a binding) it returns the error, and the next attempt starts
 // over from what is stored.
-func (ld *leader) pass(ctx context.Context, snap *resolver.Snapshot) error {
+func (ld *leader) pass(ctx context.Context, snap *binding.Snapshot) error {
 	start := time.Now()
 	result := resolver.Resolve(snap)
 	changes := ld.changes(result)
@@ -275,7 +276,7 @@ func (ld *leader) changes(result *resolver.Result) passChanges {
 		if prev.modifyIndex != 0 && bytes.Equal(prev.content, content) {
 			continue
 		}
-		rev, err := resolver.NextRevision(prev.revision)
+		rev, err := binding.NextRevision(prev.revision)
 		if err != nil { // only a binding at MaxRevision: deleting its key starts it over
 			ld.log.Error("binding not written; delete its key and the resolver writes it anew", "federation", k.fed, "service", k.service, "region", k.region, "err", err)
 			continue

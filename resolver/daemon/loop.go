@@ -15,17 +15,17 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // Registry is what the loop needs of Consul.
 type Registry interface {
 	Campaign(ctx context.Context, name, holder string, opts ...registry.CandidateOption) (*registry.Candidate, error)
-	Snapshot(ctx context.Context) (*resolver.Snapshot, error)
+	Snapshot(ctx context.Context) (*binding.Snapshot, error)
 	Watch(ctx context.Context, index uint64) (uint64, error)
-	Bindings(ctx context.Context) ([]registry.StoredBinding, []resolver.SkippedKey, uint64, error)
+	Bindings(ctx context.Context) ([]registry.StoredBinding, []binding.SkippedKey, uint64, error)
 	WatchBindings(ctx context.Context, index uint64) (uint64, error)
 	WriteBindings(ctx context.Context, writes []registry.BindingWrite) ([]uint64, error)
 }

@@ -16,11 +16,11 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/nats-io/nats.go"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // loopFixture is a real Consul and NATS with the examples published.
@@ -96,7 +96,7 @@ func (f *loopFixture) startLoop(t *testing.T, holder string, passes chan<- Pass)
 }
 
 // waitEvent waits for an event of service whose binding satisfies ok.
-func (f *loopFixture) waitEvent(t *testing.T, service string, deadline time.Duration, ok func(*resolver.Binding) bool) (*resolver.Binding, time.Duration) {
+func (f *loopFixture) waitEvent(t *testing.T, service string, deadline time.Duration, ok func(*binding.Binding) bool) (*binding.Binding, time.Duration) {
 	t.Helper()
 	start := time.Now()
 	timeout := time.After(deadline)
@@ -116,7 +116,7 @@ func (f *loopFixture) waitEvent(t *testing.T, service string, deadline time.Dura
 	}
 }
 
-func (f *loopFixture) stored(t *testing.T, service string) *resolver.Binding {
+func (f *loopFixture) stored(t *testing.T, service string) *binding.Binding {
 	t.Helper()
 	sb, err := f.reg.Binding(context.Background(), "default", service, "")
 	if err != nil {
@@ -125,7 +125,7 @@ func (f *loopFixture) stored(t *testing.T, service string) *resolver.Binding {
 	if sb == nil {
 		return nil
 	}
-	var b resolver.Binding
+	var b binding.Binding
 	if err := json.Unmarshal(sb.Value, &b); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestLoopEndToEnd(t *testing.T) {
 	f.startLoop(t, "r1", nil)
 
 	// First pass: app-www binds DATABASE_URL to the datastore; no api yet.
-	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return b.Revision >= 1 })
+	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *binding.Binding) bool { return b.Revision >= 1 })
 	if v := b.Vars["DATABASE_URL"]; !v.Resolved || v.Value != "postgres://db.internal:5432/app" {
 		t.Fatalf("DATABASE_URL = %+v", v)
 	}
@@ -159,7 +159,7 @@ func TestLoopEndToEnd(t *testing.T) {
 	if err := owner.WaitRegistered(wctx); err != nil {
 		t.Fatal(err)
 	}
-	b, took := f.waitEvent(t, "app-www", 5*time.Second, func(b *resolver.Binding) bool { return b.Vars["API_URL"].Resolved })
+	b, took := f.waitEvent(t, "app-www", 5*time.Second, func(b *binding.Binding) bool { return b.Vars["API_URL"].Resolved })
 	t.Logf("api instance registered → app-www binding in Consul and event on NATS: %s", took.Round(time.Millisecond))
 	if b.Revision != firstRevision+1 || !strings.HasSuffix(b.Vars["API_URL"].Value, "/api/readonly") || len(b.Unresolved) != 0 {
 		t.Fatalf("binding after api registered = %+v", b)
@@ -170,7 +170,7 @@ func TestLoopEndToEnd(t *testing.T) {
 	if err := owner.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b, _ = f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return !b.Vars["API_URL"].Resolved })
+	b, _ = f.waitEvent(t, "app-www", 10*time.Second, func(b *binding.Binding) bool { return !b.Vars["API_URL"].Resolved })
 	if v := b.Vars["DATABASE_URL"]; !v.Resolved || !v.Providers[0].Datastore {
 		t.Fatalf("DATABASE_URL after the api went = %+v", v)
 	}
@@ -195,7 +195,7 @@ func TestLoopStandbyTakesOver(t *testing.T) {
 	if _, err := f.reg.SetDatastore(ctx, "default", "PRIMARY_DATABASE_URL", "postgres://db-2/app"); err != nil {
 		t.Fatal(err)
 	}
-	f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return b.Vars["DATABASE_URL"].Value == "postgres://db-2/app" })
+	f.waitEvent(t, "app-www", 10*time.Second, func(b *binding.Binding) bool { return b.Vars["DATABASE_URL"].Value == "postgres://db-2/app" })
 	if len(passesB) != 0 {
 		t.Fatal("standby resolved while the leader was alive")
 	}
@@ -211,7 +211,7 @@ func TestLoopStandbyTakesOver(t *testing.T) {
 	if _, err := f.reg.SetDatastore(ctx, "default", "PRIMARY_DATABASE_URL", "postgres://db-3/app"); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return b.Vars["DATABASE_URL"].Value == "postgres://db-3/app" })
+	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *binding.Binding) bool { return b.Vars["DATABASE_URL"].Value == "postgres://db-3/app" })
 	if b.Revision < 3 {
 		t.Fatalf("revision %d: the new leader did not continue the old one's revisions", b.Revision)
 	}
@@ -223,14 +223,14 @@ func TestLoopSurvivesNATSRestart(t *testing.T) {
 	f := newLoopFixture(t)
 	ctx := context.Background()
 	f.startLoop(t, "r1", nil)
-	f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return b.Revision >= 1 })
+	f.waitEvent(t, "app-www", 10*time.Second, func(b *binding.Binding) bool { return b.Revision >= 1 })
 
 	f.nats.Restart(t)
 	testcluster.Eventually(t, 10*time.Second, "client reconnected to the restarted NATS", f.nc.IsConnected)
 	if _, err := f.reg.SetDatastore(ctx, "default", "PRIMARY_DATABASE_URL", "postgres://after-restart/app"); err != nil {
 		t.Fatal(err)
 	}
-	f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool {
+	f.waitEvent(t, "app-www", 10*time.Second, func(b *binding.Binding) bool {
 		return b.Vars["DATABASE_URL"].Value == "postgres://after-restart/app"
 	})
 }
@@ -277,7 +277,7 @@ func TestLoopEventsCarryBindingsWrittenInOneTransaction(t *testing.T) {
 func TestLoopRewritesABindingWrittenByHand(t *testing.T) {
 	f := newLoopFixture(t)
 	f.startLoop(t, "r1", nil)
-	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return b.Revision >= 1 })
+	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *binding.Binding) bool { return b.Revision >= 1 })
 	for _, tc := range []struct{ name, value string }{
 		{"garbage", "not json {"},
 		{"an older copy", `{"federation":"default","service":"app-www","region":"","revision":1,"vars":{}}`},
@@ -287,7 +287,7 @@ func TestLoopRewritesABindingWrittenByHand(t *testing.T) {
 			if _, err := f.consulKV().Put(&api.KVPair{Key: "patchbay/bindings/default/app-www/_", Value: []byte(tc.value)}, nil); err != nil {
 				t.Fatal(err)
 			}
-			got, took := f.waitEvent(t, "app-www", 5*time.Second, func(got *resolver.Binding) bool { return got.Revision > before })
+			got, took := f.waitEvent(t, "app-www", 5*time.Second, func(got *binding.Binding) bool { return got.Revision > before })
 			if got.Vars["DATABASE_URL"].Value != b.Vars["DATABASE_URL"].Value {
 				t.Fatalf("rewritten binding = %+v", got)
 			}
@@ -303,8 +303,8 @@ func TestLoopRewritesABindingWrittenByHand(t *testing.T) {
 func TestLoopNeverWrapsARevision(t *testing.T) {
 	f := newLoopFixture(t)
 	f.startLoop(t, "r1", nil)
-	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *resolver.Binding) bool { return b.Revision >= 1 })
-	for _, rev := range []uint64{math.MaxUint64, resolver.MaxRevision + 1, resolver.MaxRevision} {
+	b, _ := f.waitEvent(t, "app-www", 10*time.Second, func(b *binding.Binding) bool { return b.Revision >= 1 })
+	for _, rev := range []uint64{math.MaxUint64, binding.MaxRevision + 1, binding.MaxRevision} {
 		t.Run(strconv.FormatUint(rev, 10), func(t *testing.T) {
 			before := f.stored(t, "app-www").Revision
 			value := fmt.Sprintf(`{"federation":"default","service":"app-www","region":"","revision":%d,"vars":{}}`, rev)
@@ -315,9 +315,9 @@ func TestLoopNeverWrapsARevision(t *testing.T) {
 			if _, err := f.consulKV().Put(&api.KVPair{Key: "patchbay/bindings/default/app-www/_", Value: []byte(value)}, nil); err != nil {
 				t.Fatal(err)
 			}
-			got, _ := f.waitEvent(t, "app-www", 5*time.Second, func(got *resolver.Binding) bool { return got.Revision != rev })
-			if got.Revision <= before || got.Revision <= meta.LastIndex || got.Revision >= resolver.MaxRevision {
-				t.Errorf("rewritten at revision %d; want above %d (the last) and %d (Consul's index before the write), below %d", got.Revision, before, meta.LastIndex, uint64(resolver.MaxRevision))
+			got, _ := f.waitEvent(t, "app-www", 5*time.Second, func(got *binding.Binding) bool { return got.Revision != rev })
+			if got.Revision <= before || got.Revision <= meta.LastIndex || got.Revision >= binding.MaxRevision {
+				t.Errorf("rewritten at revision %d; want above %d (the last) and %d (Consul's index before the write), below %d", got.Revision, before, meta.LastIndex, uint64(binding.MaxRevision))
 			}
 			if got.Vars["DATABASE_URL"].Value != b.Vars["DATABASE_URL"].Value {
 				t.Errorf("rewritten binding = %+v", got)
@@ -355,7 +355,7 @@ func TestLoopPublishesAWithheldChange(t *testing.T) {
 	f := newLoopFixture(t)
 	ctx := context.Background()
 	f.startLoop(t, "r1", nil)
-	b, _ := f.waitEvent(t, "lb-public", 10*time.Second, func(b *resolver.Binding) bool { return b.Revision >= 1 })
+	b, _ := f.waitEvent(t, "lb-public", 10*time.Second, func(b *binding.Binding) bool { return b.Revision >= 1 })
 	if v := b.Vars["ROUTES"]; !v.Resolved || len(v.Providers) != 0 || v.Withheld != nil {
 		t.Fatalf("ROUTES with no instance = %+v", v)
 	}
@@ -367,13 +367,13 @@ func TestLoopPublishesAWithheldChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer owner.Close(ctx)
-	b, _ = f.waitEvent(t, "lb-public", 15*time.Second, func(b *resolver.Binding) bool { return b.Vars["ROUTES"].Withheld != nil })
+	b, _ = f.waitEvent(t, "lb-public", 15*time.Second, func(b *binding.Binding) bool { return b.Vars["ROUTES"].Withheld != nil })
 	v := b.Vars["ROUTES"]
 	if b.Revision != first+1 || len(v.Providers) != 0 || len(v.Withheld.List()) != 2 {
 		t.Fatalf("binding after a private api registered = revision %d (want %d), ROUTES %+v", b.Revision, first+1, v)
 	}
 	for _, w := range v.Withheld.List() {
-		if w.Service != "api" || w.Reason != resolver.WithheldNotPublic || w.Port != port {
+		if w.Service != "api" || w.Reason != binding.WithheldNotPublic || w.Port != port {
 			t.Fatalf("withheld %+v, want the api instance, not public", w)
 		}
 	}
@@ -381,7 +381,7 @@ func TestLoopPublishesAWithheldChange(t *testing.T) {
 	if err := owner.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b, _ = f.waitEvent(t, "lb-public", 10*time.Second, func(b *resolver.Binding) bool { return b.Vars["ROUTES"].Withheld == nil })
+	b, _ = f.waitEvent(t, "lb-public", 10*time.Second, func(b *binding.Binding) bool { return b.Vars["ROUTES"].Withheld == nil })
 	if b.Revision != first+2 {
 		t.Fatalf("revision %d after the api went, want %d", b.Revision, first+2)
 	}

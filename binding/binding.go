@@ -1,18 +1,13 @@
-// Package resolver binds the requirements of services to live providers.
+// Package binding is the contract between the resolver and everything that
+// reads its answers: the Snapshot the engine resolves (manifests, live
+// instances, datastores), the Binding it writes per service and region,
+// with its Vars and their Providers, and the rules a stored binding must
+// hold to (DecodeBinding) and how its secrets are shown (Redacted).
 //
-// Everything here is pure: Resolve, Explain and BuildGraph read a snapshot
-// or manifests and return values, with no I/O, clock or goroutines, so the
-// same input always gives byte-identical output. Its input types (Snapshot,
-// Instance, Datastore) are its own, so it links neither the registry nor
-// any network client. The leader-elected loop that reads snapshots from
-// Consul, writes bindings back and announces them on NATS is package
-// resolver/daemon.
-package resolver
-
-import (
-	"cmp"
-	"slices"
-)
+// The engine (resolver), the registry, the listener, plan and the console
+// share these types, so it imports nothing networked and nothing of theirs:
+// only manifest and the leaf libraries under internal/.
+package binding
 
 // Binding is the resolver's answer for one service in one region.
 type Binding struct {
@@ -74,25 +69,6 @@ type Unresolved struct {
 	Reason string `json:"reason"` // a sentence a person can act on
 }
 
-// Result is the bindings of a whole snapshot.
-//
-// A Result is read-only: bindings whose select-all requirements resolve
-// alike share one Providers slice rather than copying thousands of
-// load-balancer upstreams per region.
-type Result struct {
-	Bindings []Binding // sorted by (Federation, Service, Region)
-}
-
-// Lookup returns the binding of service in fed for region exactly; a
-// consumer without a binding for its region reads the one for region "".
-func (r *Result) Lookup(fed, service, region string) (*Binding, bool) {
-	i, ok := slices.BinarySearchFunc(r.Bindings, Binding{Federation: fed, Service: service, Region: region}, compareBindings)
-	if !ok {
-		return nil, false
-	}
-	return &r.Bindings[i], true
-}
-
 // Ready reports whether every non-optional var resolved, that is whether
 // templates needing this binding may be rendered.
 func (b *Binding) Ready() bool {
@@ -102,18 +78,4 @@ func (b *Binding) Ready() bool {
 		}
 	}
 	return true
-}
-
-func compareBindings(a, b Binding) int {
-	return cmp.Or(
-		cmp.Compare(a.Federation, b.Federation),
-		cmp.Compare(a.Service, b.Service),
-		cmp.Compare(a.Region, b.Region),
-	)
-}
-
-// compareProviders orders select-all providers; datastores (no instance)
-// sort first, which only matters when a datastore is the sole provider.
-func compareProviders(a, b Provider) int {
-	return cmp.Or(cmp.Compare(a.Instance, b.Instance), cmp.Compare(a.Key, b.Key))
 }
