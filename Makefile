@@ -163,7 +163,7 @@ bin/nats-server: go.mod go.sum
 # change is fuzzed a little. A crasher is kept in the package's
 # testdata/fuzz and from then on runs with the package's tests.
 FUZZ_TARGETS := manifest:FuzzParseExpand templates:FuzzEnvSourcedBySh \
-	registry:FuzzResolverReadsStored resolver/daemon:FuzzLeaderAdoptsStored listener:FuzzListenerReadsStored
+	registry:FuzzResolverReadsStored resolverd:FuzzLeaderAdoptsStored listener:FuzzListenerReadsStored
 FUZZTIME ?= 60s
 .PHONY: fuzz-short
 fuzz:

@@ -19,7 +19,7 @@ import (
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver/daemon"
+	"github.com/patchbay/patchbay/resolverd"
 )
 
 // The provision run against a real Consul, NATS and resolver loop: one
@@ -196,7 +196,7 @@ func provOr(a, b string) string {
 func (c *cluster) startProvResolver(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	loop := daemon.NewLoop(c.reg, c.nc, daemon.WithDebounce(100*time.Millisecond, time.Second), daemon.WithLogger(testLogger(t, "resolver")))
+	loop := resolverd.NewLoop(c.reg, c.nc, resolverd.WithDebounce(100*time.Millisecond, time.Second), resolverd.WithLogger(testLogger(t, "resolver")))
 	done := make(chan struct{})
 	go func() { defer close(done); _ = loop.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -17,7 +17,7 @@ import (
 	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/internal/testcluster"
-	"github.com/patchbay/patchbay/resolver/daemon"
+	"github.com/patchbay/patchbay/resolverd"
 )
 
 func newSigner(t *testing.T) *events.Signer {
@@ -65,7 +65,7 @@ templates:
     contents: "DB={{ binding \"DB\" }}\n"
     destination: /etc/web/env`)
 	c.provSetDatastore(t, "DB_URL", "postgres://one")
-	c.startResolver(daemon.WithSigner(resolverKey))
+	c.startResolver(resolverd.WithSigner(resolverKey))
 	n := c.startListener("web-1", "{quiet: 50ms, max_wait: 200ms}", "  - service: web\n")
 	testcluster.Eventually(t, 30*time.Second, "web-1 renders Consul's value", func() bool {
 		return n.file("/etc/web/env") == "DB=postgres://one\n" && idle(n)

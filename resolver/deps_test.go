@@ -8,7 +8,7 @@ import (
 
 // TestEngineLinksNoNetwork keeps the engine pure by construction: its
 // imports, direct or not, include nothing that talks to a network. The
-// loop that does lives in resolver/daemon.
+// loop that does lives in resolverd.
 func TestEngineLinksNoNetwork(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -21,10 +21,10 @@ func TestEngineLinksNoNetwork(t *testing.T) {
 	}
 	forbidden := []struct{ path, why string }{
 		{"github.com/patchbay/patchbay/registry", "the registry talks to Consul; the engine has input types of its own"},
-		{"github.com/hashicorp/consul", "Consul I/O belongs to resolver/daemon and registry"},
-		{"github.com/nats-io", "NATS I/O belongs to resolver/daemon"},
-		{"net/http", "metrics and healthz are served by resolver/daemon"},
-		{"github.com/prometheus", "metrics belong to resolver/daemon"},
+		{"github.com/hashicorp/consul", "Consul I/O belongs to resolverd and registry"},
+		{"github.com/nats-io", "NATS I/O belongs to resolverd"},
+		{"net/http", "metrics and healthz are served by resolverd"},
+		{"github.com/prometheus", "metrics belong to resolverd"},
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) == 0 {

@@ -21,7 +21,7 @@ import (
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver/daemon"
+	"github.com/patchbay/patchbay/resolverd"
 )
 
 // DefaultNodes are the simulated nodes of patchbay dev, for the example
@@ -108,8 +108,8 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	loop := daemon.NewLoop(reg, nc, daemon.WithHolder("patchbay-dev"),
-		daemon.WithDebounce(200*time.Millisecond, 2*time.Second), daemon.WithLogger(log.With("part", "resolver")), daemon.WithSigner(signer))
+	loop := resolverd.NewLoop(reg, nc, resolverd.WithHolder("patchbay-dev"),
+		resolverd.WithDebounce(200*time.Millisecond, 2*time.Second), resolverd.WithLogger(log.With("part", "resolver")), resolverd.WithSigner(signer))
 	wg.Go(func() { _ = loop.Run(ctx) })
 	deps := nodeDeps{reg: reg, bus: nc, fetcher: lookups, log: log}
 	for _, n := range cfg.Nodes {

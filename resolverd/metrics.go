@@ -1,4 +1,4 @@
-package daemon
+package resolverd
 
 import (
 	"encoding/json"

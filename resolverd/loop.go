@@ -1,8 +1,11 @@
-// Package daemon is the resolver's leader-elected loop: the I/O around the
-// pure engine in package resolver. It campaigns for the resolver lock in
+// Package resolverd is the resolver daemon, the leader-elected loop: the
+// I/O around the pure engine in package resolver. It lives beside the
+// listener, not under resolver/, because it imports the registry and NATS,
+// which the engine must not: resolver/daemon made resolver → registry →
+// resolver one cycle of rooms. It campaigns for the resolver lock in
 // Consul, reads snapshots, resolves them, writes the bindings that changed,
 // announces them on NATS and serves the loop's metrics.
-package daemon
+package resolverd
 
 import (
 	"context"
