@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/binding"
-	"github.com/patchbay/patchbay/internal/bench"
+	"github.com/patchbay/patchbay/internal/harness/bench"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/internal/redact"
-	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 )

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/binding"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"

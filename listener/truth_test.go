@@ -9,7 +9,7 @@ import (
 
 	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolverd"

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/binding"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/manifest"
 )
 

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/binding"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 )
 
 // gatedRegistry is the real registry whose Snapshot, once armed, blocks

@@ -18,7 +18,7 @@ import (
 
 	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 )

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/patchbay/patchbay/binding"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/console"
-	"github.com/patchbay/patchbay/internal/dev"
 	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/internal/harness/dev"
 	"github.com/patchbay/patchbay/registry"
 )
 

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/binding"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/registry"
 )
 

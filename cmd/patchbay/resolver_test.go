@@ -12,7 +12,7 @@ import (
 
 	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 )
 
 func TestResolverCommands(t *testing.T) {

@@ -201,7 +201,7 @@ func findConsulBinary() error {
 	if !ok {
 		return fmt.Errorf("consul binary not on PATH")
 	}
-	bin := filepath.Join(filepath.Dir(self), "..", "..", "bin")
+	bin := filepath.Join(filepath.Dir(self), "..", "..", "..", "bin")
 	if _, err := os.Stat(filepath.Join(bin, "consul")); err != nil {
 		return fmt.Errorf("consul binary neither on PATH nor at %s", filepath.Clean(bin))
 	}

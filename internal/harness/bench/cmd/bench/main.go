@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/patchbay/patchbay/internal/bench"
+	"github.com/patchbay/patchbay/internal/harness/bench"
 )
 
 func main() {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 )
 
 // TestHarness runs every scenario at a tiny size against a real Consul
@@ -96,7 +96,7 @@ func TestHarness(t *testing.T) {
 func binaries(t *testing.T) (patchbay, consulTemplate string) {
 	t.Helper()
 	_, self, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(self), "..", "..")
+	root := filepath.Join(filepath.Dir(self), "..", "..", "..")
 	patchbay = filepath.Join(t.TempDir(), "patchbay")
 	build := exec.Command("go", "build", "-o", patchbay, "./cmd/patchbay")
 	build.Dir = root

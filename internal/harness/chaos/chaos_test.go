@@ -110,7 +110,7 @@ var chaosCases = []chaosCase{
 }
 
 func TestChaos(t *testing.T) {
-	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	repo, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
