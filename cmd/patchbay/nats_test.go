@@ -508,18 +508,6 @@ func TestNATSSettingsInListenerYAML(t *testing.T) {
 	}
 }
 
-func TestRedactNATSURL(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
-		{"nats://user:secret@a:4222,tls://token@b:4222", "nats://user:xxxxx@a:4222,tls://xxxxx@b:4222"},
-	}
-	for _, tt := range tests {
-		if got := redactNATSURL(tt.in); got != tt.want {
-			t.Errorf("redactNATSURL(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 // A fleet waiting for NATS retries at most about a second apart, so events
 // flow again within a second or two of NATS coming back (the cap was 30 s).
 func TestReconnectDelayIsCapped(t *testing.T) {

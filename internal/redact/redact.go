@@ -107,3 +107,23 @@ func Text(s string, secrets []string) string {
 // shortSecret is the length below which Text replaces a secret only where
 // it stands alone.
 const shortSecret = 4
+
+// ConnectURLs hides the credentials of ","-joined server URLs (NATS's
+// servers, say) for errors and logs: a password, or a user given alone,
+// which such servers read as a token.
+func ConnectURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || u.User == nil {
+			continue
+		}
+		if _, hasPassword := u.User.Password(); hasPassword {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		} else {
+			u.User = url.User("xxxxx") // a token
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
+}
