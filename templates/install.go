@@ -469,21 +469,6 @@ func Check(ctx context.Context, content []byte, f File) error {
 // RunOption configures Run.
 type RunOption func(*exec.Cmd)
 
-// WithEnv sets the command's environment (default: PATH alone, never
-// the rest of this process's, which holds its credentials).
-func WithEnv(env []string) RunOption {
-	return func(c *exec.Cmd) { c.Env = append([]string{}, env...) } // nil would mean this process's
-}
-
-// BaseEnv is a command's environment unless WithEnv sets another: this
-// process's PATH, and nothing else of it.
-func BaseEnv() []string {
-	if p, ok := os.LookupEnv("PATH"); ok {
-		return []string{"PATH=" + p}
-	}
-	return []string{}
-}
-
 // WithOutput copies the command's output to w as well.
 func WithOutput(w io.Writer) RunOption {
 	return func(c *exec.Cmd) {
