@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/internal/debounce"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
@@ -222,13 +223,11 @@ func (ld *leader) waitForChange(ctx context.Context, inputs <-chan uint64, bindi
 // due is when changes first seen at first and last seen at last are
 // resolved.
 func (ld *leader) due(first, last time.Time) time.Time {
-	if first.Sub(ld.lastPass) >= ld.quiet {
+	w := debounce.Window{Quiet: ld.quiet, Max: ld.max}
+	if w.Idle(ld.lastPass, first) {
 		return first // leading edge: nothing resolved recently
 	}
-	if due := last.Add(ld.quiet); due.Before(first.Add(ld.max)) {
-		return due
-	}
-	return first.Add(ld.max)
+	return w.Due(first, last)
 }
 
 // pass resolves snap and writes every binding that changed in one
