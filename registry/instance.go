@@ -80,10 +80,6 @@ type ownerConfig struct {
 // heartbeat (default 3s; heartbeats go out three times per TTL).
 func WithOwnerTTL(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.ttl = d } }
 
-// WithLockDelay sets how long a unique service's lock or a freed index stays
-// unclaimable after its holder dies (default none).
-func WithLockDelay(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.lockDelay = d } }
-
 // WithHoldCheck sets how often a registered owner reads its instance key
 // to notice a loss its local agent cannot see: its session destroyed by
 // hand, or its node declared failed (default 10s). Check failures are seen

@@ -25,7 +25,7 @@ import (
 
 // Registry is what the loop needs of Consul.
 type Registry interface {
-	Campaign(ctx context.Context, name, holder string, opts ...registry.CandidateOption) (*registry.Candidate, error)
+	Campaign(ctx context.Context, name, holder string) (*registry.Candidate, error)
 	Snapshot(ctx context.Context) (*binding.Snapshot, error)
 	Watch(ctx context.Context, index uint64) (uint64, error)
 	Bindings(ctx context.Context) ([]registry.StoredBinding, []binding.SkippedKey, uint64, error)
@@ -58,7 +58,6 @@ type Loop struct {
 	holder string
 	quiet  time.Duration
 	max    time.Duration
-	ttl    time.Duration
 	log    *slog.Logger
 	// onApplied, when set, hears of every pass (tests, metrics).
 	onApplied func(Pass)
@@ -103,10 +102,6 @@ func WithDebounce(quiet, maxWait time.Duration) LoopOption {
 // WithHolder names this process in the leader lock (default "resolver").
 func WithHolder(name string) LoopOption { return func(l *Loop) { l.holder = name } }
 
-// WithLeaderTTL sets how soon a standby takes over from a leader that died
-// (default registry.DefaultLeaderTTL).
-func WithLeaderTTL(d time.Duration) LoopOption { return func(l *Loop) { l.ttl = d } }
-
 // WithLogger sets the logger.
 func WithLogger(log *slog.Logger) LoopOption { return func(l *Loop) { l.log = log } }
 
@@ -120,7 +115,7 @@ func WithPassHook(fn func(Pass)) LoopOption { return func(l *Loop) { l.onApplied
 
 // NewLoop returns a resolver loop.
 func NewLoop(reg Registry, pub Publisher, opts ...LoopOption) *Loop {
-	l := &Loop{reg: reg, pub: pub, holder: "resolver", quiet: DefaultQuiet, max: DefaultMaxWait, ttl: registry.DefaultLeaderTTL, log: slog.Default(), probes: make(chan struct{})}
+	l := &Loop{reg: reg, pub: pub, holder: "resolver", quiet: DefaultQuiet, max: DefaultMaxWait, log: slog.Default(), probes: make(chan struct{})}
 	for _, opt := range opts {
 		opt(l)
 	}
@@ -144,7 +139,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	var cand *registry.Candidate
 	err := l.retry(ctx, "join the leader election", func() error {
 		var err error
-		cand, err = l.reg.Campaign(ctx, "resolver", l.holder, registry.WithLeaderTTL(l.ttl))
+		cand, err = l.reg.Campaign(ctx, "resolver", l.holder)
 		return err
 	})
 	if err != nil || cand == nil {

@@ -110,7 +110,6 @@ type Proxy struct {
 	mu     sync.Mutex
 	counts Counts
 	byPath map[string]int // "PUT /v1/kv/patchbay/status": count, for the JSON
-	last   time.Time
 }
 
 // maxTxnBody bounds what the proxy reads of a transaction to classify it;
@@ -163,7 +162,6 @@ func (p *Proxy) count(next http.Handler) http.Handler {
 		p.mu.Lock()
 		p.counts[c]++
 		p.byPath[pathKey(r.Method, r.URL.Path)]++
-		p.last = time.Now()
 		p.mu.Unlock()
 		next.ServeHTTP(w, r)
 	})
@@ -211,13 +209,6 @@ func subPaths(after, before map[string]int) map[string]int {
 		}
 	}
 	return m
-}
-
-// LastRequest is when the proxy last saw a request.
-func (p *Proxy) LastRequest() time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.last
 }
 
 // Close stops the proxy and its connections, long polls included.
