@@ -63,7 +63,7 @@ func FuzzLeaderAdoptsStored(f *testing.F) {
 }
 
 func fuzzExamplesResolved(f *testing.F) *resolver.Result {
-	set, err := manifest.Load("../../examples/services")
+	set, err := manifest.Load("../examples/services")
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func newLoopFixture(t *testing.T) *loopFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := manifest.Load("../../examples/services")
+	set, err := manifest.Load("../examples/services")
 	if err != nil {
 		t.Fatal(err)
 	}
