@@ -126,7 +126,7 @@ deploy-check: build
 .PHONY: bench
 BENCHFLAGS ?=
 bench: build bin/consul bin/consul-template
-	go run ./internal/bench/cmd/bench $(BENCHFLAGS)
+	go run ./internal/harness/bench/cmd/bench $(BENCHFLAGS)
 
 bin/consul-template: tools/consul-template/go.mod tools/consul-template/go.sum
 	@echo "building consul-template $$(awk '$$1 == "github.com/hashicorp/consul-template" {print $$2; exit}' tools/consul-template/go.mod) for make bench into bin/consul-template"
@@ -149,7 +149,7 @@ chaos: bin/consul bin/nats-server build
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null || exit 1; \
 		fi; \
 	done
-	PATCHBAY_CHAOS=1 go test ./internal/chaos -run '^TestChaos$$' -count=1 -v -timeout 25m
+	PATCHBAY_CHAOS=1 go test ./internal/harness/chaos -run '^TestChaos$$' -count=1 -v -timeout 25m
 
 # The NATS servers of the chaos suite, at the version go.mod pins.
 bin/nats-server: go.mod go.sum
@@ -163,7 +163,7 @@ bin/nats-server: go.mod go.sum
 # change is fuzzed a little. A crasher is kept in the package's
 # testdata/fuzz and from then on runs with the package's tests.
 FUZZ_TARGETS := manifest:FuzzParseExpand templates:FuzzEnvSourcedBySh \
-	registry:FuzzResolverReadsStored resolver/daemon:FuzzLeaderAdoptsStored listener:FuzzListenerReadsStored
+	registry:FuzzResolverReadsStored resolverd:FuzzLeaderAdoptsStored listener:FuzzListenerReadsStored
 FUZZTIME ?= 60s
 .PHONY: fuzz-short
 fuzz:

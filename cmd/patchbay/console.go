@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -12,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/console"
-	"github.com/patchbay/patchbay/internal/dev"
 	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/internal/harness/dev"
 	"github.com/patchbay/patchbay/registry"
 )
 
@@ -113,38 +111,15 @@ func (a *app) startConsole(ctx context.Context, wg *sync.WaitGroup, f consoleFla
 }
 
 // askStatuses lays the live listeners' answers over the recorded
-// statuses, waiting at most 300 ms; without NATS it returns recorded.
+// statuses, waiting at most consoleStatusWait: a page refresh cannot wait
+// as long as patchbay status does. Without NATS it returns recorded.
 func askStatuses(ctx context.Context, nc *nats.Conn, recorded []registry.Status) []registry.Status {
-	byNode := map[string]registry.Status{}
-	for _, s := range recorded {
-		byNode[s.Node] = s
-	}
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return recorded
-	}
-	defer func() { _ = sub.Unsubscribe() }() // the connection closes right after; nothing to undo
-	if err := nc.PublishRequest(events.StatusSubject, inbox, nil); err != nil {
-		return recorded
-	}
-	wait, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	defer cancel()
-	for {
-		msg, err := sub.NextMsgWithContext(wait)
-		if err != nil {
-			break // the wait is over
-		}
-		if s, err := registry.DecodeStatus("", "", msg.Data); err == nil {
-			byNode[s.Node] = s
-		}
-	}
-	out := make([]registry.Status, 0, len(byNode))
-	for _, node := range slices.Sorted(maps.Keys(byNode)) {
-		out = append(out, byNode[node])
-	}
-	return out
+	statuses, _ := events.AskStatus(ctx, nc, recorded, consoleStatusWait) // on error: recorded, as without NATS
+	return statuses
 }
+
+// consoleStatusWait bounds how long a console refresh waits for listeners.
+const consoleStatusWait = 300 * time.Millisecond
 
 // devConsole starts the console for patchbay dev and prints its URL; it
 // shows the registry's error until dev's Consul is up. The returned

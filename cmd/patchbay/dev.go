@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/patchbay/patchbay/internal/dev"
+	"github.com/patchbay/patchbay/internal/harness/dev"
 )
 
 func newDevCmd(a *app) *cobra.Command {

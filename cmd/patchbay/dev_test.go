@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/internal/dev"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/dev"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/listener"
 )
 

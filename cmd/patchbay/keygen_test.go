@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/events"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 )
 
 // keygen writes a seed only the owner may read, prints its public key,

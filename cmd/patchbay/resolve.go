@@ -12,13 +12,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
 )
 
 // snapshot reads the registry for the inspection commands.
-func (a *app) snapshot(ctx context.Context) (*resolver.Snapshot, error) {
+func (a *app) snapshot(ctx context.Context) (*binding.Snapshot, error) {
 	reg, err := a.registry()
 	if err != nil {
 		return nil, err
@@ -106,7 +107,7 @@ console follow. --show-secrets prints them.`,
 
 // bindingFor resolves one service's binding for region, falling back to
 // the region-less binding as listeners do.
-func bindingFor(snap *resolver.Snapshot, fed, service, region string) (*resolver.Binding, error) {
+func bindingFor(snap *binding.Snapshot, fed, service, region string) (*binding.Binding, error) {
 	res := resolver.Resolve(snap)
 	if b, ok := res.Lookup(fed, service, region); ok {
 		return b, nil
@@ -118,7 +119,7 @@ func bindingFor(snap *resolver.Snapshot, fed, service, region string) (*resolver
 	return nil, fmt.Errorf("%w: service %s is not published in federation %s", registry.ErrNotFound, service, fed)
 }
 
-func printBinding(w io.Writer, b *resolver.Binding) {
+func printBinding(w io.Writer, b *binding.Binding) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "VAR\tVALUE\tFROM\n")
 	for _, name := range sortedVarNames(b.Vars) {
@@ -141,7 +142,7 @@ func printBinding(w io.Writer, b *resolver.Binding) {
 	}
 }
 
-func providersText(ps []resolver.Provider) string {
+func providersText(ps []binding.Provider) string {
 	var out []string
 	for _, p := range ps {
 		if p.Datastore {
@@ -156,7 +157,7 @@ func providersText(ps []resolver.Provider) string {
 	return strings.Join(out, ", ")
 }
 
-func sortedVarNames(m map[string]resolver.Var) []string { return slices.Sorted(maps.Keys(m)) }
+func sortedVarNames(m map[string]binding.Var) []string { return slices.Sorted(maps.Keys(m)) }
 
 func newExplainCmd(a *app) *cobra.Command {
 	var (
