@@ -530,7 +530,7 @@ func (e *engine) selectAll(q *query, fi *fedIndex, gs []group) (Var, string) {
 	if len(v.Providers) < q.min() {
 		reason = e.why(q, v.Providers, narrowed)
 	} else {
-		v.Value, v.Resolved = joinValues(v.Providers), true
+		v.Value, v.Resolved = JoinValues(v.Providers), true
 	}
 	e.memo[mk] = memoEntry{v, reason}
 	return v, reason
@@ -585,7 +585,9 @@ func (q *query) listedGroup(g group, narrowed bool) []Provider {
 	return ps
 }
 
-func joinValues(ps []Provider) string {
+// JoinValues is the value of a select-all requirement: its providers' values
+// joined by commas, in order.
+func JoinValues(ps []Provider) string {
 	n := max(len(ps)-1, 0)
 	for _, p := range ps {
 		n += len(p.Value)

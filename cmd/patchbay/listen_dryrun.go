@@ -35,8 +35,8 @@ func (a *app) listenDryRun(ctx context.Context, cfg *listener.Config, reg listen
 	}
 	if !f.diff {
 		for i := range r.Services {
-			for j := range r.Services[i].Files {
-				r.Services[i].Files[j].Diff = ""
+			for j := range r.Services[i].Templates {
+				r.Services[i].Templates[j].Diff = ""
 			}
 		}
 	}
@@ -63,7 +63,7 @@ func printDryRun(w io.Writer, r *listener.DryRunReport) {
 		if s.RolloutGroup != "" && s.Result == listener.ResultOK {
 			fmt.Fprintf(w, "  would wait for a slot in rollout group %s\n", s.RolloutGroup)
 		}
-		for _, file := range s.Files {
+		for _, file := range s.Templates {
 			printDryRunFile(w, file)
 		}
 		if s.Provision != nil {
@@ -78,7 +78,7 @@ func printDryRun(w io.Writer, r *listener.DryRunReport) {
 	}
 }
 
-func printDryRunFile(w io.Writer, f listener.DryRunFile) {
+func printDryRunFile(w io.Writer, f listener.TemplateRun) {
 	switch {
 	case f.Error != "" && !f.Changed:
 		fmt.Fprintf(w, "  file %s: not rendered, keeps its last good version: %s\n", f.Destination, f.Error)
