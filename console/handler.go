@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/patchbay/patchbay/manifest"
 	"io/fs"
 	"net"
 	"net/http"
@@ -177,7 +178,7 @@ func (s *Server) serveResume(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "console: want {\"federation\": F, \"group\": G}", http.StatusBadRequest)
 		return
 	}
-	g, err := s.reg.Rollout(fedOf(req.Federation), req.Group)
+	g, err := s.reg.Rollout(manifest.FederationOf(req.Federation), req.Group)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

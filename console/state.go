@@ -138,15 +138,14 @@ func orEmpty[T any](s []T) []T {
 	return s
 }
 
-func fedOf(fed string) string { return cmp.Or(fed, manifest.DefaultFederation) }
 
 func federationNames(snap *resolver.Snapshot) []string {
 	var out []string
 	for _, m := range snap.Manifests {
-		out = append(out, fedOf(m.Federation))
+		out = append(out, manifest.FederationOf(m.Federation))
 	}
 	for _, d := range snap.Datastores {
-		out = append(out, fedOf(d.Federation))
+		out = append(out, manifest.FederationOf(d.Federation))
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -155,7 +154,7 @@ func federationNames(snap *resolver.Snapshot) []string {
 func manifestsOf(snap *resolver.Snapshot, fed string) []manifest.Manifest {
 	var out []manifest.Manifest
 	for _, m := range snap.Manifests {
-		if fedOf(m.Federation) == fed {
+		if manifest.FederationOf(m.Federation) == fed {
 			out = append(out, m)
 		}
 	}
@@ -165,7 +164,7 @@ func manifestsOf(snap *resolver.Snapshot, fed string) []manifest.Manifest {
 func datastoresOf(snap *resolver.Snapshot, fed string) []resolver.Datastore {
 	var out []resolver.Datastore
 	for _, d := range snap.Datastores {
-		if fedOf(d.Federation) == fed {
+		if manifest.FederationOf(d.Federation) == fed {
 			out = append(out, d)
 		}
 	}
@@ -188,11 +187,11 @@ func storedBindings(list []registry.StoredBinding) map[bindingKey]resolver.Bindi
 }
 
 func service(m *manifest.Manifest, snap *resolver.Snapshot, res *resolver.Result, stored map[bindingKey]resolver.Binding) Service {
-	fed := fedOf(m.Federation)
+	fed := manifest.FederationOf(m.Federation)
 	s := Service{Name: m.ID, Public: m.Public, Unique: m.Unique, Provides: slices.Sorted(maps.Keys(m.Provides))}
 	s.Provides = orEmpty(s.Provides)
 	for _, in := range snap.Instances {
-		if fedOf(in.Federation) == fed && in.Service == m.ID {
+		if manifest.FederationOf(in.Federation) == fed && in.Service == m.ID {
 			s.Instances = append(s.Instances, Instance{ID: in.ID, Node: in.Node, Address: in.Address, Port: in.Port, Region: in.Region, Health: "passing"})
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/plan"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
@@ -66,11 +67,14 @@ func (c *agreeCase) logCommand(word string) []string {
 	return []string{"/bin/sh", "-c", fmt.Sprintf("echo %s >> %s", word, filepath.Join(c.dir, "commands.log"))}
 }
 
-func (c *agreeCase) wordOf(argv []string) string {
-	if len(argv) != 3 {
-		return strings.Join(argv, " ")
+// wordOf is the word a logCommand logs, from the command as a report
+// prints it.
+func wordOf(command string) string {
+	_, after, ok := strings.Cut(command, "echo ")
+	if !ok {
+		return command
 	}
-	word, _, _ := strings.Cut(strings.TrimPrefix(argv[2], "echo "), " ")
+	word, _, _ := strings.Cut(after, " ")
 	return word
 }
 
@@ -187,7 +191,7 @@ func (a *agreement) run(c *agreeCase) {
 func hostsOf(c *agreeCase, cfg *listener.Config) []plan.Host {
 	var out []plan.Host
 	for _, s := range cfg.Services {
-		out = append(out, plan.Host{Node: c.node, Federation: c.fed, Service: s.Service, Region: c.region})
+		out = append(out, plan.Host{Node: c.node, Federation: c.fed, Service: s.Service, Region: cfg.Region, Provision: s.Provision})
 	}
 	return out
 }
@@ -227,6 +231,9 @@ func did(c *agreeCase, run *listener.RunReport, old, now map[string][]byte) map[
 	for _, s := range run.Services {
 		o := outcome{Result: s.Result}
 		for _, tr := range s.Templates {
+			if tr.Apply == model.ApplyRuntime {
+				o.Runtime = append(o.Runtime, tr.Name)
+			}
 			if tr.Changed {
 				o.Changed = append(o.Changed, tr.Name)
 				dest := strings.TrimPrefix(tr.Destination, filepath.Join(c.dir, "root"))
@@ -264,25 +271,26 @@ func predicted(c *agreeCase, p *plan.Plan) map[string]outcome {
 			continue
 		}
 		for _, s := range n.Services {
-			o := outcome{Result: listener.ResultOK}
-			if s.Skipped != "" {
-				o.Result = listener.ResultSkipped
-			}
-			for _, f := range s.Files {
-				if f.Error != "" {
-					o.Result = listener.ResultFailed
+			o := outcome{Result: s.Result}
+			for _, tr := range s.Templates {
+				if !tr.Changed {
 					continue
 				}
-				o.Changed = append(o.Changed, f.Template)
-				o.addDiff(f.Template, f.Diff)
-				if len(f.Reload) > 0 && !slices.Contains(o.Reloads, c.wordOf(f.Reload)) {
-					o.Reloads = append(o.Reloads, c.wordOf(f.Reload))
+				o.Changed = append(o.Changed, tr.Name)
+				o.addDiff(tr.Name, tr.Diff)
+				switch tr.Apply {
+				case model.ApplyReload:
+					if w := wordOf(tr.Reload); !slices.Contains(o.Reloads, w) {
+						o.Reloads = append(o.Reloads, w)
+					}
+				case model.ApplyRuntime:
+					o.Runtime = append(o.Runtime, tr.Name)
 				}
 			}
-			if len(s.Provision) > 0 && o.Result == listener.ResultOK {
-				o.Provision = c.wordOf(s.Provision)
+			if s.Provision != nil {
+				o.Provision = wordOf(s.Provision.Command)
 			}
-			if o.Result == listener.ResultOK && len(o.Changed) == 0 && len(o.Reloads) == 0 && o.Provision == "" {
+			if o.Result == model.ResultOK && len(o.Changed) == 0 && len(o.Reloads) == 0 && o.Provision == "" {
 				continue
 			}
 			out[s.Service] = o

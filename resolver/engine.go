@@ -22,7 +22,7 @@ func Resolve(snap *Snapshot) *Result {
 	e := newEngine(snap)
 	res := &Result{}
 	for _, m := range e.manifests {
-		fed := fedOf(m.Federation)
+		fed := manifest.FederationOf(m.Federation)
 		plans := newPlans(m, e.templates)
 		digest := ManifestDigest(m)
 		for _, region := range e.regionsOf(fed, m.ID) {
@@ -60,13 +60,6 @@ func ManifestDigest(m *manifest.Manifest) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// fedOf treats an empty federation as the default one, as manifests do.
-func fedOf(fed string) string {
-	if fed == "" {
-		return manifest.DefaultFederation
-	}
-	return fed
-}
 
 // engine is the state of one Resolve or Explain call: indexes built once
 // and caches that make repeated requirements cheap. It is never shared.
@@ -125,10 +118,10 @@ func newEngine(snap *Snapshot) *engine {
 	e.addInstances(snap.Instances)
 	for _, d := range snap.Datastores {
 		if d.Refused != "" {
-			e.fed(fedOf(d.Federation)).refused[d.Key] = d.Refused
+			e.fed(manifest.FederationOf(d.Federation)).refused[d.Key] = d.Refused
 			continue
 		}
-		ds := e.fed(fedOf(d.Federation)).datastores
+		ds := e.fed(manifest.FederationOf(d.Federation)).datastores
 		// Keys are unique in the registry; should one repeat, the smaller
 		// value wins so that input order never matters.
 		if old, ok := ds[d.Key]; !ok || d.Value < old {
@@ -154,15 +147,15 @@ func newEngine(snap *Snapshot) *engine {
 func (e *engine) addManifests(ms []manifest.Manifest) {
 	for i := range ms {
 		e.manifests = append(e.manifests, &ms[i])
-		e.fed(fedOf(ms[i].Federation))
+		e.fed(manifest.FederationOf(ms[i].Federation))
 	}
 	slices.SortStableFunc(e.manifests, func(a, b *manifest.Manifest) int {
-		return cmp.Or(cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)), cmp.Compare(a.ID, b.ID))
+		return cmp.Or(cmp.Compare(manifest.FederationOf(a.Federation), manifest.FederationOf(b.Federation)), cmp.Compare(a.ID, b.ID))
 	})
 	// The registry stores one manifest per (federation, id); a repeat here
 	// would make two bindings with one name, so keep the first.
 	e.manifests = slices.CompactFunc(e.manifests, func(a, b *manifest.Manifest) bool {
-		return fedOf(a.Federation) == fedOf(b.Federation) && a.ID == b.ID
+		return manifest.FederationOf(a.Federation) == manifest.FederationOf(b.Federation) && a.ID == b.ID
 	})
 }
 
@@ -173,13 +166,13 @@ func (e *engine) addManifests(ms []manifest.Manifest) {
 func (e *engine) addInstances(list []Instance) {
 	public := make(map[serviceKey]bool, len(e.manifests))
 	for _, m := range e.manifests {
-		public[serviceKey{fedOf(m.Federation), m.ID}] = m.Public
+		public[serviceKey{manifest.FederationOf(m.Federation), m.ID}] = m.Public
 	}
 	insts := make([]*Instance, 0, len(list))
 	var unpublished []*Instance
 	for i := range list {
 		in := list[i]
-		pub, published := public[serviceKey{fedOf(in.Federation), in.Service}]
+		pub, published := public[serviceKey{manifest.FederationOf(in.Federation), in.Service}]
 		if !published {
 			unpublished = append(unpublished, &in)
 			continue
@@ -192,7 +185,7 @@ func (e *engine) addInstances(list []Instance) {
 	slices.SortFunc(insts, compareInstances)
 	e.addUnpublished(unpublished)
 	for rank, in := range insts {
-		fed := fedOf(in.Federation)
+		fed := manifest.FederationOf(in.Federation)
 		fi := e.fed(fed)
 		for k, v := range in.Provides {
 			fi.byKey[k] = append(fi.byKey[k], offer{in, v, rank})
@@ -214,10 +207,10 @@ func (e *engine) addInstances(list []Instance) {
 func (e *engine) addUnpublished(insts []*Instance) {
 	slices.SortFunc(insts, compareInstances)
 	for rank, in := range insts {
-		fi, ok := e.unpublished[fedOf(in.Federation)]
+		fi, ok := e.unpublished[manifest.FederationOf(in.Federation)]
 		if !ok {
 			fi = newFedIndex()
-			e.unpublished[fedOf(in.Federation)] = fi
+			e.unpublished[manifest.FederationOf(in.Federation)] = fi
 		}
 		for k, v := range in.Provides {
 			fi.byKey[k] = append(fi.byKey[k], offer{in, v, rank})
@@ -227,7 +220,7 @@ func (e *engine) addUnpublished(insts []*Instance) {
 
 func compareInstances(a, b *Instance) int {
 	return cmp.Or(
-		cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)),
+		cmp.Compare(manifest.FederationOf(a.Federation), manifest.FederationOf(b.Federation)),
 		cmp.Compare(a.ID, b.ID),
 		cmp.Compare(a.Service, b.Service),
 		cmp.Compare(a.Node, b.Node),
@@ -655,7 +648,7 @@ const (
 // whether the region filter keeps only the consumer's region.
 func (q *query) judge(in *Instance, narrowed bool) verdict {
 	switch {
-	case fedOf(in.Federation) != q.fed:
+	case manifest.FederationOf(in.Federation) != q.fed:
 		return otherFederation
 	case q.tmpl != nil && !providesAll(in, q.keys):
 		return incomplete

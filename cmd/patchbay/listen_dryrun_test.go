@@ -217,7 +217,7 @@ func TestListenDryRunHalted(t *testing.T) {
 	}
 	s := r.Services[0]
 	if r.Result != listener.ResultHalted || s.Result != listener.ResultHalted || !strings.Contains(s.Reason, "halted by other-node: health check failing") ||
-		s.Provision != nil || len(s.Tests) != 0 || s.RolloutGroup != "drh" || len(s.Files) != 1 || !s.Files[0].Changed {
+		s.Provision != nil || len(s.Tests) != 0 || s.RolloutGroup != "drh" || len(s.Templates) != 1 || !s.Templates[0].Changed {
 		t.Errorf("report %+v, service %+v: want halted naming other-node, the file staged, no command", r, s)
 	}
 	if h, err := group.Halted(t.Context()); err != nil || h == nil || h.Node != "other-node" {

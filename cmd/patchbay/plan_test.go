@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/patchbay/patchbay/model"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -157,7 +158,7 @@ requires: {API_URL: "{API_URL}"}
 			t.Fatalf("routes %+v", p.Routes)
 		}
 		lb := runOf(p, "n4", "lb")
-		if lb == nil || len(lb.Files) != 1 || !strings.Contains(lb.Files[0].Diff, "-web: 10.0.0.1:8002 10.0.0.2:8002") || !strings.Contains(lb.Files[0].Diff, "+web: 10.0.0.2:8002") {
+		if lb == nil || len(lb.Templates) != 1 || !strings.Contains(lb.Templates[0].Diff, "-web: 10.0.0.1:8002 10.0.0.2:8002") || !strings.Contains(lb.Templates[0].Diff, "+web: 10.0.0.2:8002") {
 			t.Fatalf("lb on n4: %+v", lb)
 		}
 		if hasNode(p, "n1", "api") {
@@ -246,7 +247,7 @@ func planJSON(t *testing.T, wantCode int, args ...string) *plan.Plan {
 	return &p
 }
 
-func runOf(p *plan.Plan, node, service string) *plan.ServiceRun {
+func runOf(p *plan.Plan, node, service string) *model.ServiceRun {
 	for _, n := range p.Nodes {
 		for i, s := range n.Services {
 			if n.Node == node && s.Service == service {
