@@ -84,55 +84,69 @@ func (c *agreeCase) logged() []string {
 	return strings.Fields(string(b))
 }
 
-// store makes Consul hold snap's manifests and bindings for c's federation.
-func (a *agreement) store(c *agreeCase, snap *resolver.Snapshot) {
+// store makes Consul hold snap's manifests and bindings for c's
+// federation, as publish and the resolver would: a manifest gone from
+// prev is unpublished, and a binding is written only when it changes.
+func (a *agreement) store(c *agreeCase, prev, snap *resolver.Snapshot) {
 	a.t.Helper()
 	ctx := context.Background()
-	kept := map[string]bool{}
 	for i := range snap.Manifests {
-		m := snap.Manifests[i]
-		kept[m.ID] = true
-		if _, err := a.reg.Publish(ctx, &m); err != nil {
+		if _, err := a.reg.Publish(ctx, &snap.Manifests[i]); err != nil {
 			a.t.Fatal(err)
+		}
+	}
+	if prev != nil {
+		for _, m := range prev.Manifests {
+			if !slices.ContainsFunc(snap.Manifests, func(n manifest.Manifest) bool { return n.ID == m.ID }) {
+				if err := a.reg.Unpublish(ctx, c.fed, m.ID); err != nil {
+					a.t.Fatal(err)
+				}
+			}
 		}
 	}
 	stored, _, _, err := a.reg.Bindings(ctx)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	index := map[string]uint64{}
-	var writes []registry.BindingWrite
+	held := map[string]registry.StoredBinding{}
 	for _, sb := range stored {
-		if sb.Federation != c.fed {
-			continue
-		}
-		index[sb.Service+"/"+sb.Region] = sb.ModifyIndex
-		if !kept[sb.Service] {
-			if err := a.reg.Unpublish(ctx, c.fed, sb.Service); err != nil {
-				a.t.Fatal(err)
-			}
+		if sb.Federation == c.fed {
+			held[sb.Service+"/"+sb.Region] = sb
 		}
 	}
-	seen := map[string]bool{}
+	var writes []registry.BindingWrite
 	for _, b := range resolver.Resolve(snap).Bindings {
 		k := b.Service + "/" + b.Region
-		seen[k] = true
-		b.Revision = 1 + index[k]
+		was, ok := held[k]
+		delete(held, k)
+		if ok && sameBinding(a.t, was.Value, b) {
+			continue
+		}
+		b.Revision = 1 + was.ModifyIndex
 		data, err := json.Marshal(b)
 		if err != nil {
 			a.t.Fatal(err)
 		}
-		writes = append(writes, registry.BindingWrite{StoredBinding: registry.StoredBinding{Federation: c.fed, Service: b.Service, Region: b.Region, Value: data, ModifyIndex: index[k]}})
+		writes = append(writes, registry.BindingWrite{StoredBinding: registry.StoredBinding{Federation: c.fed, Service: b.Service, Region: b.Region, Value: data, ModifyIndex: was.ModifyIndex}})
 	}
-	for k, i := range index {
-		if !seen[k] {
-			svc, region, _ := strings.Cut(k, "/")
-			writes = append(writes, registry.BindingWrite{StoredBinding: registry.StoredBinding{Federation: c.fed, Service: svc, Region: region, ModifyIndex: i}, Delete: true})
-		}
+	for _, sb := range held {
+		writes = append(writes, registry.BindingWrite{StoredBinding: sb, Delete: true})
 	}
 	if _, err := a.reg.WriteBindings(ctx, writes); err != nil {
 		a.t.Fatal(err)
 	}
+}
+
+// sameBinding reports whether a stored binding holds b, revision aside.
+func sameBinding(t *testing.T, stored []byte, b resolver.Binding) bool {
+	was, err := resolver.DecodeBinding("stored", stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Revision = was.Revision
+	x, _ := json.Marshal(was)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
 }
 
 // run checks that plan predicts exactly what the listener's run does.
@@ -160,27 +174,29 @@ func (a *agreement) run(c *agreeCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.store(c, c.before)
-	if _, err := l.Once(ctx); err != nil {
+	a.store(c, nil, c.before)
+	first, err := l.Once(ctx)
+	if err != nil {
 		t.Logf("before run: %v", err)
 	}
 	c.logged()
 	if c.afterBefore != nil {
 		c.afterBefore(t)
 	}
-	a.store(c, c.after)
+	a.store(c, c.before, c.after)
 	p, err := plan.Compute(ctx, c.before, c.after, plan.WithRenderer(templates.NewRenderer()), plan.WithHosts(hostsOf(c, cfg)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := predicted(c, p)
+	was := resultsOf(first)
+	want := predicted(c, p, was)
 	l.Resync("the after state is stored") // as the bindings event would
 	old := filesUnder(t, root)
 	run, err := l.Once(ctx)
 	if err != nil {
 		t.Logf("after run: %v", err)
 	}
-	got := did(c, run, old, filesUnder(t, root))
+	got := did(c, run, was, old, filesUnder(t, root))
 	for _, svc := range slices.Sorted(mapsKeys(got, want)) {
 		if g, w := show(got[svc]), show(want[svc]); g != w {
 			t.Errorf("%s of node %s: plan predicts %s, the listener did %s", svc, c.node, w, g)
@@ -222,7 +238,7 @@ func mapsKeys(ms ...map[string]outcome) func(func(string) bool) {
 
 // did is what the listener's run did, per service that it did something
 // for or that did not end ok.
-func did(c *agreeCase, run *listener.RunReport, old, now map[string][]byte) map[string]outcome {
+func did(c *agreeCase, run *listener.RunReport, was map[string]string, old, now map[string][]byte) map[string]outcome {
 	out := map[string]outcome{}
 	words := c.logged()
 	if run == nil {
@@ -255,8 +271,8 @@ func did(c *agreeCase, run *listener.RunReport, old, now map[string][]byte) map[
 				o.Provision = w
 			}
 		}
-		if o.Result == listener.ResultOK && len(o.Changed) == 0 && len(o.Reloads) == 0 && o.Provision == "" {
-			continue // nothing to do
+		if o.quiet(was[s.Service]) {
+			continue
 		}
 		out[s.Service] = o
 	}
@@ -264,7 +280,7 @@ func did(c *agreeCase, run *listener.RunReport, old, now map[string][]byte) map[
 }
 
 // predicted is what plan says the node's run does.
-func predicted(c *agreeCase, p *plan.Plan) map[string]outcome {
+func predicted(c *agreeCase, p *plan.Plan, was map[string]string) map[string]outcome {
 	out := map[string]outcome{}
 	for _, n := range p.Nodes {
 		if n.Node != c.node {
@@ -290,7 +306,7 @@ func predicted(c *agreeCase, p *plan.Plan) map[string]outcome {
 			if s.Provision != nil {
 				o.Provision = wordOf(s.Provision.Command)
 			}
-			if o.Result == model.ResultOK && len(o.Changed) == 0 && len(o.Reloads) == 0 && o.Provision == "" {
+			if o.quiet(was[s.Service]) {
 				continue
 			}
 			out[s.Service] = o
@@ -342,6 +358,25 @@ func filesUnder(t *testing.T, root string) map[string][]byte {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// quiet reports whether o does nothing and ends as the run before did
+// (or ok): plan lists only services whose binding changes, and a
+// listener reports every service it hosts.
+func (o outcome) quiet(before string) bool {
+	return len(o.Changed) == 0 && len(o.Reloads) == 0 && len(o.Runtime) == 0 && o.Provision == "" &&
+		(o.Result == model.ResultOK || o.Result == before)
+}
+
+// resultsOf is each service's result in run.
+func resultsOf(run *listener.RunReport) map[string]string {
+	out := map[string]string{}
+	if run != nil {
+		for _, s := range run.Services {
+			out[s.Service] = s.Result
+		}
 	}
 	return out
 }
