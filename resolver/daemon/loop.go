@@ -7,7 +7,7 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
+	"github.com/patchbay/patchbay/internal/alive"
 	"log/slog"
 	"sync"
 	"time"
@@ -62,7 +62,7 @@ type Loop struct {
 	// onLeading, when set, hears when leadership starts and ends (metrics).
 	onLeading func(bool)
 	// probes are taken by the loop's waits only (see Alive); unbuffered.
-	probes chan struct{}
+	probes *alive.Probe
 }
 
 // Pass describes one resolve-and-write pass.
@@ -117,7 +117,7 @@ func WithPassHook(fn func(Pass)) LoopOption { return func(l *Loop) { l.onApplied
 
 // NewLoop returns a resolver loop.
 func NewLoop(reg Registry, pub Publisher, opts ...LoopOption) *Loop {
-	l := &Loop{reg: reg, pub: pub, holder: "resolver", quiet: DefaultQuiet, max: DefaultMaxWait, ttl: registry.DefaultLeaderTTL, log: slog.Default(), probes: make(chan struct{})}
+	l := &Loop{reg: reg, pub: pub, holder: "resolver", quiet: DefaultQuiet, max: DefaultMaxWait, ttl: registry.DefaultLeaderTTL, log: slog.Default(), probes: alive.New()}
 	for _, opt := range opts {
 		opt(l)
 	}
@@ -177,12 +177,7 @@ func (l *Loop) Run(ctx context.Context) error {
 // between retries; so an outage it is riding out is not taken for a wedge.
 // It is what the systemd watchdog asks before it pings.
 func (l *Loop) Alive(ctx context.Context) error {
-	select {
-	case l.probes <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("resolver: loop did not answer: %w", ctx.Err())
-	}
+	return l.probes.Ask(ctx, "resolver: loop")
 }
 
 // sleep waits for d or the end of ctx, taking probes meanwhile.
@@ -195,7 +190,7 @@ func (l *Loop) sleep(ctx context.Context, d time.Duration) {
 			return
 		case <-t.C:
 			return
-		case <-l.probes:
+		case <-l.probes.C():
 		}
 	}
 }
@@ -237,7 +232,7 @@ func (l *Loop) acquire(ctx context.Context, cand *registry.Candidate) (*registry
 		select {
 		case a := <-done:
 			return a.lead, a.err
-		case <-l.probes:
+		case <-l.probes.C():
 		}
 	}
 }
