@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/patchbay/patchbay/manifest"
 	"io/fs"
 	"net"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/resolver"
 )
 

@@ -138,7 +138,6 @@ func orEmpty[T any](s []T) []T {
 	return s
 }
 
-
 func federationNames(snap *resolver.Snapshot) []string {
 	var out []string
 	for _, m := range snap.Manifests {

@@ -9,13 +9,13 @@ package listener
 import (
 	"context"
 	"fmt"
-	"github.com/patchbay/patchbay/model"
 	"io"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/model"
 )
 
 // ErrHAProxyAPI: HAProxy's runtime API refused a command or cannot be reached.

@@ -3,7 +3,6 @@ package listener
 import (
 	"context"
 	"fmt"
-	"github.com/patchbay/patchbay/internal/alive"
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
+	"github.com/patchbay/patchbay/internal/alive"
 	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/templates"

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/patchbay/patchbay/internal/alive"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -20,6 +19,8 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/google/renameio/v2"
 	"golang.org/x/time/rate"
+
+	"github.com/patchbay/patchbay/internal/alive"
 )
 
 // Defaults of the queue; listener.yaml's queue section defaults to them.

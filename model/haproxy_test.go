@@ -70,4 +70,3 @@ func TestDiffHAProxy(t *testing.T) {
 		})
 	}
 }
-

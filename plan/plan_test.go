@@ -2,13 +2,13 @@ package plan
 
 import (
 	"context"
-	"github.com/patchbay/patchbay/model"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )

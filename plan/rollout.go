@@ -2,9 +2,10 @@ package plan
 
 import (
 	"cmp"
-	"github.com/patchbay/patchbay/model"
 	"maps"
 	"slices"
+
+	"github.com/patchbay/patchbay/model"
 )
 
 // RolloutChange is a rollout group whose nodes would apply the change a

@@ -2,9 +2,10 @@ package plan
 
 import (
 	"fmt"
-	"github.com/patchbay/patchbay/model"
 	"io"
 	"strings"
+
+	"github.com/patchbay/patchbay/model"
 )
 
 // WriteText writes the plan for a person: bindings before → after,

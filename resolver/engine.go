@@ -60,7 +60,6 @@ func ManifestDigest(m *manifest.Manifest) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-
 // engine is the state of one Resolve or Explain call: indexes built once
 // and caches that make repeated requirements cheap. It is never shared.
 type engine struct {

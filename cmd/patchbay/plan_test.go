@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"github.com/patchbay/patchbay/model"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/patchbay/patchbay/internal/redact"
 	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/plan"
 	"github.com/patchbay/patchbay/registry"
 )

@@ -7,7 +7,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"github.com/patchbay/patchbay/internal/alive"
 	"log/slog"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 
+	"github.com/patchbay/patchbay/internal/alive"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
