@@ -97,6 +97,26 @@ func TestPlanAndImpact(t *testing.T) {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
 	})
+	t.Run("node-config: listener.yaml's provision replaces the manifest's", func(t *testing.T) {
+		edited := planServices(t, dir, map[string]string{"www": strings.Replace(readFile(t, filepath.Join(services, "www", "patchbay.yaml")), "id: www\n", "id: www\nenvironment: {MODE: blue}\n", 1)})
+		nodeCfg := filepath.Join(t.TempDir(), "listener.yaml")
+		if err := os.WriteFile(nodeCfg, []byte("node: n3\nregion: us-1\nservices:\n  - service: www\n    provision: {command: [echo, node-www]}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{nil, "true"},
+			{[]string{"--node-config", nodeCfg}, "echo node-www"},
+		} {
+			p := planJSON(t, exitChanges, append([]string{"plan", addr, filepath.Join(edited, "www")}, tc.args...)...)
+			www := runOf(p, "n3", "www")
+			if www == nil || www.Provision == nil || www.Provision.Command != tc.want {
+				t.Errorf("%v: www on n3: %+v, want provision %q", tc.args, www, tc.want)
+			}
+		}
+	})
 	t.Run("requirement becomes unresolved", func(t *testing.T) {
 		edited := planServices(t, dir, map[string]string{"www": strings.Replace(`id: www
 requires: {API_URL: "{API_URL}"}
