@@ -183,10 +183,7 @@ func hostsOf(statuses []registry.Status, snap *resolver.Snapshot) []plan.Host {
 	}
 	var out []plan.Host
 	for _, s := range statuses {
-		fed := s.Federation
-		if fed == "" {
-			fed = manifest.DefaultFederation
-		}
+		fed := manifest.FederationOf(s.Federation)
 		for _, svc := range slices.Sorted(maps.Keys(s.Details)) {
 			out = append(out, plan.Host{Node: s.Node, Federation: fed, Service: svc, Region: region[s.Node]})
 		}
