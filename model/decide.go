@@ -55,12 +55,12 @@ func Prepare(n Node, in Input) Service {
 	case !in.Binding.Ready():
 		s.Evicted = evicting(in, unresolvedAll(in.Binding))
 		if len(s.Evicted.Templates) == 0 {
-			s.Result, s.Reason = ResultSkipped, SkippedReason(in.Binding.Unresolved)
+			s.Result, s.Reason = ResultSkipped, skippedReason(in.Binding.Unresolved)
 			return s
 		}
 		s.Policy, s.Result = true, ResultSkipped
-		s.Reason = PolicyReason(in.Binding.Unresolved, s.Evicted.Templates)
-		relaxed := Relax(in.Binding)
+		s.Reason = policyReason(in.Binding.Unresolved, s.Evicted.Templates)
+		relaxed := relax(in.Binding)
 		for _, name := range s.Evicted.Templates {
 			r := render(n, in.Manifest, relaxed, name)
 			r.Min = 0

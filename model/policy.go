@@ -130,9 +130,9 @@ func isHostByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == ':'
 }
 
-// Relax is the binding a policy render uses: an unresolved select-all
+// relax is the binding a policy render uses: an unresolved select-all
 // requirement is an empty route rather than a kept file.
-func Relax(b *resolver.Binding) *resolver.Binding {
+func relax(b *resolver.Binding) *resolver.Binding {
 	out := *b
 	out.Vars = maps.Clone(b.Vars)
 	for name, v := range out.Vars {

@@ -33,7 +33,7 @@ func TestRelax(t *testing.T) {
 		"DB":     {Select: "one"},
 		"OK":     {Select: "all", Resolved: true, Providers: []resolver.Provider{{Key: "A_URL"}}},
 	}}
-	r := Relax(b)
+	r := relax(b)
 	if !r.Vars["ROUTES"].Resolved || r.Vars["DB"].Resolved || len(r.Vars["OK"].Providers) != 1 {
 		t.Fatalf("relaxed: %+v", r.Vars)
 	}

@@ -10,8 +10,8 @@ import (
 // keepsLastGood ends the reason of a service that renders nothing.
 const keepsLastGood = "its files keep their last good version"
 
-// Unresolved says which requirements are unresolved and why.
-func Unresolved(us []resolver.Unresolved) string {
+// unresolvedText says which requirements are unresolved and why.
+func unresolvedText(us []resolver.Unresolved) string {
 	parts := make([]string, len(us))
 	for i, u := range us {
 		parts[i] = fmt.Sprintf("%s unresolved (%s)", u.Var, u.Reason)
@@ -19,15 +19,15 @@ func Unresolved(us []resolver.Unresolved) string {
 	return strings.Join(parts, "; ")
 }
 
-// SkippedReason is the reason of a service whose binding is not ready:
+// skippedReason is the reason of a service whose binding is not ready:
 // nothing is rendered.
-func SkippedReason(us []resolver.Unresolved) string {
-	return Unresolved(us) + "; " + keepsLastGood
+func skippedReason(us []resolver.Unresolved) string {
+	return unresolvedText(us) + "; " + keepsLastGood
 }
 
-// PolicyReason is the reason of a service whose binding is not ready but
+// policyReason is the reason of a service whose binding is not ready but
 // whose files route to providers policy no longer allows: those files are
 // rendered without them, the others kept.
-func PolicyReason(us []resolver.Unresolved, templates []string) string {
-	return fmt.Sprintf("%s; %s rendered without the providers policy no longer allows", Unresolved(us), strings.Join(templates, ", "))
+func policyReason(us []resolver.Unresolved, templates []string) string {
+	return fmt.Sprintf("%s; %s rendered without the providers policy no longer allows", unresolvedText(us), strings.Join(templates, ", "))
 }
