@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/patchbay/patchbay/listener"
+	"github.com/patchbay/patchbay/model"
 )
 
 const dryRunHelp = `
@@ -95,7 +96,10 @@ func printDryRunFile(w io.Writer, f listener.TemplateRun) {
 		}
 		fmt.Fprintf(w, "    check %s: %s\n", c.Command, verdict)
 	}
-	if f.Reload != "" {
+	switch {
+	case f.Apply == model.ApplyRuntime:
+		fmt.Fprintf(w, "    servers change over HAProxy's runtime API, no reload (%s if it fails)\n", f.Reload)
+	case f.Reload != "":
 		fmt.Fprintf(w, "    reload: %s\n", f.Reload)
 	}
 	if f.Diff != "" {
