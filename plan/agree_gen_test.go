@@ -45,12 +45,32 @@ func TestPlanAgreesGenerated(t *testing.T) {
 	a := newAgreement(t)
 	_, err := exec.LookPath("haproxy")
 	haproxy := err == nil || os.Getenv("CI") == "true" // CI: a missing HAProxy fails the case
+	seen := map[string]int{}
 	for i := range genCases {
 		t.Run(fmt.Sprintf("case-%d", i), func(t *testing.T) {
 			c := &agreeCase{fed: fmt.Sprintf("gen-%d", i), node: "n1", dir: t.TempDir()}
 			generate(t, rng, c, haproxy)
-			(&agreement{t: t, reg: a.reg}).run(c)
+			tally(seen, c, (&agreement{t: t, reg: a.reg}).run(c))
 		})
+	}
+	t.Logf("the listener's runs covered: %v", seen)
+}
+
+// tally counts the four points among what the runs did.
+func tally(seen map[string]int, c *agreeCase, did map[string]outcome) {
+	for svc, o := range did {
+		switch {
+		case o.Result == "skipped" && len(o.Changed) > 0:
+			seen["policy render"]++
+		case len(o.Runtime) > 0:
+			seen["runtime api"]++
+		case o.Provision == "provision-app-node":
+			seen["provision override"]++
+		case svc == "app" && c.region != "" && len(o.Changed) > 0:
+			seen["node region"]++
+		case len(o.Changed) > 0:
+			seen["other change"]++
+		}
 	}
 }
 

@@ -149,8 +149,9 @@ func sameBinding(t *testing.T, stored []byte, b resolver.Binding) bool {
 	return string(x) == string(y)
 }
 
-// run checks that plan predicts exactly what the listener's run does.
-func (a *agreement) run(c *agreeCase) {
+// run checks that plan predicts exactly what the listener's run does, and
+// returns what the listener did.
+func (a *agreement) run(c *agreeCase) map[string]outcome {
 	t := a.t
 	t.Helper()
 	ctx := t.Context()
@@ -202,6 +203,7 @@ func (a *agreement) run(c *agreeCase) {
 			t.Errorf("%s of node %s: plan predicts %s, the listener did %s", svc, c.node, w, g)
 		}
 	}
+	return got
 }
 
 func hostsOf(c *agreeCase, cfg *listener.Config) []plan.Host {
