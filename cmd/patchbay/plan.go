@@ -25,6 +25,7 @@ var errChanges = errors.New("changes pending")
 
 type planFlags struct {
 	datastores []string
+	nodes      []string // --node-config
 	asJSON     bool
 }
 
@@ -43,7 +44,13 @@ reload and provision commands would run, and which rollout groups would roll.
 Nothing is written.
 
 Nodes are those running an instance of a service, plus those whose last
-recorded status names it (load balancers often register no instance).
+recorded status names it (load balancers often register no instance), plus
+those of every --node-config listener.yaml. A node's run is the listener's
+own run model: its templates render with the node's region, a policy-withheld
+provider is evicted from a file that routes to it, an HAProxy with the
+runtime API changes servers without a reload, and listener.yaml's provision
+command replaces the manifest's (known only from --node-config). What a node
+has installed is taken to be the render of the old binding.
 
 Exit status: 0 nothing would change, 3 something would change, 1 bad input,
 2 Consul unreachable.`,
@@ -55,7 +62,7 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input,
 			if err != nil {
 				return err
 			}
-			p, err := a.publishPlan(cmd.Context(), set, f.datastores)
+			p, err := a.publishPlan(cmd.Context(), set, f.datastores, f.nodes)
 			if err != nil {
 				return err
 			}
@@ -63,6 +70,7 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input,
 		},
 	}
 	cmd.Flags().StringArrayVar(&f.datastores, "datastore", nil, "also set datastore KEY=VALUE (repeatable)")
+	nodeConfigFlag(cmd, &f.nodes)
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print the plan as JSON")
 	return cmd
 }
@@ -96,7 +104,7 @@ func (a *app) showPlan(p *plan.Plan, asJSON bool) error {
 
 // publishPlan computes the plan of publishing set and the extra
 // datastore values against the live registry.
-func (a *app) publishPlan(ctx context.Context, set *manifest.Set, extra []string) (*plan.Plan, error) {
+func (a *app) publishPlan(ctx context.Context, set *manifest.Set, extra, nodeConfigs []string) (*plan.Plan, error) {
 	ds, err := datastoreValues(set, extra, a.g.Federation)
 	if err != nil {
 		return nil, err
@@ -105,7 +113,7 @@ func (a *app) publishPlan(ctx context.Context, set *manifest.Set, extra []string
 	for _, s := range set.Services {
 		ms = append(ms, s.Manifest)
 	}
-	return a.computePlan(ctx, func(snap *binding.Snapshot, opts []plan.Option) (*plan.Plan, error) {
+	return a.computePlan(ctx, nodeConfigs, func(snap *binding.Snapshot, opts []plan.Option) (*plan.Plan, error) {
 		return plan.Compute(ctx, snap, plan.Publish(snap, ms, ds), opts...)
 	})
 }
@@ -130,7 +138,11 @@ func datastoreValues(set *manifest.Set, extra []string, fed string) ([]binding.D
 
 // computePlan reads the registry once and runs compute on it with the
 // options that render templates with the registry's lookups.
-func (a *app) computePlan(ctx context.Context, compute func(*binding.Snapshot, []plan.Option) (*plan.Plan, error)) (*plan.Plan, error) {
+func (a *app) computePlan(ctx context.Context, nodeConfigs []string, compute func(*binding.Snapshot, []plan.Option) (*plan.Plan, error)) (*plan.Plan, error) {
+	nodes, err := a.nodeHosts(nodeConfigs)
+	if err != nil {
+		return nil, err
+	}
 	reg, err := a.registry()
 	if err != nil {
 		return nil, err
@@ -144,7 +156,7 @@ func (a *app) computePlan(ctx context.Context, compute func(*binding.Snapshot, [
 		return nil, err
 	}
 	defer closeFn()
-	return compute(snap, opts)
+	return compute(snap, append([]plan.Option{plan.WithHosts(nodes)}, opts...)) // first: they carry listener.yaml's provision
 }
 
 // planOptions are the renderer (with Consul lookups) and the nodes that
@@ -171,10 +183,7 @@ func hostsOf(statuses []registry.Status, snap *binding.Snapshot) []plan.Host {
 	}
 	var out []plan.Host
 	for _, s := range statuses {
-		fed := s.Federation
-		if fed == "" {
-			fed = manifest.DefaultFederation
-		}
+		fed := manifest.FederationOf(s.Federation)
 		for _, svc := range slices.Sorted(maps.Keys(s.Details)) {
 			out = append(out, plan.Host{Node: s.Node, Federation: fed, Service: svc, Region: region[s.Node]})
 		}
@@ -185,7 +194,7 @@ func hostsOf(statuses []registry.Status, snap *binding.Snapshot) []plan.Host {
 // confirmPlan shows the plan of publishing set and asks, unless yes;
 // false means the user declined.
 func (a *app) confirmPlan(cmd *cobra.Command, set *manifest.Set, yes bool) (bool, error) {
-	p, err := a.publishPlan(cmd.Context(), set, nil)
+	p, err := a.publishPlan(cmd.Context(), set, nil, nil)
 	if err != nil {
 		return false, err
 	}
