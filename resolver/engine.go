@@ -82,6 +82,7 @@ type engine struct {
 	// no manifest: they bind to nothing, but a binding lists them withheld.
 	unpublished map[string]*fedIndex
 	withheld    map[withheldKey]survey // shared across bindings
+	localPorts  map[serviceKey][]localClaim // by (federation, key); built on first use (local.go)
 }
 
 type serviceKey struct{ fed, service string }
@@ -393,6 +394,9 @@ func (e *engine) resolveVar(q *query) (Var, string) {
 	}
 	fi := e.feds[q.fed]
 	gs := fi.groups(q)
+	if q.req.Via == manifest.ViaLocal {
+		return e.selectLocal(q, gs)
+	}
 	if q.req.Select == manifest.SelectAll {
 		return e.selectAll(q, fi, gs)
 	}
