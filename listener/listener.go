@@ -64,6 +64,7 @@ type Listener struct {
 	control  *ControlServer
 	inputs   *inputs // what runs read, kept current by events
 	hosts    *hostResolver
+	local    *localLB // the node's HAProxy for via: local (local_run.go)
 	// malformedLog bounds the log lines of a flood of malformed messages.
 	malformedLog *rate.Sometimes
 	// rejectedLog bounds those of events whose signature is refused.
@@ -145,6 +146,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 		o(l)
 	}
 	l.log = l.log.With("node", cfg.Node)
+	l.local = newLocalLB(l.log, l.metrics, l.Provision)
 	l.cfg.Store(cfg)
 	l.warnShellGlobs(cfg)
 	l.queueState.Store(&QueueState{})
@@ -233,6 +235,7 @@ func (l *Listener) Run(ctx context.Context) error {
 	<-queueDone
 	stopRegistrars()
 	l.teardown(s, &registrars)
+	l.local.stop()
 	l.forgetStatus()
 	return nil
 }
@@ -328,7 +331,7 @@ func (l *Listener) ControlAddr() string { return l.control.Addr() }
 // Report is the listener's view of its node.
 func (l *Listener) Report() Report {
 	cfg := l.cfg.Load()
-	r := Report{Node: cfg.Node, Federation: l.fed, Region: cfg.Region, Queue: *l.queueState.Load(), LastRun: l.lastRun.Load()}
+	r := Report{Node: cfg.Node, Federation: l.fed, Region: cfg.Region, Queue: *l.queueState.Load(), LastRun: l.lastRun.Load(), LocalLB: l.local.Report()}
 	if t := l.lastOK.Load(); t != nil {
 		r.LastSuccess = *t
 	}
@@ -500,6 +503,7 @@ func (l *Listener) Once(ctx context.Context) (*RunReport, error) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stop()
+	defer l.local.stop() // --once leaves no process behind
 	wg.Go(func() { _ = l.files.Run(ctx) }) // Files owns a watcher that Run closes
 	err := l.provision(ctx)
 	return l.lastRun.Load(), err

@@ -20,6 +20,9 @@ type Report struct {
 	LastRun *RunReport `json:"last_run,omitempty"`
 	// LastSuccess is when a run last finished with result ok.
 	LastSuccess time.Time `json:"last_success,omitzero"`
+	// LocalLB is the node's local load balancer; nil when the node
+	// serves nothing via: local.
+	LocalLB *LocalReport `json:"local_lb,omitempty"`
 }
 
 // QueueState is the coalescing queue as its owner last saw it.
