@@ -81,9 +81,11 @@ type Listener struct {
 	probes     chan struct{} // unbuffered: taken only by supervise's select
 
 	// Owned by the provision run; the queue runs one at a time.
-	provisioned   map[string]seenInputs // inputs of each service's last successful provision
-	failedReloads map[string]reloadJob  // reload commands that failed, run again next time
-	recorded      string                // outcome of the status last written to Consul
+	provisioned map[string]seenInputs // inputs of each service's last successful provision
+	// provisionedView digests what each service saw of those inputs.
+	provisionedView map[string]string
+	failedReloads   map[string]reloadJob // reload commands that failed, run again next time
+	recorded        string               // outcome of the status last written to Consul
 }
 
 // seenInputs identifies what a run read for a service.
@@ -139,7 +141,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	l := &Listener{
 		reg: reg, fed: "default", log: slog.Default(),
 		reloads: make(chan *Config, 1), groups: make(chan []string, 1), activity: make(chan struct{}, 1), probes: make(chan struct{}),
-		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, inputs: newInputs(), hosts: newHostResolver(),
+		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, provisionedView: map[string]string{}, inputs: newInputs(), hosts: newHostResolver(),
 		malformedLog: &rate.Sometimes{Interval: 10 * time.Second}, rejectedLog: &rate.Sometimes{Interval: 10 * time.Second},
 	}
 	for _, o := range opts {
@@ -503,7 +505,7 @@ func (l *Listener) Once(ctx context.Context) (*RunReport, error) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stop()
-	defer l.local.stop() // --once leaves no process behind
+	defer l.local.stop()                   // --once leaves no process behind
 	wg.Go(func() { _ = l.files.Run(ctx) }) // Files owns a watcher that Run closes
 	err := l.provision(ctx)
 	return l.lastRun.Load(), err

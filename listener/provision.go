@@ -160,7 +160,7 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 		}
 	}
 	last, ok := l.provisioned[h.Service]
-	p.due = p.changes() || !ok || last != inputsOf(h)
+	p.due = p.changes() || !ok || l.inputsChanged(h.Service, last, h, p.binding) // local_due.go
 }
 
 // decodeBinding reads h's binding with the resolver's rules, and refuses
