@@ -3,6 +3,7 @@ package listener_test
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,7 +20,6 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/patchbay/patchbay/internal/testcluster"
-	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/registry"
 )
 
@@ -27,7 +27,10 @@ import (
 // a free loopback port, printed on its first line of output, until it is
 // killed. SIGUSR1 closes its listening socket, so that health checks and
 // new connections fail while open connections are still served.
-const providerEnv = "PATCHBAY_TEST_LOCAL_PROVIDER"
+const (
+	providerEnv      = "PATCHBAY_TEST_LOCAL_PROVIDER"
+	providerDelayEnv = "PATCHBAY_TEST_LOCAL_PROVIDER_DELAY"
+)
 
 // TestLocalProviderProcess is not a test: it is the provider process of
 // TestLocalRouting, started from the test binary.
@@ -44,7 +47,9 @@ func TestLocalProviderProcess(t *testing.T) {
 	fail := make(chan os.Signal, 1)
 	signal.Notify(fail, syscall.SIGUSR1)
 	go func() { <-fail; _ = ln.Close() }() // ends with the process
+	delay, _ := time.ParseDuration(os.Getenv(providerDelayEnv))
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay) // the provider's work: requests are in flight when it is killed
 		_, _ = fmt.Fprintf(w, "%s %s\n", name, r.URL.Path)
 	})}
 	_ = srv.Serve(ln)
@@ -62,7 +67,7 @@ type provider struct {
 func startProvider(t *testing.T, c *cluster, name string) *provider {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLocalProviderProcess$")
-	cmd.Env = append(os.Environ(), providerEnv+"="+name)
+	cmd.Env = append(os.Environ(), providerEnv+"="+name, providerDelayEnv+"="+localDelay.String())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -215,7 +220,7 @@ func TestLocalRouting(t *testing.T) {
 	lp := freePort(t)
 	n := localConsumer(t, c, ", via: local", lp, out)
 	socket := filepath.Join(out, "lb", "admin.sock")
-	ps := []*provider{startProvider(t, c, "api-1"), startProvider(t, c, "api-2")}
+	ps := []*provider{startProvider(t, c, "api-a"), startProvider(t, c, "api-b")}
 	testcluster.Eventually(t, 30*time.Second, "the local LB serves two providers", hasServers(n, ps...))
 	testcluster.Eventually(t, 30*time.Second, "www renders API_URL", func() bool {
 		return strings.Contains(n.file("/etc/www/env"), fmt.Sprintf("API_URL='http://127.0.0.1:%d/v1'", lp)) && idle(n)
@@ -224,30 +229,18 @@ func TestLocalRouting(t *testing.T) {
 	changes, provisions := lineCount(filepath.Join(out, "env-changes")), lineCount(filepath.Join(out, "provisions"))
 	lb0 := *n.l.Report().LocalLB
 
-	load := startLocalLoad(fmt.Sprintf("http://127.0.0.1:%d/v1", lp), 100)
-	step := func(what string, cond func() bool) { testcluster.Eventually(t, 30*time.Second, what, cond) }
-	ps = append(ps, startProvider(t, c, "api-3"))
-	step("api-3 added", hasServers(n, ps...))
-	ps[0].deregister(t) // removed: drained, then stopped
-	step("api-1 removed", hasServers(n, ps[1], ps[2]))
-	_ = ps[0].cmd.Process.Signal(syscall.SIGTERM)
-	killed := time.Now()
-	_ = ps[1].cmd.Process.Kill() // kill -9
-	step("HAProxy marks killed api-2 down", downInHAProxy(socket, ps[1]))
-	downAt := time.Now()
-	ps[1].deregister(t)
-	ps = append(ps, startProvider(t, c, "api-4"))
-	step("api-2 gone, api-4 added", hasServers(n, ps[2], ps[3]))
-	_ = ps[2].cmd.Process.Signal(syscall.SIGUSR1) // its health check fails
-	step("HAProxy marks failing api-3 down", downInHAProxy(socket, ps[2]))
-	ps[2].deregister(t)
-	ps = append(ps, startProvider(t, c, "api-5"))
-	step("api-3 gone, api-5 added", hasServers(n, ps[3], ps[4]))
+	load := startLocalLoad(fmt.Sprintf("http://127.0.0.1:%d/v1", lp), *localRate)
+	var windows [][2]time.Time // from each kill -9 until HAProxy marked the provider down
+	for i := range *localCycles {
+		var w [2]time.Time
+		ps, w = churnCycle(t, c, n, socket, ps, i)
+		windows = append(windows, w)
+	}
 	res := load.stop()
 	testcluster.Eventually(t, 10*time.Second, "www idle", func() bool { return idle(n) })
 
 	lb1 := *n.l.Report().LocalLB
-	inFlight, other := res.failuresBetween(killed, downAt)
+	inFlight, other := res.failuresIn(windows)
 	fig := localFigures{
 		requests: res.total, failed: inFlight + other, inFlightKilled: inFlight,
 		envChanges:  lineCount(filepath.Join(out, "env-changes")) - changes,
@@ -256,6 +249,7 @@ func TestLocalRouting(t *testing.T) {
 		runtime:     lb1.RuntimeChanges - lb0.RuntimeChanges,
 		starts:      lb1.Starts - lb0.Starts,
 		sameEnvFile: n.file("/etc/www/env") == envBefore,
+		retried:     haproxyStat(t, socket, "local_API_URL", "BACKEND", "wretr"),
 	}
 	t.Logf("figures:\n%s", fig)
 	for _, e := range res.errors {
@@ -264,18 +258,26 @@ func TestLocalRouting(t *testing.T) {
 	switch {
 	case other != 0:
 		t.Errorf("%d failed requests outside the window of the kill -9", other)
-	case inFlight > localInFlightBound:
-		t.Errorf("%d failed requests in flight to the killed provider; want at most %d", inFlight, localInFlightBound)
+	case inFlight > localInFlightBound*uint64(*localCycles):
+		t.Errorf("%d failed requests in flight to the killed providers; want at most %d per kill", inFlight, localInFlightBound)
 	case fig.envChanges != 0 || !fig.sameEnvFile || fig.provisions != 0:
 		t.Errorf("the consumer changed: %d env changes, %d provisions", fig.envChanges, fig.provisions)
 	case fig.reloads != 0 || fig.starts != 0:
 		t.Errorf("HAProxy reloaded %d times, started %d times for provider changes; want 0", fig.reloads, fig.starts)
-	case fig.runtime < 5:
-		t.Errorf("%d runtime API changes; want one per provider change (5 or more)", fig.runtime)
+	case fig.runtime < 5*uint64(*localCycles):
+		t.Errorf("%d runtime API changes; want one per provider change (5 a cycle or more)", fig.runtime)
 	case res.total < 100:
 		t.Errorf("only %d requests sent", res.total)
 	}
 }
+
+var (
+	localCycles = flag.Int("local.cycles", 1, "churn cycles of TestLocalRouting (6 provider changes each)")
+	localRate   = flag.Int("local.rate", 200, "requests a second through the local port in TestLocalRouting")
+	localDelay  = flag.Duration("local.delay", 20*time.Millisecond, "how long a provider of TestLocalRouting takes to answer, so that requests are in flight when one is killed")
+)
+
+const localRequestTimeout = 10 * time.Second
 
 // localInFlightBound bounds the requests lost to a kill -9: at most those
 // on the killed provider's connections at that instant, which HAProxy's
@@ -286,12 +288,13 @@ type localFigures struct {
 	requests, failed, inFlightKilled uint64
 	envChanges, provisions           int
 	reloads, runtime, starts         uint64
+	retried                          string // requests HAProxy retried on another server
 	sameEnvFile                      bool
 }
 
 func (f localFigures) String() string {
-	return fmt.Sprintf("| requests | failed | of which in flight to the killed provider | env file changes | consumer provisions | HAProxy reloads | HAProxy starts | runtime API changes |\n| %d | %d | %d | %d | %d | %d | %d | %d |",
-		f.requests, f.failed, f.inFlightKilled, f.envChanges, f.provisions, f.reloads, f.starts, f.runtime)
+	return fmt.Sprintf("| requests | failed | of which in flight to a killed provider | retried by HAProxy | env file changes | consumer provisions | HAProxy reloads | HAProxy starts | runtime API changes |\n| %d | %d | %d | %s | %d | %d | %d | %d | %d |",
+		f.requests, f.failed, f.inFlightKilled, f.retried, f.envChanges, f.provisions, f.reloads, f.starts, f.runtime)
 }
 
 // localLoad is vegeta sending a steady rate through the local port.
@@ -307,7 +310,7 @@ type localResult struct {
 }
 
 func startLocalLoad(url string, rate int) *localLoad {
-	a := vegeta.NewAttacker(vegeta.Timeout(10 * time.Second))
+	a := vegeta.NewAttacker(vegeta.Timeout(localRequestTimeout))
 	l := &localLoad{attacker: a, done: make(chan localResult, 1)}
 	target := vegeta.NewStaticTargeter(vegeta.Target{Method: http.MethodGet, URL: url})
 	go func() { // ends when stop stops the attack
@@ -329,11 +332,16 @@ func (l *localLoad) stop() localResult {
 	return <-l.done
 }
 
-// failuresBetween splits the failures into those sent while a killed
-// provider was still in HAProxy's rotation and the others.
-func (r localResult) failuresBetween(from, to time.Time) (inWindow, other uint64) {
+// failuresIn splits the failures into those sent while a killed
+// provider was in HAProxy's rotation (from a request timeout before the
+// kill until HAProxy marked it down) and the others.
+func (r localResult) failuresIn(windows [][2]time.Time) (inWindow, other uint64) {
 	for _, f := range r.failed {
-		if !f.Timestamp.Before(from.Add(-time.Second)) && !f.Timestamp.After(to) {
+		in := false
+		for _, w := range windows {
+			in = in || !f.Timestamp.Before(w[0].Add(-localRequestTimeout)) && !f.Timestamp.After(w[1])
+		}
+		if in {
 			inWindow++
 		} else {
 			other++
@@ -342,4 +350,63 @@ func (r localResult) failuresBetween(from, to time.Time) (inWindow, other uint64
 	return inWindow, other
 }
 
-var _ = listener.LocalReport{}
+// churnCycle changes the providers every way the issue names: one added,
+// one removed (deregistered, drained, then stopped), one killed with
+// kill -9, one added, one failing its health check, one added. It takes
+// and returns the live providers (at least two) and the kill's window.
+func churnCycle(t *testing.T, c *cluster, n *node, socket string, ps []*provider, cycle int) ([]*provider, [2]time.Time) {
+	step := func(what string, cond func() bool) {
+		testcluster.Eventually(t, 30*time.Second, fmt.Sprintf("cycle %d: %s", cycle, what), cond)
+	}
+	name := func(i int) string { return fmt.Sprintf("api-%d-%d", cycle, i) }
+	ps = append(ps, startProvider(t, c, name(1)))
+	step("a provider added", hasServers(n, ps...))
+	ps[0].deregister(t)
+	ps = ps[1:]
+	step("a provider removed", hasServers(n, ps...))
+	_ = ps[0].cmd.Process.Signal(syscall.SIGTERM)
+	var w [2]time.Time
+	w[0] = time.Now()
+	_ = ps[0].cmd.Process.Kill() // kill -9
+	step("HAProxy marks the killed provider down", downInHAProxy(socket, ps[0]))
+	w[1] = time.Now()
+	ps[0].deregister(t)
+	ps = append(ps[1:], startProvider(t, c, name(2)))
+	step("the killed one gone, another added", hasServers(n, ps...))
+	_ = ps[0].cmd.Process.Signal(syscall.SIGUSR1) // its health check fails
+	step("HAProxy marks the failing provider down", downInHAProxy(socket, ps[0]))
+	ps[0].deregister(t)
+	ps = append(ps[1:], startProvider(t, c, name(3)))
+	step("the failing one gone, another added", hasServers(n, ps...))
+	return ps, w
+}
+
+
+// haproxyStat reads one field of one row of "show stat".
+func haproxyStat(t *testing.T, socket, proxy, server, field string) string {
+	t.Helper()
+	conn, err := net.Dial("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	_, _ = conn.Write([]byte("show stat\n"))
+	sc := bufio.NewScanner(conn)
+	var header []string
+	for sc.Scan() {
+		f := strings.Split(strings.TrimPrefix(sc.Text(), "# "), ",")
+		if header == nil {
+			header = f
+			continue
+		}
+		if len(f) > 1 && f[0] == proxy && f[1] == server {
+			for i, h := range header {
+				if h == field && i < len(f) {
+					return f[i]
+				}
+			}
+		}
+	}
+	t.Fatalf("show stat has no %s of %s/%s", field, proxy, server)
+	return ""
+}
