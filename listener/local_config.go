@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"cmp"
 	"path/filepath"
 	"time"
 
@@ -33,30 +34,27 @@ const (
 	DefaultLocalLBDrain      = 10 * time.Second
 )
 
-// localLB defaults and checks local_lb.
+// localLB checks local_lb; defaults are filled where it is used
+// (Config.localLB), so that a config reads back as written.
 func (l *configLoader) localLB(c *Config) {
-	lb := &c.LocalLB
-	if lb.Program == "" {
-		lb.Program = DefaultLocalLBProgram
-	}
-	if lb.Config == "" {
-		lb.Config = filepath.Join(c.StateDir, "local-haproxy.cfg")
-	}
-	if lb.Socket == "" {
-		lb.Socket = filepath.Join(c.StateDir, "local-haproxy.sock")
-	}
-	if lb.CheckInter == 0 {
-		lb.CheckInter = manifest.Duration(DefaultLocalLBCheckInter)
-	}
-	if lb.Drain == 0 {
-		lb.Drain = manifest.Duration(DefaultLocalLBDrain)
-	}
+	lb := c.LocalLB
 	for _, f := range []struct{ key, path string }{{"config", lb.Config}, {"socket", lb.Socket}} {
-		if !filepath.IsAbs(f.path) {
-			l.report(l.line("local_lb", f.key), "local_lb.%s: %q is not an absolute path; give where the listener keeps the local HAProxy's %s, like /var/lib/patchbay/local-haproxy.cfg", f.key, f.path, f.key)
+		if f.path != "" && !filepath.IsAbs(f.path) {
+			l.report(l.line("local_lb", f.key), "local_lb.%s: %q is not an absolute path; give where the listener keeps the local HAProxy's %s, like %s", f.key, f.path, f.key, filepath.Join(DefaultStateDir, "local-haproxy."+map[string]string{"config": "cfg", "socket": "sock"}[f.key]))
 		}
 	}
-	if time.Duration(lb.CheckInter) < 100*time.Millisecond {
+	if lb.CheckInter != 0 && time.Duration(lb.CheckInter) < 100*time.Millisecond {
 		l.report(l.line("local_lb", "check_inter"), "local_lb.check_inter: %s is shorter than 100ms; give 100ms or more (default %s)", lb.CheckInter, DefaultLocalLBCheckInter)
 	}
+}
+
+// localLB is local_lb with its defaults filled in.
+func (c *Config) localLB() LocalLBConfig {
+	lb := c.LocalLB
+	lb.Program = cmp.Or(lb.Program, DefaultLocalLBProgram)
+	lb.Config = cmp.Or(lb.Config, filepath.Join(c.StateDir, "local-haproxy.cfg"))
+	lb.Socket = cmp.Or(lb.Socket, filepath.Join(c.StateDir, "local-haproxy.sock"))
+	lb.CheckInter = cmp.Or(lb.CheckInter, manifest.Duration(DefaultLocalLBCheckInter))
+	lb.Drain = cmp.Or(lb.Drain, manifest.Duration(DefaultLocalLBDrain))
+	return lb
 }

@@ -76,6 +76,9 @@ func isClosed(c chan struct{}) bool {
 func (lb *localLB) sync(ctx context.Context, cfg *Config, plans []*plan) {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
+	withDefaults := *cfg
+	withDefaults.LocalLB = cfg.localLB()
+	cfg = &withDefaults
 	rs := localRoutes(cfg, plans, lb.routes)
 	if len(rs.routes) == 0 && lb.proc == nil {
 		return
