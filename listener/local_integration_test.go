@@ -381,7 +381,6 @@ func churnCycle(t *testing.T, c *cluster, n *node, socket string, ps []*provider
 	return ps, w
 }
 
-
 // haproxyStat reads one field of one row of "show stat".
 func haproxyStat(t *testing.T, socket, proxy, server, field string) string {
 	t.Helper()

@@ -98,11 +98,15 @@ func TestConsumerView(t *testing.T) {
 	}
 	same := []func(*resolver.Binding){
 		func(b *resolver.Binding) { b.Revision = 9 },
-		func(b *resolver.Binding) { b.Vars["A"] = localVar(7001, "http://10.0.0.7:80/v1", "http://10.0.0.8:80/v1") },
+		func(b *resolver.Binding) {
+			b.Vars["A"] = localVar(7001, "http://10.0.0.7:80/v1", "http://10.0.0.8:80/v1")
+		},
 	}
 	changed := []func(*resolver.Binding){
 		func(b *resolver.Binding) { v := b.Vars["A"]; v.Value = "http://127.0.0.1:7002/v1"; b.Vars["A"] = v },
-		func(b *resolver.Binding) { b.Vars["B"] = resolver.Var{Select: manifest.SelectOne, Resolved: true, Value: "x", Providers: []resolver.Provider{{Value: "x", Instance: "db@n2:1"}}} },
+		func(b *resolver.Binding) {
+			b.Vars["B"] = resolver.Var{Select: manifest.SelectOne, Resolved: true, Value: "x", Providers: []resolver.Provider{{Value: "x", Instance: "db@n2:1"}}}
+		},
 	}
 	want := consumerView(base())
 	for i, f := range same {

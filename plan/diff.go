@@ -182,6 +182,8 @@ func diffVar(name string, b resolver.Var, hadB bool, a resolver.Var, hasA bool) 
 		vc.Kind = KindUnresolved
 	case !b.Resolved && a.Resolved:
 		vc.Kind = KindResolved
+	case localKind(b, a): // local.go
+		vc.Kind = KindLocal
 	case a.Select == manifest.SelectAll:
 		vc.Kind = KindUpstreams
 	case fromDatastore(a) && !fromDatastore(b):

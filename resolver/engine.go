@@ -81,7 +81,7 @@ type engine struct {
 	// unpublished indexes, by federation, the instances of services with
 	// no manifest: they bind to nothing, but a binding lists them withheld.
 	unpublished map[string]*fedIndex
-	withheld    map[withheldKey]survey // shared across bindings
+	withheld    map[withheldKey]survey      // shared across bindings
 	localPorts  map[serviceKey][]localClaim // by (federation, key); built on first use (local.go)
 }
 
