@@ -182,3 +182,23 @@ func skipped(user string, ps []resolver.Provider) []string {
 	}
 	return out
 }
+
+// LocalDetailKey is the status detail of the local load balancer.
+const LocalDetailKey = "local load balancer"
+
+// localDetails adds the local load balancer's routes and problems to a
+// status: addresses and instance IDs only, never a provided value.
+func localDetails(details map[string]string, r *LocalReport) {
+	if r == nil {
+		return
+	}
+	var parts []string
+	for _, rt := range r.Routes {
+		parts = append(parts, fmt.Sprintf("%s at 127.0.0.1:%d (%s) for %s: %d servers [%s]", rt.Key, rt.Port, rt.Mode, strings.Join(rt.Consumers, ", "), len(rt.Servers), strings.Join(rt.Servers, ", ")))
+	}
+	if len(r.Problems) > 0 {
+		parts = append(parts, "problems: "+strings.Join(r.Problems, "; "))
+	}
+	parts = append(parts, fmt.Sprintf("%d reloads, %d runtime changes since start", r.Reloads, r.RuntimeChanges))
+	details[LocalDetailKey] = strings.Join(parts, "; ")
+}

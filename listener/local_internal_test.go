@@ -157,3 +157,29 @@ func TestLocalLBRefusedConfigInstallsNothing(t *testing.T) {
 		t.Fatalf("report %+v; want not running, one problem naming the refused check", r)
 	}
 }
+
+// TestLocalDetails: status shows each route, its consumers and servers,
+// and the problems, never a provided value.
+func TestLocalDetails(t *testing.T) {
+	rs := localRoutes(&Config{}, []*plan{localPlan("www", map[string]resolver.Var{
+		"A": localVar(7001, "http://u:s3cr3t@10.0.0.1:80/v1"),
+		"B": localVar(80, "http://10.0.0.2:80"),
+	})}, nil)
+	lb := newLocalLB(slog.New(slog.DiscardHandler), nil, nil)
+	var routes []templates.LocalRoute
+	for _, r := range rs.routes {
+		routes = append(routes, *r)
+	}
+	lb.note(&Config{LocalLB: LocalLBConfig{Config: "/x/lb.cfg"}}, rs, routes)
+	d := map[string]string{}
+	localDetails(d, lb.Report())
+	got := d[LocalDetailKey]
+	for _, want := range []string{"K_A at 127.0.0.1:7001 (http) for www.A: 1 servers [api_n1_80 at 10.0.0.1:80]", "problems: www.B: K_B is not served locally: local_port 80 is privileged"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("detail %q; want %q", got, want)
+		}
+	}
+	if strings.Contains(got, "s3cr3t") {
+		t.Errorf("detail %q quotes a provided value", got)
+	}
+}

@@ -90,7 +90,7 @@ func (l *Listener) provision(ctx context.Context) error {
 	}
 	l.apply(ctx, cfg, plans)
 	l.noteSeen(plans)
-	run := &RunReport{Started: start}
+	run := &RunReport{Started: start, LocalLB: l.local.Report()}
 	for _, p := range plans {
 		if p.report.Result == "" {
 			p.report.Result = cmp.Or(p.after, ResultOK)
@@ -478,5 +478,6 @@ func statusOf(node, fed string, run *RunReport) registry.Status {
 		}
 		status.Details[s.Service] = d
 	}
+	localDetails(status.Details, run.LocalLB) // local.go
 	return status
 }

@@ -58,6 +58,9 @@ type RunReport struct {
 	Result   string        `json:"result"`
 	Message  string        `json:"message,omitempty"`
 	Services []ServiceRun  `json:"services"`
+	// LocalLB is the local load balancer after the run; nil when the node
+	// serves nothing via: local.
+	LocalLB *LocalReport `json:"local_lb,omitempty"`
 }
 
 // ServiceRun is what one run did for one service.

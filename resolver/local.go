@@ -36,7 +36,8 @@ func (e *engine) selectLocal(q *query, gs []group) (Var, string) {
 	}
 	val, mode, err := LocalValue(ps[0].Value, port)
 	if err != nil {
-		return v, fmt.Sprintf("cannot serve %s locally: %s from %s: %v", q.req.Key, ps[0].Value, ps[0].Instance, err)
+		// The value is not quoted: it may hold a password.
+		return v, fmt.Sprintf("cannot serve %s locally: the value %s provides %v", q.req.Key, ps[0].Instance, err)
 	}
 	v.Value, v.Providers, v.Resolved = val, ps, true
 	v.Local = &LocalRoute{Port: port, Mode: mode}
@@ -74,7 +75,12 @@ func (e *engine) localPort(fed, key string) (int, string) {
 }
 
 // ErrLocalValue: a provided value has no address a load balancer can use.
+// Its messages never quote the value, which may hold a password.
 var ErrLocalValue = errors.New("resolver: value has no host:port")
+
+// errNoHostPort is ErrLocalValue for a value that is neither a URL nor
+// host:port; net.SplitHostPort's own error would quote it.
+var errNoHostPort = fmt.Errorf("%w: neither a URL with a host nor host:port", ErrLocalValue)
 
 // LocalValue rewrites a provider's value to name the node's load balancer
 // at port: the scheme, user info, path and query are kept, so a consumer
@@ -83,8 +89,8 @@ var ErrLocalValue = errors.New("resolver: value has no host:port")
 func LocalValue(value string, port int) (string, string, error) {
 	local := net.JoinHostPort(LocalAddress, strconv.Itoa(port))
 	if !strings.Contains(value, "://") {
-		if _, _, err := net.SplitHostPort(value); err != nil {
-			return "", "", fmt.Errorf("%w: %w", ErrLocalValue, err)
+		if !isHostPort(value) {
+			return "", "", errNoHostPort
 		}
 		return local, LocalTCP, nil
 	}
@@ -105,8 +111,8 @@ func LocalValue(value string, port int) (string, string, error) {
 // none), or the value itself when it is host:port.
 func BackendAddr(value string) (string, error) {
 	if !strings.Contains(value, "://") {
-		if _, _, err := net.SplitHostPort(value); err != nil {
-			return "", fmt.Errorf("%w: %w", ErrLocalValue, err)
+		if !isHostPort(value) {
+			return "", errNoHostPort
 		}
 		return value, nil
 	}
@@ -124,4 +130,11 @@ func BackendAddr(value string) (string, error) {
 		return net.JoinHostPort(u.Hostname(), "443"), nil
 	}
 	return "", fmt.Errorf("%w: %s:// URL without a port", ErrLocalValue, u.Scheme)
+}
+
+// isHostPort reports whether s is host:port with a port number.
+func isHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	n, perr := strconv.Atoi(port)
+	return err == nil && host != "" && perr == nil && n > 0 && n < 65536
 }

@@ -136,3 +136,17 @@ func TestResolveLocalUnresolved(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalValueErrorsHideValue: a value may hold a password; errors and
+// reasons, which reach status and logs, never quote it.
+func TestLocalValueErrorsHideValue(t *testing.T) {
+	for _, v := range []string{"s3cr3t-token", "redis://:s3cr3t@", "user:s3cr3t"} {
+		_, _, err1 := LocalValue(v, 7001)
+		_, err2 := BackendAddr(v)
+		for _, err := range []error{err1, err2} {
+			if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("%q: error %v; want one that does not quote the value", v, err)
+			}
+		}
+	}
+}
