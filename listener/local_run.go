@@ -70,6 +70,13 @@ func isClosed(c chan struct{}) bool {
 	}
 }
 
+// runsLocalLB: a simulated node (patchbay dev) only logs the manifests'
+// commands, but runs its local load balancer when listener.yaml names
+// the program: it binds 127.0.0.1 only and acts on nothing else.
+func (l *Listener) runsLocalLB(cfg *Config) bool {
+	return !l.simulated || cfg.LocalLB.Program != ""
+}
+
 // sync makes HAProxy serve what plans ask: nothing when no plan serves a
 // var locally and HAProxy never ran; else render, check, then start,
 // change servers over the runtime API, or reload.

@@ -85,7 +85,7 @@ func (l *Listener) provision(ctx context.Context) error {
 	l.noteRegions(cfg, plans)
 	l.noteSeen(plans)
 	l.announceGroups(groupsOf(plans))
-	if !l.simulated { // before the files: a new local value finds its port served
+	if l.runsLocalLB(cfg) { // before the files: a new local value finds its port served
 		l.local.sync(ctx, cfg, plans) // local_run.go
 	}
 	l.apply(ctx, cfg, plans)
