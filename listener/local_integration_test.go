@@ -240,6 +240,9 @@ func TestLocalRouting(t *testing.T) {
 	testcluster.Eventually(t, 10*time.Second, "www idle", func() bool { return idle(n) })
 
 	lb1 := *n.l.Report().LocalLB
+	if last := n.l.Report().LastRun; last == nil || last.LocalLB == nil || len(last.LocalLB.Routes) != 1 || last.LocalLB.Routes[0].Port != lp {
+		t.Errorf("the last run's report (status) lacks the local route on port %d: %+v", lp, last)
+	}
 	inFlight, other := res.failuresIn(windows)
 	fig := localFigures{
 		requests: res.total, failed: inFlight + other, inFlightKilled: inFlight,
@@ -268,6 +271,38 @@ func TestLocalRouting(t *testing.T) {
 		t.Errorf("%d runtime API changes; want one per provider change (5 a cycle or more)", fig.runtime)
 	case res.total < 100:
 		t.Errorf("only %d requests sent", res.total)
+	}
+	newFrontendReloads(t, c, n, out)
+}
+
+// newFrontendReloads: a second key served locally is a new frontend,
+// which the master reloads for, once, and then serves.
+func newFrontendReloads(t *testing.T, c *cluster, n *node, out string) {
+	before := n.l.Report().LocalLB.Reloads
+	lp := freePort(t)
+	c.publish(fmt.Sprintf("id: cache\nlocal_port: %d\nprovides: {CACHE_ADDR: \"{HOST}:{PORT}\"}", lp))
+	c.publish(fmt.Sprintf(`id: www
+requires:
+  API_URL: {key: API_URL, via: local}
+  CACHE_ADDR: {key: CACHE_ADDR, via: local}
+provision: {command: ["sh", "-c", "echo run >> %s/provisions"]}
+templates:
+  env: {source: "builtin:env", destination: /etc/www/env}`, out))
+	o, err := c.reg.Register(t.Context(), registry.InstanceSpec{Federation: "default", Service: "cache", Node: "cache-1", Address: "127.0.0.1", Port: testcluster.TCPBackend(t)}, registry.WithOwnerTTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = o.Close(context.Background()) })
+	testcluster.Eventually(t, 30*time.Second, "the cache frontend served after one reload", func() bool {
+		r := n.l.Report().LocalLB
+		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", lp))
+		if err == nil {
+			_ = conn.Close()
+		}
+		return r != nil && len(r.Routes) == 2 && r.Reloads == before+1 && err == nil
+	})
+	if env := n.file("/etc/www/env"); !strings.Contains(env, fmt.Sprintf("CACHE_ADDR='127.0.0.1:%d'", lp)) {
+		t.Errorf("env file lacks the local CACHE_ADDR:\n%s", env)
 	}
 }
 

@@ -29,6 +29,7 @@ func (lb *localLB) start(ctx context.Context, cfg *Config, content []byte) error
 		return fmt.Errorf("%w: %w", ErrLocalLB, err)
 	}
 	cmd.Stdout = cmd.Stderr
+	ownByListener(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%w: start %s: %w; install HAProxy or set local_lb.program in %s", ErrLocalLB, cfg.LocalLB.Program, err, cfg.File)
 	}
@@ -120,7 +121,12 @@ func workerPid(ctx context.Context, api *haproxyAPI) (int, error) {
 	return 0, fmt.Errorf("%w: show info has no Pid line", ErrHAProxyAPI)
 }
 
+// localLBStop bounds a soft stop: requests in flight may finish.
+const localLBStop = 5 * time.Second
+
 // stop ends HAProxy, if it runs, and waits for it: the listener owns it.
+// A soft stop (SIGUSR1) stops listening and lets requests in flight
+// finish, for at most localLBStop.
 func (lb *localLB) stop() {
 	lb.mu.Lock()
 	cmd, exited := lb.proc, lb.exited
@@ -129,10 +135,12 @@ func (lb *localLB) stop() {
 		return
 	}
 	lb.stopping.Store(true)
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(syscall.SIGUSR1)
+	timer := time.NewTimer(localLBStop)
+	defer timer.Stop()
 	select {
 	case <-exited:
-	case <-time.After(5 * time.Second):
+	case <-timer.C:
 		_ = cmd.Process.Kill()
 	}
 	lb.waiter.Wait()
