@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
@@ -87,7 +88,7 @@ func localRoutes(cfg *Config, plans []*plan, previous map[string]templates.Local
 
 // routeOf is the frontend a var asks for, or its previous one while the
 // var has no provider.
-func routeOf(key string, v resolver.Var, previous map[string]templates.LocalRoute) (templates.LocalRoute, bool) {
+func routeOf(key string, v binding.Var, previous map[string]templates.LocalRoute) (templates.LocalRoute, bool) {
 	if v.Local == nil || !v.Resolved {
 		r, ok := previous[key]
 		r.Servers = nil
@@ -113,7 +114,7 @@ func (rs *routeSet) add(cfg *Config, user string, r templates.LocalRoute, hosted
 	case hostedPorts[r.Port] != "":
 		refuse("local_port %d is where %s listens on this node; give the provider another local_port", r.Port, hostedPorts[r.Port])
 		return
-	case r.Mode != resolver.LocalHTTP && r.Mode != resolver.LocalTCP:
+	case r.Mode != binding.LocalHTTP && r.Mode != binding.LocalTCP:
 		refuse("mode %q is neither http nor tcp", r.Mode)
 		return
 	}
@@ -138,7 +139,7 @@ func (rs *routeSet) add(cfg *Config, user string, r templates.LocalRoute, hosted
 // servers turns providers into backend servers. Only IP addresses are
 // taken: HAProxy adds a dynamic server by IP, and a name would have it
 // resolve what a manifest wrote.
-func servers(ps []resolver.Provider) []templates.LocalServer {
+func servers(ps []binding.Provider) []templates.LocalServer {
 	out := make([]templates.LocalServer, 0, len(ps))
 	for _, p := range ps {
 		addr, err := resolver.BackendAddr(p.Value)
@@ -156,7 +157,7 @@ func servers(ps []resolver.Provider) []templates.LocalServer {
 
 // serverName is an HAProxy identifier for a provider: its instance ID
 // with every character HAProxy does not take replaced.
-func serverName(p resolver.Provider) string {
+func serverName(p binding.Provider) string {
 	return strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
@@ -167,7 +168,7 @@ func serverName(p resolver.Provider) string {
 }
 
 // skipped lists the providers servers left out, for the report.
-func skipped(user string, ps []resolver.Provider) []string {
+func skipped(user string, ps []binding.Provider) []string {
 	var out []string
 	for _, p := range ps {
 		addr, err := resolver.BackendAddr(p.Value)

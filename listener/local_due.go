@@ -6,15 +6,15 @@ import (
 	"encoding/json"
 	"maps"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // consumerView digests a binding as a service's files and provision
 // command see it: the providers of a via-local var are the local load
 // balancer's business, so their churn is no change to the consumer, and
 // its provision command does not run for it.
-func consumerView(b *resolver.Binding) string {
+func consumerView(b *binding.Binding) string {
 	if b == nil {
 		return ""
 	}
@@ -37,7 +37,7 @@ func consumerView(b *resolver.Binding) string {
 
 // inputsChanged reports whether a service's inputs differ from those it
 // was last provisioned with in a way the service can see.
-func (l *Listener) inputsChanged(service string, last seenInputs, h registry.HostedService, b *resolver.Binding) bool {
+func (l *Listener) inputsChanged(service string, last seenInputs, h registry.HostedService, b *binding.Binding) bool {
 	cur := inputsOf(h)
 	switch {
 	case last == cur:

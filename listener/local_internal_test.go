@@ -10,26 +10,26 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )
 
 // localPlan is a hosted service requiring vars via local, each bound to
 // port with the given provider values.
-func localPlan(service string, vars map[string]resolver.Var) *plan {
+func localPlan(service string, vars map[string]binding.Var) *plan {
 	m := &manifest.Manifest{ID: service, Requires: map[string]manifest.Requirement{}}
 	for name := range vars {
 		m.Requires[name] = manifest.Requirement{Key: "K_" + name, Select: manifest.SelectOne, Via: manifest.ViaLocal}
 	}
-	return &plan{m: m, hosted: registry.HostedService{Service: service}, binding: &resolver.Binding{Service: service, Vars: vars}}
+	return &plan{m: m, hosted: registry.HostedService{Service: service}, binding: &binding.Binding{Service: service, Vars: vars}}
 }
 
-func localVar(port int, values ...string) resolver.Var {
-	v := resolver.Var{Select: manifest.SelectOne, Resolved: true, Local: &resolver.LocalRoute{Port: port, Mode: resolver.LocalHTTP}}
+func localVar(port int, values ...string) binding.Var {
+	v := binding.Var{Select: manifest.SelectOne, Resolved: true, Local: &binding.LocalRoute{Port: port, Mode: binding.LocalHTTP}}
 	for i, val := range values {
-		v.Providers = append(v.Providers, resolver.Provider{Value: val, Instance: "api@n" + string(rune('1'+i)) + ":80"})
+		v.Providers = append(v.Providers, binding.Provider{Value: val, Instance: "api@n" + string(rune('1'+i)) + ":80"})
 	}
 	return v
 }
@@ -40,17 +40,17 @@ func TestLocalRoutesRefuse(t *testing.T) {
 	cases := []struct {
 		name     string
 		cfg      Config
-		vars     map[string]resolver.Var
+		vars     map[string]binding.Var
 		routes   []string // keys served
 		problems []string // substrings, one per problem
 	}{
-		{name: "served", vars: map[string]resolver.Var{"A": localVar(7001, "http://10.0.0.1:80/v1", "http://10.0.0.2:80/v1")}, routes: []string{"K_A"}},
-		{name: "privileged", vars: map[string]resolver.Var{"A": localVar(80, "http://10.0.0.1:80")}, problems: []string{"www.A: K_A is not served locally: local_port 80 is privileged"}},
-		{name: "privileged allowed", cfg: Config{LocalLB: LocalLBConfig{PrivilegedPorts: true}}, vars: map[string]resolver.Var{"A": localVar(80, "http://10.0.0.1:80")}, routes: []string{"K_A"}},
-		{name: "hosted port", cfg: Config{Services: []ServiceConfig{{Service: "api", Port: 7001}}}, vars: map[string]resolver.Var{"A": localVar(7001, "http://10.0.0.1:80")}, problems: []string{"local_port 7001 is where api listens on this node"}},
-		{name: "out of range", vars: map[string]resolver.Var{"A": localVar(70000, "http://10.0.0.1:80")}, problems: []string{"local_port 70000 is not a port"}},
-		{name: "two keys one port", vars: map[string]resolver.Var{"A": localVar(7001, "http://10.0.0.1:80"), "B": localVar(7001, "http://10.0.0.2:80")}, routes: []string{"K_A"}, problems: []string{"www.B: K_B is not served locally: local_port 7001 already serves K_A"}},
-		{name: "host name left out", vars: map[string]resolver.Var{"A": localVar(7001, "http://api.internal:80", "http://10.0.0.2:80")}, routes: []string{"K_A"}, problems: []string{"provider api@n1:80 left out of the local load balancer: host api.internal is not an IP address"}},
+		{name: "served", vars: map[string]binding.Var{"A": localVar(7001, "http://10.0.0.1:80/v1", "http://10.0.0.2:80/v1")}, routes: []string{"K_A"}},
+		{name: "privileged", vars: map[string]binding.Var{"A": localVar(80, "http://10.0.0.1:80")}, problems: []string{"www.A: K_A is not served locally: local_port 80 is privileged"}},
+		{name: "privileged allowed", cfg: Config{LocalLB: LocalLBConfig{PrivilegedPorts: true}}, vars: map[string]binding.Var{"A": localVar(80, "http://10.0.0.1:80")}, routes: []string{"K_A"}},
+		{name: "hosted port", cfg: Config{Services: []ServiceConfig{{Service: "api", Port: 7001}}}, vars: map[string]binding.Var{"A": localVar(7001, "http://10.0.0.1:80")}, problems: []string{"local_port 7001 is where api listens on this node"}},
+		{name: "out of range", vars: map[string]binding.Var{"A": localVar(70000, "http://10.0.0.1:80")}, problems: []string{"local_port 70000 is not a port"}},
+		{name: "two keys one port", vars: map[string]binding.Var{"A": localVar(7001, "http://10.0.0.1:80"), "B": localVar(7001, "http://10.0.0.2:80")}, routes: []string{"K_A"}, problems: []string{"www.B: K_B is not served locally: local_port 7001 already serves K_A"}},
+		{name: "host name left out", vars: map[string]binding.Var{"A": localVar(7001, "http://api.internal:80", "http://10.0.0.2:80")}, routes: []string{"K_A"}, problems: []string{"provider api@n1:80 left out of the local load balancer: host api.internal is not an IP address"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -78,9 +78,9 @@ func TestLocalRoutesRefuse(t *testing.T) {
 // TestLocalRoutesKeepFrontend: a var whose providers are all gone keeps
 // its frontend with no server, so that their return costs no reload.
 func TestLocalRoutesKeepFrontend(t *testing.T) {
-	first := localRoutes(&Config{}, []*plan{localPlan("www", map[string]resolver.Var{"A": localVar(7001, "http://10.0.0.1:80")})}, nil)
+	first := localRoutes(&Config{}, []*plan{localPlan("www", map[string]binding.Var{"A": localVar(7001, "http://10.0.0.1:80")})}, nil)
 	prev := map[string]templates.LocalRoute{"K_A": *first.routes["K_A"]}
-	gone := localRoutes(&Config{}, []*plan{localPlan("www", map[string]resolver.Var{"A": {Select: manifest.SelectOne}})}, prev)
+	gone := localRoutes(&Config{}, []*plan{localPlan("www", map[string]binding.Var{"A": {Select: manifest.SelectOne}})}, prev)
 	r, ok := gone.routes["K_A"]
 	if !ok || r.Port != 7001 || len(r.Servers) != 0 {
 		t.Fatalf("route %+v (kept %v); want port 7001 with no server", r, ok)
@@ -90,22 +90,22 @@ func TestLocalRoutesKeepFrontend(t *testing.T) {
 // TestConsumerView: the providers of a via-local var are not part of
 // what the consumer sees; its value and every other var are.
 func TestConsumerView(t *testing.T) {
-	base := func() *resolver.Binding {
-		return &resolver.Binding{Service: "www", Revision: 3, Vars: map[string]resolver.Var{
+	base := func() *binding.Binding {
+		return &binding.Binding{Service: "www", Revision: 3, Vars: map[string]binding.Var{
 			"A": localVar(7001, "http://10.0.0.1:80/v1"),
-			"B": {Select: manifest.SelectOne, Resolved: true, Value: "x", Providers: []resolver.Provider{{Value: "x", Instance: "db@n1:1"}}},
+			"B": {Select: manifest.SelectOne, Resolved: true, Value: "x", Providers: []binding.Provider{{Value: "x", Instance: "db@n1:1"}}},
 		}}
 	}
-	same := []func(*resolver.Binding){
-		func(b *resolver.Binding) { b.Revision = 9 },
-		func(b *resolver.Binding) {
+	same := []func(*binding.Binding){
+		func(b *binding.Binding) { b.Revision = 9 },
+		func(b *binding.Binding) {
 			b.Vars["A"] = localVar(7001, "http://10.0.0.7:80/v1", "http://10.0.0.8:80/v1")
 		},
 	}
-	changed := []func(*resolver.Binding){
-		func(b *resolver.Binding) { v := b.Vars["A"]; v.Value = "http://127.0.0.1:7002/v1"; b.Vars["A"] = v },
-		func(b *resolver.Binding) {
-			b.Vars["B"] = resolver.Var{Select: manifest.SelectOne, Resolved: true, Value: "x", Providers: []resolver.Provider{{Value: "x", Instance: "db@n2:1"}}}
+	changed := []func(*binding.Binding){
+		func(b *binding.Binding) { v := b.Vars["A"]; v.Value = "http://127.0.0.1:7002/v1"; b.Vars["A"] = v },
+		func(b *binding.Binding) {
+			b.Vars["B"] = binding.Var{Select: manifest.SelectOne, Resolved: true, Value: "x", Providers: []binding.Provider{{Value: "x", Instance: "db@n2:1"}}}
 		},
 	}
 	want := consumerView(base())
@@ -148,7 +148,7 @@ func TestLocalLBRefusedConfigInstallsNothing(t *testing.T) {
 	dir := t.TempDir()
 	cfg := &Config{File: "listener.yaml", StateDir: dir, LocalLB: LocalLBConfig{Program: "false"}}
 	lb := newLocalLB(slog.New(slog.DiscardHandler), nil, nil)
-	lb.sync(t.Context(), cfg, []*plan{localPlan("www", map[string]resolver.Var{"A": localVar(7001, "http://10.0.0.1:80")})})
+	lb.sync(t.Context(), cfg, []*plan{localPlan("www", map[string]binding.Var{"A": localVar(7001, "http://10.0.0.1:80")})})
 	if _, err := os.Stat(filepath.Join(dir, "local-haproxy.cfg")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("config installed (stat: %v); want none", err)
 	}
@@ -161,7 +161,7 @@ func TestLocalLBRefusedConfigInstallsNothing(t *testing.T) {
 // TestLocalDetails: status shows each route, its consumers and servers,
 // and the problems, never a provided value.
 func TestLocalDetails(t *testing.T) {
-	rs := localRoutes(&Config{}, []*plan{localPlan("www", map[string]resolver.Var{
+	rs := localRoutes(&Config{}, []*plan{localPlan("www", map[string]binding.Var{
 		"A": localVar(7001, "http://u:s3cr3t@10.0.0.1:80/v1"),
 		"B": localVar(80, "http://10.0.0.2:80"),
 	})}, nil)

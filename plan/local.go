@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/resolver"
 )
 
@@ -33,7 +34,7 @@ type LocalChange struct {
 
 // localKind says whether a var that changes is a local route whose value
 // stays; diffVar asks it before calling the change a provider move.
-func localKind(b, a resolver.Var) bool {
+func localKind(b, a binding.Var) bool {
 	return a.Local != nil && b.Local != nil && *a.Local == *b.Local && a.Value == b.Value && a.Resolved && b.Resolved
 }
 
@@ -126,7 +127,7 @@ func writeLocal(b *strings.Builder, lcs []LocalChange) {
 // federation claiming one local_port, and of a locally served var whose
 // port is where another instance on a consumer's node listens: that
 // node's load balancer could not bind it.
-func localNotes(snap *resolver.Snapshot, res *resolver.Result) []string {
+func localNotes(snap *binding.Snapshot, res *resolver.Result) []string {
 	var notes []string
 	claims := map[string]string{} // "fed/port" → service
 	for _, m := range snap.Manifests {
@@ -153,7 +154,7 @@ func localNotes(snap *resolver.Snapshot, res *resolver.Result) []string {
 	return slices.Compact(notes)
 }
 
-func portCollisions(snap *resolver.Snapshot, b resolver.Binding, name string, port int) []string {
+func portCollisions(snap *binding.Snapshot, b binding.Binding, name string, port int) []string {
 	var notes []string
 	for _, c := range snap.Instances {
 		if fedOf(c.Federation) != b.Federation || c.Service != b.Service || (b.Region != "" && c.Region != b.Region) {

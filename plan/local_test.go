@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -23,8 +23,8 @@ templates:
   env: {source: "builtin:env", destination: /etc/www/env}`
 )
 
-func localFixture(t *testing.T, apiNodes ...string) *resolver.Snapshot {
-	snap := &resolver.Snapshot{Manifests: parse(t, localAPIDoc, localWWWDoc)}
+func localFixture(t *testing.T, apiNodes ...string) *binding.Snapshot {
+	snap := &binding.Snapshot{Manifests: parse(t, localAPIDoc, localWWWDoc)}
 	for _, n := range apiNodes {
 		snap.Instances = append(snap.Instances, inst("api", n, 8001, false, "API_URL"))
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/patchbay/patchbay/binding"
 )
 
 // LocalAddress is where a node's own load balancer listens.
@@ -23,7 +25,7 @@ type localClaim struct {
 // becomes a backend of the node's load balancer, and the value names that
 // balancer, so it does not change while providers come and go. Datastores
 // are not served locally: they are one address already.
-func (e *engine) selectLocal(q *query, gs []group) (Var, string) {
+func (e *engine) selectLocal(q *query, gs []group) (binding.Var, string) {
 	narrowed := q.narrows(gs)
 	v := q.emptyVar()
 	port, why := e.localPort(q.fed, q.req.Key)
@@ -40,7 +42,7 @@ func (e *engine) selectLocal(q *query, gs []group) (Var, string) {
 		return v, fmt.Sprintf("cannot serve %s locally: the value %s provides %v", q.req.Key, ps[0].Instance, err)
 	}
 	v.Value, v.Providers, v.Resolved = val, ps, true
-	v.Local = &LocalRoute{Port: port, Mode: mode}
+	v.Local = &binding.LocalRoute{Port: port, Mode: mode}
 	return v, ""
 }
 
@@ -92,15 +94,15 @@ func LocalValue(value string, port int) (string, string, error) {
 		if !isHostPort(value) {
 			return "", "", errNoHostPort
 		}
-		return local, LocalTCP, nil
+		return local, binding.LocalTCP, nil
 	}
 	u, err := url.Parse(value)
 	if err != nil || u.Host == "" {
 		return "", "", fmt.Errorf("%w: not a URL with a host", ErrLocalValue)
 	}
-	mode := LocalTCP
+	mode := binding.LocalTCP
 	if u.Scheme == "http" {
-		mode = LocalHTTP
+		mode = binding.LocalHTTP
 	}
 	u.Host = local
 	return u.String(), mode, nil

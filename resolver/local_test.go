@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 )
 
@@ -13,11 +14,11 @@ func TestLocalValue(t *testing.T) {
 		value, want, mode string
 		bad               bool
 	}{
-		{value: "http://10.0.0.5:8080/api/v1?x=1", want: "http://127.0.0.1:7001/api/v1?x=1", mode: LocalHTTP},
-		{value: "http://api.internal/api", want: "http://127.0.0.1:7001/api", mode: LocalHTTP},
-		{value: "postgres://app:secret@10.0.0.9:5432/app", want: "postgres://app:secret@127.0.0.1:7001/app", mode: LocalTCP},
-		{value: "https://10.0.0.5:8443/", want: "https://127.0.0.1:7001/", mode: LocalTCP},
-		{value: "10.0.0.7:6379", want: "127.0.0.1:7001", mode: LocalTCP},
+		{value: "http://10.0.0.5:8080/api/v1?x=1", want: "http://127.0.0.1:7001/api/v1?x=1", mode: binding.LocalHTTP},
+		{value: "http://api.internal/api", want: "http://127.0.0.1:7001/api", mode: binding.LocalHTTP},
+		{value: "postgres://app:secret@10.0.0.9:5432/app", want: "postgres://app:secret@127.0.0.1:7001/app", mode: binding.LocalTCP},
+		{value: "https://10.0.0.5:8443/", want: "https://127.0.0.1:7001/", mode: binding.LocalTCP},
+		{value: "10.0.0.7:6379", want: "127.0.0.1:7001", mode: binding.LocalTCP},
 		{value: "just-a-word", bad: true},
 		{value: "http:///nohost", bad: true},
 	}
@@ -63,13 +64,13 @@ func TestBackendAddr(t *testing.T) {
 
 // localSnap is a consumer www requiring API_URL via local, providers api
 // (local_port 7001) on the given nodes and regions.
-func localSnap(port int, nodes map[string]string) *Snapshot {
+func localSnap(port int, nodes map[string]string) *binding.Snapshot {
 	req := one("API_URL")
 	req.Via = manifest.ViaLocal
 	api := svc("", "api", false, nil)
 	api.Provides = map[string]string{"API_URL": "http://{HOST}:{PORT}/v1"}
 	api.LocalPort = port
-	snap := &Snapshot{Manifests: []manifest.Manifest{svc("", "www", false, map[string]manifest.Requirement{"API_URL": req}), api}}
+	snap := &binding.Snapshot{Manifests: []manifest.Manifest{svc("", "www", false, map[string]manifest.Requirement{"API_URL": req}), api}}
 	for node, reg := range nodes {
 		in := inst("", "api", node, reg, false)
 		in.Provides["API_URL"] = "http://10.0.0." + node + ":80/v1"
@@ -101,7 +102,7 @@ func TestResolveLocalValueStable(t *testing.T) {
 		if !v.Resolved || v.Value != "http://127.0.0.1:7001/v1" {
 			t.Fatalf("set %d: API_URL = %+v; want resolved http://127.0.0.1:7001/v1", i, v)
 		}
-		if v.Local == nil || v.Local.Port != 7001 || v.Local.Mode != LocalHTTP {
+		if v.Local == nil || v.Local.Port != 7001 || v.Local.Mode != binding.LocalHTTP {
 			t.Fatalf("set %d: Local = %+v; want port 7001 http", i, v.Local)
 		}
 		if len(v.Providers) != wantProviders[i] {
@@ -113,12 +114,12 @@ func TestResolveLocalValueStable(t *testing.T) {
 func TestResolveLocalUnresolved(t *testing.T) {
 	cases := []struct {
 		name   string
-		snap   *Snapshot
+		snap   *binding.Snapshot
 		reason string
 	}{
 		{"no local_port", localSnap(0, map[string]string{"1": "east"}), "sets no local_port"},
 		{"no provider", localSnap(7001, nil), "API_URL"},
-		{"ports disagree", func() *Snapshot {
+		{"ports disagree", func() *binding.Snapshot {
 			s := localSnap(7001, map[string]string{"1": "east"})
 			other := svc("", "api2", false, nil, "API_URL")
 			other.LocalPort = 7002
