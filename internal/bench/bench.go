@@ -25,6 +25,9 @@ import (
 // Config says what to run. Zero sizes and durations skip a scenario.
 type Config struct {
 	Patchbay, ConsulTemplate, Consul string // binaries
+	// NATSServer is the nats-server binary run for the harness, so that
+	// its CPU can be read; "" embeds a server in the harness.
+	NATSServer string
 
 	ConsulAddr string // an agent to use; "" starts `Consul agent -dev`
 	NATSURL    string // a server to use; "" embeds one
@@ -44,6 +47,7 @@ type Config struct {
 	Settle time.Duration
 
 	SimSizes []int  // listeners of the in-process fleet simulation
+	Fanout   []int  // watchers of the fan-out scenario (fanout.go)
 	SimDir   string // where simulated listeners render ("" = Dir)
 
 	Progress io.Writer // what the harness is doing; nil discards
@@ -63,6 +67,8 @@ type env struct {
 	ownerCtx   context.Context   // of the providers' owners
 	owners     []*registry.Owner // one per provider
 	resolver   *proc
+	consul     *proc // nil when Config.ConsulAddr names another
+	nats       *proc // nil when embedded or Config.NATSURL names another
 	eventKey   string // the public key the resolver signs events with
 	seq        int
 	progress   io.Writer
@@ -77,7 +83,7 @@ func (e *env) logf(format string, args ...any) {
 func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 	// Children run in directories of their own: relative paths would not
 	// find the binaries.
-	for _, p := range []*string{&cfg.Patchbay, &cfg.ConsulTemplate, &cfg.Consul} {
+	for _, p := range []*string{&cfg.Patchbay, &cfg.ConsulTemplate, &cfg.Consul, &cfg.NATSServer} {
 		if *p == "" {
 			continue
 		}
@@ -118,6 +124,13 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		}
 		res.Sim = append(res.Sim, *r)
 	}
+	for _, n := range cfg.Fanout {
+		r, err := e.fanout(ctx, n)
+		if err != nil {
+			return res, err
+		}
+		res.Fanout = append(res.Fanout, *r)
+	}
 	res.Elapsed = time.Since(res.Started).Round(time.Second).String()
 	return res, nil
 }
@@ -143,10 +156,17 @@ func (e *env) setup(ctx context.Context) (stop func(), err error) {
 		if err != nil {
 			return stop, err
 		}
-		e.consulAddr = addr
+		e.consulAddr, e.consul = addr, p
 		undo = append(undo, func() { p.stop(10 * time.Second) })
 	}
-	if e.natsURL = e.cfg.NATSURL; e.natsURL == "" {
+	if e.natsURL = e.cfg.NATSURL; e.natsURL == "" && e.cfg.NATSServer != "" {
+		p, url, err := startNATSProc(ctx, e.cfg.NATSServer, e.dir)
+		if err != nil {
+			return stop, err
+		}
+		e.natsURL, e.nats = url, p
+		undo = append(undo, func() { p.stop(10 * time.Second) })
+	} else if e.natsURL == "" {
 		ns, err := startNATS()
 		if err != nil {
 			return stop, err

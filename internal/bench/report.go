@@ -18,6 +18,7 @@ type Results struct {
 	Idle     *Scenario  `json:"idle,omitempty"`
 	Burst    *Scenario  `json:"burst,omitempty"`
 	Sim      []Scenario `json:"fleet_simulation,omitempty"`
+	Fanout   []Fanout   `json:"fanout,omitempty"`
 }
 
 // row is one line of the table: consul-template's figure, patchbay's, and
@@ -70,6 +71,7 @@ func (r *Results) Table(w io.Writer, periodic string) {
 				fmt.Sprintf("%.2f / %.2f / %.2f%s", sim.P50, sim.P99, sim.Max, missed(sim)), ""},
 			row{"same: Consul requests until all files hold it", "—", fmt.Sprint(sim.Requests), ""})
 	}
+	rows = append(rows, r.fanoutRows()...)
 	fmt.Fprintln(w, "| scenario | consul-template | patchbay | ratio |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- |")
 	for _, x := range rows {
@@ -147,4 +149,26 @@ func (r *Results) classTable(w io.Writer) {
 	for i := range r.Sim {
 		line(fmt.Sprintf("fleet simulation, %d:", r.Sim[i].N), &r.Sim[i])
 	}
+}
+
+// fanoutRows compare Consul's own fan-out (its column is consul-template's:
+// the query is the one consul-template holds) with patchbay's.
+func (r *Results) fanoutRows() []row {
+	var rows []row
+	for _, s := range r.Fanout {
+		c, p := s.Ways[wayConsul], s.Ways[wayPatchbay]
+		if c == nil || p == nil {
+			continue
+		}
+		lat := func(f *FanoutFigures) string {
+			return fmt.Sprintf("%.2f / %.2f / %.2f%s", f.P50, f.P99, f.Max, missed(&Figures{Missing: f.Missing}))
+		}
+		rows = append(rows,
+			row{fmt.Sprintf("fan-out, N=%d watchers in one process (Consul's way: blocking queries; patchbay's: resolver + NATS subscriptions): time until each has one new provider, p50 / p99 / max (s)", s.N),
+				lat(c), lat(p), ratio(Ratio(p.P99, c.P99)) + " (p99)"},
+			row{"same: Consul CPU seconds for the change", fmt.Sprintf("%.3f", c.ConsulCPU), fmt.Sprintf("%.3f", p.ConsulCPU), ratio(Ratio(p.ConsulCPU, c.ConsulCPU))},
+			row{"same: bytes Consul wrote for the change", fmt.Sprint(c.ConsulBytes), fmt.Sprint(p.ConsulBytes), ratio(Ratio(float64(p.ConsulBytes), float64(c.ConsulBytes)))},
+			row{"same: NATS server CPU seconds for the change", "—", fmt.Sprintf("%.3f", p.NATSCPU), ""})
+	}
+	return rows
 }
