@@ -39,6 +39,11 @@ func (r *Results) Table(w io.Writer, periodic string) {
 		rows = append(rows,
 			countRow(fmt.Sprintf("one new provider, N=%d: Consul requests until all files hold it", s.N), ct, pb, func(f *Figures) float64 { return float64(f.Requests) }, "%.0f"),
 			latencyRow(fmt.Sprintf("same, N=%d: time until each file holds it, p50 / p99 (s)", s.N), ct, pb))
+		if ct != nil && ct.CPUMsPerConsumer > 0 {
+			rows = append(rows,
+				countRow(fmt.Sprintf("same, N=%d: CPU ms per consumer for the change", s.N), ct, pb, func(f *Figures) float64 { return f.CPUMsPerConsumer }, "%.1f"),
+				countRow(fmt.Sprintf("same, N=%d: context switches per consumer for the change", s.N), ct, pb, func(f *Figures) float64 { return f.SwitchesPerConsumer }, "%.0f"))
+		}
 	}
 	if s := r.Alone; s != nil {
 		rows = append(rows, latencyRow(fmt.Sprintf("same, N=%d, each fleet alone (the other paused): p50 / p99 (s)", s.N), s.Fleets[ctName], s.Fleets[pbName]))
