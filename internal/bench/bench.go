@@ -67,8 +67,8 @@ type env struct {
 	ownerCtx   context.Context   // of the providers' owners
 	owners     []*registry.Owner // one per provider
 	resolver   *proc
-	consul     *proc // nil when Config.ConsulAddr names another
-	nats       *proc // nil when embedded or Config.NATSURL names another
+	consul     *proc  // nil when Config.ConsulAddr names another
+	nats       *proc  // nil when embedded or Config.NATSURL names another
 	eventKey   string // the public key the resolver signs events with
 	seq        int
 	progress   io.Writer

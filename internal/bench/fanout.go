@@ -57,8 +57,8 @@ type Fanout struct {
 // current marker.
 type watchers struct {
 	marker atomic.Pointer[[][]byte] // any of them
-	seen   []atomic.Int64 // unix nanoseconds, 0 until seen
-	armed  atomic.Int64   // watchers ready for the change
+	seen   []atomic.Int64           // unix nanoseconds, 0 until seen
+	armed  atomic.Int64             // watchers ready for the change
 }
 
 func newWatchers(n int) *watchers { return &watchers{seen: make([]atomic.Int64, n)} }
