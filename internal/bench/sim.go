@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -84,15 +83,11 @@ func (e *env) simulate(ctx context.Context, n int) (*Scenario, error) {
 	}
 	e.logf("fleet simulation: %d listeners, one new provider", n)
 	before := snapshot(fleets)
-	pf, _ := os.Create("/tmp/scale-window.prof")
-	_ = pprof.StartCPUProfile(pf)
-	defer pprof.StopCPUProfile()
 	t, err := e.register(ctx)
 	if err != nil {
 		return nil, err
 	}
 	figs, err := e.measure(ctx, fleets, before, 2*time.Minute, t)
-	pprof.StopCPUProfile()
 	if err != nil {
 		return nil, err
 	}
