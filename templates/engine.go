@@ -137,7 +137,7 @@ type enginePool struct {
 
 const (
 	poolTemplates = 256 // distinct contents kept; beyond, the pool starts over
-	poolIdle      = 8   // idle engines kept per contents
+	poolIdle      = 32  // idle engines kept per contents: renders at once in one process
 )
 
 var engines = &enginePool{idle: map[string][]*engine{}}
