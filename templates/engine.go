@@ -27,17 +27,20 @@ import (
 // ctFuncMapInput mirrors consul-template's funcMapInput field for field.
 // It is only used with the version it was checked against (ctVersion); a
 // test renders every builtin and testdata template both ways.
+// Fields left blank are the ones Render never sets, as newEngineTemplate
+// never sets them: env (patchbay's env functions replace consul-template's),
+// sandboxPath, destination and config.
 type ctFuncMapInput struct {
 	newTmpl          *template.Template
 	brain            *ctemplate.Brain
-	env              []string
+	_                []string // env
 	extFuncMap       map[string]any
 	functionDenylist []string
-	sandboxPath      string
-	destination      string
+	_                string // sandboxPath
+	_                string // destination
 	used             *dep.Set
 	missing          *dep.Set
-	config           *ctconfig.Config
+	_                *ctconfig.Config // config
 }
 
 //go:linkname ctFuncMap github.com/hashicorp/consul-template/template.funcMap
