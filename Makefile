@@ -125,7 +125,7 @@ deploy-check: build
 # minutes; BENCHFLAGS passes flags, e.g. BENCHFLAGS='-sizes 10 -sim "" -json bench.json'.
 .PHONY: bench bench-fanout bench-sim bench-scale
 BENCHFLAGS ?=
-BENCH_ALONE = -sizes "" -periodic-n 0 -idle-n 0 -burst-n 0 -sim "" -fanout ""
+BENCH_ALONE = -sizes "" -periodic-n 0 -idle-n 0 -burst-n 0 -instances-n 0 -sim "" -fanout ""
 bench: build bin/consul bin/consul-template bin/nats-server
 	go run ./internal/bench/cmd/bench $(BENCHFLAGS)
 

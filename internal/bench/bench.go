@@ -41,6 +41,11 @@ type Config struct {
 	Idle      time.Duration
 	BurstN    int // consumers per fleet in the burst
 	Burst     int // registrations in the burst
+	// InstancesN is N of the `patchbay register` scenarios (instances.go):
+	// Instances processes one every Interval, then RegisterBurst at once.
+	InstancesN    int
+	Instances     int
+	RegisterBurst int
 
 	// Settle is how long files must be unchanged before a scenario starts
 	// (default 2s).
@@ -250,7 +255,7 @@ func (e *env) startOwners(ctx context.Context) (stop func(), err error) {
 // phases are the fleet sizes to start, each once, smallest first.
 func (e *env) phases() []int {
 	var ns []int
-	for _, n := range append(slices.Clone(e.cfg.Sizes), e.cfg.PeriodicN, e.cfg.IdleN, e.cfg.BurstN) {
+	for _, n := range append(slices.Clone(e.cfg.Sizes), e.cfg.PeriodicN, e.cfg.IdleN, e.cfg.BurstN, e.cfg.InstancesN) {
 		if n > 0 && !slices.Contains(ns, n) {
 			ns = append(ns, n)
 		}
@@ -312,12 +317,37 @@ func (e *env) phase(ctx context.Context, n int, res *Results) error {
 		}
 		res.Idle = r
 	}
+	if err := e.registerScenarios(ctx, n, fleets, tag, res); err != nil {
+		return err
+	}
 	if n == e.cfg.BurstN && e.cfg.Burst > 0 {
 		r, err := e.burst(ctx, n, fleets, tag)
 		if err != nil {
 			return err
 		}
 		res.Burst = r
+	}
+	return nil
+}
+
+// registerScenarios runs the `patchbay register` scenarios at their N.
+func (e *env) registerScenarios(ctx context.Context, n int, fleets map[kind]*fleet, tag string, res *Results) error {
+	if n != e.cfg.InstancesN {
+		return nil
+	}
+	if e.cfg.Instances > 0 && e.cfg.Interval > 0 {
+		r, err := e.newInstances(ctx, n, fleets, tag)
+		if err != nil {
+			return err
+		}
+		res.Instances = r
+	}
+	if e.cfg.RegisterBurst > 0 {
+		r, err := e.registerBurst(ctx, n, fleets, tag)
+		if err != nil {
+			return err
+		}
+		res.RegisterBurst = r
 	}
 	return nil
 }

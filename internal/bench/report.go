@@ -19,6 +19,9 @@ type Results struct {
 	Burst    *Scenario  `json:"burst,omitempty"`
 	Sim      []Scenario `json:"fleet_simulation,omitempty"`
 	Fanout   []Fanout   `json:"fanout,omitempty"`
+	// `patchbay register` processes (instances.go)
+	Instances     *Scenario `json:"register_processes,omitempty"`
+	RegisterBurst *Scenario `json:"register_burst,omitempty"`
 }
 
 // row is one line of the table: consul-template's figure, patchbay's, and
@@ -55,6 +58,15 @@ func (r *Results) Table(w io.Writer, periodic string) {
 			countRow(fmt.Sprintf("burst of %s, N=%d: reloads per consumer (no wait)", burstWhat(s), s.N), ct, pb, reloads, "%.1f"),
 			countRow("same, consul-template with wait 1s:10s: reloads per consumer", wait, pb, reloads, "%.1f"),
 			latencyRow("same: time until each file holds each registration, p50 / p99 (s)", ct, pb))
+	}
+	if s := r.Instances; s != nil {
+		rows = append(rows, latencyRow(fmt.Sprintf("new instance by %s, N=%d: from the process's start until each file holds it, p50 / p99 (s)", burstWhat(s), s.N), s.Fleets[ctName], s.Fleets[pbName]))
+	}
+	if s := r.RegisterBurst; s != nil {
+		ct, pb := s.Fleets[ctName], s.Fleets[pbName]
+		rows = append(rows,
+			countRow(fmt.Sprintf("burst of %s, N=%d: reloads per consumer", burstWhat(s), s.N), ct, pb, func(f *Figures) float64 { return f.ReloadsMean }, "%.1f"),
+			latencyRow("same: time until each file holds each instance, p50 / p99 (s)", ct, pb))
 	}
 	if s := r.Periodic; s != nil {
 		ct, pb := s.Fleets[ctName], s.Fleets[pbName]
