@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,15 +46,15 @@ func TestWatchers(t *testing.T) {
 	}
 }
 
-// TestProcCounters reads this process's written bytes and context
-// switches, and sees both grow.
+// TestProcCounters reads this process's written bytes, CPU time and
+// context switches, and sees them grow.
 func TestProcCounters(t *testing.T) {
 	pid := os.Getpid()
 	w0, err := writtenBytes(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s0, err := contextSwitches(pid)
+	u0, err := threadsUsage(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,15 +70,21 @@ func TestProcCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s1, err := contextSwitches(pid)
+	for x := 0; x < 1e6; x++ { // some CPU time to see
+		_ = fmt.Sprint(x)
+	}
+	u1, err := threadsUsage(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if w1-w0 < 4096 {
 		t.Errorf("wchar grew by %d after writing 4096 bytes", w1-w0)
 	}
-	if s1 <= s0 {
-		t.Errorf("context switches %d then %d: no growth after ten sleeps", s0, s1)
+	if u1.switches <= u0.switches {
+		t.Errorf("context switches %d then %d: no growth after ten sleeps", u0.switches, u1.switches)
+	}
+	if u1.cpu <= u0.cpu {
+		t.Errorf("CPU time %v then %v: no growth after a million Sprints", u0.cpu, u1.cpu)
 	}
 }
 
