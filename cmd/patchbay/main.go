@@ -66,6 +66,10 @@ func exitCode(err error) int {
 		return exitUser // cobra refused the command line before anything ran
 	case errors.Is(err, errChanges):
 		return exitChanges
+	case errors.Is(err, errNotApplied):
+		return exitNotApplied
+	case errors.Is(err, errWaitTimeout):
+		return exitWaitTimeout
 	}
 	switch errkind.Of(err) {
 	case errkind.Input:

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/registry"
+)
+
+// Exit codes of a wait (publish --wait, datastore set --wait, wait), beside
+// main's 0, 1 (bad input) and 2 (unreachable backend).
+const (
+	exitNotApplied  = 4 // a node failed, skipped it (unresolved) or its rollout is halted
+	exitWaitTimeout = 5 // --wait-timeout passed with nodes pending, paused or not answering
+)
+
+var (
+	// errNotApplied: a node failed to apply a change (exit 4).
+	errNotApplied = errkind.New(errkind.Input, "wait: not applied")
+	// errWaitTimeout: nodes had not applied a change within the timeout (exit 5).
+	errWaitTimeout = errkind.New(errkind.Backend, "wait: timed out")
+)
+
+// waitOptions are the flags every waiting command shares.
+type waitOptions struct {
+	timeout time.Duration
+	poll    time.Duration
+	asJSON  bool
+}
+
+func addWaitFlags(cmd *cobra.Command, o *waitOptions) {
+	cmd.Flags().DurationVar(&o.timeout, "wait-timeout", 5*time.Minute, "give up after this long, naming the nodes that are pending, paused or not answering (exit 5)")
+	cmd.Flags().DurationVar(&o.poll, "wait-poll", 500*time.Millisecond, "how often to ask the listeners over NATS")
+}
+
+func newWaitCmd(a *app) *cobra.Command {
+	var o waitOptions
+	cmd := &cobra.Command{
+		Use:   "wait SERVICE[/REGION]@REVISION...",
+		Short: "Wait until every node hosting the services applied these binding revisions",
+		Long: `Wait follows a change to every node: it blocks until each node that hosts
+one of the services applied the binding revision given, or a later one.
+
+A change is identified by the binding revisions it produced, per service and
+region ('publish --wait --json' and 'datastore set --wait --json' print
+them; 'patchbay resolve --json' shows a binding's current revision). A
+revision without /REGION is the region-less binding.
+
+It asks the live listeners over NATS (patchbay.changes) every --wait-poll and
+takes the nodes Consul recorded as hosting a service that do not answer as
+stale. A node is applied, pending, running, paused, stale, halted (its
+rollout group is halted), skipped (unresolved requirements) or failed (with
+its reason). Progress is a line on a terminal's stderr, a line per node
+change otherwise, and JSON lines on stdout with --json.
+
+Exit codes: 0 every node applied; 4 a node failed, skipped it or its rollout
+is halted (once every other node is done); 5 --wait-timeout passed with
+nodes pending, running, paused or stale; 1 bad input; 2 Consul or NATS
+unreachable. The error names each node that did not apply, and why.`,
+		Example: `  patchbay wait app-www@42
+  patchbay wait app-www/eu@17 lb@9 --wait-timeout 2m
+  patchbay wait app-www@42 --json | jq -c 'select(.type == "node")'`,
+		Args: namedArgs("SERVICE[/REGION]@REVISION..."),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			targets := make([]waitTarget, 0, len(args))
+			for _, s := range args {
+				t, err := parseWaitTarget(s)
+				if err != nil {
+					return err
+				}
+				targets = append(targets, t)
+			}
+			return a.waitApplied(cmd.Context(), targets, time.Time{}, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, `print JSON lines: {"type": "node"|"progress"|"result", ...}`)
+	addWaitFlags(cmd, &o)
+	return cmd
+}
+
+// waitLine is one JSON line of a wait's --json output.
+type waitLine struct {
+	Type    string          `json:"type"` // published, targets, node, progress, result
+	// Published is what publish or datastore set changed.
+	Published any `json:"published,omitempty"`
+	Targets []waitTarget    `json:"targets,omitempty"`
+	Node    *nodeProgress   `json:"node,omitempty"`
+	Summary string          `json:"summary,omitempty"`
+	Counts  map[string]int  `json:"counts,omitempty"`
+	Nodes   []nodeProgress  `json:"nodes,omitempty"`
+	Result  string          `json:"result,omitempty"` // applied, not-applied, timeout
+	Elapsed time.Duration   `json:"elapsed_ns,omitempty"`
+	Latency *latencySummary `json:"latency,omitempty"`
+}
+
+// latencySummary is the time from the change to each node's files.
+type latencySummary struct {
+	P50     time.Duration `json:"p50_ns"`
+	P99     time.Duration `json:"p99_ns"`
+	Slowest string        `json:"slowest_node"`
+	Max     time.Duration `json:"max_ns"`
+}
+
+// waitApplied blocks until every node hosting a target applied it, a node
+// failed, or o.timeout passed. since is when the change was made (publish),
+// for latencies; zero when unknown.
+func (a *app) waitApplied(ctx context.Context, targets []waitTarget, since time.Time, o waitOptions) error {
+	start := time.Now()
+	if since.IsZero() {
+		since = start
+	}
+	out := newWaitPrinter(a.stdout, a.stderr, o.asJSON)
+	out.targets(targets)
+	if len(targets) == 0 {
+		out.result(waitView{Counts: map[string]int{}}, "applied", time.Since(start))
+		return nil
+	}
+	reg, err := a.registry()
+	if err != nil {
+		return err
+	}
+	nc, err := a.dialNATS("patchbay wait", nats.Timeout(min(o.timeout, 10*time.Second)))
+	if err != nil {
+		return fmt.Errorf("wait needs NATS to ask the listeners: %w", err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	var v waitView
+	for {
+		recorded, _, err := reg.Statuses(ctx)
+		if ctx.Err() != nil {
+			return a.waitResult(out, v, start, true)
+		}
+		if err != nil {
+			return err
+		}
+		answers, err := askChanges(ctx, nc, recorded, o.poll)
+		if ctx.Err() != nil {
+			return a.waitResult(out, v, start, true)
+		}
+		if err != nil {
+			return err
+		}
+		v = viewOf(targets, a.g.Federation, answers, recorded, since)
+		out.progress(v, time.Since(start))
+		if v.done() {
+			return a.waitResult(out, v, start, false)
+		}
+		select {
+		case <-ctx.Done():
+			return a.waitResult(out, v, start, true)
+		case <-time.After(o.poll):
+		}
+	}
+}
+
+// waitResult prints the end of a wait and returns its error, naming each
+// node that did not apply.
+func (a *app) waitResult(out *waitPrinter, v waitView, start time.Time, timedOut bool) error {
+	var bad []string
+	failed := false
+	for _, n := range v.Nodes {
+		if n.State == nodeApplied {
+			continue
+		}
+		failed = failed || final(n.State)
+		bad = append(bad, fmt.Sprintf("%s %s%s", n.Node, n.State, suffix(": ", n.Reason)))
+	}
+	result := "applied"
+	switch {
+	case failed:
+		result = "not-applied"
+	case len(bad) > 0 && timedOut:
+		result = "timeout"
+	}
+	out.result(v, result, time.Since(start))
+	switch result {
+	case "not-applied":
+		return fmt.Errorf("%w on %d of %d nodes: %s", errNotApplied, len(bad), len(v.Nodes), strings.Join(bad, "; "))
+	case "timeout":
+		return fmt.Errorf("%w after %s: not applied on %d of %d nodes: %s", errWaitTimeout, time.Since(start).Round(time.Second), len(bad), len(v.Nodes), strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+func suffix(sep, s string) string {
+	if s == "" {
+		return ""
+	}
+	return sep + s
+}
+
+// askChanges asks every live listener for its changes and collects the
+// answers for at most wait, less once every recorded node answered.
+func askChanges(ctx context.Context, nc *nats.Conn, recorded []registry.Status, wait time.Duration) (map[string]events.NodeChanges, error) {
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("ask listeners: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishRequest(events.ChangesSubject, inbox, nil); err != nil {
+		return nil, fmt.Errorf("ask listeners: %w", err)
+	}
+	answers := map[string]events.NodeChanges{}
+	deadline := time.Now().Add(wait)
+	for len(recorded) == 0 || len(answers) < len(recorded) {
+		mctx, cancel := context.WithDeadline(ctx, deadline)
+		msg, err := sub.NextMsgWithContext(mctx)
+		cancel()
+		if err != nil {
+			break // the round is over
+		}
+		c, err := events.DecodeNodeChanges(msg.Data)
+		if err != nil {
+			continue // not a listener's answer
+		}
+		answers[c.Node] = c
+	}
+	return answers, nil
+}
+
+// waitPrinter shows a wait's progress: JSON lines, or a line per node
+// change with a redrawn progress line when stderr is a terminal.
+type waitPrinter struct {
+	out, errOut io.Writer
+	asJSON, tty bool
+	last        map[string]string // node → state printed
+	lastSummary string
+}
+
+func newWaitPrinter(out, errOut io.Writer, asJSON bool) *waitPrinter {
+	return &waitPrinter{out: out, errOut: errOut, asJSON: asJSON, tty: !asJSON && isTerminal(errOut), last: map[string]string{}}
+}
+
+func (p *waitPrinter) line(l waitLine) {
+	b, _ := json.Marshal(l) // strings, numbers, times
+	fmt.Fprintf(p.out, "%s\n", b)
+}
+
+func (p *waitPrinter) targets(ts []waitTarget) {
+	if p.asJSON {
+		p.line(waitLine{Type: "targets", Targets: ts})
+		return
+	}
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.String()
+	}
+	if len(ts) == 0 {
+		fmt.Fprintln(p.out, "nothing to wait for: the change altered no binding")
+		return
+	}
+	fmt.Fprintf(p.out, "waiting for %s\n", strings.Join(names, " "))
+}
+
+func (p *waitPrinter) progress(v waitView, elapsed time.Duration) {
+	for _, n := range v.Nodes {
+		if p.last[n.Node] == n.State {
+			continue
+		}
+		p.last[n.Node] = n.State
+		if p.asJSON {
+			p.line(waitLine{Type: "node", Node: &n})
+			continue
+		}
+		p.clearTTY()
+		at := ""
+		if n.Latency > 0 {
+			at = " after " + n.Latency.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(p.out, "%-8s %s%s%s\n", n.State, n.Node, at, suffix(": ", n.Reason))
+	}
+	summary := v.summary()
+	switch {
+	case p.asJSON && summary != p.lastSummary:
+		p.line(waitLine{Type: "progress", Summary: summary, Counts: v.Counts, Elapsed: elapsed})
+	case p.tty:
+		fmt.Fprintf(p.errOut, "\r\033[K%s (%s)", summary, elapsed.Round(time.Second))
+	}
+	p.lastSummary = summary
+}
+
+func (p *waitPrinter) clearTTY() {
+	if p.tty {
+		fmt.Fprint(p.errOut, "\r\033[K")
+	}
+}
+
+func (p *waitPrinter) result(v waitView, result string, elapsed time.Duration) {
+	lat := latencies(v.Nodes)
+	if p.asJSON {
+		p.line(waitLine{Type: "result", Result: result, Summary: v.summary(), Counts: v.Counts, Nodes: v.Nodes, Elapsed: elapsed, Latency: lat})
+		return
+	}
+	p.clearTTY()
+	fmt.Fprintf(p.out, "%s: %s in %s", result, v.summary(), elapsed.Round(time.Millisecond))
+	if lat != nil {
+		fmt.Fprintf(p.out, "; change to files p50 %s, p99 %s, slowest %s (%s)", lat.P50.Round(time.Millisecond), lat.P99.Round(time.Millisecond), lat.Slowest, lat.Max.Round(time.Millisecond))
+	}
+	fmt.Fprintln(p.out)
+}
+
+// latencies summarizes the applied nodes' latencies; nil when none.
+func latencies(nodes []nodeProgress) *latencySummary {
+	var ds []time.Duration
+	s := &latencySummary{}
+	for _, n := range nodes {
+		if n.State != nodeApplied || n.Latency <= 0 {
+			continue
+		}
+		ds = append(ds, n.Latency)
+		if n.Latency > s.Max {
+			s.Max, s.Slowest = n.Latency, n.Node
+		}
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	s.P50, s.P99 = percentile(ds, 50), percentile(ds, 99)
+	return s
+}
+
+// percentile is the nearest-rank percentile of ds (sorted in place).
+func percentile(ds []time.Duration, p int) time.Duration {
+	slices.Sort(ds)
+	rank := (p*len(ds) + 99) / 100 // ceil(p/100 × n)
+	return ds[max(rank, 1)-1]
+}
