@@ -57,8 +57,8 @@ belong to the --federation.`,
 		wo   waitOptions
 	)
 	set := &cobra.Command{
-		Use:     "set KEY VALUE",
-		Short:   "Set a datastore value",
+		Use:   "set KEY VALUE",
+		Short: "Set a datastore value",
 		Long: `Set stores a datastore value. --wait then follows the change to every node,
 like 'patchbay wait' (exit 0 applied, 4 a node failed, 5 --wait-timeout).`,
 		Example: "  patchbay datastore set PRIMARY_DATABASE_URL postgres://db.internal:5432/app\n  patchbay datastore set PRIMARY_DATABASE_URL postgres://db2.internal:5432/app --wait",

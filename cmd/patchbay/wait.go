@@ -90,17 +90,17 @@ unreachable. The error names each node that did not apply, and why.`,
 
 // waitLine is one JSON line of a wait's --json output.
 type waitLine struct {
-	Type    string          `json:"type"` // published, targets, node, progress, result
+	Type string `json:"type"` // published, targets, node, progress, result
 	// Published is what publish or datastore set changed.
-	Published any `json:"published,omitempty"`
-	Targets []waitTarget    `json:"targets,omitempty"`
-	Node    *nodeProgress   `json:"node,omitempty"`
-	Summary string          `json:"summary,omitempty"`
-	Counts  map[string]int  `json:"counts,omitempty"`
-	Nodes   []nodeProgress  `json:"nodes,omitempty"`
-	Result  string          `json:"result,omitempty"` // applied, not-applied, timeout
-	Elapsed time.Duration   `json:"elapsed_ns,omitempty"`
-	Latency *latencySummary `json:"latency,omitempty"`
+	Published any             `json:"published,omitempty"`
+	Targets   []waitTarget    `json:"targets,omitempty"`
+	Node      *nodeProgress   `json:"node,omitempty"`
+	Summary   string          `json:"summary,omitempty"`
+	Counts    map[string]int  `json:"counts,omitempty"`
+	Nodes     []nodeProgress  `json:"nodes,omitempty"`
+	Result    string          `json:"result,omitempty"` // applied, not-applied, timeout
+	Elapsed   time.Duration   `json:"elapsed_ns,omitempty"`
+	Latency   *latencySummary `json:"latency,omitempty"`
 }
 
 // latencySummary is the time from the change to each node's files.
