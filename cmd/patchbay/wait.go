@@ -116,9 +116,6 @@ type latencySummary struct {
 // for latencies; zero when unknown.
 func (a *app) waitApplied(ctx context.Context, targets []waitTarget, since time.Time, o waitOptions) error {
 	start := time.Now()
-	if since.IsZero() {
-		since = start
-	}
 	out := newWaitPrinter(a.stdout, a.stderr, o.asJSON)
 	out.targets(targets)
 	if len(targets) == 0 {

@@ -128,36 +128,50 @@ func viewOf(targets []waitTarget, fed string, answers map[string]events.NodeChan
 // it hosts none (another service, or another region's binding).
 func nodeOf(targets []waitTarget, c events.NodeChanges, since time.Time) (nodeProgress, bool) {
 	p := nodeProgress{Node: c.Node, State: nodeApplied}
-	hosts := false
+	hosts, latency := false, time.Duration(0)
 	for _, t := range targets {
 		i := slices.IndexFunc(c.Services, func(s events.ServiceChanges) bool { return s.Service == t.Service && s.Region == t.Region })
 		if i < 0 {
 			continue
 		}
 		hosts = true
-		state, reason, at := targetState(t, c.Services[i].Revisions, c)
+		state, reason, r := targetState(t, c.Services[i].Revisions, c)
 		if nodeRank[state] > nodeRank[p.State] {
 			p.State, p.Reason = state, reason
 		}
-		if at.After(p.Applied) {
-			p.Applied = at
+		if r.Finished.After(p.Applied) {
+			p.Applied = r.Finished
 		}
+		latency = max(latency, changeLatency(r, since))
 	}
 	if p.State != nodeApplied {
 		p.Applied = time.Time{}
-	} else if !since.IsZero() && !p.Applied.IsZero() {
-		p.Latency = max(p.Applied.Sub(since), 0)
+	} else {
+		p.Latency = latency
 	}
 	return p, hosts
+}
+
+// changeLatency is the time from the change to the node's files: from
+// since (the publish) when known, else from the resolver's write of the
+// binding, else from the node's receipt of it.
+func changeLatency(r events.AppliedRevision, since time.Time) time.Duration {
+	start := cmp.Or(since, r.Written, r.Received)
+	if start.IsZero() || r.Finished.IsZero() {
+		return 0
+	}
+	return max(r.Finished.Sub(start), 0)
 }
 
 // targetState is where one target stands on a node: applied once a
 // revision at or above it applied (a later binding includes the change),
 // else the outcome of the newest run that read one, else the queue's.
-func targetState(t waitTarget, revs []events.AppliedRevision, c events.NodeChanges) (state, reason string, applied time.Time) {
-	for _, r := range revs { // newest first
-		if r.Revision >= t.Revision && r.State == events.RevisionApplied {
-			return nodeApplied, "", r.Finished
+func targetState(t waitTarget, revs []events.AppliedRevision, c events.NodeChanges) (state, reason string, applied events.AppliedRevision) {
+	// The oldest applied revision at or above the target: the one that
+	// brought the change.
+	for i := len(revs) - 1; i >= 0; i-- {
+		if r := revs[i]; r.Revision >= t.Revision && r.State == events.RevisionApplied {
+			return nodeApplied, "", r
 		}
 	}
 	for _, r := range revs {
@@ -166,18 +180,18 @@ func targetState(t waitTarget, revs []events.AppliedRevision, c events.NodeChang
 		}
 		switch r.State {
 		case events.RevisionFailed:
-			return nodeFailed, fmt.Sprintf("%s revision %d: %s", t.Service, r.Revision, r.Reason), time.Time{}
+			return nodeFailed, fmt.Sprintf("%s revision %d: %s", t.Service, r.Revision, r.Reason), events.AppliedRevision{}
 		case events.RevisionHalted:
-			return nodeHalted, fmt.Sprintf("%s revision %d: rollout halted: %s", t.Service, r.Revision, r.Reason), time.Time{}
+			return nodeHalted, fmt.Sprintf("%s revision %d: rollout halted: %s", t.Service, r.Revision, r.Reason), events.AppliedRevision{}
 		case events.RevisionSkipped:
-			return nodeSkipped, fmt.Sprintf("%s revision %d: %s", t.Service, r.Revision, r.Reason), time.Time{}
+			return nodeSkipped, fmt.Sprintf("%s revision %d: %s", t.Service, r.Revision, r.Reason), events.AppliedRevision{}
 		}
 	}
 	switch {
 	case c.Paused:
-		return nodePaused, "paused: patchbay resume applies it", time.Time{}
+		return nodePaused, "paused: patchbay resume applies it", events.AppliedRevision{}
 	case c.Running:
-		return nodeRunning, "", time.Time{}
+		return nodeRunning, "", events.AppliedRevision{}
 	}
-	return nodePending, "", time.Time{}
+	return nodePending, "", events.AppliedRevision{}
 }
