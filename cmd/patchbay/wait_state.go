@@ -118,7 +118,7 @@ func viewOf(targets []waitTarget, fed string, answers map[string]events.NodeChan
 	}
 	slices.SortFunc(v.Nodes, func(a, b nodeProgress) int { return cmp.Compare(a.Node, b.Node) })
 	for i := range v.Nodes {
-		v.Nodes[i].Reason = redact.URLPasswords(v.Nodes[i].Reason)
+		v.Nodes[i].Reason = redactReason(v.Nodes[i].Reason)
 		v.Counts[v.Nodes[i].State]++
 	}
 	return v
@@ -194,4 +194,17 @@ func targetState(t waitTarget, revs []events.AppliedRevision, c events.NodeChang
 		return nodeRunning, "", events.AppliedRevision{}
 	}
 	return nodePending, "", events.AppliedRevision{}
+}
+
+// redactReason hides the password of every URL in a reason, word by word:
+// a listener's reasons carry no values, and this holds even if one did.
+func redactReason(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	words := strings.Fields(s)
+	for i, w := range words {
+		words[i] = redact.URLPasswords(w)
+	}
+	return strings.Join(words, " ")
 }
