@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/internal/tracking"
 	"github.com/patchbay/patchbay/registry"
 )
 
@@ -72,7 +72,7 @@ unreachable. The error names each node that did not apply, and why.`,
   patchbay wait app-www@42 --json | jq -c 'select(.type == "node")'`,
 		Args: namedArgs("SERVICE[/REGION]@REVISION..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			targets := make([]waitTarget, 0, len(args))
+			targets := make([]tracking.Target, 0, len(args))
 			for _, s := range args {
 				t, err := parseWaitTarget(s)
 				if err != nil {
@@ -92,34 +92,26 @@ unreachable. The error names each node that did not apply, and why.`,
 type waitLine struct {
 	Type string `json:"type"` // published, targets, node, progress, result
 	// Published is what publish or datastore set changed.
-	Published any             `json:"published,omitempty"`
-	Targets   []waitTarget    `json:"targets,omitempty"`
-	Node      *nodeProgress   `json:"node,omitempty"`
-	Summary   string          `json:"summary,omitempty"`
-	Counts    map[string]int  `json:"counts,omitempty"`
-	Nodes     []nodeProgress  `json:"nodes,omitempty"`
-	Result    string          `json:"result,omitempty"` // applied, not-applied, timeout
-	Elapsed   time.Duration   `json:"elapsed_ns,omitempty"`
-	Latency   *latencySummary `json:"latency,omitempty"`
-}
-
-// latencySummary is the time from the change to each node's files.
-type latencySummary struct {
-	P50     time.Duration `json:"p50_ns"`
-	P99     time.Duration `json:"p99_ns"`
-	Slowest string        `json:"slowest_node"`
-	Max     time.Duration `json:"max_ns"`
+	Published any               `json:"published,omitempty"`
+	Targets   []tracking.Target `json:"targets,omitempty"`
+	Node      *tracking.Node    `json:"node,omitempty"`
+	Summary   string            `json:"summary,omitempty"`
+	Counts    map[string]int    `json:"counts,omitempty"`
+	Nodes     []tracking.Node   `json:"nodes,omitempty"`
+	Result    string            `json:"result,omitempty"` // applied, not-applied, timeout
+	Elapsed   time.Duration     `json:"elapsed_ns,omitempty"`
+	Latency   *tracking.Latency `json:"latency,omitempty"`
 }
 
 // waitApplied blocks until every node hosting a target applied it, a node
 // failed, or o.timeout passed. since is when the change was made (publish),
 // for latencies; zero when unknown.
-func (a *app) waitApplied(ctx context.Context, targets []waitTarget, since time.Time, o waitOptions) error {
+func (a *app) waitApplied(ctx context.Context, targets []tracking.Target, since time.Time, o waitOptions) error {
 	start := time.Now()
 	out := newWaitPrinter(a.stdout, a.stderr, o.asJSON)
 	out.targets(targets)
 	if len(targets) == 0 {
-		out.result(waitView{Counts: map[string]int{}}, "applied", time.Since(start))
+		out.result(tracking.View{Counts: map[string]int{}}, "applied", time.Since(start))
 		return nil
 	}
 	reg, err := a.registry()
@@ -133,7 +125,7 @@ func (a *app) waitApplied(ctx context.Context, targets []waitTarget, since time.
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	var v waitView
+	var v tracking.View
 	for {
 		recorded, _, err := reg.Statuses(ctx)
 		if ctx.Err() != nil {
@@ -149,9 +141,9 @@ func (a *app) waitApplied(ctx context.Context, targets []waitTarget, since time.
 		if err != nil {
 			return err
 		}
-		v = viewOf(targets, a.g.Federation, answers, recorded, since)
+		v = tracking.Place(targets, a.g.Federation, answers, recorded, since)
 		out.progress(v, time.Since(start))
-		if v.done() {
+		if v.Done() {
 			return a.waitResult(out, v, start, false)
 		}
 		select {
@@ -164,14 +156,14 @@ func (a *app) waitApplied(ctx context.Context, targets []waitTarget, since time.
 
 // waitResult prints the end of a wait and returns its error, naming each
 // node that did not apply.
-func (a *app) waitResult(out *waitPrinter, v waitView, start time.Time, timedOut bool) error {
+func (a *app) waitResult(out *waitPrinter, v tracking.View, start time.Time, timedOut bool) error {
 	var bad []string
 	failed := false
 	for _, n := range v.Nodes {
-		if n.State == nodeApplied {
+		if n.State == tracking.Applied {
 			continue
 		}
-		failed = failed || final(n.State)
+		failed = failed || tracking.Final(n.State)
 		bad = append(bad, fmt.Sprintf("%s %s%s", n.Node, n.State, suffix(": ", n.Reason)))
 	}
 	result := "applied"
@@ -246,7 +238,7 @@ func (p *waitPrinter) line(l waitLine) {
 	fmt.Fprintf(p.out, "%s\n", b)
 }
 
-func (p *waitPrinter) targets(ts []waitTarget) {
+func (p *waitPrinter) targets(ts []tracking.Target) {
 	if p.asJSON {
 		p.line(waitLine{Type: "targets", Targets: ts})
 		return
@@ -262,7 +254,7 @@ func (p *waitPrinter) targets(ts []waitTarget) {
 	fmt.Fprintf(p.out, "waiting for %s\n", strings.Join(names, " "))
 }
 
-func (p *waitPrinter) progress(v waitView, elapsed time.Duration) {
+func (p *waitPrinter) progress(v tracking.View, elapsed time.Duration) {
 	for _, n := range v.Nodes {
 		if p.last[n.Node] == n.State {
 			continue
@@ -279,7 +271,7 @@ func (p *waitPrinter) progress(v waitView, elapsed time.Duration) {
 		}
 		fmt.Fprintf(p.out, "%-8s %s%s%s\n", n.State, n.Node, at, suffix(": ", n.Reason))
 	}
-	summary := v.summary()
+	summary := v.Summary()
 	switch {
 	case p.asJSON && summary != p.lastSummary:
 		p.line(waitLine{Type: "progress", Summary: summary, Counts: v.Counts, Elapsed: elapsed})
@@ -295,43 +287,16 @@ func (p *waitPrinter) clearTTY() {
 	}
 }
 
-func (p *waitPrinter) result(v waitView, result string, elapsed time.Duration) {
-	lat := latencies(v.Nodes)
+func (p *waitPrinter) result(v tracking.View, result string, elapsed time.Duration) {
+	lat := tracking.Latencies(v.Nodes)
 	if p.asJSON {
-		p.line(waitLine{Type: "result", Result: result, Summary: v.summary(), Counts: v.Counts, Nodes: v.Nodes, Elapsed: elapsed, Latency: lat})
+		p.line(waitLine{Type: "result", Result: result, Summary: v.Summary(), Counts: v.Counts, Nodes: v.Nodes, Elapsed: elapsed, Latency: lat})
 		return
 	}
 	p.clearTTY()
-	fmt.Fprintf(p.out, "%s: %s in %s", result, v.summary(), elapsed.Round(time.Millisecond))
+	fmt.Fprintf(p.out, "%s: %s in %s", result, v.Summary(), elapsed.Round(time.Millisecond))
 	if lat != nil {
 		fmt.Fprintf(p.out, "; change to files p50 %s, p99 %s, slowest %s (%s)", lat.P50.Round(time.Millisecond), lat.P99.Round(time.Millisecond), lat.Slowest, lat.Max.Round(time.Millisecond))
 	}
 	fmt.Fprintln(p.out)
-}
-
-// latencies summarizes the applied nodes' latencies; nil when none.
-func latencies(nodes []nodeProgress) *latencySummary {
-	var ds []time.Duration
-	s := &latencySummary{}
-	for _, n := range nodes {
-		if n.State != nodeApplied || n.Latency <= 0 {
-			continue
-		}
-		ds = append(ds, n.Latency)
-		if n.Latency > s.Max {
-			s.Max, s.Slowest = n.Latency, n.Node
-		}
-	}
-	if len(ds) == 0 {
-		return nil
-	}
-	s.P50, s.P99 = percentile(ds, 50), percentile(ds, 99)
-	return s
-}
-
-// percentile is the nearest-rank percentile of ds (sorted in place).
-func percentile(ds []time.Duration, p int) time.Duration {
-	slices.Sort(ds)
-	rank := (p*len(ds) + 99) / 100 // ceil(p/100 × n)
-	return ds[max(rank, 1)-1]
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/tracking"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
 )
@@ -59,7 +60,7 @@ func contentOf(b resolver.Binding) []byte {
 // revisions. It resolves the current snapshot itself to know which
 // bindings the change alters: a binding the resolver rewrote since before,
 // or whose stored content is what resolving gives, is done.
-func (a *app) changedBindings(ctx context.Context, reg *registry.Client, before map[bindingKey]storedRev, o waitOptions) ([]waitTarget, error) {
+func (a *app) changedBindings(ctx context.Context, reg *registry.Client, before map[bindingKey]storedRev, o waitOptions) ([]tracking.Target, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	for {
@@ -84,7 +85,7 @@ func (a *app) changedBindings(ctx context.Context, reg *registry.Client, before 
 // resolverPass compares one resolution of the current snapshot with the
 // stored bindings: the revisions of the changed bindings stored so far,
 // and the bindings still to be written.
-func (a *app) resolverPass(ctx context.Context, reg *registry.Client, before map[bindingKey]storedRev) (targets []waitTarget, pending []string, err error) {
+func (a *app) resolverPass(ctx context.Context, reg *registry.Client, before map[bindingKey]storedRev) (targets []tracking.Target, pending []string, err error) {
 	snap, err := a.snapshot(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -103,21 +104,13 @@ func (a *app) resolverPass(ctx context.Context, reg *registry.Client, before map
 			continue // the change does not alter this binding
 		}
 		if is.revision > was.revision || (is.revision > 0 && bytes.Equal(want, is.content)) {
-			targets = append(targets, waitTarget{Service: b.Service, Region: b.Region, Revision: is.revision})
+			targets = append(targets, tracking.Target{Service: b.Service, Region: b.Region, Revision: is.revision})
 			continue
 		}
-		pending = append(pending, waitTarget{Service: b.Service, Region: b.Region}.name())
+		pending = append(pending, tracking.Target{Service: b.Service, Region: b.Region}.Name())
 	}
-	slices.SortFunc(targets, func(x, y waitTarget) int { return strings.Compare(x.String(), y.String()) })
+	slices.SortFunc(targets, func(x, y tracking.Target) int { return strings.Compare(x.String(), y.String()) })
 	return targets, pending, nil
-}
-
-// name is SERVICE or SERVICE/REGION.
-func (t waitTarget) name() string {
-	if t.Region == "" {
-		return t.Service
-	}
-	return t.Service + "/" + t.Region
 }
 
 // followChange waits for the resolver, then for the nodes, after a change

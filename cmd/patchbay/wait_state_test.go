@@ -3,24 +3,22 @@ package main
 import (
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/patchbay/patchbay/internal/events"
-	"github.com/patchbay/patchbay/registry"
+	"github.com/patchbay/patchbay/internal/tracking"
 )
 
 func TestParseWaitTarget(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
-		want waitTarget
+		want tracking.Target
 		err  string
 	}{
-		{"app@42", waitTarget{Service: "app", Revision: 42}, ""},
-		{"app/eu@7", waitTarget{Service: "app", Region: "eu", Revision: 7}, ""},
-		{"app", waitTarget{}, "want SERVICE@REVISION"},
-		{"app@0", waitTarget{}, "above 0"},
-		{"app@x", waitTarget{}, "want SERVICE@REVISION"},
-		{"/eu@3", waitTarget{}, "service is missing"},
+		{"app@42", tracking.Target{Service: "app", Revision: 42}, ""},
+		{"app/eu@7", tracking.Target{Service: "app", Region: "eu", Revision: 7}, ""},
+		{"app", tracking.Target{}, "want SERVICE@REVISION"},
+		{"app@0", tracking.Target{}, "above 0"},
+		{"app@x", tracking.Target{}, "want SERVICE@REVISION"},
+		{"/eu@3", tracking.Target{}, "service is missing"},
 	} {
 		got, err := parseWaitTarget(tc.in)
 		switch {
@@ -31,86 +29,5 @@ func TestParseWaitTarget(t *testing.T) {
 		case tc.err == "" && got.String() != tc.in:
 			t.Errorf("%q prints back as %q", tc.in, got.String())
 		}
-	}
-}
-
-// TestViewOf places nodes from their answers and Consul's records.
-func TestViewOf(t *testing.T) {
-	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	rev := func(n uint64, state, reason string, finished time.Duration) events.AppliedRevision {
-		return events.AppliedRevision{Revision: n, State: state, Reason: reason, Written: t0, Received: t0, Finished: t0.Add(finished)}
-	}
-	svc := func(name, region string, revs ...events.AppliedRevision) events.ServiceChanges {
-		return events.ServiceChanges{Service: name, Region: region, Revisions: revs}
-	}
-	targets := []waitTarget{{Service: "app", Revision: 5}}
-	answers := map[string]events.NodeChanges{
-		"n-later":   {Node: "n-later", Services: []events.ServiceChanges{svc("app", "", rev(6, events.RevisionApplied, "", 3*time.Second))}},
-		"n-exact":   {Node: "n-exact", Services: []events.ServiceChanges{svc("app", "", rev(5, events.RevisionApplied, "", time.Second), rev(4, events.RevisionApplied, "", 0))}},
-		"n-old":     {Node: "n-old", Services: []events.ServiceChanges{svc("app", "", rev(4, events.RevisionApplied, "", 0))}},
-		"n-paused":  {Node: "n-paused", Paused: true, Services: []events.ServiceChanges{svc("app", "", rev(5, events.RevisionReceived, "", 0))}},
-		"n-running": {Node: "n-running", Running: true, Services: []events.ServiceChanges{svc("app", "")}},
-		"n-failed":  {Node: "n-failed", Services: []events.ServiceChanges{svc("app", "", rev(5, events.RevisionFailed, "template env: check failed: postgres://u:pw@db/x", 0))}},
-		"n-halted":  {Node: "n-halted", Services: []events.ServiceChanges{svc("app", "", rev(5, events.RevisionHalted, "group www", 0))}},
-		"n-region":  {Node: "n-region", Services: []events.ServiceChanges{svc("app", "eu", rev(1, events.RevisionReceived, "", 0))}},
-		"n-other":   {Node: "n-other", Services: []events.ServiceChanges{svc("db", "", rev(9, events.RevisionReceived, "", 0))}},
-	}
-	recorded := []registry.Status{
-		{Node: "n-exact", Details: map[string]string{"app": "ok"}},
-		{Node: "n-killed", Result: "ok", At: t0, Details: map[string]string{"app": "ok (revision 4)"}},
-		{Node: "n-killed-db", Details: map[string]string{"db": "ok"}},
-		{Node: "n-other-fed", Federation: "pci", Details: map[string]string{"app": "ok"}},
-	}
-	v := viewOf(targets, "default", answers, recorded, time.Time{})
-	want := map[string]string{
-		"n-later": nodeApplied, "n-exact": nodeApplied, "n-old": nodePending, "n-paused": nodePaused, "n-running": nodeRunning,
-		"n-failed": nodeFailed, "n-halted": nodeHalted, "n-killed": nodeStale,
-	}
-	if len(v.Nodes) != len(want) {
-		t.Errorf("%d nodes, want %d: %+v", len(v.Nodes), len(want), v.Nodes)
-	}
-	for _, n := range v.Nodes {
-		if want[n.Node] != n.State {
-			t.Errorf("%s: %s, want %s (%q)", n.Node, n.State, want[n.Node], n.Reason)
-		}
-	}
-	for _, n := range v.Nodes {
-		switch n.Node {
-		case "n-exact":
-			if n.Latency != time.Second {
-				t.Errorf("n-exact: latency %s, want 1s from the binding's write", n.Latency)
-			}
-		case "n-failed":
-			if !strings.Contains(n.Reason, "check failed") || strings.Contains(n.Reason, "pw@") {
-				t.Errorf("n-failed: reason %q: want the check, without the URL's password", n.Reason)
-			}
-		}
-	}
-	if v.done() {
-		t.Error("done with nodes pending, paused and stale")
-	}
-	if got := v.summary(); got != "2/8 applied, 1 pending, 1 running, 1 paused, 1 stale, 1 halted, 1 failed" {
-		t.Errorf("summary %q", got)
-	}
-
-	// Once the others are final, the wait is over.
-	final := viewOf(targets, "default", map[string]events.NodeChanges{"n-failed": answers["n-failed"], "n-exact": answers["n-exact"]}, nil, t0)
-	if !final.done() {
-		t.Errorf("not done with every node applied or failed: %+v", final.Nodes)
-	}
-}
-
-func TestLatencies(t *testing.T) {
-	var nodes []nodeProgress
-	for i := 1; i <= 100; i++ {
-		nodes = append(nodes, nodeProgress{Node: "n" + string(rune('0'+i%10)) + string(rune('a'+i/10)), State: nodeApplied, Latency: time.Duration(i) * time.Millisecond})
-	}
-	nodes = append(nodes, nodeProgress{Node: "pending", State: nodePending})
-	l := latencies(nodes)
-	if l == nil || l.P50 != 50*time.Millisecond || l.P99 != 99*time.Millisecond || l.Max != 100*time.Millisecond || l.Slowest != nodes[99].Node {
-		t.Errorf("latencies %+v", l)
-	}
-	if latencies(nodes[100:]) != nil {
-		t.Error("latencies of no applied node")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/tracking"
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/resolver"
 )
@@ -75,13 +76,13 @@ func waitResultLine(t *testing.T, stdout string) waitLine {
 	return l
 }
 
-func waitNode(l waitLine, node string) (nodeProgress, bool) {
+func waitNode(l waitLine, node string) (tracking.Node, bool) {
 	for _, n := range l.Nodes {
 		if n.Node == node {
 			return n, true
 		}
 	}
-	return nodeProgress{}, false
+	return tracking.Node{}, false
 }
 
 // TestPublishWait follows changes to real listeners: publish alone returns
@@ -120,10 +121,10 @@ func TestPublishWait(t *testing.T) {
 			t.Fatalf("wait with a paused node: exit %d, want %d\n%s\n%s", code, exitWaitTimeout, stdout, errOut)
 		}
 		res := waitResultLine(t, stdout)
-		if n, ok := waitNode(res, "twa-held"); !ok || n.State != nodePaused {
+		if n, ok := waitNode(res, "twa-held"); !ok || n.State != tracking.Paused {
 			t.Errorf("twa-held: %+v, want paused", n)
 		}
-		if n, ok := waitNode(res, "twa-fast"); !ok || n.State != nodeApplied || n.Latency <= 0 {
+		if n, ok := waitNode(res, "twa-fast"); !ok || n.State != tracking.Applied || n.Latency <= 0 {
 			t.Errorf("twa-fast: %+v, want applied with a latency", n)
 		}
 		if !strings.Contains(errOut, "twa-held paused") || strings.Contains(errOut, "twa-fast") {
@@ -174,12 +175,12 @@ func TestPublishWait(t *testing.T) {
 			t.Fatalf("publish --wait with failing nodes: exit %d, want %d\n%s\n%s", code, exitNotApplied, stdout, errOut)
 		}
 		res := waitResultLine(t, stdout)
-		want := map[string]string{"twb-ok": nodeApplied, "twb-check": nodeFailed, "twb-paused": nodePaused, "twb-killed": nodeStale}
+		want := map[string]string{"twb-ok": tracking.Applied, "twb-check": tracking.Failed, "twb-paused": tracking.Paused, "twb-killed": tracking.Stale}
 		for node, state := range want {
 			if n, found := waitNode(res, node); !found || n.State != state {
 				t.Errorf("%s: %+v, want %s", node, n, state)
 			}
-			if state != nodeApplied && !strings.Contains(errOut, node+" "+state) {
+			if state != tracking.Applied && !strings.Contains(errOut, node+" "+state) {
 				t.Errorf("the error does not name %s %s: %s", node, state, errOut)
 			}
 		}
