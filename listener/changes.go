@@ -37,14 +37,14 @@ func (c *changes) received(e events.BindingsChanged, nodeRegion string, now time
 	if i := c.find(k, e.Revision); i >= 0 {
 		return // a duplicate, or one the run already read from Consul
 	}
-	c.add(k, events.AppliedRevision{Revision: e.Revision, State: events.RevisionReceived, Written: e.Written, Received: now})
+	c.add(k, events.AppliedRevision{Revision: e.Revision, State: events.RevisionReceived, Index: e.ModifyIndex, Written: e.Written, Received: now})
 }
 
 // ran notes a finished run: each service's revision ends in the run's
 // result for it, and older revisions still marked received end with it,
 // since a run applies the newest binding, which includes them. It returns
 // the revisions that reached a final state in this run, for the metrics.
-func (c *changes) ran(run *RunReport, regions map[string]string, now time.Time) []events.AppliedRevision {
+func (c *changes) ran(run *RunReport, seen map[string]seenInputs, now time.Time) []events.AppliedRevision {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var done []events.AppliedRevision
@@ -52,9 +52,10 @@ func (c *changes) ran(run *RunReport, regions map[string]string, now time.Time) 
 		if s.Revision == 0 {
 			continue // no binding yet: nothing to track
 		}
-		k := changeKey{s.Service, regions[s.Service]}
+		in := seen[s.Service]
+		k := changeKey{s.Service, in.region}
 		if c.find(k, s.Revision) < 0 {
-			c.add(k, events.AppliedRevision{Revision: s.Revision, Received: run.Started})
+			c.add(k, events.AppliedRevision{Revision: s.Revision, Index: in.bindingIndex, Received: run.Started})
 		}
 		state, steps := revisionState(s.Result), stepsOf(s)
 		for i, r := range c.revs[k] {
@@ -170,12 +171,17 @@ func stepsOf(s ServiceRun) []events.Step {
 // regionsSeen is the binding region each hosted service's last run used.
 func (l *Listener) regionsSeen() map[string]string {
 	regions := map[string]string{}
-	if seen := l.seen.Load(); seen != nil {
-		for svc, s := range *seen {
-			regions[svc] = s.region
-		}
+	for svc, s := range l.inputsSeen() {
+		regions[svc] = s.region
 	}
 	return regions
+}
+
+func (l *Listener) inputsSeen() map[string]seenInputs {
+	if seen := l.seen.Load(); seen != nil {
+		return *seen
+	}
+	return nil
 }
 
 // trackRun records a finished run in the change tracker and observes the
@@ -183,7 +189,7 @@ func (l *Listener) regionsSeen() map[string]string {
 func (l *Listener) trackRun(run *RunReport, now time.Time) {
 	cfg := l.cfg.Load()
 	l.changes.forget(cfg.serviceNames())
-	for _, r := range l.changes.ran(run, l.regionsSeen(), now) {
+	for _, r := range l.changes.ran(run, l.inputsSeen(), now) {
 		if r.State == events.RevisionApplied {
 			l.metrics.ChangeApplied(r.Written, r.Received, now)
 		}

@@ -24,7 +24,7 @@ func TestChangesTrack(t *testing.T) {
 
 	run := &RunReport{Started: t0.Add(30 * time.Millisecond), Services: []ServiceRun{{Service: "app", Revision: 4, Result: ResultOK,
 		Templates: []TemplateRun{{Name: "env", Changed: true}}, Provision: &CommandResult{Ran: true, Duration: time.Second}}}}
-	done := c.ran(run, map[string]string{"app": ""}, t0.Add(time.Second))
+	done := c.ran(run, map[string]seenInputs{"app": {bindingIndex: 77}}, t0.Add(time.Second))
 	if len(done) != 2 {
 		t.Fatalf("%d revisions done, want 2 (4 and the 3 it includes): %+v", len(done), done)
 	}
@@ -46,9 +46,9 @@ func TestChangesTrack(t *testing.T) {
 
 	// A later run that fails on a revision read from Consul.
 	failed := &RunReport{Started: t0.Add(2 * time.Second), Services: []ServiceRun{{Service: "app", Revision: 5, Result: ResultFailed, Reason: "check failed"}}}
-	c.ran(failed, map[string]string{"app": ""}, t0.Add(3*time.Second))
+	c.ran(failed, map[string]seenInputs{"app": {bindingIndex: 77}}, t0.Add(3*time.Second))
 	r = c.snapshot([]string{"app"}, nil)[0].Revisions[0]
-	if r.Revision != 5 || r.State != events.RevisionFailed || r.Reason != "check failed" || !r.Received.Equal(t0.Add(2*time.Second)) {
+	if r.Revision != 5 || r.Index != 77 || r.State != events.RevisionFailed || r.Reason != "check failed" || !r.Received.Equal(t0.Add(2*time.Second)) {
 		t.Errorf("revision 5: %+v", r)
 	}
 	if prev := c.snapshot([]string{"app"}, nil)[0].Revisions[1]; prev.State != events.RevisionApplied {

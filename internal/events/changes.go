@@ -56,6 +56,10 @@ type ServiceChanges struct {
 type AppliedRevision struct {
 	Revision uint64 `json:"revision"`
 	State    string `json:"state"`
+	// Index is the binding key's Consul modify index: bindings the
+	// resolver wrote in one pass share it, so it groups a change's
+	// revisions across services. 0 when unknown.
+	Index uint64 `json:"index,omitempty"`
 	// Written is when the resolver wrote the binding (from its event).
 	Written time.Time `json:"written,omitzero"`
 	// Received is when an event announced it, or when the run that read it
