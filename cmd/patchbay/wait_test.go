@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -141,6 +144,13 @@ func TestPublishWait(t *testing.T) {
 		if !strings.Contains(stdout, "applied: 2/2 applied") {
 			t.Errorf("no summary line:\n%s", stdout)
 		}
+		// The change reached both nodes by its event, which says when the
+		// resolver wrote it: each observed change-to-file latency from there.
+		for _, n := range []*listenNode{fast, held} {
+			if got := changesObserved(t, n.control, "registry"); got < 1 {
+				t.Errorf("%s: patchbay_listener_change_applied_seconds_count{from=\"registry\"} = %d, want at least 1", n.name, got)
+			}
+		}
 	})
 
 	t.Run("publish --wait names the failed, paused and killed nodes", func(t *testing.T) {
@@ -214,4 +224,20 @@ func TestPublishWait(t *testing.T) {
 			t.Errorf("no target named:\n%s", stdout)
 		}
 	})
+}
+
+// changesObserved is a node's count of change-to-file latencies observed
+// from start ("registry" or "received"); -1 when the metric is missing.
+func changesObserved(t *testing.T, addr, from string) int {
+	t.Helper()
+	code, body := controlGet(addr, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", code, body)
+	}
+	m := regexp.MustCompile(`(?m)^patchbay_listener_change_applied_seconds_count\{from="` + from + `"\} (\d+)$`).FindStringSubmatch(body)
+	if m == nil {
+		return -1
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
 }
