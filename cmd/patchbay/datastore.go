@@ -68,9 +68,9 @@ like 'patchbay wait' (exit 0 applied, 4 a node failed, 5 --wait-timeout).`,
 			if err != nil {
 				return err
 			}
-			var before map[bindingKey]storedRev
+			var before *changeBase
 			if wait {
-				if before, err = a.storedBindings(cmd.Context(), reg); err != nil {
+				if before, err = a.beforeChange(cmd.Context()); err != nil {
 					return err
 				}
 			}

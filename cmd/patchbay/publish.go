@@ -71,9 +71,9 @@ applied them (exit 0), a node failed (4) or --wait-timeout passed (5).`,
 		if err != nil {
 			return err
 		}
-		var before map[bindingKey]storedRev
+		var before *changeBase
 		if wait {
-			if before, err = a.storedBindings(cmd.Context(), reg); err != nil {
+			if before, err = a.beforeChange(cmd.Context()); err != nil {
 				return err
 			}
 		}

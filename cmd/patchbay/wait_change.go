@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -15,35 +18,77 @@ import (
 )
 
 // A change made by this process (publish, datastore set) is followed in
-// two stages: the resolver's, until it wrote every binding the change
+// two stages: the resolver's, until it stored the bindings the change
 // alters (their revisions identify the change), then the nodes', as
 // `patchbay wait` does with those revisions.
+//
+// Which services the change alters is what resolving the registry before
+// and after the write tells apart, as plan does: both sides see instances
+// alike, so a view of liveness that differs from the resolver's (a shared
+// agent node not configured here) cancels out. Which regions, and which
+// revisions, is what the resolver then writes.
 
 type bindingKey struct{ fed, service, region string }
 
-// storedRev is a stored binding's revision and content without it.
-type storedRev struct {
-	revision uint64
-	content  []byte
+// changeBase is what the registry held before a change.
+type changeBase struct {
+	reg      *registry.Client
+	resolved map[bindingKey][]byte // the before side's resolution
+	stored   map[bindingKey]uint64 // stored revisions
 }
 
-// storedBindings reads every stored binding of the federation.
-func (a *app) storedBindings(ctx context.Context, reg *registry.Client) (map[bindingKey]storedRev, error) {
+// beforeChange reads the registry before a change is written. Its client
+// logs nothing below errors: a wait reads the snapshot twice and the
+// bindings every poll, and their warnings (instance keys not live) are
+// resolve's and explain's to show.
+func (a *app) beforeChange(ctx context.Context) (*changeBase, error) {
+	reg, err := a.registry(registry.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return nil, err
+	}
+	b := &changeBase{reg: reg}
+	if b.resolved, err = a.resolveNow(ctx, reg); err != nil {
+		return nil, err
+	}
+	if b.stored, err = a.storedRevisions(ctx, reg); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// resolveNow resolves the registry as it is, for the --federation.
+func (a *app) resolveNow(ctx context.Context, reg *registry.Client) (map[bindingKey][]byte, error) {
+	snap, err := reg.Snapshot(ctx)
+	if errors.Is(err, registry.ErrPermissionDenied) {
+		snap, err = reg.FederationSnapshot(ctx, a.g.Federation)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[bindingKey][]byte{}
+	for _, b := range resolver.Resolve(snap).Bindings {
+		if b.Federation == a.g.Federation {
+			out[bindingKey{b.Federation, b.Service, b.Region}] = contentOf(b)
+		}
+	}
+	return out, nil
+}
+
+// storedRevisions reads the revision of every stored binding of the
+// --federation.
+func (a *app) storedRevisions(ctx context.Context, reg *registry.Client) (map[bindingKey]uint64, error) {
 	stored, _, _, err := reg.Bindings(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[bindingKey]storedRev{}
+	out := map[bindingKey]uint64{}
 	for _, sb := range stored {
 		if sb.Federation != a.g.Federation {
 			continue
 		}
-		b, err := resolver.DecodeBinding(sb.Key, sb.Value)
-		if err != nil {
-			continue // the resolver rewrites a binding it cannot read
+		if b, err := resolver.DecodeBinding(sb.Key, sb.Value); err == nil { // the resolver rewrites one it cannot read
+			out[bindingKey{sb.Federation, sb.Service, sb.Region}] = b.Revision
 		}
-		rev := b.Revision
-		out[bindingKey{sb.Federation, sb.Service, sb.Region}] = storedRev{revision: rev, content: contentOf(*b)}
 	}
 	return out, nil
 }
@@ -55,76 +100,73 @@ func contentOf(b resolver.Binding) []byte {
 	return data
 }
 
-// changedBindings waits until the resolver stored every binding that
-// differs from before once the change is made, and returns their
-// revisions. It resolves the current snapshot itself to know which
-// bindings the change alters: a binding the resolver rewrote since before,
-// or whose stored content is what resolving gives, is done.
-func (a *app) changedBindings(ctx context.Context, reg *registry.Client, before map[bindingKey]storedRev, o waitOptions) ([]tracking.Target, error) {
+// alteredServices are the services whose resolution differs between
+// before and after.
+func alteredServices(before, after map[bindingKey][]byte) []string {
+	set := map[string]bool{}
+	for k, v := range after {
+		if !bytes.Equal(v, before[k]) {
+			set[k.service] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// storedChange waits until the resolver stored a new revision of every
+// altered service, and returns the revisions written since base.
+func (a *app) storedChange(ctx context.Context, base *changeBase, services []string, o waitOptions) ([]tracking.Target, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	for {
-		targets, pending, err := a.resolverPass(ctx, reg, before)
-		if err == nil && len(pending) == 0 {
-			return targets, nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w after %s: the resolver has not stored the bindings of %s; is 'patchbay resolver' running? (patchbay status, and its log)",
-				errWaitTimeout, o.timeout, strings.Join(pending, ", "))
-		}
-		if err != nil {
-			return nil, err
+		now, err := a.storedRevisions(ctx, base.reg)
+		if err == nil {
+			targets, missing := writtenSince(base.stored, now, services)
+			if len(missing) == 0 {
+				return targets, nil
+			}
+			err = fmt.Errorf("%w after %s: the resolver has not stored a new binding of %s; is 'patchbay resolver' running? (its log says why)",
+				errWaitTimeout, o.timeout, strings.Join(missing, ", "))
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(o.poll / 2):
+			return nil, err
+		case <-time.After(o.poll):
 		}
 	}
 }
 
-// resolverPass compares one resolution of the current snapshot with the
-// stored bindings: the revisions of the changed bindings stored so far,
-// and the bindings still to be written.
-func (a *app) resolverPass(ctx context.Context, reg *registry.Client, before map[bindingKey]storedRev) (targets []tracking.Target, pending []string, err error) {
-	snap, err := a.snapshot(ctx)
-	if err != nil {
-		return nil, nil, err
+// writtenSince lists the revisions of services stored after before, and
+// the services with none yet.
+func writtenSince(before, now map[bindingKey]uint64, services []string) (targets []tracking.Target, missing []string) {
+	written := map[string]bool{}
+	for k, rev := range now {
+		if rev > before[k] && slices.Contains(services, k.service) {
+			targets = append(targets, tracking.Target{Service: k.service, Region: k.region, Revision: rev})
+			written[k.service] = true
+		}
 	}
-	now, err := a.storedBindings(ctx, reg)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, b := range resolver.Resolve(snap).Bindings {
-		if b.Federation != a.g.Federation {
-			continue
+	for _, s := range services {
+		if !written[s] {
+			missing = append(missing, s)
 		}
-		k := bindingKey{b.Federation, b.Service, b.Region}
-		want, was, is := contentOf(b), before[k], now[k]
-		if bytes.Equal(want, was.content) && is.revision == was.revision {
-			continue // the change does not alter this binding
-		}
-		if is.revision > was.revision || (is.revision > 0 && bytes.Equal(want, is.content)) {
-			targets = append(targets, tracking.Target{Service: b.Service, Region: b.Region, Revision: is.revision})
-			continue
-		}
-		pending = append(pending, tracking.Target{Service: b.Service, Region: b.Region}.Name())
 	}
 	slices.SortFunc(targets, func(x, y tracking.Target) int { return strings.Compare(x.String(), y.String()) })
-	return targets, pending, nil
+	return targets, missing
 }
 
 // followChange waits for the resolver, then for the nodes, after a change
-// made at since; before is what was stored before it.
-func (a *app) followChange(ctx context.Context, before map[bindingKey]storedRev, since time.Time, o waitOptions) error {
-	reg, err := a.registry()
+// made at since on top of base.
+func (a *app) followChange(ctx context.Context, base *changeBase, since time.Time, o waitOptions) error {
+	after, err := a.resolveNow(ctx, base.reg)
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	targets, err := a.changedBindings(ctx, reg, before, o)
-	if err != nil {
-		return err
+	var targets []tracking.Target
+	if services := alteredServices(base.resolved, after); len(services) > 0 {
+		if targets, err = a.storedChange(ctx, base, services, o); err != nil {
+			return err
+		}
 	}
-	o.timeout -= time.Since(start)
+	o.timeout -= time.Since(since)
 	return a.waitApplied(ctx, targets, since, o)
 }

@@ -31,3 +31,24 @@ func TestParseWaitTarget(t *testing.T) {
 		}
 	}
 }
+
+// The resolver stage: which services a change alters, and when the
+// resolver stored them.
+func TestChangeStages(t *testing.T) {
+	k := func(svc, region string) bindingKey { return bindingKey{"default", svc, region} }
+	before := map[bindingKey][]byte{k("www", ""): []byte("a"), k("lb", ""): []byte("b"), k("api", ""): []byte("c")}
+	after := map[bindingKey][]byte{k("www", ""): []byte("a2"), k("lb", ""): []byte("b"), k("api", ""): []byte("c"), k("new", "eu"): []byte("d")}
+	if got := alteredServices(before, after); strings.Join(got, ",") != "new,www" {
+		t.Errorf("altered %v, want new and www", got)
+	}
+
+	stored := map[bindingKey]uint64{k("www", ""): 4, k("lb", ""): 9}
+	targets, missing := writtenSince(stored, map[bindingKey]uint64{k("www", ""): 4, k("lb", ""): 10}, []string{"www"})
+	if len(targets) != 0 || strings.Join(missing, ",") != "www" {
+		t.Errorf("before the resolver's write: targets %v, missing %v", targets, missing)
+	}
+	targets, missing = writtenSince(stored, map[bindingKey]uint64{k("www", ""): 5, k("www", "eu"): 1, k("lb", ""): 10}, []string{"www"})
+	if len(missing) != 0 || len(targets) != 2 || targets[0].String() != "www/eu@1" || targets[1].String() != "www@5" {
+		t.Errorf("after it: targets %v, missing %v; want every region of www written, and not lb", targets, missing)
+	}
+}
