@@ -22,7 +22,7 @@ func TestRecentChanges(t *testing.T) {
 	answers := map[string]events.NodeChanges{
 		"n1": {Node: "n1", Federation: "default", Services: []events.ServiceChanges{
 			{Service: "www", Revisions: []events.AppliedRevision{applied(8, 40, time.Second), applied(7, 30, 0)}},
-			{Service: "lb", Revisions: []events.AppliedRevision{applied(3, 40, 2 * time.Second)}},
+			{Service: "lb", Revisions: []events.AppliedRevision{applied(3, 40, 2*time.Second)}},
 		}},
 		"n2": {Node: "n2", Federation: "default", Paused: true, Services: []events.ServiceChanges{
 			{Service: "www", Revisions: []events.AppliedRevision{applied(7, 30, 0)}},
