@@ -47,7 +47,7 @@ type changeKey struct {
 // recentChanges groups the revisions the listeners reported and the
 // stored bindings by (federation, modify index), newest first, and places
 // every node along each.
-func recentChanges(answers map[string]events.NodeChanges, stored []registry.StoredBinding, recorded []registry.Status) []Change {
+func recentChanges(answers map[string]events.NodeChanges, stored []registry.StoredBinding, recorded []registry.Status, halts map[string]registry.Halt) []Change {
 	groups := map[changeKey]*Change{}
 	add := func(fed string, index uint64, t tracking.Target, written time.Time) {
 		if index == 0 || t.Revision == 0 {
@@ -85,7 +85,7 @@ func recentChanges(answers map[string]events.NodeChanges, stored []registry.Stor
 	for _, k := range keys[:min(len(keys), maxChanges)] {
 		c := groups[k]
 		slices.SortFunc(c.Revisions, func(a, b tracking.Target) int { return cmp.Compare(a.String(), b.String()) })
-		v := tracking.Place(c.Revisions, c.Federation, answersOf(answers, c.Federation), recorded, time.Time{})
+		v := tracking.Place(c.Revisions, tracking.Inputs{Federation: c.Federation, Answers: answersOf(answers, c.Federation), Recorded: recorded, Halts: halts})
 		c.Nodes, c.Counts, c.Summary, c.Latency = v.Nodes, v.Counts, v.Summary(), tracking.Latencies(v.Nodes)
 		if c.Nodes == nil {
 			c.Nodes = []tracking.Node{}

@@ -29,7 +29,7 @@ func TestRecentChanges(t *testing.T) {
 		}},
 	}
 	stored := []registry.StoredBinding{storedAt(t, "api", 5, 50), storedAt(t, "www", 8, 40)}
-	got := recentChanges(answers, stored, nil)
+	got := recentChanges(answers, stored, nil, nil)
 	if len(got) != 3 || got[0].Index != 50 || got[1].Index != 40 || got[2].Index != 30 {
 		t.Fatalf("changes %+v, want indexes 50, 40, 30", got)
 	}
@@ -49,7 +49,7 @@ func TestRecentChanges(t *testing.T) {
 	for i := range 3 * maxChanges {
 		many = append(many, storedAt(t, fmt.Sprint("s", i), 1, uint64(100+i)))
 	}
-	if got := recentChanges(nil, many, nil); len(got) != maxChanges || got[0].Index != uint64(100+3*maxChanges-1) {
+	if got := recentChanges(nil, many, nil, nil); len(got) != maxChanges || got[0].Index != uint64(100+3*maxChanges-1) {
 		t.Errorf("%d changes, first %d: want the newest %d", len(got), got[0].Index, maxChanges)
 	}
 }

@@ -247,7 +247,7 @@ func (s *Server) rebuild(ctx context.Context, in *inputs, parts part, ask bool) 
 		}
 		st = build(shown)
 		if ask && s.changes != nil {
-			st.Changes = recentChanges(s.changes(ctx), next.stored, next.statuses)
+			st.Changes = recentChanges(s.changes(ctx), next.stored, next.statuses, next.halts)
 		}
 	}
 	st.Actions = s.actions

@@ -65,7 +65,10 @@ func (c *changes) ran(run *RunReport, seen map[string]seenInputs, now time.Time)
 			if r.State == events.RevisionApplied && r.Revision == s.Revision {
 				continue // applied before: this run found nothing new
 			}
-			r.State, r.Reason, r.Steps = state, s.Reason, steps
+			r.State, r.Reason, r.Steps, r.Group = state, s.Reason, steps, ""
+			if state == events.RevisionHalted {
+				r.Group = in.halted
+			}
 			r.Started, r.Finished = run.Started, now
 			c.revs[k][i] = r
 			done = append(done, r)

@@ -141,7 +141,14 @@ func (a *app) waitApplied(ctx context.Context, targets []tracking.Target, since 
 		if err != nil {
 			return err
 		}
-		v = tracking.Place(targets, a.g.Federation, answers, recorded, since)
+		halts, err := reg.Halts(ctx)
+		if ctx.Err() != nil {
+			return a.waitResult(out, v, start, true)
+		}
+		if err != nil {
+			return err
+		}
+		v = tracking.Place(targets, tracking.Inputs{Federation: a.g.Federation, Answers: answers, Recorded: recorded, Halts: halts, Since: since})
 		out.progress(v, time.Since(start))
 		if v.Done() {
 			return a.waitResult(out, v, start, false)

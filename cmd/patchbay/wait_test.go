@@ -17,6 +17,7 @@ import (
 	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/internal/tracking"
 	"github.com/patchbay/patchbay/listener"
+	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
 )
 
@@ -202,6 +203,33 @@ func TestPublishWait(t *testing.T) {
 		}
 		if strings.Contains(stdout+errOut, "hunter2") {
 			t.Errorf("the wait's output reveals a secret value:\n%s\n%s", stdout, errOut)
+		}
+	})
+
+	t.Run("a halted rollout group is reported as such", func(t *testing.T) {
+		doc := func(v string) string { return waitManifest("tw-d", v) + "rollout: {group: twd}\n" }
+		c.publish(t, map[string]string{"tw-d": doc("1")})
+		n, _ := startWaitNode(t, c, "twd-1", "tw-d", "1")
+		g, err := c.reg.Rollout("default", "twd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.SetHalt(context.Background(), registry.Halt{Node: "twd-other", Reason: "check failed on twd-other"}); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, errOut := patchbay(t, append(c.flags(), "publish", "--wait", "--json", "--wait-timeout=20s", writeServices(t, map[string]string{"tw-d": doc("2")}))...)
+		if code != exitNotApplied || !strings.Contains(errOut, "twd-1 halted") || !strings.Contains(errOut, "rollout halted") {
+			t.Fatalf("publish --wait into a halted group: exit %d, want %d naming twd-1 halted\n%s\n%s", code, exitNotApplied, stdout, errOut)
+		}
+		if w, _ := waitNode(waitResultLine(t, stdout), "twd-1"); w.State != tracking.Halted || n.hasVersion("tw-d", "2") {
+			t.Errorf("twd-1: %+v, version 2 applied: %v", w, n.hasVersion("tw-d", "2"))
+		}
+		if code, out, errOut := patchbay(t, append(c.flags(), "rollout", "resume", "twd")...); code != 0 {
+			t.Fatalf("rollout resume: %d %s %s", code, out, errOut)
+		}
+		rev := c.storedRevision(t, "tw-d")
+		if code, out, errOut := patchbay(t, append(c.flags(), "wait", fmt.Sprintf("tw-d@%d", rev), "--wait-timeout=20s")...); code != 0 || !n.hasVersion("tw-d", "2") {
+			t.Fatalf("wait after resume: exit %d\n%s\n%s", code, out, errOut)
 		}
 	})
 

@@ -70,6 +70,8 @@ type AppliedRevision struct {
 	Finished time.Time `json:"finished,omitzero"`
 	// Steps are the run's steps for the service, in order.
 	Steps []Step `json:"steps,omitempty"`
+	// Group is the rollout group that halted it (state halted).
+	Group string `json:"group,omitempty"`
 	// Reason says why it failed, was skipped or halted; like `patchbay
 	// status`, never a command's output or a value.
 	Reason string `json:"reason,omitempty"`

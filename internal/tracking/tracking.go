@@ -94,19 +94,36 @@ func (v View) Summary() string {
 	return strings.Join(parts, ", ")
 }
 
+// Inputs is what Place reads.
+type Inputs struct {
+	Federation string
+	// Answers are the live listeners' answers on events.ChangesSubject.
+	Answers map[string]events.NodeChanges
+	// Recorded are the statuses Consul holds: a node that hosts a target's
+	// service and does not answer is stale.
+	Recorded []registry.Status
+	// Halts are the halted rollout groups by "federation/group"
+	// (registry.Halts); nil when unknown. A node that reported a revision
+	// halted by a group resumed since is pending again.
+	Halts map[string]registry.Halt
+	// Since is when the change was made (a publish); zero: latencies count
+	// from the resolver's write.
+	Since time.Time
+}
+
 // Place places every node that hosts a target: the live ones by their
 // answers, and the ones Consul recorded as hosting a target's service that
 // did not answer as stale (killed, host down, cut off). Reasons pass the
 // redaction policy: listeners never put values in them, and this makes sure.
-func Place(targets []Target, fed string, answers map[string]events.NodeChanges, recorded []registry.Status, since time.Time) View {
+func Place(targets []Target, in Inputs) View {
 	v := View{Counts: map[string]int{}}
-	for _, node := range slices.Sorted(maps.Keys(answers)) {
-		if p, ok := nodeOf(targets, answers[node], since); ok {
+	for _, node := range slices.Sorted(maps.Keys(in.Answers)) {
+		if p, ok := in.nodeOf(targets, in.Answers[node]); ok {
 			v.Nodes = append(v.Nodes, p)
 		}
 	}
-	for _, s := range recorded {
-		if _, live := answers[s.Node]; live || (s.Federation != "" && s.Federation != fed) {
+	for _, s := range in.Recorded {
+		if _, live := in.Answers[s.Node]; live || (s.Federation != "" && s.Federation != in.Federation) {
 			continue
 		}
 		if slices.ContainsFunc(targets, func(t Target) bool { _, ok := s.Details[t.Service]; return ok }) {
@@ -124,7 +141,7 @@ func Place(targets []Target, fed string, answers map[string]events.NodeChanges, 
 
 // nodeOf is a live node's progress over the targets it hosts; false when
 // it hosts none (another service, or another region's binding).
-func nodeOf(targets []Target, c events.NodeChanges, since time.Time) (Node, bool) {
+func (in Inputs) nodeOf(targets []Target, c events.NodeChanges) (Node, bool) {
 	p := Node{Node: c.Node, State: Applied}
 	hosts, latency := false, time.Duration(0)
 	for _, t := range targets {
@@ -133,14 +150,14 @@ func nodeOf(targets []Target, c events.NodeChanges, since time.Time) (Node, bool
 			continue
 		}
 		hosts = true
-		state, reason, r := targetState(t, c.Services[i].Revisions, c)
+		state, reason, r := in.targetState(t, c.Services[i].Revisions, c)
 		if rank[state] > rank[p.State] {
 			p.State, p.Reason = state, reason
 		}
 		if r.Finished.After(p.Applied) {
 			p.Applied = r.Finished
 		}
-		latency = max(latency, changeLatency(r, since))
+		latency = max(latency, changeLatency(r, in.Since))
 	}
 	if p.State != Applied {
 		p.Applied = time.Time{}
@@ -164,7 +181,7 @@ func changeLatency(r events.AppliedRevision, since time.Time) time.Duration {
 // targetState is where one target stands on a node: applied once a
 // revision at or above it applied (a later binding includes the change),
 // else the outcome of the newest run that read one, else the queue's.
-func targetState(t Target, revs []events.AppliedRevision, c events.NodeChanges) (state, reason string, applied events.AppliedRevision) {
+func (in Inputs) targetState(t Target, revs []events.AppliedRevision, c events.NodeChanges) (state, reason string, applied events.AppliedRevision) {
 	// The oldest applied revision at or above the target: the one that
 	// brought the change.
 	for i := len(revs) - 1; i >= 0; i-- {
@@ -180,6 +197,9 @@ func targetState(t Target, revs []events.AppliedRevision, c events.NodeChanges) 
 		case events.RevisionFailed:
 			return Failed, fmt.Sprintf("%s revision %d: %s", t.Service, r.Revision, r.Reason), events.AppliedRevision{}
 		case events.RevisionHalted:
+			if in.resumed(c.Federation, r.Group) {
+				return Pending, "rollout group " + r.Group + " resumed; not applied yet", events.AppliedRevision{}
+			}
 			return Halted, fmt.Sprintf("%s revision %d: rollout halted: %s", t.Service, r.Revision, r.Reason), events.AppliedRevision{}
 		case events.RevisionSkipped:
 			return Skipped, fmt.Sprintf("%s revision %d: %s", t.Service, r.Revision, r.Reason), events.AppliedRevision{}
@@ -192,6 +212,16 @@ func targetState(t Target, revs []events.AppliedRevision, c events.NodeChanges) 
 		return Running, "", events.AppliedRevision{}
 	}
 	return Pending, "", events.AppliedRevision{}
+}
+
+// resumed reports whether group, which halted a revision, is known to be
+// halted no more.
+func (in Inputs) resumed(fed, group string) bool {
+	if in.Halts == nil || group == "" {
+		return false
+	}
+	_, halted := in.Halts[cmp.Or(fed, in.Federation)+"/"+group]
+	return !halted
 }
 
 // redactReason hides the password of every URL in a reason, word by word:

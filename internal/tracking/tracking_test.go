@@ -36,7 +36,7 @@ func TestPlace(t *testing.T) {
 		{Node: "n-killed-db", Details: map[string]string{"db": "ok"}},
 		{Node: "n-other-fed", Federation: "pci", Details: map[string]string{"app": "ok"}},
 	}
-	v := Place(targets, "default", answers, recorded, time.Time{})
+	v := Place(targets, Inputs{Federation: "default", Answers: answers, Recorded: recorded})
 	want := map[string]string{
 		"n-later": Applied, "n-exact": Applied, "n-old": Pending, "n-paused": Paused, "n-running": Running,
 		"n-failed": Failed, "n-halted": Halted, "n-killed": Stale,
@@ -68,8 +68,25 @@ func TestPlace(t *testing.T) {
 		t.Errorf("summary %q", got)
 	}
 
+	// A group resumed since the node halted the revision: pending again.
+	halted := answers["n-halted"]
+	halted.Services[0].Revisions[0].Group = "www"
+	one := map[string]events.NodeChanges{"n-halted": halted}
+	for _, tc := range []struct {
+		halts map[string]registry.Halt
+		want  string
+	}{
+		{nil, Halted}, // unknown: as the node said
+		{map[string]registry.Halt{"default/www": {Node: "n-halted"}}, Halted},
+		{map[string]registry.Halt{"default/other": {}}, Pending},
+	} {
+		if got := Place(targets, Inputs{Federation: "default", Answers: one, Halts: tc.halts}); got.Nodes[0].State != tc.want {
+			t.Errorf("halts %v: %s, want %s", tc.halts, got.Nodes[0].State, tc.want)
+		}
+	}
+
 	// Once the others are final, the wait is over.
-	final := Place(targets, "default", map[string]events.NodeChanges{"n-failed": answers["n-failed"], "n-exact": answers["n-exact"]}, nil, t0)
+	final := Place(targets, Inputs{Federation: "default", Answers: map[string]events.NodeChanges{"n-failed": answers["n-failed"], "n-exact": answers["n-exact"]}, Since: t0})
 	if !final.Done() {
 		t.Errorf("not done with every node applied or failed: %+v", final.Nodes)
 	}
