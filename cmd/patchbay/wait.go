@@ -108,6 +108,9 @@ type waitLine struct {
 // for latencies; zero when unknown.
 func (a *app) waitApplied(ctx context.Context, targets []tracking.Target, since time.Time, o waitOptions) error {
 	start := time.Now()
+	if !since.IsZero() {
+		start = since // publish --wait: the whole change, resolver included
+	}
 	out := newWaitPrinter(a.stdout, a.stderr, o.asJSON)
 	out.targets(targets)
 	if len(targets) == 0 {

@@ -166,6 +166,7 @@ func TestPublishWait(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("publish --wait: exit %d\n%s\n%s", code, stdout, errOut)
 		}
+		t.Logf("publish --wait:\n%s", stdout)
 		for _, n := range []*listenNode{ok, bad, held} {
 			if !n.hasVersion("tw-b", "2") {
 				t.Errorf("publish --wait returned before %s applied", n.name)
