@@ -121,24 +121,24 @@ deploy-check: build
 
 # The side-by-side benchmark: patchbay's listener fleet against
 # consul-template (pinned by tools/consul-template) on one Consul, plus a
-# fleet simulation; prints one table (README.md, "Performance"). About ten
-# minutes; BENCHFLAGS passes flags, e.g. BENCHFLAGS='-sizes 10 -sim "" -json bench.json'.
+# fleet simulation; prints one table (docs/performance.md). About 3 minutes
+# on 2 cores; BENCHFLAGS passes flags, e.g. BENCHFLAGS='-sizes 10 -sim "" -json bench.json'.
 .PHONY: bench
 BENCHFLAGS ?=
 bench: build bin/consul bin/consul-template
-	go run ./internal/bench/cmd/bench $(BENCHFLAGS)
+	go run ./internal/harness/bench/cmd/bench $(BENCHFLAGS)
 
 bin/consul-template: tools/consul-template/go.mod tools/consul-template/go.sum
 	@echo "building consul-template $$(awk '$$1 == "github.com/hashicorp/consul-template" {print $$2; exit}' tools/consul-template/go.mod) for make bench into bin/consul-template"
 	go -C tools/consul-template build -o ../../bin/consul-template github.com/hashicorp/consul-template
 	@touch $@
 
-# The chaos suite (README.md, "Failure behaviour"): a real 3-server Consul
+# The chaos suite (docs/failure-behaviour.md): a real 3-server Consul
 # cluster, 2 NATS servers, 2 resolvers and 3 listener hosts, each in its own
 # network namespace, put through Consul, NATS and host faults; it prints a
 # table of figures and writes it to bin/chaos-results.txt. Needs root, ip and
 # iptables (as root in CI, a missing one is installed from Debian's
-# packages); about 5 minutes. PATCHBAY_CHAOS_STRICT=1 fails a missed target.
+# packages); about 4 minutes. PATCHBAY_CHAOS_STRICT=1 fails a missed target.
 .PHONY: chaos
 chaos: bin/consul bin/nats-server build
 	@for pair in ip:iproute2 iptables:iptables; do \
@@ -149,7 +149,7 @@ chaos: bin/consul bin/nats-server build
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null || exit 1; \
 		fi; \
 	done
-	PATCHBAY_CHAOS=1 go test ./internal/chaos -run '^TestChaos$$' -count=1 -v -timeout 25m
+	PATCHBAY_CHAOS=1 go test ./internal/harness/chaos -run '^TestChaos$$' -count=1 -v -timeout 25m
 
 # The NATS servers of the chaos suite, at the version go.mod pins.
 bin/nats-server: go.mod go.sum
@@ -163,7 +163,7 @@ bin/nats-server: go.mod go.sum
 # change is fuzzed a little. A crasher is kept in the package's
 # testdata/fuzz and from then on runs with the package's tests.
 FUZZ_TARGETS := manifest:FuzzParseExpand templates:FuzzEnvSourcedBySh \
-	registry:FuzzResolverReadsStored resolver/daemon:FuzzLeaderAdoptsStored listener:FuzzListenerReadsStored
+	registry:FuzzResolverReadsStored resolverd:FuzzLeaderAdoptsStored listener:FuzzListenerReadsStored
 FUZZTIME ?= 60s
 .PHONY: fuzz-short
 fuzz:

@@ -7,10 +7,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/internal/tracking"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // Change is one recent change spreading: the binding revisions one
@@ -74,7 +74,7 @@ func recentChanges(answers map[string]events.NodeChanges, stored []registry.Stor
 		}
 	}
 	for _, sb := range stored {
-		if b, err := resolver.DecodeBinding(sb.Key, sb.Value); err == nil {
+		if b, err := binding.DecodeBinding(sb.Key, sb.Value); err == nil {
 			add(sb.Federation, sb.ModifyIndex, tracking.Target{Service: sb.Service, Region: sb.Region, Revision: b.Revision}, time.Time{})
 		}
 	}

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/internal/tracking"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // TestRecentChanges groups revisions by the resolver pass that wrote them
@@ -56,7 +56,7 @@ func TestRecentChanges(t *testing.T) {
 
 func storedAt(t *testing.T, service string, rev, index uint64) registry.StoredBinding {
 	t.Helper()
-	data, err := json.Marshal(resolver.Binding{Federation: "default", Service: service, Revision: rev, Vars: map[string]resolver.Var{}})
+	data, err := json.Marshal(binding.Binding{Federation: "default", Service: service, Revision: rev, Vars: map[string]binding.Var{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/internal/bench"
+	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/internal/harness/bench"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/internal/redact"
-	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 var fixtureDocs = []string{
@@ -262,7 +262,7 @@ func TestReadsOnlyWhatChanged(t *testing.T) {
 	// A binding, as a resolver would have written. A prefix with no keys
 	// may wake on a write elsewhere (Consul answers it with an index of
 	// the whole store): the bounds below allow one such read, and no more.
-	binding, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "api", Revision: 1})
+	binding, _ := json.Marshal(binding.Binding{Federation: "default", Service: "api", Revision: 1})
 	if _, err := direct.WriteBindings(ctx, []registry.BindingWrite{{StoredBinding: registry.StoredBinding{Federation: "default", Service: "api", Value: binding}}}); err != nil {
 		t.Fatal(err)
 	}

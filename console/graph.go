@@ -6,10 +6,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/resolver"
 )
 
-func decodeBinding(data []byte, b *resolver.Binding) error { return json.Unmarshal(data, b) }
+func decodeBinding(data []byte, b *binding.Binding) error { return json.Unmarshal(data, b) }
 
 // missing is one unresolved requirement, drawn as a red edge to a red
 // "no provider" node.

@@ -21,10 +21,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // ErrForbidden: a request came through another host name (DNS
@@ -33,11 +33,11 @@ var ErrForbidden = errkind.New(errkind.Input, "console: forbidden")
 
 // Registry is what the console reads; *registry.Client is one.
 type Registry interface {
-	Snapshot(ctx context.Context) (*resolver.Snapshot, error)
+	Snapshot(ctx context.Context) (*binding.Snapshot, error)
 	Watch(ctx context.Context, index uint64) (uint64, error)
-	Bindings(ctx context.Context) ([]registry.StoredBinding, []resolver.SkippedKey, uint64, error)
+	Bindings(ctx context.Context) ([]registry.StoredBinding, []binding.SkippedKey, uint64, error)
 	WatchBindings(ctx context.Context, index uint64) (uint64, error)
-	Statuses(ctx context.Context) ([]registry.Status, []resolver.SkippedKey, error)
+	Statuses(ctx context.Context) ([]registry.Status, []binding.SkippedKey, error)
 	WatchStatuses(ctx context.Context, index uint64) (uint64, error)
 	Halts(ctx context.Context) (map[string]registry.Halt, error)
 	WatchRollouts(ctx context.Context, index uint64) (uint64, error)
@@ -56,7 +56,7 @@ type Server struct {
 
 	mu    sync.Mutex
 	state []byte // the State as JSON
-	snap  *resolver.Snapshot
+	snap  *binding.Snapshot
 	subs  map[chan []byte]struct{}
 	ended bool // Run returned: streams end, new ones end at once
 	// liveShown says the state carries the listeners' answers (or the
@@ -282,7 +282,7 @@ func (s *Server) read(ctx context.Context, in *inputs, parts part) error {
 // publish stores st and sends it to every subscriber when it changed; the
 // time stamp alone is no change. settled says no fresher state is to be
 // had by waiting: the listeners were asked, or the registry failed.
-func (s *Server) publish(st State, snap *resolver.Snapshot, settled bool) {
+func (s *Server) publish(st State, snap *binding.Snapshot, settled bool) {
 	data, err := json.Marshal(st)
 	if err != nil {
 		s.log.Error("console: encode state", "err", err)
@@ -384,7 +384,7 @@ func (s *Server) endStreams() {
 	}
 }
 
-func (s *Server) current() ([]byte, *resolver.Snapshot) {
+func (s *Server) current() ([]byte, *binding.Snapshot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.state, s.snap

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
@@ -103,7 +104,7 @@ type Halt struct {
 
 // inputs is one read of the registry.
 type inputs struct {
-	snap     *resolver.Snapshot
+	snap     *binding.Snapshot
 	stored   []registry.StoredBinding
 	statuses []registry.Status
 	halts    map[string]registry.Halt
@@ -143,7 +144,7 @@ func orEmpty[T any](s []T) []T {
 
 func fedOf(fed string) string { return cmp.Or(fed, manifest.DefaultFederation) }
 
-func federationNames(snap *resolver.Snapshot) []string {
+func federationNames(snap *binding.Snapshot) []string {
 	var out []string
 	for _, m := range snap.Manifests {
 		out = append(out, fedOf(m.Federation))
@@ -155,7 +156,7 @@ func federationNames(snap *resolver.Snapshot) []string {
 	return slices.Compact(out)
 }
 
-func manifestsOf(snap *resolver.Snapshot, fed string) []manifest.Manifest {
+func manifestsOf(snap *binding.Snapshot, fed string) []manifest.Manifest {
 	var out []manifest.Manifest
 	for _, m := range snap.Manifests {
 		if fedOf(m.Federation) == fed {
@@ -165,8 +166,8 @@ func manifestsOf(snap *resolver.Snapshot, fed string) []manifest.Manifest {
 	return out
 }
 
-func datastoresOf(snap *resolver.Snapshot, fed string) []resolver.Datastore {
-	var out []resolver.Datastore
+func datastoresOf(snap *binding.Snapshot, fed string) []binding.Datastore {
+	var out []binding.Datastore
 	for _, d := range snap.Datastores {
 		if fedOf(d.Federation) == fed {
 			out = append(out, d)
@@ -179,10 +180,10 @@ type bindingKey struct{ fed, service, region string }
 
 // storedBindings decodes what the resolver stored; one that does not
 // decode is left out (the page then shows the binding resolved now).
-func storedBindings(list []registry.StoredBinding) map[bindingKey]resolver.Binding {
-	out := map[bindingKey]resolver.Binding{}
+func storedBindings(list []registry.StoredBinding) map[bindingKey]binding.Binding {
+	out := map[bindingKey]binding.Binding{}
 	for _, sb := range list {
-		var b resolver.Binding
+		var b binding.Binding
 		if err := decodeBinding(sb.Value, &b); err == nil {
 			out[bindingKey{sb.Federation, sb.Service, sb.Region}] = b
 		}
@@ -190,7 +191,7 @@ func storedBindings(list []registry.StoredBinding) map[bindingKey]resolver.Bindi
 	return out
 }
 
-func service(m *manifest.Manifest, snap *resolver.Snapshot, res *resolver.Result, stored map[bindingKey]resolver.Binding) Service {
+func service(m *manifest.Manifest, snap *binding.Snapshot, res *resolver.Result, stored map[bindingKey]binding.Binding) Service {
 	fed := fedOf(m.Federation)
 	s := Service{Name: m.ID, Public: m.Public, Unique: m.Unique, Provides: slices.Sorted(maps.Keys(m.Provides))}
 	s.Provides = orEmpty(s.Provides)
@@ -215,7 +216,7 @@ func service(m *manifest.Manifest, snap *resolver.Snapshot, res *resolver.Result
 	return s
 }
 
-func vars(m *manifest.Manifest, b resolver.Binding) []Var {
+func vars(m *manifest.Manifest, b binding.Binding) []Var {
 	out := []Var{}
 	for _, name := range slices.Sorted(maps.Keys(b.Vars)) {
 		v := b.Vars[name]
@@ -232,7 +233,7 @@ func vars(m *manifest.Manifest, b resolver.Binding) []Var {
 	return out
 }
 
-func reasonOf(us []resolver.Unresolved, name string, optional bool) string {
+func reasonOf(us []binding.Unresolved, name string, optional bool) string {
 	for _, u := range us {
 		if u.Var == name {
 			return u.Reason
@@ -244,7 +245,7 @@ func reasonOf(us []resolver.Unresolved, name string, optional bool) string {
 	return "unresolved"
 }
 
-func whyResolved(v resolver.Var) string {
+func whyResolved(v binding.Var) string {
 	if len(v.Providers) == 0 {
 		return "resolved"
 	}

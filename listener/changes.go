@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"encoding/json"
 	"slices"
 	"sync"
 	"time"
@@ -213,11 +212,7 @@ func (l *Listener) onChangesRequest(m *nats.Msg) {
 	if q := l.queueState.Load(); q != nil {
 		answer.Paused, answer.Pending, answer.Running = q.Paused, q.Pending, q.Running
 	}
-	data, err := json.Marshal(answer)
-	if err != nil {
-		return
-	}
-	if err := m.Respond(data); err != nil {
+	if err := events.RespondChanges(m, answer); err != nil {
 		l.log.Debug("cannot answer a changes request", "err", err)
 	}
 }

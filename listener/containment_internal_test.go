@@ -20,7 +20,7 @@ func TestExampleShellPatternsAreSafe(t *testing.T) {
 	if err != nil || len(compose) == 0 {
 		t.Fatalf("no compose listener.yaml: %v", err)
 	}
-	for _, file := range append([]string{"../README.md", "../examples/listener.yaml", "allow.go"}, compose...) {
+	for _, file := range append([]string{"../docs/listener-yaml.md", "../docs/security.md", "../examples/listener.yaml", "allow.go"}, compose...) {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)

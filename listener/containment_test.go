@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/listener"
 )
 
@@ -80,16 +80,17 @@ allow:
 	}
 }
 
-// readmeAllow is the allow: example of README's listener.yaml reference.
+// readmeAllow is the allow: example of the listener.yaml reference,
+// docs/listener-yaml.md.
 func readmeAllow(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("../docs/listener-yaml.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile("(?s)```yaml\n(allow:\n  commands:\n.*?)```").FindSubmatch(b)
 	if m == nil {
-		t.Fatal("README.md has no ```yaml block starting with allow: commands:")
+		t.Fatal("docs/listener-yaml.md has no ```yaml block starting with allow: commands:")
 	}
 	return string(m[1])
 }

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 )
 
 // The control endpoint is by default a unix socket of mode 0600: the

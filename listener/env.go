@@ -66,30 +66,7 @@ func unsafeEnvName(name string) bool {
 // (which wins), then PATCHBAY_*. The manifest's names that are unsafe or
 // the node's own are left out, each in dropped.
 func commandEnv(cfg *Config, fed string, p *plan) (env, dropped []string) {
-	node := nodeEnv(cfg)
-	own := func(k string) bool {
-		return slices.ContainsFunc(node, func(kv string) bool { return strings.HasPrefix(kv, k+"=") })
-	}
-	add := func(k, v string) {
-		if unsafeEnvName(k) || own(k) {
-			dropped = append(dropped, k)
-			return
-		}
-		env = append(env, k+"="+v)
-	}
-	vars := maps.Clone(p.m.Environment) // a requirement's value wins
-	if vars == nil {
-		vars = map[string]string{}
-	}
-	if p.binding != nil {
-		for k, v := range p.binding.Vars {
-			vars[k] = v.Value
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(vars)) {
-		add(k, vars[k])
-	}
-	env = append(env, node...)
+	env, dropped = templates.Environ(p.m.Environment, p.binding, nodeEnv(cfg), unsafeEnvName)
 	return append(env,
 		"PATCHBAY_SERVICE="+p.sc.Service,
 		"PATCHBAY_FEDERATION="+fed,

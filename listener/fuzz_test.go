@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
@@ -49,7 +50,7 @@ func FuzzListenerReadsStored(f *testing.F) {
 		if p.m != nil && !p.done() {
 			l.plannedCommands(cfg, p)
 		}
-		_, bindingErr := resolver.DecodeBinding(fuzzBindingKey, bindingJSON)
+		_, bindingErr := binding.DecodeBinding(fuzzBindingKey, bindingJSON)
 		switch {
 		case h.Problem != "":
 			if p.report.Result != ResultFailed || !strings.Contains(p.report.Reason, fuzzManifestKey) {
@@ -95,16 +96,16 @@ func fuzzSeeds(f *testing.F) [][2][]byte {
 	if err != nil {
 		f.Fatal(err)
 	}
-	snap := &resolver.Snapshot{}
+	snap := &binding.Snapshot{}
 	for _, s := range set.Services {
 		snap.Manifests = append(snap.Manifests, s.Manifest)
 	}
 	for _, d := range set.Datastores {
 		for k, v := range d.Datastores.Values {
-			snap.Datastores = append(snap.Datastores, resolver.Datastore{Federation: d.Datastores.Federation, Key: k, Value: v})
+			snap.Datastores = append(snap.Datastores, binding.Datastore{Federation: d.Datastores.Federation, Key: k, Value: v})
 		}
 	}
-	snap.Instances = append(snap.Instances, resolver.Instance{ID: "api@api-1:8080", Service: "api", Federation: "default", Node: "api-1", Address: "10.0.0.1", Port: 8080, Index: -1,
+	snap.Instances = append(snap.Instances, binding.Instance{ID: "api@api-1:8080", Service: "api", Federation: "default", Node: "api-1", Address: "10.0.0.1", Port: 8080, Index: -1,
 		Provides: map[string]string{"API_URL": "http://10.0.0.1:8080/api", "READONLY_API_URL": "http://10.0.0.1:8080/ro"}})
 	res := resolver.Resolve(snap)
 	var seeds [][2][]byte

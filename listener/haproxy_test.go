@@ -18,18 +18,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )
 
 // renderHAProxy renders builtin:haproxy over WEB_URL providers at ports.
 func renderHAProxy(t *testing.T, options map[string]string, ports ...string) []byte {
 	t.Helper()
-	var ps []resolver.Provider
+	var ps []binding.Provider
 	for _, p := range ports {
-		ps = append(ps, resolver.Provider{Key: "WEB_URL", Value: "http://127.0.0.1:" + p, Instance: "web@n:" + p, Service: "web", Public: true})
+		ps = append(ps, binding.Provider{Key: "WEB_URL", Value: "http://127.0.0.1:" + p, Instance: "web@n:" + p, Service: "web", Public: true})
 	}
 	contents, err := templates.Builtin("haproxy")
 	if err != nil {
@@ -37,7 +37,7 @@ func renderHAProxy(t *testing.T, options map[string]string, ports ...string) []b
 	}
 	out, err := templates.NewRenderer().Render(context.Background(), "haproxy", contents, templates.Data{
 		Service: "lb", Options: options,
-		Binding: &resolver.Binding{Vars: map[string]resolver.Var{"ROUTES": {Select: "all", Resolved: true, Providers: ps}}},
+		Binding: &binding.Binding{Vars: map[string]binding.Var{"ROUTES": {Select: "all", Resolved: true, Providers: ps}}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"sync"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // inputs is the listener's copy of what its runs read: each hosted
@@ -93,7 +93,7 @@ func (in *inputs) fromConsul(hosted []registry.HostedService, start uint64, sour
 		}
 		next := &held{hosted: h, revision: revisionOf(h.Binding), source: source}
 		if h.Manifest != nil {
-			next.digest = resolver.ManifestDigest(h.Manifest)
+			next.digest = binding.ManifestDigest(h.Manifest)
 		}
 		if racing && sameKey(was.hosted.Binding, h.Binding) && was.revision > next.revision {
 			next.hosted.Binding, next.revision, next.touched, next.source = was.hosted.Binding, was.revision, was.touched, was.source

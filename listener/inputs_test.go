@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // currentWeb is inputs.current of web alone, without the source.
@@ -18,9 +18,9 @@ func currentWeb(in *inputs) ([]registry.HostedService, bool) {
 
 func TestInputsEvents(t *testing.T) {
 	m := &manifest.Manifest{ID: "web", Federation: "default"}
-	digest := resolver.ManifestDigest(m)
+	digest := binding.ManifestDigest(m)
 	doc := func(rev uint64, manifestDigest string) json.RawMessage {
-		b, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: rev, Manifest: manifestDigest})
+		b, _ := json.Marshal(binding.Binding{Federation: "default", Service: "web", Revision: rev, Manifest: manifestDigest})
 		return b
 	}
 	stored := func(region string, rev uint64) *registry.StoredBinding {
@@ -75,7 +75,7 @@ func TestInputsEvents(t *testing.T) {
 func TestInputsConsulReadNeverGoesBack(t *testing.T) {
 	m := &manifest.Manifest{ID: "web", Federation: "default"}
 	doc := func(rev uint64) []byte {
-		b, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: rev, Manifest: resolver.ManifestDigest(m)})
+		b, _ := json.Marshal(binding.Binding{Federation: "default", Service: "web", Revision: rev, Manifest: binding.ManifestDigest(m)})
 		return b
 	}
 	in := newInputs()
@@ -120,8 +120,8 @@ func TestInputsConsulReadNeverGoesBack(t *testing.T) {
 
 func TestInputsHolds(t *testing.T) {
 	m := &manifest.Manifest{ID: "web", Federation: "default"}
-	doc, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: 5, Manifest: resolver.ManifestDigest(m)})
-	other, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: 5, Manifest: "forged"})
+	doc, _ := json.Marshal(binding.Binding{Federation: "default", Service: "web", Revision: 5, Manifest: binding.ManifestDigest(m)})
+	other, _ := json.Marshal(binding.Binding{Federation: "default", Service: "web", Revision: 5, Manifest: "forged"})
 	in := newInputs()
 	in.fromConsul([]registry.HostedService{{Service: "web", Manifest: m, ManifestIndex: 7, Binding: &registry.StoredBinding{Value: doc, ModifyIndex: 40}}}, in.readStart(), sourceConsul)
 	tests := []struct {
@@ -149,7 +149,7 @@ func TestInputsHolds(t *testing.T) {
 func TestInputsSource(t *testing.T) {
 	m := &manifest.Manifest{ID: "web", Federation: "default"}
 	doc := func(service string, rev uint64) []byte {
-		b, _ := json.Marshal(resolver.Binding{Federation: "default", Service: service, Revision: rev, Manifest: resolver.ManifestDigest(m)})
+		b, _ := json.Marshal(binding.Binding{Federation: "default", Service: service, Revision: rev, Manifest: binding.ManifestDigest(m)})
 		return b
 	}
 	read := func(rev uint64) []registry.HostedService {
@@ -189,8 +189,8 @@ func TestInputsSource(t *testing.T) {
 func TestInputsConsulIsTheTruth(t *testing.T) {
 	m := &manifest.Manifest{ID: "web", Federation: "default"}
 	doc := func(rev uint64, password string) []byte {
-		b, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: rev, Manifest: resolver.ManifestDigest(m),
-			Vars: map[string]resolver.Var{"DB_PASSWORD": {Select: "one", Value: password}}})
+		b, _ := json.Marshal(binding.Binding{Federation: "default", Service: "web", Revision: rev, Manifest: binding.ManifestDigest(m),
+			Vars: map[string]binding.Var{"DB_PASSWORD": {Select: "one", Value: password}}})
 		return b
 	}
 	consul := func(rev, index uint64, password string) []registry.HostedService {
@@ -233,7 +233,7 @@ func TestInputsConsulIsTheTruth(t *testing.T) {
 			if !ok {
 				t.Fatal("the read left web stale")
 			}
-			var b resolver.Binding
+			var b binding.Binding
 			if err := json.Unmarshal(hosted[0].Binding.Value, &b); err != nil {
 				t.Fatal(err)
 			}
@@ -261,8 +261,8 @@ func TestInputsConsulIsTheTruth(t *testing.T) {
 func TestInputsForgedSameModifyIndex(t *testing.T) {
 	m := &manifest.Manifest{ID: "web", Federation: "default"}
 	doc := func(rev uint64, password string) []byte {
-		b, _ := json.Marshal(resolver.Binding{Federation: "default", Service: "web", Revision: rev, Manifest: resolver.ManifestDigest(m),
-			Vars: map[string]resolver.Var{"DB_PASSWORD": {Select: "one", Value: password}}})
+		b, _ := json.Marshal(binding.Binding{Federation: "default", Service: "web", Revision: rev, Manifest: binding.ManifestDigest(m),
+			Vars: map[string]binding.Var{"DB_PASSWORD": {Select: "one", Value: password}}})
 		return b
 	}
 	inConsul := registry.HostedService{Service: "web", Manifest: m, ManifestIndex: 7, Binding: &registry.StoredBinding{Federation: "default", Service: "web", Value: doc(1, "pw-1"), ModifyIndex: 26}}

@@ -18,11 +18,11 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/patchbay/patchbay/internal/events"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver/daemon"
+	"github.com/patchbay/patchbay/resolverd"
 )
 
 // cluster is a real Consul and NATS, a resolver, and the listeners of a
@@ -87,11 +87,11 @@ func (c *cluster) publish(doc string) {
 
 // startResolver runs the resolver loop until the test ends, with a short
 // debounce unless opts say otherwise.
-func (c *cluster) startResolver(opts ...daemon.LoopOption) {
+func (c *cluster) startResolver(opts ...resolverd.LoopOption) {
 	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	opts = append([]daemon.LoopOption{daemon.WithDebounce(500*time.Millisecond, 5*time.Second), daemon.WithLogger(testLogger(c.t, "resolver"))}, opts...)
-	loop := daemon.NewLoop(c.reg, c.nc, opts...)
+	opts = append([]resolverd.LoopOption{resolverd.WithDebounce(500*time.Millisecond, 5*time.Second), resolverd.WithLogger(testLogger(c.t, "resolver"))}, opts...)
+	loop := resolverd.NewLoop(c.reg, c.nc, opts...)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = loop.Run(ctx) }()
 	c.t.Cleanup(func() { cancel(); <-done })
@@ -219,7 +219,7 @@ templates:
 	// The target holds with the default debounce: a shorter one turns a
 	// loaded machine's pauses between registrations into extra passes.
 	// Every pass is logged, so a failure shows which change made a run.
-	c.startResolver(daemon.WithDebounce(daemon.DefaultQuiet, daemon.DefaultMaxWait), daemon.WithPassHook(func(p daemon.Pass) {
+	c.startResolver(resolverd.WithDebounce(resolverd.DefaultQuiet, resolverd.DefaultMaxWait), resolverd.WithPassHook(func(p resolverd.Pass) {
 		t.Logf("resolver pass at index %d: %d written, %d deleted", p.Index, p.Written, p.Deleted)
 	}))
 	var nodes []*node

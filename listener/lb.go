@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -92,7 +92,7 @@ func (l *Listener) evicting(cfg *Config, p *plan, vars []string) []string {
 // binding withholds by policy (the resolver lists only live ones, so a
 // kept file still keeps those that died) and no granted provider shares,
 // and how many withheld providers the binding left out for size.
-func forbidden(b *resolver.Binding, vars []string) ([]string, int) {
+func forbidden(b *binding.Binding, vars []string) ([]string, int) {
 	var out []string
 	omitted := 0
 	for _, name := range vars {
@@ -140,7 +140,7 @@ func isHostByte(c byte) bool {
 
 // relax is the binding a policy render uses: an unresolved select-all
 // requirement is an empty route rather than a kept file.
-func relax(b *resolver.Binding) *resolver.Binding {
+func relax(b *binding.Binding) *binding.Binding {
 	out := *b
 	out.Vars = maps.Clone(b.Vars)
 	for name, v := range out.Vars {
@@ -241,15 +241,15 @@ func (h *hostResolver) resolves(ctx context.Context, host string) error {
 
 // screen returns b without the select-all providers whose host does not
 // resolve, and a note for each one left out.
-func (h *hostResolver) screen(ctx context.Context, b *resolver.Binding) (*resolver.Binding, []string) {
-	var out *resolver.Binding
+func (h *hostResolver) screen(ctx context.Context, b *binding.Binding) (*binding.Binding, []string) {
+	var out *binding.Binding
 	var left []string
 	for _, name := range slices.Sorted(maps.Keys(b.Vars)) {
 		v := b.Vars[name]
 		if v.Select != "all" {
 			continue
 		}
-		kept := make([]resolver.Provider, 0, len(v.Providers))
+		kept := make([]binding.Provider, 0, len(v.Providers))
 		for _, pr := range v.Providers {
 			if u, ok := templates.UpstreamOf(pr); ok {
 				if err := h.resolves(ctx, u.Host); err != nil {
@@ -277,7 +277,7 @@ func (h *hostResolver) screen(ctx context.Context, b *resolver.Binding) (*resolv
 	return out, left
 }
 
-func joinValues(ps []resolver.Provider) string {
+func joinValues(ps []binding.Provider) string {
 	vals := make([]string, len(ps))
 	for i, p := range ps {
 		vals[i] = p.Value

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/binding"
 )
 
 func TestContainsAny(t *testing.T) {
@@ -29,10 +29,10 @@ func TestContainsAny(t *testing.T) {
 }
 
 func TestRelax(t *testing.T) {
-	b := &resolver.Binding{Vars: map[string]resolver.Var{
+	b := &binding.Binding{Vars: map[string]binding.Var{
 		"ROUTES": {Select: "all"},
 		"DB":     {Select: "one"},
-		"OK":     {Select: "all", Resolved: true, Providers: []resolver.Provider{{Key: "A_URL"}}},
+		"OK":     {Select: "all", Resolved: true, Providers: []binding.Provider{{Key: "A_URL"}}},
 	}}
 	r := relax(b)
 	if !r.Vars["ROUTES"].Resolved || r.Vars["DB"].Resolved || len(r.Vars["OK"].Providers) != 1 {
@@ -53,14 +53,14 @@ func TestScreenUpstreams(t *testing.T) {
 		}
 		return []string{"10.0.0.9"}, nil
 	}
-	p := func(inst, url string) resolver.Provider {
-		return resolver.Provider{Key: "WEB_URL", Value: url, Instance: inst}
+	p := func(inst, url string) binding.Provider {
+		return binding.Provider{Key: "WEB_URL", Value: url, Instance: inst}
 	}
-	b := &resolver.Binding{Vars: map[string]resolver.Var{
-		"ROUTES": {Select: "all", Resolved: true, Providers: []resolver.Provider{
+	b := &binding.Binding{Vars: map[string]binding.Var{
+		"ROUTES": {Select: "all", Resolved: true, Providers: []binding.Provider{
 			p("web@a:80", "http://10.0.0.1:80"), p("web@b:80", "http://gone.example:80"), p("web@c:80", "http://ok.example:80"),
 		}},
-		"ONE": {Select: "one", Resolved: true, Providers: []resolver.Provider{p("web@b:80", "http://gone.example:80")}},
+		"ONE": {Select: "one", Resolved: true, Providers: []binding.Provider{p("web@b:80", "http://gone.example:80")}},
 	}}
 	for range 2 { // the second time from the cache
 		out, left := h.screen(context.Background(), b)
@@ -84,35 +84,35 @@ func TestScreenUpstreams(t *testing.T) {
 }
 
 func TestForbiddenFromWithheld(t *testing.T) {
-	w := func(inst, url, reason string) resolver.Withheld {
-		return resolver.Withheld{Instance: inst, Service: "web", Key: "WEB_URL", Value: url, Address: "10.0.0.9", Port: 9, Reason: reason}
+	w := func(inst, url, reason string) binding.Withheld {
+		return binding.Withheld{Instance: inst, Service: "web", Key: "WEB_URL", Value: url, Address: "10.0.0.9", Port: 9, Reason: reason}
 	}
-	withheld := func(ws ...resolver.Withheld) *resolver.Withholding { return &resolver.Withholding{Providers: ws} }
-	granted := resolver.Provider{Key: "API_URL", Value: "http://10.0.0.2:80", Instance: "api@b:80"}
+	withheld := func(ws ...binding.Withheld) *binding.Withholding { return &binding.Withholding{Providers: ws} }
+	granted := binding.Provider{Key: "API_URL", Value: "http://10.0.0.2:80", Instance: "api@b:80"}
 	for _, tc := range []struct {
 		name    string
-		v       resolver.Var
+		v       binding.Var
 		want    []string
 		omitted int
 	}{
-		{"nothing withheld", resolver.Var{Select: "all"}, nil, 0},
-		{"each reason", resolver.Var{Select: "all", Withheld: withheld(
-			w("web@a:80", "http://10.0.0.1:80", resolver.WithheldNotPublic),
-			w("web@c:81", "http://10.0.0.3:81/api", resolver.WithheldOtherFederation),
-			w("web@d:82", "", resolver.WithheldUnpublished), // no URL: the instance's address
+		{"nothing withheld", binding.Var{Select: "all"}, nil, 0},
+		{"each reason", binding.Var{Select: "all", Withheld: withheld(
+			w("web@a:80", "http://10.0.0.1:80", binding.WithheldNotPublic),
+			w("web@c:81", "http://10.0.0.3:81/api", binding.WithheldOtherFederation),
+			w("web@d:82", "", binding.WithheldUnpublished), // no URL: the instance's address
 		)}, []string{"10.0.0.1:80", "10.0.0.3:81", "10.0.0.9:9"}, 0},
-		{"an address a granted provider shares stays", resolver.Var{
-			Select: "all", Providers: []resolver.Provider{granted},
-			Withheld: withheld(w("web@b:80", "http://10.0.0.2:80", resolver.WithheldNotPublic)),
+		{"an address a granted provider shares stays", binding.Var{
+			Select: "all", Providers: []binding.Provider{granted},
+			Withheld: withheld(w("web@b:80", "http://10.0.0.2:80", binding.WithheldNotPublic)),
 		}, nil, 0},
-		{"nothing a load balancer can route to", resolver.Var{Select: "all", Withheld: withheld(
-			w("web@e:80", "ftp://10.0.0.5", resolver.WithheldNotPublic),
+		{"nothing a load balancer can route to", binding.Var{Select: "all", Withheld: withheld(
+			w("web@e:80", "ftp://10.0.0.5", binding.WithheldNotPublic),
 		)}, nil, 0},
-		{"left out for size is counted", resolver.Var{Select: "all", Withheld: &resolver.Withholding{Omitted: 3}}, nil, 3},
+		{"left out for size is counted", binding.Var{Select: "all", Withheld: &binding.Withholding{Omitted: 3}}, nil, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := &resolver.Binding{Vars: map[string]resolver.Var{"ROUTES": tc.v, "OTHER": {
-				Select: "all", Withheld: withheld(w("web@z:80", "http://10.9.9.9:80", resolver.WithheldNotPublic)),
+			b := &binding.Binding{Vars: map[string]binding.Var{"ROUTES": tc.v, "OTHER": {
+				Select: "all", Withheld: withheld(w("web@z:80", "http://10.9.9.9:80", binding.WithheldNotPublic)),
 			}}}
 			got, omitted := forbidden(b, []string{"ROUTES"})
 			if !slices.Equal(got, tc.want) || omitted != tc.omitted {

@@ -13,10 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -30,7 +30,7 @@ type plan struct {
 	sc      ServiceConfig
 	hosted  registry.HostedService
 	m       *manifest.Manifest
-	binding *resolver.Binding
+	binding *binding.Binding
 	files   []*rendered
 	report  ServiceRun
 	due     bool // the provision command should run
@@ -163,23 +163,23 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 // decodeBinding reads h's binding with the resolver's rules, and refuses
 // one that is not h's service's: whoever can write the key or publish the
 // event is not trusted to choose what a service renders.
-func decodeBinding(h registry.HostedService) (*resolver.Binding, error) {
+func decodeBinding(h registry.HostedService) (*binding.Binding, error) {
 	sb := h.Binding
 	where := sb.Key
 	if where == "" {
 		where = fmt.Sprintf("the bindings event of %s/%s (region %q)", sb.Federation, sb.Service, sb.Region)
 	}
-	b, err := resolver.DecodeBinding(where, sb.Value)
+	b, err := binding.DecodeBinding(where, sb.Value)
 	if err != nil {
 		return nil, err
 	}
 	if b.Federation != sb.Federation || b.Service != sb.Service || b.Region != sb.Region {
-		return nil, fmt.Errorf("%w: %s holds the binding of %s/%s (region %q); the resolver rewrites it", resolver.ErrBadBinding, where, b.Federation, b.Service, b.Region)
+		return nil, fmt.Errorf("%w: %s holds the binding of %s/%s (region %q); the resolver rewrites it", binding.ErrBadBinding, where, b.Federation, b.Service, b.Region)
 	}
 	return b, nil
 }
 
-func unresolvedReason(us []resolver.Unresolved) string {
+func unresolvedReason(us []binding.Unresolved) string {
 	parts := make([]string, len(us))
 	for i, u := range us {
 		parts[i] = fmt.Sprintf("%s unresolved (%s)", u.Var, u.Reason)

@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
-	"github.com/patchbay/patchbay/resolver/daemon"
+	"github.com/patchbay/patchbay/resolverd"
 )
 
 // The provision run against a real Consul, NATS and resolver loop: one
@@ -196,7 +196,7 @@ func provOr(a, b string) string {
 func (c *cluster) startProvResolver(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	loop := daemon.NewLoop(c.reg, c.nc, daemon.WithDebounce(100*time.Millisecond, time.Second), daemon.WithLogger(testLogger(t, "resolver")))
+	loop := resolverd.NewLoop(c.reg, c.nc, resolverd.WithDebounce(100*time.Millisecond, time.Second), resolverd.WithLogger(testLogger(t, "resolver")))
 	done := make(chan struct{})
 	go func() { defer close(done); _ = loop.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -256,7 +256,7 @@ func (c *cluster) provWaitStatus(t *testing.T, nodeName, want string, ok func(re
 
 // provBinding is the resolver's stored binding of service; nil before the
 // resolver wrote it.
-func (c *cluster) provBinding(t *testing.T, service string) *resolver.Binding {
+func (c *cluster) provBinding(t *testing.T, service string) *binding.Binding {
 	t.Helper()
 	sb, err := c.reg.Binding(t.Context(), "default", service, "")
 	if err != nil {
@@ -265,7 +265,7 @@ func (c *cluster) provBinding(t *testing.T, service string) *resolver.Binding {
 	if sb == nil {
 		return nil
 	}
-	var b resolver.Binding
+	var b binding.Binding
 	if err := json.Unmarshal(sb.Value, &b); err != nil {
 		t.Fatal(err)
 	}

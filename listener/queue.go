@@ -18,6 +18,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/google/renameio/v2"
+	"github.com/patchbay/patchbay/internal/debounce"
 	"golang.org/x/time/rate"
 )
 
@@ -306,10 +307,7 @@ func (q *Queue) wait(st *queueState, t time.Time) time.Duration {
 		}
 		return time.Hour
 	}
-	due := st.last.Add(q.quiet)
-	if capped := st.first.Add(q.maxWait); capped.Before(due) {
-		due = capped
-	}
+	due := debounce.Window{Quiet: q.quiet, Max: q.maxWait}.Due(st.first, st.last)
 	if st.skipQuiet {
 		due = t
 	}

@@ -14,10 +14,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
-	"github.com/patchbay/patchbay/internal/testcluster"
-	"github.com/patchbay/patchbay/resolver"
-	"github.com/patchbay/patchbay/resolver/daemon"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
+	"github.com/patchbay/patchbay/resolverd"
 )
 
 func newSigner(t *testing.T) *events.Signer {
@@ -65,7 +65,7 @@ templates:
     contents: "DB={{ binding \"DB\" }}\n"
     destination: /etc/web/env`)
 	c.provSetDatastore(t, "DB_URL", "postgres://one")
-	c.startResolver(daemon.WithSigner(resolverKey))
+	c.startResolver(resolverd.WithSigner(resolverKey))
 	n := c.startListener("web-1", "{quiet: 50ms, max_wait: 200ms}", "  - service: web\n")
 	testcluster.Eventually(t, 30*time.Second, "web-1 renders Consul's value", func() bool {
 		return n.file("/etc/web/env") == "DB=postgres://one\n" && idle(n)
@@ -145,7 +145,7 @@ func (c *cluster) forgedEvent(t *testing.T, from, to string) []byte {
 	if err != nil || sb == nil {
 		t.Fatalf("web's binding: %v, %v", sb, err)
 	}
-	var b resolver.Binding
+	var b binding.Binding
 	if err := json.Unmarshal(sb.Value, &b); err != nil {
 		t.Fatal(err)
 	}

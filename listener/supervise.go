@@ -2,7 +2,6 @@ package listener
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"maps"
@@ -288,7 +287,7 @@ func (l *Listener) trusted(m *nats.Msg) bool {
 // is one.
 func (l *Listener) onStatusRequest(m *nats.Msg) {
 	run := l.lastRun.Load()
-	if run == nil || m.Reply == "" {
+	if run == nil {
 		return
 	}
 	status := statusOf(l.cfg.Load().Node, l.fed, run)
@@ -296,11 +295,7 @@ func (l *Listener) onStatusRequest(m *nats.Msg) {
 	if q := l.queueState.Load(); q != nil {
 		status.Queue = &registry.QueueState{Pending: q.Pending, Running: q.Running, Paused: q.Paused, RetryAt: q.RetryAt}
 	}
-	data, err := json.Marshal(status)
-	if err != nil {
-		return
-	}
-	if err := m.Respond(data); err != nil {
+	if err := events.RespondStatus(m, status); err != nil {
 		l.log.Debug("cannot answer a status request", "err", err)
 	}
 }

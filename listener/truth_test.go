@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
-	"github.com/patchbay/patchbay/resolver/daemon"
+	"github.com/patchbay/patchbay/resolverd"
 )
 
 const truthWeb = `id: web
@@ -32,7 +32,7 @@ func rewritten(t *testing.T, c *cluster, rev uint64, password string) (*registry
 	if err != nil || sb == nil {
 		t.Fatalf("web's binding: %v, %v", sb, err)
 	}
-	var b resolver.Binding
+	var b binding.Binding
 	if err := json.Unmarshal(sb.Value, &b); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestConsulRevisionGoingBackIsFollowed(t *testing.T) {
 	c.provSetDatastore(t, "DB_PASSWORD", "pw-1")
 	ctx, stopResolver := context.WithCancel(context.Background())
 	resolverDone := make(chan struct{})
-	loop := daemon.NewLoop(c.reg, c.nc, daemon.WithDebounce(500*time.Millisecond, 5*time.Second), daemon.WithLogger(testLogger(t, "resolver")))
+	loop := resolverd.NewLoop(c.reg, c.nc, resolverd.WithDebounce(500*time.Millisecond, 5*time.Second), resolverd.WithLogger(testLogger(t, "resolver")))
 	go func() { defer close(resolverDone); _ = loop.Run(ctx) }()
 	t.Cleanup(func() { stopResolver(); <-resolverDone })
 	c.antiEntropy = "1s"

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/resolver"
 )
@@ -39,7 +40,7 @@ type BindingChange struct {
 	ManifestChanged bool        `json:"manifest_changed,omitempty"`
 	Vars            []VarChange `json:"vars,omitempty"`
 	// Unresolved is what the binding leaves unresolved after the change.
-	Unresolved []resolver.Unresolved `json:"unresolved,omitempty"`
+	Unresolved []binding.Unresolved `json:"unresolved,omitempty"`
 }
 
 // VarChange is one requirement whose binding moves.
@@ -111,16 +112,16 @@ func diffBindings(before, after *resolver.Result) ([]BindingChange, []RouteChang
 	return changes, routes
 }
 
-func compareKeys(a, b resolver.Binding) int {
+func compareKeys(a, b binding.Binding) int {
 	return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.Service, b.Service), cmp.Compare(a.Region, b.Region))
 }
 
 // diffBinding compares one binding; a nil side is absent. The returned
 // change has Change "" when nothing differs.
-func diffBinding(b, a *resolver.Binding) (BindingChange, []RouteChange) {
+func diffBinding(b, a *binding.Binding) (BindingChange, []RouteChange) {
 	id := cmp.Or(a, b)
 	bc := BindingChange{Federation: id.Federation, Service: id.Service, Region: id.Region}
-	var bv, av map[string]resolver.Var
+	var bv, av map[string]binding.Var
 	switch {
 	case b == nil:
 		bc.Change, av = ChangeAdded, a.Vars
@@ -155,7 +156,7 @@ func diffBinding(b, a *resolver.Binding) (BindingChange, []RouteChange) {
 	return bc, routes
 }
 
-func reasonOf(us []resolver.Unresolved, name string) string {
+func reasonOf(us []binding.Unresolved, name string) string {
 	for _, u := range us {
 		if u.Var == name {
 			return u.Reason
@@ -165,7 +166,7 @@ func reasonOf(us []resolver.Unresolved, name string) string {
 }
 
 // diffVar says how one var moves, and whether it moves at all.
-func diffVar(name string, b resolver.Var, hadB bool, a resolver.Var, hasA bool) (VarChange, bool) {
+func diffVar(name string, b binding.Var, hadB bool, a binding.Var, hasA bool) (VarChange, bool) {
 	// Values as the one redaction policy shows them: a plan is read by
 	// people who could not read the datastore (a pull-request comment).
 	vc := VarChange{Var: name, Select: cmp.Or(a.Select, b.Select), Before: shown(b.Redacted(name), hadB), After: shown(a.Redacted(name), hasA)}
@@ -194,7 +195,7 @@ func diffVar(name string, b resolver.Var, hadB bool, a resolver.Var, hasA bool) 
 	return vc, true
 }
 
-func shown(v resolver.Var, present bool) string {
+func shown(v binding.Var, present bool) string {
 	switch {
 	case !present:
 		return ""
@@ -204,18 +205,18 @@ func shown(v resolver.Var, present bool) string {
 	return v.Value
 }
 
-func fromDatastore(v resolver.Var) bool {
-	return len(v.Providers) > 0 && slices.ContainsFunc(v.Providers, func(p resolver.Provider) bool { return p.Datastore })
+func fromDatastore(v binding.Var) bool {
+	return len(v.Providers) > 0 && slices.ContainsFunc(v.Providers, func(p binding.Provider) bool { return p.Datastore })
 }
 
-func providerID(p resolver.Provider) string {
+func providerID(p binding.Provider) string {
 	if p.Datastore {
 		return "datastore " + p.Key
 	}
 	return p.Instance + " " + p.Key
 }
 
-func providerIDs(ps []resolver.Provider) []string {
+func providerIDs(ps []binding.Provider) []string {
 	out := make([]string, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, providerID(p))
@@ -237,7 +238,7 @@ func minus(a, b []string) []string {
 
 // lostRoutes groups a select-all var's providers by key and reports the
 // keys that lose an upstream.
-func lostRoutes(bc BindingChange, name string, b, a resolver.Var) []RouteChange {
+func lostRoutes(bc BindingChange, name string, b, a binding.Var) []RouteChange {
 	before, after := byKey(b.Providers), byKey(a.Providers)
 	var out []RouteChange
 	for _, key := range slices.Sorted(maps.Keys(before)) {
@@ -253,7 +254,7 @@ func lostRoutes(bc BindingChange, name string, b, a resolver.Var) []RouteChange 
 	return out
 }
 
-func byKey(ps []resolver.Provider) map[string][]string {
+func byKey(ps []binding.Provider) map[string][]string {
 	out := map[string][]string{}
 	for _, p := range ps {
 		out[p.Key] = append(out[p.Key], cmp.Or(p.Instance, "datastore"))

@@ -7,8 +7,8 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // Unhosted is a service a node gone would stop rendering: its files there
@@ -35,10 +35,10 @@ type Failover struct {
 
 // WithoutInstances returns snap without the instances gone reports true
 // for, and those instances. snap is not modified.
-func WithoutInstances(snap *resolver.Snapshot, gone func(resolver.Instance) bool) (*resolver.Snapshot, []resolver.Instance) {
+func WithoutInstances(snap *binding.Snapshot, gone func(binding.Instance) bool) (*binding.Snapshot, []binding.Instance) {
 	out := *snap
 	out.Instances = nil
-	var removed []resolver.Instance
+	var removed []binding.Instance
 	for _, in := range snap.Instances {
 		if gone(in) {
 			removed = append(removed, in)
@@ -54,7 +54,7 @@ func WithoutInstances(snap *resolver.Snapshot, gone func(resolver.Instance) bool
 // unresolved, which routes lose upstreams, which unique services fail
 // over. Removed instances' own nodes are left out of Nodes: they are the
 // ones gone.
-func Impact(ctx context.Context, snap *resolver.Snapshot, gone func(resolver.Instance) bool, opts ...Option) (*Plan, error) {
+func Impact(ctx context.Context, snap *binding.Snapshot, gone func(binding.Instance) bool, opts ...Option) (*Plan, error) {
 	after, removed := WithoutInstances(snap, gone)
 	p, err := Compute(ctx, snap, after, opts...)
 	if err != nil {
@@ -63,7 +63,7 @@ func Impact(ctx context.Context, snap *resolver.Snapshot, gone func(resolver.Ins
 	p.Removed = removed
 	goneNodes := map[string]bool{}
 	for _, in := range removed {
-		goneNodes[in.Node] = !slices.ContainsFunc(after.Instances, func(o resolver.Instance) bool { return o.Node == in.Node })
+		goneNodes[in.Node] = !slices.ContainsFunc(after.Instances, func(o binding.Instance) bool { return o.Node == in.Node })
 	}
 	p.Nodes = slices.DeleteFunc(p.Nodes, func(n NodeChange) bool { return goneNodes[n.Node] })
 	p.Failovers = failovers(snap, removed)
@@ -74,8 +74,8 @@ func Impact(ctx context.Context, snap *resolver.Snapshot, gone func(resolver.Ins
 // service its listener hosts, from its instances or from WithHosts (a
 // load balancer often registers no instance, and losing it changes no
 // binding: what it stops rendering is the impact).
-func ImpactNode(ctx context.Context, snap *resolver.Snapshot, node string, opts ...Option) (*Plan, error) {
-	p, err := Impact(ctx, snap, func(in resolver.Instance) bool { return in.Node == node }, opts...)
+func ImpactNode(ctx context.Context, snap *binding.Snapshot, node string, opts ...Option) (*Plan, error) {
+	p, err := Impact(ctx, snap, func(in binding.Instance) bool { return in.Node == node }, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func ImpactNode(ctx context.Context, snap *resolver.Snapshot, node string, opts 
 
 // unhosted lists the services node hosts that render files, with the
 // other nodes that host each.
-func unhosted(snap *resolver.Snapshot, hosts []Host, node string) []Unhosted {
+func unhosted(snap *binding.Snapshot, hosts []Host, node string) []Unhosted {
 	nodesOf := map[svcKey]map[string]bool{}
 	add := func(fed, service, n string) {
 		k := svcKey{fedOf(fed), service}
@@ -129,7 +129,7 @@ func unhosted(snap *resolver.Snapshot, hosts []Host, node string) []Unhosted {
 	return out
 }
 
-func failovers(snap *resolver.Snapshot, removed []resolver.Instance) []Failover {
+func failovers(snap *binding.Snapshot, removed []binding.Instance) []Failover {
 	unique := map[svcKey]bool{}
 	for _, m := range snap.Manifests {
 		unique[svcKey{fedOf(m.Federation), m.ID}] = m.Unique

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -49,8 +49,8 @@ func markdown(t *testing.T, p *Plan, limit int) string {
 func TestMarkdownGolden(t *testing.T) {
 	snap := fixture(t)
 	www := strings.Replace(wwwDoc, "requires: {", `requires: {DB: "{DB_URL}", `, 1)
-	published := compute(t, snap, Publish(snap, parse(t, www), []resolver.Datastore{{Federation: "default", Key: "DB_URL", Value: "postgres://app:pw@db/app"}}))
-	impact, err := Impact(context.Background(), snap, func(in resolver.Instance) bool { return in.Node == "n1" || in.Node == "n2" }, WithRenderer(templates.NewRenderer()))
+	published := compute(t, snap, Publish(snap, parse(t, www), []binding.Datastore{{Federation: "default", Key: "DB_URL", Value: "postgres://app:pw@db/app"}}))
+	impact, err := Impact(context.Background(), snap, func(in binding.Instance) bool { return in.Node == "n1" || in.Node == "n2" }, WithRenderer(templates.NewRenderer()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/redact"
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -62,7 +62,7 @@ type FileChange struct {
 // hosting is one (node, service, region) whose binding changes.
 type hosting struct {
 	Host
-	before, after *resolver.Binding
+	before, after *binding.Binding
 }
 
 // nodeChanges lists, per node, the services whose effective binding
@@ -166,7 +166,7 @@ func (s *sides) serviceRun(ctx context.Context, r Renderer, h hosting) (ServiceR
 	return run, nil
 }
 
-func unresolvedReason(us []resolver.Unresolved) string {
+func unresolvedReason(us []binding.Unresolved) string {
 	parts := make([]string, len(us))
 	for i, u := range us {
 		parts[i] = fmt.Sprintf("%s unresolved (%s)", u.Var, u.Reason)
@@ -203,7 +203,7 @@ func (s *sides) fileChange(ctx context.Context, r Renderer, h hosting, old, m *m
 	return fc, nil
 }
 
-func secretsOf(b *resolver.Binding) []string {
+func secretsOf(b *binding.Binding) []string {
 	if b == nil {
 		return nil
 	}
@@ -218,7 +218,7 @@ func templateOf(m *manifest.Manifest, name string) (manifest.TemplateFile, bool)
 	return spec, ok
 }
 
-func renderOne(ctx context.Context, r Renderer, m *manifest.Manifest, b *resolver.Binding, name string, spec manifest.TemplateFile) ([]byte, error) {
+func renderOne(ctx context.Context, r Renderer, m *manifest.Manifest, b *binding.Binding, name string, spec manifest.TemplateFile) ([]byte, error) {
 	contents, err := templates.Contents(spec)
 	if err != nil {
 		return nil, err
@@ -248,7 +248,7 @@ func distinctReloads(runs []ServiceRun) [][]string {
 // staleProvides notes services whose provides change: live instances keep
 // the values they registered with until they register again, so the plan
 // (like the resolver) still binds the old ones.
-func staleProvides(before, after *resolver.Snapshot) []string {
+func staleProvides(before, after *binding.Snapshot) []string {
 	old := map[svcKey]*manifest.Manifest{}
 	for i := range before.Manifests {
 		m := &before.Manifests[i]

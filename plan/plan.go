@@ -15,6 +15,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
@@ -33,8 +34,8 @@ type Plan struct {
 	Rollouts []RolloutChange `json:"rollouts"`
 	// Removed and Failovers are filled by Impact: the instances taken
 	// away, and the unique services among them.
-	Removed   []resolver.Instance `json:"removed,omitempty"`
-	Failovers []Failover          `json:"failovers,omitempty"`
+	Removed   []binding.Instance `json:"removed,omitempty"`
+	Failovers []Failover         `json:"failovers,omitempty"`
 	// Unhosted is filled by ImpactNode: what the node gone stops rendering.
 	Unhosted []Unhosted `json:"unhosted,omitempty"`
 	// Notes are caveats a person should read (stale provides, templates
@@ -61,7 +62,7 @@ type config struct {
 func WithRenderer(r Renderer) Option { return func(c *config) { c.render = r } }
 
 // Compute resolves before and after and returns what differs.
-func Compute(ctx context.Context, before, after *resolver.Snapshot, opts ...Option) (*Plan, error) {
+func Compute(ctx context.Context, before, after *binding.Snapshot, opts ...Option) (*Plan, error) {
 	var cfg config
 	for _, o := range opts {
 		o(&cfg)
@@ -97,7 +98,7 @@ func orEmpty[T any](s []T) []T {
 
 // side is one snapshot resolved, with its manifests by service.
 type side struct {
-	snap      *resolver.Snapshot
+	snap      *binding.Snapshot
 	res       *resolver.Result
 	manifests map[svcKey]*manifest.Manifest
 }
@@ -106,11 +107,11 @@ type svcKey struct{ fed, service string }
 
 type sides struct{ before, after side }
 
-func newSides(before, after *resolver.Snapshot) *sides {
+func newSides(before, after *binding.Snapshot) *sides {
 	return &sides{before: newSide(before), after: newSide(after)}
 }
 
-func newSide(snap *resolver.Snapshot) side {
+func newSide(snap *binding.Snapshot) side {
 	s := side{snap: snap, res: resolver.Resolve(snap), manifests: map[svcKey]*manifest.Manifest{}}
 	for i := range snap.Manifests {
 		m := &snap.Manifests[i]
@@ -121,7 +122,7 @@ func newSide(snap *resolver.Snapshot) side {
 
 // binding is what a consumer in region reads: its region's binding, else
 // the region-less one, as listeners do.
-func (s side) binding(fed, service, region string) *resolver.Binding {
+func (s side) binding(fed, service, region string) *binding.Binding {
 	if b, ok := s.res.Lookup(fed, service, region); ok {
 		return b
 	}
@@ -134,7 +135,7 @@ func fedOf(fed string) string { return cmp.Or(fed, manifest.DefaultFederation) }
 // Publish returns snap as it would be once ms are published and ds set:
 // manifests replace those of the same federation and id, datastore values
 // replace those of the same federation and key. snap is not modified.
-func Publish(snap *resolver.Snapshot, ms []manifest.Manifest, ds []resolver.Datastore) *resolver.Snapshot {
+func Publish(snap *binding.Snapshot, ms []manifest.Manifest, ds []binding.Datastore) *binding.Snapshot {
 	out := *snap
 	out.Manifests = slices.Clone(snap.Manifests)
 	for _, m := range ms {
@@ -152,7 +153,7 @@ func Publish(snap *resolver.Snapshot, ms []manifest.Manifest, ds []resolver.Data
 	})
 	out.Datastores = slices.Clone(snap.Datastores)
 	for _, d := range ds {
-		i := slices.IndexFunc(out.Datastores, func(o resolver.Datastore) bool {
+		i := slices.IndexFunc(out.Datastores, func(o binding.Datastore) bool {
 			return fedOf(o.Federation) == fedOf(d.Federation) && o.Key == d.Key
 		})
 		if i >= 0 {
@@ -161,7 +162,7 @@ func Publish(snap *resolver.Snapshot, ms []manifest.Manifest, ds []resolver.Data
 			out.Datastores = append(out.Datastores, d)
 		}
 	}
-	slices.SortFunc(out.Datastores, func(a, b resolver.Datastore) int {
+	slices.SortFunc(out.Datastores, func(a, b binding.Datastore) int {
 		return cmp.Or(cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)), cmp.Compare(a.Key, b.Key))
 	})
 	return &out

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -46,19 +46,19 @@ func parse(t *testing.T, docs ...string) []manifest.Manifest {
 	return out
 }
 
-func inst(service, node string, port int, public bool, key string) resolver.Instance {
+func inst(service, node string, port int, public bool, key string) binding.Instance {
 	url := "http://10.0.0." + node[len(node)-1:] + ":" + strconv.Itoa(port)
-	return resolver.Instance{ID: resolver.InstanceID(service, node, port), Service: service, Federation: "default",
+	return binding.Instance{ID: binding.InstanceID(service, node, port), Service: service, Federation: "default",
 		Node: node, Address: "10.0.0." + node[len(node)-1:], Port: port, Index: -1, Public: public,
 		Provides: map[string]string{key: url}}
 }
 
 // fixture: one api on n1, two webs (n1, n2), www on n3 and lb on n4,
 // instances sorted as a registry snapshot is.
-func fixture(t *testing.T) *resolver.Snapshot {
-	return &resolver.Snapshot{
+func fixture(t *testing.T) *binding.Snapshot {
+	return &binding.Snapshot{
 		Manifests: parse(t, apiDoc, lbDoc, webDoc, wwwDoc),
-		Instances: []resolver.Instance{
+		Instances: []binding.Instance{
 			inst("api", "n1", 8001, false, "API_URL"),
 			inst("lb", "n4", 8080, false, "LB_ADMIN"),
 			inst("web", "n1", 8002, true, "WEB_URL"),
@@ -68,7 +68,7 @@ func fixture(t *testing.T) *resolver.Snapshot {
 	}
 }
 
-func compute(t *testing.T, before, after *resolver.Snapshot) *Plan {
+func compute(t *testing.T, before, after *binding.Snapshot) *Plan {
 	t.Helper()
 	p, err := Compute(context.Background(), before, after, WithRenderer(templates.NewRenderer()))
 	if err != nil {
@@ -119,15 +119,15 @@ func TestPublishUnresolvedAndDatastore(t *testing.T) {
 	tests := []struct {
 		name     string
 		docs     []string
-		ds       []resolver.Datastore
+		ds       []binding.Datastore
 		kind     string
 		skipped  bool
 		diffHas  string
 		provided bool
 	}{
 		{"requirement nobody provides", []string{strings.Replace(wwwDoc, `"{API_URL}"`, `"{MISSING_URL}"`, 1)}, nil, KindUnresolved, true, "", false},
-		{"datastore replaces nothing: live beats it", []string{wwwDoc}, []resolver.Datastore{{Federation: "default", Key: "API_URL", Value: "http://db"}}, "", false, "", false},
-		{"new requirement served by a datastore", []string{strings.Replace(wwwDoc, "requires: {", "requires: {DB: \"{DB_URL}\", ", 1)}, []resolver.Datastore{{Federation: "default", Key: "DB_URL", Value: "postgres://db"}}, KindAdded, false, "+export DB='(masked)'", true}, // a datastore value: masked (redact)
+		{"datastore replaces nothing: live beats it", []string{wwwDoc}, []binding.Datastore{{Federation: "default", Key: "API_URL", Value: "http://db"}}, "", false, "", false},
+		{"new requirement served by a datastore", []string{strings.Replace(wwwDoc, "requires: {", "requires: {DB: \"{DB_URL}\", ", 1)}, []binding.Datastore{{Federation: "default", Key: "DB_URL", Value: "postgres://db"}}, KindAdded, false, "+export DB='(masked)'", true}, // a datastore value: masked (redact)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,8 +167,8 @@ func TestPublishUnresolvedAndDatastore(t *testing.T) {
 
 func TestImpactNode(t *testing.T) {
 	snap := fixture(t)
-	snap.Datastores = []resolver.Datastore{{Federation: "default", Key: "API_URL", Value: "http://api.example"}}
-	p, err := Impact(context.Background(), snap, func(in resolver.Instance) bool { return in.Node == "n1" }, WithRenderer(templates.NewRenderer()))
+	snap.Datastores = []binding.Datastore{{Federation: "default", Key: "API_URL", Value: "http://api.example"}}
+	p, err := Impact(context.Background(), snap, func(in binding.Instance) bool { return in.Node == "n1" }, WithRenderer(templates.NewRenderer()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestImpactNode(t *testing.T) {
 func TestImpactEmptiesRouteAndFailsOver(t *testing.T) {
 	snap := fixture(t)
 	snap.Manifests = parse(t, strings.Replace(apiDoc, "id: api\n", "id: api\nunique: true\n", 1), lbDoc, webDoc, wwwDoc)
-	p, err := Impact(context.Background(), snap, func(in resolver.Instance) bool { return in.Node == "n1" || in.Node == "n2" }, WithRenderer(templates.NewRenderer()))
+	p, err := Impact(context.Background(), snap, func(in binding.Instance) bool { return in.Node == "n1" || in.Node == "n2" }, WithRenderer(templates.NewRenderer()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/redact"
-	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -17,7 +17,7 @@ import (
 func TestPlanAndImpactMaskSecrets(t *testing.T) {
 	const password, url = "hunter2xyz", "postgres://app:s3cr3t-pw@db/app"
 	secrets := []string{password, "s3cr3t-pw"}
-	ds := []resolver.Datastore{
+	ds := []binding.Datastore{
 		{Federation: "default", Key: "DB_URL", Value: url},
 		{Federation: "default", Key: "DB_PASSWORD", Value: password},
 		{Federation: "default", Key: "API_URL", Value: "http://ops:s3cr3t-pw@api.example"},
@@ -27,7 +27,7 @@ func TestPlanAndImpactMaskSecrets(t *testing.T) {
 	snap := fixture(t)
 	published := compute(t, snap, Publish(snap, parse(t, www), ds))
 	after := Publish(snap, parse(t, www), ds)
-	impact, err := Impact(context.Background(), after, func(in resolver.Instance) bool { return in.Node == "n1" }, WithRenderer(templates.NewRenderer()))
+	impact, err := Impact(context.Background(), after, func(in binding.Instance) bool { return in.Node == "n1" }, WithRenderer(templates.NewRenderer()))
 	if err != nil {
 		t.Fatal(err)
 	}

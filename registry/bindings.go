@@ -6,8 +6,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/consul/api"
-
-	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/binding"
 )
 
 // StoredBinding is a binding document as stored in Consul. The registry
@@ -25,7 +24,7 @@ type StoredBinding struct {
 }
 
 // Bindings reads every stored binding, and the Consul index of the read.
-func (c *Client) Bindings(ctx context.Context) ([]StoredBinding, []resolver.SkippedKey, uint64, error) {
+func (c *Client) Bindings(ctx context.Context) ([]StoredBinding, []binding.SkippedKey, uint64, error) {
 	q, cancel := c.query(ctx)
 	defer cancel()
 	pairs, meta, err := c.consul.KV().List(c.keys.bindings(), q)
@@ -37,12 +36,12 @@ func (c *Client) Bindings(ctx context.Context) ([]StoredBinding, []resolver.Skip
 	}
 	var (
 		out     []StoredBinding
-		skipped []resolver.SkippedKey
+		skipped []binding.SkippedKey
 	)
 	for _, p := range pairs {
 		seg, err := parts(p.Key, c.keys.bindings(), 3)
 		if err != nil {
-			skipped = append(skipped, resolver.SkippedKey{Key: p.Key, Reason: err.Error()})
+			skipped = append(skipped, binding.SkippedKey{Key: p.Key, Reason: err.Error()})
 			continue
 		}
 		out = append(out, StoredBinding{Federation: seg[0], Service: seg[1], Region: regionFromKey(seg[2]), Value: p.Value, ModifyIndex: p.ModifyIndex, Key: p.Key})

@@ -36,7 +36,7 @@ var (
 	// ErrRateLimited: Consul answered 429, refusing the request before
 	// reading it. It is not ErrUnreachable: Consul is up and says so, and
 	// the fix is its limits, not the address. Every client retries it a few
-	// times first (WithRateLimitRetries), so callers see it only when the
+	// times first (DefaultRateLimitRetries), so callers see it only when the
 	// limit stays exceeded.
 	ErrRateLimited = errkind.New(errkind.Backend, "registry: consul rate limited")
 )
@@ -149,18 +149,6 @@ func WithLogger(l *slog.Logger) Option {
 // 429 is sent again (with exponential backoff, about 5 s in all) before the
 // caller sees ErrRateLimited.
 const DefaultRateLimitRetries = 5
-
-// WithRateLimitRetries sets how many times a request Consul answers with
-// 429 Too Many Requests is retried (default 5; 0 turns retries off).
-func WithRateLimitRetries(n int) Option {
-	return func(o *options) error {
-		if n < 0 {
-			return fmt.Errorf("registry: rate limit retries %d: must not be negative", n)
-		}
-		o.rateRetries = n
-		return nil
-	}
-}
 
 // New returns a client. TLS and the other consul/api environment variables
 // (CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_HTTP_SSL, ...) are honoured.
@@ -410,7 +398,7 @@ func (c *Client) missingRule(body string) string {
 	m := denial.FindStringSubmatch(body)
 	if m == nil {
 		// No resource named: the token itself is unknown or not yet usable.
-		return fmt.Sprintf("consul refused the ACL token: %s; check --consul-token, and README's \"Consul ACL policy per federation\" for the rules of each role", body)
+		return fmt.Sprintf("consul refused the ACL token: %s; check --consul-token, and \"Consul ACL policy per federation\" in docs/security.md for the rules of each role", body)
 	}
 	token := "the ACL token (AccessorID '" + m[2] + "')"
 	if m[2] == "" {

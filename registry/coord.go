@@ -9,8 +9,8 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // Status is a node's last provision, as listeners record it.
@@ -68,7 +68,7 @@ func (c *Client) DeleteStatus(ctx context.Context, node string) error {
 
 // Statuses reads every node's last provision, sorted by node. Unreadable
 // records are returned as skipped.
-func (c *Client) Statuses(ctx context.Context) ([]Status, []resolver.SkippedKey, error) {
+func (c *Client) Statuses(ctx context.Context) ([]Status, []binding.SkippedKey, error) {
 	q, cancel := c.query(ctx)
 	defer cancel()
 	pairs, _, err := c.consul.KV().List(c.keys.status(), q)
@@ -77,12 +77,12 @@ func (c *Client) Statuses(ctx context.Context) ([]Status, []resolver.SkippedKey,
 	}
 	var (
 		out     []Status
-		skipped []resolver.SkippedKey
+		skipped []binding.SkippedKey
 	)
 	for _, p := range pairs { // KV lists are sorted by key
 		s, err := DecodeStatus(p.Key, strings.TrimPrefix(p.Key, c.keys.status()), p.Value)
 		if err != nil {
-			skipped = append(skipped, resolver.SkippedKey{Key: p.Key, Reason: err.Error()})
+			skipped = append(skipped, binding.SkippedKey{Key: p.Key, Reason: err.Error()})
 			continue
 		}
 		out = append(out, s)

@@ -2,5 +2,5 @@
 // manifests, datastores and live instances in Consul KV, registers instances
 // in the Consul catalog, and offers the locks, semaphores and status records
 // the resolver and listeners coordinate with. What it reads for the resolver
-// is in the resolver's own plain types (resolver.Snapshot, resolver.Instance).
+// is in the resolver's own plain types (binding.Snapshot, binding.Instance).
 package registry

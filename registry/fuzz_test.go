@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/resolver"
 )
@@ -38,7 +39,7 @@ func FuzzResolverReadsStored(f *testing.F) {
 	// shared by all, so liveness never hides what decoding let through.
 	live := liveness{nodes: map[string]string{"s": "agent"}, shared: map[string]bool{"agent": true}}
 	f.Fuzz(func(t *testing.T, kind uint8, name string, value []byte) {
-		snap := &resolver.Snapshot{}
+		snap := &binding.Snapshot{}
 		for _, p := range base {
 			if err := c.addToSnapshot(snap, p, live); err != nil {
 				t.Fatalf("example %s refused: %v", p.Key, err)
@@ -56,14 +57,14 @@ func FuzzResolverReadsStored(f *testing.F) {
 			if err != nil {
 				t.Fatalf("binding of %s does not encode: %v", b.Service, err)
 			}
-			if _, err := resolver.DecodeBinding("fuzz", data); err != nil {
+			if _, err := binding.DecodeBinding("fuzz", data); err != nil {
 				t.Fatalf("Resolve made a binding its readers refuse: %v\n%s", err, data)
 			}
 			for _, v := range slices.Sorted(maps.Keys(b.Vars)) {
 				_, _ = resolver.Explain(snap, b.Federation, b.Service, b.Region, v)
 			}
 		}
-		_, _ = resolver.DecodeBinding("fuzz", value)
+		_, _ = binding.DecodeBinding("fuzz", value)
 	})
 }
 
@@ -110,7 +111,7 @@ func fuzzExamples(f *testing.F) ([]*api.KVPair, []fuzzSeed) {
 			seeds = append(seeds, fuzzSeed{2, key, []byte(v)})
 		}
 	}
-	in := resolver.Instance{ID: "api@api-1:8080", Service: "api", Federation: "default", Node: "api-1", Address: "10.0.0.1", Port: 8080, Region: "eu", Index: -1,
+	in := binding.Instance{ID: "api@api-1:8080", Service: "api", Federation: "default", Node: "api-1", Address: "10.0.0.1", Port: 8080, Region: "eu", Index: -1,
 		Provides: map[string]string{"API_URL": "http://10.0.0.1:8080/api"}}
 	data, err := json.Marshal(in)
 	if err != nil {

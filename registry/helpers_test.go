@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // newClient returns a client on its own prefix, so subtests sharing one
@@ -50,13 +50,13 @@ func publish(t *testing.T, c *Client, m *manifest.Manifest) {
 }
 
 // instances returns the live instances of service in the snapshot.
-func instances(t *testing.T, c *Client, service string) []resolver.Instance {
+func instances(t *testing.T, c *Client, service string) []binding.Instance {
 	t.Helper()
 	snap, err := c.Snapshot(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []resolver.Instance
+	var out []binding.Instance
 	for _, in := range snap.Instances {
 		if in.Service == service {
 			out = append(out, in)

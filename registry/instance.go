@@ -16,8 +16,8 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/hashicorp/consul/api"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // Owner defaults. A dead owner's instance vanishes about OwnerTTL after its
@@ -49,7 +49,7 @@ type InstanceSpec struct {
 }
 
 // ID is the instance's ID.
-func (s InstanceSpec) ID() string { return resolver.InstanceID(s.Service, s.Node, s.Port) }
+func (s InstanceSpec) ID() string { return binding.InstanceID(s.Service, s.Node, s.Port) }
 
 func (s InstanceSpec) validate() error {
 	switch {
@@ -80,10 +80,6 @@ type ownerConfig struct {
 // heartbeat (default 3s; heartbeats go out three times per TTL).
 func WithOwnerTTL(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.ttl = d } }
 
-// WithLockDelay sets how long a unique service's lock or a freed index stays
-// unclaimable after its holder dies (default none).
-func WithLockDelay(d time.Duration) OwnerOption { return func(c *ownerConfig) { c.lockDelay = d } }
-
 // WithHoldCheck sets how often a registered owner reads its instance key
 // to notice a loss its local agent cannot see: its session destroyed by
 // hand, or its node declared failed (default 10s). Check failures are seen
@@ -105,8 +101,8 @@ type Owner struct {
 	log      *slog.Logger
 	checkIDs checkIDs
 
-	current    atomic.Pointer[resolver.Instance] // set while registered; written by run only
-	registered chan struct{}                     // closed at the first registration
+	current    atomic.Pointer[binding.Instance] // set while registered; written by run only
+	registered chan struct{}                    // closed at the first registration
 	once       sync.Once
 	done       chan struct{}         // closed when run returns
 	err        atomic.Pointer[error] // why run stopped by itself
@@ -155,11 +151,11 @@ func (c *Client) Register(ctx context.Context, spec InstanceSpec, opts ...OwnerO
 func (o *Owner) ID() string { return o.spec.ID() }
 
 // Current returns the instance as registered now, if it is.
-func (o *Owner) Current() (resolver.Instance, bool) {
+func (o *Owner) Current() (binding.Instance, bool) {
 	if in := o.current.Load(); in != nil {
 		return *in, true
 	}
-	return resolver.Instance{}, false
+	return binding.Instance{}, false
 }
 
 // WaitRegistered blocks until the instance has been registered once, or
@@ -496,9 +492,9 @@ func (o *Owner) lockUnique(ctx context.Context, sid string) (lost <-chan struct{
 
 // instance builds the instance record, allocating its index if the service
 // is indexed.
-func (o *Owner) instance(ctx context.Context, m *manifest.Manifest, sid string) (resolver.Instance, error) {
+func (o *Owner) instance(ctx context.Context, m *manifest.Manifest, sid string) (binding.Instance, error) {
 	s := o.spec
-	in := resolver.Instance{ID: o.ID(), Service: s.Service, Federation: s.Federation, Node: s.Node, Address: s.Address, Port: s.Port, Region: s.Region, Index: -1, Public: m.Public, Provides: map[string]string{}}
+	in := binding.Instance{ID: o.ID(), Service: s.Service, Federation: s.Federation, Node: s.Node, Address: s.Address, Port: s.Port, Region: s.Region, Index: -1, Public: m.Public, Provides: map[string]string{}}
 	if m.Indexed {
 		n, err := o.allocateIndex(ctx, sid)
 		if err != nil {
@@ -557,7 +553,7 @@ func (o *Owner) allocateIndex(ctx context.Context, sid string) (int, error) {
 // held by an earlier session of this instance (its owner lost it while
 // Consul was unreachable, and could not destroy it) is taken over: that
 // session is destroyed first.
-func (o *Owner) acquire(ctx context.Context, key, sid string, in resolver.Instance) error {
+func (o *Owner) acquire(ctx context.Context, key, sid string, in binding.Instance) error {
 	data, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("registry: encode instance %s: %w", in.ID, err)
@@ -611,7 +607,7 @@ const DefaultHoldCheck = 10 * time.Second
 // not answer), or the unique lock is lost.
 // Consul being unreachable is no loss: the session outlives an outage as
 // long as its checks pass, so the owner keeps it and carries on.
-func (o *Owner) hold(ctx context.Context, in resolver.Instance, sid string, lost <-chan struct{}) error {
+func (o *Owner) hold(ctx context.Context, in binding.Instance, sid string, lost <-chan struct{}) error {
 	key := o.c.keys.instance(in.Federation, in.Service, in.ID)
 	local := time.NewTicker(o.cfg.ttl)
 	defer local.Stop()

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -44,27 +45,20 @@ type Candidate struct {
 	service string // the catalog registration that carries the TTL check
 	checkID string
 
-	mu      sync.Mutex // guards session, which Acquire and Close use
+	// mu guards session and closed, never across a call to Consul: Close
+	// must not wait behind an Acquire stuck on a slow session read.
+	mu      sync.Mutex
 	session string
+	closed  bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// CandidateOption configures a Candidate.
-type CandidateOption func(*Candidate)
-
-// WithLeaderTTL sets how long the lock outlives its holder's last heartbeat
-// (default 3s; heartbeats go out three times per TTL).
-func WithLeaderTTL(d time.Duration) CandidateOption { return func(c *Candidate) { c.ttl = d } }
-
 // Campaign registers the candidate's TTL check with the local agent and
 // keeps it passing until Close; Acquire then waits for the lock.
-func (c *Client) Campaign(ctx context.Context, name, holder string, opts ...CandidateOption) (*Candidate, error) {
+func (c *Client) Campaign(ctx context.Context, name, holder string) (*Candidate, error) {
 	cand := &Candidate{c: c, name: name, holder: holder, ttl: DefaultLeaderTTL, log: c.log.With("leader_lock", name, "holder", holder)}
-	for _, o := range opts {
-		o(cand)
-	}
 	cand.service = "patchbay-" + name + "-" + holder
 	cand.checkID = cand.service + ":alive"
 	if err := cand.register(ctx); err != nil {
@@ -128,20 +122,28 @@ func (cand *Candidate) Acquire(ctx context.Context) (*Leadership, error) {
 	return &Leadership{lock: lock, Lost: lost}, nil
 }
 
+// errCandidateClosed ends an Acquire that Close overtook.
+var errCandidateClosed = errors.New("registry: the candidacy was closed")
+
 // liveSession returns the candidate's session, creating it when there is
 // none or Consul has invalidated it.
 func (cand *Candidate) liveSession(ctx context.Context) (string, error) {
-	cand.mu.Lock()
-	defer cand.mu.Unlock()
-	if cand.session != "" {
+	sid, closed := cand.state()
+	if closed {
+		return "", errCandidateClosed
+	}
+	if sid != "" {
 		q, cancel := cand.c.query(ctx)
-		entry, _, err := cand.c.consul.Session().Info(cand.session, q)
+		entry, _, err := cand.c.consul.Session().Info(sid, q)
 		cancel()
 		if err != nil {
 			return "", cand.c.fail(ctx, err, "read session of %s", cand.service)
 		}
 		if entry != nil {
-			return cand.session, nil
+			return sid, nil
+		}
+		if _, closed := cand.state(); closed {
+			return "", errCandidateClosed // not registered again behind Close's back
 		}
 		cand.log.Info("leader session invalidated; creating a new one")
 	}
@@ -158,8 +160,23 @@ func (cand *Candidate) liveSession(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cand.session = sid
+	cand.mu.Lock()
+	closed = cand.closed
+	if !closed {
+		cand.session = sid
+	}
+	cand.mu.Unlock()
+	if closed { // Close ran meanwhile and cleaned up what it saw, not this
+		return "", errors.Join(errCandidateClosed, cand.cleanUp(ctx, sid))
+	}
 	return sid, nil
+}
+
+// state is the candidate's session and whether it was closed.
+func (cand *Candidate) state() (session string, closed bool) {
+	cand.mu.Lock()
+	defer cand.mu.Unlock()
+	return cand.session, cand.closed
 }
 
 // Close ends the candidacy: its session (so a held lock passes on at once)
@@ -169,7 +186,13 @@ func (cand *Candidate) Close(ctx context.Context) error {
 	cand.wg.Wait()
 	cand.mu.Lock()
 	sid := cand.session
+	cand.closed = true
 	cand.mu.Unlock()
+	return cand.cleanUp(ctx, sid)
+}
+
+// cleanUp destroys session sid, if any, and deregisters the candidate.
+func (cand *Candidate) cleanUp(ctx context.Context, sid string) error {
 	w, cancel := cand.c.write(ctx)
 	defer cancel()
 	if sid != "" {

@@ -9,7 +9,8 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/resolver"
 )
 
@@ -56,16 +57,16 @@ func TestInstanceLiveness(t *testing.T) {
 		{5434, own, "not live: held by a session of node " + agent + ", not evil"},
 	}
 	for _, f := range forged {
-		putInstance(t, consul, c, resolver.Instance{Service: "db", Federation: "default", Node: "evil", Address: "6.6.6.6", Port: f.port, Index: -1,
+		putInstance(t, consul, c, binding.Instance{Service: "db", Federation: "default", Node: "evil", Address: "6.6.6.6", Port: f.port, Index: -1,
 			Provides: map[string]string{"DATABASE_URL": "postgres://6.6.6.6/app"}}, f.session)
 	}
 	// A held key rewritten by a plain write (any token of the federation
 	// may): Consul keeps the session, so only the changed value tells.
-	held := resolver.Instance{Service: "db", Federation: "default", Node: agent, Address: "10.0.0.9", Port: 5436, Index: -1, Provides: map[string]string{"DATABASE_URL": "postgres://10.0.0.9/app"}}
+	held := binding.Instance{Service: "db", Federation: "default", Node: agent, Address: "10.0.0.9", Port: 5436, Index: -1, Provides: map[string]string{"DATABASE_URL": "postgres://10.0.0.9/app"}}
 	putInstance(t, consul, c, held, own)
 	held.Address, held.Provides = "6.6.6.6", map[string]string{"DATABASE_URL": "postgres://6.6.6.6/app"}
 	putInstance(t, consul, c, held, "")
-	rewritten := resolver.InstanceID("db", agent, 5436)
+	rewritten := binding.InstanceID("db", agent, 5436)
 
 	snap, err := c.Snapshot(ctx)
 	if err != nil {
@@ -90,7 +91,7 @@ func TestInstanceLiveness(t *testing.T) {
 		why[cand.Instance] = cand.Reason
 	}
 	for _, f := range forged {
-		id := resolver.InstanceID("db", "evil", f.port)
+		id := binding.InstanceID("db", "evil", f.port)
 		if why[id] != f.reason {
 			t.Errorf("explain %s: %q, want %q", id, why[id], f.reason)
 		}
@@ -113,7 +114,7 @@ func TestInstanceLiveness(t *testing.T) {
 	for _, in := range snap.Instances {
 		ids = append(ids, in.ID)
 	}
-	want := []string{genuine.ID(), resolver.InstanceID("db", "evil", 5434)}
+	want := []string{genuine.ID(), binding.InstanceID("db", "evil", 5434)}
 	slices.Sort(want)
 	if !slices.Equal(ids, want) || len(snap.NotLive) != 3 {
 		t.Fatalf("shared agent: live %v (want %v), not live %+v", ids, want, snap.NotLive)
@@ -122,9 +123,9 @@ func TestInstanceLiveness(t *testing.T) {
 
 // putInstance writes an instance key as a token holder could by hand:
 // acquired by session, or, with session "", put without one.
-func putInstance(t *testing.T, consul *testcluster.Consul, c *Client, in resolver.Instance, session string) {
+func putInstance(t *testing.T, consul *testcluster.Consul, c *Client, in binding.Instance, session string) {
 	t.Helper()
-	in.ID = resolver.InstanceID(in.Service, in.Node, in.Port)
+	in.ID = binding.InstanceID(in.Service, in.Node, in.Port)
 	data, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // maxTxnOps is Consul's limit on operations in one transaction.
@@ -92,7 +92,7 @@ func (c *Client) readNodeTxn(ctx context.Context, fed string, services, regions 
 			if p == nil {
 				continue
 			}
-			if _, err := resolver.DecodeBinding(p.Key, p.Value); err != nil {
+			if _, err := binding.DecodeBinding(p.Key, p.Value); err != nil {
 				// Not held at all: a listener holding a refused binding's
 				// revision (one past 2^53-1, say) would take the
 				// resolver's rewrite for an older one.

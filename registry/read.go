@@ -10,15 +10,15 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // Snapshot reads manifests, live instances and datastores in one
 // consistent request, at one Consul index. Entries that cannot be read are
 // listed in Skipped and logged, never fatal: one bad key written by hand
 // must not stop the resolver.
-func (c *Client) Snapshot(ctx context.Context) (*resolver.Snapshot, error) {
+func (c *Client) Snapshot(ctx context.Context) (*binding.Snapshot, error) {
 	q, cancel := c.query(ctx)
 	defer cancel()
 	pairs, meta, err := c.consul.KV().List(c.keys.inputs(), q)
@@ -32,12 +32,12 @@ func (c *Client) Snapshot(ctx context.Context) (*resolver.Snapshot, error) {
 }
 
 // FederationSnapshot is Snapshot of one federation's inputs alone: what a
-// token scoped to that federation may read (README's policy for people and
+// token scoped to that federation may read (docs/security.md's policy for people and
 // CI), for commands about one of its services. Its manifests, instances and
 // datastores are three consistent reads, each refused, naming the rule to
 // add, if Consul left keys out for the token (a transaction would leave
 // them out without a word).
-func (c *Client) FederationSnapshot(ctx context.Context, fed string) (*resolver.Snapshot, error) {
+func (c *Client) FederationSnapshot(ctx context.Context, fed string) (*binding.Snapshot, error) {
 	if !manifest.IsDNSLabel(fed) {
 		return nil, fmt.Errorf("%w: federation %q is not a DNS label", ErrInvalid, fed)
 	}
@@ -62,34 +62,34 @@ func (c *Client) FederationSnapshot(ctx context.Context, fed string) (*resolver.
 }
 
 // snapshotOf builds a snapshot from the registry keys read at index.
-func (c *Client) snapshotOf(ctx context.Context, pairs api.KVPairs, index uint64) (*resolver.Snapshot, error) {
-	snap := &resolver.Snapshot{Index: index}
+func (c *Client) snapshotOf(ctx context.Context, pairs api.KVPairs, index uint64) (*binding.Snapshot, error) {
+	snap := &binding.Snapshot{Index: index}
 	live, err := c.liveness(ctx, pairs)
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range pairs {
 		if err := c.addToSnapshot(snap, p, live); err != nil {
-			snap.Skipped = append(snap.Skipped, resolver.SkippedKey{Key: p.Key, Reason: err.Error()})
+			snap.Skipped = append(snap.Skipped, binding.SkippedKey{Key: p.Key, Reason: err.Error()})
 			c.log.Warn("skipping unreadable registry entry", "key", p.Key, "reason", err)
 		}
 	}
 	slices.SortFunc(snap.Manifests, func(a, b manifest.Manifest) int {
 		return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.ID, b.ID))
 	})
-	slices.SortFunc(snap.Instances, func(a, b resolver.Instance) int {
+	slices.SortFunc(snap.Instances, func(a, b binding.Instance) int {
 		return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.Service, b.Service), cmp.Compare(a.ID, b.ID))
 	})
-	slices.SortFunc(snap.NotLive, func(a, b resolver.NotLiveInstance) int {
+	slices.SortFunc(snap.NotLive, func(a, b binding.NotLiveInstance) int {
 		return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.Service, b.Service), cmp.Compare(a.ID, b.ID))
 	})
-	slices.SortFunc(snap.Datastores, func(a, b resolver.Datastore) int {
+	slices.SortFunc(snap.Datastores, func(a, b binding.Datastore) int {
 		return cmp.Or(cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.Key, b.Key))
 	})
 	return snap, nil
 }
 
-func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair, live liveness) error {
+func (c *Client) addToSnapshot(snap *binding.Snapshot, p *api.KVPair, live liveness) error {
 	k := c.keys
 	switch {
 	case strings.HasPrefix(p.Key, k.manifests()):
@@ -113,7 +113,7 @@ func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair, live live
 		}
 		if why := live.why(p, in); why != "" {
 			c.log.Warn("instance key not live: not bound", "key", p.Key, "reason", why)
-			snap.NotLive = append(snap.NotLive, resolver.NotLiveInstance{Instance: in, Reason: why})
+			snap.NotLive = append(snap.NotLive, binding.NotLiveInstance{Instance: in, Reason: why})
 			return nil
 		}
 		snap.Instances = append(snap.Instances, in)
@@ -122,7 +122,7 @@ func (c *Client) addToSnapshot(snap *resolver.Snapshot, p *api.KVPair, live live
 		if err != nil {
 			return err
 		}
-		d := resolver.Datastore{Federation: seg[0], Key: seg[1], Value: string(p.Value)}
+		d := binding.Datastore{Federation: seg[0], Key: seg[1], Value: string(p.Value)}
 		if err := checkDatastoreValue(d.Federation, d.Key, d.Value); err != nil {
 			// Kept as refused rather than left out, so that what needs the
 			// key gives this reason, naming the key, instead of "no datastore".
@@ -173,7 +173,7 @@ func (c *Client) liveness(ctx context.Context, pairs api.KVPairs) (liveness, err
 }
 
 // why says why the instance in key p is not live; "" if it is.
-func (l liveness) why(p *api.KVPair, in resolver.Instance) string {
+func (l liveness) why(p *api.KVPair, in binding.Instance) string {
 	node, ok := l.nodes[p.Session]
 	switch {
 	case p.Session == "":

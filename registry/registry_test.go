@@ -13,9 +13,9 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 func TestPublish(t *testing.T) {
@@ -179,7 +179,7 @@ func TestSnapshotAndWatch(t *testing.T) {
 		t.Fatalf("snapshot: %d manifests, %d datastores, %d instances, skipped %+v", len(snap.Manifests), len(snap.Datastores), len(snap.Instances), snap.Skipped)
 	}
 	in := snap.Instances[0]
-	if in.ID != resolver.InstanceID("api", "api-1", port) || in.Region != "eu" || in.Index != -1 || in.Provides["API_URL"] != fmt.Sprintf("http://127.0.0.1:%d/api", port) {
+	if in.ID != binding.InstanceID("api", "api-1", port) || in.Region != "eu" || in.Index != -1 || in.Provides["API_URL"] != fmt.Sprintf("http://127.0.0.1:%d/api", port) {
 		t.Fatalf("instance = %+v", in)
 	}
 	for _, sk := range snap.Skipped {

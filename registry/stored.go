@@ -10,8 +10,8 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // Everything read back from Consul is untrusted input: anyone with write
@@ -35,8 +35,8 @@ func DecodeManifest(key, fed, id string, value []byte) (*manifest.Manifest, erro
 
 // decodeInstance reads the instance record stored at key, which names fed,
 // service and the instance's ID, with the rules Register applies.
-func decodeInstance(key string, seg []string, value []byte) (resolver.Instance, error) {
-	var in resolver.Instance
+func decodeInstance(key string, seg []string, value []byte) (binding.Instance, error) {
+	var in binding.Instance
 	if off := manifest.InvalidUTF8(string(value)); off >= 0 {
 		return in, fmt.Errorf("%s: the byte at offset %d is not UTF-8", key, off)
 	}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 )
 
@@ -29,9 +30,9 @@ func svcKey(i int) string  { return fmt.Sprintf("SVC_%05d_URL", i) }
 // Requirements mix select one (mostly prefer-local), templates,
 // datastores, select all of shared keys, optional misses and, on the load
 // balancers, globs over every URL.
-func benchCluster() Snapshot {
+func benchCluster() binding.Snapshot {
 	r := rand.New(rand.NewPCG(1, 2))
-	var snap Snapshot
+	var snap binding.Snapshot
 	for i := range benchServices {
 		snap.Manifests = append(snap.Manifests, benchManifest(r, i))
 	}
@@ -113,7 +114,7 @@ func addBenchRequirements(r *rand.Rand, m *manifest.Manifest, i int) {
 	}
 }
 
-func benchInstance(r *rand.Rand, m manifest.Manifest, i int) Instance {
+func benchInstance(r *rand.Rand, m manifest.Manifest, i int) binding.Instance {
 	node := fmt.Sprintf("node-%05d", r.IntN(20_000))
 	port := 20_000 + i%40_000
 	addr := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
@@ -121,8 +122,8 @@ func benchInstance(r *rand.Rand, m manifest.Manifest, i int) Instance {
 	if r.IntN(20) == 0 {
 		reg = ""
 	}
-	in := Instance{
-		ID: InstanceID(m.ID, node, port), Service: m.ID, Federation: m.Federation,
+	in := binding.Instance{
+		ID: binding.InstanceID(m.ID, node, port), Service: m.ID, Federation: m.Federation,
 		Node: node, Address: addr, Port: port, Region: reg, Index: -1, Public: m.Public,
 		Provides: make(map[string]string, len(m.Provides)),
 	}
@@ -149,10 +150,10 @@ func BenchmarkResolveOneInstanceChanged(b *testing.B) {
 	snap := benchCluster()
 	Resolve(&snap)
 	changed := snap
-	changed.Instances = append([]Instance(nil), snap.Instances...)
+	changed.Instances = append([]binding.Instance(nil), snap.Instances...)
 	in := &changed.Instances[len(changed.Instances)/2]
 	in.Port++
-	in.ID = InstanceID(in.Service, in.Node, in.Port)
+	in.ID = binding.InstanceID(in.Service, in.Node, in.Port)
 	sortSnapshot(&changed)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -2,15 +2,13 @@ package resolver
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"path"
 	"slices"
 	"strings"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 )
 
@@ -18,13 +16,13 @@ import (
 // and for each region the service's own instances run in. Only live
 // instances and datastores of the consumer's own federation are ever
 // candidates. Revision is left 0: numbering is the resolver loop's job.
-func Resolve(snap *Snapshot) *Result {
+func Resolve(snap *binding.Snapshot) *Result {
 	e := newEngine(snap)
 	res := &Result{}
 	for _, m := range e.manifests {
 		fed := fedOf(m.Federation)
 		plans := newPlans(m, e.templates)
-		digest := ManifestDigest(m)
+		digest := binding.ManifestDigest(m)
 		for _, region := range e.regionsOf(fed, m.ID) {
 			b := e.bind(fed, m.ID, region, plans)
 			b.Manifest = digest
@@ -36,28 +34,17 @@ func Resolve(snap *Snapshot) *Result {
 	return res
 }
 
-func (e *engine) bind(fed, service, region string, plans []plan) Binding {
-	b := Binding{Federation: fed, Service: service, Region: region, Vars: make(map[string]Var, len(plans))}
+func (e *engine) bind(fed, service, region string, plans []plan) binding.Binding {
+	b := binding.Binding{Federation: fed, Service: service, Region: region, Vars: make(map[string]binding.Var, len(plans))}
 	for i := range plans {
 		q := newQuery(&plans[i], fed, service, region)
 		v, reason := e.resolveVar(&q)
 		b.Vars[q.name] = e.withhold(&q, v)
 		if reason != "" && !q.req.Optional {
-			b.Unresolved = append(b.Unresolved, Unresolved{Var: q.name, Key: q.display(), Reason: reason})
+			b.Unresolved = append(b.Unresolved, binding.Unresolved{Var: q.name, Key: q.display(), Reason: reason})
 		}
 	}
 	return b
-}
-
-// ManifestDigest identifies a manifest's content: its canonical JSON (maps
-// encode with sorted keys), hashed.
-func ManifestDigest(m *manifest.Manifest) string {
-	data, err := json.Marshal(m)
-	if err != nil { // a manifest is strings, numbers, maps and slices
-		return ""
-	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:8])
 }
 
 // fedOf treats an empty federation as the default one, as manifests do.
@@ -106,12 +93,12 @@ type group struct {
 // offer is one instance's value of one key, kept beside the instance so
 // that listing thousands of upstreams needs no map lookups.
 type offer struct {
-	in    *Instance
+	in    *binding.Instance
 	value string
 	rank  int // the instance's place in ID order: sorting by it is cheap
 }
 
-func newEngine(snap *Snapshot) *engine {
+func newEngine(snap *binding.Snapshot) *engine {
 	e := &engine{
 		feds:      map[string]*fedIndex{},
 		regions:   map[serviceKey][]string{},
@@ -170,13 +157,13 @@ func (e *engine) addManifests(ms []manifest.Manifest) {
 // is the truth about a service: an instance whose service is unpublished
 // binds to nothing, and an instance is public when its manifest says so now,
 // whatever the flag it was registered with.
-func (e *engine) addInstances(list []Instance) {
+func (e *engine) addInstances(list []binding.Instance) {
 	public := make(map[serviceKey]bool, len(e.manifests))
 	for _, m := range e.manifests {
 		public[serviceKey{fedOf(m.Federation), m.ID}] = m.Public
 	}
-	insts := make([]*Instance, 0, len(list))
-	var unpublished []*Instance
+	insts := make([]*binding.Instance, 0, len(list))
+	var unpublished []*binding.Instance
 	for i := range list {
 		in := list[i]
 		pub, published := public[serviceKey{fedOf(in.Federation), in.Service}]
@@ -211,7 +198,7 @@ func (e *engine) addInstances(list []Instance) {
 
 // addUnpublished indexes instances of unpublished services apart, so that
 // only the survey of withheld providers ever sees them.
-func (e *engine) addUnpublished(insts []*Instance) {
+func (e *engine) addUnpublished(insts []*binding.Instance) {
 	slices.SortFunc(insts, compareInstances)
 	for rank, in := range insts {
 		fi, ok := e.unpublished[fedOf(in.Federation)]
@@ -225,7 +212,7 @@ func (e *engine) addUnpublished(insts []*Instance) {
 	}
 }
 
-func compareInstances(a, b *Instance) int {
+func compareInstances(a, b *binding.Instance) int {
 	return cmp.Or(
 		cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)),
 		cmp.Compare(a.ID, b.ID),
@@ -385,9 +372,11 @@ func newQuery(p *plan, fed, service, region string) query {
 	return query{plan: p, fed: fed, service: service, region: region, seed: fnvByte(h, 0)}
 }
 
-func (q *query) emptyVar() Var { return Var{Select: q.req.Select, Optional: q.req.Optional} }
+func (q *query) emptyVar() binding.Var {
+	return binding.Var{Select: q.req.Select, Optional: q.req.Optional}
+}
 
-func (e *engine) resolveVar(q *query) (Var, string) {
+func (e *engine) resolveVar(q *query) (binding.Var, string) {
 	if q.invalid != "" {
 		return q.emptyVar(), "invalid requirement: " + q.invalid + "; fix the manifest (patchbay validate)"
 	}
@@ -418,7 +407,7 @@ func (fi *fedIndex) groups(q *query) []group {
 	return []group{{q.req.Key, fi.byKey[q.req.Key]}}
 }
 
-func (e *engine) selectOne(q *query, fi *fedIndex, gs []group) (Var, string) {
+func (e *engine) selectOne(q *query, fi *fedIndex, gs []group) (binding.Var, string) {
 	narrowed := q.narrows(gs)
 	if in := q.pick(gs, narrowed); in != nil {
 		return q.bindInstance(in)
@@ -430,8 +419,8 @@ func (e *engine) selectOne(q *query, fi *fedIndex, gs []group) (Var, string) {
 }
 
 // pick returns the admitted instance with the highest rendezvous score.
-func (q *query) pick(gs []group, narrowed bool) *Instance {
-	var best *Instance
+func (q *query) pick(gs []group, narrowed bool) *binding.Instance {
+	var best *binding.Instance
 	var bestScore uint64
 	for _, g := range gs {
 		for _, o := range g.offers {
@@ -447,11 +436,11 @@ func (q *query) pick(gs []group, narrowed bool) *Instance {
 	return best
 }
 
-func (q *query) bindInstance(in *Instance) (Var, string) {
+func (q *query) bindInstance(in *binding.Instance) (binding.Var, string) {
 	v := q.emptyVar()
 	if q.tmpl == nil {
 		val := in.Provides[q.req.Key]
-		v.Value, v.Providers, v.Resolved = val, []Provider{instanceProvider(in, q.req.Key, val)}, true
+		v.Value, v.Providers, v.Resolved = val, []binding.Provider{instanceProvider(in, q.req.Key, val)}, true
 		return v, ""
 	}
 	val, err := q.tmpl.Expand(in.Provides)
@@ -465,7 +454,7 @@ func (q *query) bindInstance(in *Instance) (Var, string) {
 	return v, ""
 }
 
-func (q *query) bindDatastore(fi *fedIndex) (Var, string) {
+func (q *query) bindDatastore(fi *fedIndex) (binding.Var, string) {
 	v := q.emptyVar()
 	v.Providers = datastoreProviders(fi, q.keys)
 	if q.tmpl == nil {
@@ -477,16 +466,16 @@ func (q *query) bindDatastore(fi *fedIndex) (Var, string) {
 	return v, ""
 }
 
-func datastoreProviders(fi *fedIndex, keys []string) []Provider {
-	ps := make([]Provider, 0, len(keys))
+func datastoreProviders(fi *fedIndex, keys []string) []binding.Provider {
+	ps := make([]binding.Provider, 0, len(keys))
 	for _, k := range sortedCopy(keys) {
-		ps = append(ps, Provider{Key: k, Value: fi.datastores[k], Datastore: true})
+		ps = append(ps, binding.Provider{Key: k, Value: fi.datastores[k], Datastore: true})
 	}
 	return ps
 }
 
-func instanceProvider(in *Instance, key, value string) Provider {
-	return Provider{
+func instanceProvider(in *binding.Instance, key, value string) binding.Provider {
+	return binding.Provider{
 		Key: key, Value: value,
 		Service: in.Service, Instance: in.ID, Node: in.Node, Address: in.Address,
 		Port: in.Port, Region: in.Region, Public: in.Public,
@@ -509,11 +498,11 @@ type memoKey struct {
 }
 
 type memoEntry struct {
-	v      Var
+	v      binding.Var
 	reason string
 }
 
-func (e *engine) selectAll(q *query, fi *fedIndex, gs []group) (Var, string) {
+func (e *engine) selectAll(q *query, fi *fedIndex, gs []group) (binding.Var, string) {
 	narrowed := q.narrows(gs)
 	mk := memoKey{fed: q.fed, key: q.req.Key, mode: q.req.Region, public: q.req.Public, narrowed: narrowed, opt: q.req.Optional, min: q.min()}
 	if narrowed {
@@ -539,7 +528,7 @@ func (e *engine) selectAll(q *query, fi *fedIndex, gs []group) (Var, string) {
 // listed returns every admitted (instance, key) pair, sorted, in a slice
 // of exact size: providers are large and a load balancer lists tens of
 // thousands.
-func (q *query) listed(gs []group, narrowed bool) []Provider {
+func (q *query) listed(gs []group, narrowed bool) []binding.Provider {
 	if len(gs) == 1 { // one group is in instance order already
 		return q.listedGroup(gs[0], narrowed)
 	}
@@ -557,7 +546,7 @@ func (q *query) listed(gs []group, narrowed bool) []Provider {
 		return nil
 	}
 	slices.Sort(order)
-	ps := make([]Provider, len(order))
+	ps := make([]binding.Provider, len(order))
 	for i, x := range order {
 		g := gs[x&(1<<32-1)]
 		j, _ := slices.BinarySearchFunc(g.offers, int(x>>32), func(o offer, rank int) int { return cmp.Compare(o.rank, rank) })
@@ -566,7 +555,7 @@ func (q *query) listed(gs []group, narrowed bool) []Provider {
 	return ps
 }
 
-func (q *query) listedGroup(g group, narrowed bool) []Provider {
+func (q *query) listedGroup(g group, narrowed bool) []binding.Provider {
 	n := 0
 	for _, o := range g.offers {
 		if q.judge(o.in, narrowed) == kept {
@@ -576,7 +565,7 @@ func (q *query) listedGroup(g group, narrowed bool) []Provider {
 	if n == 0 {
 		return nil
 	}
-	ps := make([]Provider, 0, n)
+	ps := make([]binding.Provider, 0, n)
 	for _, o := range g.offers {
 		if q.judge(o.in, narrowed) == kept {
 			ps = append(ps, instanceProvider(o.in, g.key, o.value))
@@ -585,7 +574,7 @@ func (q *query) listedGroup(g group, narrowed bool) []Provider {
 	return ps
 }
 
-func joinValues(ps []Provider) string {
+func joinValues(ps []binding.Provider) string {
 	n := max(len(ps)-1, 0)
 	for _, p := range ps {
 		n += len(p.Value)
@@ -605,7 +594,7 @@ func joinValues(ps []Provider) string {
 const unread = "unresolved"
 
 // why returns the reason q did not resolve, given what was listed.
-func (e *engine) why(q *query, listed []Provider, narrowed bool) string {
+func (e *engine) why(q *query, listed []binding.Provider, narrowed bool) string {
 	if q.req.Optional && !q.explain {
 		return unread
 	}
@@ -651,7 +640,7 @@ const (
 
 // judge applies the rules that concern one instance alone; narrowed says
 // whether the region filter keeps only the consumer's region.
-func (q *query) judge(in *Instance, narrowed bool) verdict {
+func (q *query) judge(in *binding.Instance, narrowed bool) verdict {
 	switch {
 	case fedOf(in.Federation) != q.fed:
 		return otherFederation
@@ -665,7 +654,7 @@ func (q *query) judge(in *Instance, narrowed bool) verdict {
 	return kept
 }
 
-func providesAll(in *Instance, keys []string) bool {
+func providesAll(in *binding.Instance, keys []string) bool {
 	for _, k := range keys {
 		if _, ok := in.Provides[k]; !ok {
 			return false
@@ -731,10 +720,10 @@ func fnvString(h uint64, s string) uint64 {
 }
 
 // score is fnv-1a 64 of service "\x00" region "\x00" instance ID.
-func (q *query) score(in *Instance) uint64 { return fnvString(q.seed, in.ID) }
+func (q *query) score(in *binding.Instance) uint64 { return fnvString(q.seed, in.ID) }
 
 // beats orders candidates by score, then by ID so that even a hash tie
 // has one answer.
-func beats(s uint64, a *Instance, t uint64, b *Instance) bool {
+func beats(s uint64, a *binding.Instance, t uint64, b *binding.Instance) bool {
 	return s > t || (s == t && a.ID < b.ID)
 }

@@ -6,10 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 )
 
-func apiInstance(node, reg string) Instance {
+func apiInstance(node, reg string) binding.Instance {
 	in := inst("default", "api", node, reg, false)
 	in.Provides = map[string]string{
 		"API_URL":          "http://" + node + ":80/api",
@@ -18,7 +19,7 @@ func apiInstance(node, reg string) Instance {
 	return in
 }
 
-func wwwInstance(node, reg string) Instance {
+func wwwInstance(node, reg string) binding.Instance {
 	in := inst("default", "app-www", node, reg, true)
 	in.Provides = map[string]string{"WWW_URL": "http://" + node + ":8080/"}
 	return in
@@ -27,7 +28,7 @@ func wwwInstance(node, reg string) Instance {
 func TestExamples(t *testing.T) {
 	base := loadExamples(t)
 	withAPI := base
-	withAPI.Instances = []Instance{apiInstance("n1", "us-1"), wwwInstance("n2", "us-1")}
+	withAPI.Instances = []binding.Instance{apiInstance("n1", "us-1"), wwwInstance("n2", "us-1")}
 
 	t.Run("api bound when an api instance lives", func(t *testing.T) {
 		res := Resolve(&withAPI)
@@ -82,9 +83,9 @@ func TestExamples(t *testing.T) {
 }
 
 func TestBindingsPerRegion(t *testing.T) {
-	snap := Snapshot{
+	snap := binding.Snapshot{
 		Manifests: []manifest.Manifest{svc("default", "web", false, nil, "WEB_URL"), svc("default", "idle", false, nil)},
-		Instances: []Instance{
+		Instances: []binding.Instance{
 			inst("default", "web", "a", "us-1", false, "WEB_URL"),
 			inst("default", "web", "b", "eu-1", false, "WEB_URL"),
 			inst("default", "web", "c", "eu-1", false, "WEB_URL"),
@@ -119,21 +120,21 @@ func rendezvous(service, reg, id string) uint64 {
 }
 
 func TestRendezvous(t *testing.T) {
-	var insts []Instance
+	var insts []binding.Instance
 	for _, n := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
 		insts = append(insts, inst("default", "db", n, "us-1", false, "DB_URL"))
 	}
 	for _, consumer := range []string{"c1", "c2", "c3", "c4", "c5"} {
 		for _, reg := range []string{"", "us-1"} {
 			t.Run(consumer+"@"+reg, func(t *testing.T) {
-				snap := Snapshot{Instances: insts, Manifests: []manifest.Manifest{
+				snap := binding.Snapshot{Instances: insts, Manifests: []manifest.Manifest{
 					svc("default", consumer, false, map[string]manifest.Requirement{"DB": one("DB_URL")}),
 					svc("default", "db", false, nil, "DB_URL"),
 				}}
 				if reg != "" {
 					snap.Instances = append(slices.Clone(insts), inst("default", consumer, "z", reg, false))
 				}
-				want := slices.MaxFunc(insts, func(a, b Instance) int {
+				want := slices.MaxFunc(insts, func(a, b binding.Instance) int {
 					return cmpUint(rendezvous(consumer, reg, a.ID), rendezvous(consumer, reg, b.ID))
 				})
 				v := mustLookup(t, Resolve(&snap), "default", consumer, reg).Vars["DB"]
@@ -162,8 +163,8 @@ type ruleCase struct {
 	fed       string
 	req       manifest.Requirement
 	reg       string
-	insts     []Instance
-	stores    []Datastore
+	insts     []binding.Instance
+	stores    []binding.Datastore
 	providers []string // instances(v)
 	value     string
 	resolved  bool
@@ -176,7 +177,7 @@ func (tc ruleCase) run(t *testing.T) {
 	if fed == "" {
 		fed = "seatgeek"
 	}
-	snap := Snapshot{
+	snap := binding.Snapshot{
 		Manifests:  []manifest.Manifest{svc(fed, "c", false, map[string]manifest.Requirement{"V": tc.req})},
 		Instances:  slices.Clone(tc.insts),
 		Datastores: tc.stores,
@@ -205,52 +206,52 @@ func (tc ruleCase) run(t *testing.T) {
 func TestSelectOneRules(t *testing.T) {
 	sg, def := "seatgeek", "default"
 	tests := []ruleCase{
-		{name: "only provider", req: one("K"), insts: []Instance{inst(sg, "p", "1", "", false, "K")},
+		{name: "only provider", req: one("K"), insts: []binding.Instance{inst(sg, "p", "1", "", false, "K")},
 			providers: []string{"p@1:80/K"}, value: "K@1", resolved: true},
 		{name: "never across federations", req: one("PRIMARY_DATABASE_URL"),
-			insts:  []Instance{inst(def, "p", "1", "", false, "PRIMARY_DATABASE_URL"), inst(def, "p", "2", "", false, "PRIMARY_DATABASE_URL")},
-			stores: []Datastore{ds("pci", "PRIMARY_DATABASE_URL", "x")},
+			insts:  []binding.Instance{inst(def, "p", "1", "", false, "PRIMARY_DATABASE_URL"), inst(def, "p", "2", "", false, "PRIMARY_DATABASE_URL")},
+			stores: []binding.Datastore{ds("pci", "PRIMARY_DATABASE_URL", "x")},
 			reason: "no live provider of PRIMARY_DATABASE_URL in federation seatgeek and no datastore; 2 exist in federation default and 1 in federation pci, which it cannot use"},
-		{name: "one in another federation", req: one("K"), insts: []Instance{inst(def, "p", "1", "", false, "K")},
+		{name: "one in another federation", req: one("K"), insts: []binding.Instance{inst(def, "p", "1", "", false, "K")},
 			reason: "no live provider of K in federation seatgeek and no datastore; 1 exists in federation default, which it cannot use"},
 		{name: "nothing anywhere", req: one("K"), reason: "no live provider of K in federation seatgeek and no datastore"},
 		{name: "public takes public only", req: one("K", public),
-			insts:     []Instance{inst(sg, "p", "1", "", false, "K"), inst(sg, "q", "2", "", true, "K")},
+			insts:     []binding.Instance{inst(sg, "p", "1", "", false, "K"), inst(sg, "q", "2", "", true, "K")},
 			providers: []string{"q@2:80/K"}, value: "K@2", resolved: true},
 		{name: "none public", req: one("K", public),
-			insts:  []Instance{inst(sg, "p", "1", "", false, "K"), inst(sg, "p", "2", "", false, "K")},
+			insts:  []binding.Instance{inst(sg, "p", "1", "", false, "K"), inst(sg, "p", "2", "", false, "K")},
 			reason: "2 providers of K exist but none is public (this requirement takes public services only)"},
-		{name: "one private", req: one("K", public), insts: []Instance{inst(sg, "p", "1", "", false, "K")},
-			stores: []Datastore{ds(sg, "K", "static")},
+		{name: "one private", req: one("K", public), insts: []binding.Instance{inst(sg, "p", "1", "", false, "K")},
+			stores: []binding.Datastore{ds(sg, "K", "static")},
 			reason: "1 provider of K exists but it is not public (this requirement takes public services only); the datastore cannot serve it, datastores are never public"},
-		{name: "datastores are never public", req: one("K", public), stores: []Datastore{ds(sg, "K", "static")},
+		{name: "datastores are never public", req: one("K", public), stores: []binding.Datastore{ds(sg, "K", "static")},
 			reason: "no live provider of K in federation seatgeek; the datastore cannot serve it, datastores are never public"},
 		{name: "prefer-local takes local", req: one("K"), reg: "eu-1",
-			insts:     []Instance{inst(sg, "p", "1", "us-1", false, "K"), inst(sg, "p", "2", "eu-1", false, "K"), inst(sg, "p", "3", "us-1", false, "K")},
+			insts:     []binding.Instance{inst(sg, "p", "1", "us-1", false, "K"), inst(sg, "p", "2", "eu-1", false, "K"), inst(sg, "p", "3", "us-1", false, "K")},
 			providers: []string{"p@2:80/K"}, value: "K@2", resolved: true},
 		{name: "prefer-local ignores a private local for a public requirement", req: one("K", public), reg: "eu-1",
-			insts:     []Instance{inst(sg, "p", "1", "us-1", true, "K"), inst(sg, "q", "2", "eu-1", false, "K")},
+			insts:     []binding.Instance{inst(sg, "p", "1", "us-1", true, "K"), inst(sg, "q", "2", "eu-1", false, "K")},
 			providers: []string{"p@1:80/K"}, value: "K@1", resolved: true},
 		{name: "prefer-local falls back to remote", req: one("K"), reg: "eu-1",
-			insts:     []Instance{inst(sg, "p", "1", "us-1", false, "K")},
+			insts:     []binding.Instance{inst(sg, "p", "1", "us-1", false, "K")},
 			providers: []string{"p@1:80/K"}, value: "K@1", resolved: true},
 		{name: "local-only refuses remote", req: one("K", region(manifest.RegionLocalOnly)), reg: "eu-1",
-			insts:  []Instance{inst(sg, "p", "1", "us-1", false, "K"), inst(sg, "p", "2", "us-1", false, "K"), inst(sg, "p", "3", "", false, "K")},
+			insts:  []binding.Instance{inst(sg, "p", "1", "us-1", false, "K"), inst(sg, "p", "2", "us-1", false, "K"), inst(sg, "p", "3", "", false, "K")},
 			reason: "no live provider of K in region eu-1 (region: local-only) and no datastore; 3 exist in other regions"},
 		{name: "local-only falls back to the datastore", req: one("K", region(manifest.RegionLocalOnly)), reg: "eu-1",
-			insts:     []Instance{inst(sg, "p", "1", "us-1", false, "K")},
-			stores:    []Datastore{ds(sg, "K", "static")},
+			insts:     []binding.Instance{inst(sg, "p", "1", "us-1", false, "K")},
+			stores:    []binding.Datastore{ds(sg, "K", "static")},
 			providers: []string{"ds:K"}, value: "static", resolved: true},
 		{name: "local-only without a region takes region-less providers", req: one("K", region(manifest.RegionLocalOnly)),
-			insts:     []Instance{inst(sg, "p", "1", "us-1", false, "K"), inst(sg, "p", "2", "", false, "K")},
+			insts:     []binding.Instance{inst(sg, "p", "1", "us-1", false, "K"), inst(sg, "p", "2", "", false, "K")},
 			providers: []string{"p@2:80/K"}, value: "K@2", resolved: true},
 		{name: "local-only without a region and none region-less", req: one("K", region(manifest.RegionLocalOnly)),
-			insts:  []Instance{inst(sg, "p", "1", "us-1", false, "K")},
+			insts:  []binding.Instance{inst(sg, "p", "1", "us-1", false, "K")},
 			reason: "no live provider of K without a region (region: local-only, for consumers in no region) and no datastore; 1 exists in regions"},
-		{name: "live beats datastore", req: one("K"), insts: []Instance{inst(sg, "p", "1", "", false, "K")},
-			stores:    []Datastore{ds(sg, "K", "static")},
+		{name: "live beats datastore", req: one("K"), insts: []binding.Instance{inst(sg, "p", "1", "", false, "K")},
+			stores:    []binding.Datastore{ds(sg, "K", "static")},
 			providers: []string{"p@1:80/K"}, value: "K@1", resolved: true},
-		{name: "datastore when nothing lives", req: one("K"), stores: []Datastore{ds(sg, "K", "static"), ds(def, "K", "wrong")},
+		{name: "datastore when nothing lives", req: one("K"), stores: []binding.Datastore{ds(sg, "K", "static"), ds(def, "K", "wrong")},
 			providers: []string{"ds:K"}, value: "static", resolved: true},
 		{name: "optional unresolved is not listed", req: one("K", optional)},
 		{name: "invalid select", req: manifest.Requirement{Key: "K", Select: "some"},
@@ -266,25 +267,25 @@ func TestSelectOneRules(t *testing.T) {
 func TestTemplateRules(t *testing.T) {
 	sg := "seatgeek"
 	tmpl := one("postgres://{DB_HOST}:{DB_PORT}/app")
-	both := func(node, reg string, pub bool) Instance {
+	both := func(node, reg string, pub bool) binding.Instance {
 		return inst(sg, "pg", node, reg, pub, "DB_HOST", "DB_PORT")
 	}
 	tests := []ruleCase{
-		{name: "instance with every key", req: tmpl, insts: []Instance{both("1", "", false), inst(sg, "h", "2", "", false, "DB_HOST")},
+		{name: "instance with every key", req: tmpl, insts: []binding.Instance{both("1", "", false), inst(sg, "h", "2", "", false, "DB_HOST")},
 			providers: []string{"pg@1:80/DB_HOST", "pg@1:80/DB_PORT"}, value: "postgres://DB_HOST@1:DB_PORT@1/app", resolved: true},
 		{name: "no instance has every key", req: tmpl,
-			insts:  []Instance{inst(sg, "h", "1", "", false, "DB_HOST"), inst(sg, "p", "2", "", false, "DB_PORT")},
-			stores: []Datastore{ds(sg, "DB_HOST", "h")},
+			insts:  []binding.Instance{inst(sg, "h", "1", "", false, "DB_HOST"), inst(sg, "p", "2", "", false, "DB_PORT")},
+			stores: []binding.Datastore{ds(sg, "DB_HOST", "h")},
 			reason: "no instance provides all of DB_HOST, DB_PORT (2 instances have only some) and the datastores lack DB_PORT"},
-		{name: "nobody has any key", req: tmpl, insts: []Instance{inst("default", "pg", "1", "", false, "DB_HOST", "DB_PORT")},
+		{name: "nobody has any key", req: tmpl, insts: []binding.Instance{inst("default", "pg", "1", "", false, "DB_HOST", "DB_PORT")},
 			reason: "no live provider of DB_HOST+DB_PORT in federation seatgeek and no datastore; 1 exists in federation default, which it cannot use"},
-		{name: "datastores with every key", req: tmpl, insts: []Instance{inst(sg, "h", "1", "", false, "DB_HOST")},
-			stores:    []Datastore{ds(sg, "DB_HOST", "db"), ds(sg, "DB_PORT", "5432")},
+		{name: "datastores with every key", req: tmpl, insts: []binding.Instance{inst(sg, "h", "1", "", false, "DB_HOST")},
+			stores:    []binding.Datastore{ds(sg, "DB_HOST", "db"), ds(sg, "DB_PORT", "5432")},
 			providers: []string{"ds:DB_HOST", "ds:DB_PORT"}, value: "postgres://db:5432/app", resolved: true},
 		{name: "prefer-local among complete instances", req: tmpl, reg: "eu-1",
-			insts:     []Instance{both("1", "us-1", false), both("2", "eu-1", false), inst(sg, "h", "3", "eu-1", false, "DB_HOST")},
+			insts:     []binding.Instance{both("1", "us-1", false), both("2", "eu-1", false), inst(sg, "h", "3", "eu-1", false, "DB_HOST")},
 			providers: []string{"pg@2:80/DB_HOST", "pg@2:80/DB_PORT"}, value: "postgres://DB_HOST@2:DB_PORT@2/app", resolved: true},
-		{name: "none public", req: one("{DB_HOST}:{DB_PORT}", public), insts: []Instance{both("1", "", false)},
+		{name: "none public", req: one("{DB_HOST}:{DB_PORT}", public), insts: []binding.Instance{both("1", "", false)},
 			reason: "1 provider of DB_HOST+DB_PORT exists but it is not public (this requirement takes public services only)"},
 		{name: "unparsable", req: one("{DB_HOST"),
 			reason: `invalid requirement: manifest: template syntax: "{" at offset 0 is never closed; write "{{" for a literal brace; fix the manifest (patchbay validate)`},
@@ -300,27 +301,27 @@ func TestSelectAllRules(t *testing.T) {
 	sg := "seatgeek"
 	tests := []ruleCase{
 		{name: "every provider sorted by instance", req: all("K"),
-			insts:     []Instance{inst(sg, "p", "2", "", false, "K"), inst(sg, "p", "1", "", false, "K"), inst(sg, "a", "9", "", false, "K")},
+			insts:     []binding.Instance{inst(sg, "p", "2", "", false, "K"), inst(sg, "p", "1", "", false, "K"), inst(sg, "a", "9", "", false, "K")},
 			providers: []string{"a@9:80/K", "p@1:80/K", "p@2:80/K"}, value: "K@9,K@1,K@2", resolved: true},
 		{name: "glob over keys sorted by instance then key", req: all("*_URL"),
-			insts: []Instance{
+			insts: []binding.Instance{
 				inst(sg, "web", "1", "", false, "WWW_URL", "ADMIN_URL", "PORT"),
 				inst(sg, "api", "1", "", false, "API_URL"),
 				inst("default", "x", "1", "", false, "X_URL"),
 			},
-			stores:    []Datastore{ds(sg, "DS_URL", "static")},
+			stores:    []binding.Datastore{ds(sg, "DS_URL", "static")},
 			providers: []string{"api@1:80/API_URL", "web@1:80/ADMIN_URL", "web@1:80/WWW_URL"},
 			value:     "API_URL@1,ADMIN_URL@1,WWW_URL@1", resolved: true},
-		{name: "glob takes no datastore", req: all("*_URL"), stores: []Datastore{ds(sg, "DS_URL", "static")},
+		{name: "glob takes no datastore", req: all("*_URL"), stores: []binding.Datastore{ds(sg, "DS_URL", "static")},
 			reason: "no live provider of *_URL in federation seatgeek"},
-		{name: "datastore when no live provider of a plain key", req: all("K"), stores: []Datastore{ds(sg, "K", "static")},
+		{name: "datastore when no live provider of a plain key", req: all("K"), stores: []binding.Datastore{ds(sg, "K", "static")},
 			providers: []string{"ds:K"}, value: "static", resolved: true},
 		{name: "fewer than min lists providers", req: all("*_URL", minOf(2)),
-			insts:     []Instance{inst(sg, "p", "1", "", false, "A_URL")},
+			insts:     []binding.Instance{inst(sg, "p", "1", "", false, "A_URL")},
 			providers: []string{"p@1:80/A_URL"},
 			reason:    "1 live provider of *_URL, fewer than min 2"},
 		{name: "fewer than min says what filters removed", req: all("K", minOf(3), public, region(manifest.RegionLocalOnly)), reg: "eu-1",
-			insts: []Instance{
+			insts: []binding.Instance{
 				inst(sg, "p", "1", "eu-1", true, "K"), inst(sg, "q", "2", "eu-1", false, "K"),
 				inst(sg, "p", "3", "us-1", true, "K"), inst(sg, "p", "4", "us-1", true, "K"),
 			},
@@ -328,17 +329,17 @@ func TestSelectAllRules(t *testing.T) {
 			reason:    "1 live provider of K, fewer than min 3; 2 more in other regions (region: local-only); 1 more not public"},
 		{name: "none with min above one says the min", req: all("K", minOf(2)),
 			reason: "no live provider of K in federation seatgeek and no datastore (select all needs at least 2)"},
-		{name: "datastore below min", req: all("K", minOf(2)), stores: []Datastore{ds(sg, "K", "static")},
+		{name: "datastore below min", req: all("K", minOf(2)), stores: []binding.Datastore{ds(sg, "K", "static")},
 			providers: []string{"ds:K"}, reason: "only the datastore provides K, fewer than min 2"},
 		{name: "min 0 with nothing is resolved and empty", req: all("K", minOf(0)), resolved: true},
 		{name: "prefer-local lists local only", req: all("K"), reg: "eu-1",
-			insts:     []Instance{inst(sg, "p", "1", "eu-1", false, "K"), inst(sg, "p", "2", "us-1", false, "K")},
+			insts:     []binding.Instance{inst(sg, "p", "1", "eu-1", false, "K"), inst(sg, "p", "2", "us-1", false, "K")},
 			providers: []string{"p@1:80/K"}, value: "K@1", resolved: true},
 		{name: "any lists all regions", req: all("K", region(manifest.RegionAny)), reg: "eu-1",
-			insts:     []Instance{inst(sg, "p", "1", "eu-1", false, "K"), inst(sg, "p", "2", "us-1", false, "K")},
+			insts:     []binding.Instance{inst(sg, "p", "1", "eu-1", false, "K"), inst(sg, "p", "2", "us-1", false, "K")},
 			providers: []string{"p@1:80/K", "p@2:80/K"}, value: "K@1,K@2", resolved: true},
 		{name: "public list", req: all("*_URL", public, minOf(0)),
-			insts:     []Instance{inst(sg, "p", "1", "", true, "A_URL"), inst(sg, "q", "1", "", false, "B_URL")},
+			insts:     []binding.Instance{inst(sg, "p", "1", "", true, "A_URL"), inst(sg, "q", "1", "", false, "B_URL")},
 			providers: []string{"p@1:80/A_URL"}, value: "A_URL@1", resolved: true},
 		{name: "optional below min is not listed", req: all("K", optional),
 			insts: nil},
@@ -350,15 +351,15 @@ func TestSelectAllRules(t *testing.T) {
 
 func TestReady(t *testing.T) {
 	tests := []struct {
-		vars map[string]Var
+		vars map[string]binding.Var
 		want bool
 	}{
-		{map[string]Var{}, true},
-		{map[string]Var{"A": {Resolved: true}, "B": {Optional: true}}, true},
-		{map[string]Var{"A": {Resolved: true}, "B": {}}, false},
+		{map[string]binding.Var{}, true},
+		{map[string]binding.Var{"A": {Resolved: true}, "B": {Optional: true}}, true},
+		{map[string]binding.Var{"A": {Resolved: true}, "B": {}}, false},
 	}
 	for i, tt := range tests {
-		if got := (&Binding{Vars: tt.vars}).Ready(); got != tt.want {
+		if got := (&binding.Binding{Vars: tt.vars}).Ready(); got != tt.want {
 			t.Errorf("case %d: Ready() = %v, want %v", i, got, tt.want)
 		}
 	}
@@ -370,7 +371,7 @@ func TestUnresolvedSortedByVar(t *testing.T) {
 		reqs[v] = one("NOPE_" + v)
 	}
 	reqs["OPT"] = one("NOPE", optional)
-	snap := Snapshot{Manifests: []manifest.Manifest{svc("default", "c", false, reqs)}}
+	snap := binding.Snapshot{Manifests: []manifest.Manifest{svc("default", "c", false, reqs)}}
 	b := mustLookup(t, Resolve(&snap), "default", "c", "")
 	var got []string
 	for _, u := range b.Unresolved {
@@ -405,7 +406,7 @@ func TestManifestIsTheTruth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			snap := Snapshot{Manifests: tt.manifests, Instances: []Instance{
+			snap := binding.Snapshot{Manifests: tt.manifests, Instances: []binding.Instance{
 				inst("default", "web", "w1", "", true, "WEB_URL"), // registered while public
 				inst("default", "db", "d1", "", false, "DB_URL"),
 			}}
@@ -432,7 +433,7 @@ func TestBindingCarriesManifestDigest(t *testing.T) {
 	}
 	digest := func(m manifest.Manifest) string {
 		t.Helper()
-		res := Resolve(&Snapshot{Manifests: []manifest.Manifest{m}, Instances: []Instance{inst("default", "web", "a", "us-1", false, "WEB_URL")}})
+		res := Resolve(&binding.Snapshot{Manifests: []manifest.Manifest{m}, Instances: []binding.Instance{inst("default", "web", "a", "us-1", false, "WEB_URL")}})
 		var got []string
 		for _, b := range res.Bindings {
 			got = append(got, b.Manifest)

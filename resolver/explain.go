@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/internal/suggest"
 	"github.com/patchbay/patchbay/manifest"
@@ -32,16 +33,16 @@ type Explanation struct {
 	// first, then the others by name; instances by (ID, key), then
 	// datastores by key; last, instance keys that are not live (never
 	// candidates to Resolve), with why.
-	Candidates []Candidate `json:"candidates"`
-	Winners    []Provider  `json:"winners,omitempty"` // the providers Result holds
-	Result     Var         `json:"result"`            // what Resolve binds
-	Reason     string      `json:"reason,omitempty"`  // why Result did not resolve
+	Candidates []Candidate        `json:"candidates"`
+	Winners    []binding.Provider `json:"winners,omitempty"` // the providers Result holds
+	Result     binding.Var        `json:"result"`            // what Resolve binds
+	Reason     string             `json:"reason,omitempty"`  // why Result did not resolve
 }
 
 // Candidate is one (provider, key) pair considered and the verdict on it.
 type Candidate struct {
 	Federation string `json:"federation"`
-	Provider
+	binding.Provider
 	// Score is the rendezvous score, for select-one candidates that passed
 	// every filter.
 	Score  uint64 `json:"score,omitempty"`
@@ -52,7 +53,7 @@ type Candidate struct {
 // Explain tells how Resolve binds varName of service for consumers in
 // region, listing every candidate and why it was kept or dropped. A region
 // in which the service runs no instance is explained as if it did.
-func Explain(snap *Snapshot, fed, service, region, varName string) (*Explanation, error) {
+func Explain(snap *binding.Snapshot, fed, service, region, varName string) (*Explanation, error) {
 	e := newEngine(snap)
 	fed = fedOf(fed)
 	m, err := e.lookupManifest(fed, service)
@@ -88,7 +89,7 @@ func Explain(snap *Snapshot, fed, service, region, varName string) (*Explanation
 // (no session, a session of another node, a value rewritten since) that
 // offer a key q draws on: Resolve never sees them, so only Explain can say
 // why they did not bind.
-func (q *query) notLiveCandidates(nl []NotLiveInstance) []Candidate {
+func (q *query) notLiveCandidates(nl []binding.NotLiveInstance) []Candidate {
 	var out []Candidate
 	for i := range nl {
 		in := &nl[i].Instance
@@ -148,7 +149,7 @@ func unknownVar(m *manifest.Manifest, varName string) error {
 // with the verdict of the same rules Resolve applies.
 type row struct {
 	fed        string
-	inst       *Instance // nil for a datastore
+	inst       *binding.Instance // nil for a datastore
 	key, value string
 	verdict    verdict
 	missing    []string // the template keys lacking, when incomplete
@@ -188,7 +189,7 @@ func (q *query) instanceRows(rows []row, fed string, fi *fedIndex, narrowed bool
 			}
 		}
 		slices.SortFunc(rows[start:], func(a, b row) int {
-			return compareProviders(Provider{Instance: a.inst.ID, Key: a.key}, Provider{Instance: b.inst.ID, Key: b.key})
+			return compareProviders(binding.Provider{Instance: a.inst.ID, Key: a.key}, binding.Provider{Instance: b.inst.ID, Key: b.key})
 		})
 		return rows
 	}
@@ -208,8 +209,8 @@ func (q *query) instanceRows(rows []row, fed string, fi *fedIndex, narrowed bool
 }
 
 // templateOffers returns every instance providing any of keys, by ID.
-func templateOffers(fi *fedIndex, keys []string) []*Instance {
-	var out []*Instance
+func templateOffers(fi *fedIndex, keys []string) []*binding.Instance {
+	var out []*binding.Instance
 	for _, k := range keys {
 		for _, o := range fi.byKey[k] {
 			out = append(out, o.in)
@@ -252,7 +253,7 @@ func (q *query) datastoreKeys(fi *fedIndex) []string {
 // candidates words the verdicts of rows; for select one, the admitted
 // instance that beats every other is the one chosen.
 func (q *query) candidates(rows []row) []Candidate {
-	var winner *Instance
+	var winner *binding.Instance
 	var best uint64
 	for _, r := range rows {
 		if q.req.Select == manifest.SelectOne && r.inst != nil && r.verdict == kept {
@@ -263,7 +264,7 @@ func (q *query) candidates(rows []row) []Candidate {
 	}
 	out := make([]Candidate, 0, len(rows))
 	for _, r := range rows {
-		c := Candidate{Federation: r.fed, Provider: Provider{Key: r.key, Value: r.value, Datastore: true}}
+		c := Candidate{Federation: r.fed, Provider: binding.Provider{Key: r.key, Value: r.value, Datastore: true}}
 		v := r.verdict
 		if r.inst != nil {
 			c.Provider = instanceProvider(r.inst, r.key, r.value)
@@ -331,7 +332,7 @@ func regionLabel(r string) string {
 	return "region " + r
 }
 
-func missingKeys(in *Instance, keys []string) []string {
+func missingKeys(in *binding.Instance, keys []string) []string {
 	var out []string
 	for _, k := range keys {
 		if _, ok := in.Provides[k]; !ok {
@@ -352,7 +353,7 @@ type tally struct {
 
 func (e *engine) tally(q *query, narrowed bool) *tally {
 	t := &tally{others: map[string]int{}, dsMissing: e.feds[q.fed].missing(q.keys)}
-	var prev *Instance
+	var prev *binding.Instance
 	dsCounted := map[string]bool{}
 	for _, r := range e.survey(q, narrowed) {
 		if q.tmpl != nil && !firstOfProvider(r, prev, dsCounted) {
@@ -373,7 +374,7 @@ func (e *engine) tally(q *query, narrowed bool) *tally {
 
 // firstOfProvider reports whether r is the first row of its instance, or
 // of its federation's datastores: a template offers several keys per row.
-func firstOfProvider(r row, prev *Instance, dsCounted map[string]bool) bool {
+func firstOfProvider(r row, prev *binding.Instance, dsCounted map[string]bool) bool {
 	if r.inst != nil {
 		return r.inst != prev
 	}
@@ -453,7 +454,7 @@ func othersNote(others map[string]int) string {
 }
 
 // whyFewer explains a select-all list shorter than its min.
-func (e *engine) whyFewer(q *query, ps []Provider, narrowed bool) string {
+func (e *engine) whyFewer(q *query, ps []binding.Provider, narrowed bool) string {
 	switch {
 	case len(ps) == 0 && q.req.Select == manifest.SelectAll && q.min() > 1:
 		return fmt.Sprintf("%s (select all needs at least %d)", e.whyNone(q, narrowed), q.min())

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 )
 
@@ -30,7 +31,7 @@ func TestExplainExamples(t *testing.T) {
 	snap := loadExamples(t)
 	other := apiInstance("n9", "us-1")
 	other.Federation, other.ID = "seatgeek", "api@n9:80"
-	snap.Instances = []Instance{apiInstance("n1", "us-1"), other, wwwInstance("n2", "us-1")}
+	snap.Instances = []binding.Instance{apiInstance("n1", "us-1"), other, wwwInstance("n2", "us-1")}
 	publishProviders(&snap) // api is published in seatgeek too
 	sortSnapshot(&snap)
 
@@ -65,14 +66,14 @@ func TestExplainReasons(t *testing.T) {
 		name   string
 		req    manifest.Requirement
 		reg    string
-		insts  []Instance
-		stores []Datastore
+		insts  []binding.Instance
+		stores []binding.Datastore
 		want   []string
 		reason string
 	}{
 		{name: "rendezvous, datastore and federation", req: one("K"),
-			insts:  []Instance{inst(sg, "p", "1", "", false, "K"), inst(sg, "p", "2", "", false, "K"), inst("default", "p", "3", "", false, "K")},
-			stores: []Datastore{ds(sg, "K", "static"), ds("default", "K", "x")},
+			insts:  []binding.Instance{inst(sg, "p", "1", "", false, "K"), inst(sg, "p", "2", "", false, "K"), inst("default", "p", "3", "", false, "K")},
+			stores: []binding.Datastore{ds(sg, "K", "static"), ds("default", "K", "x")},
 			want: []string{
 				"seatgeek:p@1:80/K kept: chosen: highest rendezvous score",
 				"seatgeek:p@2:80/K dropped: lower rendezvous score",
@@ -81,8 +82,8 @@ func TestExplainReasons(t *testing.T) {
 				"default:ds/K dropped: other federation default",
 			}},
 		{name: "public and local-only", req: one("K", public, region(manifest.RegionLocalOnly)), reg: "eu-1",
-			insts:  []Instance{inst(sg, "p", "1", "eu-1", false, "K"), inst(sg, "q", "2", "us-2", true, "K"), inst(sg, "q", "3", "", true, "K")},
-			stores: []Datastore{ds(sg, "K", "static")},
+			insts:  []binding.Instance{inst(sg, "p", "1", "eu-1", false, "K"), inst(sg, "q", "2", "us-2", true, "K"), inst(sg, "q", "3", "", true, "K")},
+			stores: []binding.Datastore{ds(sg, "K", "static")},
 			want: []string{
 				"seatgeek:p@1:80/K dropped: not public",
 				"seatgeek:q@2:80/K dropped: region us-2, not local (local-only)",
@@ -91,22 +92,22 @@ func TestExplainReasons(t *testing.T) {
 			},
 			reason: "no live provider of K in region eu-1 (region: local-only); the datastore cannot serve it, datastores are never public; 2 exist in other regions"},
 		{name: "prefer-local", req: one("K"), reg: "eu-1",
-			insts: []Instance{inst(sg, "p", "1", "eu-1", false, "K"), inst(sg, "p", "2", "us-2", false, "K")},
+			insts: []binding.Instance{inst(sg, "p", "1", "eu-1", false, "K"), inst(sg, "p", "2", "us-2", false, "K")},
 			want: []string{
 				"seatgeek:p@1:80/K kept: chosen: highest rendezvous score",
 				"seatgeek:p@2:80/K dropped: region us-2, not local (prefer-local, and region eu-1 has providers)",
 			}},
 		{name: "template", req: one("{DB_HOST}:{DB_PORT}"),
-			insts:  []Instance{inst(sg, "h", "1", "", false, "DB_HOST")},
-			stores: []Datastore{ds(sg, "DB_HOST", "db")},
+			insts:  []binding.Instance{inst(sg, "h", "1", "", false, "DB_HOST")},
+			stores: []binding.Datastore{ds(sg, "DB_HOST", "db")},
 			want: []string{
 				"seatgeek:h@1:80/DB_HOST dropped: lacks DB_PORT of the template",
 				"seatgeek:ds/DB_HOST dropped: the datastores lack DB_PORT",
 			},
 			reason: "no instance provides all of DB_HOST, DB_PORT (1 instance has only some) and the datastores lack DB_PORT"},
 		{name: "select all glob", req: all("*_URL"),
-			insts:  []Instance{inst(sg, "p", "1", "", false, "B_URL", "A_URL"), inst(sg, "p", "0", "", false, "C_URL")},
-			stores: []Datastore{ds(sg, "D_URL", "static")},
+			insts:  []binding.Instance{inst(sg, "p", "1", "", false, "B_URL", "A_URL"), inst(sg, "p", "0", "", false, "C_URL")},
+			stores: []binding.Datastore{ds(sg, "D_URL", "static")},
 			want: []string{
 				"seatgeek:p@0:80/C_URL kept: listed: select all takes every admitted provider",
 				"seatgeek:p@1:80/A_URL kept: listed: select all takes every admitted provider",
@@ -116,7 +117,7 @@ func TestExplainReasons(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			snap := Snapshot{
+			snap := binding.Snapshot{
 				Manifests:  []manifest.Manifest{svc(sg, "c", false, map[string]manifest.Requirement{"V": tc.req})},
 				Instances:  tc.insts,
 				Datastores: tc.stores,
@@ -132,7 +133,7 @@ func TestExplainReasons(t *testing.T) {
 			if x.Reason != tc.reason {
 				t.Errorf("reason\n got %q\nwant %q", x.Reason, tc.reason)
 			}
-			var kept []Provider
+			var kept []binding.Provider
 			for _, c := range x.Candidates {
 				if c.Kept {
 					kept = append(kept, c.Provider)
@@ -173,7 +174,7 @@ func TestExplainErrors(t *testing.T) {
 }
 
 func TestExplainInvalidRequirement(t *testing.T) {
-	snap := Snapshot{Manifests: []manifest.Manifest{
+	snap := binding.Snapshot{Manifests: []manifest.Manifest{
 		svc("default", "c", false, map[string]manifest.Requirement{"V": {Key: "K", Select: "many"}}),
 	}}
 	x, err := Explain(&snap, "default", "c", "", "V")

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/internal/graph"
 	"github.com/patchbay/patchbay/manifest"
@@ -148,7 +149,7 @@ func (idx *providesIndex) edges(m *manifest.Manifest, names map[serviceKey]strin
 		q := query{plan: &pl, fed: fed}
 		for _, key := range idx.matching(fed, req) {
 			for _, p := range idx.byKey[fed][key] {
-				in := Instance{Federation: fed, Service: p.ID, Public: p.Public, Provides: p.Provides}
+				in := binding.Instance{Federation: fed, Service: p.ID, Public: p.Public, Provides: p.Provides}
 				if q.judge(&in, false) != kept {
 					continue
 				}

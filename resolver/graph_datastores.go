@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 )
 
@@ -12,12 +13,12 @@ import (
 type GraphOption func(*graphConfig)
 
 type graphConfig struct {
-	datastores []Datastore
+	datastores []binding.Datastore
 }
 
 // WithDatastores adds the datastores to the graph: one node per key, and
 // an edge from every requirement that would fall back to it.
-func WithDatastores(ds []Datastore) GraphOption {
+func WithDatastores(ds []binding.Datastore) GraphOption {
 	return func(c *graphConfig) { c.datastores = append(c.datastores, ds...) }
 }
 
@@ -30,7 +31,7 @@ const datastorePrefix = "datastore:"
 // it may fall back is the engine's own decision (datastoreVerdict): a glob
 // takes live providers only, a public-only requirement never takes a
 // datastore, and a template takes them only when every key is stored.
-func (g *Graph) addDatastores(ms []*manifest.Manifest, names map[serviceKey]string, qualify bool, ds []Datastore) {
+func (g *Graph) addDatastores(ms []*manifest.Manifest, names map[serviceKey]string, qualify bool, ds []binding.Datastore) {
 	feds := map[string]*fedIndex{}
 	for _, d := range ds {
 		if d.Refused != "" {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 )
 
@@ -160,10 +161,10 @@ func TestGraphDOTGolden(t *testing.T) {
 	tests := []struct {
 		file string
 		ms   []manifest.Manifest
-		ds   []Datastore
+		ds   []binding.Datastore
 	}{
 		{"examples.dot", examples.Manifests, examples.Datastores},
-		{"cycles.dot", multi, []Datastore{ds("pci", "VAULT_URL", "https://vault"), ds("default", "UNUSED_URL", "x")}},
+		{"cycles.dot", multi, []binding.Datastore{ds("pci", "VAULT_URL", "https://vault"), ds("default", "UNUSED_URL", "x")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -217,7 +218,7 @@ func TestGraphJSON(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var opts []GraphOption
 			if tt.name == "datastore" {
-				opts = append(opts, WithDatastores([]Datastore{ds("default", "DB_URL", "postgres://db")}))
+				opts = append(opts, WithDatastores([]binding.Datastore{ds("default", "DB_URL", "postgres://db")}))
 			}
 			b, err := json.Marshal(BuildGraph(tt.ms, opts...))
 			if err != nil {
@@ -234,11 +235,11 @@ func TestGraphJSON(t *testing.T) {
 // where Resolve, with no live instance running, binds that datastore.
 func TestGraphDatastoreEdgesFollowEngine(t *testing.T) {
 	examples := loadExamples(t)
-	stores := []Datastore{ds("default", "DB_URL", "postgres://db"), ds("default", "HOST", "h"), ds("default", "PORT", "1")}
+	stores := []binding.Datastore{ds("default", "DB_URL", "postgres://db"), ds("default", "HOST", "h"), ds("default", "PORT", "1")}
 	tests := []struct {
 		name string
 		ms   []manifest.Manifest
-		ds   []Datastore
+		ds   []binding.Datastore
 	}{
 		{"examples", examples.Manifests, examples.Datastores},
 		{"glob", []manifest.Manifest{svc("default", "lb", false, map[string]manifest.Requirement{"R": {Key: "*_URL", Select: "all"}})}, stores},
@@ -250,7 +251,7 @@ func TestGraphDatastoreEdgesFollowEngine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var want []string
-			for _, b := range Resolve(&Snapshot{Manifests: tt.ms, Datastores: tt.ds}).Bindings {
+			for _, b := range Resolve(&binding.Snapshot{Manifests: tt.ms, Datastores: tt.ds}).Bindings {
 				for v, bound := range b.Vars {
 					for _, p := range bound.Providers {
 						if p.Datastore {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 )
 
@@ -51,9 +52,9 @@ func svc(fed, id string, pub bool, requires map[string]manifest.Requirement, pro
 
 // inst is a live instance of service on node; each provided key's value
 // is "<key>@<node>" so tests can tell values apart.
-func inst(fed, service, node, reg string, pub bool, keys ...string) Instance {
-	in := Instance{
-		ID: InstanceID(service, node, 80), Service: service, Federation: fed,
+func inst(fed, service, node, reg string, pub bool, keys ...string) binding.Instance {
+	in := binding.Instance{
+		ID: binding.InstanceID(service, node, 80), Service: service, Federation: fed,
 		Node: node, Address: "10.0.0." + node, Port: 80, Region: reg, Index: -1, Public: pub,
 		Provides: map[string]string{},
 	}
@@ -63,31 +64,31 @@ func inst(fed, service, node, reg string, pub bool, keys ...string) Instance {
 	return in
 }
 
-func ds(fed, key, value string) Datastore {
-	return Datastore{Federation: fed, Key: key, Value: value}
+func ds(fed, key, value string) binding.Datastore {
+	return binding.Datastore{Federation: fed, Key: key, Value: value}
 }
 
 // sortSnapshot orders a snapshot the way the registry does.
-func sortSnapshot(s *Snapshot) {
+func sortSnapshot(s *binding.Snapshot) {
 	slices.SortFunc(s.Manifests, func(a, b manifest.Manifest) int {
 		return strings.Compare(a.Federation+"\x00"+a.ID, b.Federation+"\x00"+b.ID)
 	})
-	slices.SortFunc(s.Instances, func(a, b Instance) int {
+	slices.SortFunc(s.Instances, func(a, b binding.Instance) int {
 		return strings.Compare(a.Federation+"\x00"+a.Service+"\x00"+a.ID, b.Federation+"\x00"+b.Service+"\x00"+b.ID)
 	})
-	slices.SortFunc(s.Datastores, func(a, b Datastore) int {
+	slices.SortFunc(s.Datastores, func(a, b binding.Datastore) int {
 		return strings.Compare(a.Federation+"\x00"+a.Key, b.Federation+"\x00"+b.Key)
 	})
 }
 
 // loadExamples returns the example manifests and datastores.
-func loadExamples(t testing.TB) Snapshot {
+func loadExamples(t testing.TB) binding.Snapshot {
 	t.Helper()
 	set, err := manifest.Load("../examples/services")
 	if err != nil {
 		t.Fatalf("load examples: %v", err)
 	}
-	var snap Snapshot
+	var snap binding.Snapshot
 	for _, s := range set.Services {
 		snap.Manifests = append(snap.Manifests, s.Manifest)
 	}
@@ -101,7 +102,7 @@ func loadExamples(t testing.TB) Snapshot {
 }
 
 // mustLookup returns a binding or fails.
-func mustLookup(t testing.TB, res *Result, fed, service, reg string) *Binding {
+func mustLookup(t testing.TB, res *Result, fed, service, reg string) *binding.Binding {
 	t.Helper()
 	b, ok := res.Lookup(fed, service, reg)
 	if !ok {
@@ -111,17 +112,17 @@ func mustLookup(t testing.TB, res *Result, fed, service, reg string) *Binding {
 }
 
 // unresolvedOf returns the Unresolved entry of name, if any.
-func unresolvedOf(b *Binding, name string) (Unresolved, bool) {
+func unresolvedOf(b *binding.Binding, name string) (binding.Unresolved, bool) {
 	for _, u := range b.Unresolved {
 		if u.Var == name {
 			return u, true
 		}
 	}
-	return Unresolved{}, false
+	return binding.Unresolved{}, false
 }
 
 // instances names the providers of v: instance IDs, or "ds:KEY".
-func instances(v Var) []string {
+func instances(v binding.Var) []string {
 	var out []string
 	for _, p := range v.Providers {
 		if p.Datastore {
@@ -145,7 +146,7 @@ func mustJSON(t testing.TB, v any) string {
 // publishProviders adds a manifest for every instance's service that has
 // none, public as the instance says, as if each provider were published.
 // Tables that describe providers only by their instances use it.
-func publishProviders(s *Snapshot) {
+func publishProviders(s *binding.Snapshot) {
 	have := map[[2]string]bool{}
 	for _, m := range s.Manifests {
 		have[[2]string{m.Federation, m.ID}] = true

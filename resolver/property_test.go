@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 )
 
@@ -25,8 +26,8 @@ func pickOf[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
 // genCluster builds a random cluster: up to size services over up to
 // three federations, instances in four regions (one being none), public
 // and private services, datastores, globs and templates.
-func genCluster(r *rand.Rand, size int) Snapshot {
-	var snap Snapshot
+func genCluster(r *rand.Rand, size int) binding.Snapshot {
+	var snap binding.Snapshot
 	feds := genFeds[:1+r.IntN(len(genFeds))]
 	for i := range 1 + r.IntN(size) {
 		m := genManifest(r, pickOf(r, feds), fmt.Sprintf("s%d", i))
@@ -78,11 +79,11 @@ func genRequirement(r *rand.Rand) manifest.Requirement {
 	return req
 }
 
-func genInstance(r *rand.Rand, m manifest.Manifest, j int) Instance {
+func genInstance(r *rand.Rand, m manifest.Manifest, j int) binding.Instance {
 	node := fmt.Sprintf("n%d", r.IntN(30))
 	port := 8000 + j
-	in := Instance{
-		ID: InstanceID(m.ID, node, port), Service: m.ID, Federation: m.Federation,
+	in := binding.Instance{
+		ID: binding.InstanceID(m.ID, node, port), Service: m.ID, Federation: m.Federation,
 		Node: node, Address: "10.1.0." + node[1:], Port: port, Region: pickOf(r, genRegions),
 		Index: -1, Public: m.Public, Provides: map[string]string{},
 	}
@@ -93,7 +94,7 @@ func genInstance(r *rand.Rand, m manifest.Manifest, j int) Instance {
 }
 
 // forClusters runs check on n random clusters of varied size.
-func forClusters(t *testing.T, n int, check func(t *testing.T, r *rand.Rand, snap Snapshot)) {
+func forClusters(t *testing.T, n int, check func(t *testing.T, r *rand.Rand, snap binding.Snapshot)) {
 	for seed := range uint64(n) {
 		r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 		snap := genCluster(r, 2+int(seed%40))
@@ -103,15 +104,15 @@ func forClusters(t *testing.T, n int, check func(t *testing.T, r *rand.Rand, sna
 
 type instKey struct{ fed, id string }
 
-func instanceIndex(snap Snapshot) map[instKey]Instance {
-	out := map[instKey]Instance{}
+func instanceIndex(snap binding.Snapshot) map[instKey]binding.Instance {
+	out := map[instKey]binding.Instance{}
 	for _, in := range snap.Instances {
 		out[instKey{in.Federation, in.ID}] = in
 	}
 	return out
 }
 
-func requirementOf(snap Snapshot, b *Binding, v string) manifest.Requirement {
+func requirementOf(snap binding.Snapshot, b *binding.Binding, v string) manifest.Requirement {
 	for _, m := range snap.Manifests {
 		if m.Federation == b.Federation && m.ID == b.Service {
 			return m.Requires[v]
@@ -124,9 +125,9 @@ func requirementOf(snap Snapshot, b *Binding, v string) manifest.Requirement {
 // federation, public-only requirements see public services only,
 // local-only ones only their region, and Unresolved matches the vars.
 func TestPropertyIsolation(t *testing.T) {
-	forClusters(t, 200, func(t *testing.T, _ *rand.Rand, snap Snapshot) {
+	forClusters(t, 200, func(t *testing.T, _ *rand.Rand, snap binding.Snapshot) {
 		insts := instanceIndex(snap)
-		stores := map[Datastore]bool{}
+		stores := map[binding.Datastore]bool{}
 		for _, d := range snap.Datastores {
 			stores[d] = true
 		}
@@ -147,7 +148,7 @@ func TestPropertyIsolation(t *testing.T) {
 	})
 }
 
-func checkProvider(t *testing.T, b *Binding, name string, req manifest.Requirement, p Provider, insts map[instKey]Instance, stores map[Datastore]bool) {
+func checkProvider(t *testing.T, b *binding.Binding, name string, req manifest.Requirement, p binding.Provider, insts map[instKey]binding.Instance, stores map[binding.Datastore]bool) {
 	t.Helper()
 	where := fmt.Sprintf("%s/%s@%s %s from %s%s", b.Federation, b.Service, b.Region, name, p.Instance, p.Key)
 	if p.Datastore {
@@ -171,7 +172,7 @@ func checkProvider(t *testing.T, b *Binding, name string, req manifest.Requireme
 // TestPropertyRemoval removes one instance and checks that only what was
 // bound to it moves.
 func TestPropertyRemoval(t *testing.T) {
-	forClusters(t, 200, func(t *testing.T, r *rand.Rand, snap Snapshot) {
+	forClusters(t, 200, func(t *testing.T, r *rand.Rand, snap binding.Snapshot) {
 		if len(snap.Instances) == 0 {
 			return
 		}
@@ -200,11 +201,11 @@ func TestPropertyRemoval(t *testing.T) {
 	})
 }
 
-func withoutInstance(ps []Provider, id string) []Provider {
-	return slices.DeleteFunc(slices.Clone(ps), func(p Provider) bool { return p.Instance == id })
+func withoutInstance(ps []binding.Provider, id string) []binding.Provider {
+	return slices.DeleteFunc(slices.Clone(ps), func(p binding.Provider) bool { return p.Instance == id })
 }
 
-func checkMoved(t *testing.T, where string, sameFed bool, id string, v1, v2 Var) {
+func checkMoved(t *testing.T, where string, sameFed bool, id string, v1, v2 binding.Var) {
 	t.Helper()
 	rest := v1.Providers
 	if sameFed {
@@ -230,7 +231,7 @@ func checkMoved(t *testing.T, where string, sameFed bool, id string, v1, v2 Var)
 // TestPropertyDeterminism checks byte-identical output for equal cluster
 // states, however the snapshot's slices and maps were built.
 func TestPropertyDeterminism(t *testing.T) {
-	forClusters(t, 200, func(t *testing.T, r *rand.Rand, snap Snapshot) {
+	forClusters(t, 200, func(t *testing.T, r *rand.Rand, snap binding.Snapshot) {
 		want := mustJSON(t, Resolve(&snap))
 		if again := mustJSON(t, Resolve(&snap)); again != want {
 			t.Fatal("two resolves of one snapshot differ")
@@ -250,8 +251,8 @@ func TestPropertyDeterminism(t *testing.T) {
 }
 
 // shuffle copies snap with every slice shuffled and every map rebuilt.
-func shuffle(r *rand.Rand, snap Snapshot) Snapshot {
-	out := Snapshot{
+func shuffle(r *rand.Rand, snap binding.Snapshot) binding.Snapshot {
+	out := binding.Snapshot{
 		Manifests:  slices.Clone(snap.Manifests),
 		Instances:  slices.Clone(snap.Instances),
 		Datastores: slices.Clone(snap.Datastores),
@@ -271,7 +272,7 @@ func shuffle(r *rand.Rand, snap Snapshot) Snapshot {
 // TestPropertyExplain checks that Explain, which words every candidate,
 // keeps exactly what Resolve bound.
 func TestPropertyExplain(t *testing.T) {
-	forClusters(t, 200, func(t *testing.T, r *rand.Rand, snap Snapshot) {
+	forClusters(t, 200, func(t *testing.T, r *rand.Rand, snap binding.Snapshot) {
 		res := Resolve(&snap)
 		for range 10 {
 			b := &res.Bindings[r.IntN(len(res.Bindings))]
@@ -288,14 +289,14 @@ func TestPropertyExplain(t *testing.T) {
 	})
 }
 
-func checkExplanation(t *testing.T, b *Binding, name string, x *Explanation) {
+func checkExplanation(t *testing.T, b *binding.Binding, name string, x *Explanation) {
 	t.Helper()
 	where := fmt.Sprintf("%s/%s@%s %s", b.Federation, b.Service, b.Region, name)
 	v := b.Vars[name]
 	if !reflect.DeepEqual(x.Result, v) {
 		t.Errorf("%s: explained %+v, resolved %+v", where, x.Result, v)
 	}
-	var kept []Provider
+	var kept []binding.Provider
 	for _, c := range x.Candidates {
 		if c.Reason == "" || (c.Kept && c.Federation != b.Federation) {
 			t.Errorf("%s: candidate %+v", where, c)

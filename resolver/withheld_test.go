@@ -6,11 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 )
 
 // withheldOfVar names v's withheld providers as "instance/key reason".
-func withheldOfVar(v Var) []string {
+func withheldOfVar(v binding.Var) []string {
 	var out []string
 	for _, w := range v.Withheld.List() {
 		out = append(out, w.Instance+"/"+w.Key+" "+w.Reason)
@@ -39,44 +40,44 @@ func TestWithheldByPolicy(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		manifests []manifest.Manifest
-		instances []Instance
+		instances []binding.Instance
 		resolved  bool
 		want      []string
 	}{
 		{
 			name:      "made private",
 			manifests: []manifest.Manifest{lb(all("*_URL", public)), webPrivate},
-			instances: []Instance{web},
+			instances: []binding.Instance{web},
 			want:      []string{"web@1:80/WEB_URL not public"},
 		},
 		{
 			name:      "private provider of an exact key",
 			manifests: []manifest.Manifest{lb(all("WEB_URL", public)), webPrivate},
-			instances: []Instance{web},
+			instances: []binding.Instance{web},
 			want:      []string{"web@1:80/WEB_URL not public"},
 		},
 		{
 			name:      "unpublished",
 			manifests: []manifest.Manifest{lb(all("*_URL", public))},
-			instances: []Instance{web},
+			instances: []binding.Instance{web},
 			want:      []string{"web@1:80/WEB_URL unpublished"},
 		},
 		{
 			name:      "moved to another federation",
 			manifests: []manifest.Manifest{lb(all("*_URL", public)), svc("other", "web", true, nil, "WEB_URL")},
-			instances: []Instance{inst("other", "web", "1", "", true, "WEB_URL")},
+			instances: []binding.Instance{inst("other", "web", "1", "", true, "WEB_URL")},
 			want:      []string{"web@1:80/WEB_URL other federation"},
 		},
 		{
 			name:      "unpublished in another federation",
 			manifests: []manifest.Manifest{lb(all("*_URL", public))},
-			instances: []Instance{inst("other", "web", "1", "", true, "WEB_URL")},
+			instances: []binding.Instance{inst("other", "web", "1", "", true, "WEB_URL")},
 			want:      []string{"web@1:80/WEB_URL other federation"},
 		},
 		{
 			name:      "a private provider is no policy matter without public",
 			manifests: []manifest.Manifest{lb(all("*_URL")), webPrivate},
-			instances: []Instance{web},
+			instances: []binding.Instance{web},
 			resolved:  true,
 		},
 		{
@@ -86,38 +87,38 @@ func TestWithheldByPolicy(t *testing.T) {
 		{
 			name:      "the load balancer's own instances are no upstream",
 			manifests: []manifest.Manifest{lbPrivate(all("*_URL", public)), webPrivate},
-			instances: []Instance{inst("default", "lb", "9", "", false, "LB_URL"), web},
+			instances: []binding.Instance{inst("default", "lb", "9", "", false, "LB_URL"), web},
 			want:      []string{"web@1:80/WEB_URL not public"},
 		},
 		{
 			name:      "enough providers: nothing listed",
 			manifests: []manifest.Manifest{lb(all("*_URL", public)), webPrivate, apiPublic},
-			instances: []Instance{web, api},
+			instances: []binding.Instance{web, api},
 			resolved:  true,
 		},
 		{
 			name:      "below min",
 			manifests: []manifest.Manifest{lb(all("*_URL", public, minOf(2))), webPrivate, apiPublic},
-			instances: []Instance{web, api},
+			instances: []binding.Instance{web, api},
 			want:      []string{"web@1:80/WEB_URL not public"},
 		},
 		{
 			name:      "below a template's min, though resolved",
 			manifests: []manifest.Manifest{lb(all("*_URL", public), 1, 2), webPrivate, apiPublic},
-			instances: []Instance{web, api},
+			instances: []binding.Instance{web, api},
 			resolved:  true,
 			want:      []string{"web@1:80/WEB_URL not public"},
 		},
 		{
 			name:      "min 0 everywhere: a listener never keeps a file",
 			manifests: []manifest.Manifest{lb(all("*_URL", public, minOf(0)), 0), webPrivate},
-			instances: []Instance{web},
+			instances: []binding.Instance{web},
 			resolved:  true,
 		},
 		{
 			name:      "every reason, sorted",
 			manifests: []manifest.Manifest{lb(all("*_URL", public)), webPrivate},
-			instances: []Instance{web, api, inst("other", "api", "3", "", true, "API_URL", "X_URL")},
+			instances: []binding.Instance{web, api, inst("other", "api", "3", "", true, "API_URL", "X_URL")},
 			want: []string{
 				"api@2:80/API_URL unpublished", "api@3:80/API_URL other federation",
 				"api@3:80/X_URL other federation", "web@1:80/WEB_URL not public",
@@ -125,7 +126,7 @@ func TestWithheldByPolicy(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			snap := Snapshot{Manifests: tc.manifests, Instances: tc.instances}
+			snap := binding.Snapshot{Manifests: tc.manifests, Instances: tc.instances}
 			sortSnapshot(&snap)
 			b := mustLookup(t, Resolve(&snap), "default", "lb", "")
 			v := b.Vars["ROUTES"]
@@ -153,9 +154,9 @@ func TestWithheldValueLocatesOnly(t *testing.T) {
 		"B_URL": "not a url: password",
 		"C_URL": "https://web.example/p%2Fq",
 	}
-	snap := Snapshot{
+	snap := binding.Snapshot{
 		Manifests: []manifest.Manifest{svc("default", "lb", true, map[string]manifest.Requirement{"R": all("*_URL", public)}), svc("default", "web", false, nil)},
-		Instances: []Instance{web},
+		Instances: []binding.Instance{web},
 	}
 	v := mustLookup(t, Resolve(&snap), "default", "lb", "").Vars["R"]
 	var got []string
@@ -172,18 +173,18 @@ func TestWithheldValueLocatesOnly(t *testing.T) {
 }
 
 func TestWithheldBounded(t *testing.T) {
-	snap := Snapshot{Manifests: []manifest.Manifest{
+	snap := binding.Snapshot{Manifests: []manifest.Manifest{
 		svc("default", "lb", true, map[string]manifest.Requirement{"R": all("WEB_URL", public)}),
 		svc("default", "web", false, nil),
 	}}
-	for i := range MaxWithheld + 5 {
+	for i := range binding.MaxWithheld + 5 {
 		snap.Instances = append(snap.Instances, inst("default", "web", fmt.Sprint(i), "", false, "WEB_URL"))
 	}
 	v := mustLookup(t, Resolve(&snap), "default", "lb", "").Vars["R"]
-	if len(v.Withheld.List()) != MaxWithheld || v.Withheld.LeftOut() != 5 {
-		t.Fatalf("%d withheld and %d omitted, want %d and 5", len(v.Withheld.List()), v.Withheld.LeftOut(), MaxWithheld)
+	if len(v.Withheld.List()) != binding.MaxWithheld || v.Withheld.LeftOut() != 5 {
+		t.Fatalf("%d withheld and %d omitted, want %d and 5", len(v.Withheld.List()), v.Withheld.LeftOut(), binding.MaxWithheld)
 	}
-	if n := len(mustJSON(t, v)); n > 200*MaxWithheld {
+	if n := len(mustJSON(t, v)); n > 200*binding.MaxWithheld {
 		t.Fatalf("a var at the withheld bound is %d bytes", n)
 	}
 }
@@ -192,7 +193,7 @@ func TestWithheldBounded(t *testing.T) {
 // withheld providers alone change encodes differently, which is what
 // makes the resolver loop write it with a new revision.
 func TestWithheldInEncoding(t *testing.T) {
-	base := Snapshot{Manifests: []manifest.Manifest{
+	base := binding.Snapshot{Manifests: []manifest.Manifest{
 		svc("default", "lb", true, map[string]manifest.Requirement{"R": all("*_URL", public)}),
 		svc("default", "web", true, nil, "WEB_URL"),
 	}}
@@ -201,7 +202,7 @@ func TestWithheldInEncoding(t *testing.T) {
 		t.Fatalf("a binding without withheld providers mentions them: %s", plain)
 	}
 	moved := base
-	moved.Instances = []Instance{inst("other", "web", "1", "", true, "WEB_URL")}
+	moved.Instances = []binding.Instance{inst("other", "web", "1", "", true, "WEB_URL")}
 	b := mustLookup(t, Resolve(&moved), "default", "lb", "")
 	if got := mustJSON(t, b); got == plain || !strings.Contains(got, `"reason":"other federation"`) {
 		t.Fatalf("a foreign provider alone left the binding %s", got)

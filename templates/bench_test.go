@@ -5,17 +5,17 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/binding"
 )
 
 // BenchmarkRenderNginx renders the nginx builtin for a large pool: 100
 // routes of 10 upstreams each, what a public load balancer of a big
 // cluster sees on every change.
 func BenchmarkRenderNginx(b *testing.B) {
-	var providers []resolver.Provider
+	var providers []binding.Provider
 	for r := range 100 {
 		for i := range 10 {
-			providers = append(providers, resolver.Provider{
+			providers = append(providers, binding.Provider{
 				Key:      fmt.Sprintf("SVC%03d_URL", r),
 				Value:    fmt.Sprintf("http://10.0.%d.%d:8080", r, i),
 				Instance: fmt.Sprintf("svc%03d@n%d:8080", r, i),
@@ -23,7 +23,7 @@ func BenchmarkRenderNginx(b *testing.B) {
 			})
 		}
 	}
-	data := Data{Service: "lb", Min: 1, Binding: &resolver.Binding{Vars: map[string]resolver.Var{
+	data := Data{Service: "lb", Min: 1, Binding: &binding.Binding{Vars: map[string]binding.Var{
 		"ROUTES": {Select: "all", Resolved: true, Providers: providers},
 	}}}
 	contents, err := Builtin("nginx")
@@ -41,11 +41,11 @@ func BenchmarkRenderNginx(b *testing.B) {
 
 // BenchmarkRenderEnv renders the env builtin for a service with 100 variables.
 func BenchmarkRenderEnv(b *testing.B) {
-	vars := map[string]resolver.Var{}
+	vars := map[string]binding.Var{}
 	for i := range 100 {
-		vars[fmt.Sprintf("VAR_%03d", i)] = resolver.Var{Select: "one", Resolved: true, Value: fmt.Sprintf("postgres://db-%d:5432/app?x='y'", i)}
+		vars[fmt.Sprintf("VAR_%03d", i)] = binding.Var{Select: "one", Resolved: true, Value: fmt.Sprintf("postgres://db-%d:5432/app?x='y'", i)}
 	}
-	data := Data{Service: "app", Binding: &resolver.Binding{Vars: vars}}
+	data := Data{Service: "app", Binding: &binding.Binding{Vars: vars}}
 	contents, err := Builtin("env")
 	if err != nil {
 		b.Fatal(err)

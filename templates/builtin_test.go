@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
-	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -43,13 +43,13 @@ func goldenFile(name string) string {
 // requirement a service can have. runDir is where the load balancers' pid
 // and error log go; the golden files use a fixed one.
 func fixture(runDir string) Data {
-	web := func(node, url string) resolver.Provider {
-		return resolver.Provider{
+	web := func(node, url string) binding.Provider {
+		return binding.Provider{
 			Key: "WWW_URL", Value: url, Service: "web", Instance: "web@" + node + ":8080",
 			Node: node, Address: "10.0.0.9", Port: 8080, Region: "eu", Public: true,
 		}
 	}
-	routes := []resolver.Provider{ // as the resolver sorts them: by (Instance, Key)
+	routes := []binding.Provider{ // as the resolver sorts them: by (Instance, Key)
 		{
 			Key: "API_URL", Value: "http://10.0.1.4:9000/v1/", Service: "api", Instance: "api@n4:9000",
 			Node: "n4", Address: "10.0.1.4", Port: 9000, Region: "eu",
@@ -68,12 +68,12 @@ func fixture(runDir string) Data {
 		Service:     "app",
 		Federation:  "default",
 		Environment: map[string]string{"PORT": "8080", "ENV": "production"},
-		Binding: &resolver.Binding{
+		Binding: &binding.Binding{
 			Federation: "default", Service: "app", Revision: 42,
-			Vars: map[string]resolver.Var{
+			Vars: map[string]binding.Var{
 				"DATABASE_URL": {
 					Select: "one", Value: "postgres://db.internal:5432/app?sslmode=require", Resolved: true,
-					Providers: []resolver.Provider{{Key: "DATABASE_URL", Value: "postgres://db.internal:5432/app?sslmode=require", Datastore: true}},
+					Providers: []binding.Provider{{Key: "DATABASE_URL", Value: "postgres://db.internal:5432/app?sslmode=require", Datastore: true}},
 				},
 				"CACHE_URL": {Select: "one", Optional: true},
 				"ROUTES": {
@@ -81,7 +81,7 @@ func fixture(runDir string) Data {
 				},
 				"MOTD": {
 					Select: "one", Value: hostile, Resolved: true,
-					Providers: []resolver.Provider{{Key: "MOTD", Value: hostile, Datastore: true}},
+					Providers: []binding.Provider{{Key: "MOTD", Value: hostile, Datastore: true}},
 				},
 			},
 		},
@@ -150,7 +150,7 @@ func TestBuiltinConfigCheck(t *testing.T) {
 	// noRoutes is a load balancer allowed to start before any backend.
 	noRoutes := func(d Data) Data {
 		d.Min = 0
-		d.Binding.Vars["ROUTES"] = resolver.Var{Select: "all", Resolved: true}
+		d.Binding.Vars["ROUTES"] = binding.Var{Select: "all", Resolved: true}
 		return d
 	}
 	same := func(d Data) Data { return d }

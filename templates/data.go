@@ -12,8 +12,8 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/errkind"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // Errors a caller can act on.
@@ -41,7 +41,7 @@ type Data struct {
 	// process environment is never seen.
 	NodeEnv []string
 	// Binding is the service's binding; nil for a service that requires nothing.
-	Binding *resolver.Binding
+	Binding *binding.Binding
 	// Options are the template's options (the option function).
 	Options map[string]string
 	// Min is the fewest upstreams an upstreams or routes call may return.
@@ -158,8 +158,8 @@ func (f *funcs) info() Info {
 }
 
 // lookup returns a requirement, failing when the template may not use it.
-func (f *funcs) lookup(name string) (resolver.Var, error) {
-	var vars map[string]resolver.Var
+func (f *funcs) lookup(name string) (binding.Var, error) {
+	var vars map[string]binding.Var
 	if f.data.Binding != nil {
 		vars = f.data.Binding.Vars
 	}
@@ -293,7 +293,7 @@ func (f *funcs) option(name string, fallback ...string) (string, error) {
 // Upstreams land in load-balancer configs that other services' manifests
 // cannot otherwise touch, so a provider whose host or path could carry
 // config syntax (";", "{", spaces) is left out rather than rendered.
-func upstream(p resolver.Provider) (Upstream, bool) {
+func upstream(p binding.Provider) (Upstream, bool) {
 	u := Upstream{
 		Name: configID(cmp.Or(p.Instance, p.Key)), Host: p.Address, Port: p.Port, URL: p.Value,
 		Key: p.Key, Service: p.Service, Instance: p.Instance, Node: p.Node,

@@ -14,8 +14,7 @@ import (
 	"time"
 
 	dep "github.com/hashicorp/consul-template/dependency"
-
-	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/binding"
 )
 
 // testData is a small service: a resolved, an optional and an unresolved
@@ -25,26 +24,26 @@ func testData() Data {
 	return Data{
 		Service: "app", Federation: "default", Region: "eu",
 		Environment: map[string]string{"PORT": "8080", "DATABASE_URL": "from-environment"},
-		Binding: &resolver.Binding{
+		Binding: &binding.Binding{
 			Federation: "default", Service: "app", Region: "eu", Revision: 7,
-			Vars: map[string]resolver.Var{
+			Vars: map[string]binding.Var{
 				"DATABASE_URL": {Select: "one", Value: "postgres://db:5432/app", Resolved: true},
 				"CACHE_URL":    {Select: "one", Optional: true},
 				"QUEUE_URL":    {Select: "one"},
 				"ROUTES":       {Select: "all", Resolved: true, Providers: routeProviders()},
 			},
-			Unresolved: []resolver.Unresolved{{Var: "QUEUE_URL", Key: "QUEUE_URL", Reason: "no instance of queue is passing its checks"}},
+			Unresolved: []binding.Unresolved{{Var: "QUEUE_URL", Key: "QUEUE_URL", Reason: "no instance of queue is passing its checks"}},
 		},
 	}
 }
 
 // routeProviders come in the resolver's order, by instance, which is not
 // the order of their keys.
-func routeProviders() []resolver.Provider {
-	p := func(key, instance, url string, public bool) resolver.Provider {
-		return resolver.Provider{Key: key, Value: url, Instance: instance, Service: strings.Split(instance, "@")[0], Port: 80, Public: public}
+func routeProviders() []binding.Provider {
+	p := func(key, instance, url string, public bool) binding.Provider {
+		return binding.Provider{Key: key, Value: url, Instance: instance, Service: strings.Split(instance, "@")[0], Port: 80, Public: public}
 	}
-	return []resolver.Provider{
+	return []binding.Provider{
 		p("WWW_URL", "front@n1:80", "http://10.0.0.1:80", true),
 		p("WWW_URL", "front@n2:80", "http://10.0.0.2:80/", false),
 		p("READONLY_API_URL", "replica@n3:80", "http://10.0.0.3:80", true),
@@ -56,10 +55,10 @@ func routeProviders() []resolver.Provider {
 // read every requirement.
 func withoutUnresolved(d *Data) { delete(d.Binding.Vars, "QUEUE_URL") }
 
-func withRoutes(least int, ps ...resolver.Provider) func(*Data) {
+func withRoutes(least int, ps ...binding.Provider) func(*Data) {
 	return func(d *Data) {
 		d.Min = least
-		d.Binding.Vars["ROUTES"] = resolver.Var{Select: "all", Resolved: true, Providers: ps}
+		d.Binding.Vars["ROUTES"] = binding.Var{Select: "all", Resolved: true, Providers: ps}
 	}
 }
 
@@ -155,7 +154,7 @@ func TestBindings(t *testing.T) {
 }
 
 func TestUpstreams(t *testing.T) {
-	providers := []resolver.Provider{
+	providers := []binding.Provider{
 		// The URL's host and port win over the instance's registered address.
 		{
 			Key: "API_URL", Value: "http://10.0.0.1:8080/v1/", Service: "api", Instance: "api@n1:8080",
@@ -233,9 +232,9 @@ func TestRoutes(t *testing.T) {
 		{
 			name: "unsafe providers are left out",
 			edit: withRoutes(1,
-				resolver.Provider{Key: "WWW_URL", Value: "http://10.0.0.1:80", Instance: "a@n1:80"},
-				resolver.Provider{Key: "WWW_URL", Value: "http://evil;rm:80/", Instance: "b@n2:80"},
-				resolver.Provider{Key: "EVIL_URL", Value: "http://10.0.0.3:80/x;return", Instance: "c@n3:80"},
+				binding.Provider{Key: "WWW_URL", Value: "http://10.0.0.1:80", Instance: "a@n1:80"},
+				binding.Provider{Key: "WWW_URL", Value: "http://evil;rm:80/", Instance: "b@n2:80"},
+				binding.Provider{Key: "EVIL_URL", Value: "http://10.0.0.3:80/x;return", Instance: "c@n3:80"},
 			),
 			tmpl: list, want: "www|www|WWW_URL||false|10.0.0.1:80\n",
 		},
@@ -243,8 +242,8 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestMinGuard(t *testing.T) {
-	good := resolver.Provider{Key: "WWW_URL", Value: "http://10.0.0.1:80", Instance: "a@n1:80"}
-	evil := resolver.Provider{Key: "WWW_URL", Value: "http://evil;rm:80/", Instance: "b@n2:80"}
+	good := binding.Provider{Key: "WWW_URL", Value: "http://10.0.0.1:80", Instance: "a@n1:80"}
+	evil := binding.Provider{Key: "WWW_URL", Value: "http://evil;rm:80/", Instance: "b@n2:80"}
 	const ups = `{{ range upstreams "ROUTES" }}{{ .HostPort }} {{ else }}none{{ end }}`
 	const rts = `{{ range routes "ROUTES" }}{{ .Name }} {{ else }}none{{ end }}`
 	runCases(t, []renderCase{
@@ -307,7 +306,7 @@ func TestTemplateErrors(t *testing.T) {
 		{name: "unknown function", tmpl: `{{ nosuch }}`, is: ErrTemplate, msg: []string{"bad template test.conf:1: ", `"nosuch" not defined`}},
 		{name: "execution", tmpl: `{{ index "abc" 7 }}`, is: ErrTemplate, msg: []string{"bad template test.conf:1:", "index out of range"}},
 		{
-			name: "NUL keeps its sentinel", edit: func(d *Data) { d.Binding.Vars["DATABASE_URL"] = resolver.Var{Value: "a\x00b", Resolved: true} },
+			name: "NUL keeps its sentinel", edit: func(d *Data) { d.Binding.Vars["DATABASE_URL"] = binding.Var{Value: "a\x00b", Resolved: true} },
 			tmpl: `{{ binding "DATABASE_URL" | systemdQuote }}`, is: ErrUnquotable,
 		},
 	})

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/binding"
 )
 
 // FuzzEnvSourcedBySh checks the promise of builtin:env: whatever bytes a
@@ -36,7 +36,7 @@ func FuzzEnvSourcedBySh(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) {
 		d := Data{
 			Service: "app",
-			Binding: &resolver.Binding{Vars: map[string]resolver.Var{
+			Binding: &binding.Binding{Vars: map[string]binding.Var{
 				"X": {Select: "one", Value: v, Resolved: true},
 				"Y": {Select: "one", Value: v, Resolved: true},
 				// A fixed value after the fuzzed ones: a quote left open

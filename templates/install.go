@@ -214,31 +214,58 @@ func stagedPrefix(base string) string { return "." + base + ".patchbay-" }
 // sweeps records the destinations this process has swept: once is enough,
 // since from then on this process removes every file it stages, and a
 // sweep costs a directory read the hot path need not pay at every run.
-var sweeps = struct {
-	mu   sync.Mutex
-	done map[string]bool
-}{done: map[string]bool{}}
+var sweeps = newSweeper((*destDir).removeStaged)
+
+// sweeper runs remove once per destination. Its lock guards only the
+// bookkeeping, never the directory I/O: a sweep of a slow directory (a
+// hung network mount) must not hold up installs everywhere else.
+type sweeper struct {
+	remove func(*destDir) ([]string, error)
+	mu     sync.Mutex
+	state  map[string]sweepState
+}
+
+type sweepState uint8
+
+const (
+	sweepRunning sweepState = iota + 1
+	sweepDone
+)
+
+func newSweeper(remove func(*destDir) ([]string, error)) *sweeper {
+	return &sweeper{remove: remove, state: map[string]sweepState{}}
+}
 
 // sweepOnce runs RemoveStaged for f's destination the first time it is
 // installed or checked in this process. A failure is logged, not returned:
 // leftovers must not stop a new version from being installed; the sweep is
 // tried again at the next install.
-func (f File) sweepOnce(d *destDir) {
-	sweeps.mu.Lock()
-	defer sweeps.mu.Unlock()
-	if sweeps.done[f.Destination] {
+func (f File) sweepOnce(d *destDir) { sweeps.once(f, d) }
+
+// once sweeps d for f unless a sweep of it is done or under way: a file
+// this install stages is locked, so a concurrent sweep leaves it alone.
+func (s *sweeper) once(f File, d *destDir) {
+	s.mu.Lock()
+	if s.state[f.Destination] != 0 {
+		s.mu.Unlock()
 		return
 	}
+	s.state[f.Destination] = sweepRunning
+	s.mu.Unlock()
+
 	log := cmp.Or(f.Log, slog.Default())
-	removed, err := d.removeStaged()
+	removed, err := s.remove(d)
 	for _, p := range removed {
 		log.Info("removed a file staged by an interrupted install", "file", p, "destination", f.Destination)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err != nil {
 		log.Warn("cannot remove files staged by an interrupted install", "destination", f.Destination, "err", err)
+		delete(s.state, f.Destination) // tried again at the next install
 		return
 	}
-	sweeps.done[f.Destination] = true
+	s.state[f.Destination] = sweepDone
 }
 
 // RemoveStaged removes the staged files a killed install (kill -9 during a
@@ -468,21 +495,6 @@ func Check(ctx context.Context, content []byte, f File) error {
 
 // RunOption configures Run.
 type RunOption func(*exec.Cmd)
-
-// WithEnv sets the command's environment (default: PATH alone, never
-// the rest of this process's, which holds its credentials).
-func WithEnv(env []string) RunOption {
-	return func(c *exec.Cmd) { c.Env = append([]string{}, env...) } // nil would mean this process's
-}
-
-// BaseEnv is a command's environment unless WithEnv sets another: this
-// process's PATH, and nothing else of it.
-func BaseEnv() []string {
-	if p, ok := os.LookupEnv("PATH"); ok {
-		return []string{"PATH=" + p}
-	}
-	return []string{}
-}
 
 // WithOutput copies the command's output to w as well.
 func WithOutput(w io.Writer) RunOption {

@@ -14,7 +14,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -154,32 +153,17 @@ func executeError(name string, f *funcs, err error) error {
 // has it), then the node's (Data.NodeEnv); never patchbay's own process
 // environment, which holds its tokens.
 func environ(d *Data) []string {
-	env := maps.Clone(d.Environment)
-	if env == nil {
-		env = map[string]string{}
-	}
-	if d.Binding != nil {
-		for k, v := range d.Binding.Vars {
-			env[k] = v.Value
-		}
-	}
-	for _, kv := range d.NodeEnv {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
-	out := make([]string, 0, len(env))
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		out = append(out, k+"="+env[k])
-	}
-	return out
+	env, _ := Environ(d.Environment, d.Binding, d.NodeEnv, nil)
+	return env
 }
 
 // envFuncs are env, mustEnv and envOrDefault over one environment.
 type envFuncs []string
 
+// lookup reads the last NAME=, as os/exec does for a command's
+// environment, so a template and a command see the same value.
 func (e envFuncs) lookup(name string) (string, bool) {
-	for _, kv := range e {
+	for _, kv := range slices.Backward(e) {
 		if k, v, _ := strings.Cut(kv, "="); k == name {
 			return v, true
 		}

@@ -1,9 +1,9 @@
 package templates
 
-import "github.com/patchbay/patchbay/resolver"
+import "github.com/patchbay/patchbay/binding"
 
 // UpstreamOf is provider p as the upstreams and routes functions give it
 // to a load-balancer template; ok is false when they leave it out. The
 // listener uses it to find a provider's address in an installed file and
 // to screen host names before a render.
-func UpstreamOf(p resolver.Provider) (u Upstream, ok bool) { return upstream(p) }
+func UpstreamOf(p binding.Provider) (u Upstream, ok bool) { return upstream(p) }

@@ -12,24 +12,24 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 )
 
-// aclPolicies are the hcl blocks of README's "Consul ACL policy per
+// aclPolicies are the hcl blocks of docs/security.md's "Consul ACL policy per
 // federation", by role: the first bold words before each block.
 func aclPolicies(t *testing.T) map[string]string {
 	t.Helper()
-	data, err := os.ReadFile("../../README.md")
+	data, err := os.ReadFile("../../docs/security.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(data), "### Consul ACL policy per federation\n")
+	_, section, ok := strings.Cut(string(data), "## Consul ACL policy per federation\n")
 	if !ok {
-		t.Fatal("README.md has no section \"Consul ACL policy per federation\"")
+		t.Fatal("docs/security.md has no section \"Consul ACL policy per federation\"")
 	}
-	section, _, _ = strings.Cut(section, "\n### ")
+	section, _, _ = strings.Cut(section, "\n## ")
 	out := map[string]string{}
 	role := regexp.MustCompile(`\*\*([A-Za-z ]+?)\.?\*\*`)
 	for rest := section; ; {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -12,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/console"
-	"github.com/patchbay/patchbay/internal/dev"
 	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/internal/harness/dev"
 	"github.com/patchbay/patchbay/registry"
 )
 
@@ -34,7 +32,7 @@ type consoleFlags struct {
 func newConsoleCmd(a *app) *cobra.Command {
 	var f consoleFlags
 	cmd := &cobra.Command{
-		Use:   "console [--addr 127.0.0.1:8700]",
+		Use:   "console [--http-addr 127.0.0.1:8700]",
 		Short: "Serve a live web console of the cluster",
 		Long: `console serves a web page, from this binary, that shows the cluster live
 (server-sent events, no reload): the dependency graph of every federation
@@ -58,7 +56,7 @@ state-changing one must come from the console's own page (Origin checked,
 JSON only). Bind it elsewhere than loopback only behind a proxy that
 authenticates.`,
 		Example: `  patchbay console
-  patchbay console --addr 0.0.0.0:8600 --allow-host patchbay.internal --allow-actions`,
+  patchbay console --http-addr 0.0.0.0:8600 --allow-host patchbay.internal --allow-actions`,
 		Args: namedArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var wg sync.WaitGroup
@@ -74,7 +72,7 @@ authenticates.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.addr, "addr", defaultConsoleAddr, "address to serve the console on")
+	fl.StringVar(&f.addr, "http-addr", defaultConsoleAddr, "address to serve the console on (--addr before; still accepted)")
 	fl.BoolVar(&f.actions, "allow-actions", false, "allow state changes from the page (resume a halted rollout group)")
 	fl.StringArrayVar(&f.hosts, "allow-host", nil, "a host name the console may be addressed by, besides loopback and localhost (repeatable)")
 	fl.DurationVar(&f.refresh, "refresh", 2*time.Second, "how often live listeners are asked for their state over NATS while a page or a script watches; what Consul records shows at once")
@@ -98,7 +96,7 @@ func (a *app) startConsole(ctx context.Context, wg *sync.WaitGroup, f consoleFla
 		opts = append(opts, console.WithLiveStatuses(func(ctx context.Context, recorded []registry.Status) []registry.Status {
 			return askStatuses(ctx, nc, recorded)
 		}), console.WithLiveChanges(func(ctx context.Context) map[string]events.NodeChanges {
-			answers, _ := askChanges(ctx, nc, nil, 300*time.Millisecond)
+			answers, _ := events.AskChanges(ctx, nc, nil, 300*time.Millisecond)
 			return answers
 		}))
 	}
@@ -120,38 +118,15 @@ func (a *app) startConsole(ctx context.Context, wg *sync.WaitGroup, f consoleFla
 }
 
 // askStatuses lays the live listeners' answers over the recorded
-// statuses, waiting at most 300 ms; without NATS it returns recorded.
+// statuses, waiting at most consoleStatusWait: a page refresh cannot wait
+// as long as patchbay status does. Without NATS it returns recorded.
 func askStatuses(ctx context.Context, nc *nats.Conn, recorded []registry.Status) []registry.Status {
-	byNode := map[string]registry.Status{}
-	for _, s := range recorded {
-		byNode[s.Node] = s
-	}
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return recorded
-	}
-	defer func() { _ = sub.Unsubscribe() }() // the connection closes right after; nothing to undo
-	if err := nc.PublishRequest(events.StatusSubject, inbox, nil); err != nil {
-		return recorded
-	}
-	wait, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	defer cancel()
-	for {
-		msg, err := sub.NextMsgWithContext(wait)
-		if err != nil {
-			break // the wait is over
-		}
-		if s, err := registry.DecodeStatus("", "", msg.Data); err == nil {
-			byNode[s.Node] = s
-		}
-	}
-	out := make([]registry.Status, 0, len(byNode))
-	for _, node := range slices.Sorted(maps.Keys(byNode)) {
-		out = append(out, byNode[node])
-	}
-	return out
+	statuses, _ := events.AskStatus(ctx, nc, recorded, consoleStatusWait) // on error: recorded, as without NATS
+	return statuses
 }
+
+// consoleStatusWait bounds how long a console refresh waits for listeners.
+const consoleStatusWait = 300 * time.Millisecond
 
 // devConsole starts the console for patchbay dev and prints its URL; it
 // shows the registry's error until dev's Consul is up. The returned

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/console"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/listener"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/patchbay/patchbay/internal/dev"
+	"github.com/patchbay/patchbay/internal/harness/dev"
 )
 
 func newDevCmd(a *app) *cobra.Command {
@@ -34,7 +34,7 @@ is there too). Simulated nodes log their check, reload and provision commands
 instead of running them: on one machine, "systemctl reload" would act on the
 machine itself.
 
-The web console (patchbay console) runs at --console; its URL is printed
+The web console (patchbay console) runs at --http-addr; its URL is printed
 first. The table shows each node's services, the bindings revision of each, its last
 provision and result, and its queue; logs go to <dir>/dev.log. The defaults of
 --consul-addr and --nats-url are the ones every other command uses, so in a
@@ -81,7 +81,7 @@ node whose process is gone (kill -9) leaves the table and is not waited for.`,
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", ".patchbay-dev", "where nodes render their files, and logs go")
 	cmd.Flags().StringVar(&services, "services", "", "manifests to publish on the first run (default: examples/services of the patchbay source tree)")
-	cmd.Flags().StringVar(&consoleAddr, "console", defaultConsoleAddr, `serve the web console (patchbay console) here; "" for none`)
+	cmd.Flags().StringVar(&consoleAddr, "http-addr", defaultConsoleAddr, `serve the web console (patchbay console) here; "" for none (--console before; still accepted)`)
 	cmd.AddCommand(newDevNodeCmd(a, &dir))
 	return cmd
 }

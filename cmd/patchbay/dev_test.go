@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/internal/dev"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/dev"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/listener"
 )
 
@@ -40,7 +40,7 @@ func startDev(t *testing.T) *devCluster {
 	}
 	c := &devCluster{dir: filepath.Join(t.TempDir(), ".patchbay-dev"), console: fmt.Sprintf("http://127.0.0.1:%d/", consolePort)}
 	c.flags = []string{"--consul-addr", fmt.Sprintf("127.0.0.1:%d", consulPort), "--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", natsPort)}
-	c.listenDaemon = startDaemon(t, append([]string{"dev", "--dir", c.dir, "--services", "../../examples/services", "--console", fmt.Sprintf("127.0.0.1:%d", consolePort)}, c.flags...)...)
+	c.listenDaemon = startDaemon(t, append([]string{"dev", "--dir", c.dir, "--services", "../../examples/services", "--http-addr", fmt.Sprintf("127.0.0.1:%d", consolePort)}, c.flags...)...)
 	return c
 }
 
@@ -295,11 +295,11 @@ func TestDevReportsEveryTakenAddress(t *testing.T) {
 	}
 	consul, natsAddr, console := taken(), taken(), taken()
 	code, _, stderr := patchbay(t, "dev", "--dir", filepath.Join(t.TempDir(), ".patchbay-dev"), "--services", "../../examples/services",
-		"--console", console, "--consul-addr", consul, "--nats-url", "nats://"+natsAddr)
+		"--http-addr", console, "--consul-addr", consul, "--nats-url", "nats://"+natsAddr)
 	if code == 0 {
 		t.Fatalf("patchbay dev exited 0 with its addresses taken")
 	}
-	for _, want := range []string{"console " + console + " is taken", "--console 127.0.0.1:18700", "consul-addr " + consul + " is taken", "--consul-addr", "nats-url nats://" + natsAddr + " is taken", "--nats-url"} {
+	for _, want := range []string{"console " + console + " is taken", "--http-addr 127.0.0.1:18700", "consul-addr " + consul + " is taken", "--consul-addr", "nats-url nats://" + natsAddr + " is taken", "--nats-url"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}

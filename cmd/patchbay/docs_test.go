@@ -146,13 +146,6 @@ func stableDefault(f *pflag.Flag, machine []machineValue) {
 	}
 }
 
-func visitCommands(c *cobra.Command, fn func(*cobra.Command)) {
-	fn(c)
-	for _, sub := range c.Commands() {
-		visitCommands(sub, fn)
-	}
-}
-
 // readMarkdown reads the .md files of dir by name; a missing dir is empty.
 func readMarkdown(t *testing.T, dir string) map[string]string {
 	t.Helper()

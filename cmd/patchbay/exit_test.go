@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/patchbay/patchbay/console"
-	"github.com/patchbay/patchbay/internal/dev"
 	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/internal/harness/dev"
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/resolver"
 )
@@ -27,10 +28,10 @@ func (a *app) graphFrom(ctx context.Context, paths []string) (*resolver.Graph, e
 	for _, s := range set.Services {
 		ms = append(ms, s.Manifest)
 	}
-	var ds []resolver.Datastore
+	var ds []binding.Datastore
 	for _, f := range set.Datastores {
 		for _, k := range slices.Sorted(maps.Keys(f.Datastores.Values)) {
-			ds = append(ds, resolver.Datastore{Federation: f.Datastores.Federation, Key: k, Value: f.Datastores.Values[k]})
+			ds = append(ds, binding.Datastore{Federation: f.Datastores.Federation, Key: k, Value: f.Datastores.Values[k]})
 		}
 	}
 	return resolver.BuildGraph(ms, resolver.WithDatastores(ds)), nil

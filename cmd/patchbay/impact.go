@@ -3,8 +3,8 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/plan"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 func newImpactCmd(a *app) *cobra.Command {
@@ -28,15 +28,15 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input
 		Args:      namedArgs("node|instance", "NODE|ID"),
 		ValidArgs: []string{"node", "instance"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var compute func(*resolver.Snapshot, []plan.Option) (*plan.Plan, error)
+			var compute func(*binding.Snapshot, []plan.Option) (*plan.Plan, error)
 			switch args[0] {
 			case "node":
-				compute = func(snap *resolver.Snapshot, opts []plan.Option) (*plan.Plan, error) {
+				compute = func(snap *binding.Snapshot, opts []plan.Option) (*plan.Plan, error) {
 					return plan.ImpactNode(cmd.Context(), snap, args[1], opts...)
 				}
 			case "instance":
-				compute = func(snap *resolver.Snapshot, opts []plan.Option) (*plan.Plan, error) {
-					return plan.Impact(cmd.Context(), snap, func(in resolver.Instance) bool { return in.ID == args[1] }, opts...)
+				compute = func(snap *binding.Snapshot, opts []plan.Option) (*plan.Plan, error) {
+					return plan.Impact(cmd.Context(), snap, func(in binding.Instance) bool { return in.ID == args[1] }, opts...)
 				}
 			default:
 				return usageErrorf("impact %q: say 'impact node NODE' or 'impact instance ID'", args[0])

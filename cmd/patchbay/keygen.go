@@ -13,7 +13,7 @@ import (
 
 func newKeygenCmd(a *app) *cobra.Command {
 	var publicFile string
-	var ifMissing bool
+	var ifMissing, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "keygen SEED_FILE",
 		Short: "Make the resolver's signing key: write its seed, print its public key",
@@ -33,7 +33,7 @@ An existing SEED_FILE is never overwritten: keygen fails, or with
 		Example: `  patchbay keygen /etc/patchbay/resolver.nk --public-file /etc/patchbay/resolver.pub`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			public, err := keygen(args[0], ifMissing)
+			public, created, err := keygen(args[0], ifMissing)
 			if err != nil {
 				return err
 			}
@@ -42,22 +42,34 @@ An existing SEED_FILE is never overwritten: keygen fails, or with
 					return fmt.Errorf("--public-file: %w", err)
 				}
 			}
+			if asJSON {
+				return a.printJSON(keygenReport{SeedFile: args[0], Created: created, PublicKey: public, PublicFile: publicFile})
+			}
 			_, err = fmt.Fprintln(a.stdout, public)
 			return err
 		},
 	}
 	f := cmd.Flags()
+	f.BoolVar(&asJSON, "json", false, `print {"seed_file", "created", "public_key", "public_file"}; never the seed`)
 	f.StringVar(&publicFile, "public-file", "", "also write the public key to this file (for listener.yaml's events.public_keys_file)")
 	f.BoolVar(&ifMissing, "if-missing", false, "when SEED_FILE exists, keep it and print its public key")
 	return cmd
 }
 
+// keygenReport is keygen's --json output.
+type keygenReport struct {
+	SeedFile   string `json:"seed_file"`
+	Created    bool   `json:"created"` // false: --if-missing kept the existing seed
+	PublicKey  string `json:"public_key"`
+	PublicFile string `json:"public_file,omitempty"`
+}
+
 // keygen writes a new seed to path, or with ifMissing reads the one there,
-// and returns its public key.
-func keygen(path string, ifMissing bool) (string, error) {
+// and returns its public key and whether it made it.
+func keygen(path string, ifMissing bool) (string, bool, error) {
 	seed, public, err := events.NewKey()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	defer clear(seed)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -65,20 +77,20 @@ func keygen(path string, ifMissing bool) (string, error) {
 	case errors.Is(err, fs.ErrExist) && ifMissing:
 		s, err := readSigningKey(path)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
-		return s.PublicKey(), nil
+		return s.PublicKey(), false, nil
 	case errors.Is(err, fs.ErrExist):
-		return "", usageErrorf("%s exists; keygen never overwrites a key: remove it first to make a new one, or give --if-missing to keep it", path)
+		return "", false, usageErrorf("%s exists; keygen never overwrites a key: remove it first to make a new one, or give --if-missing to keep it", path)
 	case err != nil:
-		return "", fmt.Errorf("keygen: %w", err)
+		return "", false, fmt.Errorf("keygen: %w", err)
 	}
 	_, werr := f.Write(append(seed, '\n'))
 	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
 		_ = os.Remove(path)
-		return "", fmt.Errorf("keygen: write %s: %w", path, err)
+		return "", false, fmt.Errorf("keygen: write %s: %w", path, err)
 	}
-	return public, nil
+	return public, true, nil
 }
 
 // readSigningKey reads a resolver's seed file. A file others may read

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/events"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 )
 
 // keygen writes a seed only the owner may read, prints its public key,
@@ -54,7 +54,7 @@ func TestKeygen(t *testing.T) {
 func TestResolverSigningKeyFile(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.nk")
-	if _, err := keygen(good, false); err != nil {
+	if _, _, err := keygen(good, false); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(good)

@@ -18,12 +18,12 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/registry"
 )
 
 // lbChurn is the number of backend additions and removals of
-// TestListenLBChurn. The README's figures are of -lb.churn=200; the
+// TestListenLBChurn. docs/templates.md's figures are of -lb.churn=200; the
 // default keeps the test well under a minute.
 var (
 	lbChurn     = goflag.Int("lb.churn", 40, "backend additions and removals in TestListenLBChurn")

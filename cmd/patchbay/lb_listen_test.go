@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/listener"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // Load balancers driven by `patchbay listen`: real nginx and HAProxy
@@ -141,13 +141,13 @@ func (l *lbNode) lbRun(t *testing.T) (listener.ServiceRun, bool) {
 }
 
 // binding is a service's stored binding.
-func (c *listenCluster) binding(t *testing.T, service string) resolver.Binding {
+func (c *listenCluster) binding(t *testing.T, service string) binding.Binding {
 	t.Helper()
 	sb, err := c.reg.Binding(context.Background(), "default", service, "")
 	if err != nil || sb == nil {
 		t.Fatalf("binding of %s: %v", service, err)
 	}
-	var b resolver.Binding
+	var b binding.Binding
 	if err := json.Unmarshal(sb.Value, &b); err != nil {
 		t.Fatal(err)
 	}

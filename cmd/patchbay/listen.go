@@ -82,7 +82,7 @@ func (a *app) listen(ctx context.Context, f listenFlags) error {
 		return usageErrorf("listen needs --config listener.yaml (see examples/listener.yaml)")
 	}
 	if f.check {
-		if _, err := a.loadListenerConfig(); err != nil {
+		if _, err := a.startupListenerConfig(); err != nil {
 			return err
 		}
 		_, err := fmt.Fprintf(a.stdout, "%s is valid\n", a.g.ConfigFile)
@@ -92,7 +92,7 @@ func (a *app) listen(ctx context.Context, f listenFlags) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	cfg, err := a.loadListenerConfig()
+	cfg, err := a.startupListenerConfig()
 	if err != nil {
 		return err
 	}
@@ -183,8 +183,20 @@ func (a *app) reloadOnHangup(ctx context.Context, hup <-chan os.Signal, l *liste
 	}
 }
 
+// startupListenerConfig is listener.yaml as loading the settings read it,
+// else (a command run without them) read now.
+func (a *app) startupListenerConfig() (*listener.Config, error) {
+	if a.listenerConfig != nil {
+		return a.listenerConfig, nil
+	}
+	return a.loadListenerConfig()
+}
+
+// loadListenerConfig reads --config as listener.yaml; the global settings
+// and the other commands' sections may share the file.
 func (a *app) loadListenerConfig() (*listener.Config, error) {
 	ignore := slices.Clone(fileOnlyKeys)
+	ignore = append(ignore, sectionNames...)
 	for _, s := range settings {
 		ignore = append(ignore, s.name)
 	}

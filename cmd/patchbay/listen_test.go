@@ -20,10 +20,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver/daemon"
+	"github.com/patchbay/patchbay/resolverd"
 )
 
 // End-to-end tests of `patchbay listen` as users run it: the real binary
@@ -54,7 +54,7 @@ func startListenCluster(t *testing.T) *listenCluster {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	loop := daemon.NewLoop(c.reg, nc, daemon.WithDebounce(100*time.Millisecond, time.Second), daemon.WithLogger(discardLogger()))
+	loop := resolverd.NewLoop(c.reg, nc, resolverd.WithDebounce(100*time.Millisecond, time.Second), resolverd.WithLogger(discardLogger()))
 	done := make(chan struct{})
 	go func() { defer close(done); _ = loop.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; nc.Close() })

@@ -17,10 +17,12 @@ import (
 
 // Exit codes: the CLI contract.
 const (
-	exitOK       = 0
-	exitUser     = 1 // bad input: fix the command line, a manifest, a config file
-	exitInternal = 2 // a backend is unreachable or something broke inside
-	exitChanges  = 3 // plan and impact: something would change
+	exitOK          = 0
+	exitUser        = 1 // bad input: fix the command line, a manifest, a config file
+	exitInternal    = 2 // a backend is unreachable or something broke inside
+	exitChanges     = 3 // plan and impact: something would change
+	exitNotApplied  = 4 // wait, publish --wait: a node failed, skipped the change or its rollout is halted
+	exitWaitTimeout = 5 // wait, publish --wait: --wait-timeout passed with nodes pending, paused or not answering
 )
 
 func main() {

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/internal/redact"
-	"github.com/patchbay/patchbay/internal/testcluster"
 )
 
 // resolve and explain mask URL passwords and secret values in text and

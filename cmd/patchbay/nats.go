@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+	"github.com/patchbay/patchbay/internal/redact"
 )
 
 // dialNATS is the one way the commands connect to NATS: to --nats-url, with
@@ -38,7 +38,7 @@ func (a *app) dialNATS(name string, extra ...nats.Option) (*nats.Conn, error) {
 // while NATS is down and catches up when it comes.
 func (a *app) connectNATS(name string) (*nats.Conn, error) {
 	log := a.logger()
-	where := redactNATSURL(a.g.NATSURL)
+	where := redact.ConnectURLs(a.g.NATSURL)
 	nc, err := a.dialNATS(name,
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -168,25 +168,6 @@ func refusedByNATS(err error) bool {
 		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted) || errors.Is(err, nats.ErrClientCertOrRootCAsRequired) ||
 		errors.As(err, &unknownAuthority) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
 		errors.As(err, &verify) || errors.As(err, &alert)
-}
-
-// redactNATSURL hides the passwords and tokens of comma-separated NATS URLs,
-// for errors and logs.
-func redactNATSURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil || u.User == nil {
-			continue
-		}
-		if _, hasPassword := u.User.Password(); hasPassword {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		} else {
-			u.User = url.User("xxxxx") // a token
-		}
-		parts[i] = u.String()
-	}
-	return strings.Join(parts, ",")
 }
 
 // reconnectDelay backs off exponentially between attempts to reach NATS,

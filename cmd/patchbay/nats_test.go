@@ -25,7 +25,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/internal/events"
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/registry"
 )
 
@@ -505,18 +505,6 @@ func TestNATSSettingsInListenerYAML(t *testing.T) {
 				t.Fatalf("globals = %+v", got)
 			}
 		})
-	}
-}
-
-func TestRedactNATSURL(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
-		{"nats://user:secret@a:4222,tls://token@b:4222", "nats://user:xxxxx@a:4222,tls://xxxxx@b:4222"},
-	}
-	for _, tt := range tests {
-		if got := redactNATSURL(tt.in); got != tt.want {
-			t.Errorf("redactNATSURL(%q) = %q, want %q", tt.in, got, tt.want)
-		}
 	}
 }
 

@@ -11,10 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/plan"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -120,17 +120,17 @@ func (a *app) publishPlan(ctx context.Context, set *manifest.Set, extra []string
 	for _, s := range set.Services {
 		ms = append(ms, s.Manifest)
 	}
-	return a.computePlan(ctx, func(snap *resolver.Snapshot, opts []plan.Option) (*plan.Plan, error) {
+	return a.computePlan(ctx, func(snap *binding.Snapshot, opts []plan.Option) (*plan.Plan, error) {
 		return plan.Compute(ctx, snap, plan.Publish(snap, ms, ds), opts...)
 	})
 }
 
 // datastoreValues gathers the datastores files' values and KEY=VALUE flags.
-func datastoreValues(set *manifest.Set, extra []string, fed string) ([]resolver.Datastore, error) {
-	var out []resolver.Datastore
+func datastoreValues(set *manifest.Set, extra []string, fed string) ([]binding.Datastore, error) {
+	var out []binding.Datastore
 	for _, f := range set.Datastores {
 		for _, k := range slices.Sorted(maps.Keys(f.Datastores.Values)) {
-			out = append(out, resolver.Datastore{Federation: f.Datastores.Federation, Key: k, Value: f.Datastores.Values[k]})
+			out = append(out, binding.Datastore{Federation: f.Datastores.Federation, Key: k, Value: f.Datastores.Values[k]})
 		}
 	}
 	for _, kv := range extra {
@@ -138,14 +138,14 @@ func datastoreValues(set *manifest.Set, extra []string, fed string) ([]resolver.
 		if !ok || !manifest.IsKeyName(k) {
 			return nil, usageErrorf("--datastore %q: want KEY=VALUE with an upper-case KEY", kv)
 		}
-		out = append(out, resolver.Datastore{Federation: fed, Key: k, Value: v})
+		out = append(out, binding.Datastore{Federation: fed, Key: k, Value: v})
 	}
 	return out, nil
 }
 
 // computePlan reads the registry once and runs compute on it with the
 // options that render templates with the registry's lookups.
-func (a *app) computePlan(ctx context.Context, compute func(*resolver.Snapshot, []plan.Option) (*plan.Plan, error)) (*plan.Plan, error) {
+func (a *app) computePlan(ctx context.Context, compute func(*binding.Snapshot, []plan.Option) (*plan.Plan, error)) (*plan.Plan, error) {
 	reg, err := a.registry()
 	if err != nil {
 		return nil, err
@@ -164,7 +164,7 @@ func (a *app) computePlan(ctx context.Context, compute func(*resolver.Snapshot, 
 
 // planOptions are the renderer (with Consul lookups) and the nodes that
 // host services without instances, from their recorded statuses.
-func (a *app) planOptions(ctx context.Context, reg *registry.Client, snap *resolver.Snapshot) ([]plan.Option, func(), error) {
+func (a *app) planOptions(ctx context.Context, reg *registry.Client, snap *binding.Snapshot) ([]plan.Option, func(), error) {
 	statuses, _, err := reg.Statuses(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -179,7 +179,7 @@ func (a *app) planOptions(ctx context.Context, reg *registry.Client, snap *resol
 
 // hostsOf lists the services each node's last status names, in the
 // region the node's instances run in.
-func hostsOf(statuses []registry.Status, snap *resolver.Snapshot) []plan.Host {
+func hostsOf(statuses []registry.Status, snap *binding.Snapshot) []plan.Host {
 	region := map[string]string{}
 	for _, in := range snap.Instances {
 		region[in.Node] = in.Region

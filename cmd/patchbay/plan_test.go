@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/internal/redact"
-	"github.com/patchbay/patchbay/internal/testcluster"
 	"github.com/patchbay/patchbay/plan"
 	"github.com/patchbay/patchbay/registry"
 )

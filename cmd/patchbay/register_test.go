@@ -12,7 +12,7 @@ import (
 
 	"github.com/hashicorp/consul/sdk/testutil"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 )
 
 // withConnLimit caps the HTTP connections Consul accepts from one client

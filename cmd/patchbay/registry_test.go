@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // process is patchbay running as a child process.
@@ -119,13 +119,13 @@ func freePort(t *testing.T) int {
 }
 
 // liveInstances lists the live instances of service.
-func liveInstances(t *testing.T, reg *registry.Client, service string) []resolver.Instance {
+func liveInstances(t *testing.T, reg *registry.Client, service string) []binding.Instance {
 	t.Helper()
 	snap, err := reg.Snapshot(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []resolver.Instance
+	var out []binding.Instance
 	for _, in := range snap.Instances {
 		if in.Service == service {
 			out = append(out, in)

@@ -16,9 +16,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -225,7 +225,7 @@ func fileExists(path string) bool {
 
 // liveBinding reads the binding the resolver stored for the service, or,
 // when none is stored, resolves it now from the registry.
-func (a *app) liveBinding(ctx context.Context, reg *registry.Client, m *manifest.Manifest, region string) (*resolver.Binding, error) {
+func (a *app) liveBinding(ctx context.Context, reg *registry.Client, m *manifest.Manifest, region string) (*binding.Binding, error) {
 	for _, r := range slices.Compact([]string{region, ""}) {
 		stored, err := reg.Binding(ctx, m.Federation, m.ID, r)
 		if err != nil {
@@ -234,7 +234,7 @@ func (a *app) liveBinding(ctx context.Context, reg *registry.Client, m *manifest
 		if stored == nil {
 			continue
 		}
-		var b resolver.Binding
+		var b binding.Binding
 		if err := json.Unmarshal(stored.Value, &b); err != nil {
 			return nil, fmt.Errorf("binding of %s in region %q: %w", m.ID, r, err)
 		}
@@ -249,7 +249,7 @@ func (a *app) liveBinding(ctx context.Context, reg *registry.Client, m *manifest
 }
 
 // renderSpec renders a template with lookups in the registry's Consul.
-func (a *app) renderSpec(ctx context.Context, reg *registry.Client, m *manifest.Manifest, b *resolver.Binding, name string, spec manifest.TemplateFile) ([]byte, error) {
+func (a *app) renderSpec(ctx context.Context, reg *registry.Client, m *manifest.Manifest, b *binding.Binding, name string, spec manifest.TemplateFile) ([]byte, error) {
 	contents, err := templates.Contents(spec)
 	if err != nil {
 		return nil, err

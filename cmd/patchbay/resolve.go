@@ -12,20 +12,21 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
 )
 
 // snapshot reads the registry for the inspection commands.
-func (a *app) snapshot(ctx context.Context) (*resolver.Snapshot, error) {
+func (a *app) snapshot(ctx context.Context) (*binding.Snapshot, error) {
 	reg, err := a.registry()
 	if err != nil {
 		return nil, err
 	}
 	snap, err := reg.Snapshot(ctx)
 	if errors.Is(err, registry.ErrPermissionDenied) {
-		// A token scoped to its federation (README's policy for people and
+		// A token scoped to its federation (docs/security.md's policy for people and
 		// CI) reads that federation alone, which is all a binding draws on.
 		fsnap, ferr := reg.FederationSnapshot(ctx, a.g.Federation)
 		switch {
@@ -106,7 +107,7 @@ console follow. --show-secrets prints them.`,
 
 // bindingFor resolves one service's binding for region, falling back to
 // the region-less binding as listeners do.
-func bindingFor(snap *resolver.Snapshot, fed, service, region string) (*resolver.Binding, error) {
+func bindingFor(snap *binding.Snapshot, fed, service, region string) (*binding.Binding, error) {
 	res := resolver.Resolve(snap)
 	if b, ok := res.Lookup(fed, service, region); ok {
 		return b, nil
@@ -118,7 +119,7 @@ func bindingFor(snap *resolver.Snapshot, fed, service, region string) (*resolver
 	return nil, fmt.Errorf("%w: service %s is not published in federation %s", registry.ErrNotFound, service, fed)
 }
 
-func printBinding(w io.Writer, b *resolver.Binding) {
+func printBinding(w io.Writer, b *binding.Binding) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "VAR\tVALUE\tFROM\n")
 	for _, name := range sortedVarNames(b.Vars) {
@@ -141,7 +142,7 @@ func printBinding(w io.Writer, b *resolver.Binding) {
 	}
 }
 
-func providersText(ps []resolver.Provider) string {
+func providersText(ps []binding.Provider) string {
 	var out []string
 	for _, p := range ps {
 		if p.Datastore {
@@ -156,7 +157,7 @@ func providersText(ps []resolver.Provider) string {
 	return strings.Join(out, ", ")
 }
 
-func sortedVarNames(m map[string]resolver.Var) []string { return slices.Sorted(maps.Keys(m)) }
+func sortedVarNames(m map[string]binding.Var) []string { return slices.Sorted(maps.Keys(m)) }
 
 func newExplainCmd(a *app) *cobra.Command {
 	var (
@@ -265,16 +266,23 @@ func (a *app) manifestsFrom(ctx context.Context, paths []string) ([]manifest.Man
 
 func newGraphCmd(a *app) *cobra.Command {
 	var format string
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "graph [PATH...] [--format dot|json]",
+		Use:   "graph [PATH...] [--format dot|json | --json]",
 		Short: "Print the service dependency graph",
 		Long: `Graph draws an edge from each service to every service that provides a key
 it requires, labelled with that key, from the published manifests and
 datastores (or from PATHs, without Consul). Datastores are cylinders with
 dashed edges from the requirements that fall back to them. Services on a
 dependency cycle are drawn red.`,
-		Example: "  patchbay graph | dot -Tsvg > graph.svg\n  patchbay graph examples/services --format json",
+		Example: "  patchbay graph | dot -Tsvg > graph.svg\n  patchbay graph examples/services --json",
 		RunE: func(cmd *cobra.Command, paths []string) error {
+			if asJSON {
+				if cmd.Flags().Changed("format") && format != "json" {
+					return usageErrorf("--json and --format %s disagree; give one of them", format)
+				}
+				format = "json"
+			}
 			g, err := a.graphFrom(cmd.Context(), paths)
 			if err != nil {
 				return err
@@ -290,6 +298,7 @@ dependency cycle are drawn red.`,
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "dot", "output format: dot (graphviz) or json")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as every reporting command does: the same as --format json")
 	return cmd
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/internal/events"
-	"github.com/patchbay/patchbay/resolver/daemon"
+	"github.com/patchbay/patchbay/resolverd"
 )
 
 func newResolverCmd(a *app) *cobra.Command {
@@ -31,6 +31,10 @@ service, writes the bindings that changed to Consul and announces each on NATS
 Run two or more for availability: one leads through a Consul lock, the others
 stand by and take over when it stops. It survives Consul and NATS outages,
 retrying with backoff; listeners catch up on any missed announcement.
+
+Every flag may also be set in the --config file, under resolver: with the
+flag's name as key (resolver: {quiet: 2s, http-addr: 127.0.0.1:9102}); the
+environment and the command line beat the file.
 
 Signals: SIGTERM or Ctrl-C releases the leader lock (a standby leads at once)
 and exits 0. SIGHUP is logged and ignored: the resolver has no file to
@@ -74,8 +78,8 @@ leadership, the lag from a registry change to the bindings written) and
 			if err != nil {
 				return err
 			}
-			opts := append([]daemon.LoopOption{daemon.WithHolder(holder), daemon.WithDebounce(quiet, maxWait), daemon.WithLogger(a.logger()), daemon.WithSigner(signer)}, metrics...)
-			loop := daemon.NewLoop(reg, nc, opts...)
+			opts := append([]resolverd.LoopOption{resolverd.WithHolder(holder), resolverd.WithDebounce(quiet, maxWait), resolverd.WithLogger(a.logger()), resolverd.WithSigner(signer)}, metrics...)
+			loop := resolverd.NewLoop(reg, nc, opts...)
 			sd := notifier{a.logger()}
 			wg.Go(func() { sd.watchdog(ctx, loop.Alive) })
 			wg.Go(func() { <-ctx.Done(); sd.stopping() })
@@ -83,12 +87,14 @@ leadership, the lag from a registry change to the bindings written) and
 			return loop.Run(ctx)
 		},
 	}
+	cmd.Annotations = map[string]string{sectionAnnotation: "resolver"}
 	f := cmd.Flags()
-	f.DurationVar(&quiet, "quiet", daemon.DefaultQuiet, "an isolated change is resolved at once; changes within this long of a pass wait until the registry has been unchanged this long")
-	f.DurationVar(&maxWait, "max-wait", daemon.DefaultMaxWait, "resolve at the latest this long after the first change of a burst")
+	f.DurationVar(&quiet, "quiet", resolverd.DefaultQuiet, "an isolated change is resolved at once; changes within this long of a pass wait until the registry has been unchanged this long")
+	f.DurationVar(&maxWait, "max-wait", resolverd.DefaultMaxWait, "resolve at the latest this long after the first change of a burst")
 	f.StringVar(&holder, "name", holder, "name of this resolver in the leader lock")
 	f.StringVar(&signingKey, "signing-key-file", signingKey, "sign bindings events with the seed in this file, from patchbay keygen (mode 0600) [$PATCHBAY_SIGNING_KEY_FILE]")
 	f.StringVar(&httpAddr, "http-addr", "", "serve GET /metrics (Prometheus) and GET /healthz on this address, e.g. 127.0.0.1:9102 (default: off)")
+	_ = f.SetAnnotation("signing-key-file", envAnnotation, []string{"PATCHBAY_SIGNING_KEY_FILE"}) // the flag was just added
 	return cmd
 }
 

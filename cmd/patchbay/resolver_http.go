@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/patchbay/patchbay/resolver/daemon"
+	"github.com/patchbay/patchbay/resolverd"
 )
 
 // serveHTTP listens on addr at once (so an address in use fails the
@@ -39,11 +39,11 @@ func (a *app) serveHTTP(ctx context.Context, wg *sync.WaitGroup, addr, what stri
 
 // resolverMetrics serves the resolver's /metrics and /healthz on addr when
 // it is set, returning the loop options that feed them.
-func (a *app) resolverMetrics(ctx context.Context, wg *sync.WaitGroup, addr string) ([]daemon.LoopOption, error) {
+func (a *app) resolverMetrics(ctx context.Context, wg *sync.WaitGroup, addr string) ([]resolverd.LoopOption, error) {
 	if addr == "" {
 		return nil, nil
 	}
-	m := daemon.NewMetrics()
+	m := resolverd.NewMetrics()
 	bound, err := a.serveHTTP(ctx, wg, addr, "resolver HTTP", m.Handler())
 	if err != nil {
 		return nil, err

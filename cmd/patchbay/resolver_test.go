@@ -10,9 +10,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
-	"github.com/patchbay/patchbay/internal/testcluster"
-	"github.com/patchbay/patchbay/resolver"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 )
 
 func TestResolverCommands(t *testing.T) {
@@ -74,7 +74,7 @@ func TestResolverCommands(t *testing.T) {
 			continue
 		}
 		code, stdout, _ := patchbay(t, "resolve", addr, "--json", "app-www")
-		var b resolver.Binding
+		var b binding.Binding
 		if code != 0 || json.Unmarshal([]byte(stdout), &b) != nil || !b.Vars["API_URL"].Resolved {
 			t.Fatalf("after event %+v, resolve says %s", e, stdout)
 		}

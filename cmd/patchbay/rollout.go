@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/internal/redact"
 	"github.com/patchbay/patchbay/registry"
 )
 
@@ -118,7 +119,7 @@ func (a *app) announceRollout(subject string) error {
 	timeout := min(a.g.Timeout, 5*time.Second)
 	nc, err := a.dialNATS("patchbay rollout resume", nats.Timeout(timeout))
 	if err != nil {
-		return fmt.Errorf("cannot announce on nats at %s: %w", redactNATSURL(a.g.NATSURL), err)
+		return fmt.Errorf("cannot announce on nats at %s: %w", redact.ConnectURLs(a.g.NATSURL), err)
 	}
 	defer nc.Close()
 	if err := nc.Publish(subject, nil); err != nil {

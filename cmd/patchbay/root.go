@@ -62,8 +62,9 @@ type app struct {
 	viper          *viper.Viper
 	g              globals
 	logLevel       slog.LevelVar
-	logFormat      string // "text" or "json"
-	globalLog      bool   // install the logger as slog's default and the standard logger's
+	logFormat      string           // "text" or "json"
+	listenerConfig *listener.Config // --config as listener.yaml, loaded once for the commands that read it
+	globalLog      bool             // install the logger as slog's default and the standard logger's
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -88,7 +89,9 @@ load-balancer configs and runs reload and provision commands.
 
 Settings come from flags, then PATCHBAY_* environment variables (and Consul's
 and NATS's own: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, NATS_URL, NATS_CREDS), then the
---config file, then defaults.`,
+--config file, then defaults. --config is one file per host: the global
+settings, listener.yaml's keys (patchbay listen) and a resolver: section
+(patchbay resolver) may all live in it.`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.loadGlobals(cmd) },
@@ -99,7 +102,7 @@ and NATS's own: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, NATS_URL, NATS_CREDS), then
 		return fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())
 	})
 	flags := root.PersistentFlags()
-	flags.StringVar(&a.g.ConfigFile, "config", "", "config file (YAML, JSON or TOML) with the same keys as these flags [$PATCHBAY_CONFIG]")
+	flags.StringVar(&a.g.ConfigFile, "config", "", "this host's config file (YAML, JSON or TOML): these flags' settings by name, listener.yaml's keys (for listen) and a resolver: section (for resolver) [$PATCHBAY_CONFIG]")
 	for _, s := range settings {
 		flags.String(s.name, s.def, fmt.Sprintf("%s [$%s]", s.help, strings.Join(s.env, ", $")))
 	}
@@ -113,6 +116,7 @@ and NATS's own: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, NATS_URL, NATS_CREDS), then
 	root.AddCommand(newPlanCmd(a), newImpactCmd(a), newConsoleCmd(a))
 	refuseUnknownSubcommands(root)
 	markCommandErrors(root)
+	addDeprecatedAliases(root, a.stderr)
 	return root
 }
 
@@ -134,16 +138,22 @@ func (a *app) loadGlobals(cmd *cobra.Command) error {
 	if a.g.ConfigFile != "" {
 		if cmd.Annotations[configAnnotation] == configListener {
 			// listener.yaml's loader names file:line; the generic reader
-			// below would only say that the file is unreadable.
-			if _, err := a.loadListenerConfig(); err != nil {
+			// below would only say that the file is unreadable. The
+			// command uses what it loaded: the file is parsed once for it.
+			cfg, err := a.loadListenerConfig()
+			if err != nil {
 				return err
 			}
+			a.listenerConfig = cfg
 		}
-		if err := readConfigFile(v, a.g.ConfigFile); err != nil {
+		if err := readConfigFile(v, a.g.ConfigFile, configSections(cmd.Root())); err != nil {
 			return err
 		}
 	}
 	if err := a.applyTypedSettings(cmd, v); err != nil {
+		return err
+	}
+	if err := a.applySectionSettings(cmd, v); err != nil {
 		return err
 	}
 	a.installGlobalLog()
@@ -168,16 +178,23 @@ var fileOnlyKeys = []string{"timeout", "log-level", "log-format"}
 
 // readConfigFile merges the config file into v, rejecting keys that are no
 // setting so that a typo does not silently fall back to a default.
-func readConfigFile(v *viper.Viper, path string) error {
+// sections are the commands' own sections (resolver:) and their keys.
+func readConfigFile(v *viper.Viper, path string, sections map[string][]string) error {
 	file := viper.New()
 	file.SetConfigFile(path)
 	if err := file.ReadInConfig(); err != nil {
 		return usageErrorf("config file %s: %s; fix it or leave out --config", path, configErrorText(err))
 	}
 	for _, k := range file.AllKeys() {
-		top, _, _ := strings.Cut(k, ".")
+		top, sub, _ := strings.Cut(k, ".")
 		if slices.Contains(listener.ConfigKeys(), top) || slices.Contains(fileOnlyKeys, k) {
 			continue // listener.yaml's own keys (patchbay listen reads them), and the file-only settings
+		}
+		if keys, ok := sections[top]; ok {
+			if !slices.Contains(keys, sub) {
+				return usageErrorf("config file %s: unknown key %q in %s:%s; its keys are the flags of patchbay %s without dashes", path, sub, top, closest(sub, keys), top)
+			}
+			continue
 		}
 		if !slices.ContainsFunc(settings, func(s setting) bool { return s.name == k }) {
 			return usageErrorf("config file %s: unknown key %q%s; the keys are the global flags without dashes", path, k, didYouMean(k))
@@ -195,6 +212,11 @@ func didYouMean(k string) string {
 	for i, s := range settings {
 		names[i] = s.name
 	}
+	return closest(k, names)
+}
+
+// closest is " (did you mean …?)" naming the closest of names to k, or "".
+func closest(k string, names []string) string {
 	if s, ok := suggest.Closest(k, names); ok {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}

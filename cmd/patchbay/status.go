@@ -194,47 +194,17 @@ func statusLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // A recorded node that did not answer is marked stale. Without NATS none
 // is, and the error says why.
 func (a *app) liveStatuses(recorded []registry.Status, wait time.Duration) ([]registry.Status, error) {
-	byNode := map[string]registry.Status{}
-	for _, s := range recorded {
-		byNode[s.Node] = s
-	}
 	nc, err := a.dialNATS("patchbay status", nats.Timeout(wait))
 	if err != nil {
 		fmt.Fprintf(a.stderr, "warning: showing recorded statuses only: %v\n", err)
 		return recorded, err
 	}
 	defer nc.Close()
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err == nil {
-		err = nc.PublishRequest(events.StatusSubject, inbox, nil)
-	}
-	if err == nil {
-		err = nc.FlushTimeout(wait) // the request reached NATS: silence then means no listener
-	}
+	statuses, err := events.AskStatus(context.Background(), nc, recorded, wait)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "warning: showing recorded statuses only: %v\n", err)
-		return recorded, err
 	}
-	answered := map[string]bool{}
-	for deadline := time.Now().Add(wait); len(answered) < len(byNode) || len(byNode) == 0; {
-		msg, err := sub.NextMsg(time.Until(deadline))
-		if err != nil {
-			break // the wait is over
-		}
-		s, err := registry.DecodeStatus("", "", msg.Data)
-		if err != nil {
-			continue // not a listener's answer
-		}
-		byNode[s.Node], answered[s.Node] = s, true
-	}
-	out := make([]registry.Status, 0, len(byNode))
-	for _, node := range slices.Sorted(maps.Keys(byNode)) {
-		s := byNode[node]
-		s.Stale = !answered[node]
-		out = append(out, s)
-	}
-	return out, nil
+	return statuses, err
 }
 
 // staleMessage says what is known of a node that no longer answers.

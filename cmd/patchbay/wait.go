@@ -17,13 +17,6 @@ import (
 	"github.com/patchbay/patchbay/registry"
 )
 
-// Exit codes of a wait (publish --wait, datastore set --wait, wait), beside
-// main's 0, 1 (bad input) and 2 (unreachable backend).
-const (
-	exitNotApplied  = 4 // a node failed, skipped it (unresolved) or its rollout is halted
-	exitWaitTimeout = 5 // --wait-timeout passed with nodes pending, paused or not answering
-)
-
 var (
 	// errNotApplied: a node failed to apply a change (exit 4).
 	errNotApplied = errkind.New(errkind.Input, "wait: not applied")
@@ -137,7 +130,7 @@ func (a *app) waitApplied(ctx context.Context, targets []tracking.Target, since 
 		if err != nil {
 			return err
 		}
-		answers, err := askChanges(ctx, nc, recorded, o.poll)
+		answers, err := events.AskChanges(ctx, nc, nodesOf(recorded), o.poll)
 		if ctx.Err() != nil {
 			return a.waitResult(out, v, start, true)
 		}
@@ -198,36 +191,6 @@ func suffix(sep, s string) string {
 		return ""
 	}
 	return sep + s
-}
-
-// askChanges asks every live listener for its changes and collects the
-// answers for at most wait, less once every recorded node answered.
-func askChanges(ctx context.Context, nc *nats.Conn, recorded []registry.Status, wait time.Duration) (map[string]events.NodeChanges, error) {
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, fmt.Errorf("ask listeners: %w", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest(events.ChangesSubject, inbox, nil); err != nil {
-		return nil, fmt.Errorf("ask listeners: %w", err)
-	}
-	answers := map[string]events.NodeChanges{}
-	deadline := time.Now().Add(wait)
-	for len(recorded) == 0 || len(answers) < len(recorded) {
-		mctx, cancel := context.WithDeadline(ctx, deadline)
-		msg, err := sub.NextMsgWithContext(mctx)
-		cancel()
-		if err != nil {
-			break // the round is over
-		}
-		c, err := events.DecodeNodeChanges(msg.Data)
-		if err != nil {
-			continue // not a listener's answer
-		}
-		answers[c.Node] = c
-	}
-	return answers, nil
 }
 
 // waitPrinter shows a wait's progress: JSON lines, or a line per node
@@ -309,4 +272,14 @@ func (p *waitPrinter) result(v tracking.View, result string, elapsed time.Durati
 		fmt.Fprintf(p.out, "; change to files p50 %s, p99 %s, slowest %s (%s)", lat.P50.Round(time.Millisecond), lat.P99.Round(time.Millisecond), lat.Slowest, lat.Max.Round(time.Millisecond))
 	}
 	fmt.Fprintln(p.out)
+}
+
+// nodesOf names the recorded nodes: a round of answers ends once they all
+// answered.
+func nodesOf(recorded []registry.Status) []string {
+	out := make([]string, len(recorded))
+	for i, s := range recorded {
+		out[i] = s.Node
+	}
+	return out
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/tracking"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/resolver"
@@ -86,7 +87,7 @@ func (a *app) storedRevisions(ctx context.Context, reg *registry.Client) (map[bi
 		if sb.Federation != a.g.Federation {
 			continue
 		}
-		if b, err := resolver.DecodeBinding(sb.Key, sb.Value); err == nil { // the resolver rewrites one it cannot read
+		if b, err := binding.DecodeBinding(sb.Key, sb.Value); err == nil { // the resolver rewrites one it cannot read
 			out[bindingKey{sb.Federation, sb.Service, sb.Region}] = b.Revision
 		}
 	}
@@ -94,7 +95,7 @@ func (a *app) storedRevisions(ctx context.Context, reg *registry.Client) (map[bi
 }
 
 // contentOf is a binding as the resolver compares it: without revision.
-func contentOf(b resolver.Binding) []byte {
+func contentOf(b binding.Binding) []byte {
 	b.Revision = 0
 	data, _ := json.Marshal(b) // strings, numbers, maps and slices
 	return data

@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/internal/testcluster"
+	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/internal/tracking"
 	"github.com/patchbay/patchbay/listener"
 	"github.com/patchbay/patchbay/registry"
-	"github.com/patchbay/patchbay/resolver"
 )
 
 // waitManifest renders VERSION into /etc/ID/env, checked by a command that
@@ -62,7 +62,7 @@ func (c *listenCluster) storedRevision(t *testing.T, service string) uint64 {
 	if err != nil || sb == nil {
 		t.Fatalf("binding of %s: %v %v", service, sb, err)
 	}
-	b, err := resolver.DecodeBinding(sb.Key, sb.Value)
+	b, err := binding.DecodeBinding(sb.Key, sb.Value)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,12 @@
 package events
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // ChangesSubject is where `patchbay wait`, `publish --wait` and the
@@ -101,4 +104,55 @@ func DecodeNodeChanges(data []byte) (NodeChanges, error) {
 		return c, fmt.Errorf("%w: changes answer without a node", ErrMalformed)
 	}
 	return c, nil
+}
+
+// The changes request has one home, both ends, like the status request:
+// listeners answer with RespondChanges, `patchbay wait` and the console
+// ask with AskChanges.
+
+// RespondChanges answers a changes request m with c; a request without a
+// reply inbox is not answered.
+func RespondChanges(m *nats.Msg, c NodeChanges) error {
+	if m.Reply == "" {
+		return nil
+	}
+	if err := m.Respond(c.Encode()); err != nil {
+		return fmt.Errorf("events: answer changes request: %w", err)
+	}
+	return nil
+}
+
+// AskChanges asks every live listener which revisions it received and
+// applied, and returns the answers by node. It waits at most wait, less
+// once every node of expect answered (with none expected, it waits it
+// out), or until ctx ends.
+func AskChanges(ctx context.Context, nc *nats.Conn, expect []string, wait time.Duration) (map[string]NodeChanges, error) {
+	sub, err := nc.SubscribeSync(nats.NewInbox())
+	if err != nil {
+		return nil, fmt.Errorf("events: changes request: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }() // only stops the answers this function no longer reads
+	if err := nc.PublishRequest(ChangesSubject, sub.Subject, nil); err != nil {
+		return nil, fmt.Errorf("events: changes request: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	pending := map[string]bool{}
+	for _, n := range expect {
+		pending[n] = true
+	}
+	answers := map[string]NodeChanges{}
+	for len(pending) > 0 || len(expect) == 0 {
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			break // the wait is over
+		}
+		c, err := DecodeNodeChanges(msg.Data)
+		if err != nil {
+			continue // not a listener's answer
+		}
+		answers[c.Node] = c
+		delete(pending, c.Node)
+	}
+	return answers, nil
 }

@@ -13,7 +13,7 @@ import (
 // composeNATSConf is docker-compose.yml's nats-server configuration.
 const composeNATSConf = "../../deploy/compose/nats.conf"
 
-// The subject permissions of docker-compose.yml's NATS, as README's NATS
+// The subject permissions of docker-compose.yml's NATS, as docs/security.md's NATS
 // section shows them, run by a real nats-server: only a resolver may
 // publish bindings events, listeners may only receive events and answer
 // status requests, and an operator may ask for status and resume a

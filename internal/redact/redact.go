@@ -1,7 +1,7 @@
 // Package redact is patchbay's one redaction policy: which values are
 // secrets, and how they are shown to readers of the CLI, plans, the
 // console and statuses. The resolver applies it to bindings
-// (resolver.Binding.Redacted); text that may quote a secret (a rendered
+// (binding.Binding.Redacted); text that may quote a secret (a rendered
 // file's diff) is scrubbed with Text.
 package redact
 
@@ -107,3 +107,23 @@ func Text(s string, secrets []string) string {
 // shortSecret is the length below which Text replaces a secret only where
 // it stands alone.
 const shortSecret = 4
+
+// ConnectURLs hides the credentials of ","-joined server URLs (NATS's
+// servers, say) for errors and logs: a password, or a user given alone,
+// which such servers read as a token.
+func ConnectURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || u.User == nil {
+			continue
+		}
+		if _, hasPassword := u.User.Password(); hasPassword {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		} else {
+			u.User = url.User("xxxxx") // a token
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
+}

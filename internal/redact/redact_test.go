@@ -43,3 +43,16 @@ func TestText(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectURLs(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://user:secret@a:4222,tls://token@b:4222", "nats://user:xxxxx@a:4222,tls://xxxxx@b:4222"},
+		{"nats://a:4222, nats://u:pw@b:4222", "nats://a:4222,nats://u:xxxxx@b:4222"},
+	}
+	for _, tt := range tests {
+		if got := ConnectURLs(tt.in); got != tt.want {
+			t.Errorf("ConnectURLs(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
