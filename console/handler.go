@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/resolver"
 )
 
@@ -177,7 +178,7 @@ func (s *Server) serveResume(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "console: want {\"federation\": F, \"group\": G}", http.StatusBadRequest)
 		return
 	}
-	g, err := s.reg.Rollout(fedOf(req.Federation), req.Group)
+	g, err := s.reg.Rollout(manifest.FederationOf(req.Federation), req.Group)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

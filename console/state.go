@@ -142,15 +142,13 @@ func orEmpty[T any](s []T) []T {
 	return s
 }
 
-func fedOf(fed string) string { return cmp.Or(fed, manifest.DefaultFederation) }
-
 func federationNames(snap *binding.Snapshot) []string {
 	var out []string
 	for _, m := range snap.Manifests {
-		out = append(out, fedOf(m.Federation))
+		out = append(out, manifest.FederationOf(m.Federation))
 	}
 	for _, d := range snap.Datastores {
-		out = append(out, fedOf(d.Federation))
+		out = append(out, manifest.FederationOf(d.Federation))
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -159,7 +157,7 @@ func federationNames(snap *binding.Snapshot) []string {
 func manifestsOf(snap *binding.Snapshot, fed string) []manifest.Manifest {
 	var out []manifest.Manifest
 	for _, m := range snap.Manifests {
-		if fedOf(m.Federation) == fed {
+		if manifest.FederationOf(m.Federation) == fed {
 			out = append(out, m)
 		}
 	}
@@ -169,7 +167,7 @@ func manifestsOf(snap *binding.Snapshot, fed string) []manifest.Manifest {
 func datastoresOf(snap *binding.Snapshot, fed string) []binding.Datastore {
 	var out []binding.Datastore
 	for _, d := range snap.Datastores {
-		if fedOf(d.Federation) == fed {
+		if manifest.FederationOf(d.Federation) == fed {
 			out = append(out, d)
 		}
 	}
@@ -192,11 +190,11 @@ func storedBindings(list []registry.StoredBinding) map[bindingKey]binding.Bindin
 }
 
 func service(m *manifest.Manifest, snap *binding.Snapshot, res *resolver.Result, stored map[bindingKey]binding.Binding) Service {
-	fed := fedOf(m.Federation)
+	fed := manifest.FederationOf(m.Federation)
 	s := Service{Name: m.ID, Public: m.Public, Unique: m.Unique, Provides: slices.Sorted(maps.Keys(m.Provides))}
 	s.Provides = orEmpty(s.Provides)
 	for _, in := range snap.Instances {
-		if fedOf(in.Federation) == fed && in.Service == m.ID {
+		if manifest.FederationOf(in.Federation) == fed && in.Service == m.ID {
 			s.Instances = append(s.Instances, Instance{ID: in.ID, Node: in.Node, Address: in.Address, Port: in.Port, Region: in.Region, Health: "passing"})
 		}
 	}

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -23,56 +25,11 @@ type DryRunReport struct {
 	// Result is the result the run would have (ok, failed, skipped,
 	// halted) as far as can be known without applying: a reload, a
 	// provision command or a test may still fail.
-	Result   string          `json:"result"`
-	Message  string          `json:"message,omitempty"`
-	Services []DryRunService `json:"services"`
+	Result   string       `json:"result"`
+	Message  string       `json:"message,omitempty"`
+	Services []ServiceRun `json:"services"`
 	// Reloads are the distinct reload commands that would run, once each.
 	Reloads []string `json:"reloads,omitempty"`
-}
-
-// DryRunService is what the run would do for one hosted service.
-type DryRunService struct {
-	Service  string `json:"service"`
-	Revision uint64 `json:"revision"`
-	// BindingRegion is the region of the binding used; "" is the
-	// region-less one, which prefers no region.
-	BindingRegion string `json:"binding_region"`
-	Result        string `json:"result"`
-	Reason        string `json:"reason,omitempty"`
-	// RolloutGroup is the group whose slot the apply would wait for.
-	RolloutGroup string       `json:"rollout_group,omitempty"`
-	Files        []DryRunFile `json:"files,omitempty"`
-	// Provision is the provision command that would run; nil for none.
-	Provision *PlannedCommand `json:"provision,omitempty"`
-	// Tests are the declared tests that would run after the apply.
-	Tests []PlannedCommand `json:"tests,omitempty"`
-}
-
-// DryRunFile is one template's outcome.
-type DryRunFile struct {
-	Name        string `json:"name"`
-	Destination string `json:"destination"`
-	Changed     bool   `json:"changed"`
-	// Diff is a unified diff from the installed file to the rendered one.
-	Diff string `json:"diff,omitempty"`
-	// Check is the file's check command, run on a staged copy.
-	Check  *CheckResult `json:"check,omitempty"`
-	Reload string       `json:"reload,omitempty"` // would run: the file changed
-	Error  string       `json:"error,omitempty"`
-}
-
-// CheckResult is a check command run on a staged file during a dry run.
-type CheckResult struct {
-	Command string `json:"command"`
-	Passed  bool   `json:"passed"`
-	Error   string `json:"error,omitempty"`
-}
-
-// PlannedCommand is a command a run would run, and why.
-type PlannedCommand struct {
-	Name    string `json:"name,omitempty"`
-	Command string `json:"command"`
-	Why     string `json:"why,omitempty"`
 }
 
 // DryRun reads the hosted services' manifests and bindings from Consul,
@@ -99,37 +56,35 @@ func (l *Listener) DryRun(ctx context.Context) (*DryRunReport, error) {
 	}
 	prep.Wait()
 	r := &DryRunReport{Node: cfg.Node, Federation: l.fed, Region: cfg.Region}
-	var runs []ServiceRun
 	for _, p := range plans {
 		s := l.dryRunService(ctx, cfg, p)
 		r.Services = append(r.Services, s)
-		runs = append(runs, ServiceRun{Service: s.Service, Result: s.Result, Reason: s.Reason})
-		for _, f := range s.Files {
-			if f.Reload != "" && !slices.Contains(r.Reloads, f.Reload) {
+		for _, f := range s.Templates {
+			if f.Apply == model.ApplyReload && !slices.Contains(r.Reloads, f.Reload) {
 				r.Reloads = append(r.Reloads, f.Reload)
 			}
 		}
 	}
-	r.Result, r.Message = summarize(runs)
+	r.Result, r.Message = summarize(r.Services)
 	return r, nil
 }
 
 // dryRunService describes one prepared plan, running the checks of the
 // files it would change.
-func (l *Listener) dryRunService(ctx context.Context, cfg *Config, p *plan) DryRunService {
-	s := DryRunService{Service: p.sc.Service, Revision: p.report.Revision, RolloutGroup: p.group()}
+func (l *Listener) dryRunService(ctx context.Context, cfg *Config, p *plan) ServiceRun {
+	s := ServiceRun{Service: p.sc.Service, Region: cfg.Region, Revision: p.report.Revision, RolloutGroup: p.group()}
 	if p.hosted.Binding != nil {
 		s.BindingRegion = p.hosted.Binding.Region
 	}
 	for _, t := range p.report.Templates {
 		if t.Error != "" { // not rendered: the file keeps its last good version
-			s.Files = append(s.Files, DryRunFile{Name: t.Name, Destination: t.Destination, Error: t.Error})
+			s.Templates = append(s.Templates, TemplateRun{Name: t.Name, Destination: t.Destination, Error: t.Error})
 		}
 	}
 	for _, f := range p.files {
-		s.Files = append(s.Files, l.dryRunFile(ctx, p, f))
+		s.Templates = append(s.Templates, l.dryRunFile(ctx, p, f))
 	}
-	slices.SortFunc(s.Files, func(a, b DryRunFile) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(s.Templates, func(a, b TemplateRun) int { return strings.Compare(a.Name, b.Name) })
 	if !p.done() {
 		if failed := templateErrors(p); failed != "" {
 			p.finish(ResultFailed, failed)
@@ -141,7 +96,7 @@ func (l *Listener) dryRunService(ctx context.Context, cfg *Config, p *plan) DryR
 		s.Provision, s.Tests = l.plannedCommands(cfg, p)
 	}
 	if p.report.Result == "" {
-		p.report.Result = ResultOK
+		p.report.Result = cmp.Or(p.after, ResultOK)
 	}
 	s.Result, s.Reason = p.report.Result, p.report.Reason
 	return s
@@ -149,8 +104,9 @@ func (l *Listener) dryRunService(ctx context.Context, cfg *Config, p *plan) DryR
 
 // dryRunFile diffs a rendered file with the installed one and, when it
 // would change, runs its check on a staged copy.
-func (l *Listener) dryRunFile(ctx context.Context, p *plan, f *rendered) DryRunFile {
-	d := DryRunFile{Name: f.name, Destination: f.file.Destination, Changed: p.changesFile(f)}
+func (l *Listener) dryRunFile(ctx context.Context, p *plan, f *rendered) TemplateRun {
+	fd := model.Decide(f.spec, f.previous, f.existed, f.content)
+	d := TemplateRun{Name: f.name, Destination: f.file.Destination, Changed: fd.Changed, Apply: fd.Apply, Excluded: f.report.Excluded, Conflicts: f.report.Conflicts}
 	if !d.Changed {
 		return d
 	}
@@ -216,19 +172,15 @@ func (l *Listener) dryRunHalted(ctx context.Context, p *plan) string {
 
 // plannedCommands are the provision command and tests a due service would
 // run, with its placeholders expanded.
-func (l *Listener) plannedCommands(cfg *Config, p *plan) (*PlannedCommand, []PlannedCommand) {
-	why := "a listener's first run provisions every service"
-	if p.changes() {
-		why = "files change"
+func (l *Listener) plannedCommands(cfg *Config, p *plan) (*CommandResult, []TestResult) {
+	var prov *CommandResult
+	if c := model.ProvisionOf(cfg.hostedOf(p.sc), p.m); c != nil && len(c.Command) > 0 {
+		prov = &CommandResult{Command: strings.Join(c.Command, " "), Why: p.why}
 	}
-	var prov *PlannedCommand
-	if c := provisionCommand(p); c != nil && len(c.Command) > 0 {
-		prov = &PlannedCommand{Command: strings.Join(c.Command, " "), Why: why}
-	}
-	var tests []PlannedCommand
+	var tests []TestResult
 	vars := manifest.TestVars(p.m, cfg.addrOf(p.sc), p.sc.Port, cfg.Node, cfg.Region)
 	for _, t := range p.m.Tests {
-		pc := PlannedCommand{Name: t.Name, Command: strings.Join(t.Command, " "), Why: "after the apply"}
+		pc := TestResult{Name: t.Name, Command: strings.Join(t.Command, " "), Why: "after the apply"}
 		if argv, err := t.Argv(vars); err != nil {
 			pc.Why = "would fail: " + err.Error()
 		} else {

@@ -21,6 +21,7 @@ import (
 	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -43,46 +44,6 @@ func renderHAProxy(t *testing.T, options map[string]string, ports ...string) []b
 		t.Fatal(err)
 	}
 	return out
-}
-
-func TestDiffHAProxy(t *testing.T) {
-	opts := map[string]string{"check_inter": "500ms"}
-	base := renderHAProxy(t, opts, "8001", "8002")
-	for _, tc := range []struct {
-		name     string
-		new      []byte
-		add, del []string
-		why      string
-	}{
-		{name: "same", new: base},
-		{name: "one added", new: renderHAProxy(t, opts, "8001", "8002", "8003"), add: []string{"web_n_8003"}},
-		{name: "one removed", new: renderHAProxy(t, opts, "8002"), del: []string{"web_n_8001"}},
-		{name: "both", new: renderHAProxy(t, opts, "8002", "8004"), add: []string{"web_n_8004"}, del: []string{"web_n_8001"}},
-		{name: "option changed", new: renderHAProxy(t, map[string]string{"check_inter": "1s"}, "8001", "8002"), why: "structure"},
-		{name: "route gone", new: renderHAProxy(t, opts), why: "structure"},
-		{name: "host name", new: []byte(strings.Replace(string(base), "127.0.0.1:8002", "web.example:8002", 1)), why: "cannot resolve"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, why := diffHAProxy(parseHAProxy(base), parseHAProxy(tc.new))
-			if !strings.Contains(why, tc.why) || (tc.why == "") != (why == "") {
-				t.Fatalf("why %q, want %q", why, tc.why)
-			}
-			if why != "" {
-				return
-			}
-			var add []string
-			for _, s := range c.add["web"] {
-				add = append(add, s.name)
-				// default-server's arguments, without init-addr, come first.
-				if got := strings.Join(s.args, " "); got != "inter 500ms fall 2 rise 1 check" {
-					t.Errorf("args of %s: %q", s.name, got)
-				}
-			}
-			if !slices.Equal(add, tc.add) || !slices.Equal(c.del["web"], tc.del) {
-				t.Fatalf("add %v del %v, want %v %v", add, c.del["web"], tc.add, tc.del)
-			}
-		})
-	}
 }
 
 // haproxyUnderTest is a real HAProxy in master-worker mode with a stats socket.
@@ -169,11 +130,11 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 
 	// Add b.
 	old, next := renderHAProxy(t, h.options, a), renderHAProxy(t, h.options, a, b)
-	c, why := diffHAProxy(parseHAProxy(old), parseHAProxy(next))
+	c, why := model.DiffHAProxy(old, next)
 	if why != "" {
 		t.Fatal(why)
 	}
-	if err := c.apply(ctx, api, 5*time.Second); err != nil {
+	if err := applyServers(ctx, c, api, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	testcluster.Eventually(t, 5*time.Second, "b to take traffic", func() bool {
@@ -197,9 +158,9 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no request reached a")
 	}
-	c, _ = diffHAProxy(parseHAProxy(next), parseHAProxy(renderHAProxy(t, h.options, b)))
+	c, _ = model.DiffHAProxy(next, renderHAProxy(t, h.options, b))
 	applied := make(chan error, 1)
-	go func() { applied <- c.apply(ctx, api, 10*time.Second) }()
+	go func() { applied <- applyServers(ctx, c, api, 10*time.Second) }()
 	select {
 	case err := <-applied:
 		t.Fatalf("a was deleted with a request in flight (%v)", err)
@@ -218,13 +179,13 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 	}
 
 	// A file that disagrees with the running servers is refused: reload.
-	c, _ = diffHAProxy(parseHAProxy(next), parseHAProxy(renderHAProxy(t, h.options, a)))
-	if err := c.apply(ctx, api, time.Second); !errors.Is(err, ErrHAProxyAPI) || !strings.Contains(err.Error(), "runs servers") {
+	c, _ = model.DiffHAProxy(next, renderHAProxy(t, h.options, a))
+	if err := applyServers(ctx, c, api, time.Second); !errors.Is(err, ErrHAProxyAPI) || !strings.Contains(err.Error(), "runs servers") {
 		t.Fatalf("apply over a stale file: %v", err)
 	}
 	// No socket: the caller falls back to a reload.
 	gone := &haproxyAPI{socket: h.socket + ".gone", timeout: time.Second}
-	if err := c.apply(ctx, gone, time.Second); !errors.Is(err, ErrHAProxyAPI) {
+	if err := applyServers(ctx, c, gone, time.Second); !errors.Is(err, ErrHAProxyAPI) {
 		t.Fatalf("apply without a socket: %v", err)
 	}
 }

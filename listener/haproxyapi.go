@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/model"
 )
 
 // ErrHAProxyAPI: HAProxy's runtime API refused a command or cannot be reached.
@@ -87,12 +88,12 @@ func (h *haproxyAPI) servers(ctx context.Context, backend string) ([]string, err
 
 // addServer adds a server, enables its health check when it has one, and
 // takes it out of the maintenance a dynamic server starts in.
-func (h *haproxyAPI) addServer(ctx context.Context, backend string, s haproxyServer) error {
-	id := backend + "/" + s.name
-	if err := h.expect(ctx, "add server "+id+" "+s.addr+" "+strings.Join(s.args, " "), "New server registered."); err != nil {
+func (h *haproxyAPI) addServer(ctx context.Context, backend string, s model.HAProxyServer) error {
+	id := backend + "/" + s.Name
+	if err := h.expect(ctx, "add server "+id+" "+s.Addr+" "+strings.Join(s.Args, " "), "New server registered."); err != nil {
 		return err
 	}
-	if s.checked() {
+	if s.Checked() {
 		if err := h.expect(ctx, "enable health "+id, ""); err != nil {
 			return err
 		}

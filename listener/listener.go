@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
+	"github.com/patchbay/patchbay/internal/alive"
 	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/templates"
@@ -78,7 +79,7 @@ type Listener struct {
 	owners     atomic.Pointer[map[string]*registry.Owner]
 	ownersMu   sync.Mutex    // serializes registrars' copy-on-write of owners
 	activity   chan struct{} // a queue change, for the converged timeout
-	probes     chan struct{} // unbuffered: taken only by supervise's select
+	probes     *alive.Probe  // taken only by supervise's select
 
 	// Owned by the provision run; the queue runs one at a time.
 	provisioned   map[string]seenInputs // inputs of each service's last successful provision
@@ -138,7 +139,7 @@ func WithoutDriftWatch() Option { return func(l *Listener) { l.noDrift = true } 
 func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	l := &Listener{
 		reg: reg, fed: "default", log: slog.Default(),
-		reloads: make(chan *Config, 1), groups: make(chan []string, 1), activity: make(chan struct{}, 1), probes: make(chan struct{}),
+		reloads: make(chan *Config, 1), groups: make(chan []string, 1), activity: make(chan struct{}, 1), probes: alive.New(),
 		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, inputs: newInputs(), hosts: newHostResolver(), changes: newChanges(),
 		malformedLog: &rate.Sometimes{Interval: 10 * time.Second}, rejectedLog: &rate.Sometimes{Interval: 10 * time.Second},
 	}
@@ -311,10 +312,8 @@ func (l *Listener) Resync(reason string) {
 // It is what the systemd watchdog asks before it pings: a process whose
 // goroutines still run but whose loops do not is not alive.
 func (l *Listener) Alive(ctx context.Context) error {
-	select {
-	case l.probes <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("listener: run loop did not answer: %w", ctx.Err())
+	if err := l.probes.Ask(ctx, "listener: run loop"); err != nil {
+		return err
 	}
 	return l.queue.Alive(ctx)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/templates"
 )
@@ -31,13 +32,15 @@ type plan struct {
 	hosted  registry.HostedService
 	m       *manifest.Manifest
 	binding *binding.Binding
+	svc     model.Service // what the model decided
 	files   []*rendered
 	report  ServiceRun
-	due     bool // the provision command should run
-	applied bool // files were installed (a rollback may undo them)
+	due     bool   // the provision command should run
+	why     string // why it runs
+	applied bool   // files were installed (a rollback may undo them)
 
 	// Load-balancer safety (lb.go).
-	relaxed bool   // a policy render of a binding that is not ready
+	relaxed bool   // a policy render of a binding that is not ready (model.Service.Policy)
 	after   string // the result once applied, when not ok
 }
 
@@ -116,48 +119,49 @@ func (l *Listener) readInputs(ctx context.Context, cfg *Config) ([]registry.Host
 	return hosted, nil
 }
 
-// prepare reads a service's binding and renders its templates.
+// prepare checks a service's stored inputs, lets the model decide what
+// the run renders, and renders it.
 func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 	h := p.hosted
-	switch {
-	case h.Problem != "":
+	in := model.Input{Hosted: cfg.hostedOf(p.sc), Manifest: h.Manifest, Problem: h.Problem, Locate: templates.LocateUpstream}
+	if h.Problem != "" {
 		l.log.Error("stored input refused; nothing of the service runs", "service", h.Service, "reason", h.Problem)
-		p.finish(ResultFailed, h.Problem)
-		return
-	case h.Manifest == nil:
-		p.finish(ResultSkipped, fmt.Sprintf("not published in federation %s; run patchbay publish", l.fed))
-		return
-	case h.Binding == nil:
-		p.finish(ResultSkipped, "no binding stored yet; is a resolver running?")
-		return
 	}
-	p.m = h.Manifest
-	if l.refuse(cfg, p) {
-		return
-	}
-	b, err := decodeBinding(h)
-	if err != nil {
-		l.log.Error("binding refused; the service's files keep their last good version", "service", h.Service, "err", err)
-		p.finish(ResultFailed, err.Error())
-		return
-	}
-	p.binding, p.report.Revision = b, b.Revision
-	if !b.Ready() {
-		if !l.policyRender(ctx, cfg, p) { // policy beats last-good
-			p.finish(ResultSkipped, unresolvedReason(b.Unresolved))
+	if in.Problem == "" && h.Manifest != nil && h.Binding != nil {
+		p.m = h.Manifest
+		if l.refuse(cfg, p) {
+			return
 		}
+		b, err := decodeBinding(h)
+		if err != nil {
+			l.log.Error("binding refused; the service's files keep their last good version", "service", h.Service, "err", err)
+			p.finish(ResultFailed, err.Error())
+			return
+		}
+		p.binding, p.report.Revision, in.Binding = b, b.Revision, b
+		last, ok := l.provisioned[h.Service]
+		in.Provisioned = ok && last == inputsOf(h)
+		in.Installed = func(name string) ([]byte, bool) {
+			b, _, err := templates.ReadInstalled(templates.File{Root: cfg.confinedRoot(), Destination: cfg.destination(h.Manifest.Templates[name].Destination)})
+			return b, err == nil
+		}
+	}
+	p.svc = model.Prepare(cfg.modelNode(l.fed), in)
+	l.noteEvictions(p)
+	if !p.svc.Policy && p.svc.Result != "" {
+		p.finish(p.svc.Result, p.svc.Reason)
 		return
 	}
-	for _, name := range slices.Sorted(maps.Keys(p.m.Templates)) {
-		p.report.Templates = append(p.report.Templates, TemplateRun{Name: name, Destination: p.m.Templates[name].Destination})
+	p.relaxed, p.after, p.report.Reason = p.svc.Policy, p.svc.Result, p.svc.Reason
+	for _, r := range p.svc.Renders {
+		p.report.Templates = append(p.report.Templates, TemplateRun{Name: r.Template, Destination: r.Spec.Destination})
 	}
-	for i, name := range slices.Sorted(maps.Keys(p.m.Templates)) {
-		if f := l.render(ctx, cfg, p, name, &p.report.Templates[i]); f != nil {
+	for i, r := range p.svc.Renders {
+		if f := l.render(ctx, cfg, p, r, &p.report.Templates[i]); f != nil {
 			p.files = append(p.files, f)
 		}
 	}
-	last, ok := l.provisioned[h.Service]
-	p.due = p.changes() || !ok || last != inputsOf(h)
+	p.due, p.why = p.svc.ProvisionDue(p.changes())
 }
 
 // decodeBinding reads h's binding with the resolver's rules, and refuses
@@ -179,24 +183,16 @@ func decodeBinding(h registry.HostedService) (*binding.Binding, error) {
 	return b, nil
 }
 
-func unresolvedReason(us []binding.Unresolved) string {
-	parts := make([]string, len(us))
-	for i, u := range us {
-		parts[i] = fmt.Sprintf("%s unresolved (%s)", u.Var, u.Reason)
-	}
-	return strings.Join(parts, "; ") + "; its files keep their last good version"
-}
-
 // render renders one template; nil when it failed (recorded in tr).
-func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string, tr *TemplateRun) *rendered {
-	spec := p.m.Templates[name]
+func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, r model.Render, tr *TemplateRun) *rendered {
+	name, spec := r.Template, r.Spec
 	fail := func(err error) *rendered {
 		tr.Error = err.Error()
 		l.log.Error("template not rendered; its file keeps its last good version", "service", p.m.ID, "template", name, "err", err)
 		return nil
 	}
-	if spec.Destination == "" {
-		return fail(fmt.Errorf("template %s has no destination; a listener installs only templates with one", name))
+	if r.Error != "" {
+		return fail(errors.New(r.Error))
 	}
 	contents, err := templates.Contents(spec)
 	if err != nil {
@@ -212,17 +208,15 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, name string
 		file.Check, file.Owner, file.Group = nil, "", ""
 	}
 	tr.Destination = file.Destination
-	minimum := manifest.DefaultTemplateMin
-	if spec.Min != nil {
-		minimum = *spec.Min
-	}
 	start := time.Now()
 	data := l.lbData(ctx, p, len(file.Check) > 0, templates.Data{
-		Service: p.m.ID, Federation: l.fed, Region: cfg.Region,
-		Environment: p.m.Environment, NodeEnv: nodeEnv(cfg), Binding: p.binding, Options: spec.Options, Min: minimum,
+		Service: p.m.ID, Federation: l.fed, Region: r.Region,
+		Environment: p.m.Environment, NodeEnv: nodeEnv(cfg), Binding: r.Binding, Options: spec.Options, Min: r.Min,
 	}, tr)
 	out, err := l.renderer.Render(ctx, name, contents, data)
-	if l.evictsOnGuard(cfg, p, name, err) { // policy beats last-good
+	if errors.Is(err, templates.ErrTooFewUpstreams) && p.svc.GuardEvicts(name) { // policy beats last-good
+		l.log.Warn("installed file routes to a provider policy no longer allows; rendering without it", "service", p.m.ID, "template", name)
+		l.metrics.PolicyEvicted()
 		data.Min = 0
 		out, err = l.renderer.Render(ctx, name, contents, data)
 	}
@@ -281,6 +275,10 @@ func (l *Listener) install(ctx context.Context, active []*plan) {
 				f.changed, f.report.Changed = changed, changed
 				p.applied = p.applied || changed
 				if changed {
+					f.report.Apply = model.ApplyInstall
+					if len(f.spec.Reload) > 0 {
+						f.report.Apply = model.ApplyReload // or ApplyRuntime, once hitless applies it
+					}
 					l.log.Info("installed", "service", p.sc.Service, "template", f.name, "file", f.file.Destination)
 				}
 			}

@@ -20,6 +20,8 @@ import (
 	"github.com/google/renameio/v2"
 	"github.com/patchbay/patchbay/internal/debounce"
 	"golang.org/x/time/rate"
+
+	"github.com/patchbay/patchbay/internal/alive"
 )
 
 // Defaults of the queue; listener.yaml's queue section defaults to them.
@@ -71,7 +73,7 @@ type Queue struct {
 
 	triggers chan string
 	control  chan control
-	probes   chan struct{} // unbuffered: taken only by Run's select
+	probes   *alive.Probe // taken only by Run's select
 }
 
 type control int
@@ -122,7 +124,7 @@ func WithRetry(initial, maxInterval time.Duration) QueueOption {
 func NewQueue(opts ...QueueOption) *Queue {
 	q := &Queue{
 		quiet: DefaultQuiet, maxWait: DefaultMaxWait, minInterval: DefaultMinInterval, burst: DefaultBurst,
-		log: slog.Default(), triggers: make(chan string, 64), control: make(chan control, 8), probes: make(chan struct{}),
+		log: slog.Default(), triggers: make(chan string, 64), control: make(chan control, 8), probes: alive.New(),
 		observe: func(QueueState) {}, retryInitial: DefaultRetryInitial, retryMax: DefaultRetryMax,
 	}
 	for _, o := range opts {
@@ -166,12 +168,7 @@ func (q *Queue) send(c control) {
 // wait. A provision in progress does not delay the answer; it runs on a
 // goroutine of its own.
 func (q *Queue) Alive(ctx context.Context) error {
-	select {
-	case q.probes <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("listener: queue loop did not answer: %w", ctx.Err())
-	}
+	return q.probes.Ask(ctx, "listener: queue loop")
 }
 
 // queueState is what Run's goroutine owns.
@@ -221,7 +218,7 @@ func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) 
 			q.add(st, reason, time.Now())
 		case c := <-q.control:
 			q.apply(st, c, time.Now())
-		case <-q.probes:
+		case <-q.probes.C():
 			timer.Stop()
 			continue // nothing changed: no observer call, which is activity to the converged timeout
 		case err := <-done:

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -42,10 +43,10 @@ type InstanceState struct {
 
 // Run results, also recorded in Consul as the node's status.
 const (
-	ResultOK      = "ok"      // every service applied
-	ResultFailed  = "failed"  // a template, reload or provision command failed
-	ResultSkipped = "skipped" // nothing failed, but a service had unresolved requirements
-	ResultHalted  = "halted"  // a rollout group is halted: staged, not applied
+	ResultOK      = model.ResultOK
+	ResultFailed  = model.ResultFailed
+	ResultSkipped = model.ResultSkipped
+	ResultHalted  = model.ResultHalted
 )
 
 // RunReport is one provision run.
@@ -57,39 +58,15 @@ type RunReport struct {
 	Services []ServiceRun  `json:"services"`
 }
 
-// ServiceRun is what one run did for one service.
-type ServiceRun struct {
-	Service  string `json:"service"`
-	Revision uint64 `json:"revision"`
-	Result   string `json:"result"`
-	// Reason says why the service was skipped, halted or failed.
-	Reason    string         `json:"reason,omitempty"`
-	Templates []TemplateRun  `json:"templates,omitempty"`
-	Provision *CommandResult `json:"provision,omitempty"`
-	// Tests are the declared tests that ran after the apply, in order.
-	Tests []TestResult `json:"tests,omitempty"`
-}
-
-// TemplateRun is one template's outcome.
-type TemplateRun struct {
-	Name        string `json:"name"`
-	Destination string `json:"destination,omitempty"`
-	Changed     bool   `json:"changed"`
-	Error       string `json:"error,omitempty"`
-	// Excluded lists upstreams left out of the render: their host names
-	// do not resolve, and would fail the load balancer's check.
-	Excluded []string `json:"excluded,omitempty"`
-	// Conflicts lists routes whose providers mount them differently; each
-	// route kept one mount and left the others out.
-	Conflicts []string `json:"conflicts,omitempty"`
-}
-
-// CommandResult is a provision command's outcome.
-type CommandResult struct {
-	Ran      bool          `json:"ran"`
-	Duration time.Duration `json:"duration_ns"`
-	Error    string        `json:"error,omitempty"`
-}
+// The report of a service's run is the model's, which dry runs and plan
+// print too.
+type (
+	ServiceRun    = model.ServiceRun
+	TemplateRun   = model.TemplateRun
+	CommandResult = model.CommandResult
+	TestResult    = model.TestResult
+	CheckResult   = model.CheckResult
+)
 
 // outputAttr is the end of a failed command's output for the node's log,
 // the one place it goes: reasons and statuses leave the node, and carry

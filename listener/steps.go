@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -66,19 +67,10 @@ func planOf(plans []*plan, service string) *plan {
 	return nil
 }
 
-// provisionCommand is the service's provision: listener.yaml's, else the
-// manifest's; nil when there is none.
-func provisionCommand(p *plan) *manifest.Provision {
-	if p.sc.Provision != nil {
-		return p.sc.Provision
-	}
-	return p.m.Provision
-}
-
 // runProvision runs one provision command with the binding as environment
 // variables, its output logged line by line.
 func (l *Listener) runProvision(ctx context.Context, cfg *Config, p *plan) {
-	prov := provisionCommand(p)
+	prov := model.ProvisionOf(cfg.hostedOf(p.sc), p.m)
 	if prov == nil || len(prov.Command) == 0 {
 		return
 	}
@@ -92,7 +84,7 @@ func (l *Listener) runProvision(ctx context.Context, cfg *Config, p *plan) {
 	log.Info("running the provision command")
 	err := l.runCommand(ctx, prov.Command, timeout, templates.WithEnv(l.provisionEnv(cfg, p)), templates.WithOutput(out))
 	out.Flush()
-	res := &CommandResult{Ran: true, Duration: time.Since(start)}
+	res := &CommandResult{Command: strings.Join(prov.Command, " "), Why: p.why, Ran: true, Duration: time.Since(start)}
 	p.report.Provision = res
 	if err != nil {
 		res.Error = err.Error()

@@ -48,7 +48,7 @@ func (l *Listener) supervise(ctx, regCtx context.Context, s *supervisor, wg *syn
 		case groups := <-l.groups:
 			s.groups = groups
 			l.subscribe(s)
-		case <-l.probes:
+		case <-l.probes.C():
 		}
 	}
 }

@@ -16,17 +16,6 @@ import (
 // where a failing command says why.
 const maxTestOutput = 2 << 10
 
-// TestResult is one declared test's outcome in a run.
-type TestResult struct {
-	Name     string        `json:"name"`
-	Command  string        `json:"command"`
-	Passed   bool          `json:"passed"`
-	Duration time.Duration `json:"duration_ns"`
-	// Output is the end of what the command printed (stdout and stderr).
-	Output string `json:"output,omitempty"`
-	Error  string `json:"error,omitempty"`
-}
-
 // runTests runs the declared tests of every service that applied something
 // or provisioned in this run, services in parallel, each service's tests in
 // order until one fails. A failure inside an entered rollout group marks

@@ -92,7 +92,7 @@ func ImpactNode(ctx context.Context, snap *binding.Snapshot, node string, opts .
 func unhosted(snap *binding.Snapshot, hosts []Host, node string) []Unhosted {
 	nodesOf := map[svcKey]map[string]bool{}
 	add := func(fed, service, n string) {
-		k := svcKey{fedOf(fed), service}
+		k := svcKey{manifest.FederationOf(fed), service}
 		if nodesOf[k] == nil {
 			nodesOf[k] = map[string]bool{}
 		}
@@ -106,7 +106,7 @@ func unhosted(snap *binding.Snapshot, hosts []Host, node string) []Unhosted {
 	}
 	manifests := map[svcKey]manifest.Manifest{}
 	for _, m := range snap.Manifests {
-		manifests[svcKey{fedOf(m.Federation), m.ID}] = m
+		manifests[svcKey{manifest.FederationOf(m.Federation), m.ID}] = m
 	}
 	var out []Unhosted
 	for _, k := range slices.SortedFunc(maps.Keys(nodesOf), func(a, b svcKey) int {
@@ -132,15 +132,15 @@ func unhosted(snap *binding.Snapshot, hosts []Host, node string) []Unhosted {
 func failovers(snap *binding.Snapshot, removed []binding.Instance) []Failover {
 	unique := map[svcKey]bool{}
 	for _, m := range snap.Manifests {
-		unique[svcKey{fedOf(m.Federation), m.ID}] = m.Unique
+		unique[svcKey{manifest.FederationOf(m.Federation), m.ID}] = m.Unique
 	}
 	var out []Failover
 	for _, in := range removed {
-		if !unique[svcKey{fedOf(in.Federation), in.Service}] {
+		if !unique[svcKey{manifest.FederationOf(in.Federation), in.Service}] {
 			continue
 		}
 		out = append(out, Failover{
-			Federation: fedOf(in.Federation), Service: in.Service, Instance: in.ID, Node: in.Node,
+			Federation: manifest.FederationOf(in.Federation), Service: in.Service, Instance: in.ID, Node: in.Node,
 			Note: fmt.Sprintf("a standby of %s, if one waits on another node, takes its lock and registers; until then consumers of its keys see the changes above", in.Service),
 		})
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/patchbay/patchbay/model"
 )
 
 // MaxComment is the largest pull-request comment GitHub accepts, in
@@ -90,7 +92,7 @@ func (p *Plan) summaryLine() string {
 	files, empty := 0, 0
 	for _, n := range p.Nodes {
 		for _, s := range n.Services {
-			files += len(s.Files)
+			files += len(s.Templates)
 		}
 	}
 	for _, r := range p.Routes {
@@ -154,30 +156,23 @@ func nodeDetails(n NodeChange) string {
 	var b strings.Builder
 	files := 0
 	for _, s := range n.Services {
-		files += len(s.Files)
+		files += len(s.Templates)
 	}
 	fmt.Fprintf(&b, "<details><summary><b>%s</b>: %s</summary>\n\n", mdText(n.Node), count(files, "file", "files"))
 	for _, s := range n.Services {
 		fmt.Fprintf(&b, "**%s**%s", s.Service, regionText(s.Region))
-		if s.Rollout != "" {
-			fmt.Fprintf(&b, " (rollout group `%s`)", s.Rollout)
+		if s.RolloutGroup != "" && applies(s) {
+			fmt.Fprintf(&b, " (rollout group `%s`)", s.RolloutGroup)
 		}
-		if s.Skipped != "" {
-			fmt.Fprintf(&b, ": skipped: %s\n\n", mdText(s.Skipped))
-			continue
+		if s.Result != model.ResultOK {
+			fmt.Fprintf(&b, ": %s: %s", s.Result, mdText(s.Reason))
 		}
 		b.WriteString("\n\n")
-		for _, f := range s.Files {
-			if f.Error != "" {
-				fmt.Fprintf(&b, "- `%s` → `%s`: not rendered, keeps its last good version: %s\n", f.Template, f.Destination, mdText(f.Error))
-				continue
-			}
-			fmt.Fprintf(&b, "- `%s` → `%s`\n\n", f.Template, f.Destination)
-			fence := codeFence(f.Diff)
-			fmt.Fprintf(&b, "%sdiff\n%s\n%s\n\n", fence, strings.TrimRight(f.Diff, "\n"), fence)
+		for _, f := range s.Templates {
+			writeTemplateMarkdown(&b, f)
 		}
-		if len(s.Provision) > 0 {
-			fmt.Fprintf(&b, "- provision: `%s`\n", strings.Join(s.Provision, " "))
+		if s.Provision != nil {
+			fmt.Fprintf(&b, "- provision: `%s` (%s)\n", s.Provision.Command, mdText(s.Provision.Why))
 		}
 	}
 	for _, r := range n.Reloads {
@@ -185,6 +180,22 @@ func nodeDetails(n NodeChange) string {
 	}
 	b.WriteString("\n</details>\n")
 	return b.String()
+}
+
+// writeTemplateMarkdown is one template's change: its diff in a fenced
+// block, or why it is not rendered.
+func writeTemplateMarkdown(b *strings.Builder, f model.TemplateRun) {
+	if f.Error != "" {
+		fmt.Fprintf(b, "- `%s` → `%s`: not rendered, keeps its last good version: %s\n", f.Name, f.Destination, mdText(f.Error))
+		return
+	}
+	how := ""
+	if f.Apply == model.ApplyRuntime {
+		how = " (servers changed over HAProxy's runtime API, no reload)"
+	}
+	fmt.Fprintf(b, "- `%s` → `%s`%s\n\n", f.Name, f.Destination, how)
+	fence := codeFence(f.Diff)
+	fmt.Fprintf(b, "%sdiff\n%s\n%s\n\n", fence, strings.TrimRight(f.Diff, "\n"), fence)
 }
 
 // codeFence is a backtick fence longer than any run of backticks in s.

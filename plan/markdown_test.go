@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -74,7 +75,7 @@ func TestMarkdownBounded(t *testing.T) {
 	p := &Plan{Bindings: []BindingChange{{Federation: "default", Service: "www", Change: "changed"}}}
 	for i := range 500 {
 		diff := strings.Repeat(fmt.Sprintf("+line %d of a long file\n", i), 20)
-		p.Nodes = append(p.Nodes, NodeChange{Node: fmt.Sprintf("node-%03d", i), Services: []ServiceRun{{Service: "www", Files: []FileChange{{Template: "env", Destination: "/etc/www.env", Diff: diff}}}}})
+		p.Nodes = append(p.Nodes, NodeChange{Node: fmt.Sprintf("node-%03d", i), Services: []model.ServiceRun{{Service: "www", Result: model.ResultOK, Templates: []model.TemplateRun{{Name: "env", Destination: "/etc/www.env", Changed: true, Diff: diff}}}}})
 	}
 	for _, limit := range []int{0, 10_000} {
 		got := markdown(t, p, limit)

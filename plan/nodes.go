@@ -3,6 +3,7 @@ package plan
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,18 +12,23 @@ import (
 	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/redact"
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/templates"
 )
 
 // Host says a node's listener hosts a service. Nodes running an instance
 // of a service are known from the snapshot; Hosts adds those that host one
 // without registering an instance (a load balancer, say), as their last
-// recorded status shows.
+// recorded status shows, and what a node's listener.yaml says of it.
 type Host struct {
 	Node       string `json:"node"`
 	Federation string `json:"federation"`
 	Service    string `json:"service"`
-	Region     string `json:"region,omitempty"`
+	// Region is the node's region, which its templates render with.
+	Region string `json:"region,omitempty"`
+	// Provision is listener.yaml's provision command of the service on
+	// the node, which replaces the manifest's; nil for none.
+	Provision *manifest.Provision `json:"provision,omitempty"`
 }
 
 // WithHosts adds nodes that host services without an instance.
@@ -30,33 +36,15 @@ func WithHosts(hosts []Host) Option { return func(c *config) { c.hosts = append(
 
 // NodeChange is what one node's listener would do.
 type NodeChange struct {
-	Node     string       `json:"node"`
-	Services []ServiceRun `json:"services"`
+	Node string `json:"node"`
+	// Services are the runs of the services whose binding changes, as
+	// the listener reports them (model.ServiceRun): result, reason, the
+	// templates that change (with a diff and how the change applies) or
+	// fail, and the provision command that runs.
+	Services []model.ServiceRun `json:"services"`
 	// Reloads are the distinct reload commands of the changed files, run
 	// once each.
 	Reloads [][]string `json:"reloads,omitempty"`
-}
-
-// ServiceRun is what a node's run would do for one service.
-type ServiceRun struct {
-	Federation string `json:"federation"`
-	Service    string `json:"service"`
-	Region     string `json:"region"`
-	// Skipped says why nothing is rendered and no command runs (an
-	// unresolved requirement): every file keeps its last good version.
-	Skipped   string       `json:"skipped,omitempty"`
-	Files     []FileChange `json:"files,omitempty"`
-	Provision []string     `json:"provision,omitempty"` // the provision command that runs
-	Rollout   string       `json:"rollout,omitempty"`   // its rollout group
-}
-
-// FileChange is one template whose file would change, or fail to render.
-type FileChange struct {
-	Template    string   `json:"template"`
-	Destination string   `json:"destination"`
-	Diff        string   `json:"diff,omitempty"`  // unified diff, old render → new
-	Error       string   `json:"error,omitempty"` // not rendered: the file keeps its last good version
-	Reload      []string `json:"reload,omitempty"`
 }
 
 // hosting is one (node, service, region) whose binding changes.
@@ -95,7 +83,9 @@ func (s *sides) nodeChanges(ctx context.Context, r Renderer, hosts []Host, chang
 	var out []NodeChange
 	for _, node := range slices.Sorted(maps.Keys(byNode)) {
 		nc := byNode[node]
-		nc.Reloads = distinctReloads(nc.Services)
+		nc.Reloads = distinctReloads(nc.Services, func(fed, service, template string) []string {
+			return s.after.manifests[svcKey{fed, service}].Templates[template].Reload
+		})
 		out = append(out, *nc)
 	}
 	return out, notes, nil
@@ -106,12 +96,14 @@ func (s *sides) nodeChanges(ctx context.Context, r Renderer, hosts []Host, chang
 func (s *sides) affected(hosts []Host) []hosting {
 	all := slices.Clone(hosts)
 	for _, in := range s.after.snap.Instances {
-		all = append(all, Host{Node: in.Node, Federation: fedOf(in.Federation), Service: in.Service, Region: in.Region})
+		all = append(all, Host{Node: in.Node, Federation: manifest.FederationOf(in.Federation), Service: in.Service, Region: in.Region})
 	}
-	slices.SortFunc(all, func(a, b Host) int {
+	slices.SortStableFunc(all, func(a, b Host) int {
 		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Federation, b.Federation), cmp.Compare(a.Service, b.Service), cmp.Compare(a.Region, b.Region))
 	})
-	all = slices.Compact(all)
+	all = slices.CompactFunc(all, func(a, b Host) bool { // the first, which may carry listener.yaml's provision, stays
+		return a.Node == b.Node && a.Federation == b.Federation && a.Service == b.Service && a.Region == b.Region
+	})
 	var out []hosting
 	for _, h := range all {
 		b := s.before.binding(h.Federation, h.Service, h.Region)
@@ -130,77 +122,107 @@ func (s *sides) affected(hosts []Host) []hosting {
 }
 
 // serviceRun is what a listener's run does for one hosted service whose
-// binding changes: it renders every template from scratch, installs
-// those that differ, reloads them and runs the provision command; with an
-// unresolved requirement it renders nothing.
-func (s *sides) serviceRun(ctx context.Context, r Renderer, h hosting) (ServiceRun, error) {
-	run := ServiceRun{Federation: h.Federation, Service: h.Service, Region: h.Region}
+// binding changes, as the run model decides it. What the node has
+// installed is taken to be the render of the old manifest and binding
+// (none when that binding was not ready): the plan reads no node's files.
+func (s *sides) serviceRun(ctx context.Context, r Renderer, h hosting) (model.ServiceRun, error) {
+	run := model.ServiceRun{Federation: h.Federation, Service: h.Service, Region: h.Region}
 	m := s.after.manifests[svcKey{h.Federation, h.Service}]
-	switch {
-	case h.after == nil || m == nil:
-		run.Skipped = "no longer published: the listener stops rendering it; its files stay"
+	if m != nil && m.Rollout != nil {
+		run.RolloutGroup = m.Rollout.Group
+	}
+	if h.after != nil {
+		run.Revision = h.after.Revision
+	}
+	hosted := model.Hosted{Service: h.Service, Provision: h.Provision}
+	rn := &runRenderer{ctx: ctx, r: r, node: model.Node{Name: h.Node, Federation: h.Federation, Region: h.Region}, h: h,
+		old: s.before.manifests[svcKey{h.Federation, h.Service}], secrets: slices.Concat(secretsOf(h.after), secretsOf(h.before))}
+	in := model.Input{Hosted: hosted, Manifest: m, Binding: h.after, Locate: templates.LocateUpstream}
+	if r != nil {
+		in.Installed = rn.installed
+	}
+	svc := model.Prepare(rn.node, in)
+	run.Result, run.Reason = cmp.Or(svc.Result, model.ResultOK), svc.Reason
+	if !svc.Policy && svc.Result != "" {
 		return run, nil
-	case !h.after.Ready():
-		run.Skipped = unresolvedReason(h.after.Unresolved)
-		return run, nil
 	}
-	if m.Rollout != nil {
-		run.Rollout = m.Rollout.Group
-	}
-	if m.Provision != nil {
-		run.Provision = m.Provision.Command
-	}
-	if r == nil {
-		return run, nil
-	}
-	old := s.before.manifests[svcKey{h.Federation, h.Service}]
-	for _, name := range slices.Sorted(maps.Keys(m.Templates)) {
-		fc, err := s.fileChange(ctx, r, h, old, m, name)
-		if err != nil {
-			return run, err
+	changed := false
+	if r != nil {
+		for _, rd := range svc.Renders {
+			tr, err := rn.template(svc, m, rd)
+			if err != nil {
+				return run, err
+			}
+			if tr.Error != "" && run.Result == model.ResultOK {
+				run.Result, run.Reason = model.ResultFailed, tr.Error
+			}
+			if tr.Changed || tr.Error != "" {
+				changed = changed || tr.Changed
+				run.Templates = append(run.Templates, tr)
+			}
 		}
-		if fc.Diff != "" || fc.Error != "" {
-			run.Files = append(run.Files, fc)
+	}
+	if due, why := svc.ProvisionDue(changed); due && run.Result == model.ResultOK {
+		if c := model.ProvisionOf(hosted, m); c != nil && len(c.Command) > 0 {
+			run.Provision = &model.CommandResult{Command: strings.Join(c.Command, " "), Why: why}
 		}
 	}
 	return run, nil
 }
 
-func unresolvedReason(us []binding.Unresolved) string {
-	parts := make([]string, len(us))
-	for i, u := range us {
-		parts[i] = fmt.Sprintf("%s unresolved (%s)", u.Var, u.Reason)
-	}
-	return strings.Join(parts, "; ") + "; nothing is rendered, its files keep their last good version"
+// runRenderer renders one hosted service's templates for a plan: the old
+// render stands for the installed file.
+type runRenderer struct {
+	ctx     context.Context
+	r       Renderer
+	node    model.Node
+	h       hosting
+	old     *manifest.Manifest
+	secrets []string
 }
 
-// fileChange renders one template from the old binding and manifest and
-// from the new ones, and diffs them. An old render that fails (or none,
-// for a new template) counts as an empty file.
-func (s *sides) fileChange(ctx context.Context, r Renderer, h hosting, old, m *manifest.Manifest, name string) (FileChange, error) {
-	spec := m.Templates[name]
-	fc := FileChange{Template: name, Destination: spec.Destination}
-	// The files are rendered from real values, so that the diff shows what
-	// changes; the values the redaction policy hides are masked in it (and
-	// in an error, which may quote the template's data).
-	secrets := slices.Concat(h.after.Secrets(), secretsOf(h.before))
-	after, err := renderOne(ctx, r, m, h.after, name, spec)
+// installed is the old manifest's template rendered from the old binding.
+func (rn *runRenderer) installed(name string) ([]byte, bool) {
+	spec, ok := templateOf(rn.old, name)
+	if !ok || rn.h.before == nil || !rn.h.before.Ready() || spec.Destination == "" {
+		return nil, false
+	}
+	out, err := renderOne(rn.ctx, rn.r, rn.old, spec, model.Render{Template: name, Binding: rn.h.before, Region: rn.node.Region, Min: minOf(spec)})
+	return out, err == nil
+}
+
+// template renders one template as the listener's run would and says how
+// its file changes; values the redaction policy hides are masked in the
+// diff and in an error, which may quote the template's data.
+func (rn *runRenderer) template(svc model.Service, m *manifest.Manifest, rd model.Render) (model.TemplateRun, error) {
+	tr := model.TemplateRun{Name: rd.Template, Destination: rd.Spec.Destination}
+	if rd.Error != "" {
+		tr.Error = rd.Error
+		return tr, nil
+	}
+	out, err := renderOne(rn.ctx, rn.r, m, rd.Spec, rd)
+	if errors.Is(err, templates.ErrTooFewUpstreams) && svc.GuardEvicts(rd.Template) { // policy beats last-good
+		rd.Min = 0
+		out, err = renderOne(rn.ctx, rn.r, m, rd.Spec, rd)
+	}
 	if err != nil {
-		fc.Error = redact.Text(err.Error(), secrets)
-		return fc, nil
+		tr.Error = redact.Text(err.Error(), rn.secrets)
+		return tr, nil
 	}
-	var before []byte
-	if oldSpec, ok := templateOf(old, name); ok && h.before != nil && h.before.Ready() {
-		before, _ = renderOne(ctx, r, old, h.before, name, oldSpec)
+	before, existed := rn.installed(rd.Template)
+	fd := model.Decide(rd.Spec, before, existed, out)
+	tr.Changed, tr.Apply = fd.Changed, fd.Apply
+	if !fd.Changed {
+		return tr, nil
 	}
-	if fc.Diff, err = templates.Diff(before, after, spec.Destination); err != nil {
-		return fc, fmt.Errorf("plan: diff %s of %s: %w", name, m.ID, err)
+	if tr.Diff, err = templates.Diff(before, out, rd.Spec.Destination); err != nil {
+		return tr, fmt.Errorf("plan: diff %s of %s: %w", rd.Template, m.ID, err)
 	}
-	fc.Diff = redact.Text(fc.Diff, secrets)
-	if fc.Diff != "" {
-		fc.Reload = spec.Reload
+	tr.Diff = redact.Text(tr.Diff, rn.secrets)
+	if len(rd.Spec.Reload) > 0 {
+		tr.Reload = strings.Join(rd.Spec.Reload, " ")
 	}
-	return fc, nil
+	return tr, nil
 }
 
 func secretsOf(b *binding.Binding) []string {
@@ -218,27 +240,37 @@ func templateOf(m *manifest.Manifest, name string) (manifest.TemplateFile, bool)
 	return spec, ok
 }
 
-func renderOne(ctx context.Context, r Renderer, m *manifest.Manifest, b *binding.Binding, name string, spec manifest.TemplateFile) ([]byte, error) {
+func minOf(spec manifest.TemplateFile) int {
+	if spec.Min != nil {
+		return *spec.Min
+	}
+	return manifest.DefaultTemplateMin
+}
+
+// renderOne renders a template with the data a listener gives it: the
+// node's region, not the binding's.
+func renderOne(ctx context.Context, r Renderer, m *manifest.Manifest, spec manifest.TemplateFile, rd model.Render) ([]byte, error) {
 	contents, err := templates.Contents(spec)
 	if err != nil {
 		return nil, err
 	}
-	minUp := manifest.DefaultTemplateMin
-	if spec.Min != nil {
-		minUp = *spec.Min
-	}
-	return r.Render(ctx, name, contents, templates.Data{
-		Service: m.ID, Federation: fedOf(m.Federation), Region: b.Region,
-		Environment: m.Environment, Binding: b, Options: spec.Options, Min: minUp,
+	return r.Render(ctx, rd.Template, contents, templates.Data{
+		Service: m.ID, Federation: manifest.FederationOf(m.Federation), Region: rd.Region,
+		Environment: m.Environment, Binding: rd.Binding, Options: spec.Options, Min: rd.Min,
 	})
 }
 
-func distinctReloads(runs []ServiceRun) [][]string {
+// distinctReloads are the reload commands the runs' changed files run.
+func distinctReloads(runs []model.ServiceRun, argvOf func(fed, service, template string) []string) [][]string {
 	var out [][]string
 	for _, run := range runs {
-		for _, f := range run.Files {
-			if len(f.Reload) > 0 && !slices.ContainsFunc(out, func(c []string) bool { return slices.Equal(c, f.Reload) }) {
-				out = append(out, f.Reload)
+		for _, t := range run.Templates {
+			if t.Apply != model.ApplyReload {
+				continue
+			}
+			argv := argvOf(run.Federation, run.Service, t.Name)
+			if !slices.ContainsFunc(out, func(c []string) bool { return slices.Equal(c, argv) }) {
+				out = append(out, argv)
 			}
 		}
 	}
@@ -252,14 +284,14 @@ func staleProvides(before, after *binding.Snapshot) []string {
 	old := map[svcKey]*manifest.Manifest{}
 	for i := range before.Manifests {
 		m := &before.Manifests[i]
-		old[svcKey{fedOf(m.Federation), m.ID}] = m
+		old[svcKey{manifest.FederationOf(m.Federation), m.ID}] = m
 	}
 	var notes []string
 	for i := range after.Manifests {
 		m := &after.Manifests[i]
-		o := old[svcKey{fedOf(m.Federation), m.ID}]
+		o := old[svcKey{manifest.FederationOf(m.Federation), m.ID}]
 		if o != nil && (!maps.Equal(o.Provides, m.Provides) || o.Public != m.Public) {
-			notes = append(notes, fmt.Sprintf("%s (federation %s): its provides change, but live instances publish the values they registered with until they register again; this plan binds those", m.ID, fedOf(m.Federation)))
+			notes = append(notes, fmt.Sprintf("%s (federation %s): its provides change, but live instances publish the values they registered with until they register again; this plan binds those", m.ID, manifest.FederationOf(m.Federation)))
 		}
 	}
 	return notes

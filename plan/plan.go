@@ -115,7 +115,7 @@ func newSide(snap *binding.Snapshot) side {
 	s := side{snap: snap, res: resolver.Resolve(snap), manifests: map[svcKey]*manifest.Manifest{}}
 	for i := range snap.Manifests {
 		m := &snap.Manifests[i]
-		s.manifests[svcKey{fedOf(m.Federation), m.ID}] = m
+		s.manifests[svcKey{manifest.FederationOf(m.Federation), m.ID}] = m
 	}
 	return s
 }
@@ -123,14 +123,13 @@ func newSide(snap *binding.Snapshot) side {
 // binding is what a consumer in region reads: its region's binding, else
 // the region-less one, as listeners do.
 func (s side) binding(fed, service, region string) *binding.Binding {
-	if b, ok := s.res.Lookup(fed, service, region); ok {
-		return b
+	for _, r := range binding.ReadRegions(region) {
+		if b, ok := s.res.Lookup(fed, service, r); ok {
+			return b
+		}
 	}
-	b, _ := s.res.Lookup(fed, service, "")
-	return b
+	return nil
 }
-
-func fedOf(fed string) string { return cmp.Or(fed, manifest.DefaultFederation) }
 
 // Publish returns snap as it would be once ms are published and ds set:
 // manifests replace those of the same federation and id, datastore values
@@ -140,7 +139,7 @@ func Publish(snap *binding.Snapshot, ms []manifest.Manifest, ds []binding.Datast
 	out.Manifests = slices.Clone(snap.Manifests)
 	for _, m := range ms {
 		i := slices.IndexFunc(out.Manifests, func(o manifest.Manifest) bool {
-			return fedOf(o.Federation) == fedOf(m.Federation) && o.ID == m.ID
+			return manifest.FederationOf(o.Federation) == manifest.FederationOf(m.Federation) && o.ID == m.ID
 		})
 		if i >= 0 {
 			out.Manifests[i] = m
@@ -149,12 +148,12 @@ func Publish(snap *binding.Snapshot, ms []manifest.Manifest, ds []binding.Datast
 		}
 	}
 	slices.SortFunc(out.Manifests, func(a, b manifest.Manifest) int {
-		return cmp.Or(cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)), cmp.Compare(a.ID, b.ID))
+		return cmp.Or(cmp.Compare(manifest.FederationOf(a.Federation), manifest.FederationOf(b.Federation)), cmp.Compare(a.ID, b.ID))
 	})
 	out.Datastores = slices.Clone(snap.Datastores)
 	for _, d := range ds {
 		i := slices.IndexFunc(out.Datastores, func(o binding.Datastore) bool {
-			return fedOf(o.Federation) == fedOf(d.Federation) && o.Key == d.Key
+			return manifest.FederationOf(o.Federation) == manifest.FederationOf(d.Federation) && o.Key == d.Key
 		})
 		if i >= 0 {
 			out.Datastores[i] = d
@@ -163,7 +162,7 @@ func Publish(snap *binding.Snapshot, ms []manifest.Manifest, ds []binding.Datast
 		}
 	}
 	slices.SortFunc(out.Datastores, func(a, b binding.Datastore) int {
-		return cmp.Or(cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)), cmp.Compare(a.Key, b.Key))
+		return cmp.Or(cmp.Compare(manifest.FederationOf(a.Federation), manifest.FederationOf(b.Federation)), cmp.Compare(a.Key, b.Key))
 	})
 	return &out
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/manifest"
+	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -103,7 +104,7 @@ func findVar(p *Plan, service, v string) *VarChange {
 	return nil
 }
 
-func findRun(p *Plan, node, service string) *ServiceRun {
+func findRun(p *Plan, node, service string) *model.ServiceRun {
 	for _, n := range p.Nodes {
 		for i := range n.Services {
 			if n.Node == node && n.Services[i].Service == service {
@@ -149,16 +150,16 @@ func TestPublishUnresolvedAndDatastore(t *testing.T) {
 				t.Fatalf("www change: %+v", p.Bindings)
 			}
 			run := findRun(p, "n3", "www")
-			if run == nil || (run.Skipped != "") != tt.skipped {
+			if run == nil || (run.Result == model.ResultSkipped) != tt.skipped {
 				t.Fatalf("run on n3: %+v", run)
 			}
-			if tt.skipped && (v.Reason == "" || !strings.Contains(run.Skipped, "MISSING_URL")) {
+			if tt.skipped && (v.Reason == "" || !strings.Contains(run.Reason, "MISSING_URL")) {
 				t.Fatalf("no reason: %+v / %+v", v, run)
 			}
-			if tt.diffHas != "" && (len(run.Files) != 1 || !strings.Contains(run.Files[0].Diff, tt.diffHas)) {
-				t.Fatalf("files %+v, want a diff with %q", run.Files, tt.diffHas)
+			if tt.diffHas != "" && (len(run.Templates) != 1 || !strings.Contains(run.Templates[0].Diff, tt.diffHas)) {
+				t.Fatalf("files %+v, want a diff with %q", run.Templates, tt.diffHas)
 			}
-			if tt.provided && (len(run.Provision) == 0 || len(p.Rollouts) != 1 || p.Rollouts[0].Group != "www" || p.Rollouts[0].Concurrency != 2) {
+			if tt.provided && (run.Provision == nil || len(p.Rollouts) != 1 || p.Rollouts[0].Group != "www" || p.Rollouts[0].Concurrency != 2) {
 				t.Fatalf("provision %v, rollouts %+v", run.Provision, p.Rollouts)
 			}
 		})
@@ -182,7 +183,7 @@ func TestImpactNode(t *testing.T) {
 		t.Fatalf("routes %+v", p.Routes)
 	}
 	run := findRun(p, "n4", "lb")
-	if run == nil || len(run.Files) != 1 || !strings.Contains(run.Files[0].Diff, "-web: 10.0.0.1:8002 10.0.0.2:8002") {
+	if run == nil || len(run.Templates) != 1 || !strings.Contains(run.Templates[0].Diff, "-web: 10.0.0.1:8002 10.0.0.2:8002") {
 		t.Fatalf("lb run %+v", run)
 	}
 	if len(p.Nodes) != 2 || findRun(p, "n1", "api") != nil {
@@ -209,7 +210,7 @@ func TestImpactEmptiesRouteAndFailsOver(t *testing.T) {
 	if v := findVar(p, "www", "API_URL"); v == nil || v.Kind != KindUnresolved || v.Reason == "" {
 		t.Fatalf("www API_URL: %+v", v)
 	}
-	if run := findRun(p, "n4", "lb"); run == nil || run.Skipped == "" {
+	if run := findRun(p, "n4", "lb"); run == nil || run.Result != model.ResultSkipped {
 		t.Fatalf("lb with no upstream must be skipped: %+v", run)
 	}
 	var b strings.Builder

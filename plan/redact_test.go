@@ -33,7 +33,7 @@ func TestPlanAndImpactMaskSecrets(t *testing.T) {
 	}
 	for name, p := range map[string]*Plan{"plan": published, "impact": impact} {
 		run := findRun(p, "n3", "www")
-		if run == nil || len(run.Files) != 1 || !strings.Contains(run.Files[0].Diff, redact.Masked) {
+		if run == nil || len(run.Templates) != 1 || !strings.Contains(run.Templates[0].Diff, redact.Masked) {
 			t.Fatalf("%s: www on n3 %+v, want an env file diff with masked values", name, run)
 		}
 		var text strings.Builder

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"maps"
 	"slices"
+
+	"github.com/patchbay/patchbay/model"
 )
 
 // RolloutChange is a rollout group whose nodes would apply the change a
@@ -20,13 +22,13 @@ func (s *sides) rollouts(nodes []NodeChange) []RolloutChange {
 	groups := map[svcKey]*RolloutChange{} // (federation, group)
 	for _, nc := range nodes {
 		for _, run := range nc.Services {
-			if run.Rollout == "" || run.Skipped != "" {
+			if run.RolloutGroup == "" || !applies(run) {
 				continue
 			}
-			k := svcKey{run.Federation, run.Rollout}
+			k := svcKey{run.Federation, run.RolloutGroup}
 			g := groups[k]
 			if g == nil {
-				g = &RolloutChange{Federation: run.Federation, Group: run.Rollout}
+				g = &RolloutChange{Federation: run.Federation, Group: run.RolloutGroup}
 				groups[k] = g
 			}
 			if m := s.after.manifests[svcKey{run.Federation, run.Service}]; m != nil && m.Rollout != nil {
@@ -44,4 +46,10 @@ func (s *sides) rollouts(nodes []NodeChange) []RolloutChange {
 		out = append(out, *groups[k])
 	}
 	return out
+}
+
+// applies reports whether a run installs anything: it is ok, or a policy
+// render of a skipped service changes files.
+func applies(run model.ServiceRun) bool {
+	return run.Result == model.ResultOK || slices.ContainsFunc(run.Templates, func(t model.TemplateRun) bool { return t.Changed })
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/patchbay/patchbay/model"
 )
 
 // WriteText writes the plan for a person: bindings before → after,
@@ -91,29 +93,36 @@ func writeNode(b *strings.Builder, n NodeChange) {
 	fmt.Fprintf(b, "node %s:\n", n.Node)
 	for _, s := range n.Services {
 		fmt.Fprintf(b, "  %s%s", s.Service, regionText(s.Region))
-		if s.Skipped != "" {
-			fmt.Fprintf(b, ": skipped: %s\n", s.Skipped)
-			continue
+		if s.Result != model.ResultOK {
+			fmt.Fprintf(b, ": %s: %s", s.Result, s.Reason)
 		}
-		if s.Rollout != "" {
-			fmt.Fprintf(b, " (rollout group %s)", s.Rollout)
+		if s.RolloutGroup != "" && applies(s) {
+			fmt.Fprintf(b, " (rollout group %s)", s.RolloutGroup)
 		}
 		b.WriteString("\n")
-		for _, f := range s.Files {
-			if f.Error != "" {
-				fmt.Fprintf(b, "    %s → %s: not rendered, keeps its last good version: %s\n", f.Template, f.Destination, f.Error)
-				continue
-			}
-			fmt.Fprintf(b, "    re-render %s → %s\n", f.Template, f.Destination)
-			for _, line := range strings.SplitAfter(strings.TrimRight(f.Diff, "\n"), "\n") {
-				b.WriteString("      " + strings.TrimRight(line, "\n") + "\n")
-			}
+		for _, f := range s.Templates {
+			writeTemplate(b, f)
 		}
-		if len(s.Provision) > 0 {
-			fmt.Fprintf(b, "    provision: %s\n", strings.Join(s.Provision, " "))
+		if s.Provision != nil {
+			fmt.Fprintf(b, "    provision: %s (%s)\n", s.Provision.Command, s.Provision.Why)
 		}
 	}
 	for _, r := range n.Reloads {
 		fmt.Fprintf(b, "  reload: %s\n", strings.Join(r, " "))
+	}
+}
+
+func writeTemplate(b *strings.Builder, f model.TemplateRun) {
+	if f.Error != "" {
+		fmt.Fprintf(b, "    %s → %s: not rendered, keeps its last good version: %s\n", f.Name, f.Destination, f.Error)
+		return
+	}
+	how := ""
+	if f.Apply == model.ApplyRuntime {
+		how = " (servers changed over HAProxy's runtime API, no reload)"
+	}
+	fmt.Fprintf(b, "    re-render %s → %s%s\n", f.Name, f.Destination, how)
+	for _, line := range strings.SplitAfter(strings.TrimRight(f.Diff, "\n"), "\n") {
+		b.WriteString("      " + strings.TrimRight(line, "\n") + "\n")
 	}
 }

@@ -34,10 +34,7 @@ type HostedService struct {
 // from before a change with one from after it. More services than one
 // transaction holds are read in consecutive transactions.
 func (c *Client) ReadNode(ctx context.Context, fed string, services []string, region string) ([]HostedService, error) {
-	regions := []string{region}
-	if region != "" {
-		regions = append(regions, "")
-	}
+	regions := binding.ReadRegions(region)
 	perService := 1 + len(regions)
 	out := make([]HostedService, 0, len(services))
 	for start := 0; start < len(services); {

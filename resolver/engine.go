@@ -20,7 +20,7 @@ func Resolve(snap *binding.Snapshot) *Result {
 	e := newEngine(snap)
 	res := &Result{}
 	for _, m := range e.manifests {
-		fed := fedOf(m.Federation)
+		fed := manifest.FederationOf(m.Federation)
 		plans := newPlans(m, e.templates)
 		digest := binding.ManifestDigest(m)
 		for _, region := range e.regionsOf(fed, m.ID) {
@@ -45,14 +45,6 @@ func (e *engine) bind(fed, service, region string, plans []plan) binding.Binding
 		}
 	}
 	return b
-}
-
-// fedOf treats an empty federation as the default one, as manifests do.
-func fedOf(fed string) string {
-	if fed == "" {
-		return manifest.DefaultFederation
-	}
-	return fed
 }
 
 // engine is the state of one Resolve or Explain call: indexes built once
@@ -112,10 +104,10 @@ func newEngine(snap *binding.Snapshot) *engine {
 	e.addInstances(snap.Instances)
 	for _, d := range snap.Datastores {
 		if d.Refused != "" {
-			e.fed(fedOf(d.Federation)).refused[d.Key] = d.Refused
+			e.fed(manifest.FederationOf(d.Federation)).refused[d.Key] = d.Refused
 			continue
 		}
-		ds := e.fed(fedOf(d.Federation)).datastores
+		ds := e.fed(manifest.FederationOf(d.Federation)).datastores
 		// Keys are unique in the registry; should one repeat, the smaller
 		// value wins so that input order never matters.
 		if old, ok := ds[d.Key]; !ok || d.Value < old {
@@ -141,15 +133,15 @@ func newEngine(snap *binding.Snapshot) *engine {
 func (e *engine) addManifests(ms []manifest.Manifest) {
 	for i := range ms {
 		e.manifests = append(e.manifests, &ms[i])
-		e.fed(fedOf(ms[i].Federation))
+		e.fed(manifest.FederationOf(ms[i].Federation))
 	}
 	slices.SortStableFunc(e.manifests, func(a, b *manifest.Manifest) int {
-		return cmp.Or(cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)), cmp.Compare(a.ID, b.ID))
+		return cmp.Or(cmp.Compare(manifest.FederationOf(a.Federation), manifest.FederationOf(b.Federation)), cmp.Compare(a.ID, b.ID))
 	})
 	// The registry stores one manifest per (federation, id); a repeat here
 	// would make two bindings with one name, so keep the first.
 	e.manifests = slices.CompactFunc(e.manifests, func(a, b *manifest.Manifest) bool {
-		return fedOf(a.Federation) == fedOf(b.Federation) && a.ID == b.ID
+		return manifest.FederationOf(a.Federation) == manifest.FederationOf(b.Federation) && a.ID == b.ID
 	})
 }
 
@@ -160,13 +152,13 @@ func (e *engine) addManifests(ms []manifest.Manifest) {
 func (e *engine) addInstances(list []binding.Instance) {
 	public := make(map[serviceKey]bool, len(e.manifests))
 	for _, m := range e.manifests {
-		public[serviceKey{fedOf(m.Federation), m.ID}] = m.Public
+		public[serviceKey{manifest.FederationOf(m.Federation), m.ID}] = m.Public
 	}
 	insts := make([]*binding.Instance, 0, len(list))
 	var unpublished []*binding.Instance
 	for i := range list {
 		in := list[i]
-		pub, published := public[serviceKey{fedOf(in.Federation), in.Service}]
+		pub, published := public[serviceKey{manifest.FederationOf(in.Federation), in.Service}]
 		if !published {
 			unpublished = append(unpublished, &in)
 			continue
@@ -179,7 +171,7 @@ func (e *engine) addInstances(list []binding.Instance) {
 	slices.SortFunc(insts, compareInstances)
 	e.addUnpublished(unpublished)
 	for rank, in := range insts {
-		fed := fedOf(in.Federation)
+		fed := manifest.FederationOf(in.Federation)
 		fi := e.fed(fed)
 		for k, v := range in.Provides {
 			fi.byKey[k] = append(fi.byKey[k], offer{in, v, rank})
@@ -201,10 +193,10 @@ func (e *engine) addInstances(list []binding.Instance) {
 func (e *engine) addUnpublished(insts []*binding.Instance) {
 	slices.SortFunc(insts, compareInstances)
 	for rank, in := range insts {
-		fi, ok := e.unpublished[fedOf(in.Federation)]
+		fi, ok := e.unpublished[manifest.FederationOf(in.Federation)]
 		if !ok {
 			fi = newFedIndex()
-			e.unpublished[fedOf(in.Federation)] = fi
+			e.unpublished[manifest.FederationOf(in.Federation)] = fi
 		}
 		for k, v := range in.Provides {
 			fi.byKey[k] = append(fi.byKey[k], offer{in, v, rank})
@@ -214,7 +206,7 @@ func (e *engine) addUnpublished(insts []*binding.Instance) {
 
 func compareInstances(a, b *binding.Instance) int {
 	return cmp.Or(
-		cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)),
+		cmp.Compare(manifest.FederationOf(a.Federation), manifest.FederationOf(b.Federation)),
 		cmp.Compare(a.ID, b.ID),
 		cmp.Compare(a.Service, b.Service),
 		cmp.Compare(a.Node, b.Node),
@@ -519,7 +511,7 @@ func (e *engine) selectAll(q *query, fi *fedIndex, gs []group) (binding.Var, str
 	if len(v.Providers) < q.min() {
 		reason = e.why(q, v.Providers, narrowed)
 	} else {
-		v.Value, v.Resolved = joinValues(v.Providers), true
+		v.Value, v.Resolved = binding.JoinValues(v.Providers), true
 	}
 	e.memo[mk] = memoEntry{v, reason}
 	return v, reason
@@ -574,22 +566,6 @@ func (q *query) listedGroup(g group, narrowed bool) []binding.Provider {
 	return ps
 }
 
-func joinValues(ps []binding.Provider) string {
-	n := max(len(ps)-1, 0)
-	for _, p := range ps {
-		n += len(p.Value)
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for i, p := range ps {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(p.Value)
-	}
-	return b.String()
-}
-
 // unread stands in for the reason of an optional var outside Explain.
 const unread = "unresolved"
 
@@ -642,7 +618,7 @@ const (
 // whether the region filter keeps only the consumer's region.
 func (q *query) judge(in *binding.Instance, narrowed bool) verdict {
 	switch {
-	case fedOf(in.Federation) != q.fed:
+	case manifest.FederationOf(in.Federation) != q.fed:
 		return otherFederation
 	case q.tmpl != nil && !providesAll(in, q.keys):
 		return incomplete

@@ -55,7 +55,7 @@ type Candidate struct {
 // in which the service runs no instance is explained as if it did.
 func Explain(snap *binding.Snapshot, fed, service, region, varName string) (*Explanation, error) {
 	e := newEngine(snap)
-	fed = fedOf(fed)
+	fed = manifest.FederationOf(fed)
 	m, err := e.lookupManifest(fed, service)
 	if err != nil {
 		return nil, err
@@ -95,7 +95,7 @@ func (q *query) notLiveCandidates(nl []binding.NotLiveInstance) []Candidate {
 		in := &nl[i].Instance
 		for _, k := range slices.Sorted(maps.Keys(in.Provides)) {
 			if q.drawsOn(k) {
-				c := Candidate{Federation: fedOf(in.Federation), Provider: instanceProvider(in, k, in.Provides[k]), Reason: "not live: " + nl[i].Reason}
+				c := Candidate{Federation: manifest.FederationOf(in.Federation), Provider: instanceProvider(in, k, in.Provides[k]), Reason: "not live: " + nl[i].Reason}
 				out = append(out, c)
 			}
 		}
@@ -116,12 +116,12 @@ func (e *engine) lookupManifest(fed, service string) (*manifest.Manifest, error)
 	var names, elsewhere []string
 	for _, m := range e.manifests {
 		switch {
-		case fedOf(m.Federation) == fed && m.ID == service:
+		case manifest.FederationOf(m.Federation) == fed && m.ID == service:
 			return m, nil
-		case fedOf(m.Federation) == fed:
+		case manifest.FederationOf(m.Federation) == fed:
 			names = append(names, m.ID)
 		case m.ID == service:
-			elsewhere = append(elsewhere, fedOf(m.Federation))
+			elsewhere = append(elsewhere, manifest.FederationOf(m.Federation))
 		}
 	}
 	hint := ""

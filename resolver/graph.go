@@ -73,10 +73,10 @@ func BuildGraph(ms []manifest.Manifest, opts ...GraphOption) *Graph {
 	}
 	sorted := graphManifests(ms)
 	g := &Graph{}
-	qualify := len(sorted) > 0 && fedOf(sorted[0].Federation) != fedOf(sorted[len(sorted)-1].Federation)
+	qualify := len(sorted) > 0 && manifest.FederationOf(sorted[0].Federation) != manifest.FederationOf(sorted[len(sorted)-1].Federation)
 	byName := map[serviceKey]string{}
 	for _, m := range sorted {
-		n := Node{Name: m.ID, Federation: fedOf(m.Federation), Service: m.ID, Public: m.Public}
+		n := Node{Name: m.ID, Federation: manifest.FederationOf(m.Federation), Service: m.ID, Public: m.Public}
 		if qualify {
 			n.Name = n.Federation + "/" + n.Service
 		}
@@ -101,10 +101,10 @@ func graphManifests(ms []manifest.Manifest) []*manifest.Manifest {
 		out = append(out, &ms[i])
 	}
 	slices.SortStableFunc(out, func(a, b *manifest.Manifest) int {
-		return cmp.Or(cmp.Compare(fedOf(a.Federation), fedOf(b.Federation)), cmp.Compare(a.ID, b.ID))
+		return cmp.Or(cmp.Compare(manifest.FederationOf(a.Federation), manifest.FederationOf(b.Federation)), cmp.Compare(a.ID, b.ID))
 	})
 	return slices.CompactFunc(out, func(a, b *manifest.Manifest) bool {
-		return fedOf(a.Federation) == fedOf(b.Federation) && a.ID == b.ID
+		return manifest.FederationOf(a.Federation) == manifest.FederationOf(b.Federation) && a.ID == b.ID
 	})
 }
 
@@ -122,7 +122,7 @@ type providesIndex struct {
 func newProvidesIndex(ms []*manifest.Manifest) *providesIndex {
 	idx := &providesIndex{byKey: map[string]map[string][]*manifest.Manifest{}, keys: map[string][]string{}, templates: map[string]parsedTemplate{}}
 	for _, m := range ms {
-		fed := fedOf(m.Federation)
+		fed := manifest.FederationOf(m.Federation)
 		if idx.byKey[fed] == nil {
 			idx.byKey[fed] = map[string][]*manifest.Manifest{}
 		}
@@ -141,7 +141,7 @@ func newProvidesIndex(ms []*manifest.Manifest) *providesIndex {
 // what its manifest provides. A template needs a provider of every key, a
 // public-only requirement a public provider.
 func (idx *providesIndex) edges(m *manifest.Manifest, names map[serviceKey]string) []Edge {
-	fed := fedOf(m.Federation)
+	fed := manifest.FederationOf(m.Federation)
 	var out []Edge
 	for _, v := range slices.Sorted(maps.Keys(m.Requires)) {
 		req := m.Requires[v]

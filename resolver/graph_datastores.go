@@ -37,7 +37,7 @@ func (g *Graph) addDatastores(ms []*manifest.Manifest, names map[serviceKey]stri
 		if d.Refused != "" {
 			continue // serves nothing
 		}
-		fed := fedOf(d.Federation)
+		fed := manifest.FederationOf(d.Federation)
 		if feds[fed] == nil {
 			feds[fed] = newFedIndex()
 		}
@@ -57,7 +57,7 @@ func (g *Graph) addDatastores(ms []*manifest.Manifest, names map[serviceKey]stri
 	slices.SortFunc(g.stores, func(a, b Node) int { return cmp.Compare(a.Name, b.Name) })
 	templates := map[string]parsedTemplate{}
 	for _, m := range ms {
-		fed := fedOf(m.Federation)
+		fed := manifest.FederationOf(m.Federation)
 		fi := feds[fed]
 		if fi == nil {
 			continue

@@ -223,7 +223,7 @@ func checkMoved(t *testing.T, where string, sameFed bool, id string, v1, v2 bind
 		return // it listed only the removed instance: the fallback may apply
 	case v1.Select == manifest.SelectAll && !slices.Equal(rest, v2.Providers):
 		t.Errorf("%s: list changed beyond %s's entries:\n%v\n%v", where, id, instances(v1), instances(v2))
-	case v2.Resolved && v2.Select == manifest.SelectAll && v2.Value != joinValues(v2.Providers):
+	case v2.Resolved && v2.Select == manifest.SelectAll && v2.Value != binding.JoinValues(v2.Providers):
 		t.Errorf("%s: value %q does not join its providers", where, v2.Value)
 	}
 }

@@ -190,7 +190,7 @@ func (ld *leader) waitForChange(ctx context.Context, inputs <-chan uint64, bindi
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-ld.probes:
+		case <-ld.probes.C():
 			continue
 		case <-wake:
 			return nil

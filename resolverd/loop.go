@@ -10,7 +10,6 @@ package resolverd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/internal/alive"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/registry"
 )
@@ -64,7 +64,7 @@ type Loop struct {
 	// onLeading, when set, hears when leadership starts and ends (metrics).
 	onLeading func(bool)
 	// probes are taken by the loop's waits only (see Alive); unbuffered.
-	probes chan struct{}
+	probes *alive.Probe
 }
 
 // Pass describes one resolve-and-write pass.
@@ -115,7 +115,7 @@ func WithPassHook(fn func(Pass)) LoopOption { return func(l *Loop) { l.onApplied
 
 // NewLoop returns a resolver loop.
 func NewLoop(reg Registry, pub Publisher, opts ...LoopOption) *Loop {
-	l := &Loop{reg: reg, pub: pub, holder: "resolver", quiet: DefaultQuiet, max: DefaultMaxWait, log: slog.Default(), probes: make(chan struct{})}
+	l := &Loop{reg: reg, pub: pub, holder: "resolver", quiet: DefaultQuiet, max: DefaultMaxWait, log: slog.Default(), probes: alive.New()}
 	for _, opt := range opts {
 		opt(l)
 	}
@@ -175,12 +175,7 @@ func (l *Loop) Run(ctx context.Context) error {
 // between retries; so an outage it is riding out is not taken for a wedge.
 // It is what the systemd watchdog asks before it pings.
 func (l *Loop) Alive(ctx context.Context) error {
-	select {
-	case l.probes <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("resolver: loop did not answer: %w", ctx.Err())
-	}
+	return l.probes.Ask(ctx, "resolver: loop")
 }
 
 // sleep waits for d or the end of ctx, taking probes meanwhile.
@@ -193,7 +188,7 @@ func (l *Loop) sleep(ctx context.Context, d time.Duration) {
 			return
 		case <-t.C:
 			return
-		case <-l.probes:
+		case <-l.probes.C():
 		}
 	}
 }
@@ -235,7 +230,7 @@ func (l *Loop) acquire(ctx context.Context, cand *registry.Candidate) (*registry
 		select {
 		case a := <-done:
 			return a.lead, a.err
-		case <-l.probes:
+		case <-l.probes.C():
 		}
 	}
 }

@@ -7,3 +7,10 @@ import "github.com/patchbay/patchbay/binding"
 // listener uses it to find a provider's address in an installed file and
 // to screen host names before a render.
 func UpstreamOf(p binding.Provider) (u Upstream, ok bool) { return upstream(p) }
+
+// LocateUpstream is the host:port at which a load-balancer template
+// writes provider p; ok is false when it leaves p out.
+func LocateUpstream(p binding.Provider) (hostPort string, ok bool) {
+	u, ok := upstream(p)
+	return u.HostPort, ok
+}

@@ -281,7 +281,7 @@ func metricDrift(docs map[string]string, defined map[string]string) []string {
 					}
 				}
 				if defined[base] == "" && !isMetricLabelOrKey(m) {
-					problems = append(problems, fmt.Sprintf("%s:%d: names metric %s, which no code declares: fix the text (the metrics are the Name: \"patchbay_…\" of listener/metrics.go and resolver/daemon/metrics.go)", path, i+1, m))
+					problems = append(problems, fmt.Sprintf("%s:%d: names metric %s, which no code declares: fix the text (the metrics are the Name: \"patchbay_…\" of listener/metrics.go and resolverd/metrics.go)", path, i+1, m))
 				}
 			}
 		}

@@ -9,6 +9,7 @@ import (
 
 func newImpactCmd(a *app) *cobra.Command {
 	var asJSON bool
+	var nodes []string
 	cmd := &cobra.Command{
 		Use:   "impact node NODE | impact instance ID",
 		Short: "Show what would break if a node or an instance went away",
@@ -41,7 +42,7 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input
 			default:
 				return usageErrorf("impact %q: say 'impact node NODE' or 'impact instance ID'", args[0])
 			}
-			p, err := a.computePlan(cmd.Context(), compute)
+			p, err := a.computePlan(cmd.Context(), nodes, compute)
 			if err != nil {
 				return err
 			}
@@ -54,6 +55,7 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input
 			return a.showPlan(p, asJSON)
 		},
 	}
+	nodeConfigFlag(cmd, &nodes)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the impact as JSON")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/patchbay/patchbay/listener"
+	"github.com/patchbay/patchbay/model"
 )
 
 const dryRunHelp = `
@@ -35,8 +36,8 @@ func (a *app) listenDryRun(ctx context.Context, cfg *listener.Config, reg listen
 	}
 	if !f.diff {
 		for i := range r.Services {
-			for j := range r.Services[i].Files {
-				r.Services[i].Files[j].Diff = ""
+			for j := range r.Services[i].Templates {
+				r.Services[i].Templates[j].Diff = ""
 			}
 		}
 	}
@@ -63,7 +64,7 @@ func printDryRun(w io.Writer, r *listener.DryRunReport) {
 		if s.RolloutGroup != "" && s.Result == listener.ResultOK {
 			fmt.Fprintf(w, "  would wait for a slot in rollout group %s\n", s.RolloutGroup)
 		}
-		for _, file := range s.Files {
+		for _, file := range s.Templates {
 			printDryRunFile(w, file)
 		}
 		if s.Provision != nil {
@@ -78,7 +79,7 @@ func printDryRun(w io.Writer, r *listener.DryRunReport) {
 	}
 }
 
-func printDryRunFile(w io.Writer, f listener.DryRunFile) {
+func printDryRunFile(w io.Writer, f listener.TemplateRun) {
 	switch {
 	case f.Error != "" && !f.Changed:
 		fmt.Fprintf(w, "  file %s: not rendered, keeps its last good version: %s\n", f.Destination, f.Error)
@@ -95,7 +96,10 @@ func printDryRunFile(w io.Writer, f listener.DryRunFile) {
 		}
 		fmt.Fprintf(w, "    check %s: %s\n", c.Command, verdict)
 	}
-	if f.Reload != "" {
+	switch {
+	case f.Apply == model.ApplyRuntime:
+		fmt.Fprintf(w, "    servers change over HAProxy's runtime API, no reload (%s if it fails)\n", f.Reload)
+	case f.Reload != "":
 		fmt.Fprintf(w, "    reload: %s\n", f.Reload)
 	}
 	if f.Diff != "" {

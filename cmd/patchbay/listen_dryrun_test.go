@@ -138,8 +138,8 @@ func TestListenDryRun(t *testing.T) {
 		t.Fatalf("report %+v", r)
 	}
 	s := r.Services[0]
-	if len(s.Files) != 1 || !s.Files[0].Changed || !strings.Contains(s.Files[0].Diff, "+export VERSION='2'") ||
-		s.Files[0].Check == nil || !s.Files[0].Check.Passed || s.Provision == nil || len(s.Tests) != 1 || s.Tests[0].Name != "smoke" {
+	if len(s.Templates) != 1 || !s.Templates[0].Changed || !strings.Contains(s.Templates[0].Diff, "+export VERSION='2'") ||
+		s.Templates[0].Check == nil || !s.Templates[0].Check.Passed || s.Provision == nil || len(s.Tests) != 1 || s.Tests[0].Name != "smoke" {
 		t.Errorf("service %+v", s)
 	}
 	code, stdout, _ = listen("--once", "--dry-run", "--json")
@@ -217,7 +217,7 @@ func TestListenDryRunHalted(t *testing.T) {
 	}
 	s := r.Services[0]
 	if r.Result != listener.ResultHalted || s.Result != listener.ResultHalted || !strings.Contains(s.Reason, "halted by other-node: health check failing") ||
-		s.Provision != nil || len(s.Tests) != 0 || s.RolloutGroup != "drh" || len(s.Files) != 1 || !s.Files[0].Changed {
+		s.Provision != nil || len(s.Tests) != 0 || s.RolloutGroup != "drh" || len(s.Templates) != 1 || !s.Templates[0].Changed {
 		t.Errorf("report %+v, service %+v: want halted naming other-node, the file staged, no command", r, s)
 	}
 	if h, err := group.Halted(t.Context()); err != nil || h == nil || h.Node != "other-node" {

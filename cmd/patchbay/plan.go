@@ -25,6 +25,7 @@ var errChanges = errors.New("changes pending")
 
 type planFlags struct {
 	datastores []string
+	nodes      []string // --node-config
 	asJSON     bool
 	format     string // text, json or markdown (plan_markdown.go)
 }
@@ -44,7 +45,13 @@ reload and provision commands would run, and which rollout groups would roll.
 Nothing is written.
 
 Nodes are those running an instance of a service, plus those whose last
-recorded status names it (load balancers often register no instance).
+recorded status names it (load balancers often register no instance), plus
+those of every --node-config listener.yaml. A node's run is the listener's
+own run model: its templates render with the node's region, a policy-withheld
+provider is evicted from a file that routes to it, an HAProxy with the
+runtime API changes servers without a reload, and listener.yaml's provision
+command replaces the manifest's (known only from --node-config). What a node
+has installed is taken to be the render of the old binding.
 
 --format markdown prints the plan as a pull-request comment: a summary line,
 the bindings that change, routes left without upstreams in bold, and each
@@ -66,7 +73,7 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input,
 			if err != nil {
 				return err
 			}
-			p, err := a.publishPlan(cmd.Context(), set, f.datastores)
+			p, err := a.publishPlan(cmd.Context(), set, f.datastores, f.nodes)
 			if err != nil {
 				return err
 			}
@@ -77,6 +84,7 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input,
 		},
 	}
 	cmd.Flags().StringArrayVar(&f.datastores, "datastore", nil, "also set datastore KEY=VALUE (repeatable)")
+	nodeConfigFlag(cmd, &f.nodes)
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print the plan as JSON (--format json)")
 	cmd.Flags().StringVar(&f.format, "format", formatText, "text, json, or markdown: a pull-request comment, within GitHub's 65,536 characters")
 	return cmd
@@ -111,7 +119,7 @@ func (a *app) showPlan(p *plan.Plan, asJSON bool) error {
 
 // publishPlan computes the plan of publishing set and the extra
 // datastore values against the live registry.
-func (a *app) publishPlan(ctx context.Context, set *manifest.Set, extra []string) (*plan.Plan, error) {
+func (a *app) publishPlan(ctx context.Context, set *manifest.Set, extra, nodeConfigs []string) (*plan.Plan, error) {
 	ds, err := datastoreValues(set, extra, a.g.Federation)
 	if err != nil {
 		return nil, err
@@ -120,7 +128,7 @@ func (a *app) publishPlan(ctx context.Context, set *manifest.Set, extra []string
 	for _, s := range set.Services {
 		ms = append(ms, s.Manifest)
 	}
-	return a.computePlan(ctx, func(snap *binding.Snapshot, opts []plan.Option) (*plan.Plan, error) {
+	return a.computePlan(ctx, nodeConfigs, func(snap *binding.Snapshot, opts []plan.Option) (*plan.Plan, error) {
 		return plan.Compute(ctx, snap, plan.Publish(snap, ms, ds), opts...)
 	})
 }
@@ -145,7 +153,11 @@ func datastoreValues(set *manifest.Set, extra []string, fed string) ([]binding.D
 
 // computePlan reads the registry once and runs compute on it with the
 // options that render templates with the registry's lookups.
-func (a *app) computePlan(ctx context.Context, compute func(*binding.Snapshot, []plan.Option) (*plan.Plan, error)) (*plan.Plan, error) {
+func (a *app) computePlan(ctx context.Context, nodeConfigs []string, compute func(*binding.Snapshot, []plan.Option) (*plan.Plan, error)) (*plan.Plan, error) {
+	nodes, err := a.nodeHosts(nodeConfigs)
+	if err != nil {
+		return nil, err
+	}
 	reg, err := a.registry()
 	if err != nil {
 		return nil, err
@@ -159,7 +171,7 @@ func (a *app) computePlan(ctx context.Context, compute func(*binding.Snapshot, [
 		return nil, err
 	}
 	defer closeFn()
-	return compute(snap, opts)
+	return compute(snap, append([]plan.Option{plan.WithHosts(nodes)}, opts...)) // first: they carry listener.yaml's provision
 }
 
 // planOptions are the renderer (with Consul lookups) and the nodes that
@@ -186,10 +198,7 @@ func hostsOf(statuses []registry.Status, snap *binding.Snapshot) []plan.Host {
 	}
 	var out []plan.Host
 	for _, s := range statuses {
-		fed := s.Federation
-		if fed == "" {
-			fed = manifest.DefaultFederation
-		}
+		fed := manifest.FederationOf(s.Federation)
 		for _, svc := range slices.Sorted(maps.Keys(s.Details)) {
 			out = append(out, plan.Host{Node: s.Node, Federation: fed, Service: svc, Region: region[s.Node]})
 		}
@@ -200,7 +209,7 @@ func hostsOf(statuses []registry.Status, snap *binding.Snapshot) []plan.Host {
 // confirmPlan shows the plan of publishing set and asks, unless yes;
 // false means the user declined.
 func (a *app) confirmPlan(cmd *cobra.Command, set *manifest.Set, yes bool) (bool, error) {
-	p, err := a.publishPlan(cmd.Context(), set, nil)
+	p, err := a.publishPlan(cmd.Context(), set, nil, nil)
 	if err != nil {
 		return false, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/internal/redact"
+	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/plan"
 	"github.com/patchbay/patchbay/registry"
 )
@@ -96,6 +97,26 @@ func TestPlanAndImpact(t *testing.T) {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
 	})
+	t.Run("node-config: listener.yaml's provision replaces the manifest's", func(t *testing.T) {
+		edited := planServices(t, dir, map[string]string{"www": strings.Replace(readFile(t, filepath.Join(services, "www", "patchbay.yaml")), "id: www\n", "id: www\nenvironment: {MODE: blue}\n", 1)})
+		nodeCfg := filepath.Join(t.TempDir(), "listener.yaml")
+		if err := os.WriteFile(nodeCfg, []byte("node: n3\nregion: us-1\nservices:\n  - service: www\n    provision: {command: [echo, node-www]}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{nil, "true"},
+			{[]string{"--node-config", nodeCfg}, "echo node-www"},
+		} {
+			p := planJSON(t, exitChanges, append([]string{"plan", addr, filepath.Join(edited, "www")}, tc.args...)...)
+			www := runOf(p, "n3", "www")
+			if www == nil || www.Provision == nil || www.Provision.Command != tc.want {
+				t.Errorf("%v: www on n3: %+v, want provision %q", tc.args, www, tc.want)
+			}
+		}
+	})
 	t.Run("requirement becomes unresolved", func(t *testing.T) {
 		edited := planServices(t, dir, map[string]string{"www": strings.Replace(`id: www
 requires: {API_URL: "{API_URL}"}
@@ -157,7 +178,7 @@ requires: {API_URL: "{API_URL}"}
 			t.Fatalf("routes %+v", p.Routes)
 		}
 		lb := runOf(p, "n4", "lb")
-		if lb == nil || len(lb.Files) != 1 || !strings.Contains(lb.Files[0].Diff, "-web: 10.0.0.1:8002 10.0.0.2:8002") || !strings.Contains(lb.Files[0].Diff, "+web: 10.0.0.2:8002") {
+		if lb == nil || len(lb.Templates) != 1 || !strings.Contains(lb.Templates[0].Diff, "-web: 10.0.0.1:8002 10.0.0.2:8002") || !strings.Contains(lb.Templates[0].Diff, "+web: 10.0.0.2:8002") {
 			t.Fatalf("lb on n4: %+v", lb)
 		}
 		if hasNode(p, "n1", "api") {
@@ -246,7 +267,7 @@ func planJSON(t *testing.T, wantCode int, args ...string) *plan.Plan {
 	return &p
 }
 
-func runOf(p *plan.Plan, node, service string) *plan.ServiceRun {
+func runOf(p *plan.Plan, node, service string) *model.ServiceRun {
 	for _, n := range p.Nodes {
 		for i, s := range n.Services {
 			if n.Node == node && s.Service == service {

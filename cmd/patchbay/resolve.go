@@ -109,12 +109,11 @@ console follow. --show-secrets prints them.`,
 // the region-less binding as listeners do.
 func bindingFor(snap *binding.Snapshot, fed, service, region string) (*binding.Binding, error) {
 	res := resolver.Resolve(snap)
-	if b, ok := res.Lookup(fed, service, region); ok {
-		return b, nil
-	}
-	if b, ok := res.Lookup(fed, service, ""); ok {
-		b.Region = region
-		return b, nil
+	for _, r := range binding.ReadRegions(region) {
+		if b, ok := res.Lookup(fed, service, r); ok {
+			b.Region = region
+			return b, nil
+		}
 	}
 	return nil, fmt.Errorf("%w: service %s is not published in federation %s", registry.ErrNotFound, service, fed)
 }
