@@ -23,6 +23,7 @@ import (
 
 	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/registry"
 )
 
@@ -51,6 +52,7 @@ type Server struct {
 	actions bool
 	hosts   []string
 	live    func(context.Context, []registry.Status) []registry.Status
+	changes func(context.Context) map[string]events.NodeChanges
 
 	mu    sync.Mutex
 	state []byte // the State as JSON
@@ -244,6 +246,9 @@ func (s *Server) rebuild(ctx context.Context, in *inputs, parts part, ask bool) 
 			shown.statuses = s.live(ctx, next.statuses)
 		}
 		st = build(shown)
+		if ask && s.changes != nil {
+			st.Changes = recentChanges(s.changes(ctx), next.stored, next.statuses, next.halts)
+		}
 	}
 	st.Actions = s.actions
 	// A failed read is as fresh as it gets until the next retry: waiters

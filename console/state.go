@@ -22,6 +22,9 @@ type State struct {
 	Nodes       []Node       `json:"nodes"`
 	Halts       []Halt       `json:"halts"`
 	Actions     bool         `json:"actions"` // state-changing buttons are enabled
+	// Changes are the recent changes spreading (changes.go); nil unless
+	// the listeners were asked (WithLiveChanges).
+	Changes []Change `json:"changes,omitempty"`
 }
 
 // Federation is one isolation domain: its graph and its services.

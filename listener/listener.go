@@ -63,7 +63,8 @@ type Listener struct {
 	renderer *templates.Renderer
 	metrics  *Metrics
 	control  *ControlServer
-	inputs   *inputs // what runs read, kept current by events
+	inputs   *inputs  // what runs read, kept current by events
+	changes  *changes // revisions received and applied, for patchbay wait
 	hosts    *hostResolver
 	local    *localLB // the node's HAProxy for via: local (local_run.go)
 	// malformedLog bounds the log lines of a flood of malformed messages.
@@ -142,7 +143,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	l := &Listener{
 		reg: reg, fed: "default", log: slog.Default(),
 		reloads: make(chan *Config, 1), groups: make(chan []string, 1), activity: make(chan struct{}, 1), probes: alive.New(),
-		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, provisionedView: map[string]string{}, inputs: newInputs(), hosts: newHostResolver(),
+		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, provisionedView: map[string]string{}, inputs: newInputs(), hosts: newHostResolver(), changes: newChanges(),
 		malformedLog: &rate.Sometimes{Interval: 10 * time.Second}, rejectedLog: &rate.Sometimes{Interval: 10 * time.Second},
 	}
 	for _, o := range opts {

@@ -53,6 +53,9 @@ type Metrics struct {
 	leftOut       prometheus.Gauge
 	policyEvicted prometheus.Counter
 	haproxy       *prometheus.CounterVec
+
+	// Change tracking (declareChanges).
+	changeApplied *prometheus.HistogramVec
 }
 
 // NewMetrics returns the listener's metrics with Go runtime and process
@@ -67,6 +70,7 @@ func NewMetrics() *Metrics {
 	m.declareQueue()
 	m.declareInputs()
 	m.declareLB()
+	m.declareChanges()
 	return m
 }
 
@@ -357,4 +361,40 @@ func (m *Metrics) HAProxyApplied(how string) {
 	if m != nil {
 		m.haproxy.WithLabelValues(how).Inc()
 	}
+}
+
+// Where a change's latency is measured from.
+const (
+	changeFromRegistry = "registry" // the resolver's write of the binding, from its event
+	changeFromReceived = "received" // the node's receipt: no event carried a write time
+)
+
+func (m *Metrics) declareChanges() {
+	m.changeApplied = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "patchbay_listener_change_applied_seconds",
+		Help: "Time from a binding change to this node's files applying it, by start: registry (the resolver's write of the binding, from its event; across hosts, so clock skew adds to it) or received (the node read the change from Consul without an event).",
+		// From a fast event path (tens of ms) to a paused or throttled
+		// node catching up minutes later.
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+	}, []string{"from"})
+	for _, from := range []string{changeFromRegistry, changeFromReceived} {
+		m.changeApplied.WithLabelValues(from)
+	}
+	m.reg.MustRegister(m.changeApplied)
+}
+
+// ChangeApplied observes a revision applied at done: from the resolver's
+// write when its event said when, else from when the node received it.
+func (m *Metrics) ChangeApplied(written, received, done time.Time) {
+	if m == nil {
+		return
+	}
+	from, start := changeFromRegistry, written
+	if written.IsZero() {
+		from, start = changeFromReceived, received
+	}
+	if start.IsZero() {
+		return
+	}
+	m.changeApplied.WithLabelValues(from).Observe(max(done.Sub(start), 0).Seconds())
 }

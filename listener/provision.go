@@ -417,6 +417,7 @@ func summarize(services []ServiceRun) (result, message string) {
 func (l *Listener) record(ctx context.Context, cfg *Config, run *RunReport) error {
 	run.Duration = time.Since(run.Started)
 	l.lastRun.Store(run)
+	l.trackRun(run, time.Now())
 	if l.onRun != nil {
 		l.onRun(*run)
 	}

@@ -207,6 +207,7 @@ func (l *Listener) subscribe(s *supervisor) {
 		want[events.BindingsSubject(l.fed, name)] = l.onBindings
 	}
 	want[events.StatusSubject] = l.onStatusRequest
+	want[events.ChangesSubject] = l.onChangesRequest
 	for _, g := range s.groups {
 		want[events.RolloutSubject(l.fed, g)] = func(*nats.Msg) { l.queue.Trigger("rollout group " + g + " resumed") }
 	}
@@ -246,6 +247,7 @@ func (l *Listener) onBindings(m *nats.Msg) {
 		l.eventIgnored(e, ignoredOtherFederation)
 		return
 	}
+	l.changes.received(e, l.cfg.Load().Region, time.Now())
 	if run, ignored := l.inputs.event(e, l.cfg.Load().Region); run {
 		l.queue.Trigger("binding of " + e.Service + " changed")
 	} else {

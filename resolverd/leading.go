@@ -312,7 +312,7 @@ func (ld *leader) applied(w registry.BindingWrite, next storedBinding, index uin
 		next.modifyIndex = index
 		ld.stored[k] = next
 		ld.writeIndex = max(ld.writeIndex, index)
-		e.Revision, e.ModifyIndex = next.revision, index
+		e.Revision, e.ModifyIndex, e.Written = next.revision, index, time.Now()
 		if len(w.Value) <= events.MaxInlineBinding {
 			e.Binding = w.Value
 		}

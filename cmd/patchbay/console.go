@@ -41,7 +41,11 @@ services, edges labelled with the key they bind, unresolved requirements and
 cycles in red), each service's instances (node, address, health) and its
 bindings per region with their revision and why each requirement resolved as
 it did (a button runs explain), and every node's last run, result and reason
-and the halted rollout groups. The live listeners are asked for their queue
+and the halted rollout groups, and the recent changes spreading: per change
+(the binding revisions one resolver pass wrote) the nodes that applied it
+and when, those pending, paused, stale or failed and why, and the time from
+the resolver's write to each node's files (p50, p99, slowest node), as
+'patchbay wait' sees them. The live listeners are asked for their queue
 every --refresh only while someone watches (a page is open, or /api/state
 was asked within the last three refreshes); else nothing wakes them.
 
@@ -91,6 +95,9 @@ func (a *app) startConsole(ctx context.Context, wg *sync.WaitGroup, f consoleFla
 	if err == nil {
 		opts = append(opts, console.WithLiveStatuses(func(ctx context.Context, recorded []registry.Status) []registry.Status {
 			return askStatuses(ctx, nc, recorded)
+		}), console.WithLiveChanges(func(ctx context.Context) map[string]events.NodeChanges {
+			answers, _ := events.AskChanges(ctx, nc, nil, 300*time.Millisecond)
+			return answers
 		}))
 	}
 	srv := console.New(reg, opts...)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -51,19 +52,39 @@ belong to the --federation.`,
 			return err
 		},
 	}
+	var (
+		wait bool
+		wo   waitOptions
+	)
 	set := &cobra.Command{
-		Use:     "set KEY VALUE",
-		Short:   "Set a datastore value",
-		Example: "  patchbay datastore set PRIMARY_DATABASE_URL postgres://db.internal:5432/app",
+		Use:   "set KEY VALUE",
+		Short: "Set a datastore value",
+		Long: `Set stores a datastore value. --wait then follows the change to every node,
+like 'patchbay wait' (exit 0 applied, 4 a node failed, 5 --wait-timeout).`,
+		Example: "  patchbay datastore set PRIMARY_DATABASE_URL postgres://db.internal:5432/app\n  patchbay datastore set PRIMARY_DATABASE_URL postgres://db2.internal:5432/app --wait",
 		Args:    namedArgs("KEY", "VALUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg, err := a.registry()
 			if err != nil {
 				return err
 			}
+			var before *changeBase
+			if wait {
+				if before, err = a.beforeChange(cmd.Context()); err != nil {
+					return err
+				}
+			}
+			since := time.Now()
 			changed, err := reg.SetDatastore(cmd.Context(), a.g.Federation, args[0], args[1])
 			if err != nil {
 				return err
+			}
+			if wait {
+				if asJSON {
+					newWaitPrinter(a.stdout, a.stderr, true).line(waitLine{Type: "published", Published: datastoreResult{Federation: a.g.Federation, Key: args[0], Changed: changed}})
+				}
+				wo.asJSON = asJSON
+				return a.followChange(cmd.Context(), before, since, wo)
 			}
 			if asJSON {
 				return a.printJSON(datastoreResult{Federation: a.g.Federation, Key: args[0], Changed: changed})
@@ -98,6 +119,8 @@ belong to the --federation.`,
 	for _, c := range []*cobra.Command{get, set, rm} {
 		c.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	}
+	set.Flags().BoolVar(&wait, "wait", false, "wait until every node hosting a binding the value changes applied it (see patchbay wait)")
+	addWaitFlags(set, &wo)
 	cmd.AddCommand(get, set, rm, newDatastoreListCmd(a))
 	return cmd
 }

@@ -185,6 +185,46 @@ func TestDev(t *testing.T) {
 		})
 	})
 
+	t.Run("publish and wait for every host", func(t *testing.T) {
+		path := filepath.Join(c.dir, "services", "app-www", "10-app.yaml")
+		setWorkers := func(from, to string) {
+			t.Helper()
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			edited := strings.Replace(string(data), "WORKERS: "+from, "WORKERS: "+to, 1)
+			if edited == string(data) {
+				t.Fatalf("%s has no WORKERS: %s to change", path, from)
+			}
+			if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setWorkers("8", "16")
+		code, out, errOut := patchbay(t, append([]string{"publish", filepath.Dir(path), "--wait", "--wait-timeout", "120s"}, c.flags...)...)
+		if code != 0 || !strings.Contains(out, "applied: 2/2 applied") {
+			t.Fatalf("publish --wait: exit %d\n%s%s", code, out, errOut)
+		}
+		for _, node := range []string{"web-1", "web-2"} {
+			if !strings.Contains(c.file(node, wwwEnv), "WORKERS='16'") || !strings.Contains(out, "applied  "+node+" after ") {
+				t.Errorf("publish --wait returned before %s applied, or did not say so:\n%s", node, out)
+			}
+		}
+
+		if code, out, errOut := patchbay(t, "pause", "--control", web2.Control); code != 0 {
+			t.Fatalf("pause: exit %d\n%s%s", code, out, errOut)
+		}
+		setWorkers("16", "32")
+		code, out, errOut = patchbay(t, append([]string{"publish", filepath.Dir(path), "--wait", "--wait-timeout", "20s"}, c.flags...)...)
+		if code != exitWaitTimeout || !strings.Contains(errOut, "web-2 paused") {
+			t.Errorf("publish --wait with web-2 paused: exit %d, want %d naming web-2 paused\n%s%s", code, exitWaitTimeout, out, errOut)
+		}
+		if code, out, errOut := patchbay(t, "resume", "--control", web2.Control); code != 0 {
+			t.Fatalf("resume: exit %d\n%s%s", code, out, errOut)
+		}
+	})
+
 	t.Run("Ctrl-C stops everything", func(t *testing.T) {
 		api5 := startDaemon(t, append([]string{"dev", "node", "api-5", "api", "--dir", c.dir}, c.flags...)...)
 		testcluster.Eventually(t, 30*time.Second, "api-5 in the table", func() bool { return nodeRow(c.stdout.String(), "api-5", "api") })

@@ -59,8 +59,8 @@ func TestDocsDriftCatches(t *testing.T) {
 	}{
 		{"new flag undocumented", good, append(flags, cmdFlag{command: "patchbay publish", name: "wait"}),
 			metrics, codes, keys, "patchbay publish --wait is documented only in docs/cli: say what it does and when to use it in docs/manifest.md"},
-		{"new command without a page", good, append(flags, cmdFlag{command: "patchbay wait", name: "timeout"}),
-			metrics, codes, keys, `command patchbay wait has no docs page: explain it in a page under docs/ (a new docs/wait.md`},
+		{"new command without a page", good, append(flags, cmdFlag{command: "patchbay drain", name: "timeout"}),
+			metrics, codes, keys, `command patchbay drain has no docs page: explain it in a page under docs/ (a new docs/drain.md`},
 		{"docs name a flag that is gone", with("docs/manifest.md", good["docs/manifest.md"]+"Give `--yes-really`.\n"),
 			flags, metrics, codes, keys, "docs/manifest.md:6: names --yes-really, which no patchbay command has"},
 		{"docs name a metric that is gone", with("docs/console.md", good["docs/console.md"]+"`patchbay_listener_gone_total`\n"),

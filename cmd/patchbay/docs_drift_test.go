@@ -162,6 +162,7 @@ var commandPages = map[string]string{
 	"unpublish":  "docs/manifest.md",
 	"validate":   "docs/manifest.md",
 	"version":    "docs/settings.md",
+	"wait":       "docs/change-tracking.md",
 }
 
 // commandWord is the first word of a command path after "patchbay".

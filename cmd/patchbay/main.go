@@ -17,10 +17,12 @@ import (
 
 // Exit codes: the CLI contract.
 const (
-	exitOK       = 0
-	exitUser     = 1 // bad input: fix the command line, a manifest, a config file
-	exitInternal = 2 // a backend is unreachable or something broke inside
-	exitChanges  = 3 // plan and impact: something would change
+	exitOK          = 0
+	exitUser        = 1 // bad input: fix the command line, a manifest, a config file
+	exitInternal    = 2 // a backend is unreachable or something broke inside
+	exitChanges     = 3 // plan and impact: something would change
+	exitNotApplied  = 4 // wait, publish --wait: a node failed, skipped the change or its rollout is halted
+	exitWaitTimeout = 5 // wait, publish --wait: --wait-timeout passed with nodes pending, paused or not answering
 )
 
 func main() {
@@ -66,6 +68,10 @@ func exitCode(err error) int {
 		return exitUser // cobra refused the command line before anything ran
 	case errors.Is(err, errChanges):
 		return exitChanges
+	case errors.Is(err, errNotApplied):
+		return exitNotApplied
+	case errors.Is(err, errWaitTimeout):
+		return exitWaitTimeout
 	}
 	switch errkind.Of(err) {
 	case errkind.Input:

@@ -27,6 +27,7 @@ type planFlags struct {
 	datastores []string
 	nodes      []string // --node-config
 	asJSON     bool
+	format     string // text, json or markdown (plan_markdown.go)
 }
 
 func newPlanCmd(a *app) *cobra.Command {
@@ -52,12 +53,22 @@ runtime API changes servers without a reload, and listener.yaml's provision
 command replaces the manifest's (known only from --node-config). What a node
 has installed is taken to be the render of the old binding.
 
+--format markdown prints the plan as a pull-request comment: a summary line,
+the bindings that change, routes left without upstreams in bold, and each
+node's diffs in collapsible sections, cut to fit a comment with a note saying
+what was left out (examples/ci runs it on every pull request).
+
 Exit status: 0 nothing would change, 3 something would change, 1 bad input,
 2 Consul unreachable.`,
 		Example: `  patchbay plan services/app-www
+  patchbay plan services --format markdown > plan.md
   patchbay plan examples/services --datastore PRIMARY_DATABASE_URL=postgres://db2/app --json`,
 		Args: namedArgs("PATH..."),
 		RunE: func(cmd *cobra.Command, paths []string) error {
+			format, err := f.outputFormat()
+			if err != nil {
+				return err
+			}
 			set, err := a.loadForPlan(paths)
 			if err != nil {
 				return err
@@ -66,12 +77,16 @@ Exit status: 0 nothing would change, 3 something would change, 1 bad input,
 			if err != nil {
 				return err
 			}
-			return a.showPlan(p, f.asJSON)
+			if format == formatMarkdown {
+				return a.showPlanMarkdown(p)
+			}
+			return a.showPlan(p, format == formatJSON)
 		},
 	}
 	cmd.Flags().StringArrayVar(&f.datastores, "datastore", nil, "also set datastore KEY=VALUE (repeatable)")
 	nodeConfigFlag(cmd, &f.nodes)
-	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print the plan as JSON")
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print the plan as JSON (--format json)")
+	cmd.Flags().StringVar(&f.format, "format", formatText, "text, json, or markdown: a pull-request comment, within GitHub's 65,536 characters")
 	return cmd
 }
 

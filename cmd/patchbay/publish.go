@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -16,7 +17,10 @@ type publishResult struct {
 }
 
 func newPublishCmd(a *app) *cobra.Command {
-	var asJSON, withPlan, yes bool
+	var (
+		asJSON, withPlan, yes, wait bool
+		wo                          waitOptions
+	)
 	cmd := &cobra.Command{
 		Use:   "publish PATH...",
 		Short: "Validate manifests and datastores files and store them in Consul",
@@ -32,15 +36,22 @@ other's change. Publishing identical content writes nothing. Datastore keys a
 file does not name are left alone; remove one with 'patchbay datastore rm'.
 
 --plan first prints what publishing would change ('patchbay plan') and asks
-for a yes on stdin; --yes skips the question. A no publishes nothing (exit 1).`,
+for a yes on stdin; --yes skips the question. A no publishes nothing (exit 1).
+
+--wait then follows the change to every node, like 'patchbay wait': until
+the resolver stored the bindings it alters and every node hosting them
+applied them (exit 0), a node failed (4) or --wait-timeout passed (5).`,
 		Example: `  patchbay publish examples/services
   patchbay publish services/app-www --json
-  patchbay publish --plan services/app-www`,
+  patchbay publish --plan services/app-www
+  patchbay publish services/app-www --wait --wait-timeout 5m   # in CI, after merge`,
 		Args: namedArgs("PATH..."),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was published as JSON")
 	cmd.Flags().BoolVar(&withPlan, "plan", false, "first show what publishing would change (patchbay plan) and ask")
 	cmd.Flags().BoolVar(&yes, "yes", false, "with --plan: publish without asking")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every node hosting a changed binding applied it (see patchbay wait)")
+	addWaitFlags(cmd, &wo)
 	cmd.RunE = func(cmd *cobra.Command, paths []string) error {
 		set, probs, err := loadManifests(paths)
 		if err != nil {
@@ -60,6 +71,13 @@ for a yes on stdin; --yes skips the question. A no publishes nothing (exit 1).`,
 		if err != nil {
 			return err
 		}
+		var before *changeBase
+		if wait {
+			if before, err = a.beforeChange(cmd.Context()); err != nil {
+				return err
+			}
+		}
+		since := time.Now()
 		var results []publishResult
 		for _, s := range set.Services {
 			changed, err := reg.Publish(cmd.Context(), &s.Manifest)
@@ -75,19 +93,33 @@ for a yes on stdin; --yes skips the question. A no publishes nothing (exit 1).`,
 			}
 			results = append(results, publishResult{Kind: "datastores", Name: d.File, Federation: d.Datastores.Federation, Changed: len(keys) > 0, Keys: keys})
 		}
-		if asJSON {
-			return a.printJSON(results)
+		if err := a.printPublished(results, asJSON, wait); err != nil || !wait {
+			return err
 		}
-		for _, r := range results {
-			verb := "unchanged"
-			if r.Changed {
-				verb = "published"
-			}
-			fmt.Fprintf(a.stdout, "%-9s %s %s (federation %s)\n", verb, r.Kind, r.Name, r.Federation)
-		}
-		return nil
+		wo.asJSON = asJSON
+		return a.followChange(cmd.Context(), before, since, wo)
 	}
 	return cmd
+}
+
+// printPublished prints what was published: JSON, or one JSON line that
+// the wait's lines follow.
+func (a *app) printPublished(results []publishResult, asJSON, wait bool) error {
+	switch {
+	case asJSON && wait:
+		newWaitPrinter(a.stdout, a.stderr, true).line(waitLine{Type: "published", Published: results})
+		return nil
+	case asJSON:
+		return a.printJSON(results)
+	}
+	for _, r := range results {
+		verb := "unchanged"
+		if r.Changed {
+			verb = "published"
+		}
+		fmt.Fprintf(a.stdout, "%-9s %s %s (federation %s)\n", verb, r.Kind, r.Name, r.Federation)
+	}
+	return nil
 }
 
 func newUnpublishCmd(a *app) *cobra.Command {

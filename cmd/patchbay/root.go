@@ -111,7 +111,7 @@ settings, listener.yaml's keys (patchbay listen) and a resolver: section
 	flags.Var(formatFlag{&a.logFormat}, "log-format", "log format: text or json (one object a line) [$PATCHBAY_LOG_FORMAT]")
 	root.AddCommand(newVersionCmd(a), newValidateCmd(a), newPublishCmd(a), newUnpublishCmd(a), newRegisterCmd(a), newDatastoreCmd(a),
 		newResolveCmd(a), newExplainCmd(a), newGraphCmd(a), newOrderCmd(a), newResolverCmd(a), newRenderCmd(a),
-		newPauseCmd(a), newResumeCmd(a), newProvisionCmd(a), newStatusCmd(a), newRolloutCmd(a))
+		newPauseCmd(a), newResumeCmd(a), newProvisionCmd(a), newStatusCmd(a), newRolloutCmd(a), newWaitCmd(a))
 	root.AddCommand(newListenCmd(a), newDevCmd(a), newKeygenCmd(a))
 	root.AddCommand(newPlanCmd(a), newImpactCmd(a), newConsoleCmd(a))
 	refuseUnknownSubcommands(root)

@@ -89,6 +89,24 @@ function queueText(q) {
   return parts.join(", ") || "idle";
 }
 
+// renderChanges shows each recent change spreading: its revisions, how many
+// nodes applied it, the time from the resolver's write to their files, and
+// every node that has not applied it, with why.
+const ms = (ns) => (ns >= 1e9 ? (ns / 1e9).toFixed(1) + " s" : Math.round(ns / 1e6) + " ms");
+function renderChanges(changes) {
+  if (!changes) return `<div class="why">shown while listeners answer over NATS</div>`;
+  if (!changes.length) return `<div class="why">no change recorded yet</div>`;
+  return `<table id="changes-table"><thead><tr><th>change</th><th>revisions</th><th>written</th><th>nodes</th><th>change → files</th><th>not applied</th></tr></thead><tbody>${changes.map((c) => {
+    const lat = c.latency ? `p50 ${ms(c.latency.p50_ns)}, p99 ${ms(c.latency.p99_ns)}, slowest <span class="name">${esc(c.latency.slowest_node)}</span> ${ms(c.latency.max_ns)}` : "";
+    const waiting = c.nodes.filter((n) => n.state !== "applied").map((n) => `<div class="${esc(n.state)}" data-node="${esc(n.node)}" data-state="${esc(n.state)}"><span class="name">${esc(n.node)}</span> ${esc(n.state)}${n.reason ? `<span class="why">: ${esc(n.reason)}</span>` : ""}</div>`).join("");
+    const applied = c.nodes.filter((n) => n.state === "applied").map((n) => `<span class="name" title="applied ${esc(new Date(n.applied).toLocaleString(navigator.languages))}">${esc(n.node)}</span>`).join(", ");
+    const done = c.nodes.length && c.counts.applied === c.nodes.length;
+    return `<tr class="change${done ? " done" : ""}" data-index="${c.index}" data-find="${esc([c.federation, ...c.revisions.map((r) => r.service), ...c.nodes.map((n) => n.node)].join(" ").toLowerCase())}">
+      <td>${esc(c.federation)} #${c.index}</td><td>${c.revisions.map((r) => `<code>${esc(r.service)}${r.region ? "/" + esc(r.region) : ""}@${r.revision}</code>`).join(" ")}</td>
+      <td>${when(c.written)}</td><td class="summary">${esc(c.summary)}<div class="why applied">${applied}</div></td><td class="latency">${lat}</td><td class="waiting">${waiting}</td></tr>`;
+  }).join("")}</tbody></table>`;
+}
+
 function render(st) {
   actions = st.actions;
   state = st;
@@ -97,6 +115,7 @@ function render(st) {
   const err = $("#error");
   err.hidden = !st.error;
   err.textContent = st.error ? "registry unreachable, showing the last state: " + st.error : "";
+  $("#changes").innerHTML = renderChanges(st.changes);
   $("#federations").innerHTML = st.federations.map(renderFederation).join("") || `<div class="panel why">nothing published yet</div>`;
   document.querySelectorAll(".graph[data-dot]").forEach((el) => { if (!el.firstChild) layOut(el); });
   $("#nodes tbody").innerHTML = st.nodes.map((n) => `<tr data-node="${esc(n.name)}" data-find="${esc([n.name, n.federation, ...n.services, ...n.instances].join(" ").toLowerCase())}">

@@ -43,6 +43,7 @@ var rooms = []room{
 	{"internal/events", 5, "NATS"},
 	{"resolverd", 6, "the resolver daemon"},
 	{"listener", 6, "the host daemon"},
+	{"internal/tracking", 6, "change tracking"},
 	{"plan", 7, "front end"},
 	{"console", 7, "front end"},
 	{"internal/harness", 8, "harnesses"},

@@ -18,6 +18,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/patchbay/patchbay/internal/errkind"
 )
@@ -62,6 +63,9 @@ type BindingsChanged struct {
 	// Binding is the stored binding document; empty when it was deleted or
 	// is larger than MaxInlineBinding.
 	Binding json.RawMessage `json:"binding,omitempty"`
+	// Written is when the resolver stored the binding, by its clock: the
+	// start of the change-to-file latency listeners export.
+	Written time.Time `json:"written,omitzero"`
 }
 
 // Encode returns the message body.

@@ -122,25 +122,35 @@ func TestComposeNATSPermissions(t *testing.T) {
 		})
 	}
 
-	t.Run("a listener answers an operator's status request", func(t *testing.T) {
-		lis, op := clients["listener"].nc, clients["operator"].nc
-		sub, err := lis.Subscribe(StatusSubject, func(m *nats.Msg) { _ = m.Respond([]byte("last run")) })
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = sub.Unsubscribe() }()
-		if err := lis.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		reply, err := op.Request(StatusSubject, nil, 5*time.Second)
-		if err != nil || string(reply.Data) != "last run" {
-			var denied []string
-			for _, c := range clients {
-				for len(c.denied) > 0 {
-					denied = append(denied, <-c.denied)
+	for _, subject := range []string{StatusSubject, ChangesSubject} {
+		t.Run("a listener answers an operator's request on "+subject, func(t *testing.T) {
+			requestAnswered(t, clients["listener"].nc, clients["operator"].nc, subject, func() []string {
+				var denied []string
+				for _, c := range clients {
+					for len(c.denied) > 0 {
+						denied = append(denied, <-c.denied)
+					}
 				}
-			}
-			t.Fatalf("status request: %v, %v; refused: %q", reply, err, denied)
-		}
-	})
+				return denied
+			})
+		})
+	}
+}
+
+// requestAnswered: op's request on subject reaches lis, whose answer
+// comes back.
+func requestAnswered(t *testing.T, lis, op *nats.Conn, subject string, denied func() []string) {
+	t.Helper()
+	sub, err := lis.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond([]byte("last run")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := lis.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := op.Request(subject, nil, 5*time.Second)
+	if err != nil || string(reply.Data) != "last run" {
+		t.Fatalf("%s request: %v, %v; refused: %q", subject, reply, err, denied())
+	}
 }
