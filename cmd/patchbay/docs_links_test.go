@@ -335,3 +335,33 @@ func TestDocsRenamedFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeFirstManifest keeps README's first manifest the example file it
+// says it is: a newcomer reads it before anything else, and the example
+// changes as features land (via: local did).
+func TestReadmeFirstManifest(t *testing.T) {
+	const example = "examples/services/app-www/10-app.yaml"
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(filepath.Join(repoRoot, example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "This is\n`"+example+"`")
+	if !ok {
+		t.Fatalf("README.md no longer introduces %s as its first manifest: update this test", example)
+	}
+	_, block, _ := strings.Cut(after, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	var want []string // the file without its comment-only lines
+	for line := range strings.Lines(string(file)) {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			want = append(want, line)
+		}
+	}
+	if block != strings.Join(want, "") {
+		t.Errorf("README.md's first manifest differs from %s: copy the file (without its comment-only lines) into README's yaml block", example)
+	}
+}
