@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/patchbay/patchbay/internal/alive"
 	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/listener/command"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/templates"
 )
@@ -60,6 +60,7 @@ type Listener struct {
 	groups   chan []string // rollout groups of the hosted services, from runs
 	queue    *Queue
 	files    *Files
+	commands *command.Runner
 	renderer *templates.Renderer
 	metrics  *Metrics
 	control  *ControlServer
@@ -147,6 +148,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	}
 	l.log = l.log.With("node", cfg.Node)
 	l.cfg.Store(cfg)
+	l.commands = command.NewRunner(l.log, l.simulated, func() []string { return l.cfg.Load().Env.Node() })
 	l.warnShellGlobs(cfg)
 	l.queueState.Store(&QueueState{})
 	l.seen.Store(&map[string]seenInputs{})
@@ -160,7 +162,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 		WithQueueLogger(l.log),
 		WithQueueObserver(l.observeQueue),
 	)
-	fopts := []FilesOption{WithFilesLogger(l.log), WithCommandRunner(l.runCommand), WithOnRestore(func(path string, err error) {
+	fopts := []FilesOption{WithFilesLogger(l.log), WithCommandRunner(l.commands.Run), WithOnRestore(func(path string, err error) {
 		if err == nil {
 			l.metrics.Restored(path)
 		}
@@ -458,18 +460,6 @@ func (c *Config) serviceNames() []string {
 		names[i] = s.Service
 	}
 	return names
-}
-
-// runCommand runs a reload or provision command, or only logs it on a
-// simulated node. Its environment is the node's (nodeEnv) unless opts
-// give another.
-func (l *Listener) runCommand(ctx context.Context, argv []string, timeout time.Duration, opts ...templates.RunOption) error {
-	if l.simulated {
-		l.log.Info("simulated node: would run", "command", strings.Join(argv, " "))
-		return nil
-	}
-	opts = append([]templates.RunOption{templates.WithEnv(nodeEnv(l.cfg.Load()))}, opts...)
-	return templates.Run(ctx, argv, timeout, opts...)
 }
 
 // destination is where a template's file goes on this node: beneath

@@ -203,7 +203,7 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, r model.Ren
 		return fail(err)
 	}
 	file.Destination, file.Root = cfg.destination(spec.Destination), cfg.confinedRoot()
-	file.Env, file.Guard = nodeEnv(cfg), l.checkGuard(cfg, p.sc.Service, name)
+	file.Env, file.Guard = cfg.Env.Node(), l.checkGuard(cfg, p.sc.Service, name)
 	if l.simulated {
 		file.Check, file.Owner, file.Group = nil, "", ""
 	}
@@ -211,7 +211,7 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, r model.Ren
 	start := time.Now()
 	data := l.lbData(ctx, p, len(file.Check) > 0, templates.Data{
 		Service: p.m.ID, Federation: l.fed, Region: r.Region,
-		Environment: p.m.Environment, NodeEnv: nodeEnv(cfg), Binding: r.Binding, Options: spec.Options, Min: r.Min,
+		Environment: p.m.Environment, NodeEnv: cfg.Env.Node(), Binding: r.Binding, Options: spec.Options, Min: r.Min,
 	}, tr)
 	out, err := l.renderer.Render(ctx, name, contents, data)
 	if errors.Is(err, templates.ErrTooFewUpstreams) && p.svc.GuardEvicts(name) { // policy beats last-good
@@ -325,7 +325,7 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 	for i, key := range order {
 		j := jobs[key]
 		wg.Go(func() {
-			err := l.runCommand(ctx, j.argv, j.timeout)
+			err := l.commands.Run(ctx, j.argv, j.timeout)
 			if err == nil {
 				if !l.simulated { // which said "would run" instead
 					l.log.Info("reloaded", "command", strings.Join(j.argv, " "))

@@ -82,7 +82,7 @@ func (l *Listener) runTest(ctx context.Context, cfg *Config, service string, t m
 	}
 	out := templates.NewTailBuffer(maxTestOutput)
 	start := time.Now()
-	err = l.runCommand(ctx, argv, time.Duration(t.Timeout), env, templates.WithOutput(out))
+	err = l.commands.Run(ctx, argv, time.Duration(t.Timeout), env, templates.WithOutput(out))
 	res.Duration, res.Output = time.Since(start), strings.TrimSpace(out.String())
 	if err != nil {
 		res.Error = err.Error()
