@@ -148,7 +148,6 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	}
 	l.log = l.log.With("node", cfg.Node)
 	l.cfg.Store(cfg)
-	l.commands = command.NewRunner(l.log, l.simulated, func() []string { return l.cfg.Load().Env.Node() })
 	l.warnShellGlobs(cfg)
 	l.queueState.Store(&QueueState{})
 	l.seen.Store(&map[string]seenInputs{})
@@ -162,6 +161,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 		WithQueueLogger(l.log),
 		WithQueueObserver(l.observeQueue),
 	)
+	l.commands = command.NewRunner(l.log, l.simulated, func() []string { return l.cfg.Load().Env.Node() })
 	fopts := []FilesOption{WithFilesLogger(l.log), WithCommandRunner(l.commands.Run), WithOnRestore(func(path string, err error) {
 		if err == nil {
 			l.metrics.Restored(path)
