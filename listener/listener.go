@@ -16,6 +16,7 @@ import (
 	"github.com/patchbay/patchbay/internal/alive"
 	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/listener/command"
+	"github.com/patchbay/patchbay/listener/install"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/templates"
 )
@@ -59,7 +60,7 @@ type Listener struct {
 	reloads  chan *Config
 	groups   chan []string // rollout groups of the hosted services, from runs
 	queue    *Queue
-	files    *Files
+	files    *install.Files
 	commands *command.Runner
 	renderer *templates.Renderer
 	metrics  *Metrics
@@ -162,15 +163,15 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 		WithQueueObserver(l.observeQueue),
 	)
 	l.commands = command.NewRunner(l.log, l.simulated, func() []string { return l.cfg.Load().Env.Node() })
-	fopts := []FilesOption{WithFilesLogger(l.log), WithCommandRunner(l.commands.Run), WithOnRestore(func(path string, err error) {
+	fopts := []install.Option{install.WithLogger(l.log), install.WithCommandRunner(l.commands.Run), install.WithOnRestore(func(path string, err error) {
 		if err == nil {
 			l.metrics.Restored(path)
 		}
 	})}
 	if l.noDrift {
-		fopts = append(fopts, WithoutWatcher())
+		fopts = append(fopts, install.WithoutWatcher())
 	}
-	files, err := NewFiles(fopts...)
+	files, err := install.New(fopts...)
 	if err != nil {
 		return nil, err
 	}

@@ -269,7 +269,7 @@ func (l *Listener) install(ctx context.Context, active []*plan) {
 				changed, err := l.files.Install(ctx, f.content, f.file, f.spec.Reload, time.Duration(f.spec.Timeout))
 				if err != nil {
 					f.report.Error = err.Error()
-					l.log.Error("file not installed; it keeps its last good version", "service", p.sc.Service, "template", f.name, "err", err, outputAttr(err))
+					l.log.Error("file not installed; it keeps its last good version", "service", p.sc.Service, "template", f.name, "err", err, templates.OutputAttr(err))
 					continue
 				}
 				f.changed, f.report.Changed = changed, changed
@@ -333,7 +333,7 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 				return
 			}
 			failed[i] = true
-			l.log.Error("reload failed; it runs again in the next run", "command", strings.Join(j.argv, " "), "err", err, outputAttr(err))
+			l.log.Error("reload failed; it runs again in the next run", "command", strings.Join(j.argv, " "), "err", err, templates.OutputAttr(err))
 			for _, f := range j.files { // each file belongs to one plan, written only here
 				f.report.Error = "installed, but its reload failed: " + err.Error()
 			}

@@ -228,7 +228,7 @@ func (l *Listener) rollback(ctx context.Context, plans []*plan, reason string) {
 	}
 	for _, j := range reloads {
 		if err := l.commands.Run(ctx, j.argv, j.timeout); err != nil {
-			l.log.Error("reload after rollback failed", "command", strings.Join(j.argv, " "), "err", err, outputAttr(err))
+			l.log.Error("reload after rollback failed", "command", strings.Join(j.argv, " "), "err", err, templates.OutputAttr(err))
 		}
 	}
 }
