@@ -15,6 +15,7 @@ import (
 
 	"github.com/patchbay/patchbay/internal/alive"
 	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/listener/balance"
 	"github.com/patchbay/patchbay/listener/command"
 	"github.com/patchbay/patchbay/listener/install"
 	"github.com/patchbay/patchbay/registry"
@@ -66,7 +67,7 @@ type Listener struct {
 	metrics  *Metrics
 	control  *ControlServer
 	inputs   *inputs // what runs read, kept current by events
-	hosts    *hostResolver
+	lb       *balance.Balancer
 	// malformedLog bounds the log lines of a flood of malformed messages.
 	malformedLog *rate.Sometimes
 	// rejectedLog bounds those of events whose signature is refused.
@@ -141,7 +142,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	l := &Listener{
 		reg: reg, fed: "default", log: slog.Default(),
 		reloads: make(chan *Config, 1), groups: make(chan []string, 1), activity: make(chan struct{}, 1), probes: alive.New(),
-		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, inputs: newInputs(), hosts: newHostResolver(),
+		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, inputs: newInputs(),
 		malformedLog: &rate.Sometimes{Interval: 10 * time.Second}, rejectedLog: &rate.Sometimes{Interval: 10 * time.Second},
 	}
 	for _, o := range opts {
@@ -162,6 +163,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 		WithQueueLogger(l.log),
 		WithQueueObserver(l.observeQueue),
 	)
+	l.lb = balance.New(l.log, l.metrics, l.simulated)
 	l.commands = command.NewRunner(l.log, l.simulated, func() []string { return l.cfg.Load().Env.Node() })
 	fopts := []install.Option{install.WithLogger(l.log), install.WithCommandRunner(l.commands.Run), install.WithOnRestore(func(path string, err error) {
 		if err == nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/listener/balance"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/registry"
@@ -147,7 +148,7 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 		}
 	}
 	p.svc = model.Prepare(cfg.modelNode(l.fed), in)
-	l.noteEvictions(p)
+	l.lb.NoteEvictions(p.sc.Service, p.svc.Evicted)
 	if !p.svc.Policy && p.svc.Result != "" {
 		p.finish(p.svc.Result, p.svc.Reason)
 		return
@@ -209,7 +210,7 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, r model.Ren
 	}
 	tr.Destination = file.Destination
 	start := time.Now()
-	data := l.lbData(ctx, p, len(file.Check) > 0, templates.Data{
+	data := l.lb.Data(ctx, p.m.ID, &p.report.Reason, len(file.Check) > 0, templates.Data{
 		Service: p.m.ID, Federation: l.fed, Region: r.Region,
 		Environment: p.m.Environment, NodeEnv: cfg.Env.Node(), Binding: r.Binding, Options: spec.Options, Min: r.Min,
 	}, tr)
@@ -314,7 +315,7 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 	}
 	for _, p := range active {
 		for _, f := range p.files {
-			if f.changed && len(f.spec.Reload) > 0 && !l.hitless(ctx, f) { // haproxy.go
+			if f.changed && len(f.spec.Reload) > 0 && !l.lb.Hitless(ctx, f.change()) { // balance/haproxy.go
 				j := add(f.spec.Reload, time.Duration(f.spec.Timeout))
 				j.files = append(j.files, f)
 			}
@@ -418,7 +419,7 @@ func (l *Listener) record(ctx context.Context, cfg *Config, run *RunReport) erro
 		l.onRun(*run)
 	}
 	l.metrics.RunFinished(run.Result, run.Duration, time.Now())
-	l.metrics.LeftOut(leftOut(run))
+	l.metrics.LeftOut(balance.LeftOut(run.Services))
 	if run.Result == ResultOK {
 		t := time.Now()
 		l.lastOK.Store(&t)

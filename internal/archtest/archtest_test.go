@@ -44,6 +44,7 @@ var rooms = []room{
 	{"resolverd", 6, "the resolver daemon"},
 	{"listener", 6, "the host daemon"},
 	{"listener/command", 6, "the listener's command execution"},
+	{"listener/balance", 6, "the listener's load balancing"},
 	{"listener/install", 6, "the listener's install and drift"},
 	{"plan", 7, "front end"},
 	{"console", 7, "front end"},
