@@ -14,7 +14,6 @@ import (
 	dep "github.com/hashicorp/consul-template/dependency"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/listener/command"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/templates"
@@ -29,8 +28,10 @@ type (
 )
 
 // ErrRefused: listener.yaml's allow does not let a manifest use a command
-// or template file on this node.
-var ErrRefused = errkind.New(errkind.Input, "listener: refused by allow")
+// or template file on this node (command.ErrRefused).
+var ErrRefused = command.ErrRefused
+
+var _ command.Counter = (*Metrics)(nil)
 
 // refusals lists what of p's manifest listener.yaml does not allow, each
 // as "what it is: why", nil when everything is allowed. Commands are
@@ -203,26 +204,6 @@ func (l *configLoader) allowDestinations(a *AllowConfig) {
 			l.report(at, "allow.destinations: %q is not a valid glob (%v)", d, err)
 		}
 	}
-}
-
-// checkGuard matches a template's check command once more where it runs,
-// on its real staged path: refusals matched it on an example of that path
-// before anything was rendered.
-func (l *Listener) checkGuard(cfg *Config, service, template string) func(argv []string, staged string) error {
-	return func(argv []string, staged string) error {
-		if cfg.Allow.CheckCommand(service, staged, argv) {
-			return nil
-		}
-		l.metrics.Refused("command")
-		l.log.Error("manifest command refused by listener.yaml allow; not run", "service", service, "refused", fmt.Sprintf("check of template %s %q", template, argv))
-		return fmt.Errorf("%w: check %q is not in allow.commands of %s", ErrRefused, argv, cfg.File)
-	}
-}
-
-// warnShellGlobs warns of every allow.commands pattern that lets a
-// manifest run shell code of its own, naming the safer form.
-func (l *Listener) warnShellGlobs(cfg *Config) {
-	command.WarnShellGlobs(l.log, cfg.File, cfg.Allow.Commands)
 }
 
 // commandEnv is a provision command's and a test's environment: the

@@ -150,7 +150,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	}
 	l.log = l.log.With("node", cfg.Node)
 	l.cfg.Store(cfg)
-	l.warnShellGlobs(cfg)
+	command.WarnShellGlobs(l.log, cfg.File, cfg.Allow.Commands)
 	l.queueState.Store(&QueueState{})
 	l.seen.Store(&map[string]seenInputs{})
 	l.owners.Store(&map[string]*registry.Owner{})
@@ -164,7 +164,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 		WithQueueObserver(l.observeQueue),
 	)
 	l.lb = balance.New(l.log, l.metrics, l.simulated)
-	l.commands = command.NewRunner(l.log, l.simulated, func() []string { return l.cfg.Load().Env.Node() })
+	l.commands = command.NewRunner(l.log, l.metrics, l.simulated, func() []string { return l.cfg.Load().Env.Node() })
 	fopts := []install.Option{install.WithLogger(l.log), install.WithCommandRunner(l.commands.Run), install.WithOnRestore(func(path string, err error) {
 		if err == nil {
 			l.metrics.Restored(path)

@@ -204,7 +204,7 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, r model.Ren
 		return fail(err)
 	}
 	file.Destination, file.Root = cfg.destination(spec.Destination), cfg.confinedRoot()
-	file.Env, file.Guard = cfg.Env.Node(), l.checkGuard(cfg, p.sc.Service, name)
+	file.Env, file.Guard = cfg.Env.Node(), l.commands.Guard(cfg.Allow, cfg.File, p.sc.Service, name)
 	if l.simulated {
 		file.Check, file.Owner, file.Group = nil, "", ""
 	}

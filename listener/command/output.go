@@ -17,15 +17,16 @@ import (
 // `systemctl reload` or `nginx -s reload` would act on the machine itself.
 type Runner struct {
 	log       *slog.Logger
+	metrics   Counter
 	simulated bool
 	nodeEnv   func() []string
 }
 
-// NewRunner returns a runner that logs to log and gives commands nodeEnv()
-// (read at each run: listener.yaml reloads change it) unless a run's
-// options give another environment.
-func NewRunner(log *slog.Logger, simulated bool, nodeEnv func() []string) *Runner {
-	return &Runner{log: log, simulated: simulated, nodeEnv: nodeEnv}
+// NewRunner returns a runner that logs to log, counts what allow refuses
+// in metrics, and gives commands nodeEnv() (read at each run: listener.yaml
+// reloads change it) unless a run's options give another environment.
+func NewRunner(log *slog.Logger, metrics Counter, simulated bool, nodeEnv func() []string) *Runner {
+	return &Runner{log: log, metrics: metrics, simulated: simulated, nodeEnv: nodeEnv}
 }
 
 // Run runs argv within timeout, or only logs it on a simulated node.
