@@ -121,12 +121,23 @@ deploy-check: build
 
 # The side-by-side benchmark: patchbay's listener fleet against
 # consul-template (pinned by tools/consul-template) on one Consul, plus a
-# fleet simulation; prints one table (docs/performance.md). About 3 minutes
-# on 2 cores; BENCHFLAGS passes flags, e.g. BENCHFLAGS='-sizes 10 -sim "" -json bench.json'.
-.PHONY: bench
+# fleet simulation; prints one table (docs/performance.md). About 6
+# minutes on 2 cores; BENCHFLAGS passes flags, e.g. BENCHFLAGS='-sizes 10 -sim "" -json bench.json'.
+.PHONY: bench bench-fanout bench-sim bench-scale
 BENCHFLAGS ?=
-bench: build bin/consul bin/consul-template
+BENCH_ALONE = -sizes "" -periodic-n 0 -idle-n 0 -burst-n 0 -instances-n 0 -sim "" -fanout ""
+bench: build bin/consul bin/consul-template bin/nats-server
 	go run ./internal/harness/bench/cmd/bench $(BENCHFLAGS)
+
+# Each alone (docs/performance-scale.md): the fan-out against Consul's own
+# blocking queries; the fleet simulation; and the 10,000 rows of both,
+# which make bench leaves out (a few minutes on 2 cores).
+bench-fanout: build bin/consul bin/nats-server
+	go run ./internal/harness/bench/cmd/bench $(BENCH_ALONE) -fanout 1000,5000,10000 $(BENCHFLAGS)
+bench-sim: build bin/consul bin/nats-server
+	go run ./internal/harness/bench/cmd/bench $(BENCH_ALONE) -sim 1000,5000,10000 $(BENCHFLAGS)
+bench-scale: build bin/consul bin/nats-server
+	go run ./internal/harness/bench/cmd/bench $(BENCH_ALONE) -fanout 10000 -sim 10000 $(BENCHFLAGS)
 
 bin/consul-template: tools/consul-template/go.mod tools/consul-template/go.sum
 	@echo "building consul-template $$(awk '$$1 == "github.com/hashicorp/consul-template" {print $$2; exit}' tools/consul-template/go.mod) for make bench into bin/consul-template"

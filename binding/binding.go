@@ -46,7 +46,24 @@ type Var struct {
 	// write unless it can matter, and a pointer, so that the many vars
 	// without it stay small.
 	Withheld *Withholding `json:"withheld,omitempty"`
+	// Local is set for a requirement served via: local: Value then names
+	// the node's own load balancer, and Providers are its backends, every
+	// live provider the region and public rules admit.
+	Local *LocalRoute `json:"local,omitempty"`
 }
+
+// LocalRoute is where a node's load balancer serves a var: 127.0.0.1 at
+// Port, balancing in Mode over the var's providers.
+type LocalRoute struct {
+	Port int    `json:"port"`
+	Mode string `json:"mode"` // LocalHTTP or LocalTCP
+}
+
+// Modes of a LocalRoute.
+const (
+	LocalHTTP = "http" // the value is an http:// URL: HAProxy balances requests
+	LocalTCP  = "tcp"  // anything else: HAProxy balances connections
+)
 
 // Provider is where one value of a Var came from.
 type Provider struct {

@@ -86,6 +86,8 @@ type Config struct {
 	Events EventsConfig `yaml:"events"`
 	// Services are the services this node hosts, in file order.
 	Services []ServiceConfig `yaml:"services"`
+	// LocalLB is the node's own HAProxy for via: local requirements.
+	LocalLB LocalLBConfig `yaml:"local_lb"`
 }
 
 // QueueConfig tunes the coalescing queue (defaults: the queue's Default*).
@@ -440,6 +442,7 @@ func (l *configLoader) validate(c *Config) {
 		l.exceeds("retry", "initial", "max", c.Retry.Initial, c.Retry.Max, "the first backoff must not exceed the cap")
 	}
 	l.services(c)
+	l.localLB(c) // local_config.go
 	l.allow(&c.Allow)
 	l.env(&c.Env)
 	l.allowDestinations(&c.Allow)

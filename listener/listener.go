@@ -68,6 +68,7 @@ type Listener struct {
 	control  *ControlServer
 	inputs   *inputs // what runs read, kept current by events
 	lb       *balance.Balancer
+	local    *localLB // the node's HAProxy for via: local (local_run.go)
 	// malformedLog bounds the log lines of a flood of malformed messages.
 	malformedLog *rate.Sometimes
 	// rejectedLog bounds those of events whose signature is refused.
@@ -84,9 +85,11 @@ type Listener struct {
 	probes     *alive.Probe  // taken only by supervise's select
 
 	// Owned by the provision run; the queue runs one at a time.
-	provisioned   map[string]seenInputs // inputs of each service's last successful provision
-	failedReloads map[string]reloadJob  // reload commands that failed, run again next time
-	recorded      string                // outcome of the status last written to Consul
+	provisioned map[string]seenInputs // inputs of each service's last successful provision
+	// provisionedView digests what each service saw of those inputs.
+	provisionedView map[string]string
+	failedReloads   map[string]reloadJob // reload commands that failed, run again next time
+	recorded        string               // outcome of the status last written to Consul
 }
 
 // seenInputs identifies what a run read for a service.
@@ -142,13 +145,14 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	l := &Listener{
 		reg: reg, fed: "default", log: slog.Default(),
 		reloads: make(chan *Config, 1), groups: make(chan []string, 1), activity: make(chan struct{}, 1), probes: alive.New(),
-		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, inputs: newInputs(),
+		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, provisionedView: map[string]string{}, inputs: newInputs(),
 		malformedLog: &rate.Sometimes{Interval: 10 * time.Second}, rejectedLog: &rate.Sometimes{Interval: 10 * time.Second},
 	}
 	for _, o := range opts {
 		o(l)
 	}
 	l.log = l.log.With("node", cfg.Node)
+	l.local = newLocalLB(l.log, l.metrics, l.Provision)
 	l.cfg.Store(cfg)
 	command.WarnShellGlobs(l.log, cfg.File, cfg.Allow.Commands)
 	l.queueState.Store(&QueueState{})
@@ -239,6 +243,7 @@ func (l *Listener) Run(ctx context.Context) error {
 	<-queueDone
 	stopRegistrars()
 	l.teardown(s, &registrars)
+	l.local.stop()
 	l.forgetStatus()
 	return nil
 }
@@ -332,7 +337,7 @@ func (l *Listener) ControlAddr() string { return l.control.Addr() }
 // Report is the listener's view of its node.
 func (l *Listener) Report() Report {
 	cfg := l.cfg.Load()
-	r := Report{Node: cfg.Node, Federation: l.fed, Region: cfg.Region, Queue: *l.queueState.Load(), LastRun: l.lastRun.Load()}
+	r := Report{Node: cfg.Node, Federation: l.fed, Region: cfg.Region, Queue: *l.queueState.Load(), LastRun: l.lastRun.Load(), LocalLB: l.local.Report()}
 	if t := l.lastOK.Load(); t != nil {
 		r.LastSuccess = *t
 	}
@@ -492,6 +497,7 @@ func (l *Listener) Once(ctx context.Context) (*RunReport, error) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stop()
+	defer l.local.stop()                   // --once leaves no process behind
 	wg.Go(func() { _ = l.files.Run(ctx) }) // Files owns a watcher that Run closes
 	err := l.provision(ctx)
 	return l.lastRun.Load(), err

@@ -89,9 +89,12 @@ func (l *Listener) provision(ctx context.Context) error {
 	l.noteRegions(cfg, plans)
 	l.noteSeen(plans)
 	l.announceGroups(groupsOf(plans))
+	if l.runsLocalLB(cfg) { // before the files: a new local value finds its port served
+		l.local.sync(ctx, cfg, plans) // local_run.go
+	}
 	l.apply(ctx, cfg, plans)
 	l.noteSeen(plans)
-	run := &RunReport{Started: start}
+	run := &RunReport{Started: start, LocalLB: l.local.Report()}
 	for _, p := range plans {
 		if p.report.Result == "" {
 			p.report.Result = cmp.Or(p.after, ResultOK)
@@ -141,7 +144,7 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 		}
 		p.binding, p.report.Revision, in.Binding = b, b.Revision, b
 		last, ok := l.provisioned[h.Service]
-		in.Provisioned = ok && last == inputsOf(h)
+		in.Provisioned = ok && !l.inputsChanged(h.Service, last, h, b) // local_due.go
 		in.Installed = func(name string) ([]byte, bool) {
 			b, _, err := templates.ReadInstalled(templates.File{Root: cfg.confinedRoot(), Destination: cfg.destination(h.Manifest.Templates[name].Destination)})
 			return b, err == nil
@@ -474,5 +477,6 @@ func statusOf(node, fed string, run *RunReport) registry.Status {
 		}
 		status.Details[s.Service] = d
 	}
+	localDetails(status.Details, run.LocalLB) // local.go
 	return status
 }

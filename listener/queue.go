@@ -209,6 +209,18 @@ func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) 
 	defer wg.Wait()
 	for {
 		q.noteHeld(st, time.Now())
+		// A run that is due starts here, in the iteration that made it
+		// due: waiting for a zero timer cost every change one more wake-up
+		// of this goroutine.
+		if ctx.Err() == nil && q.ready(st, time.Now()) {
+			q.start(st, time.Now())
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				done <- provision(ctx) // buffered: never blocks
+			}()
+			q.observe(st.public())
+		}
 		timer := time.NewTimer(q.wait(st, time.Now()))
 		select {
 		case <-ctx.Done():
@@ -224,15 +236,7 @@ func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) 
 		case err := <-done:
 			q.finished(st, err, time.Now())
 		case <-timer.C:
-			q.retryIfDue(st, time.Now())
-			if q.ready(st, time.Now()) {
-				q.start(st, time.Now())
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					done <- provision(ctx) // buffered: never blocks
-				}()
-			}
+			q.retryIfDue(st, time.Now()) // a due run starts at the top
 		}
 		timer.Stop()
 		q.observe(st.public())

@@ -19,6 +19,9 @@ type Report struct {
 	LastRun *RunReport `json:"last_run,omitempty"`
 	// LastSuccess is when a run last finished with result ok.
 	LastSuccess time.Time `json:"last_success,omitzero"`
+	// LocalLB is the node's local load balancer; nil when the node
+	// serves nothing via: local.
+	LocalLB *LocalReport `json:"local_lb,omitempty"`
 }
 
 // QueueState is the coalescing queue as its owner last saw it.
@@ -54,6 +57,9 @@ type RunReport struct {
 	Result   string        `json:"result"`
 	Message  string        `json:"message,omitempty"`
 	Services []ServiceRun  `json:"services"`
+	// LocalLB is the local load balancer after the run; nil when the node
+	// serves nothing via: local.
+	LocalLB *LocalReport `json:"local_lb,omitempty"`
 }
 
 // The report of a service's run is the model's, which dry runs and plan

@@ -52,6 +52,7 @@ func (l *Listener) runProvisions(ctx context.Context, cfg *Config, plans []*plan
 			delete(l.provisioned, p.sc.Service)
 		case !p.done() && p.due:
 			l.provisioned[p.sc.Service] = inputsOf(p.hosted)
+			l.provisionedView[p.sc.Service] = consumerView(p.binding) // local_due.go
 		}
 	}
 }

@@ -23,6 +23,9 @@ const (
 	SelectAll = "all" // bind to every live provider, e.g. load-balancer upstreams
 )
 
+// ViaLocal serves a requirement through the node's local load balancer.
+const ViaLocal = "local"
+
 // Region modes of a requirement.
 const (
 	RegionPreferLocal = "prefer-local"
@@ -80,6 +83,10 @@ type Requirement struct {
 	Min *int `yaml:"min" json:"min,omitempty"`
 	// Public restricts candidates to services marked public.
 	Public bool `yaml:"public" json:"public"`
+	// Via "local" serves the requirement through the node's own load
+	// balancer: the value names 127.0.0.1 and the provider's local_port,
+	// so it stays the same while providers come and go.
+	Via string `yaml:"via" json:"via,omitempty"`
 }
 
 // UnmarshalYAML accepts the short form, a template string.

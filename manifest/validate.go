@@ -164,6 +164,7 @@ func (v *validator) requirement(r *Requirement, at []string) {
 	if modes := []string{RegionPreferLocal, RegionLocalOnly, RegionAny}; !slices.Contains(modes, r.Region) {
 		v.report(append(at, "region"), "%s.region: %q is not one of %s%s", name, r.Region, strings.Join(modes, ", "), suggest(r.Region, modes))
 	}
+	v.via(r, at) // local.go
 }
 
 // requirementTemplate normalizes a template of exactly one placeholder into

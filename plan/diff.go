@@ -183,6 +183,8 @@ func diffVar(name string, b binding.Var, hadB bool, a binding.Var, hasA bool) (V
 		vc.Kind = KindUnresolved
 	case !b.Resolved && a.Resolved:
 		vc.Kind = KindResolved
+	case localKind(b, a): // local.go
+		vc.Kind = KindLocal
 	case a.Select == manifest.SelectAll:
 		vc.Kind = KindUpstreams
 	case fromDatastore(a) && !fromDatastore(b):

@@ -32,6 +32,8 @@ type Plan struct {
 	Routes   []RouteChange   `json:"routes"`
 	Nodes    []NodeChange    `json:"nodes"`
 	Rollouts []RolloutChange `json:"rollouts"`
+	// Local are the via-local routes whose servers change (local.go).
+	Local []LocalChange `json:"local,omitempty"`
 	// Removed and Failovers are filled by Impact: the instances taken
 	// away, and the unique services among them.
 	Removed   []binding.Instance `json:"removed,omitempty"`
@@ -76,6 +78,8 @@ func Compute(ctx context.Context, before, after *binding.Snapshot, opts ...Optio
 		return nil, err
 	}
 	p.Nodes, p.Notes = nodes, append(p.Notes, notes...)
+	p.Local, p.Nodes = s.localChanges(p.Bindings, cfg.hosts, p.Nodes) // local.go
+	p.Notes = append(p.Notes, localNotes(after, s.after.res)...)
 	p.Rollouts = s.rollouts(p.Nodes)
 	ensureLists(p)
 	return p, nil

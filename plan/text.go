@@ -30,6 +30,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "route %s of %s%s (%s): %d → %d upstreams, losing %s%s\n",
 			r.Key, r.Service, regionText(r.Region), r.Var, r.Before, r.After, strings.Join(r.Lost, ", "), empty)
 	}
+	writeLocal(&b, p.Local)
 	for _, f := range p.Failovers {
 		fmt.Fprintf(&b, "unique service %s fails over (its instance %s on %s goes): %s\n", f.Service, f.Instance, f.Node, f.Note)
 	}

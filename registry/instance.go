@@ -292,7 +292,6 @@ func (o *Owner) registerAndHold(ctx context.Context, m *manifest.Manifest, regis
 		return err
 	}
 	defer o.destroySession(sid)
-	o.warnOtherNode(ctx, sid)
 	lost := make(<-chan struct{})
 	if m.Unique {
 		var unlock func()
@@ -317,6 +316,9 @@ func (o *Owner) registerAndHold(ctx context.Context, m *manifest.Manifest, regis
 	o.once.Do(func() { close(o.registered) })
 	registered()
 	o.log.Info("instance registered", "address", in.Address, "port", in.Port, "index", in.Index)
+	// Only a warning: read once the instance is in KV, not on the way
+	// there, where the read delayed every registration by a round trip.
+	o.warnOtherNode(ctx, sid)
 	return o.hold(ctx, in, sid, lost)
 }
 

@@ -60,7 +60,8 @@ type engine struct {
 	// unpublished indexes, by federation, the instances of services with
 	// no manifest: they bind to nothing, but a binding lists them withheld.
 	unpublished map[string]*fedIndex
-	withheld    map[withheldKey]survey // shared across bindings
+	withheld    map[withheldKey]survey      // shared across bindings
+	localPorts  map[serviceKey][]localClaim // by (federation, key); built on first use (local.go)
 }
 
 type serviceKey struct{ fed, service string }
@@ -374,6 +375,9 @@ func (e *engine) resolveVar(q *query) (binding.Var, string) {
 	}
 	fi := e.feds[q.fed]
 	gs := fi.groups(q)
+	if q.req.Via == manifest.ViaLocal {
+		return e.selectLocal(q, gs)
+	}
 	if q.req.Select == manifest.SelectAll {
 		return e.selectAll(q, fi, gs)
 	}

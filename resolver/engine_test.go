@@ -33,8 +33,9 @@ func TestExamples(t *testing.T) {
 	t.Run("api bound when an api instance lives", func(t *testing.T) {
 		res := Resolve(&withAPI)
 		b := mustLookup(t, res, "default", "app-www", "us-1")
-		if v := b.Vars["API_URL"]; !v.Resolved || v.Value != "http://n1:80/api/readonly" || v.Providers[0].Instance != "api@n1:80" {
-			t.Fatalf("API_URL = %+v, want the api instance's READONLY_API_URL", v)
+		// via: local: the node's load balancer, with the api instance behind it
+		if v := b.Vars["API_URL"]; !v.Resolved || v.Value != "http://127.0.0.1:17091/api/readonly" || v.Providers[0].Instance != "api@n1:80" {
+			t.Fatalf("API_URL = %+v, want the local load balancer serving the api instance's READONLY_API_URL", v)
 		}
 		if v := b.Vars["DATABASE_URL"]; !v.Resolved || v.Value != "postgres://db.internal:5432/app" || !v.Providers[0].Datastore {
 			t.Fatalf("DATABASE_URL = %+v, want the datastore", v)

@@ -256,7 +256,7 @@ func (q *query) candidates(rows []row) []Candidate {
 	var winner *binding.Instance
 	var best uint64
 	for _, r := range rows {
-		if q.req.Select == manifest.SelectOne && r.inst != nil && r.verdict == kept {
+		if q.req.Select == manifest.SelectOne && q.req.Via != manifest.ViaLocal && r.inst != nil && r.verdict == kept {
 			if s := q.score(r.inst); winner == nil || beats(s, r.inst, best, winner) {
 				winner, best = r.inst, s
 			}
@@ -314,6 +314,8 @@ func (q *query) wordKept(r row) string {
 		return "chosen: no live provider remains, so the datastore serves"
 	case q.req.Select == manifest.SelectAll:
 		return "listed: select all takes every admitted provider"
+	case q.req.Via == manifest.ViaLocal:
+		return "served: a server of the node's local load balancer (via: local)"
 	}
 	return "chosen: highest rendezvous score"
 }

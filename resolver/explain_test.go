@@ -40,13 +40,13 @@ func TestExplainExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"default:api@n1:80/READONLY_API_URL kept: chosen: highest rendezvous score",
+		"default:api@n1:80/READONLY_API_URL kept: served: a server of the node's local load balancer (via: local)",
 		"seatgeek:api@n9:80/READONLY_API_URL dropped: other federation seatgeek",
 	}
 	if got := verdicts(x); !slices.Equal(got, want) {
 		t.Fatalf("candidates\n got %q\nwant %q", got, want)
 	}
-	if x.Result.Value != "http://n1:80/api/readonly" || len(x.Winners) != 1 || x.Winners[0].Instance != "api@n1:80" {
+	if x.Result.Value != "http://127.0.0.1:17091/api/readonly" || len(x.Winners) != 1 || x.Winners[0].Instance != "api@n1:80" {
 		t.Fatalf("result %+v winners %+v", x.Result, x.Winners)
 	}
 

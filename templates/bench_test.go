@@ -30,13 +30,7 @@ func BenchmarkRenderNginx(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := NewRenderer()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := r.Render(context.Background(), "nginx", contents, data); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRender(b, "nginx", contents, data)
 }
 
 // BenchmarkRenderEnv renders the env builtin for a service with 100 variables.
@@ -50,11 +44,26 @@ func BenchmarkRenderEnv(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchRender(b, "env", contents, data)
+}
+
+// benchRender runs a render side by side both ways: "execute" is
+// consul-template's Execute (function map and parse on every call), the
+// way before parsed engines; "parsed" is Render.
+func benchRender(b *testing.B, name, contents string, data Data) {
 	r := NewRenderer()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := r.Render(context.Background(), "env", contents, data); err != nil {
-			b.Fatal(err)
-		}
+	ways := []struct {
+		name   string
+		render func(context.Context, string, string, Data) ([]byte, error)
+	}{{"execute", r.renderEach}, {"parsed", r.Render}}
+	for _, w := range ways {
+		b.Run(w.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := w.render(context.Background(), name, contents, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

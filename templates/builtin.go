@@ -24,6 +24,9 @@ func Builtins() []string {
 	entries, _ := fs.ReadDir(builtins, "builtin") // embedded: cannot fail
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
+		if e.IsDir() { // builtin/local: the listener's own files
+			continue
+		}
 		names = append(names, strings.TrimSuffix(e.Name(), ".tmpl"))
 	}
 	slices.Sort(names)

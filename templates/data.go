@@ -103,7 +103,20 @@ type funcs struct {
 	// err is the first error a function returned; consul-template
 	// flattens errors into strings, this keeps the sentinel.
 	err error
+	// env is what env sees, built on first use: most renders never call it.
+	env envFuncs
 }
+
+// environ is the environment env, mustEnv and envOrDefault read.
+func (f *funcs) environ() envFuncs {
+	if f.env == nil {
+		f.env = envFuncs(environ(f.data))
+	}
+	return f.env
+}
+
+// reset points f at another render's data.
+func (f *funcs) reset(d *Data) { f.data, f.err, f.env = d, nil, nil }
 
 func (f *funcs) fail(err error) error {
 	if f.err == nil {
@@ -124,7 +137,6 @@ func (f *funcs) quoter(q func(string) (string, error)) func(string) (string, err
 
 // funcMap is patchbay's functions, added to consul-template's.
 func (f *funcs) funcMap() template.FuncMap {
-	env := envFuncs(environ(f.data))
 	return template.FuncMap{
 		"patchbay":     f.info,
 		"binding":      f.binding,
@@ -136,9 +148,9 @@ func (f *funcs) funcMap() template.FuncMap {
 		"systemdQuote": f.quoter(SystemdQuote),
 		"dotenvQuote":  f.quoter(DotenvQuote),
 		// consul-template's own fall back to the process environment.
-		"env":          env.get,
-		"mustEnv":      env.must,
-		"envOrDefault": env.orDefault,
+		"env":          func(name string) string { return f.environ().get(name) },
+		"mustEnv":      func(name string) (string, error) { return f.environ().must(name) },
+		"envOrDefault": func(name, def string) string { return f.environ().orDefault(name, def) },
 		"mustUTF8": func(vars map[string]string) (map[string]string, error) {
 			out, err := mustUTF8(vars)
 			if err != nil {

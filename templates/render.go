@@ -80,16 +80,41 @@ func NewRenderer(opts ...Option) *Renderer {
 // Render executes a template against data. The output is deterministic:
 // the same data and lookups give the same bytes.
 func (r *Renderer) Render(ctx context.Context, name, contents string, data Data) ([]byte, error) {
+	if contents == "" || !parseOnce() {
+		return r.renderEach(ctx, name, contents, data)
+	}
+	e, err := engines.get(contents)
+	if err != nil {
+		return nil, executeError(name, &funcs{}, err)
+	}
+	defer engines.put(contents, e)
+	e.begin(&data)
+	return r.rounds(ctx, name, &e.f, e.execute, e.remember)
+}
+
+// renderEach is Render the way consul-template's Template.Execute goes:
+// building the function map and parsing on every execution. Render takes
+// it with a consul-template other than the one engine.go was checked
+// against; the tests compare the two.
+func (r *Renderer) renderEach(ctx context.Context, name, contents string, data Data) ([]byte, error) {
 	f := &funcs{data: &data}
 	tmpl, err := newEngineTemplate(contents, f)
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %w", ErrTemplate, name, err)
 	}
+	brain := ctemplate.NewBrain()
+	execute := func() (*ctemplate.ExecuteResult, error) {
+		return tmpl.Execute(&ctemplate.ExecuteInput{Brain: brain, Env: environ(&data)})
+	}
+	return r.rounds(ctx, name, f, execute, brain.Remember)
+}
+
+// rounds executes a template until its lookups are all answered.
+func (r *Renderer) rounds(ctx context.Context, name string, f *funcs, execute func() (*ctemplate.ExecuteResult, error), remember func(dep.Dependency, any)) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	brain := ctemplate.NewBrain()
 	for round := 0; ; round++ {
-		res, err := tmpl.Execute(&ctemplate.ExecuteInput{Brain: brain, Env: environ(&data)})
+		res, err := execute()
 		if err != nil {
 			return nil, executeError(name, f, err)
 		}
@@ -104,7 +129,7 @@ func (r *Renderer) Render(ctx context.Context, name, contents string, data Data)
 			if err != nil {
 				return nil, fmt.Errorf("template %s: %w", name, err)
 			}
-			brain.Remember(d, v)
+			remember(d, v)
 		}
 	}
 }

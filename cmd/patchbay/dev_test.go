@@ -70,6 +70,7 @@ const (
 	haproxyCfg = "etc/haproxy/haproxy.cfg"
 	nginxConf  = "etc/nginx/nginx.conf"
 	wwwEnv     = "etc/app-www/env"
+	localCfg   = "state/local-haproxy.cfg" // the node's local load balancer
 )
 
 // The README's "Try it" section, step by step: patchbay dev brings up the
@@ -105,11 +106,24 @@ func TestDev(t *testing.T) {
 	})
 
 	t.Run("start another api node", func(t *testing.T) {
+		testcluster.RequirePrograms(t, "haproxy") // web-1's local load balancer
+		env := c.file("web-1", wwwEnv)            // app-www's API_URL is served via: local
 		api2 := startDaemon(t, append([]string{"dev", "node", "api-2", "api", "--dir", c.dir}, c.flags...)...)
 		cfg := c.node(t, "api-2")
 		testcluster.Eventually(t, 30*time.Second, "api-2 in lb-1's haproxy.cfg and in the table", func() bool {
 			return strings.Contains(c.file("lb-1", haproxyCfg), upstream(cfg)) && nodeRow(c.stdout.String(), "api-2", "api")
 		})
+		testcluster.Eventually(t, 30*time.Second, "api-2 in web-1's local HAProxy", func() bool {
+			return strings.Contains(c.file("web-1", localCfg), upstream(cfg))
+		})
+		defer func() {
+			testcluster.Eventually(t, 30*time.Second, "api-2 gone from web-1's local HAProxy", func() bool {
+				return !strings.Contains(c.file("web-1", localCfg), upstream(cfg))
+			})
+			if got := c.file("web-1", wwwEnv); got != env {
+				t.Errorf("web-1's env file changed while api nodes came and went:\n%s\nwas\n%s", got, env)
+			}
+		}()
 
 		t.Log("kill one: Ctrl-C deregisters it at once")
 		api2.signal(t, syscall.SIGINT)

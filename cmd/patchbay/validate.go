@@ -72,6 +72,7 @@ is not.`,
 		}
 		warnings, note := a.unprovided(cmd.Context(), set, validateConsulWait)
 		probs = sortProblems(append(probs, manifest.CheckTemplates(set, templates.ParseFile)...))
+		probs = sortProblems(append(probs, a.localPortConflicts(cmd.Context(), set)...)) // validate_local.go
 		report := validateReport{Valid: len(probs) == 0, Datastores: set.Datastores, Problems: probs, Warnings: warnings}
 		if len(warnings) > 0 {
 			report.WarningsNote = note
@@ -108,6 +109,7 @@ func loadManifests(paths []string) (*manifest.Set, manifest.Problems, error) {
 	if err != nil && !errors.As(err, &probs) {
 		return set, nil, err
 	}
+	probs = append(probs, manifest.LocalPortConflicts(set, nil)...)
 	return set, sortProblems(append(probs, manifest.CheckTemplates(set, templates.ParseFile)...)), nil
 }
 

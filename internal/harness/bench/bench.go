@@ -25,6 +25,9 @@ import (
 // Config says what to run. Zero sizes and durations skip a scenario.
 type Config struct {
 	Patchbay, ConsulTemplate, Consul string // binaries
+	// NATSServer is the nats-server binary run for the harness, so that
+	// its CPU can be read; "" embeds a server in the harness.
+	NATSServer string
 
 	ConsulAddr string // an agent to use; "" starts `Consul agent -dev`
 	NATSURL    string // a server to use; "" embeds one
@@ -38,12 +41,18 @@ type Config struct {
 	Idle      time.Duration
 	BurstN    int // consumers per fleet in the burst
 	Burst     int // registrations in the burst
+	// InstancesN is N of the `patchbay register` scenarios (instances.go):
+	// Instances processes one every Interval, then RegisterBurst at once.
+	InstancesN    int
+	Instances     int
+	RegisterBurst int
 
 	// Settle is how long files must be unchanged before a scenario starts
 	// (default 2s).
 	Settle time.Duration
 
 	SimSizes []int  // listeners of the in-process fleet simulation
+	Fanout   []int  // watchers of the fan-out scenario (fanout.go)
 	SimDir   string // where simulated listeners render ("" = Dir)
 
 	Progress io.Writer // what the harness is doing; nil discards
@@ -63,6 +72,8 @@ type env struct {
 	ownerCtx   context.Context   // of the providers' owners
 	owners     []*registry.Owner // one per provider
 	resolver   *proc
+	consul     *proc  // nil when Config.ConsulAddr names another
+	nats       *proc  // nil when embedded or Config.NATSURL names another
 	eventKey   string // the public key the resolver signs events with
 	seq        int
 	progress   io.Writer
@@ -77,7 +88,7 @@ func (e *env) logf(format string, args ...any) {
 func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 	// Children run in directories of their own: relative paths would not
 	// find the binaries.
-	for _, p := range []*string{&cfg.Patchbay, &cfg.ConsulTemplate, &cfg.Consul} {
+	for _, p := range []*string{&cfg.Patchbay, &cfg.ConsulTemplate, &cfg.Consul, &cfg.NATSServer} {
 		if *p == "" {
 			continue
 		}
@@ -118,6 +129,13 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		}
 		res.Sim = append(res.Sim, *r)
 	}
+	for _, n := range cfg.Fanout {
+		r, err := e.fanout(ctx, n)
+		if err != nil {
+			return res, err
+		}
+		res.Fanout = append(res.Fanout, *r)
+	}
 	res.Elapsed = time.Since(res.Started).Round(time.Second).String()
 	return res, nil
 }
@@ -143,10 +161,17 @@ func (e *env) setup(ctx context.Context) (stop func(), err error) {
 		if err != nil {
 			return stop, err
 		}
-		e.consulAddr = addr
+		e.consulAddr, e.consul = addr, p
 		undo = append(undo, func() { p.stop(10 * time.Second) })
 	}
-	if e.natsURL = e.cfg.NATSURL; e.natsURL == "" {
+	if e.natsURL = e.cfg.NATSURL; e.natsURL == "" && e.cfg.NATSServer != "" {
+		p, url, err := startNATSProc(ctx, e.cfg.NATSServer, e.dir)
+		if err != nil {
+			return stop, err
+		}
+		e.natsURL, e.nats = url, p
+		undo = append(undo, func() { p.stop(10 * time.Second) })
+	} else if e.natsURL == "" {
 		ns, err := startNATS()
 		if err != nil {
 			return stop, err
@@ -230,7 +255,7 @@ func (e *env) startOwners(ctx context.Context) (stop func(), err error) {
 // phases are the fleet sizes to start, each once, smallest first.
 func (e *env) phases() []int {
 	var ns []int
-	for _, n := range append(slices.Clone(e.cfg.Sizes), e.cfg.PeriodicN, e.cfg.IdleN, e.cfg.BurstN) {
+	for _, n := range append(slices.Clone(e.cfg.Sizes), e.cfg.PeriodicN, e.cfg.IdleN, e.cfg.BurstN, e.cfg.InstancesN) {
 		if n > 0 && !slices.Contains(ns, n) {
 			ns = append(ns, n)
 		}
@@ -292,12 +317,37 @@ func (e *env) phase(ctx context.Context, n int, res *Results) error {
 		}
 		res.Idle = r
 	}
+	if err := e.registerScenarios(ctx, n, fleets, tag, res); err != nil {
+		return err
+	}
 	if n == e.cfg.BurstN && e.cfg.Burst > 0 {
 		r, err := e.burst(ctx, n, fleets, tag)
 		if err != nil {
 			return err
 		}
 		res.Burst = r
+	}
+	return nil
+}
+
+// registerScenarios runs the `patchbay register` scenarios at their N.
+func (e *env) registerScenarios(ctx context.Context, n int, fleets map[kind]*fleet, tag string, res *Results) error {
+	if n != e.cfg.InstancesN {
+		return nil
+	}
+	if e.cfg.Instances > 0 && e.cfg.Interval > 0 {
+		r, err := e.newInstances(ctx, n, fleets, tag)
+		if err != nil {
+			return err
+		}
+		res.Instances = r
+	}
+	if e.cfg.RegisterBurst > 0 {
+		r, err := e.registerBurst(ctx, n, fleets, tag)
+		if err != nil {
+			return err
+		}
+		res.RegisterBurst = r
 	}
 	return nil
 }

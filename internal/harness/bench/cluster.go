@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -34,7 +35,7 @@ const agentNode = "bench"
 // startConsul runs `consul agent -dev` on free loopback ports and waits
 // for it to lead. Its per-client connection limit is raised: every fleet
 // reaches it from 127.0.0.1, through the proxies, and consul-template alone
-// holds one long poll per process.
+// holds one long poll per process; the fan-out's 10,000 watchers one each.
 func startConsul(ctx context.Context, bin, dir string) (*proc, string, error) {
 	ports := make([]int, 3)
 	for i := range ports {
@@ -45,7 +46,7 @@ func startConsul(ctx context.Context, bin, dir string) (*proc, string, error) {
 		ports[i] = p
 	}
 	hcl := fmt.Sprintf("ports { http = %d, dns = -1, grpc = -1, grpc_tls = -1, serf_lan = %d, serf_wan = -1, server = %d }\n"+
-		"limits { http_max_conns_per_client = 10000 }\n", ports[0], ports[1], ports[2])
+		"limits { http_max_conns_per_client = %d }\n", ports[0], ports[1], ports[2], maxConnsPerClient())
 	p, err := startProc("consul", dir, filepath.Join(dir, "consul.log"), nil,
 		bin, "agent", "-dev", "-node", agentNode, "-bind", "127.0.0.1", "-client", "127.0.0.1", "-log-level", "warn", "-hcl", hcl)
 	if err != nil {
@@ -66,6 +67,17 @@ func startConsul(ctx context.Context, bin, dir string) (*proc, string, error) {
 		return nil, "", fmt.Errorf("bench: consul at %s has no leader: %w", addr, err)
 	}
 	return p, addr, nil
+}
+
+// maxConnsPerClient is as many HTTP connections per client address as
+// Consul's descriptors allow (it wants 20 to spare), for the fan-out's
+// watchers: Consul's own default is 200.
+func maxConnsPerClient() uint64 {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur < 10100 {
+		return 10000
+	}
+	return min(l.Cur-100, 1<<16)
 }
 
 func consulLeads(addr string) bool {

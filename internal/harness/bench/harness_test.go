@@ -24,28 +24,31 @@ func TestHarness(t *testing.T) {
 		t.Fatal(err)
 	}
 	patchbay, consulTemplate := binaries(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, Config{
-		Patchbay: patchbay, ConsulTemplate: consulTemplate, Consul: consul,
+		Patchbay: patchbay, ConsulTemplate: consulTemplate, Consul: consul, NATSServer: natsServer(t),
 		Dir:   t.TempDir(),
 		Sizes: []int{2}, IdleN: 2, Idle: time.Second,
 		// The burst gets fleets of its own: a listener that has run three
 		// times back to back (start, change, burst) waits 30 s for a fourth.
 		BurstN: 3, Burst: 2,
-		SimSizes: []int{3}, Settle: 300 * time.Millisecond,
+		SimSizes: []int{3}, Fanout: []int{3}, Settle: 300 * time.Millisecond,
 		Progress: t.Output(),
 	})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if len(res.One) != 1 || res.Alone == nil || res.Burst == nil || res.Idle == nil || len(res.Sim) != 1 {
+	if len(res.One) != 1 || res.Alone == nil || res.Burst == nil || res.Idle == nil || len(res.Sim) != 1 || len(res.Fanout) != 1 {
 		t.Fatalf("scenarios missing from the results: %+v", res)
 	}
 	for _, name := range []string{ctName, pbName} {
 		f := res.One[0].Fleets[name]
 		if f.Missing != 0 || f.P99 <= 0 || f.Requests == 0 {
 			t.Errorf("one new provider, %s: %d files never held it, p99 %.3fs, %d requests; want all, > 0, > 0", name, f.Missing, f.P99, f.Requests)
+		}
+		if f.CPUMsPerConsumer <= 0 || f.SwitchesPerConsumer <= 0 {
+			t.Errorf("one new provider, %s: %.2f CPU ms and %.0f context switches per consumer, want both > 0", name, f.CPUMsPerConsumer, f.SwitchesPerConsumer)
 		}
 		if idle := res.Idle.Fleets[name]; idle.RSSMeanMB <= 0 {
 			t.Errorf("idle, %s: RSS %.1f MB, want > 0", name, idle.RSSMeanMB)
@@ -80,14 +83,49 @@ func TestHarness(t *testing.T) {
 	if got := res.Sim[0].Providers; got != 5 {
 		t.Errorf("fleet simulation: a binding of %d providers, want 5 (the burst's 2 deregistered)", got)
 	}
+	checkFanout(t, res.Fanout[0])
 	var out bytes.Buffer
 	res.Table(&out, "1s for 2s")
-	for _, want := range []string{"| scenario | consul-template | patchbay | ratio |", "one new provider, N=2", "each fleet alone", "reloads per consumer", "fleet simulation, 3 listeners in one process, a binding of 5 providers"} {
+	for _, want := range []string{"fan-out, N=3 watchers", "bytes Consul wrote", "| scenario | consul-template | patchbay | ratio |", "one new provider, N=2", "each fleet alone", "reloads per consumer", "fleet simulation, 3 listeners in one process, a binding of 5 providers"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
 	}
 	t.Log("\n" + out.String())
+}
+
+// checkFanout: every watcher of both ways had the change; Consul's way
+// cost Consul bytes for each watcher's answer, patchbay's cost the NATS
+// server.
+func checkFanout(t *testing.T, f Fanout) {
+	t.Helper()
+	for way, fig := range f.Ways {
+		if fig.Missing != 0 || fig.P99 <= 0 {
+			t.Errorf("fan-out, %s: %d watchers never had it, p99 %.3fs; want all, > 0", way, fig.Missing, fig.P99)
+		}
+	}
+	c, p := f.Ways[wayConsul], f.Ways[wayPatchbay]
+	if c == nil || p == nil {
+		t.Fatalf("fan-out: ways %v, want both", f.Ways)
+	}
+	if c.ConsulBytes <= 0 || c.ConsulCPU < 0 || p.NATSCPU < 0 {
+		t.Errorf("fan-out: Consul wrote %d bytes for its watchers (want > 0), CPU %.3f s, NATS CPU %.3f s", c.ConsulBytes, c.ConsulCPU, p.NATSCPU)
+	}
+}
+
+// natsServer is bin/nats-server, or one on PATH, run by the harness so
+// that its CPU is measured; without either, the harness embeds one.
+func natsServer(t *testing.T) string {
+	_, self, _, _ := runtime.Caller(0)
+	bin := filepath.Join(filepath.Dir(self), "..", "..", "bin", "nats-server")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p
+	}
+	t.Log("no bin/nats-server or nats-server on PATH: the harness embeds one, and NATS CPU reads 0")
+	return ""
 }
 
 // binaries builds patchbay from this tree into a temporary directory, so

@@ -18,6 +18,10 @@ type Results struct {
 	Idle     *Scenario  `json:"idle,omitempty"`
 	Burst    *Scenario  `json:"burst,omitempty"`
 	Sim      []Scenario `json:"fleet_simulation,omitempty"`
+	Fanout   []Fanout   `json:"fanout,omitempty"`
+	// `patchbay register` processes (instances.go)
+	Instances     *Scenario `json:"register_processes,omitempty"`
+	RegisterBurst *Scenario `json:"register_burst,omitempty"`
 }
 
 // row is one line of the table: consul-template's figure, patchbay's, and
@@ -38,6 +42,11 @@ func (r *Results) Table(w io.Writer, periodic string) {
 		rows = append(rows,
 			countRow(fmt.Sprintf("one new provider, N=%d: Consul requests until all files hold it", s.N), ct, pb, func(f *Figures) float64 { return float64(f.Requests) }, "%.0f"),
 			latencyRow(fmt.Sprintf("same, N=%d: time until each file holds it, p50 / p99 (s)", s.N), ct, pb))
+		if ct != nil && ct.CPUMsPerConsumer > 0 {
+			rows = append(rows,
+				countRow(fmt.Sprintf("same, N=%d: CPU ms per consumer for the change", s.N), ct, pb, func(f *Figures) float64 { return f.CPUMsPerConsumer }, "%.1f"),
+				countRow(fmt.Sprintf("same, N=%d: context switches per consumer for the change", s.N), ct, pb, func(f *Figures) float64 { return f.SwitchesPerConsumer }, "%.0f"))
+		}
 	}
 	if s := r.Alone; s != nil {
 		rows = append(rows, latencyRow(fmt.Sprintf("same, N=%d, each fleet alone (the other paused): p50 / p99 (s)", s.N), s.Fleets[ctName], s.Fleets[pbName]))
@@ -49,6 +58,15 @@ func (r *Results) Table(w io.Writer, periodic string) {
 			countRow(fmt.Sprintf("burst of %s, N=%d: reloads per consumer (no wait)", burstWhat(s), s.N), ct, pb, reloads, "%.1f"),
 			countRow("same, consul-template with wait 1s:10s: reloads per consumer", wait, pb, reloads, "%.1f"),
 			latencyRow("same: time until each file holds each registration, p50 / p99 (s)", ct, pb))
+	}
+	if s := r.Instances; s != nil {
+		rows = append(rows, latencyRow(fmt.Sprintf("new instance by %s, N=%d: from the process's start until each file holds it, p50 / p99 (s)", burstWhat(s), s.N), s.Fleets[ctName], s.Fleets[pbName]))
+	}
+	if s := r.RegisterBurst; s != nil {
+		ct, pb := s.Fleets[ctName], s.Fleets[pbName]
+		rows = append(rows,
+			countRow(fmt.Sprintf("burst of %s, N=%d: reloads per consumer", burstWhat(s), s.N), ct, pb, func(f *Figures) float64 { return f.ReloadsMean }, "%.1f"),
+			latencyRow("same: time until each file holds each instance, p50 / p99 (s)", ct, pb))
 	}
 	if s := r.Periodic; s != nil {
 		ct, pb := s.Fleets[ctName], s.Fleets[pbName]
@@ -70,6 +88,7 @@ func (r *Results) Table(w io.Writer, periodic string) {
 				fmt.Sprintf("%.2f / %.2f / %.2f%s", sim.P50, sim.P99, sim.Max, missed(sim)), ""},
 			row{"same: Consul requests until all files hold it", "—", fmt.Sprint(sim.Requests), ""})
 	}
+	rows = append(rows, r.fanoutRows()...)
 	fmt.Fprintln(w, "| scenario | consul-template | patchbay | ratio |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- |")
 	for _, x := range rows {
@@ -147,4 +166,26 @@ func (r *Results) classTable(w io.Writer) {
 	for i := range r.Sim {
 		line(fmt.Sprintf("fleet simulation, %d:", r.Sim[i].N), &r.Sim[i])
 	}
+}
+
+// fanoutRows compare Consul's own fan-out (its column is consul-template's:
+// the query is the one consul-template holds) with patchbay's.
+func (r *Results) fanoutRows() []row {
+	var rows []row
+	for _, s := range r.Fanout {
+		c, p := s.Ways[wayConsul], s.Ways[wayPatchbay]
+		if c == nil || p == nil {
+			continue
+		}
+		lat := func(f *FanoutFigures) string {
+			return fmt.Sprintf("%.2f / %.2f / %.2f%s", f.P50, f.P99, f.Max, missed(&Figures{Missing: f.Missing}))
+		}
+		rows = append(rows,
+			row{fmt.Sprintf("fan-out, N=%d watchers in one process (Consul's way: blocking queries; patchbay's: resolver + NATS subscriptions): time until each has one new provider, p50 / p99 / max (s)", s.N),
+				lat(c), lat(p), ratio(Ratio(p.P99, c.P99)) + " (p99)"},
+			row{"same: Consul CPU seconds for the change", fmt.Sprintf("%.3f", c.ConsulCPU), fmt.Sprintf("%.3f", p.ConsulCPU), ratio(Ratio(p.ConsulCPU, c.ConsulCPU))},
+			row{"same: bytes Consul wrote for the change", fmt.Sprint(c.ConsulBytes), fmt.Sprint(p.ConsulBytes), ratio(Ratio(float64(p.ConsulBytes), float64(c.ConsulBytes)))},
+			row{"same: NATS server CPU seconds for the change", "—", fmt.Sprintf("%.3f", p.NATSCPU), ""})
+	}
+	return rows
 }

@@ -29,6 +29,10 @@ type Figures struct {
 	ResolverCPUPerMin float64        `json:"resolver_cpu_seconds_per_minute,omitempty"` // part of CPUPerMin
 	RSSMeanMB         float64        `json:"rss_mean_mb,omitempty"`
 	RSSMaxMB          float64        `json:"rss_max_mb,omitempty"`
+	// One change's cost on each consumer (cost.go): CPU and context
+	// switches from the registration until the file held it, plus grace.
+	CPUMsPerConsumer    float64 `json:"cpu_ms_per_consumer,omitempty"`
+	SwitchesPerConsumer float64 `json:"context_switches_per_consumer,omitempty"`
 }
 
 // Scenario is the figures of every fleet in one scenario at one size.
@@ -116,7 +120,14 @@ func (e *env) measure(ctx context.Context, fleets map[kind]*fleet, before map[ki
 // it.
 func (e *env) oneProvider(ctx context.Context, n int, fleets map[kind]*fleet) (*Scenario, error) {
 	e.logf("N=%d: one new provider", n)
-	before := snapshot(fleets)
+	before, used := snapshot(fleets), map[kind][]procUsage{}
+	for k, f := range fleets {
+		u, err := fleetUsage(f)
+		if err != nil {
+			return nil, err
+		}
+		used[k] = u
+	}
 	t, err := e.register(ctx)
 	if err != nil {
 		return nil, err
@@ -124,6 +135,11 @@ func (e *env) oneProvider(ctx context.Context, n int, fleets map[kind]*fleet) (*
 	figs, err := e.measure(ctx, fleets, before, time.Minute, t)
 	if err != nil {
 		return nil, err
+	}
+	for k, f := range fleets {
+		if err := perConsumer(figs[k.String()], f, used[k]); err != nil {
+			return nil, err
+		}
 	}
 	return &Scenario{N: n, Fleets: figs}, e.settle(ctx, fleets)
 }

@@ -136,7 +136,9 @@ func writeListenerFile(c Cluster, n NodeSpec) (string, error) {
 		return "", err
 	}
 	fmt.Fprintf(&b, "events: {public_keys_file: %s}   # the resolver's key: events it did not sign are dropped\n", keys)
-	b.WriteString("anti_entropy: 10s\nshutdown_timeout: 3s\nqueue: {quiet: 500ms, max_wait: 3s, min_interval: 5s, burst: 3}\nretry: {initial: 2s, max: 30s}\n\nservices:\n")
+	b.WriteString("anti_entropy: 10s\nshutdown_timeout: 3s\nqueue: {quiet: 500ms, max_wait: 3s, min_interval: 5s, burst: 3}\nretry: {initial: 2s, max: 30s}\n")
+	b.WriteString(localLBLines()) // local.go
+	b.WriteString("\nservices:\n")
 	for _, s := range n.Services {
 		fmt.Fprintf(&b, "  - service: %s\n    port: %d\n", s.Service, s.Port)
 	}

@@ -25,10 +25,11 @@ func main() {
 
 func run() int {
 	var cfg bench.Config
-	var sizes, sim, jsonOut, cpuProfile string
+	var sizes, sim, fanout, jsonOut, cpuProfile string
 	flag.StringVar(&cfg.Patchbay, "patchbay", "bin/patchbay", "patchbay binary (make build)")
 	flag.StringVar(&cfg.ConsulTemplate, "consul-template", "bin/consul-template", "consul-template binary (make bin/consul-template)")
 	flag.StringVar(&cfg.Consul, "consul", "bin/consul", "consul binary (make bin/consul)")
+	flag.StringVar(&cfg.NATSServer, "nats-server", "bin/nats-server", "nats-server binary, run as its own process so that its CPU can be measured (\"\" embeds one in the harness)")
 	flag.StringVar(&cfg.Dir, "dir", "", "work directory, kept (default: a temporary one, removed)")
 	flag.StringVar(&cfg.SimDir, "sim-dir", defaultSimDir(), "where simulated listeners render: each simulated host would fsync its own disk")
 	flag.StringVar(&sizes, "sizes", "10,50,100", "fleet sizes N of the one-new-provider scenario")
@@ -39,7 +40,11 @@ func run() int {
 	flag.DurationVar(&cfg.Idle, "idle", time.Minute, "idle measurement")
 	flag.IntVar(&cfg.BurstN, "burst-n", 100, "N of the burst scenario (0 skips)")
 	flag.IntVar(&cfg.Burst, "burst", 100, "registrations in the burst")
+	flag.IntVar(&cfg.InstancesN, "instances-n", 30, "N of the scenarios of \"patchbay register\" processes (0 skips)")
+	flag.IntVar(&cfg.Instances, "instances", 6, "\"patchbay register\" processes, one every -interval")
+	flag.IntVar(&cfg.RegisterBurst, "register-burst", 60, "\"patchbay register\" processes started at once (0 skips)")
 	flag.StringVar(&sim, "sim", "1000,5000", "listeners of the fleet simulation (\"\" skips)")
+	flag.StringVar(&fanout, "fanout", "1000,5000", "watchers of the fan-out scenario, Consul's blocking queries against patchbay's resolver and NATS (\"\" skips)")
 	flag.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the harness, fleet simulation included, to this file (go tool pprof)")
 	flag.Parse()
@@ -50,6 +55,10 @@ func run() int {
 	}
 	if cfg.SimSizes, err = ints(sim); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: -sim:", err)
+		return 1
+	}
+	if cfg.Fanout, err = ints(fanout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -fanout:", err)
 		return 1
 	}
 	cfg.Progress = os.Stderr
