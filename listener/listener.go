@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,9 @@ import (
 
 	"github.com/patchbay/patchbay/internal/alive"
 	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/listener/balance"
+	"github.com/patchbay/patchbay/listener/command"
+	"github.com/patchbay/patchbay/listener/install"
 	"github.com/patchbay/patchbay/registry"
 	"github.com/patchbay/patchbay/templates"
 )
@@ -59,13 +61,14 @@ type Listener struct {
 	reloads  chan *Config
 	groups   chan []string // rollout groups of the hosted services, from runs
 	queue    *Queue
-	files    *Files
+	files    *install.Files
+	commands *command.Runner
 	renderer *templates.Renderer
 	metrics  *Metrics
 	control  *ControlServer
 	inputs   *inputs  // what runs read, kept current by events
 	changes  *changes // revisions received and applied, for patchbay wait
-	hosts    *hostResolver
+	lb       *balance.Balancer
 	local    *localLB // the node's HAProxy for via: local (local_run.go)
 	// malformedLog bounds the log lines of a flood of malformed messages.
 	malformedLog *rate.Sometimes
@@ -143,7 +146,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	l := &Listener{
 		reg: reg, fed: "default", log: slog.Default(),
 		reloads: make(chan *Config, 1), groups: make(chan []string, 1), activity: make(chan struct{}, 1), probes: alive.New(),
-		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, provisionedView: map[string]string{}, inputs: newInputs(), hosts: newHostResolver(), changes: newChanges(),
+		metrics: NewMetrics(), provisioned: map[string]seenInputs{}, provisionedView: map[string]string{}, inputs: newInputs(), changes: newChanges(),
 		malformedLog: &rate.Sometimes{Interval: 10 * time.Second}, rejectedLog: &rate.Sometimes{Interval: 10 * time.Second},
 	}
 	for _, o := range opts {
@@ -152,7 +155,7 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 	l.log = l.log.With("node", cfg.Node)
 	l.local = newLocalLB(l.log, l.metrics, l.Provision)
 	l.cfg.Store(cfg)
-	l.warnShellGlobs(cfg)
+	command.WarnShellGlobs(l.log, cfg.File, cfg.Allow.Commands)
 	l.queueState.Store(&QueueState{})
 	l.seen.Store(&map[string]seenInputs{})
 	l.owners.Store(&map[string]*registry.Owner{})
@@ -165,15 +168,17 @@ func New(cfg *Config, reg Registry, opts ...Option) (*Listener, error) {
 		WithQueueLogger(l.log),
 		WithQueueObserver(l.observeQueue),
 	)
-	fopts := []FilesOption{WithFilesLogger(l.log), WithCommandRunner(l.runCommand), WithOnRestore(func(path string, err error) {
+	l.lb = balance.New(l.log, l.metrics, l.simulated)
+	l.commands = command.NewRunner(l.log, l.metrics, l.simulated, func() []string { return l.cfg.Load().Env.Node() })
+	fopts := []install.Option{install.WithLogger(l.log), install.WithCommandRunner(l.commands.Run), install.WithOnRestore(func(path string, err error) {
 		if err == nil {
 			l.metrics.Restored(path)
 		}
 	})}
 	if l.noDrift {
-		fopts = append(fopts, WithoutWatcher())
+		fopts = append(fopts, install.WithoutWatcher())
 	}
-	files, err := NewFiles(fopts...)
+	files, err := install.New(fopts...)
 	if err != nil {
 		return nil, err
 	}
@@ -464,18 +469,6 @@ func (c *Config) serviceNames() []string {
 		names[i] = s.Service
 	}
 	return names
-}
-
-// runCommand runs a reload or provision command, or only logs it on a
-// simulated node. Its environment is the node's (nodeEnv) unless opts
-// give another.
-func (l *Listener) runCommand(ctx context.Context, argv []string, timeout time.Duration, opts ...templates.RunOption) error {
-	if l.simulated {
-		l.log.Info("simulated node: would run", "command", strings.Join(argv, " "))
-		return nil
-	}
-	opts = append([]templates.RunOption{templates.WithEnv(nodeEnv(l.cfg.Load()))}, opts...)
-	return templates.Run(ctx, argv, timeout, opts...)
 }
 
 // destination is where a template's file goes on this node: beneath

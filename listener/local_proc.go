@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/patchbay/patchbay/listener/balance"
 )
 
 // localLBReady bounds how long a start or reload may take before the
@@ -38,7 +40,7 @@ func (lb *localLB) start(ctx context.Context, cfg *Config, content []byte) error
 	lb.stopping.Store(false)
 	lb.waiter.Go(func() { lb.wait(cmd, out, exited) })
 	lb.report.Starts++
-	api := &haproxyAPI{socket: cfg.LocalLB.Socket, timeout: time.Second}
+	api := &balance.HAProxyAPI{Socket: cfg.LocalLB.Socket, Timeout: time.Second}
 	if _, err := lb.untilPid(ctx, api, func(int) bool { return true }); err != nil {
 		return err
 	}
@@ -64,7 +66,7 @@ func (lb *localLB) wait(cmd *exec.Cmd, out io.Reader, exited chan struct{}) {
 }
 
 // reload installs content and has the master start a new worker on it.
-func (lb *localLB) reload(ctx context.Context, cfg *Config, api *haproxyAPI, content []byte) error {
+func (lb *localLB) reload(ctx context.Context, cfg *Config, api *balance.HAProxyAPI, content []byte) error {
 	old, err := workerPid(ctx, api)
 	if err != nil {
 		return err
@@ -85,7 +87,7 @@ func (lb *localLB) reload(ctx context.Context, cfg *Config, api *haproxyAPI, con
 
 // untilPid polls the runtime API until its worker's pid satisfies ok,
 // the process ends, or localLBReady passes.
-func (lb *localLB) untilPid(ctx context.Context, api *haproxyAPI, ok func(int) bool) (int, error) {
+func (lb *localLB) untilPid(ctx context.Context, api *balance.HAProxyAPI, ok func(int) bool) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, localLBReady)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -101,15 +103,15 @@ func (lb *localLB) untilPid(ctx context.Context, api *haproxyAPI, ok func(int) b
 		case <-lb.exited:
 			return 0, fmt.Errorf("%w: haproxy exited (see its log lines above)", ErrLocalLB)
 		case <-ctx.Done():
-			return 0, fmt.Errorf("%w: the runtime API at %s did not answer within %s: %v", ErrLocalLB, api.socket, localLBReady, last)
+			return 0, fmt.Errorf("%w: the runtime API at %s did not answer within %s: %v", ErrLocalLB, api.Socket, localLBReady, last)
 		case <-tick.C:
 		}
 	}
 }
 
 // workerPid is the pid "show info" reports: the worker answering.
-func workerPid(ctx context.Context, api *haproxyAPI) (int, error) {
-	out, err := api.cmd(ctx, "show info")
+func workerPid(ctx context.Context, api *balance.HAProxyAPI) (int, error) {
+	out, err := api.Cmd(ctx, "show info")
 	if err != nil {
 		return 0, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/listener/balance"
 	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/templates"
 )
@@ -140,10 +141,10 @@ func (lb *localLB) apply(ctx context.Context, cfg *Config, content []byte) error
 	if !running {
 		return lb.start(ctx, cfg, content)
 	}
-	api := &haproxyAPI{socket: cfg.LocalLB.Socket, timeout: 5 * time.Second}
+	api := &balance.HAProxyAPI{Socket: cfg.LocalLB.Socket, Timeout: 5 * time.Second}
 	changes, why := model.DiffHAProxy(lb.content, content)
 	if why == "" {
-		if err := applyServers(ctx, changes, api, time.Duration(cfg.LocalLB.Drain)); err == nil {
+		if err := balance.ApplyServers(ctx, changes, api, time.Duration(cfg.LocalLB.Drain)); err == nil {
 			lb.report.RuntimeChanges++
 			lb.metrics.HAProxyApplied("runtime")
 			lb.log.Info("local servers changed over the runtime API, no reload", "added", changes.Added(), "removed", changes.Removed())

@@ -15,6 +15,7 @@ import (
 
 	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/errkind"
+	"github.com/patchbay/patchbay/listener/balance"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/registry"
@@ -150,7 +151,7 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 		}
 	}
 	p.svc = model.Prepare(cfg.modelNode(l.fed), in)
-	l.noteEvictions(p)
+	l.lb.NoteEvictions(p.sc.Service, p.svc.Evicted)
 	if !p.svc.Policy && p.svc.Result != "" {
 		p.finish(p.svc.Result, p.svc.Reason)
 		return
@@ -206,15 +207,15 @@ func (l *Listener) render(ctx context.Context, cfg *Config, p *plan, r model.Ren
 		return fail(err)
 	}
 	file.Destination, file.Root = cfg.destination(spec.Destination), cfg.confinedRoot()
-	file.Env, file.Guard = nodeEnv(cfg), l.checkGuard(cfg, p.sc.Service, name)
+	file.Env, file.Guard = cfg.Env.Node(), l.commands.Guard(cfg.Allow, cfg.File, p.sc.Service, name)
 	if l.simulated {
 		file.Check, file.Owner, file.Group = nil, "", ""
 	}
 	tr.Destination = file.Destination
 	start := time.Now()
-	data := l.lbData(ctx, p, len(file.Check) > 0, templates.Data{
+	data := l.lb.Data(ctx, p.m.ID, &p.report.Reason, len(file.Check) > 0, templates.Data{
 		Service: p.m.ID, Federation: l.fed, Region: r.Region,
-		Environment: p.m.Environment, NodeEnv: nodeEnv(cfg), Binding: r.Binding, Options: spec.Options, Min: r.Min,
+		Environment: p.m.Environment, NodeEnv: cfg.Env.Node(), Binding: r.Binding, Options: spec.Options, Min: r.Min,
 	}, tr)
 	out, err := l.renderer.Render(ctx, name, contents, data)
 	if errors.Is(err, templates.ErrTooFewUpstreams) && p.svc.GuardEvicts(name) { // policy beats last-good
@@ -272,7 +273,7 @@ func (l *Listener) install(ctx context.Context, active []*plan) {
 				changed, err := l.files.Install(ctx, f.content, f.file, f.spec.Reload, time.Duration(f.spec.Timeout))
 				if err != nil {
 					f.report.Error = err.Error()
-					l.log.Error("file not installed; it keeps its last good version", "service", p.sc.Service, "template", f.name, "err", err, outputAttr(err))
+					l.log.Error("file not installed; it keeps its last good version", "service", p.sc.Service, "template", f.name, "err", err, templates.OutputAttr(err))
 					continue
 				}
 				f.changed, f.report.Changed = changed, changed
@@ -317,7 +318,7 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 	}
 	for _, p := range active {
 		for _, f := range p.files {
-			if f.changed && len(f.spec.Reload) > 0 && !l.hitless(ctx, f) { // haproxy.go
+			if f.changed && len(f.spec.Reload) > 0 && !l.lb.Hitless(ctx, f.change()) { // balance/haproxy.go
 				j := add(f.spec.Reload, time.Duration(f.spec.Timeout))
 				j.files = append(j.files, f)
 			}
@@ -328,7 +329,7 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 	for i, key := range order {
 		j := jobs[key]
 		wg.Go(func() {
-			err := l.runCommand(ctx, j.argv, j.timeout)
+			err := l.commands.Run(ctx, j.argv, j.timeout)
 			if err == nil {
 				if !l.simulated { // which said "would run" instead
 					l.log.Info("reloaded", "command", strings.Join(j.argv, " "))
@@ -336,7 +337,7 @@ func (l *Listener) reload(ctx context.Context, active []*plan) {
 				return
 			}
 			failed[i] = true
-			l.log.Error("reload failed; it runs again in the next run", "command", strings.Join(j.argv, " "), "err", err, outputAttr(err))
+			l.log.Error("reload failed; it runs again in the next run", "command", strings.Join(j.argv, " "), "err", err, templates.OutputAttr(err))
 			for _, f := range j.files { // each file belongs to one plan, written only here
 				f.report.Error = "installed, but its reload failed: " + err.Error()
 			}
@@ -422,7 +423,7 @@ func (l *Listener) record(ctx context.Context, cfg *Config, run *RunReport) erro
 		l.onRun(*run)
 	}
 	l.metrics.RunFinished(run.Result, run.Duration, time.Now())
-	l.metrics.LeftOut(leftOut(run))
+	l.metrics.LeftOut(balance.LeftOut(run.Services))
 	if run.Result == ResultOK {
 		t := time.Now()
 		l.lastOK.Store(&t)

@@ -1,12 +1,10 @@
 package listener
 
 import (
-	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/patchbay/patchbay/model"
-	"github.com/patchbay/patchbay/templates"
 )
 
 // Report is what GET /status returns and `patchbay status` reads: the
@@ -73,17 +71,6 @@ type (
 	TestResult    = model.TestResult
 	CheckResult   = model.CheckResult
 )
-
-// outputAttr is the end of a failed command's output for the node's log,
-// the one place it goes: reasons and statuses leave the node, and carry
-// the command and its exit status only. No attribute when err is not a
-// command's or it printed nothing.
-func outputAttr(err error) slog.Attr {
-	if out := templates.CommandOutput(err); out != "" {
-		return slog.String("output", out)
-	}
-	return slog.Attr{}
-}
 
 // withoutOutput is r without the commands' output: what an endpoint that
 // authenticates nobody may serve. r and the run it points to are unchanged.

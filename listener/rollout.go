@@ -227,8 +227,8 @@ func (l *Listener) rollback(ctx context.Context, plans []*plan, reason string) {
 		p.finish(ResultFailed, "rolled back: "+reason)
 	}
 	for _, j := range reloads {
-		if err := l.runCommand(ctx, j.argv, j.timeout); err != nil {
-			l.log.Error("reload after rollback failed", "command", strings.Join(j.argv, " "), "err", err, outputAttr(err))
+		if err := l.commands.Run(ctx, j.argv, j.timeout); err != nil {
+			l.log.Error("reload after rollback failed", "command", strings.Join(j.argv, " "), "err", err, templates.OutputAttr(err))
 		}
 	}
 }

@@ -1,14 +1,12 @@
 package listener
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/patchbay/patchbay/listener/command"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/templates"
@@ -76,14 +74,14 @@ func (l *Listener) runProvision(ctx context.Context, cfg *Config, p *plan) {
 		return
 	}
 	log := l.log.With("service", p.sc.Service, "command", strings.Join(prov.Command, " "))
-	out := &lineLogger{log: log}
+	out := command.NewLineLogger(log)
 	start := time.Now()
 	timeout := time.Duration(prov.Timeout)
 	if timeout == 0 {
 		timeout = time.Duration(manifest.DefaultProvisionLimit)
 	}
 	log.Info("running the provision command")
-	err := l.runCommand(ctx, prov.Command, timeout, templates.WithEnv(l.provisionEnv(cfg, p)), templates.WithOutput(out))
+	err := l.commands.Run(ctx, prov.Command, timeout, templates.WithEnv(l.provisionEnv(cfg, p)), templates.WithOutput(out))
 	out.Flush()
 	res := &CommandResult{Command: strings.Join(prov.Command, " "), Why: p.why, Ran: true, Duration: time.Since(start)}
 	p.report.Provision = res
@@ -105,41 +103,4 @@ func (l *Listener) provisionEnv(cfg *Config, p *plan) []string {
 			"service", p.sc.Service, "names", dropped)
 	}
 	return env
-}
-
-// lineLogger logs a command's output one line at a time.
-type lineLogger struct {
-	log *slog.Logger
-	mu  sync.Mutex // stdout and stderr may write at once
-	buf bytes.Buffer
-}
-
-func (w *lineLogger) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(b)
-	for {
-		line, err := w.buf.ReadBytes('\n')
-		if err != nil { // no newline yet: keep the partial line, up to a bound
-			w.buf.Reset()
-			if len(line) >= templates.MaxKeptOutput {
-				w.log.Info("provision output", "line", string(line), "partial", true)
-				line = nil
-			}
-			w.buf.Write(line)
-			return len(b), nil
-		}
-		w.log.Info("provision output", "line", strings.TrimRight(string(line), "\r\n"))
-	}
-}
-
-// Flush logs a last line without a newline.
-func (w *lineLogger) Flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	sc := bufio.NewScanner(&w.buf)
-	for sc.Scan() {
-		w.log.Info("provision output", "line", sc.Text())
-	}
-	w.buf.Reset()
 }

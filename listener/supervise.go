@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/patchbay/patchbay/internal/events"
+	"github.com/patchbay/patchbay/listener/command"
 	"github.com/patchbay/patchbay/registry"
 )
 
@@ -69,7 +70,7 @@ func (l *Listener) reconfigure(ctx context.Context, s *supervisor, cfg *Config, 
 		cfg.Node, cfg.StateDir, cfg.Control, cfg.Queue = old.Node, old.StateDir, old.Control, old.Queue
 	}
 	l.cfg.Store(cfg)
-	l.warnShellGlobs(cfg)
+	command.WarnShellGlobs(l.log, cfg.File, cfg.Allow.Commands)
 	l.configure(ctx, s, cfg, wg)
 	l.log.Info("listener.yaml reloaded", "services", cfg.serviceNames())
 	l.queue.Trigger("listener.yaml reloaded")

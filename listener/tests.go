@@ -4,17 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/templates"
 )
-
-// maxTestOutput bounds the output a test result keeps: the end of it,
-// where a failing command says why.
-const maxTestOutput = 2 << 10
 
 // runTests runs the declared tests of every service that applied something
 // or provisioned in this run, services in parallel, each service's tests in
@@ -54,7 +49,7 @@ func (l *Listener) runServiceTests(ctx context.Context, cfg *Config, p *plan) st
 	vars := manifest.TestVars(p.m, cfg.addrOf(p.sc), p.sc.Port, cfg.Node, cfg.Region)
 	env := templates.WithEnv(l.provisionEnv(cfg, p))
 	for _, t := range p.m.Tests {
-		res := l.runTest(ctx, cfg, p.sc.Service, t, vars, env)
+		res := l.commands.Test(ctx, cfg.Allow, cfg.File, p.sc.Service, t, vars, env)
 		p.report.Tests = append(p.report.Tests, res)
 		l.metrics.TestFinished(p.sc.Service, res.Passed)
 		log := l.log.With("service", p.sc.Service, "test", t.Name, "command", res.Command, "took", res.Duration.Round(time.Millisecond))
@@ -66,28 +61,4 @@ func (l *Listener) runServiceTests(ctx context.Context, cfg *Config, p *plan) st
 		return fmt.Sprintf("test %s failed: %s", t.Name, res.Error)
 	}
 	return ""
-}
-
-func (l *Listener) runTest(ctx context.Context, cfg *Config, service string, t manifest.Test, vars map[string]string, env templates.RunOption) TestResult {
-	res := TestResult{Name: t.Name, Command: strings.Join(t.Command, " ")}
-	argv, err := t.Argv(vars)
-	if err != nil {
-		res.Error = err.Error()
-		return res
-	}
-	res.Command = strings.Join(argv, " ")
-	if !cfg.Allow.Command(service, argv) { // refusals matched the same argv; this is what runs
-		res.Error = fmt.Sprintf("%v: %q is not in allow.commands of %s", ErrRefused, argv, cfg.File)
-		return res
-	}
-	out := templates.NewTailBuffer(maxTestOutput)
-	start := time.Now()
-	err = l.runCommand(ctx, argv, time.Duration(t.Timeout), env, templates.WithOutput(out))
-	res.Duration, res.Output = time.Since(start), strings.TrimSpace(out.String())
-	if err != nil {
-		res.Error = err.Error()
-		return res
-	}
-	res.Passed = true
-	return res
 }

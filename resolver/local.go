@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/internal/errkind"
 	"github.com/patchbay/patchbay/manifest"
 )
 
@@ -79,7 +79,7 @@ func (e *engine) localPort(fed, key string) (int, string) {
 
 // ErrLocalValue: a provided value has no address a load balancer can use.
 // Its messages never quote the value, which may hold a password.
-var ErrLocalValue = errors.New("resolver: value has no host:port")
+var ErrLocalValue = errkind.New(errkind.Input, "resolver: value has no host:port")
 
 // errNoHostPort is ErrLocalValue for a value that is neither a URL nor
 // host:port; net.SplitHostPort's own error would quote it.

@@ -570,6 +570,17 @@ func CommandOutput(err error) string {
 	return strings.Join(lines, " | ")
 }
 
+// OutputAttr is the end of a failed command's output for the node's log,
+// the one place it goes: reasons and statuses leave the node, and carry
+// the command and its exit status only. No attribute when err is not a
+// command's or it printed nothing.
+func OutputAttr(err error) slog.Attr {
+	if out := CommandOutput(err); out != "" {
+		return slog.String("output", out)
+	}
+	return slog.Attr{}
+}
+
 // Diff is a unified diff from the installed file to the rendered one, ""
 // when they are equal.
 func Diff(installed, rendered []byte, name string) (string, error) {

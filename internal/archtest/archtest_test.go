@@ -44,6 +44,9 @@ var rooms = []room{
 	{"resolverd", 6, "the resolver daemon"},
 	{"listener", 6, "the host daemon"},
 	{"internal/tracking", 6, "change tracking"},
+	{"listener/command", 6, "the listener's command execution"},
+	{"listener/balance", 6, "the listener's load balancing"},
+	{"listener/install", 6, "the listener's install and drift"},
 	{"plan", 7, "front end"},
 	{"console", 7, "front end"},
 	{"internal/harness", 8, "harnesses"},
@@ -115,8 +118,8 @@ func violations(pkgs []listed) []string {
 		}
 		for _, imp := range p.Imports {
 			to, ok := roomOf(imp)
-			if !ok || to.path == from.path || to.layer < from.layer {
-				continue // outside the module, its own room, or downward
+			if !ok || to.path == from.path || to.layer < from.layer || nested(to, from) {
+				continue // outside the module, its own room, downward, or a capability of its own
 			}
 			out = append(out, fmt.Sprintf("%s (%s, layer %d) imports %s (%s, layer %d): a room imports only the layers below it",
 				strings.TrimPrefix(p.ImportPath, module+"/"), from.what, from.layer,
@@ -125,6 +128,14 @@ func violations(pkgs []listed) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// nested reports whether inner is a capability of outer: a room of the
+// same layer under outer's path (listener/command of listener). A room
+// uses its capabilities; they never import it (Go refuses the cycle), nor
+// each other, since neither is nested in the other.
+func nested(inner, outer room) bool {
+	return inner.layer == outer.layer && strings.HasPrefix(inner.path, outer.path+"/")
 }
 
 // The import graph runs one way along the data path: no package imports
@@ -147,6 +158,8 @@ func TestViolationsAreCaught(t *testing.T) {
 		{"a daemon inside the engine's room", listed{module + "/resolver/daemon", []string{module + "/registry", module + "/resolver"}}, "resolver/daemon (the pure engine, layer 3) imports registry"},
 		{"siblings of one layer", listed{module + "/resolver", []string{module + "/templates"}}, "imports templates (files: rendering and installing, layer 3)"},
 		{"upward from the contract", listed{module + "/binding", []string{module + "/internal/events"}}, "binding (the contract, layer 2) imports internal/events"},
+		{"a capability importing its room", listed{module + "/listener/command", []string{module + "/listener"}}, "listener/command (the listener's command execution, layer 6) imports listener (the host daemon, layer 6)"},
+		{"a room using its capability is fine", listed{module + "/listener", []string{module + "/listener/command", module + "/templates"}}, ""},
 		{"a package in no room", listed{module + "/newpkg", nil}, "newpkg is in no room"},
 		{"downward and within a room is fine", listed{module + "/internal/harness/bench/cmd/bench", []string{module + "/internal/harness/bench", module + "/listener", "fmt"}}, ""},
 	}

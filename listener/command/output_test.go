@@ -1,4 +1,4 @@
-package listener
+package command
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 // whole until the command ends.
 func TestLineLoggerBoundsPartialLine(t *testing.T) {
 	var logged bytes.Buffer
-	w := &lineLogger{log: slog.New(slog.NewTextHandler(&logged, nil))}
+	w := NewLineLogger(slog.New(slog.NewTextHandler(&logged, nil)))
 	chunk := []byte(strings.Repeat("x", 4096))
 	for range 256 { // 1 MiB, no newline
 		if _, err := w.Write(chunk); err != nil {

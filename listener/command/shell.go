@@ -1,27 +1,13 @@
-package listener
+package command
 
 import (
-	"fmt"
+	"log/slog"
 	"path"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 )
-
-// checkGuard matches a template's check command once more where it runs,
-// on its real staged path: refusals matched it on an example of that path
-// before anything was rendered.
-func (l *Listener) checkGuard(cfg *Config, service, template string) func(argv []string, staged string) error {
-	return func(argv []string, staged string) error {
-		if cfg.Allow.command(service, staged, argv) {
-			return nil
-		}
-		l.metrics.Refused("command")
-		l.log.Error("manifest command refused by listener.yaml allow; not run", "service", service, "refused", fmt.Sprintf("check of template %s %q", template, argv))
-		return fmt.Errorf("%w: check %q is not in allow.commands of %s", ErrRefused, argv, cfg.File)
-	}
-}
 
 // shells are programs whose -c word is a script: a glob in it matches shell
 // code a manifest adds (`echo *` matches `echo ; reboot`).
@@ -47,7 +33,7 @@ func shellScript(p CommandPattern) (int, string) {
 	}
 	for j := i + 1; j < len(p); j++ {
 		switch w := p[j]; {
-		case w == allowRest:
+		case w == Rest:
 			return j, name
 		case w == "-o" || w == "+o": // takes an option name
 			j++
@@ -76,16 +62,16 @@ func hasGlob(w string) bool {
 	return false
 }
 
-// shellGlob says whether p runs a shell script with a glob in it and, if
+// ShellGlob says whether p runs a shell script with a glob in it and, if
 // so, the safer pattern: the script fixed, each word of it with a glob
 // passed as an argument ("$1", ...), which the shell never reads as code.
-func shellGlob(p CommandPattern) (unsafe bool, safer CommandPattern) {
+func ShellGlob(p CommandPattern) (unsafe bool, safer CommandPattern) {
 	i, name := shellScript(p)
-	if i < 0 || !(p[i] == allowRest || hasGlob(p[i])) {
+	if i < 0 || !(p[i] == Rest || hasGlob(p[i])) {
 		return false, nil
 	}
 	words := strings.Fields(p[i])
-	if p[i] == allowRest || len(words) == 0 || hasGlob(words[0]) { // the manifest picks the program
+	if p[i] == Rest || len(words) == 0 || hasGlob(words[0]) { // the manifest picks the program
 		return true, nil
 	}
 	var script, args []string
@@ -104,8 +90,8 @@ func shellGlob(p CommandPattern) (unsafe bool, safer CommandPattern) {
 // plainWord is a word YAML's flow style reads back unquoted.
 var plainWord = regexp.MustCompile(`^[A-Za-z0-9_./@%+=-]+$`)
 
-// flow writes a pattern as listener.yaml's list form.
-func (c CommandPattern) flow() string {
+// Flow writes a pattern as listener.yaml's list form.
+func (c CommandPattern) Flow() string {
 	words := make([]string, len(c))
 	for i, w := range c {
 		switch {
@@ -120,19 +106,20 @@ func (c CommandPattern) flow() string {
 	return "[" + strings.Join(words, ", ") + "]"
 }
 
-// warnShellGlobs warns of every allow.commands pattern that lets a
-// manifest run shell code of its own, naming the safer form.
-func (l *Listener) warnShellGlobs(cfg *Config) {
-	for _, p := range cfg.Allow.Commands {
-		unsafe, safer := shellGlob(p)
+// WarnShellGlobs warns of every pattern that lets a manifest run shell
+// code of its own, naming the safer form; file is the listener.yaml the
+// patterns come from.
+func WarnShellGlobs(log *slog.Logger, file string, patterns []CommandPattern) {
+	for _, p := range patterns {
+		unsafe, safer := ShellGlob(p)
 		switch {
 		case !unsafe:
 		case safer == nil:
-			l.log.Warn("allow.commands: a shell pattern that allows any script lets a manifest run anything as root; allow a script file, or a fixed script that takes its varying part as an argument",
-				"file", cfg.File, "pattern", p.flow())
+			log.Warn("allow.commands: a shell pattern that allows any script lets a manifest run anything as root; allow a script file, or a fixed script that takes its varying part as an argument",
+				"file", file, "pattern", p.Flow())
 		default:
-			l.log.Warn("allow.commands: a glob in a shell's script matches shell code a manifest adds (`; reboot`); fix the script and pass the varying part as an argument",
-				"file", cfg.File, "pattern", p.flow(), "safer", safer.flow())
+			log.Warn("allow.commands: a glob in a shell's script matches shell code a manifest adds (`; reboot`); fix the script and pass the varying part as an argument",
+				"file", file, "pattern", p.Flow(), "safer", safer.Flow())
 		}
 	}
 }

@@ -1,10 +1,12 @@
-package listener
+package balance
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -73,9 +75,9 @@ func startHAProxy(t *testing.T, ports ...string) *haproxyUnderTest {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
-	api := &haproxyAPI{socket: h.socket, timeout: time.Second}
+	api := &HAProxyAPI{Socket: h.socket, Timeout: time.Second}
 	testcluster.Eventually(t, 10*time.Second, "HAProxy's stats socket", func() bool {
-		_, err := api.servers(context.Background(), "web")
+		_, err := api.Servers(context.Background(), "web")
 		return err == nil
 	})
 	return h
@@ -126,7 +128,7 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 	})
 	h := startHAProxy(t, a)
 	ctx := context.Background()
-	api := &haproxyAPI{socket: h.socket, timeout: 2 * time.Second}
+	api := &HAProxyAPI{Socket: h.socket, Timeout: 2 * time.Second}
 
 	// Add b.
 	old, next := renderHAProxy(t, h.options, a), renderHAProxy(t, h.options, a, b)
@@ -134,7 +136,7 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 	if why != "" {
 		t.Fatal(why)
 	}
-	if err := applyServers(ctx, c, api, 5*time.Second); err != nil {
+	if err := ApplyServers(ctx, c, api, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	testcluster.Eventually(t, 5*time.Second, "b to take traffic", func() bool {
@@ -160,7 +162,7 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 	}
 	c, _ = model.DiffHAProxy(next, renderHAProxy(t, h.options, b))
 	applied := make(chan error, 1)
-	go func() { applied <- applyServers(ctx, c, api, 10*time.Second) }()
+	go func() { applied <- ApplyServers(ctx, c, api, 10*time.Second) }()
 	select {
 	case err := <-applied:
 		t.Fatalf("a was deleted with a request in flight (%v)", err)
@@ -174,18 +176,18 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 	if err := <-applied; err != nil {
 		t.Fatal(err)
 	}
-	if names, err := api.servers(ctx, "web"); err != nil || !slices.Equal(names, []string{"web_n_" + b}) {
+	if names, err := api.Servers(ctx, "web"); err != nil || !slices.Equal(names, []string{"web_n_" + b}) {
 		t.Fatalf("servers %v (%v), want only b", names, err)
 	}
 
 	// A file that disagrees with the running servers is refused: reload.
 	c, _ = model.DiffHAProxy(next, renderHAProxy(t, h.options, a))
-	if err := applyServers(ctx, c, api, time.Second); !errors.Is(err, ErrHAProxyAPI) || !strings.Contains(err.Error(), "runs servers") {
+	if err := ApplyServers(ctx, c, api, time.Second); !errors.Is(err, ErrHAProxyAPI) || !strings.Contains(err.Error(), "runs servers") {
 		t.Fatalf("apply over a stale file: %v", err)
 	}
 	// No socket: the caller falls back to a reload.
-	gone := &haproxyAPI{socket: h.socket + ".gone", timeout: time.Second}
-	if err := applyServers(ctx, c, gone, time.Second); !errors.Is(err, ErrHAProxyAPI) {
+	gone := &HAProxyAPI{Socket: h.socket + ".gone", Timeout: time.Second}
+	if err := ApplyServers(ctx, c, gone, time.Second); !errors.Is(err, ErrHAProxyAPI) {
 		t.Fatalf("apply without a socket: %v", err)
 	}
 }
@@ -195,7 +197,8 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 func TestHitlessFallsBack(t *testing.T) {
 	opts := map[string]string{"stats_socket": filepath.Join(t.TempDir(), "none.sock"), "runtime_api": "true"}
 	one, two := renderHAProxy(t, opts, "8001"), renderHAProxy(t, opts, "8001", "8002")
-	l := &Listener{log: quietLogger(), metrics: NewMetrics()}
+	m := &countingMetrics{}
+	b := New(slog.New(slog.NewTextHandler(io.Discard, nil)), m, false)
 	for _, tc := range []struct {
 		name   string
 		source string
@@ -208,16 +211,29 @@ func TestHitlessFallsBack(t *testing.T) {
 		{name: "not the builtin", source: "haproxy.tmpl", opts: opts, prev: one, next: two},
 		{name: "structure changed", source: "builtin:haproxy", opts: opts, prev: one, next: renderHAProxy(t, map[string]string{"stats_socket": opts["stats_socket"], "runtime_api": "true", "maxconn": "10"}, "8001")},
 	} {
-		f := &rendered{name: "haproxy", spec: manifest.TemplateFile{Source: tc.source, Options: tc.opts}, previous: tc.prev, content: tc.next, existed: true}
-		if l.hitless(context.Background(), f) {
+		f := Change{Spec: manifest.TemplateFile{Source: tc.source, Options: tc.opts}, Destination: "haproxy.cfg", Previous: tc.prev, Content: tc.next, Existed: true}
+		if b.Hitless(context.Background(), f) {
 			t.Errorf("%s: applied without a reload", tc.name)
 		}
 	}
-	metrics := httptest.NewRecorder()
-	l.metrics.Handler().ServeHTTP(metrics, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	for _, want := range []string{`patchbay_listener_haproxy_runtime_total{applied="fallback"} 1`, `patchbay_listener_haproxy_runtime_total{applied="reload"} 1`} {
-		if !strings.Contains(metrics.Body.String(), want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
+	if want := map[string]int{"fallback": 1, "reload": 1}; !maps.Equal(m.applied, want) {
+		t.Errorf("HAProxy applied %v, want %v", m.applied, want)
 	}
 }
+
+// countingMetrics counts what a Balancer reports.
+type countingMetrics struct {
+	applied map[string]int
+	evicted int
+}
+
+func (m *countingMetrics) HAProxyApplied(how string) {
+	if m.applied == nil {
+		m.applied = map[string]int{}
+	}
+	m.applied[how]++
+}
+
+func (m *countingMetrics) PolicyEvicted() { m.evicted++ }
+
+var _ Metrics = (*countingMetrics)(nil)

@@ -1,9 +1,6 @@
-package listener
+package command
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -52,35 +49,5 @@ func TestAllowDestination(t *testing.T) {
 				t.Errorf("Destination(%q, %q, %q) = %v, want %v", tt.service, tt.source, tt.dest, got, tt.want)
 			}
 		})
-	}
-}
-
-func TestAllowDestinationsConfig(t *testing.T) {
-	load := func(t *testing.T, allow string) (*Config, error) {
-		path := filepath.Join(t.TempDir(), "listener.yaml")
-		doc := "node: n1\nservices: [{service: app}]\n" + allow
-		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return LoadConfig(path)
-	}
-	cfg, err := load(t, "allow:\n  destinations: [\"/srv/{SERVICE}/**\", /etc/cron.d/app, \"/**\"]\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !cfg.Allow.Destination("app", "", "/srv/app/x/y") || !cfg.Allow.Destination("app", "", "/etc/cron.d/app") {
-		t.Errorf("allow %+v does not allow its own destinations", cfg.Allow)
-	}
-	errs := []struct{ allow, want string }{
-		{"allow: {destinations: [etc/x]}", `listener.yaml:3: allow.destinations: "etc/x" is not a clean absolute path`},
-		{"allow: {destinations: [/etc/../x]}", `allow.destinations: "/etc/../x" is not a clean absolute path`},
-		{"allow: {destinations: [\"/etc/[\"]}", "is not a valid glob"},
-		{"allow: {destination: []}", `did you mean "destinations"?`},
-	}
-	for _, e := range errs {
-		_, err := load(t, e.allow+"\n")
-		if err == nil || !strings.Contains(err.Error(), e.want) {
-			t.Errorf("%s: error %v, want %q", e.allow, err, e.want)
-		}
 	}
 }

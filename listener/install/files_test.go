@@ -1,4 +1,4 @@
-package listener
+package install
 
 import (
 	"bytes"
@@ -37,12 +37,12 @@ type filesHarness struct {
 	restores []restoreEvent
 }
 
-func newFilesHarness(t *testing.T, opts ...FilesOption) *filesHarness {
+func newFilesHarness(t *testing.T, opts ...Option) *filesHarness {
 	t.Helper()
 	h := &filesHarness{t: t, dir: t.TempDir()}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts = append([]FilesOption{WithFilesLogger(log), WithOnRestore(h.onRestore)}, opts...)
-	files, err := NewFiles(opts...)
+	opts = append([]Option{WithLogger(log), WithOnRestore(h.onRestore)}, opts...)
+	files, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,8 +515,8 @@ func BenchmarkRestore(b *testing.B) {
 	for _, settle := range []time.Duration{DefaultSettle, 0} {
 		b.Run("settle="+settle.String(), func(b *testing.B) {
 			restored := make(chan error, 16)
-			files, err := NewFiles(WithSettle(settle),
-				WithFilesLogger(slog.New(slog.DiscardHandler)),
+			files, err := New(WithSettle(settle),
+				WithLogger(slog.New(slog.DiscardHandler)),
 				WithOnRestore(func(_ string, err error) {
 					select {
 					case restored <- err:

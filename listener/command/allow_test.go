@@ -1,9 +1,6 @@
-package listener
+package command
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -59,39 +56,6 @@ func TestAllowSource(t *testing.T) {
 	for _, tt := range tests {
 		if got := allow.Source(tt.path); got != tt.want {
 			t.Errorf("Source(%q) = %v, want %v", tt.path, got, tt.want)
-		}
-	}
-}
-
-func TestAllowConfig(t *testing.T) {
-	load := func(t *testing.T, allow string) (*Config, error) {
-		path := filepath.Join(t.TempDir(), "listener.yaml")
-		doc := "node: n1\nservices: [{service: app}]\n" + allow
-		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return LoadConfig(path)
-	}
-	cfg, err := load(t, "allow:\n  commands:\n    - nginx -s reload\n    - [sh, -c, \"echo *\"]\n  sources: [/srv/**]\n  defaults: false\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := cfg.Allow
-	if len(a.Commands) != 2 || strings.Join(a.Commands[0], "|") != "nginx|-s|reload" || strings.Join(a.Commands[1], "|") != "sh|-c|echo *" || a.defaults() {
-		t.Fatalf("allow %+v", a)
-	}
-	errs := []struct{ allow, want string }{
-		{"allow: {commands: [\"\"]}", "listener.yaml:3: allow.commands: an empty command"},
-		{"allow: {commands: [\"a ** b\"]}", `"**" may only be the last word`},
-		{"allow: {commands: [\"a [\"]}", "is not a valid glob"},
-		{"allow: {commands: [[a, [b]]]}", "a word is a list"},
-		{"allow: {sources: [etc/x]}", `allow.sources: "etc/x" is not an absolute path`},
-		{"allow: {comands: []}", `unknown key "comands" in allow; did you mean "commands"?`},
-	}
-	for _, e := range errs {
-		_, err := load(t, e.allow+"\n")
-		if err == nil || !strings.Contains(err.Error(), e.want) {
-			t.Errorf("%s: error %v, want %q", e.allow, err, e.want)
 		}
 	}
 }

@@ -1,10 +1,10 @@
-package listener
+package balance
 
 // A small client of HAProxy's runtime API (the stats socket), of our own:
 // HAProxy's Go client (haproxytech/client-native) cannot be fetched here,
-// and the listener needs five commands of it. It lives in the listener,
-// the only package that applies changes to running servers; templates
-// stays pure rendering.
+// and the listener needs five commands of it. It lives in the listener's
+// load balancing, the only package that applies changes to running
+// servers; templates stays pure rendering.
 
 import (
 	"context"
@@ -19,21 +19,21 @@ import (
 )
 
 // ErrHAProxyAPI: HAProxy's runtime API refused a command or cannot be reached.
-var ErrHAProxyAPI = errkind.New(errkind.Backend, "listener: haproxy runtime api")
+var ErrHAProxyAPI = errkind.New(errkind.Backend, "balance: haproxy runtime api")
 
-// haproxyAPI speaks to one HAProxy's stats socket (level admin), one
+// HAProxyAPI speaks to one HAProxy's stats socket (level admin), one
 // command per connection: HAProxy answers and closes in that mode.
-type haproxyAPI struct {
-	socket  string
-	timeout time.Duration // per command
+type HAProxyAPI struct {
+	Socket  string
+	Timeout time.Duration // per command
 }
 
-// cmd runs one command and returns HAProxy's answer, trimmed.
-func (h *haproxyAPI) cmd(ctx context.Context, command string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+// Cmd runs one command and returns HAProxy's answer, trimmed.
+func (h *HAProxyAPI) Cmd(ctx context.Context, command string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", h.socket)
+	conn, err := d.DialContext(ctx, "unix", h.Socket)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrHAProxyAPI, err)
 	}
@@ -51,10 +51,10 @@ func (h *haproxyAPI) cmd(ctx context.Context, command string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// expect runs a command whose only successful answer is want ("" for the
+// Expect runs a command whose only successful answer is want ("" for the
 // commands that answer nothing when they succeed).
-func (h *haproxyAPI) expect(ctx context.Context, command, want string) error {
-	out, err := h.cmd(ctx, command)
+func (h *HAProxyAPI) Expect(ctx context.Context, command, want string) error {
+	out, err := h.Cmd(ctx, command)
 	if err != nil {
 		return err
 	}
@@ -64,9 +64,9 @@ func (h *haproxyAPI) expect(ctx context.Context, command, want string) error {
 	return nil
 }
 
-// servers lists the names of the servers of backend, as running.
-func (h *haproxyAPI) servers(ctx context.Context, backend string) ([]string, error) {
-	out, err := h.cmd(ctx, "show servers state "+backend)
+// Servers lists the names of the servers of backend, as running.
+func (h *HAProxyAPI) Servers(ctx context.Context, backend string) ([]string, error) {
+	out, err := h.Cmd(ctx, "show servers state "+backend)
 	if err != nil {
 		return nil, err
 	}
@@ -86,27 +86,27 @@ func (h *haproxyAPI) servers(ctx context.Context, backend string) ([]string, err
 	return names, nil
 }
 
-// addServer adds a server, enables its health check when it has one, and
+// AddServer adds a server, enables its health check when it has one, and
 // takes it out of the maintenance a dynamic server starts in.
-func (h *haproxyAPI) addServer(ctx context.Context, backend string, s model.HAProxyServer) error {
+func (h *HAProxyAPI) AddServer(ctx context.Context, backend string, s model.HAProxyServer) error {
 	id := backend + "/" + s.Name
-	if err := h.expect(ctx, "add server "+id+" "+s.Addr+" "+strings.Join(s.Args, " "), "New server registered."); err != nil {
+	if err := h.Expect(ctx, "add server "+id+" "+s.Addr+" "+strings.Join(s.Args, " "), "New server registered."); err != nil {
 		return err
 	}
 	if s.Checked() {
-		if err := h.expect(ctx, "enable health "+id, ""); err != nil {
+		if err := h.Expect(ctx, "enable health "+id, ""); err != nil {
 			return err
 		}
 	}
-	return h.expect(ctx, "set server "+id+" state ready", "")
+	return h.Expect(ctx, "set server "+id+" state ready", "")
 }
 
-// delServer puts a server in maintenance, so that it takes no new
+// DelServer puts a server in maintenance, so that it takes no new
 // request, and deletes it once its connections are gone: HAProxy refuses
 // to delete a server that still has some. drain bounds the wait.
-func (h *haproxyAPI) delServer(ctx context.Context, backend, name string, drain time.Duration) error {
+func (h *HAProxyAPI) DelServer(ctx context.Context, backend, name string, drain time.Duration) error {
 	id := backend + "/" + name
-	if err := h.expect(ctx, "set server "+id+" state maint", ""); err != nil {
+	if err := h.Expect(ctx, "set server "+id+" state maint", ""); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, drain)
@@ -114,7 +114,7 @@ func (h *haproxyAPI) delServer(ctx context.Context, backend, name string, drain 
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		out, err := h.cmd(ctx, "del server "+id)
+		out, err := h.Cmd(ctx, "del server "+id)
 		switch {
 		case err != nil:
 			return err
@@ -132,10 +132,10 @@ func (h *haproxyAPI) delServer(ctx context.Context, backend, name string, drain 
 		// maintenance, not those that turn idle later (a request that was
 		// in flight): passing through drain, which takes no new request
 		// either, and back makes it close them again.
-		if err := h.expect(ctx, "set server "+id+" state drain", ""); err != nil {
+		if err := h.Expect(ctx, "set server "+id+" state drain", ""); err != nil {
 			return err
 		}
-		if err := h.expect(ctx, "set server "+id+" state maint", ""); err != nil {
+		if err := h.Expect(ctx, "set server "+id+" state maint", ""); err != nil {
 			return err
 		}
 	}

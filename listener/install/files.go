@@ -1,4 +1,4 @@
-package listener
+package install
 
 import (
 	"bytes"
@@ -81,28 +81,28 @@ type expectation struct {
 	reloadTimeout time.Duration
 }
 
-// FilesOption configures Files.
-type FilesOption func(*Files)
+// Option configures Files.
+type Option func(*Files)
 
-// WithFilesLogger sets the logger (default slog.Default()).
-func WithFilesLogger(l *slog.Logger) FilesOption { return func(fs *Files) { fs.log = l } }
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(fs *Files) { fs.log = l } }
 
 // CommandRunner runs a command with a timeout; templates.Run is the real one.
 type CommandRunner func(ctx context.Context, argv []string, timeout time.Duration, opts ...templates.RunOption) error
 
 // WithCommandRunner sets what runs reload commands after a restore
 // (default templates.Run).
-func WithCommandRunner(run CommandRunner) FilesOption { return func(fs *Files) { fs.run = run } }
+func WithCommandRunner(run CommandRunner) Option { return func(fs *Files) { fs.run = run } }
 
 // WithSettle sets how long events for a path must be quiet before it is
 // checked (default 100ms): editors write in several steps, and restoring
 // between them would race with the editor.
-func WithSettle(d time.Duration) FilesOption { return func(fs *Files) { fs.settle = max(d, 0) } }
+func WithSettle(d time.Duration) Option { return func(fs *Files) { fs.settle = max(d, 0) } }
 
 // WithOnRestore sets a function called after each restore attempt, with
 // the error of the restore or of the reload after it. Calls for different
 // paths may be concurrent.
-func WithOnRestore(fn func(path string, err error)) FilesOption {
+func WithOnRestore(fn func(path string, err error)) Option {
 	return func(fs *Files) { fs.onRestore = fn }
 }
 
@@ -110,10 +110,10 @@ func WithOnRestore(fn func(path string, err error)) FilesOption {
 // inotify instance, which the kernel limits per user (128 by default), so
 // that thousands of listeners can share one process in the fleet
 // simulation of `make bench`.
-func WithoutWatcher() FilesOption { return func(fs *Files) { fs.noWatch = true } }
+func WithoutWatcher() Option { return func(fs *Files) { fs.noWatch = true } }
 
 // NewFiles creates the file watcher; Run must be called to close it.
-func NewFiles(opts ...FilesOption) (*Files, error) {
+func New(opts ...Option) (*Files, error) {
 	fs := &Files{
 		log: slog.Default(), settle: DefaultSettle, onRestore: func(string, error) {}, run: templates.Run,
 		reqs: make(chan func(*watchState)), idle: make(chan *watchState, 1),
@@ -451,7 +451,7 @@ func (fs *Files) check(ctx context.Context, path string, want expectation) {
 	if what != driftMode && len(want.reload) > 0 {
 		if err := fs.run(ctx, want.reload, want.reloadTimeout); err != nil {
 			err = fmt.Errorf("listener: reload after restoring %s: %w", path, err)
-			fs.log.Error("listener: reload after restoring a file failed", "path", path, "err", err, outputAttr(err))
+			fs.log.Error("listener: reload after restoring a file failed", "path", path, "err", err, templates.OutputAttr(err))
 			fs.onRestore(path, err)
 			return
 		}

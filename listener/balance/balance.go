@@ -1,8 +1,14 @@
-package listener
+// Package balance is the listener's load balancing: a run's templates
+// that route to upstreams keep routing when one upstream is bad (a host
+// name that does not resolve is left out, a route conflict is reported,
+// what policy evicts is logged), and HAProxy's servers change over its
+// runtime API instead of a reload when the model chose it.
+package balance
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"slices"
@@ -11,6 +17,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/binding"
+	"github.com/patchbay/patchbay/model"
 	"github.com/patchbay/patchbay/templates"
 )
 
@@ -20,40 +27,61 @@ import (
 // not resolve is left out of the render and reported, rather than failing
 // the check for everyone.
 
-// noteEvictions logs and counts what the model's policy render evicts.
-func (l *Listener) noteEvictions(p *plan) {
-	ev := p.svc.Evicted
+// Metrics is what load balancing counts; the listener's metrics hold it.
+type Metrics interface {
+	HAProxyApplied(how string)
+	PolicyEvicted()
+}
+
+// Balancer applies a node's load-balancing rules to its runs. Its host
+// name answers are kept across runs; it is safe for concurrent use.
+type Balancer struct {
+	log       *slog.Logger
+	metrics   Metrics
+	hosts     *hostResolver
+	simulated bool // no runtime API change: the commands are only logged
+}
+
+// New returns a Balancer; simulated (patchbay dev) never changes a
+// running HAProxy.
+func New(log *slog.Logger, metrics Metrics, simulated bool) *Balancer {
+	return &Balancer{log: log, metrics: metrics, hosts: newHostResolver(), simulated: simulated}
+}
+
+// NoteEvictions logs and counts what the model's policy render evicts.
+func (b *Balancer) NoteEvictions(service string, ev model.Eviction) {
 	if ev.LeftOut > 0 {
-		l.log.Warn("the binding lists only part of the providers policy withholds; a file may keep routing to one left out", "service", p.sc.Service, "left_out", ev.LeftOut)
+		b.log.Warn("the binding lists only part of the providers policy withholds; a file may keep routing to one left out", "service", service, "left_out", ev.LeftOut)
 	}
 	for _, name := range ev.Templates {
-		l.log.Warn("installed file routes to a provider policy no longer allows; rendering without it", "service", p.sc.Service, "template", name, "upstream", ev.Upstreams[name])
-		l.metrics.PolicyEvicted()
+		b.log.Warn("installed file routes to a provider policy no longer allows; rendering without it", "service", service, "template", name, "upstream", ev.Upstreams[name])
+		b.metrics.PolicyEvicted()
 	}
 }
 
-// lbData adjusts a template's data for load-balancer safety: route
+// Data adjusts a template's data for load-balancer safety: route
 // conflicts are noted in tr; a template with a check loses the providers
-// whose host name does not resolve, noted in tr.
-func (l *Listener) lbData(ctx context.Context, p *plan, check bool, data templates.Data, tr *TemplateRun) templates.Data {
+// whose host name does not resolve, noted in tr. Each note is added to
+// the service's reason too.
+func (b *Balancer) Data(ctx context.Context, service string, reason *string, check bool, data templates.Data, tr *model.TemplateRun) templates.Data {
 	data.Warn = func(conflict string) {
 		if slices.Contains(tr.Conflicts, conflict) {
 			return // rendered again without the min guard
 		}
 		tr.Conflicts = append(tr.Conflicts, conflict)
-		p.report.Reason = strings.TrimPrefix(p.report.Reason+"; "+tr.Name+": "+conflict, "; ")
-		l.log.Warn("route conflict", "service", p.m.ID, "template", tr.Name, "conflict", conflict)
+		*reason = strings.TrimPrefix(*reason+"; "+tr.Name+": "+conflict, "; ")
+		b.log.Warn("route conflict", "service", service, "template", tr.Name, "conflict", conflict)
 	}
 	if !check || data.Binding == nil {
 		return data
 	}
 	var left []string
-	data.Binding, left = l.hosts.screen(ctx, data.Binding)
+	data.Binding, left = b.hosts.screen(ctx, data.Binding)
 	if len(left) > 0 {
 		tr.Excluded = left
 		note := "left out of " + tr.Name + ": " + strings.Join(left, ", ")
-		p.report.Reason = strings.TrimPrefix(p.report.Reason+"; "+note, "; ")
-		l.log.Warn("upstreams left out: their host names do not resolve", "service", p.m.ID, "template", tr.Name, "left_out", strings.Join(left, "; "))
+		*reason = strings.TrimPrefix(*reason+"; "+note, "; ")
+		b.log.Warn("upstreams left out: their host names do not resolve", "service", service, "template", tr.Name, "left_out", strings.Join(left, "; "))
 	}
 	return data
 }
@@ -137,10 +165,10 @@ func (h *hostResolver) screen(ctx context.Context, b *binding.Binding) (*binding
 	return out, left
 }
 
-// leftOut counts the upstreams a run left out of its renders.
-func leftOut(run *RunReport) int {
+// LeftOut counts the upstreams a run left out of its renders.
+func LeftOut(services []model.ServiceRun) int {
 	n := 0
-	for _, s := range run.Services {
+	for _, s := range services {
 		for _, t := range s.Templates {
 			n += len(t.Excluded)
 		}

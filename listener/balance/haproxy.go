@@ -1,4 +1,4 @@
-package listener
+package balance
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/model"
 )
 
@@ -14,46 +15,57 @@ import (
 // is the model's decision (model/file.go); this file executes it, and
 // falls back to the reload on any runtime API failure.
 
-// haproxyDrain bounds the wait for a removed server's connections to end.
-const haproxyDrain = 10 * time.Second
+// DefaultDrain bounds the wait for a removed server's connections to end,
+// unless a template's runtime_drain option says otherwise.
+const DefaultDrain = 10 * time.Second
 
-// hitless applies a changed file's server changes over HAProxy's runtime
+// Change is a changed file that a reload would apply.
+type Change struct {
+	Spec        manifest.TemplateFile
+	Destination string
+	Previous    []byte // installed before the run
+	Existed     bool
+	Content     []byte
+	Report      *model.TemplateRun // nil: not reported
+}
+
+// Hitless applies a changed file's server changes over HAProxy's runtime
 // API, when the model chose it, and reports whether that replaced the
 // reload.
-func (l *Listener) hitless(ctx context.Context, f *rendered) bool {
-	if !model.Hitless(f.spec) || l.simulated {
+func (b *Balancer) Hitless(ctx context.Context, f Change) bool {
+	if !model.Hitless(f.Spec) || b.simulated {
 		return false
 	}
-	changes, why := model.Runtime(f.spec, f.previous, f.existed, f.content)
-	log := l.log.With("file", f.file.Destination)
+	changes, why := model.Runtime(f.Spec, f.Previous, f.Existed, f.Content)
+	log := b.log.With("file", f.Destination)
 	if changes == nil {
 		log.Info("reloading HAProxy", "why", why)
-		l.metrics.HAProxyApplied("reload")
+		b.metrics.HAProxyApplied("reload")
 		return false
 	}
-	drain := haproxyDrain
-	if dd, err := time.ParseDuration(f.spec.Options["runtime_drain"]); err == nil {
+	drain := DefaultDrain
+	if dd, err := time.ParseDuration(f.Spec.Options["runtime_drain"]); err == nil {
 		drain = dd
 	}
-	api := &haproxyAPI{socket: f.spec.Options["stats_socket"], timeout: 5 * time.Second}
-	if err := applyServers(ctx, *changes, api, drain); err != nil {
+	api := &HAProxyAPI{Socket: f.Spec.Options["stats_socket"], Timeout: 5 * time.Second}
+	if err := ApplyServers(ctx, *changes, api, drain); err != nil {
 		log.Warn("HAProxy runtime API failed; reloading instead", "err", err)
-		l.metrics.HAProxyApplied("fallback")
+		b.metrics.HAProxyApplied("fallback")
 		return false
 	}
 	log.Info("HAProxy servers changed over the runtime API, no reload", "added", changes.Added(), "removed", changes.Removed())
-	l.metrics.HAProxyApplied("runtime")
-	if f.report != nil {
-		f.report.Apply = model.ApplyRuntime
+	b.metrics.HAProxyApplied("runtime")
+	if f.Report != nil {
+		f.Report.Apply = model.ApplyRuntime
 	}
 	return true
 }
 
-// apply checks that HAProxy runs the old servers of every backend it
+// ApplyServers checks that HAProxy runs the old servers of every backend it
 // touches (else the file and the process disagree: reload), then deletes
 // replaced servers, adds the new ones and deletes the removed ones last,
 // so that a backend never has fewer servers than needed for long.
-func applyServers(ctx context.Context, c model.HAProxyChanges, api *haproxyAPI, drain time.Duration) error {
+func ApplyServers(ctx context.Context, c model.HAProxyChanges, api *HAProxyAPI, drain time.Duration) error {
 	touched := slices.Sorted(maps.Keys(c.Add))
 	for be := range c.Del {
 		if !slices.Contains(touched, be) {
@@ -61,7 +73,7 @@ func applyServers(ctx context.Context, c model.HAProxyChanges, api *haproxyAPI, 
 		}
 	}
 	for _, be := range touched {
-		running, err := api.servers(ctx, be)
+		running, err := api.Servers(ctx, be)
 		if err != nil {
 			return err
 		}
@@ -76,11 +88,11 @@ func applyServers(ctx context.Context, c model.HAProxyChanges, api *haproxyAPI, 
 	for _, be := range touched {
 		for _, s := range c.Add[be] {
 			if slices.Contains(c.Del[be], s.Name) {
-				if err := api.delServer(ctx, be, s.Name, drain); err != nil {
+				if err := api.DelServer(ctx, be, s.Name, drain); err != nil {
 					return err
 				}
 			}
-			if err := api.addServer(ctx, be, s); err != nil {
+			if err := api.AddServer(ctx, be, s); err != nil {
 				return err
 			}
 		}
@@ -90,7 +102,7 @@ func applyServers(ctx context.Context, c model.HAProxyChanges, api *haproxyAPI, 
 			if slices.ContainsFunc(c.Add[be], func(s model.HAProxyServer) bool { return s.Name == name }) {
 				continue // replaced above
 			}
-			if err := api.delServer(ctx, be, name, drain); err != nil {
+			if err := api.DelServer(ctx, be, name, drain); err != nil {
 				return err
 			}
 		}
