@@ -215,13 +215,22 @@ func (c *Client) fail(ctx context.Context, err error, format string, args ...any
 	case answered && code == http.StatusRequestEntityTooLarge:
 		return fmt.Errorf("%w: %s: consul at %s refused the value as too large (%s); its kv_max_value_size is below patchbay's limit of %d bytes", ErrInvalid, what, c.addr, body, manifest.MaxSize)
 	case answered:
-		return fmt.Errorf("%s: consul at %s answered %d: %s", what, c.addr, code, body)
+		return fmt.Errorf("%s: consul at %s answered %d: %w", what, c.addr, code, &consulAnswer{code, body})
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", what, ctx.Err())
 	default:
 		return fmt.Errorf("%w at %s: %s: %w; check --consul-addr and that the agent is running", ErrUnreachable, c.addr, what, unwrapURLError(err))
 	}
 }
+
+// consulAnswer is an error Consul answered with, kept so that a caller can
+// tell an answer (the servers are reachable) from a failure to reach them.
+type consulAnswer struct {
+	code int
+	body string
+}
+
+func (a *consulAnswer) Error() string { return a.body }
 
 // statusText is how consul/api's StatusError prints; its Lock and a few
 // other helpers keep only this text (%v), not the StatusError.

@@ -231,6 +231,7 @@ func (o *Owner) run(ctx context.Context, m *manifest.Manifest) {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, o.cfg.maxBackoff, 0
 	b.Reset() // NewExponentialBackOff started from its own default interval
+	rejoin := rejoiner{o: o}
 	for ctx.Err() == nil {
 		err := o.registerAndHold(ctx, m, b.Reset)
 		m = nil
@@ -245,6 +246,7 @@ func (o *Owner) run(ctx context.Context, m *manifest.Manifest) {
 		}
 		wait := b.NextBackOff()
 		o.log.Warn("instance not registered; retrying", "err", err, "retry_in", wait)
+		rejoin.after(ctx, err)
 		select {
 		case <-ctx.Done():
 			return
