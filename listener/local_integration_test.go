@@ -32,16 +32,22 @@ const (
 	providerDelayEnv = "PATCHBAY_TEST_LOCAL_PROVIDER_DELAY"
 )
 
-// TestLocalProviderProcess is not a test: it is the provider process of
-// TestLocalRouting, started from the test binary.
-func TestLocalProviderProcess(t *testing.T) {
-	name := os.Getenv(providerEnv)
-	if name == "" {
-		t.Skip("the provider process of TestLocalRouting; runs only when started by it")
+// TestMain makes the test binary the provider process of TestLocalRouting
+// when providerEnv is set, and runs the tests otherwise.
+func TestMain(m *testing.M) {
+	if name := os.Getenv(providerEnv); name != "" {
+		runProvider(name)
+		return
 	}
+	os.Exit(m.Run())
+}
+
+// runProvider serves until the process is killed.
+func runProvider(name string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	fmt.Println(ln.Addr().(*net.TCPAddr).Port)
 	fail := make(chan os.Signal, 1)
@@ -66,7 +72,7 @@ type provider struct {
 
 func startProvider(t *testing.T, c *cluster, name string) *provider {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLocalProviderProcess$")
+	cmd := exec.Command(os.Args[0]) // TestMain serves instead of testing
 	cmd.Env = append(os.Environ(), providerEnv+"="+name, providerDelayEnv+"="+localDelay.String())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
