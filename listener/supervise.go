@@ -236,7 +236,7 @@ func (l *Listener) onBindings(m *nats.Msg) {
 	if !l.trusted(m) {
 		return
 	}
-	e, err := events.DecodeBindingsChanged(m.Data)
+	e, err := events.DecodeBindingsChanged(m.Subject, m.Data)
 	if err != nil {
 		l.metrics.Malformed()
 		l.malformedLog.Do(func() {

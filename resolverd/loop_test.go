@@ -61,7 +61,7 @@ func newLoopFixture(t *testing.T) *loopFixture {
 	t.Cleanup(nc.Close)
 	f := &loopFixture{nats: natsSrv, consul: consul, reg: reg, nc: nc, events: make(chan events.BindingsChanged, 1000)}
 	sub, err := nc.Subscribe(events.BindingsSubject("default", "*"), func(m *nats.Msg) {
-		if e, err := events.DecodeBindingsChanged(m.Data); err == nil {
+		if e, err := events.DecodeBindingsChanged(m.Subject, m.Data); err == nil {
 			f.events <- e
 		}
 	})

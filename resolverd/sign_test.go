@@ -55,7 +55,7 @@ func TestLoopSignsEvents(t *testing.T) {
 			if err := verifier.Verify(m); err != nil {
 				t.Fatalf("event on %s: %v (headers %v)", m.Subject, err, m.Header)
 			}
-			e, err := events.DecodeBindingsChanged(m.Data)
+			e, err := events.DecodeBindingsChanged(m.Subject, m.Data)
 			if err != nil {
 				t.Fatal(err)
 			}

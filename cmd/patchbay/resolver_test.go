@@ -108,7 +108,7 @@ func nextEvent(t *testing.T, sub *nats.Subscription) events.BindingsChanged {
 	if err != nil {
 		t.Fatalf("no bindings event: %v", err)
 	}
-	e, err := events.DecodeBindingsChanged(msg.Data)
+	e, err := events.DecodeBindingsChanged(msg.Subject, msg.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestResolverKilledLeaderHandsOver(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no binding event within 15 s of the leader's kill: the standby did not take over (%v)", err)
 	}
-	e, err := events.DecodeBindingsChanged(msg.Data)
+	e, err := events.DecodeBindingsChanged(msg.Subject, msg.Data)
 	if err != nil || !strings.Contains(string(e.Binding), "postgres://after-kill/app") {
 		t.Fatalf("event after the kill = %+v, %v", e, err)
 	}

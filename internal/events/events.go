@@ -74,14 +74,20 @@ func (e BindingsChanged) Encode() []byte {
 	return b
 }
 
-// DecodeBindingsChanged parses a message body.
-func DecodeBindingsChanged(data []byte) (BindingsChanged, error) {
+// DecodeBindingsChanged parses the body of a message received on subject.
+// An event must name the federation and service of its subject: a listener
+// subscribes only to its services' subjects, so what it keeps per service
+// stays bounded by them whatever a publisher sends.
+func DecodeBindingsChanged(subject string, data []byte) (BindingsChanged, error) {
 	var e BindingsChanged
 	if err := json.Unmarshal(data, &e); err != nil {
 		return e, fmt.Errorf("%w: bindings event: %w", ErrMalformed, err)
 	}
 	if e.Service == "" || e.Federation == "" {
 		return e, fmt.Errorf("%w: bindings event without federation or service", ErrMalformed)
+	}
+	if want := BindingsSubject(e.Federation, e.Service); subject != want {
+		return e, fmt.Errorf("%w: bindings event for %s received on %s", ErrMalformed, want, subject)
 	}
 	return e, nil
 }
