@@ -24,8 +24,12 @@ func withConnLimit(n int) testcluster.ConsulOption {
 }
 
 // holdConnections opens connections to Consul until it answers a new one
-// with 429, and returns what closes them.
-func holdConnections(t *testing.T, addr string) (release func()) {
+// with 429, and returns what closes them. It needs limit connections of its
+// own held: connections an earlier hold closed may still be counted (the
+// agent frees them asynchronously), and a hold that leaned on them would
+// end the moment the agent caught up. release returns once Consul accepts
+// connections again, so the next hold starts from a clean count.
+func holdConnections(t *testing.T, addr string, limit int) (release func()) {
 	t.Helper()
 	var held []net.Conn
 	release = func() {
@@ -33,12 +37,18 @@ func holdConnections(t *testing.T, addr string) (release func()) {
 			c.Close()
 		}
 		held = nil
+		testcluster.Eventually(t, 10*time.Second, "consul accepts connections again", func() bool { return !refused(addr) })
 	}
-	t.Cleanup(release)
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	testcluster.Eventually(t, 10*time.Second, "consul accepts connections before the hold", func() bool { return !refused(addr) })
 	for range 200 {
 		// Refused three times running: every held connection is counted
 		// (the agent accepts them asynchronously), not just the first ones.
-		if refused(addr) && refused(addr) && refused(addr) { //nolint:staticcheck // each call dials anew
+		if len(held) >= limit && refused(addr) && refused(addr) && refused(addr) { //nolint:staticcheck // each call dials anew
 			return release
 		}
 		conn, err := net.Dial("tcp", addr)
@@ -72,7 +82,8 @@ func refused(addr string) bool {
 // goes on once a connection is free; while none is, it gives up with exit
 // 2 and an error that names the 429 and the setting.
 func TestConsulTooManyConnections(t *testing.T) {
-	consul := testcluster.StartConsul(t, withConnLimit(16))
+	const limit = 16
+	consul := testcluster.StartConsul(t, withConnLimit(limit))
 	addr := "--consul-addr=" + consul.Addr
 	dir := writeServices(t, map[string]string{"job": "id: job\nprovides: {JOB_URL: \"http://{HOST}:{PORT}\"}\n"})
 	if code, _, stderr := patchbay(t, "publish", addr, dir); code != 0 {
@@ -80,7 +91,7 @@ func TestConsulTooManyConnections(t *testing.T) {
 	}
 
 	t.Run("gives up while the limit stays exceeded", func(t *testing.T) {
-		release := holdConnections(t, consul.Addr)
+		release := holdConnections(t, consul.Addr, limit)
 		defer release()
 		code, _, stderr := patchbay(t, "datastore", "get", addr, "JOB_DB_URL")
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")
@@ -100,7 +111,7 @@ func TestConsulTooManyConnections(t *testing.T) {
 	// 429 lands on a connection before Go's client wrote its request, Go
 	// retries without a word), and asserts that register goes on.
 	t.Run("register goes on once a connection is free", func(t *testing.T) {
-		release := holdConnections(t, consul.Addr)
+		release := holdConnections(t, consul.Addr, limit)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var stdout, stderr syncBuffer
