@@ -267,26 +267,28 @@ func (l *Listener) gracefulProvision(shutdown context.Context) func(context.Cont
 	return func(context.Context) error {
 		ctx, cancel := context.WithCancel(context.WithoutCancel(shutdown))
 		defer cancel()
-		finished := make(chan struct{})
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		defer close(finished)
-		wg.Go(func() {
-			select {
-			case <-finished:
-				return
-			case <-shutdown.Done():
-			}
+		// The grace period's goroutine starts only if shutdown comes during
+		// the run: a run is one goroutine start, and its wake-ups, cheaper.
+		graceOver := make(chan struct{})
+		stop := context.AfterFunc(shutdown, func() {
+			defer close(graceOver)
 			grace := time.Duration(l.cfg.Load().ShutdownTimeout)
 			l.log.Info("stopping: letting the running provision finish", "deadline", grace)
+			timer := time.NewTimer(grace)
+			defer timer.Stop()
 			select {
-			case <-finished:
-			case <-time.After(grace):
+			case <-ctx.Done(): // the run finished
+			case <-timer.C:
 				l.log.Warn("stopping: the running provision did not finish in time; aborting it", "deadline", grace)
 				cancel()
 			}
 		})
-		return l.provision(ctx)
+		err := l.provision(ctx)
+		cancel()
+		if !stop() { // started: wait for it, it ends at once now
+			<-graceOver
+		}
+		return err
 	}
 }
 

@@ -37,7 +37,7 @@ func consumerView(b *binding.Binding) string {
 
 // inputsChanged reports whether a service's inputs differ from those it
 // was last provisioned with in a way the service can see.
-func (l *Listener) inputsChanged(service string, last seenInputs, h registry.HostedService, b *binding.Binding) bool {
+func (l *Listener) inputsChanged(service string, last seenInputs, h registry.HostedService, view func() string) bool {
 	cur := inputsOf(h)
 	switch {
 	case last == cur:
@@ -45,6 +45,6 @@ func (l *Listener) inputsChanged(service string, last seenInputs, h registry.Hos
 	case last.manifestIndex != cur.manifestIndex || last.region != cur.region:
 		return true
 	}
-	view, ok := l.provisionedView[service]
-	return !ok || view == "" || view != consumerView(b)
+	seen, ok := l.provisionedView[service]
+	return !ok || seen == "" || seen != view()
 }

@@ -40,6 +40,9 @@ type plan struct {
 	why     string // why it runs
 	applied bool   // files were installed (a rollback may undo them)
 
+	view      string // consumerView, once known
+	viewKnown bool
+
 	// Load-balancer safety (lb.go).
 	relaxed bool   // a policy render of a binding that is not ready (model.Service.Policy)
 	after   string // the result once applied, when not ok
@@ -58,6 +61,31 @@ type rendered struct {
 }
 
 func (p *plan) done() bool { return p.report.Result != "" }
+
+// consumerView is consumerView(p.binding) (local_due.go), computed once a
+// run: the run asks before it renders and again once it provisioned.
+func (p *plan) consumerView() string {
+	if !p.viewKnown {
+		p.view, p.viewKnown = consumerView(p.binding), true
+	}
+	return p.view
+}
+
+// eachPlan calls fn for every plan, concurrently when there are several.
+// A lone plan runs on the caller's goroutine: a node hosting one service
+// then pays no goroutine start, and none of the thread wake-ups it costs,
+// on every change.
+func eachPlan(plans []*plan, fn func(*plan)) {
+	if len(plans) == 1 {
+		fn(plans[0])
+		return
+	}
+	var wg sync.WaitGroup
+	for _, p := range plans {
+		wg.Go(func() { fn(p) })
+	}
+	wg.Wait()
+}
 
 func (p *plan) finish(result, reason string) {
 	p.report.Result, p.report.Reason = result, reason
@@ -80,12 +108,10 @@ func (l *Listener) provision(ctx context.Context) error {
 		return l.record(ctx, cfg, &RunReport{Started: start, Result: ResultFailed, Message: "reading the bindings: " + err.Error()})
 	}
 	plans := make([]*plan, len(hosted))
-	var wg sync.WaitGroup
 	for i, h := range hosted { // ReadNode keeps the config's order
 		plans[i] = &plan{sc: cfg.Services[i], hosted: h, report: ServiceRun{Service: h.Service}}
-		wg.Go(func() { l.prepare(ctx, cfg, plans[i]) })
 	}
-	wg.Wait()
+	eachPlan(plans, func(p *plan) { l.prepare(ctx, cfg, p) })
 	l.noteRegions(cfg, plans)
 	l.noteSeen(plans)
 	l.announceGroups(groupsOf(plans))
@@ -144,7 +170,7 @@ func (l *Listener) prepare(ctx context.Context, cfg *Config, p *plan) {
 		}
 		p.binding, p.report.Revision, in.Binding = b, b.Revision, b
 		last, ok := l.provisioned[h.Service]
-		in.Provisioned = ok && !l.inputsChanged(h.Service, last, h, b) // local_due.go
+		in.Provisioned = ok && !l.inputsChanged(h.Service, last, h, p.consumerView) // local_due.go
 		in.Installed = func(name string) ([]byte, bool) {
 			b, _, err := templates.ReadInstalled(templates.File{Root: cfg.confinedRoot(), Destination: cfg.destination(h.Manifest.Templates[name].Destination)})
 			return b, err == nil
@@ -266,29 +292,25 @@ func (l *Listener) apply(ctx context.Context, cfg *Config, plans []*plan) {
 // files are installed too: that is a no-op that puts them under drift
 // correction.
 func (l *Listener) install(ctx context.Context, active []*plan) {
-	var wg sync.WaitGroup
-	for _, p := range active {
-		wg.Go(func() {
-			for _, f := range p.files {
-				changed, err := l.files.Install(ctx, f.content, f.file, f.spec.Reload, time.Duration(f.spec.Timeout))
-				if err != nil {
-					f.report.Error = err.Error()
-					l.log.Error("file not installed; it keeps its last good version", "service", p.sc.Service, "template", f.name, "err", err, templates.OutputAttr(err))
-					continue
-				}
-				f.changed, f.report.Changed = changed, changed
-				p.applied = p.applied || changed
-				if changed {
-					f.report.Apply = model.ApplyInstall
-					if len(f.spec.Reload) > 0 {
-						f.report.Apply = model.ApplyReload // or ApplyRuntime, once hitless applies it
-					}
-					l.log.Info("installed", "service", p.sc.Service, "template", f.name, "file", f.file.Destination)
-				}
+	eachPlan(active, func(p *plan) {
+		for _, f := range p.files {
+			changed, err := l.files.Install(ctx, f.content, f.file, f.spec.Reload, time.Duration(f.spec.Timeout))
+			if err != nil {
+				f.report.Error = err.Error()
+				l.log.Error("file not installed; it keeps its last good version", "service", p.sc.Service, "template", f.name, "err", err, templates.OutputAttr(err))
+				continue
 			}
-		})
-	}
-	wg.Wait()
+			f.changed, f.report.Changed = changed, changed
+			p.applied = p.applied || changed
+			if changed {
+				f.report.Apply = model.ApplyInstall
+				if len(f.spec.Reload) > 0 {
+					f.report.Apply = model.ApplyReload // or ApplyRuntime, once hitless applies it
+				}
+				l.log.Info("installed", "service", p.sc.Service, "template", f.name, "file", f.file.Destination)
+			}
+		}
+	})
 }
 
 // reloadJob is one distinct reload command of a run.

@@ -3,7 +3,6 @@ package listener
 import (
 	"context"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/patchbay/patchbay/listener/command"
@@ -20,30 +19,26 @@ func (l *Listener) runProvisions(ctx context.Context, cfg *Config, plans []*plan
 	for _, p := range plans {
 		finished[p.sc.Service] = make(chan struct{})
 	}
-	var wg sync.WaitGroup
-	for _, p := range plans {
-		wg.Go(func() {
-			defer close(finished[p.sc.Service])
-			for _, dep := range p.sc.After {
-				ch, ok := finished[dep]
-				if !ok {
-					continue
-				}
-				select {
-				case <-ch: // dep's plan is final once its channel closes
-				case <-ctx.Done():
-					return
-				}
-				if d := planOf(plans, dep); d.report.Result == ResultFailed && !p.done() {
-					p.finish(ResultFailed, "not provisioned: "+dep+", which it runs after, failed")
-				}
+	eachPlan(plans, func(p *plan) {
+		defer close(finished[p.sc.Service])
+		for _, dep := range p.sc.After {
+			ch, ok := finished[dep]
+			if !ok {
+				continue
 			}
-			if !p.done() && p.due {
-				l.runProvision(ctx, cfg, p)
+			select {
+			case <-ch: // dep's plan is final once its channel closes
+			case <-ctx.Done():
+				return
 			}
-		})
-	}
-	wg.Wait()
+			if d := planOf(plans, dep); d.report.Result == ResultFailed && !p.done() {
+				p.finish(ResultFailed, "not provisioned: "+dep+", which it runs after, failed")
+			}
+		}
+		if !p.done() && p.due {
+			l.runProvision(ctx, cfg, p)
+		}
+	})
 	for _, p := range plans { // the goroutines are done: the run owns the map again
 		switch {
 		case p.report.Result == ResultFailed:
@@ -52,7 +47,7 @@ func (l *Listener) runProvisions(ctx context.Context, cfg *Config, plans []*plan
 			delete(l.provisioned, p.sc.Service)
 		case !p.done() && p.due:
 			l.provisioned[p.sc.Service] = inputsOf(p.hosted)
-			l.provisionedView[p.sc.Service] = consumerView(p.binding) // local_due.go
+			l.provisionedView[p.sc.Service] = p.consumerView() // local_due.go
 		}
 	}
 }

@@ -83,40 +83,63 @@ func FileOf(t manifest.TemplateFile) (File, error) {
 // It reports whether the file changed. The first call for a destination in
 // a process first removes what a killed install left (RemoveStaged).
 func Install(ctx context.Context, content []byte, f File) (changed bool, err error) {
+	changed, _, err = InstallStamped(ctx, content, f)
+	return changed, err
+}
+
+// InstallStamped is Install, and the installed file's Stamp once content
+// is in place (the zero Stamp where none could be taken): taken through
+// the descriptor Install wrote or read, so it is the file Install left,
+// which lets a watcher tell its own install from a later edit without
+// reading the file again.
+func InstallStamped(ctx context.Context, content []byte, f File) (changed bool, stamp Stamp, err error) {
 	d, err := f.openDir(true)
 	if err != nil {
-		return false, err
+		return false, Stamp{}, err
 	}
 	defer d.close()
 	f.sweepOnce(d)
 	old, cur, err := d.readInstalled()
 	if err != nil {
-		return false, fmt.Errorf("templates: read %s: %w", f.Destination, err)
+		return false, Stamp{}, fmt.Errorf("templates: read %s: %w", f.Destination, err)
 	}
 	if cur != nil {
 		defer func() { _ = cur.Close() }() // read, and its mode fixed through it
 	}
 	if old != nil && bytes.Equal(old, content) {
-		return false, f.fixMode(cur)
+		if err := f.fixMode(cur); err != nil {
+			return false, Stamp{}, err
+		}
+		return false, stampFile(cur), nil
 	}
 	staged, err := f.stage(d, content)
 	if err != nil {
-		return false, err
+		return false, Stamp{}, err
 	}
 	defer staged.release() // a no-op remove once renamed
 	if err := f.check(ctx, d.name(staged.name)); err != nil {
-		return false, err
+		return false, Stamp{}, err
 	}
 	if f.Backup && old != nil {
 		if err := backup(d); err != nil {
-			return false, err
+			return false, Stamp{}, err
 		}
 	}
 	// Renaming over a symbolic link replaces the link, not its target.
 	if err := d.root.Rename(staged.name, d.base); err != nil {
-		return false, fmt.Errorf("templates: install %s: %w", f.Destination, err)
+		return false, Stamp{}, fmt.Errorf("templates: install %s: %w", f.Destination, err)
 	}
-	return true, nil
+	return true, stampFile(staged.File), nil
+}
+
+// stampFile is the stamp of an open file; the zero Stamp if it has none.
+func stampFile(file *os.File) Stamp {
+	fi, err := file.Stat()
+	if err != nil {
+		return Stamp{}
+	}
+	s, _ := stampOf(fi)
+	return s
 }
 
 // readInstalled returns the content of the regular file at the

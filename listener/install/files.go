@@ -79,6 +79,9 @@ type expectation struct {
 	file          templates.File
 	reload        []string
 	reloadTimeout time.Duration
+	// stamp is the file as the install left it: an event about a path
+	// that still carries it is the install's own, and costs no check.
+	stamp templates.Stamp
 }
 
 // Option configures Files.
@@ -157,7 +160,7 @@ func (fs *Files) Install(ctx context.Context, content []byte, f templates.File, 
 	path := filepath.Clean(f.Destination)
 	f.Destination, f.Log = path, fs.log // the first install removes a killed one's staged files, logged here
 	fs.acquire(path)
-	changed, err = templates.Install(ctx, content, f)
+	changed, stamp, err := templates.InstallStamped(ctx, content, f)
 	if err != nil && !changed && !installedHolds(f, content) {
 		// Nothing was written (a failed check, say): the previous
 		// expectation, if any, still describes the file.
@@ -170,6 +173,7 @@ func (fs *Files) Install(ctx context.Context, content []byte, f templates.File, 
 	want := expectation{
 		content: bytes.Clone(content), file: f,
 		reload: append([]string(nil), reload...), reloadTimeout: reloadTimeout,
+		stamp: stamp,
 	}
 	fs.do(func(st *watchState) { st.keep(path, want); st.release(path) })
 	return changed, err
@@ -227,6 +231,11 @@ func (st *watchState) release(path string) {
 func (st *watchState) keep(path string, want expectation) {
 	st.kept[path] = want
 	st.watch(filepath.Dir(path))
+	if _, due := st.due[path]; due && want.stamp.Untouched(path) {
+		// Marked by the install's own rename, and nothing changed the
+		// file since Install stamped it.
+		delete(st.due, path)
+	}
 }
 
 // forget stops keeping path, and watching its directory with the last path
@@ -369,8 +378,11 @@ func (st *watchState) event(ev fsnotify.Event) {
 		st.markDue(st.keptIn(name)...)
 	}
 	// A path being installed for the first time is checked once recorded.
-	_, kept := st.kept[name]
+	want, kept := st.kept[name]
 	_, busy := st.busy[name]
+	if kept && !busy && want.stamp.Untouched(name) {
+		return // a late event of the listener's own install
+	}
 	if kept || busy {
 		st.markDue(name)
 	}
