@@ -341,6 +341,10 @@ func (e *env) registerScenarios(ctx context.Context, n int, fleets map[kind]*fle
 			return err
 		}
 		res.Instances = r
+		if r, err = e.newInstancesAlone(ctx, n, fleets, tag); err != nil {
+			return err
+		}
+		res.InstancesAlone = r
 	}
 	if e.cfg.RegisterBurst > 0 {
 		r, err := e.registerBurst(ctx, n, fleets, tag)

@@ -81,6 +81,28 @@ func (e *env) newInstances(ctx context.Context, n int, fleets map[kind]*fleet, t
 	return s, e.endRegistrations(ctx, fleets, ts, procs)
 }
 
+// newInstancesAlone is newInstances for each fleet while the other is
+// paused (SIGSTOP), as oneProviderAlone is for one provider: side by side
+// on two cores, the fleet a change reaches first takes the CPUs, and
+// patchbay's resolver and listeners, one hop later, wait behind
+// consul-template's renders.
+func (e *env) newInstancesAlone(ctx context.Context, n int, fleets map[kind]*fleet, tag string) (*Scenario, error) {
+	figs := map[string]*Figures{}
+	for _, k := range []kind{consulTemplate, patchbay} {
+		resume := pauseAllBut(fleets, k)
+		s, err := e.newInstances(ctx, n, map[kind]*fleet{k: fleets[k]}, tag+"-alone")
+		resume()
+		if err != nil {
+			return nil, err
+		}
+		figs[k.String()] = s.Fleets[k.String()]
+		if err := e.settle(ctx, fleets); err != nil {
+			return nil, err
+		}
+	}
+	return &Scenario{N: n, Fleets: figs, Note: "each fleet measured while the other is paused"}, nil
+}
+
 // registerBurst starts RegisterBurst `patchbay register` processes at
 // once and counts each file's rewrites until every file holds them all.
 func (e *env) registerBurst(ctx context.Context, n int, fleets map[kind]*fleet, tag string) (*Scenario, error) {

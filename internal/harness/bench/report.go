@@ -20,8 +20,9 @@ type Results struct {
 	Sim      []Scenario `json:"fleet_simulation,omitempty"`
 	Fanout   []Fanout   `json:"fanout,omitempty"`
 	// `patchbay register` processes (instances.go)
-	Instances     *Scenario `json:"register_processes,omitempty"`
-	RegisterBurst *Scenario `json:"register_burst,omitempty"`
+	Instances      *Scenario `json:"register_processes,omitempty"`
+	InstancesAlone *Scenario `json:"register_processes_alone,omitempty"`
+	RegisterBurst  *Scenario `json:"register_burst,omitempty"`
 }
 
 // row is one line of the table: consul-template's figure, patchbay's, and
@@ -61,6 +62,9 @@ func (r *Results) Table(w io.Writer, periodic string) {
 	}
 	if s := r.Instances; s != nil {
 		rows = append(rows, latencyRow(fmt.Sprintf("new instance by %s, N=%d: from the process's start until each file holds it, p50 / p99 (s)", burstWhat(s), s.N), s.Fleets[ctName], s.Fleets[pbName]))
+	}
+	if s := r.InstancesAlone; s != nil {
+		rows = append(rows, latencyRow(fmt.Sprintf("same, N=%d, each fleet alone (the other paused): p50 / p99 (s)", s.N), s.Fleets[ctName], s.Fleets[pbName]))
 	}
 	if s := r.RegisterBurst; s != nil {
 		ct, pb := s.Fleets[ctName], s.Fleets[pbName]
