@@ -116,7 +116,7 @@ func InstallStamped(ctx context.Context, content []byte, f File) (changed bool, 
 	if err != nil {
 		return false, Stamp{}, err
 	}
-	defer staged.release() // a no-op remove once renamed
+	defer func() { staged.release() }() // sees renamed
 	if err := f.check(ctx, d.name(staged.name)); err != nil {
 		return false, Stamp{}, err
 	}
@@ -129,6 +129,7 @@ func InstallStamped(ctx context.Context, content []byte, f File) (changed bool, 
 	if err := d.root.Rename(staged.name, d.base); err != nil {
 		return false, Stamp{}, fmt.Errorf("templates: install %s: %w", f.Destination, err)
 	}
+	staged.renamed = true
 	return true, stampFile(staged.File), nil
 }
 
@@ -169,14 +170,17 @@ func (d *destDir) readInstalled() ([]byte, *os.File, error) {
 // what tells RemoveStaged, in this process or another, that it is in use.
 type stagedFile struct {
 	*os.File
-	dir  *destDir
-	name string // in dir
+	dir     *destDir
+	name    string // in dir
+	renamed bool   // into place: the name may be another install's now
 }
 
 // release removes the staged file (unless renamed) and then drops the lock.
 func (s stagedFile) release() {
-	_ = s.dir.root.Remove(s.name) // gone already once renamed into place
-	_ = s.Close()                 // only held for its lock
+	if !s.renamed {
+		_ = s.dir.root.Remove(s.name)
+	}
+	_ = s.Close() // only held for its lock
 }
 
 // stage writes content to a temporary file in the destination's directory
