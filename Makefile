@@ -123,11 +123,20 @@ deploy-check: build
 # consul-template (pinned by tools/consul-template) on one Consul, plus a
 # fleet simulation; prints one table (docs/performance.md). About 6
 # minutes on 2 cores; BENCHFLAGS passes flags, e.g. BENCHFLAGS='-sizes 10 -sim "" -json bench.json'.
-.PHONY: bench bench-fanout bench-sim bench-scale
+.PHONY: bench bench-cost bench-fanout bench-sim bench-scale bin/bench-floor
 BENCHFLAGS ?=
-BENCH_ALONE = -sizes "" -periodic-n 0 -idle-n 0 -burst-n 0 -instances-n 0 -sim "" -fanout ""
-bench: build bin/consul bin/consul-template bin/nats-server
+BENCH_ALONE = -sizes "" -periodic-n 0 -idle-n 0 -burst-n 0 -instances-n 0 -sim "" -fanout "" -cost-changes 0
+bench: build bin/consul bin/consul-template bin/nats-server bin/bench-floor
 	go run ./internal/harness/bench/cmd/bench $(BENCHFLAGS)
+
+# The floor consumer of the cost row: receives, decodes, writes; nothing else.
+bin/bench-floor:
+	go build -o bin/bench-floor ./internal/harness/bench/cmd/floor
+
+# The cost row alone: one consul-template, one listener and the floor
+# consumer, 20 changes (about a minute and a half).
+bench-cost: build bin/consul bin/consul-template bin/nats-server bin/bench-floor
+	go run ./internal/harness/bench/cmd/bench $(BENCH_ALONE) -cost-changes 20 $(BENCHFLAGS)
 
 # Each alone (docs/performance-scale.md): the fan-out against Consul's own
 # blocking queries; the fleet simulation; and the 10,000 rows of both,

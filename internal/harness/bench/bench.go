@@ -25,6 +25,8 @@ import (
 // Config says what to run. Zero sizes and durations skip a scenario.
 type Config struct {
 	Patchbay, ConsulTemplate, Consul string // binaries
+	// Floor is cmd/floor's binary, for the cost row (CostChanges).
+	Floor string
 	// NATSServer is the nats-server binary run for the harness, so that
 	// its CPU can be read; "" embeds a server in the harness.
 	NATSServer string
@@ -50,6 +52,10 @@ type Config struct {
 	// Settle is how long files must be unchanged before a scenario starts
 	// (default 2s).
 	Settle time.Duration
+
+	// CostChanges is how many changes the cost row measures, one consumer
+	// of each kind and the floor consumer alone (cost.go); 0 skips it.
+	CostChanges int
 
 	SimSizes []int  // listeners of the in-process fleet simulation
 	Fanout   []int  // watchers of the fan-out scenario (fanout.go)
@@ -88,7 +94,7 @@ func (e *env) logf(format string, args ...any) {
 func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 	// Children run in directories of their own: relative paths would not
 	// find the binaries.
-	for _, p := range []*string{&cfg.Patchbay, &cfg.ConsulTemplate, &cfg.Consul, &cfg.NATSServer} {
+	for _, p := range []*string{&cfg.Patchbay, &cfg.ConsulTemplate, &cfg.Consul, &cfg.NATSServer, &cfg.Floor} {
 		if *p == "" {
 			continue
 		}
@@ -117,6 +123,11 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		return nil, err
 	}
 	res = &Results{Started: time.Now().UTC()}
+	if cfg.CostChanges > 0 {
+		if res.Cost, err = e.costPerChange(ctx, cfg.CostChanges); err != nil {
+			return res, err
+		}
+	}
 	for _, n := range e.phases() {
 		if err := e.phase(ctx, n, res); err != nil {
 			return res, err

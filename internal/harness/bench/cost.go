@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -101,4 +102,115 @@ func switchesOf(status string) (int64, error) {
 		}
 	}
 	return sum, nil
+}
+
+// Cost is the cost row: the CPU and context switches one consumer of each
+// kind spent per change, means over Changes changes (each a provider
+// registered, from its registration until the consumer's file held it,
+// plus grace), with one consumer of each kind running and nothing else.
+type Cost struct {
+	Changes  int                `json:"changes"`
+	CPUMs    map[string]float64 `json:"cpu_ms_per_change"`
+	Switches map[string]float64 `json:"context_switches_per_change"`
+}
+
+// costPerChange measures Cost: one consul-template, one patchbay listener
+// and the floor consumer (cmd/floor), which only receives, decodes and
+// writes. One consumer each keeps the figure the consumer's own: with a
+// fleet on two cores, what each process spends grows with the wait for a
+// CPU. Each change is undone (the provider deregistered, the files
+// settled) before the next, so that every binding has the same size.
+func (e *env) costPerChange(ctx context.Context, changes int) (*Cost, error) {
+	e.logf("cost of one change: one consumer of each kind and the floor consumer, %d changes", changes)
+	fleets := map[kind]*fleet{}
+	defer func() {
+		for _, f := range fleets {
+			f.stop()
+			e.obs.forget(f.files)
+		}
+	}()
+	kinds := []kind{consulTemplate, patchbay, floor}
+	for _, k := range kinds {
+		f, err := e.startFleet(ctx, k, 1, "cost")
+		if err != nil {
+			return nil, err
+		}
+		fleets[k] = f
+	}
+	c := &Cost{Changes: changes, CPUMs: map[string]float64{}, Switches: map[string]float64{}}
+	for i := -1; i < changes; i++ { // the first change, not counted, brings the floor's file up to date
+		used, err := e.costOfOne(ctx, fleets, kinds)
+		if err != nil {
+			return nil, err
+		}
+		for k, u := range used {
+			if i >= 0 {
+				c.CPUMs[k.String()] += float64(u.cpu) / float64(time.Millisecond) / float64(changes)
+				c.Switches[k.String()] += float64(u.switches) / float64(changes)
+			}
+		}
+	}
+	return c, nil
+}
+
+// costOfOne registers one provider, waits until every consumer's file
+// holds it plus grace, reads what each consumer used meanwhile, then
+// deregisters the provider and waits for the files to settle.
+func (e *env) costOfOne(ctx context.Context, fleets map[kind]*fleet, kinds []kind) (map[kind]procUsage, error) {
+	before := map[kind]procUsage{}
+	var files []string
+	for _, k := range kinds {
+		u, err := threadsUsage(fleets[k].procs[0].pid())
+		if err != nil {
+			return nil, err
+		}
+		before[k], files = u, append(files, fleets[k].files...)
+	}
+	t, err := e.register(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.obs.awaitAll(ctx, 30*time.Second, files, t); err != nil {
+		return nil, fmt.Errorf("bench: cost of one change: %w", err)
+	}
+	if err := sleepCtx(ctx, grace); err != nil { // the window's end, as in every CPU row; not a wait for a result
+		return nil, err
+	}
+	used := map[kind]procUsage{}
+	for _, k := range kinds {
+		u, err := threadsUsage(fleets[k].procs[0].pid())
+		if err != nil {
+			return nil, err
+		}
+		used[k] = procUsage{cpu: u.cpu - before[k].cpu, switches: u.switches - before[k].switches}
+	}
+	if err := e.deregisterLast(ctx, 1); err != nil {
+		return nil, err
+	}
+	return used, e.quiet(ctx, files, e.cfg.Settle, time.Minute)
+}
+
+// sleepCtx waits d, or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// rows are the cost row's lines of the table.
+func (c *Cost) rows() []row {
+	ct, pb, fl := consulTemplate.String(), patchbay.String(), floor.String()
+	cpu := func(k string) string { return fmt.Sprintf("%.2f", c.CPUMs[k]) }
+	sw := func(k string) string { return fmt.Sprintf("%.0f", c.Switches[k]) }
+	return []row{
+		{fmt.Sprintf("cost of one change, one consumer each, mean of %d changes: CPU ms", c.Changes), cpu(ct), cpu(pb), ratio(Ratio(c.CPUMs[pb], c.CPUMs[ct]))},
+		{"same: context switches", sw(ct), sw(pb), ratio(Ratio(c.Switches[pb], c.Switches[ct]))},
+		{"same, the floor consumer (receives, decodes, writes with fsync; `cmd/floor`) in patchbay's column: CPU ms", cpu(ct), cpu(fl), ratio(Ratio(c.CPUMs[fl], c.CPUMs[ct]))},
+		{"same, the floor consumer: context switches", sw(ct), sw(fl), ratio(Ratio(c.Switches[fl], c.Switches[ct]))},
+	}
 }

@@ -21,9 +21,10 @@ const (
 	consulTemplateWait             // consul-template with wait { min = "1s" max = "10s" }
 	patchbay                       // patchbay listen, default settings
 	simulated                      // patchbay listeners in the harness's process
+	floor                          // cmd/floor: the least an event-driven consumer does
 )
 
-var kindNames = map[kind]string{consulTemplate: "consul-template", consulTemplateWait: "consul-template-wait", patchbay: "patchbay", simulated: "patchbay-simulated"}
+var kindNames = map[kind]string{consulTemplate: "consul-template", consulTemplateWait: "consul-template-wait", patchbay: "patchbay", simulated: "patchbay-simulated", floor: "floor"}
 
 func (k kind) String() string { return kindNames[k] }
 
@@ -64,6 +65,9 @@ func (e *env) startFleet(ctx context.Context, k kind, n int, tag string) (*fleet
 		}
 		f.procs = append(f.procs, p)
 	}
+	if k == floor {
+		return f, nil // it renders nothing until the next event
+	}
 	limit := 60*time.Second + time.Duration(n)*time.Second
 	if err := e.obs.awaitAll(ctx, limit, f.files, e.providers...); err != nil {
 		f.stop()
@@ -82,6 +86,9 @@ func (e *env) member(k kind, dir, node, out string) ([]string, error) {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
 		return []string{e.cfg.Patchbay, "listen", "--config", path}, nil
+	}
+	if k == floor {
+		return []string{e.cfg.Floor, "-nats-url", e.natsURL, "-out", out}, nil
 	}
 	wait := ""
 	if k == consulTemplateWait {

@@ -24,11 +24,12 @@ func TestHarness(t *testing.T) {
 		t.Fatal(err)
 	}
 	patchbay, consulTemplate := binaries(t)
+	floorBin := buildFloor(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, Config{
-		Patchbay: patchbay, ConsulTemplate: consulTemplate, Consul: consul, NATSServer: natsServer(t),
-		Dir:   t.TempDir(),
+		Patchbay: patchbay, ConsulTemplate: consulTemplate, Consul: consul, NATSServer: natsServer(t), Floor: floorBin,
+		Dir: t.TempDir(), CostChanges: 2,
 		Sizes: []int{2}, IdleN: 2, Idle: time.Second,
 		// The burst gets fleets of its own: a listener that has run three
 		// times back to back (start, change, burst) waits 30 s for a fourth.
@@ -84,14 +85,42 @@ func TestHarness(t *testing.T) {
 		t.Errorf("fleet simulation: a binding of %d providers, want 5 (the burst's 2 deregistered)", got)
 	}
 	checkFanout(t, res.Fanout[0])
+	checkCost(t, res.Cost)
 	var out bytes.Buffer
 	res.Table(&out, "1s for 2s")
-	for _, want := range []string{"fan-out, N=3 watchers", "bytes Consul wrote", "| scenario | consul-template | patchbay | ratio |", "one new provider, N=2", "each fleet alone", "reloads per consumer", "fleet simulation, 3 listeners in one process, a binding of 5 providers"} {
+	for _, want := range []string{"fan-out, N=3 watchers", "bytes Consul wrote", "| scenario | consul-template | patchbay | ratio |", "cost of one change, one consumer each, mean of 2 changes", "the floor consumer", "one new provider, N=2", "each fleet alone", "reloads per consumer", "fleet simulation, 3 listeners in one process, a binding of 5 providers"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
 	}
 	t.Log("\n" + out.String())
+}
+
+// checkCost: each of the three consumers spent CPU and switched context
+// on every change it applied.
+func checkCost(t *testing.T, c *Cost) {
+	t.Helper()
+	if c == nil || c.Changes != 2 {
+		t.Fatalf("cost row: %+v, want 2 changes", c)
+	}
+	for _, k := range []kind{consulTemplate, patchbay, floor} {
+		if c.CPUMs[k.String()] <= 0 || c.Switches[k.String()] <= 0 {
+			t.Errorf("cost row, %s: %.2f CPU ms and %.0f switches per change, want both > 0", k, c.CPUMs[k.String()], c.Switches[k.String()])
+		}
+	}
+}
+
+// buildFloor builds cmd/floor, the cost row's floor consumer.
+func buildFloor(t *testing.T) string {
+	t.Helper()
+	_, self, _, _ := runtime.Caller(0)
+	bin := filepath.Join(t.TempDir(), "floor")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/floor")
+	build.Dir = filepath.Dir(self)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/floor: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // checkFanout: every watcher of both ways had the change; Consul's way

@@ -12,6 +12,7 @@ import (
 type Results struct {
 	Started  time.Time  `json:"started"`
 	Elapsed  string     `json:"elapsed"`
+	Cost     *Cost      `json:"cost_per_change,omitempty"`
 	One      []Scenario `json:"one_new_provider"`
 	Alone    *Scenario  `json:"one_new_provider_alone,omitempty"`
 	Periodic *Scenario  `json:"periodic,omitempty"`
@@ -38,6 +39,9 @@ var (
 // each scenario by class.
 func (r *Results) Table(w io.Writer, periodic string) {
 	var rows []row
+	if r.Cost != nil {
+		rows = append(rows, r.Cost.rows()...)
+	}
 	for _, s := range r.One {
 		ct, pb := s.Fleets[ctName], s.Fleets[pbName]
 		rows = append(rows,

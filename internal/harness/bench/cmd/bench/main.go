@@ -29,6 +29,8 @@ func run() int {
 	flag.StringVar(&cfg.Patchbay, "patchbay", "bin/patchbay", "patchbay binary (make build)")
 	flag.StringVar(&cfg.ConsulTemplate, "consul-template", "bin/consul-template", "consul-template binary (make bin/consul-template)")
 	flag.StringVar(&cfg.Consul, "consul", "bin/consul", "consul binary (make bin/consul)")
+	flag.StringVar(&cfg.Floor, "floor", "bin/bench-floor", "the floor consumer of the cost row (make bin/bench-floor)")
+	flag.IntVar(&cfg.CostChanges, "cost-changes", 20, "changes of the cost row: one consul-template, one patchbay listener and the floor consumer, nothing else (0 skips)")
 	flag.StringVar(&cfg.NATSServer, "nats-server", "bin/nats-server", "nats-server binary, run as its own process so that its CPU can be measured (\"\" embeds one in the harness)")
 	flag.StringVar(&cfg.Dir, "dir", "", "work directory, kept (default: a temporary one, removed)")
 	flag.StringVar(&cfg.SimDir, "sim-dir", defaultSimDir(), "where simulated listeners render: each simulated host would fsync its own disk")
