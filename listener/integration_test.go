@@ -36,10 +36,11 @@ type cluster struct {
 	// nodeReg, when set, is the registry of the listeners (a client
 	// through a counting proxy); else they use reg.
 	nodeReg     listener.Registry
-	antiEntropy string       // of the listeners; default 2s
-	nodeLog     *slog.Logger // of the listeners; default testLogger
-	nodeExtra   string       // more listener.yaml lines of the next listeners (region: eu)
-	nodeBus     listener.Bus // of the next listeners; default nc
+	antiEntropy string                 // of the listeners; default 2s
+	nodeLog     *slog.Logger           // of the listeners; default testLogger
+	nodeExtra   string                 // more listener.yaml lines of the next listeners (region: eu)
+	nodeBus     listener.Bus           // of the next listeners; default nc
+	nodeOwner   []registry.OwnerOption // more options of the next listeners' instance owners
 }
 
 func cmpOrLogger(a, b *slog.Logger) *slog.Logger {
@@ -175,7 +176,7 @@ retry: {initial: 1s, max: 5s}
 	n.cfg = cfg
 	n.l, err = listener.New(cfg, reg,
 		listener.WithBus(bus), listener.WithLogger(cmpOrLogger(c.nodeLog, testLogger(c.t, name))),
-		listener.WithOwnerOptions(registry.WithOwnerTTL(2*time.Second)),
+		listener.WithOwnerOptions(append([]registry.OwnerOption{registry.WithOwnerTTL(2 * time.Second)}, c.nodeOwner...)...),
 		listener.WithRunHook(n.ran))
 	if err != nil {
 		c.t.Fatal(err)

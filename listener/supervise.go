@@ -207,6 +207,9 @@ func (l *Listener) subscribe(s *supervisor) {
 	for _, name := range s.cfg.serviceNames() {
 		want[events.BindingsSubject(l.fed, name)] = l.onBindings
 	}
+	for name := range s.owners {
+		want[events.InstancesSubject(l.fed, name)] = l.onInstancesGone
+	}
 	want[events.StatusSubject] = l.onStatusRequest
 	want[events.ChangesSubject] = l.onChangesRequest
 	for _, g := range s.groups {
@@ -253,6 +256,27 @@ func (l *Listener) onBindings(m *nats.Msg) {
 		l.queue.Trigger("binding of " + e.Service + " changed")
 	} else {
 		l.eventIgnored(e, ignored)
+	}
+}
+
+// onInstancesGone has the owner of an instance the resolver saw leave the
+// registry read its key now (registry.Owner.Recheck), so that an instance
+// a server removed behind its owner's back comes back within a second
+// rather than at the owner's next hold check. A forged or stale event
+// costs at most one Consul read a second per instance.
+func (l *Listener) onInstancesGone(m *nats.Msg) {
+	if !l.trusted(m) {
+		return
+	}
+	e, err := events.DecodeInstancesGone(m.Subject, m.Data)
+	if err != nil || e.Federation != l.fed {
+		l.metrics.Malformed()
+		return
+	}
+	o := (*l.owners.Load())[e.Service]
+	if o != nil && slices.Contains(e.Instances, o.ID()) {
+		l.log.Info("the resolver saw this node's instance leave the registry; its owner reads its key now", "service", e.Service, "instance", o.ID())
+		o.Recheck()
 	}
 }
 

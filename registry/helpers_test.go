@@ -76,6 +76,23 @@ func register(t *testing.T, c *Client, spec InstanceSpec, opts ...OwnerOption) *
 	return o
 }
 
+// destroySessions destroys every session of that name, as a server does
+// when it finds a session's node or checks failed.
+func destroySessions(t *testing.T, consul *testcluster.Consul, name string) {
+	t.Helper()
+	sessions, _, err := consul.Client.Session().List(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sessions {
+		if s.Name == name {
+			if _, err := consul.Client.Session().Destroy(s.ID, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 func waitRegistered(t *testing.T, o *Owner) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

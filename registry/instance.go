@@ -106,6 +106,7 @@ type Owner struct {
 	once       sync.Once
 	done       chan struct{}         // closed when run returns
 	err        atomic.Pointer[error] // why run stopped by itself
+	recheck    chan struct{}         // Recheck's nudge to hold; capacity 1
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -138,7 +139,7 @@ func (c *Client) Register(ctx context.Context, spec InstanceSpec, opts ...OwnerO
 		c: c, spec: spec, cfg: cfg,
 		log:        c.log.With("instance", id, "federation", spec.Federation),
 		checkIDs:   checkIDs{owner: id + ":owner:" + hex.EncodeToString(nonce), health: HealthCheckID(id)},
-		registered: make(chan struct{}), done: make(chan struct{}),
+		registered: make(chan struct{}), done: make(chan struct{}), recheck: make(chan struct{}, 1),
 	}
 	ctx, o.cancel = context.WithCancel(ctx)
 	o.wg.Add(2)
@@ -173,6 +174,22 @@ func (o *Owner) WaitRegistered(ctx context.Context) error {
 		return fmt.Errorf("registry: waiting for %s to register: %w", o.ID(), ctx.Err())
 	}
 }
+
+// Recheck has the owner read its instance key now rather than at its next
+// hold check: the resolver saw the instance leave the registry, which a
+// server can cause without the owner's agent noticing (events.InstancesGone).
+// It never blocks, and the owner reads at most once every
+// MinRecheckInterval however often it is asked, so that whoever can send
+// the nudge cannot turn it into load on Consul.
+func (o *Owner) Recheck() {
+	select {
+	case o.recheck <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// MinRecheckInterval is the least time between two reads Recheck asks for.
+const MinRecheckInterval = time.Second
 
 // Close deregisters the instance at once and stops the owner.
 func (o *Owner) Close(ctx context.Context) error {
@@ -607,8 +624,8 @@ const DefaultHoldCheck = 10 * time.Second
 
 // hold returns when the instance is lost: its session's checks went
 // critical (seen at once on the local agent), its key is gone or held by
-// another session (read every hold check, and every TTL while Consul does
-// not answer), or the unique lock is lost.
+// another session (read every hold check, when Recheck asks, and every
+// TTL while Consul does not answer), or the unique lock is lost.
 // Consul being unreachable is no loss: the session outlives an outage as
 // long as its checks pass, so the owner keeps it and carries on.
 func (o *Owner) hold(ctx context.Context, in binding.Instance, sid string, lost <-chan struct{}) error {
@@ -617,6 +634,7 @@ func (o *Owner) hold(ctx context.Context, in binding.Instance, sid string, lost 
 	defer local.Stop()
 	remote := time.NewTicker(o.cfg.holdCheck)
 	defer remote.Stop()
+	var lastRecheck time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -627,23 +645,44 @@ func (o *Owner) hold(ctx context.Context, in binding.Instance, sid string, lost 
 			if critical := o.criticalCheck(ctx); critical != "" {
 				return fmt.Errorf("%w: check %s is critical", errLost, critical)
 			}
+		case <-o.recheck:
+			if time.Since(lastRecheck) < MinRecheckInterval {
+				continue
+			}
+			lastRecheck = time.Now()
+			o.log.Debug("the resolver saw the instance leave; reading its key now")
+			// From the leader: a follower may not have applied yet the
+			// removal the resolver saw.
+			if err := o.readKey(ctx, key, sid, remote, false); err != nil {
+				return err
+			}
 		case <-remote.C:
-			q := (&api.QueryOptions{AllowStale: true}).WithContext(ctx)
-			pair, _, err := o.c.consul.KV().Get(key, q)
-			switch {
-			case err != nil:
-				// Cut off from the servers (a partition, an outage): read
-				// again every TTL, so that the instance is registered again
-				// within seconds of Consul answering if it was lost meanwhile.
-				o.log.Debug("cannot read the instance key; holding on", "err", o.c.fail(ctx, err, "read %s", key))
-				remote.Reset(o.cfg.ttl)
-			case pair == nil || pair.Session != sid:
-				return errLost
-			default:
-				remote.Reset(o.cfg.holdCheck)
+			if err := o.readKey(ctx, key, sid, remote, true); err != nil {
+				return err
 			}
 		}
 	}
+}
+
+// readKey reads the instance key, from any server when stale: errLost
+// when it is gone or another session holds it. It sets when remote next
+// reads it.
+func (o *Owner) readKey(ctx context.Context, key, sid string, remote *time.Ticker, stale bool) error {
+	q := (&api.QueryOptions{AllowStale: stale}).WithContext(ctx)
+	pair, _, err := o.c.consul.KV().Get(key, q)
+	switch {
+	case err != nil:
+		// Cut off from the servers (a partition, an outage): read again
+		// every TTL, so that the instance is registered again within
+		// seconds of Consul answering if it was lost meanwhile.
+		o.log.Debug("cannot read the instance key; holding on", "err", o.c.fail(ctx, err, "read %s", key))
+		remote.Reset(o.cfg.ttl)
+		return nil
+	case pair == nil || pair.Session != sid:
+		return errLost
+	}
+	remote.Reset(o.cfg.holdCheck)
+	return nil
 }
 
 // criticalCheck names a check of the instance that the local agent sees

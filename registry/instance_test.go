@@ -73,17 +73,28 @@ provides: {WEB_URL: "{SCHEME}://{HOST}:{PORT}/{NODE}/{REGION}/{{x}}"}
 		o := register(t, c, InstanceSpec{Federation: "default", Service: "svc", Node: "n1", Address: "127.0.0.1", Port: 7001}, WithMaxBackoff(200*time.Millisecond), WithHoldCheck(500*time.Millisecond))
 		waitRegistered(t, o)
 		// An operator (or a Consul failure) destroys the session.
-		sessions, _, _ := consul.Client.Session().List(nil)
-		for _, s := range sessions {
-			if s.Name == "patchbay instance "+o.ID() {
-				if _, err := consul.Client.Session().Destroy(s.ID, nil); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+		destroySessions(t, consul, "patchbay instance "+o.ID())
 		testcluster.Eventually(t, 5*time.Second, "instance removed with its session", func() bool { return len(instances(t, c, "svc")) == 0 })
 		took := testcluster.Eventually(t, 10*time.Second, "instance registered again", func() bool { return len(instances(t, c, "svc")) == 1 })
 		t.Logf("re-registered %s after losing its session", took.Round(time.Millisecond))
+	})
+
+	// A server invalidates the session (here: destroyed) while the owner's
+	// agent sees nothing wrong. With an hour between hold checks, only
+	// Recheck, the resolver's nudge, brings the instance back soon; a
+	// flood of nudges costs one read a second.
+	t.Run("recheck re-registers a lost instance at once", func(t *testing.T) {
+		c := newClient(t, consul)
+		publish(t, c, parseManifest(t, "id: svc\n"))
+		o := register(t, c, InstanceSpec{Federation: "default", Service: "svc", Node: "n1", Address: "127.0.0.1", Port: 7002}, WithMaxBackoff(200*time.Millisecond), WithHoldCheck(time.Hour))
+		waitRegistered(t, o)
+		destroySessions(t, consul, "patchbay instance "+o.ID())
+		testcluster.Eventually(t, 5*time.Second, "instance removed with its session", func() bool { return len(instances(t, c, "svc")) == 0 })
+		for range 100 {
+			o.Recheck()
+		}
+		took := testcluster.Eventually(t, 5*time.Second, "instance registered again after the nudge", func() bool { return len(instances(t, c, "svc")) == 1 })
+		t.Logf("re-registered %s after the nudge", took.Round(time.Millisecond))
 	})
 
 	// An owner that lost track of its session while Consul was unreachable

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/debounce"
 	"github.com/patchbay/patchbay/internal/events"
@@ -31,7 +29,8 @@ type leader struct {
 	readIndex  uint64 // Consul index of the last read of the bindings
 	writeIndex uint64 // Consul index of the last bindings write
 	lastPass   time.Time
-	changeSeen time.Time // first registry change not yet resolved (Pass.Since)
+	changeSeen time.Time            // first registry change not yet resolved (Pass.Since)
+	live       map[instanceRef]bool // instances the last pass bound (gone.go)
 }
 
 // storedBinding is what the leader knows of a stored binding.
@@ -100,6 +99,7 @@ func (ld *leader) resolve(ctx context.Context) error {
 	if err := ld.pass(ctx, snap); err != nil {
 		return err
 	}
+	ld.announceGone(snap)
 	ld.snapIndex, ld.lastPass, ld.changeSeen = snap.Index, time.Now(), time.Time{}
 	return nil
 }
@@ -320,21 +320,11 @@ func (ld *leader) applied(w registry.BindingWrite, next storedBinding, index uin
 	ld.announce(e)
 }
 
-// announce publishes an event. A failure is only logged: the binding is in
-// Consul already, and listeners' anti-entropy finds it without the event.
+// announce publishes a bindings event. A failure is only logged: the
+// binding is in Consul already, and listeners' anti-entropy finds it
+// without the event.
 func (l *Loop) announce(e events.BindingsChanged) {
-	subject := events.BindingsSubject(e.Federation, e.Service)
-	m := &nats.Msg{Subject: subject, Data: e.Encode()}
-	if l.signer != nil {
-		var err error
-		if m, err = l.signer.Msg(subject, m.Data); err != nil {
-			l.log.Warn("bindings event not signed, so not published; listeners will catch up by anti-entropy", "subject", subject, "err", err)
-			return
-		}
-	}
-	if err := l.pub.PublishMsg(m); err != nil {
-		l.log.Warn("bindings event not published; listeners will catch up by anti-entropy", "subject", subject, "err", err)
-	}
+	l.publish(events.BindingsSubject(e.Federation, e.Service), e.Encode())
 }
 
 // watchInputs sends the registry's Consul index each time it changes,
