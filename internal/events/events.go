@@ -83,11 +83,17 @@ func DecodeBindingsChanged(subject string, data []byte) (BindingsChanged, error)
 	if err := json.Unmarshal(data, &e); err != nil {
 		return e, fmt.Errorf("%w: bindings event: %w", ErrMalformed, err)
 	}
-	if e.Service == "" || e.Federation == "" {
-		return e, fmt.Errorf("%w: bindings event without federation or service", ErrMalformed)
+	return e, onItsSubject("bindings", e.Federation, e.Service, subject, BindingsSubject)
+}
+
+// onItsSubject checks that an event of kind names a federation and a
+// service, and came on the subject that subjectOf gives them.
+func onItsSubject(kind, federation, service, subject string, subjectOf func(federation, service string) string) error {
+	if service == "" || federation == "" {
+		return fmt.Errorf("%w: %s event without federation or service", ErrMalformed, kind)
 	}
-	if want := BindingsSubject(e.Federation, e.Service); subject != want {
-		return e, fmt.Errorf("%w: bindings event for %s received on %s", ErrMalformed, want, subject)
+	if want := subjectOf(federation, service); subject != want {
+		return fmt.Errorf("%w: %s event for %s received on %s", ErrMalformed, kind, want, subject)
 	}
-	return e, nil
+	return nil
 }

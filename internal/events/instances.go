@@ -43,11 +43,8 @@ func DecodeInstancesGone(subject string, data []byte) (InstancesGone, error) {
 	if err := json.Unmarshal(data, &e); err != nil {
 		return e, fmt.Errorf("%w: instances event: %w", ErrMalformed, err)
 	}
-	if e.Service == "" || e.Federation == "" {
-		return e, fmt.Errorf("%w: instances event without federation or service", ErrMalformed)
-	}
-	if want := InstancesSubject(e.Federation, e.Service); subject != want {
-		return e, fmt.Errorf("%w: instances event for %s received on %s", ErrMalformed, want, subject)
+	if err := onItsSubject("instances", e.Federation, e.Service, subject, InstancesSubject); err != nil {
+		return e, err
 	}
 	if len(e.Instances) > MaxGoneInstances {
 		return e, fmt.Errorf("%w: instances event names %d instances, more than %d", ErrMalformed, len(e.Instances), MaxGoneInstances)
