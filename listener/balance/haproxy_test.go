@@ -20,33 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/model"
-	"github.com/patchbay/patchbay/templates"
 )
-
-// renderHAProxy renders builtin:haproxy over WEB_URL providers at ports.
-func renderHAProxy(t *testing.T, options map[string]string, ports ...string) []byte {
-	t.Helper()
-	var ps []binding.Provider
-	for _, p := range ports {
-		ps = append(ps, binding.Provider{Key: "WEB_URL", Value: "http://127.0.0.1:" + p, Instance: "web@n:" + p, Service: "web", Public: true})
-	}
-	contents, err := templates.Builtin("haproxy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := templates.NewRenderer().Render(context.Background(), "haproxy", contents, templates.Data{
-		Service: "lb", Options: options,
-		Binding: &binding.Binding{Vars: map[string]binding.Var{"ROUTES": {Select: "all", Resolved: true, Providers: ps}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // haproxyUnderTest is a real HAProxy in master-worker mode with a stats socket.
 type haproxyUnderTest struct {
@@ -66,7 +43,7 @@ func startHAProxy(t *testing.T, ports ...string) *haproxyUnderTest {
 	h.addr = l.Addr().String()
 	l.Close()
 	h.options = map[string]string{"listen": h.addr, "check_inter": "200ms", "stats_socket": h.socket, "runtime_api": "true"}
-	if err := os.WriteFile(h.cfg, renderHAProxy(t, h.options, ports...), 0o644); err != nil {
+	if err := os.WriteFile(h.cfg, testcluster.RenderHAProxy(t, h.options, ports...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("haproxy", "-W", "-db", "-f", h.cfg)
@@ -131,7 +108,7 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 	api := &HAProxyAPI{Socket: h.socket, Timeout: 2 * time.Second}
 
 	// Add b.
-	old, next := renderHAProxy(t, h.options, a), renderHAProxy(t, h.options, a, b)
+	old, next := testcluster.RenderHAProxy(t, h.options, a), testcluster.RenderHAProxy(t, h.options, a, b)
 	c, why := model.DiffHAProxy(old, next)
 	if why != "" {
 		t.Fatal(why)
@@ -160,7 +137,7 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no request reached a")
 	}
-	c, _ = model.DiffHAProxy(next, renderHAProxy(t, h.options, b))
+	c, _ = model.DiffHAProxy(next, testcluster.RenderHAProxy(t, h.options, b))
 	applied := make(chan error, 1)
 	go func() { applied <- ApplyServers(ctx, c, api, 10*time.Second) }()
 	select {
@@ -181,7 +158,7 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 	}
 
 	// A file that disagrees with the running servers is refused: reload.
-	c, _ = model.DiffHAProxy(next, renderHAProxy(t, h.options, a))
+	c, _ = model.DiffHAProxy(next, testcluster.RenderHAProxy(t, h.options, a))
 	if err := ApplyServers(ctx, c, api, time.Second); !errors.Is(err, ErrHAProxyAPI) || !strings.Contains(err.Error(), "runs servers") {
 		t.Fatalf("apply over a stale file: %v", err)
 	}
@@ -196,7 +173,7 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 // server change with a reachable runtime API replaces the reload.
 func TestHitlessFallsBack(t *testing.T) {
 	opts := map[string]string{"stats_socket": filepath.Join(t.TempDir(), "none.sock"), "runtime_api": "true"}
-	one, two := renderHAProxy(t, opts, "8001"), renderHAProxy(t, opts, "8001", "8002")
+	one, two := testcluster.RenderHAProxy(t, opts, "8001"), testcluster.RenderHAProxy(t, opts, "8001", "8002")
 	m := &countingMetrics{}
 	b := New(slog.New(slog.NewTextHandler(io.Discard, nil)), m, false)
 	for _, tc := range []struct {
@@ -209,7 +186,7 @@ func TestHitlessFallsBack(t *testing.T) {
 		{name: "socket unavailable", source: "builtin:haproxy", opts: opts, prev: one, next: two},
 		{name: "runtime_api off", source: "builtin:haproxy", opts: map[string]string{"stats_socket": opts["stats_socket"]}, prev: one, next: two},
 		{name: "not the builtin", source: "haproxy.tmpl", opts: opts, prev: one, next: two},
-		{name: "structure changed", source: "builtin:haproxy", opts: opts, prev: one, next: renderHAProxy(t, map[string]string{"stats_socket": opts["stats_socket"], "runtime_api": "true", "maxconn": "10"}, "8001")},
+		{name: "structure changed", source: "builtin:haproxy", opts: opts, prev: one, next: testcluster.RenderHAProxy(t, map[string]string{"stats_socket": opts["stats_socket"], "runtime_api": "true", "maxconn": "10"}, "8001")},
 	} {
 		f := Change{Spec: manifest.TemplateFile{Source: tc.source, Options: tc.opts}, Destination: "haproxy.cfg", Previous: tc.prev, Content: tc.next, Existed: true}
 		if b.Hitless(context.Background(), f) {
