@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/patchbay/patchbay/binding"
-	"github.com/patchbay/patchbay/internal/harness/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/lbtest"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/templates"
 )
@@ -119,7 +119,7 @@ func TestProvisionDue(t *testing.T) {
 
 func TestDecide(t *testing.T) {
 	opts := map[string]string{"stats_socket": "/run/haproxy.sock", "runtime_api": "true"}
-	one, two := testcluster.RenderHAProxy(t, opts, "8001"), testcluster.RenderHAProxy(t, opts, "8001", "8002")
+	one, two := lbtest.RenderHAProxy(t, opts, "8001"), lbtest.RenderHAProxy(t, opts, "8001", "8002")
 	hap := manifest.TemplateFile{Source: manifest.BuiltinPrefix + "haproxy", Options: opts, Reload: []string{"reload"}}
 	for _, tc := range []struct {
 		name            string
@@ -134,7 +134,7 @@ func TestDecide(t *testing.T) {
 		{"changed, reload", manifest.TemplateFile{Reload: []string{"r"}}, []byte("x"), []byte("y"), true, true, ApplyReload, ""},
 		{"haproxy server added", hap, one, two, true, true, ApplyRuntime, ""},
 		{"haproxy not installed yet", hap, nil, two, false, true, ApplyReload, "no installed file"},
-		{"haproxy structure changed", hap, one, testcluster.RenderHAProxy(t, map[string]string{"stats_socket": "/run/haproxy.sock", "runtime_api": "true", "maxconn": "9"}, "8001"), true, true, ApplyReload, "HAProxy config changed beyond its servers"},
+		{"haproxy structure changed", hap, one, lbtest.RenderHAProxy(t, map[string]string{"stats_socket": "/run/haproxy.sock", "runtime_api": "true", "maxconn": "9"}, "8001"), true, true, ApplyReload, "HAProxy config changed beyond its servers"},
 		{"haproxy without a socket", manifest.TemplateFile{Source: hap.Source, Options: map[string]string{"runtime_api": "true"}, Reload: hap.Reload}, one, two, true, true, ApplyReload, "runtime_api needs the stats_socket"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

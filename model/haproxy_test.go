@@ -5,12 +5,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/patchbay/patchbay/internal/harness/testcluster"
+	"github.com/patchbay/patchbay/internal/harness/lbtest"
 )
 
 func TestDiffHAProxy(t *testing.T) {
 	opts := map[string]string{"check_inter": "500ms"}
-	base := testcluster.RenderHAProxy(t, opts, "8001", "8002")
+	base := lbtest.RenderHAProxy(t, opts, "8001", "8002")
 	for _, tc := range []struct {
 		name     string
 		new      []byte
@@ -18,11 +18,11 @@ func TestDiffHAProxy(t *testing.T) {
 		why      string
 	}{
 		{name: "same", new: base},
-		{name: "one added", new: testcluster.RenderHAProxy(t, opts, "8001", "8002", "8003"), add: []string{"web_n_8003"}},
-		{name: "one removed", new: testcluster.RenderHAProxy(t, opts, "8002"), del: []string{"web_n_8001"}},
-		{name: "both", new: testcluster.RenderHAProxy(t, opts, "8002", "8004"), add: []string{"web_n_8004"}, del: []string{"web_n_8001"}},
-		{name: "option changed", new: testcluster.RenderHAProxy(t, map[string]string{"check_inter": "1s"}, "8001", "8002"), why: "structure"},
-		{name: "route gone", new: testcluster.RenderHAProxy(t, opts), why: "structure"},
+		{name: "one added", new: lbtest.RenderHAProxy(t, opts, "8001", "8002", "8003"), add: []string{"web_n_8003"}},
+		{name: "one removed", new: lbtest.RenderHAProxy(t, opts, "8002"), del: []string{"web_n_8001"}},
+		{name: "both", new: lbtest.RenderHAProxy(t, opts, "8002", "8004"), add: []string{"web_n_8004"}, del: []string{"web_n_8001"}},
+		{name: "option changed", new: lbtest.RenderHAProxy(t, map[string]string{"check_inter": "1s"}, "8001", "8002"), why: "structure"},
+		{name: "route gone", new: lbtest.RenderHAProxy(t, opts), why: "structure"},
 		{name: "host name", new: []byte(strings.Replace(string(base), "127.0.0.1:8002", "web.example:8002", 1)), why: "cannot resolve"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

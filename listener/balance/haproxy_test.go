@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/internal/harness/lbtest"
 	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/manifest"
 	"github.com/patchbay/patchbay/model"
@@ -43,7 +44,7 @@ func startHAProxy(t *testing.T, ports ...string) *haproxyUnderTest {
 	h.addr = l.Addr().String()
 	l.Close()
 	h.options = map[string]string{"listen": h.addr, "check_inter": "200ms", "stats_socket": h.socket, "runtime_api": "true"}
-	if err := os.WriteFile(h.cfg, testcluster.RenderHAProxy(t, h.options, ports...), 0o644); err != nil {
+	if err := os.WriteFile(h.cfg, lbtest.RenderHAProxy(t, h.options, ports...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("haproxy", "-W", "-db", "-f", h.cfg)
@@ -108,7 +109,7 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 	api := &HAProxyAPI{Socket: h.socket, Timeout: 2 * time.Second}
 
 	// Add b.
-	old, next := testcluster.RenderHAProxy(t, h.options, a), testcluster.RenderHAProxy(t, h.options, a, b)
+	old, next := lbtest.RenderHAProxy(t, h.options, a), lbtest.RenderHAProxy(t, h.options, a, b)
 	c, why := model.DiffHAProxy(old, next)
 	if why != "" {
 		t.Fatal(why)
@@ -137,7 +138,7 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no request reached a")
 	}
-	c, _ = model.DiffHAProxy(next, testcluster.RenderHAProxy(t, h.options, b))
+	c, _ = model.DiffHAProxy(next, lbtest.RenderHAProxy(t, h.options, b))
 	applied := make(chan error, 1)
 	go func() { applied <- ApplyServers(ctx, c, api, 10*time.Second) }()
 	select {
@@ -158,7 +159,7 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 	}
 
 	// A file that disagrees with the running servers is refused: reload.
-	c, _ = model.DiffHAProxy(next, testcluster.RenderHAProxy(t, h.options, a))
+	c, _ = model.DiffHAProxy(next, lbtest.RenderHAProxy(t, h.options, a))
 	if err := ApplyServers(ctx, c, api, time.Second); !errors.Is(err, ErrHAProxyAPI) || !strings.Contains(err.Error(), "runs servers") {
 		t.Fatalf("apply over a stale file: %v", err)
 	}
@@ -173,7 +174,7 @@ func TestHAProxyRuntimeAPI(t *testing.T) {
 // server change with a reachable runtime API replaces the reload.
 func TestHitlessFallsBack(t *testing.T) {
 	opts := map[string]string{"stats_socket": filepath.Join(t.TempDir(), "none.sock"), "runtime_api": "true"}
-	one, two := testcluster.RenderHAProxy(t, opts, "8001"), testcluster.RenderHAProxy(t, opts, "8001", "8002")
+	one, two := lbtest.RenderHAProxy(t, opts, "8001"), lbtest.RenderHAProxy(t, opts, "8001", "8002")
 	m := &countingMetrics{}
 	b := New(slog.New(slog.NewTextHandler(io.Discard, nil)), m, false)
 	for _, tc := range []struct {
@@ -186,7 +187,7 @@ func TestHitlessFallsBack(t *testing.T) {
 		{name: "socket unavailable", source: "builtin:haproxy", opts: opts, prev: one, next: two},
 		{name: "runtime_api off", source: "builtin:haproxy", opts: map[string]string{"stats_socket": opts["stats_socket"]}, prev: one, next: two},
 		{name: "not the builtin", source: "haproxy.tmpl", opts: opts, prev: one, next: two},
-		{name: "structure changed", source: "builtin:haproxy", opts: opts, prev: one, next: testcluster.RenderHAProxy(t, map[string]string{"stats_socket": opts["stats_socket"], "runtime_api": "true", "maxconn": "10"}, "8001")},
+		{name: "structure changed", source: "builtin:haproxy", opts: opts, prev: one, next: lbtest.RenderHAProxy(t, map[string]string{"stats_socket": opts["stats_socket"], "runtime_api": "true", "maxconn": "10"}, "8001")},
 	} {
 		f := Change{Spec: manifest.TemplateFile{Source: tc.source, Options: tc.opts}, Destination: "haproxy.cfg", Previous: tc.prev, Content: tc.next, Existed: true}
 		if b.Hitless(context.Background(), f) {

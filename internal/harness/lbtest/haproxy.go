@@ -1,4 +1,6 @@
-package testcluster
+// Package lbtest renders load-balancer configurations for the tests of the
+// packages that diff them (model, listener/balance).
+package lbtest
 
 import (
 	"context"
