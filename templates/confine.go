@@ -1,10 +1,10 @@
 package templates
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -151,15 +151,10 @@ func ReadInstalled(f File) ([]byte, fs.FileMode, error) {
 		return nil, 0, err
 	}
 	defer d.close()
-	file, err := d.openInstalled()
+	in, err := d.readKnown()
 	if err != nil {
 		return nil, 0, err
 	}
-	defer func() { _ = file.Close() }() // read only
-	st, err := file.Stat()
-	if err != nil {
-		return nil, 0, err
-	}
-	b, err := io.ReadAll(file)
-	return b, st.Mode(), err
+	in.close()
+	return bytes.Clone(in.content), in.mode, nil // the caller's to keep: the known content is shared
 }

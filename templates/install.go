@@ -99,18 +99,18 @@ func InstallStamped(ctx context.Context, content []byte, f File) (changed bool, 
 	}
 	defer d.close()
 	f.sweepOnce(d)
-	old, cur, err := d.readInstalled()
-	if err != nil {
+	cur, err := d.readKnown()
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotRegular):
+		cur = installed{} // nothing there, or something the install replaces
+	case err != nil:
 		return false, Stamp{}, fmt.Errorf("templates: read %s: %w", f.Destination, err)
 	}
-	if cur != nil {
-		defer func() { _ = cur.Close() }() // read, and its mode fixed through it
-	}
+	defer cur.close()
+	old := cur.content
 	if old != nil && bytes.Equal(old, content) {
-		if err := f.fixMode(cur); err != nil {
-			return false, Stamp{}, err
-		}
-		return false, stampFile(cur), nil
+		stamp, err := f.keepMode(d, cur)
+		return false, stamp, err
 	}
 	staged, err := f.stage(d, content)
 	if err != nil {
@@ -130,7 +130,9 @@ func InstallStamped(ctx context.Context, content []byte, f File) (changed bool, 
 		return false, Stamp{}, fmt.Errorf("templates: install %s: %w", f.Destination, err)
 	}
 	staged.renamed = true
-	return true, stampFile(staged.File), nil
+	stamp = stampFile(staged.File)
+	known.remember(d.name(d.base), content, stamp)
+	return true, stamp, nil
 }
 
 // stampFile is the stamp of an open file; the zero Stamp if it has none.
@@ -143,27 +145,30 @@ func stampFile(file *os.File) Stamp {
 	return s
 }
 
-// readInstalled returns the content of the regular file at the
-// destination, and the file, open, for the caller to close; nil when there
-// is none, or something else is there (a symbolic link), which the install
-// replaces.
-func (d *destDir) readInstalled() ([]byte, *os.File, error) {
-	file, err := d.openInstalled()
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotRegular) {
-		return nil, nil, nil
+// keepMode restores the permissions and owner of an unchanged file
+// (through a descriptor, never a link's target) and returns its stamp.
+func (f File) keepMode(d *destDir, cur installed) (Stamp, error) {
+	if cur.mode.Perm() == f.Perms && f.Owner == "" && f.Group == "" {
+		return cur.stamp, nil
 	}
-	if err != nil {
-		return nil, nil, err
+	file := cur.file
+	if file == nil { // known without opening it
+		opened, err := d.openInstalled()
+		if err != nil {
+			return Stamp{}, fmt.Errorf("templates: %w", err)
+		}
+		defer func() { _ = opened.Close() }() // only its mode and owner fixed through it
+		if stampFile(opened) != cur.stamp {
+			return Stamp{}, fmt.Errorf("%w: %s changed while being installed; the next run installs it", ErrNotRegular, d.name(d.base))
+		}
+		file = opened
 	}
-	b, err := io.ReadAll(file)
-	if err != nil {
-		_ = file.Close() // read only
-		return nil, nil, err
+	if err := f.fixMode(file); err != nil {
+		return Stamp{}, err
 	}
-	if b == nil {
-		b = []byte{} // an empty file is a file
-	}
-	return b, file, nil
+	stamp := stampFile(file)
+	known.remember(d.name(d.base), cur.content, stamp)
+	return stamp, nil
 }
 
 // stagedFile is a staged file, open and locked until released: the lock is
