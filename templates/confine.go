@@ -40,12 +40,13 @@ func (f File) openDir(create bool) (*destDir, error) {
 	if err != nil || !filepath.IsAbs(f.Destination) || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return nil, fmt.Errorf("%w: %s is not beneath the root %s; give a destination without \"..\"", ErrConfined, f.Destination, top)
 	}
-	if create {
+	r, err := os.OpenRoot(top)
+	if errors.Is(err, fs.ErrNotExist) && create {
 		if err := os.MkdirAll(top, 0o755); err != nil { // the operator's root: its own links are the operator's
 			return nil, fmt.Errorf("templates: create root %s: %w", top, err)
 		}
+		r, err = os.OpenRoot(top)
 	}
-	r, err := os.OpenRoot(top)
 	if err != nil {
 		return nil, fmt.Errorf("templates: open root %s: %w", top, err)
 	}
@@ -144,8 +145,14 @@ func kindOf(info fs.FileInfo) string {
 // ReadInstalled reads the regular file at f.Destination through the same
 // confinement as Install, with its mode: fs.ErrNotExist when nothing is
 // there, ErrNotRegular when something else is, ErrConfined when the way
-// to it leaves f.Root or crosses a symbolic link.
+// to it leaves f.Root or crosses a symbolic link. A file this process last
+// read or wrote, and that still carries the stamp it had then, is known at
+// the cost of one lstat: whatever way leads to it, it is that very file,
+// and Install confines every write of its own.
 func ReadInstalled(f File) ([]byte, fs.FileMode, error) {
+	if content, mode, ok := known.unchanged(f.Destination); ok {
+		return bytes.Clone(content), mode, nil
+	}
 	d, err := f.openDir(false)
 	if err != nil {
 		return nil, 0, err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 )
 
@@ -57,6 +58,22 @@ func (k *knownFiles) lookup(path string, stamp Stamp) ([]byte, bool) {
 		return nil, false
 	}
 	return kf.content, true
+}
+
+// unchanged is what path held when remembered, and its mode, if its
+// lstat now shows it untouched since.
+func (k *knownFiles) unchanged(path string) ([]byte, fs.FileMode, bool) {
+	path = filepath.Clean(path)
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, 0, false
+	}
+	s, ok := stampOf(fi)
+	if !ok {
+		return nil, 0, false
+	}
+	content, ok := k.lookup(path, s)
+	return content, fi.Mode(), ok
 }
 
 // installed is what the destination holds.

@@ -2,6 +2,7 @@ package templates
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -120,5 +121,33 @@ func TestKnownContentModeRestored(t *testing.T) {
 	in, err := d.readKnown()
 	if err != nil || in.file != nil {
 		t.Fatalf("read again: from memory %v, %v", in.file == nil, err)
+	}
+}
+
+// A known file read through a directory since replaced by a link is still
+// that very file, so reading it is allowed; writing through the link is
+// not.
+func TestKnownContentWriteStaysConfined(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	f := File{Root: root, Destination: filepath.Join(root, "etc", "app", "out"), Perms: 0o644, Timeout: time.Second}
+	if _, _, err := InstallStamped(ctx, []byte("a\n"), f); err != nil {
+		t.Fatal(err)
+	}
+	real := filepath.Join(root, "elsewhere")
+	if err := os.Rename(filepath.Join(root, "etc", "app"), real); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, filepath.Join(root, "etc", "app")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := ReadInstalled(f); err != nil || string(got) != "a\n" {
+		t.Fatalf("ReadInstalled = %q, %v; want the known file", got, err)
+	}
+	if _, _, err := InstallStamped(ctx, []byte("b\n"), f); !errors.Is(err, ErrConfined) {
+		t.Fatalf("install through the link: %v, want ErrConfined", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(real, "out")); string(got) != "a\n" {
+		t.Fatalf("the file behind the link holds %q, want it untouched", got)
 	}
 }
