@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -326,6 +327,21 @@ func idleAfterRun(r listener.Report) bool {
 
 // provisionsTotal reads patchbay_listener_provisions_total{result} from
 // the daemon's /metrics; -1 when absent.
+// gomaxprocs is the daemon's GOMAXPROCS, as its /metrics says; -1 if absent.
+func gomaxprocs(t *testing.T, addr string) int {
+	t.Helper()
+	code, body := controlGet(addr, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", code, body)
+	}
+	m := regexp.MustCompile(`(?m)^go_sched_gomaxprocs_threads (\d+)$`).FindStringSubmatch(body)
+	if m == nil {
+		return -1
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
 func provisionsTotal(t *testing.T, addr, result string) int {
 	t.Helper()
 	code, body := controlGet(addr, "/metrics")
@@ -673,6 +689,10 @@ func TestListenDaemon(t *testing.T) {
 		if code, body := controlGet(n.control, "/healthz"); code != http.StatusOK || body != "ok\n" {
 			t.Errorf("GET /healthz: %d %q", code, body)
 		}
+		// --gomaxprocs defaults to 1, unless GOMAXPROCS chose already.
+		if want, _ := strconv.Atoi(cmp.Or(os.Getenv("GOMAXPROCS"), "1")); gomaxprocs(t, n.control) != want {
+			t.Errorf("go_sched_gomaxprocs_threads = %d, want %d", gomaxprocs(t, n.control), want)
+		}
 		okRuns := provisionsTotal(t, n.control, listener.ResultOK)
 		if okRuns < 1 {
 			t.Fatalf("patchbay_listener_provisions_total{result=\"ok\"} = %d after a run", okRuns)
@@ -858,4 +878,23 @@ func TestListenDaemon(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestMaxProcs(t *testing.T) {
+	for _, tc := range []struct {
+		flag int
+		env  string
+		want int
+		set  bool
+	}{
+		{flag: 1, want: 1, set: true},            // the default
+		{flag: 4, want: 4, set: true},            // asked for
+		{flag: 0, want: 0, set: false},           // Go's default stays
+		{flag: 1, env: "8", want: 1, set: false}, // the environment chose
+		{flag: 0, env: "8", want: 0, set: false},
+	} {
+		if got, set := maxProcs(tc.flag, tc.env); set != tc.set || (set && got != tc.want) {
+			t.Errorf("maxProcs(%d, %q) = %d, %v; want %d, %v", tc.flag, tc.env, got, set, tc.want, tc.set)
+		}
+	}
 }
