@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/patchbay/patchbay/internal/errkind"
 )
@@ -120,7 +121,7 @@ func (d *destDir) openInstalled() (*os.File, error) {
 	if !before.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: %s is %s", ErrNotRegular, d.name(d.base), kindOf(before))
 	}
-	file, err := d.root.OpenFile(d.base, os.O_RDONLY, 0)
+	file, err := d.open(d.base, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +131,15 @@ func (d *destDir) openInstalled() (*os.File, error) {
 		return nil, fmt.Errorf("%w: %s was replaced while being read", ErrNotRegular, d.name(d.base))
 	}
 	return file, nil
+}
+
+// open opens name in d with O_NONBLOCK: a FIFO swapped in for a file
+// between its lstat and its open cannot hold a run at the open, and Go
+// does not try to put the file on its network poller (four system calls
+// each time, all failing for a regular file, whose reads and writes
+// O_NONBLOCK leaves as they are).
+func (d *destDir) open(name string, flag int, perm fs.FileMode) (*os.File, error) {
+	return d.root.OpenFile(name, flag|syscall.O_NONBLOCK, perm)
 }
 
 func kindOf(info fs.FileInfo) string {

@@ -176,8 +176,9 @@ func (f File) keepMode(d *destDir, cur installed) (Stamp, error) {
 type stagedFile struct {
 	*os.File
 	dir     *destDir
-	name    string // in dir
-	renamed bool   // into place: the name may be another install's now
+	name    string      // in dir
+	mode    fs.FileMode // its permissions when created
+	renamed bool        // into place: the name may be another install's now
 }
 
 // release removes the staged file (unless renamed) and then drops the lock.
@@ -189,18 +190,23 @@ func (s stagedFile) release() {
 }
 
 // stage writes content to a temporary file in the destination's directory
-// with the final permissions and owner, and keeps it locked.
+// with the final permissions and owner, and keeps it locked. A file with
+// no owner or group to set is created with its permissions: a chmod is
+// left only for what the umask took away.
 func (f File) stage(d *destDir, content []byte) (stagedFile, error) {
-	tmp, err := createLocked(d, stagedPrefix(d.base))
+	perm := fs.FileMode(0o600) // until its owner is set
+	if f.Owner == "" && f.Group == "" {
+		perm = f.Perms.Perm()
+	}
+	tmp, err := createLocked(d, stagedPrefix(d.base), perm)
 	if err != nil {
 		return stagedFile{}, fmt.Errorf("templates: stage %s: %w", f.Destination, err)
 	}
-	err = errors.Join(
-		write(tmp.File, content),
-		tmp.Chmod(f.Perms),
-		f.chown(tmp.File),
-		tmp.Sync(),
-	)
+	err = write(tmp.File, content)
+	if err == nil && tmp.mode != f.Perms {
+		err = tmp.Chmod(f.Perms)
+	}
+	err = errors.Join(err, f.chown(tmp.File), tmp.Sync())
 	if err != nil {
 		tmp.release()
 		return stagedFile{}, fmt.Errorf("templates: stage %s: %w", f.Destination, err)
@@ -208,14 +214,14 @@ func (f File) stage(d *destDir, content []byte) (stagedFile, error) {
 	return tmp, nil
 }
 
-// createLocked creates a file named prefix and random digits in d, and
-// locks it. A RemoveStaged in another process can remove the name between
-// the two: then the lock is on a file no longer there, and a fresh one is
-// made.
-func createLocked(d *destDir, prefix string) (stagedFile, error) {
+// createLocked creates a file named prefix and random digits in d with
+// perm (less the umask), and locks it. A RemoveStaged in another process
+// can remove the name between the two: then the lock is on a file no
+// longer there, and a fresh one is made.
+func createLocked(d *destDir, prefix string, perm fs.FileMode) (stagedFile, error) {
 	for attempt := 1; ; attempt++ {
 		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10)
-		tmp, err := d.root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		tmp, err := d.open(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
 		if errors.Is(err, fs.ErrExist) && attempt < 100 {
 			continue
 		}
@@ -230,6 +236,7 @@ func createLocked(d *destDir, prefix string) (stagedFile, error) {
 		held, err1 := tmp.Stat()
 		named, err2 := d.root.Lstat(name)
 		if err1 == nil && err2 == nil && os.SameFile(held, named) {
+			s.mode = held.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 			return s, nil
 		}
 		_ = tmp.Close() // removed under us by another staging: nothing written, try again
@@ -363,7 +370,7 @@ func (d *destDir) removeUnlocked(name string) (removed bool, err error) {
 	if err != nil || !before.Mode().IsRegular() {
 		return false, err
 	}
-	f, err := d.root.Open(name)
+	f, err := d.open(name, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}

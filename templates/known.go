@@ -103,7 +103,7 @@ func (d *destDir) readKnown() (installed, error) {
 			return installed{content: content, stamp: s, mode: before.Mode()}, nil
 		}
 	}
-	file, err := d.root.OpenFile(d.base, os.O_RDONLY, 0)
+	file, err := d.open(d.base, os.O_RDONLY, 0)
 	if err != nil {
 		return installed{}, err
 	}
