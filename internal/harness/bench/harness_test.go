@@ -104,8 +104,8 @@ func checkCost(t *testing.T, c *Cost) {
 		t.Fatalf("cost row: %+v, want 2 changes", c)
 	}
 	for _, k := range []kind{consulTemplate, patchbay, floor} {
-		if c.CPUMs[k.String()] <= 0 || c.Switches[k.String()] <= 0 {
-			t.Errorf("cost row, %s: %.2f CPU ms and %.0f switches per change, want both > 0", k, c.CPUMs[k.String()], c.Switches[k.String()])
+		if c.CPUMs[k.String()] <= 0 || c.CPUMsMedian[k.String()] <= 0 || c.Switches[k.String()] <= 0 {
+			t.Errorf("cost row, %s: %.2f CPU ms (median %.2f) and %.0f switches per change, want all > 0", k, c.CPUMs[k.String()], c.CPUMsMedian[k.String()], c.Switches[k.String()])
 		}
 	}
 }
