@@ -204,18 +204,9 @@ func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) 
 	}
 	start := time.Now()
 	st.pending, st.skipQuiet, st.guarded, st.first, st.last = true, true, true, start, start
-	// One goroutine runs every provision: its stack, grown by the first
-	// run, serves the next ones, where a goroutine per run grew a fresh
-	// stack each time.
-	runs, done := make(chan struct{}), make(chan error, 1)
+	done := make(chan error, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer close(runs)
-	wg.Go(func() {
-		for range runs {
-			done <- provision(ctx) // buffered, and one run at a time: never blocks
-		}
-	})
 	for {
 		q.noteHeld(st, time.Now())
 		// A run that is due starts here, in the iteration that made it
@@ -223,7 +214,11 @@ func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) 
 		// of this goroutine.
 		if ctx.Err() == nil && q.ready(st, time.Now()) {
 			q.start(st, time.Now())
-			runs <- struct{}{} // the worker is idle: ready waits for the last run's done
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				done <- provision(ctx) // buffered: never blocks
+			}()
 			q.observe(st.public())
 		}
 		timer := time.NewTimer(q.wait(st, time.Now()))
