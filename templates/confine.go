@@ -36,10 +36,9 @@ type destDir struct {
 // openDir opens f.Destination's directory beneath f.Root ("" for "/"),
 // creating the missing directories (mode 0755) when create is set.
 func (f File) openDir(create bool) (*destDir, error) {
-	top := cmp.Or(f.Root, string(filepath.Separator))
-	rel, err := filepath.Rel(top, f.Destination)
-	if err != nil || !filepath.IsAbs(f.Destination) || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return nil, fmt.Errorf("%w: %s is not beneath the root %s; give a destination without \"..\"", ErrConfined, f.Destination, top)
+	top, rel, err := f.beneathRoot()
+	if err != nil {
+		return nil, err
 	}
 	r, err := os.OpenRoot(top)
 	if errors.Is(err, fs.ErrNotExist) && create {
@@ -67,6 +66,17 @@ func (f File) openDir(create bool) (*destDir, error) {
 		}
 	}
 	return &destDir{root: r, path: dir, base: filepath.Base(rel)}, nil
+}
+
+// beneathRoot returns f's root ("/" for "") and f.Destination relative to
+// it; ErrConfined when the destination, as written, is not beneath it.
+func (f File) beneathRoot() (top, rel string, err error) {
+	top = cmp.Or(f.Root, string(filepath.Separator))
+	rel, err = filepath.Rel(top, f.Destination)
+	if err != nil || !filepath.IsAbs(f.Destination) || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", "", fmt.Errorf("%w: %s is not beneath the root %s; give a destination without \"..\"", ErrConfined, f.Destination, top)
+	}
+	return top, rel, nil
 }
 
 // Why a directory on the way is refused.
@@ -114,6 +124,16 @@ func (d *destDir) name(name string) string { return filepath.Join(d.path, name) 
 // when nothing is there, ErrNotRegular when something else is (a symbolic
 // link is never followed: its target is not the destination).
 func (d *destDir) openInstalled() (*os.File, error) {
+	before, err := d.lstatInstalled()
+	if err != nil {
+		return nil, err
+	}
+	file, _, err := d.openSame(before)
+	return file, err
+}
+
+// lstatInstalled is the lstat of the regular file at the destination.
+func (d *destDir) lstatInstalled() (fs.FileInfo, error) {
 	before, err := d.root.Lstat(d.base)
 	if err != nil {
 		return nil, err
@@ -121,16 +141,22 @@ func (d *destDir) openInstalled() (*os.File, error) {
 	if !before.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: %s is %s", ErrNotRegular, d.name(d.base), kindOf(before))
 	}
+	return before, nil
+}
+
+// openSame opens the destination, and its stat, if it is still the file
+// before described.
+func (d *destDir) openSame(before fs.FileInfo) (*os.File, fs.FileInfo, error) {
 	file, err := d.open(d.base, os.O_RDONLY, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now, err := file.Stat()
 	if err != nil || !os.SameFile(before, now) {
-		_ = file.Close()
-		return nil, fmt.Errorf("%w: %s was replaced while being read", ErrNotRegular, d.name(d.base))
+		_ = file.Close() // read only
+		return nil, nil, fmt.Errorf("%w: %s was replaced while being read", ErrNotRegular, d.name(d.base))
 	}
-	return file, nil
+	return file, now, nil
 }
 
 // open opens name in d with O_NONBLOCK: a FIFO swapped in for a file
@@ -157,9 +183,13 @@ func kindOf(info fs.FileInfo) string {
 // there, ErrNotRegular when something else is, ErrConfined when the way
 // to it leaves f.Root or crosses a symbolic link. A file this process last
 // read or wrote, and that still carries the stamp it had then, is known at
-// the cost of one lstat: whatever way leads to it, it is that very file,
-// and Install confines every write of its own.
+// the cost of one lstat once the destination is known to be beneath
+// f.Root: whatever way leads to it, it is that very file, and Install
+// confines every write of its own.
 func ReadInstalled(f File) ([]byte, fs.FileMode, error) {
+	if _, _, err := f.beneathRoot(); err != nil {
+		return nil, 0, err
+	}
 	if content, mode, ok := known.unchanged(f.Destination); ok {
 		return bytes.Clone(content), mode, nil
 	}

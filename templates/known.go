@@ -2,7 +2,6 @@ package templates
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -91,26 +90,18 @@ type installed struct {
 // something else is.
 func (d *destDir) readKnown() (installed, error) {
 	path := d.name(d.base)
-	before, err := d.root.Lstat(d.base)
+	before, err := d.lstatInstalled()
 	if err != nil {
 		return installed{}, err
-	}
-	if !before.Mode().IsRegular() {
-		return installed{}, fmt.Errorf("%w: %s is %s", ErrNotRegular, path, kindOf(before))
 	}
 	if s, ok := stampOf(before); ok {
 		if content, ok := known.lookup(path, s); ok {
 			return installed{content: content, stamp: s, mode: before.Mode()}, nil
 		}
 	}
-	file, err := d.open(d.base, os.O_RDONLY, 0)
+	file, now, err := d.openSame(before) // stat before the read: a write during it changes the stamp remembered
 	if err != nil {
 		return installed{}, err
-	}
-	now, err := file.Stat() // before the read: a write during it changes the stamp remembered
-	if err != nil || !os.SameFile(before, now) {
-		_ = file.Close() // read only
-		return installed{}, fmt.Errorf("%w: %s was replaced while being read", ErrNotRegular, path)
 	}
 	b, err := io.ReadAll(file)
 	if err != nil {

@@ -151,3 +151,18 @@ func TestKnownContentWriteStaysConfined(t *testing.T) {
 		t.Fatalf("the file behind the link holds %q, want it untouched", got)
 	}
 }
+
+// A file this process installed is not read for a File whose root it is
+// not beneath: ReadInstalled refuses it as an install would, known or not.
+func TestKnownContentKeepsTheRoot(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	dest := filepath.Join(root, "etc", "out")
+	if _, err := Install(ctx, []byte("SECRET=1\n"), File{Root: root, Destination: dest, Perms: 0o600, Timeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	other := File{Root: t.TempDir(), Destination: dest, Perms: 0o600, Timeout: time.Second}
+	if b, _, err := ReadInstalled(other); !errors.Is(err, ErrConfined) {
+		t.Fatalf("ReadInstalled beneath another root: %q, %v; want ErrConfined", b, err)
+	}
+}
