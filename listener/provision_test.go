@@ -46,10 +46,22 @@ type pnode struct {
 }
 
 // logged reports whether some log record contains every one of parts.
-func (n *pnode) logged(parts ...string) bool {
+func (n *pnode) logged(parts ...string) bool { return n.loggedSince(0, parts...) }
+
+// logMark is where the next log record will be; loggedSince(mark) reads
+// only the records after it.
+func (n *pnode) logMark() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, l := range n.logs {
+	return len(n.logs)
+}
+
+// loggedSince reports whether some record from mark on contains every one
+// of parts.
+func (n *pnode) loggedSince(mark int, parts ...string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, l := range n.logs[mark:] {
 		all := true
 		for _, p := range parts {
 			all = all && strings.Contains(l, p)
@@ -287,6 +299,27 @@ func (c *cluster) provWaitBound(t *testing.T, key, value string, services ...str
 	})
 }
 
+// provChangeInOneRun sets key to value with n paused, and resumes it only
+// once every one of services is bound to it and n has heard each binding's
+// event: Consul holding a binding does not mean its event has reached the
+// node, and a run resumed before would apply the change in two.
+func (c *cluster) provChangeInOneRun(t *testing.T, n *pnode, key, value string, services ...string) {
+	t.Helper()
+	n.l.Pause()
+	mark := n.logMark()
+	c.provSetDatastore(t, key, value)
+	c.provWaitBound(t, key, value, services...)
+	testcluster.Eventually(t, provSettle, fmt.Sprintf("%s heard the events of %v", n.name, services), func() bool {
+		for _, s := range services {
+			if !n.loggedSince(mark, "provision triggered", "reason=binding of "+s+" changed") {
+				return false
+			}
+		}
+		return true
+	})
+	n.l.Resume()
+}
+
 // provArgv writes a command as a YAML (JSON) flow sequence.
 func provArgv(args ...string) string {
 	b, _ := json.Marshal(args)
@@ -437,10 +470,7 @@ templates:
 		})
 
 		// Paused until both bindings hold the change: one run applies it.
-		n.l.Pause()
-		c.provSetDatastore(t, "CK_V", "BROKEN")
-		c.provWaitBound(t, "CK_V", "BROKEN", "ck-a", "ck-b")
-		n.l.Resume()
+		c.provChangeInOneRun(t, n, "CK_V", "BROKEN", "ck-a", "ck-b")
 		testcluster.Eventually(t, provSettle, "the unchecked files hold v=BROKEN after a failed run", func() bool {
 			r := n.last.Load()
 			return n.file("/etc/ck/plain") == "v=BROKEN\n" && n.file("/etc/ck/other") == "v=BROKEN\n" && r != nil && r.Result == listener.ResultFailed
@@ -476,7 +506,10 @@ templates:
 			return st.Result == listener.ResultFailed && strings.Contains(st.Details["ck-a"], "template checked") && strings.HasPrefix(st.Details["ck-b"], "ok")
 		})
 		// Staging happens beside the destination; a failed check leaves
-		// no staged file behind.
+		// no staged file behind. Retries of the failed run stage again, so
+		// the count is taken with none running.
+		n.l.Pause()
+		testcluster.Eventually(t, provSettle, "no run in progress", func() bool { return !n.l.Report().Queue.Running })
 		staged, _ := filepath.Glob(filepath.Join(n.root, "etc/ck/.*"))
 		if len(staged) != 0 {
 			t.Errorf("staged files left behind: %v", staged)
@@ -525,10 +558,7 @@ templates:
 		}
 
 		// Paused until both bindings hold the change: one run applies it.
-		n.l.Pause()
-		c.provSetDatastore(t, "RL_V", "2")
-		c.provWaitBound(t, "RL_V", "2", "rl-a", "rl-b")
-		n.l.Resume()
+		c.provChangeInOneRun(t, n, "RL_V", "2", "rl-a", "rl-b")
 		testcluster.Eventually(t, provSettle, "four files hold v=2", holds("2"))
 		if got := counts(); got != [3]int{2, 2, 2} {
 			t.Errorf("after one run changing four files: reload x, reload y, provision ran %v times in all, want twice each", got)
