@@ -35,6 +35,7 @@ provision: {command: %s}
 templates:
   env: {contents: "x=1\n", destination: /etc/al/fine, reload: %s}`,
 		provSh("touch "+out+"/manifest-ran"), provSh("touch "+out+"/reloaded")))
+	c.provWaitBound(t, "", "", "al-evil", "al-fine")
 	n := c.startProvNode(t, "al-node", provNodeSpec{
 		allow: fmt.Sprintf(`control: "127.0.0.1:0"
 allow:
@@ -47,7 +48,7 @@ allow:
 	testcluster.Eventually(t, provSettle, "a run meets both services", func() bool {
 		var ok bool
 		r, ok = n.find(func(r listener.RunReport) bool {
-			return len(r.Services) == 2 && r.Services[0].Result != listener.ResultSkipped
+			return len(r.Services) == 2 && r.Services[0].Result != listener.ResultSkipped && r.Services[1].Result != listener.ResultSkipped
 		})
 		return ok
 	})

@@ -41,6 +41,7 @@ templates:
 	c.provPublish(t, `id: am-fixed
 templates:
   env: {contents: "x=1\n", destination: /etc/am/fixed, check: [test, -s, /etc/passwd]}`)
+	c.provWaitBound(t, "", "", "am-leak", "am-staged", "am-fixed")
 	n := c.startProvNode(t, "am-node", provNodeSpec{
 		allow: `control: "off"
 allow:
@@ -54,7 +55,7 @@ allow:
 	testcluster.Eventually(t, provSettle, "a run meets the three services", func() bool {
 		var ok bool
 		r, ok = n.find(func(r listener.RunReport) bool {
-			return len(r.Services) == 3 && r.Services[0].Result != listener.ResultSkipped
+			return len(r.Services) == 3 && !slices.ContainsFunc(r.Services, func(s listener.ServiceRun) bool { return s.Result == listener.ResultSkipped })
 		})
 		return ok
 	})
@@ -105,6 +106,7 @@ func TestReadmeShellPatternIsSafe(t *testing.T) {
 	c.provPublish(t, fmt.Sprintf("id: rs-inject\nprovision: {command: %s}", provSh("echo api: ; echo pwned-$((6*7))")))
 	c.provPublish(t, fmt.Sprintf("id: rs-arg\nprovision: {command: %s}", provArgv("sh", "-c", `echo "api: $1"`, "sh", "x; echo pwned-$((6*7))")))
 	allow := strings.Replace(readmeAllow(t), "  commands:\n", "  commands:\n    - [bash, -c, \"ls *\"]\n", 1)
+	c.provWaitBound(t, "", "", "rs-inject", "rs-arg")
 	n := c.startProvNode(t, "rs-node", provNodeSpec{
 		allow:    "control: \"off\"\n" + allow,
 		services: "  - service: rs-inject\n  - service: rs-arg\n",
@@ -113,7 +115,7 @@ func TestReadmeShellPatternIsSafe(t *testing.T) {
 	testcluster.Eventually(t, provSettle, "a run meets both services", func() bool {
 		var ok bool
 		r, ok = n.find(func(r listener.RunReport) bool {
-			return len(r.Services) == 2 && r.Services[0].Result != listener.ResultSkipped
+			return len(r.Services) == 2 && r.Services[0].Result != listener.ResultSkipped && r.Services[1].Result != listener.ResultSkipped
 		})
 		return ok
 	})

@@ -2,6 +2,7 @@ package listener_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/patchbay/patchbay/binding"
 	"github.com/patchbay/patchbay/internal/events"
 	"github.com/patchbay/patchbay/internal/harness/testcluster"
 	"github.com/patchbay/patchbay/listener"
@@ -431,10 +433,17 @@ templates:
 	setDB("postgres://fixed")
 	// The operator resumes once the fix is in the binding; resuming sooner
 	// lets the next node apply the broken value and halt the group again.
+	var fixed binding.Binding
 	testcluster.Eventually(t, 30*time.Second, "the resolver binds the fix", func() bool {
 		b, err := c.reg.Binding(ctx, "default", "www", "")
-		return err == nil && b != nil && strings.Contains(string(b.Value), "postgres://fixed")
+		return err == nil && b != nil && strings.Contains(string(b.Value), "postgres://fixed") && json.Unmarshal(b.Value, &fixed) == nil
 	})
+	// and once every node has heard it: Consul holding the fix does not
+	// mean its event has reached a node, which would apply what it holds.
+	testcluster.Eventually(t, 30*time.Second, "every node stages the fix", all(func(n *node) bool {
+		r := n.last.Load()
+		return r != nil && len(r.Services) == 1 && r.Services[0].Revision >= fixed.Revision && idle(n)
+	}))
 	resumed, err := group.Resume(ctx)
 	if err != nil || !resumed {
 		t.Fatalf("resume: %v, %v", resumed, err)
