@@ -81,7 +81,11 @@ templates:
 		return c.startListener(name, queue, services)
 	}
 	webUS := start("web-us", "us", "  - service: web\n    port: 11001\n")
+	// web-eu's changes must come by events: an anti-entropy read landing
+	// between a binding's write and its event would apply it first.
+	c.antiEntropy = "1h"
 	webEU := start("web-eu", "eu", "  - service: web\n    port: 11002\n")
+	c.antiEntropy = ""
 	cacheAP := start("cache-ap", "ap", "  - service: cache\n    port: 11003\n")
 	c.antiEntropy, c.nodeBus = "1s", deafBus{c.nc}
 	deafEU := start("deaf-eu", "eu", "  - service: web\n")
