@@ -509,7 +509,10 @@ templates:
 		// no staged file behind. Retries of the failed run stage again, so
 		// the count is taken with none running.
 		n.l.Pause()
-		testcluster.Eventually(t, provSettle, "no run in progress", func() bool { return !n.l.Report().Queue.Running })
+		testcluster.Eventually(t, provSettle, "paused with no run in progress", func() bool {
+			q := n.l.Report().Queue
+			return q.Paused && !q.Running
+		})
 		staged, _ := filepath.Glob(filepath.Join(n.root, "etc/ck/.*"))
 		if len(staged) != 0 {
 			t.Errorf("staged files left behind: %v", staged)
