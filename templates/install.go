@@ -125,14 +125,29 @@ func InstallStamped(ctx context.Context, content []byte, f File) (changed bool, 
 			return false, Stamp{}, err
 		}
 	}
+	before := stampFile(staged.File)
 	// Renaming over a symbolic link replaces the link, not its target.
 	if err := d.root.Rename(staged.name, d.base); err != nil {
 		return false, Stamp{}, fmt.Errorf("templates: install %s: %w", f.Destination, err)
 	}
 	staged.renamed = true
-	stamp = stampFile(staged.File)
+	stamp = unwrittenSince(before, stampFile(staged.File))
 	known.remember(d.name(d.base), content, stamp)
 	return true, stamp, nil
+}
+
+// unwrittenSince is after when the file was not written since before was
+// taken, else the zero Stamp: the install cannot vouch for its content.
+// An edit landing between the rename and the stat after it would otherwise
+// be stamped as the install's own content, and never be put right. The
+// rename, and a mode fixed through the descriptor, change only the change
+// time and the mode; any write changes the size or the modification time.
+func unwrittenSince(before, after Stamp) Stamp {
+	if before == (Stamp{}) || before.dev != after.dev || before.ino != after.ino ||
+		before.size != after.size || before.mtime != after.mtime {
+		return Stamp{}
+	}
+	return after
 }
 
 // stampFile is the stamp of an open file; the zero Stamp if it has none.
@@ -163,10 +178,11 @@ func (f File) keepMode(d *destDir, cur installed) (Stamp, error) {
 		}
 		file = opened
 	}
+	before := stampFile(file)
 	if err := f.fixMode(file); err != nil {
 		return Stamp{}, err
 	}
-	stamp := stampFile(file)
+	stamp := unwrittenSince(before, stampFile(file))
 	known.remember(d.name(d.base), cur.content, stamp)
 	return stamp, nil
 }

@@ -71,3 +71,77 @@ func TestStampUntouched(t *testing.T) {
 		t.Fatal("the zero stamp must never pass")
 	}
 }
+
+// An install vouches for its stamp only when nothing wrote to the file
+// between the stat before its rename and the stat after: a write that
+// lands in between must not be stamped as the install's content, or the
+// drift watcher would never put it right.
+func TestUnwrittenSince(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("installed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stat := func() Stamp {
+		t.Helper()
+		fi, err := os.Lstat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, ok := stampOf(fi)
+		if !ok {
+			t.Fatal("no stamp on linux")
+		}
+		return s
+	}
+	cases := []struct {
+		name   string
+		change func(t *testing.T)
+		vouch  bool
+	}{
+		{"nothing", func(*testing.T) {}, true},
+		{"renamed in place, as an install does", func(t *testing.T) {
+			moved := path + ".moved"
+			if os.Rename(path, moved) != nil || os.Rename(moved, path) != nil {
+				t.Fatal("rename")
+			}
+		}, true},
+		{"mode fixed", func(t *testing.T) {
+			if err := os.Chmod(path, 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"written, same size", func(t *testing.T) {
+			if err := os.WriteFile(path, []byte("hand edit\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"written, other size", func(t *testing.T) {
+			if err := os.WriteFile(path, []byte("hand\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"replaced", func(t *testing.T) {
+			other := path + ".other"
+			if os.WriteFile(other, []byte("installed\n"), 0o600) != nil || os.Rename(other, path) != nil {
+				t.Fatal("replace")
+			}
+		}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := stat()
+			tc.change(t)
+			after := stat()
+			got := unwrittenSince(before, after)
+			if vouched := got != (Stamp{}); vouched != tc.vouch {
+				t.Errorf("unwrittenSince = %+v, want vouched %v", got, tc.vouch)
+			}
+			if tc.vouch && got != after {
+				t.Errorf("vouched for %+v, want the stamp after, %+v", got, after)
+			}
+		})
+	}
+	if got := unwrittenSince(Stamp{}, stat()); got != (Stamp{}) {
+		t.Errorf("with no stamp before: %+v, want none", got)
+	}
+}
