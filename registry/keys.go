@@ -3,7 +3,10 @@ package registry
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // keys is patchbay's KV layout under its prefix. The resolver's inputs live
@@ -66,11 +69,32 @@ func (k keys) rollout(fed, group string) string {
 }
 
 // parts splits key below base into its path segments, checking the count.
+// Keys are written by whoever may write the prefix: one that is not
+// printable text is refused here, and named quoted, so that no key can
+// break the one-line errors, logs and terminal lines that name it.
 func parts(key, base string, n int) ([]string, error) {
 	rest, ok := strings.CutPrefix(key, base)
 	p := strings.Split(rest, "/")
-	if !ok || len(p) != n || slices.Contains(p, "") {
-		return nil, fmt.Errorf("unexpected key layout, want %s followed by %d segments", base, n)
+	switch {
+	case !Printable(key):
+		return nil, fmt.Errorf("%q: the key holds a control character or a byte that is not UTF-8; delete it", key)
+	case !ok || len(p) != n || slices.Contains(p, ""):
+		return nil, fmt.Errorf("%s: unexpected key layout, want %s followed by %d segments", key, base, n)
 	}
 	return p, nil
+}
+
+// Printable reports whether s is UTF-8 text without control characters:
+// safe to name as it is in a one-line message.
+func Printable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
+}
+
+// ShownKey is key as a message names it: as it is when printable, quoted
+// otherwise.
+func ShownKey(key string) string {
+	if Printable(key) {
+		return key
+	}
+	return strconv.Quote(key)
 }

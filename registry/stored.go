@@ -100,7 +100,7 @@ var statusResults = []string{"ok", "failed", "skipped", "halted"}
 // that are not text.
 func DecodeStatus(key, node string, value []byte) (Status, error) {
 	var s Status
-	where := cmp.Or(key, "status answer")
+	where := cmp.Or(ShownKey(key), "status answer")
 	if off := manifest.InvalidUTF8(string(value)); off >= 0 {
 		return s, fmt.Errorf("%s: the byte at offset %d is not UTF-8", where, off)
 	}

@@ -40,7 +40,7 @@ func (a *app) snapshot(ctx context.Context) (*binding.Snapshot, error) {
 		return nil, err
 	}
 	for _, s := range snap.Skipped {
-		fmt.Fprintf(a.stderr, "warning: skipped unreadable %s: %s\n", s.Key, s.Reason)
+		fmt.Fprintf(a.stderr, "warning: skipped unreadable %s: %s\n", registry.ShownKey(s.Key), s.Reason)
 	}
 	return snap, nil
 }

@@ -84,7 +84,7 @@ func (a *app) status(ctx context.Context, asJSON bool, wait time.Duration, prune
 		return err
 	}
 	for _, s := range skipped {
-		fmt.Fprintf(a.stderr, "warning: skipped unreadable %s: %s\n", s.Key, s.Reason)
+		fmt.Fprintf(a.stderr, "warning: skipped unreadable %s: %s\n", registry.ShownKey(s.Key), s.Reason)
 	}
 	if wait > 0 {
 		var asked error
