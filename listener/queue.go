@@ -214,11 +214,7 @@ func (q *Queue) Run(ctx context.Context, provision func(context.Context) error) 
 		// of this goroutine.
 		if ctx.Err() == nil && q.ready(st, time.Now()) {
 			q.start(st, time.Now())
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				done <- provision(ctx) // buffered: never blocks
-			}()
+			wg.Go(func() { done <- provision(ctx) }) // buffered: never blocks
 			q.observe(st.public())
 		}
 		timer := time.NewTimer(q.wait(st, time.Now()))

@@ -76,7 +76,7 @@ func parts(key, base string, n int) ([]string, error) {
 	rest, ok := strings.CutPrefix(key, base)
 	p := strings.Split(rest, "/")
 	switch {
-	case !Printable(key):
+	case !printable(key):
 		return nil, fmt.Errorf("%q: the key holds a control character or a byte that is not UTF-8; delete it", key)
 	case !ok || len(p) != n || slices.Contains(p, ""):
 		return nil, fmt.Errorf("%s: unexpected key layout, want %s followed by %d segments", key, base, n)
@@ -84,16 +84,16 @@ func parts(key, base string, n int) ([]string, error) {
 	return p, nil
 }
 
-// Printable reports whether s is UTF-8 text without control characters:
+// printable reports whether s is UTF-8 text without control characters:
 // safe to name as it is in a one-line message.
-func Printable(s string) bool {
+func printable(s string) bool {
 	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
 }
 
 // ShownKey is key as a message names it: as it is when printable, quoted
 // otherwise.
 func ShownKey(key string) string {
-	if Printable(key) {
+	if printable(key) {
 		return key
 	}
 	return strconv.Quote(key)
